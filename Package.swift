@@ -1,0 +1,107 @@
+// swift-tools-version:6.1
+// aos-agent: shared-LVM (lvmlockd + sanlock) agent system for OpenStack.
+// Dependencies point one way: CRabbitMQ <- AMQPClient <- OsloRPC -> RPCWire;
+// SharedLVM and AOSConfig are leaves; AgentCore/ControllerCore compose them;
+// executables are thin.
+import PackageDescription
+
+let strict: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+]
+
+let package = Package(
+    name: "aos-agent",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "aos-agent", targets: ["aos-agent"]),
+        .executable(name: "aos-controller", targets: ["aos-controller"]),
+        .executable(name: "aosctl", targets: ["aosctl"]),
+        .executable(name: "aos-bench", targets: ["aos-bench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
+        .package(url: "https://github.com/swiftlang/swift-subprocess.git", from: "1.0.0", traits: []),
+    ],
+    targets: [
+        // C shim over Debian's librabbitmq-dev (0.11). Only AMQPClient imports it.
+        .systemLibrary(
+            name: "CRabbitMQ",
+            pkgConfig: "librabbitmq",
+            providers: [.apt(["librabbitmq-dev"])]
+        ),
+        .target(
+            name: "AMQPClient",
+            dependencies: ["CRabbitMQ", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict
+        ),
+        // Pure oslo.messaging wire format: envelope, messages, failures, dispatch rules.
+        .target(name: "RPCWire", swiftSettings: strict),
+        .target(
+            name: "OsloRPC",
+            dependencies: ["AMQPClient", "RPCWire", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict
+        ),
+        .target(name: "AOSConfig", swiftSettings: strict),
+        .target(
+            name: "SharedLVM",
+            dependencies: [
+                .product(name: "Subprocess", package: "swift-subprocess"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "AgentCore",
+            dependencies: ["OsloRPC", "RPCWire", "SharedLVM", "AOSConfig", "AMQPClient",
+                           .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "ControllerCore",
+            dependencies: ["OsloRPC", "RPCWire", "AOSConfig", "AMQPClient",
+                           .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "aos-agent",
+            dependencies: ["AgentCore", "AOSConfig", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                           .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "aos-controller",
+            dependencies: ["ControllerCore", "AOSConfig", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                           .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "aosctl",
+            dependencies: ["OsloRPC", "RPCWire", "AOSConfig", "AMQPClient",
+                           .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                           .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "aos-bench",
+            dependencies: ["OsloRPC", "RPCWire", "AMQPClient",
+                           .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                           .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict
+        ),
+        // A small RPC peer used by the Python interop and resilience tests.
+        .executableTarget(
+            name: "aos-rpc-peer",
+            dependencies: ["OsloRPC", "RPCWire", "AMQPClient",
+                           .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                           .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict
+        ),
+        .testTarget(name: "AMQPClientTests", dependencies: ["AMQPClient"], swiftSettings: strict),
+        .testTarget(name: "RPCWireTests", dependencies: ["RPCWire"], swiftSettings: strict),
+        .testTarget(name: "OsloRPCTests", dependencies: ["OsloRPC", "RPCWire", "AMQPClient"], swiftSettings: strict),
+        .testTarget(name: "AOSConfigTests", dependencies: ["AOSConfig"], swiftSettings: strict),
+        .testTarget(name: "SharedLVMTests", dependencies: ["SharedLVM"], swiftSettings: strict),
+        .testTarget(name: "AgentCoreTests", dependencies: ["AgentCore", "SharedLVM", "RPCWire"], swiftSettings: strict),
+    ]
+)

@@ -1,0 +1,144 @@
+import CRabbitMQ
+import Logging
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One AMQP 0-9-1 connection (one channel) owned by a dedicated OS thread.
+///
+/// Every librabbitmq call happens on that thread; async callers post jobs and
+/// await their results. The connection reconnects by itself (capped exponential
+/// backoff, failing over across the URL's hosts) and replays everything declared
+/// through it: exchanges, queues, bindings, qos and consumers. Operations wait for
+/// a connection until their deadline and then fail with a clear `AMQPError`;
+/// publishes in flight when the connection breaks fail with `.connectionLost`.
+public final class AMQPConnection: Sendable {
+    public static let libraryVersion = String(cString: amqp_version())
+
+    public let configuration: AMQPConfiguration
+    private let mailbox: Mailbox
+    private let status: StatusBox
+
+    public init(configuration: AMQPConfiguration, logger: Logger,
+                onStateChange: (@Sendable (ConnectionState) -> Void)? = nil) {
+        self.configuration = configuration
+        self.mailbox = Mailbox()
+        self.status = StatusBox(observer: onStateChange)
+        let core = ConnectionCore(config: configuration, logger: logger, mailbox: mailbox, status: status)
+        Self.startThread(core)
+    }
+
+    deinit { mailbox.beginClosing() }
+
+    private static func startThread(_ core: ConnectionCore) {
+        final class Box: @unchecked Sendable {  // handed over once, then used only by the new thread
+            let core: ConnectionCore
+            init(_ c: ConnectionCore) { core = c }
+        }
+        let box = Unmanaged.passRetained(Box(core))
+        var tid = pthread_t()
+        let rc = pthread_create(&tid, nil, { arg in
+            let b = Unmanaged<Box>.fromOpaque(arg!).takeRetainedValue()
+            _ = aos_set_thread_name("amqp-io")
+            b.core.runLoop()
+            return nil
+        }, box.toOpaque())
+        precondition(rc == 0, "cannot start the AMQP I/O thread (errno \(rc))")
+        pthread_detach(tid)
+    }
+
+    public var state: ConnectionState { status.current }
+
+    /// Closes the connection: queued and waiting operations fail with `.closed`.
+    public func close() async {
+        await withCheckedContinuation { (cont: CheckedContinuation<Void, Never>) in
+            let posted = mailbox.post(Job(run: { _ in cont.resume() }, fail: { _ in cont.resume() }))
+            mailbox.beginClosing()
+            if !posted { cont.resume() }
+        }
+    }
+
+    // MARK: - Plumbing
+
+    /// Runs `body` on the I/O thread once connected (or fails at the deadline).
+    private func onConnection<T: Sendable>(
+        timeout: Duration, needsUnblocked: Bool = false,
+        _ body: @escaping @Sendable (ConnectionCore, @escaping @Sendable (Result<T, AMQPError>) -> Void) -> Void
+    ) async throws -> T {
+        let deadline = ContinuousClock.now + timeout
+        return try await withCheckedThrowingContinuation { (cont: CheckedContinuation<T, any Error>) in
+            let job = Job(
+                run: { core in
+                    core.whenConnected(deadline: deadline, needsUnblocked: needsUnblocked,
+                                       { core in body(core) { cont.resume(with: $0.mapError { $0 as any Error }) } },
+                                       fail: { cont.resume(throwing: $0) })
+                },
+                fail: { cont.resume(throwing: $0) })
+            if !mailbox.post(job) { cont.resume(throwing: AMQPError.closed) }
+        }
+    }
+
+    // MARK: - Public operations
+
+    /// Waits until the connection is up (useful at startup and in tests).
+    public func waitUntilConnected(timeout: Duration) async throws {
+        try await onConnection(timeout: timeout) { _, done in done(.success(())) }
+    }
+
+    public func declare(exchange: ExchangeDeclaration, timeout: Duration = .seconds(30)) async throws {
+        try await onConnection(timeout: timeout) { core, done in done(core.declare(exchange)) }
+    }
+
+    public func declare(queue: QueueDeclaration, timeout: Duration = .seconds(30)) async throws {
+        try await onConnection(timeout: timeout) { core, done in done(core.declare(queue)) }
+    }
+
+    public func bind(_ binding: QueueBinding, timeout: Duration = .seconds(30)) async throws {
+        try await onConnection(timeout: timeout) { core, done in done(core.bind(binding)) }
+    }
+
+    public func deleteQueue(_ name: String, timeout: Duration = .seconds(30)) async throws {
+        try await onConnection(timeout: timeout) { core, done in done(core.deleteQueue(name)) }
+    }
+
+    public func setPrefetch(_ count: UInt16, timeout: Duration = .seconds(30)) async throws {
+        try await onConnection(timeout: timeout) { core, done in done(core.setPrefetch(count)) }
+    }
+
+    /// Consumes `queue`; `handler` runs on the I/O thread for each delivery and
+    /// must return quickly (hand work to a task or stream). Deliveries are acked
+    /// on receipt. The consumer survives reconnects and queue deletion.
+    /// Returns the consumer tag.
+    @discardableResult
+    public func consume(queue: String, timeout: Duration = .seconds(30),
+                        handler: @escaping @Sendable (AMQPDelivery) -> Void) async throws -> String {
+        try await onConnection(timeout: timeout) { core, done in done(core.consume(queue: queue, handler: handler)) }
+    }
+
+    /// Consumes `queue` as an AsyncSequence; cancelling iteration cancels the consumer.
+    public func deliveries(queue: String, timeout: Duration = .seconds(30)) async throws -> AsyncStream<AMQPDelivery> {
+        let (stream, continuation) = AsyncStream<AMQPDelivery>.makeStream(bufferingPolicy: .unbounded)
+        let tag = try await consume(queue: queue, timeout: timeout) { continuation.yield($0) }
+        continuation.onTermination = { [mailbox] _ in
+            _ = mailbox.post(Job(run: { core in core.cancel(consumerTag: tag) }, fail: { _ in }))
+        }
+        return stream
+    }
+
+    public func cancel(consumerTag: String) {
+        _ = mailbox.post(Job(run: { core in core.cancel(consumerTag: consumerTag) }, fail: { _ in }))
+    }
+
+    /// Publishes and waits for the broker's confirm. With `mandatory`, a message no
+    /// queue takes fails fast with `.unroutable`. Waits for a connection (and for
+    /// the broker to unblock publishers) until `timeout`.
+    public func publish(_ body: [UInt8], exchange: String, routingKey: String,
+                        properties: AMQPProperties = AMQPProperties(), mandatory: Bool = false,
+                        timeout: Duration = .seconds(30)) async throws {
+        let deadline = ContinuousClock.now + timeout
+        try await onConnection(timeout: timeout, needsUnblocked: true) { core, done in
+            core.publish(body: body, exchange: exchange, routingKey: routingKey, properties: properties,
+                         mandatory: mandatory, deadline: deadline, completion: done)
+        }
+    }
+}

@@ -1,0 +1,80 @@
+import CRabbitMQ
+import Dispatch
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// librabbitmq 0.11 can block forever inside amqp_basic_publish when the broker
+/// stops reading (upstream #780). While a publish is on the wire this watchdog
+/// holds its deadline; if it passes, it shuts the socket down so the write fails
+/// and the I/O thread rebuilds the connection. One thread per process, parked on
+/// a semaphore whenever nothing is armed, so an idle process stays idle.
+final class PublishWatchdog: Sendable {
+    static let shared = PublishWatchdog()
+
+    private struct Armed {
+        var fd: Int32
+        var deadline: ContinuousClock.Instant
+    }
+
+    private struct State {
+        var nextToken: UInt64 = 1
+        var armed: [UInt64: Armed] = [:]
+        var threadStarted = false
+        var parked = false
+    }
+
+    private let state = Mutex(State())
+    private let wake = DispatchSemaphore(value: 0)
+
+    /// Returns a token to pass to `disarm`. Cheap: a lock and a dictionary insert.
+    func arm(fd: Int32, timeout: Duration) -> UInt64 {
+        let (token, start, signal) = state.withLock { s -> (UInt64, Bool, Bool) in
+            let t = s.nextToken
+            s.nextToken += 1
+            s.armed[t] = Armed(fd: fd, deadline: .now + timeout)
+            let start = !s.threadStarted
+            s.threadStarted = true
+            let signal = s.parked
+            s.parked = false
+            return (t, start, signal)
+        }
+        if start { startThread() }
+        if signal { wake.signal() }
+        return token
+    }
+
+    /// Once this returns, the watchdog will not touch the fd: shutdown happens under
+    /// the same lock, so the caller may close the socket safely afterwards.
+    func disarm(_ token: UInt64) {
+        _ = state.withLock { $0.armed.removeValue(forKey: token) }
+    }
+
+    private func startThread() {
+        let box = Unmanaged.passRetained(self)
+        var tid = pthread_t()
+        let rc = pthread_create(&tid, nil, { arg in
+            let me = Unmanaged<PublishWatchdog>.fromOpaque(arg!).takeRetainedValue()
+            _ = aos_set_thread_name("amqp-watchdog")
+            me.loop()
+            return nil
+        }, box.toOpaque())
+        if rc == 0 { pthread_detach(tid) } else { box.release() }
+    }
+
+    private func loop() {
+        while true {
+            let now = ContinuousClock.now
+            let park = state.withLock { s -> Bool in
+                for (t, a) in s.armed where a.deadline <= now {
+                    _ = shutdown(a.fd, Int32(SHUT_RDWR))
+                    s.armed.removeValue(forKey: t)
+                }
+                if s.armed.isEmpty { s.parked = true }
+                return s.parked
+            }
+            if park { wake.wait() } else { usleep(200_000) }
+        }
+    }
+}

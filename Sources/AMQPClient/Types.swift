@@ -1,0 +1,209 @@
+/// Connection settings. Built from a transport URL plus oslo-style options;
+/// see docs/amqp-rpc.md for what each one changes on the wire.
+public struct AMQPConfiguration: Sendable {
+    public struct TLS: Sendable, Equatable {
+        /// librabbitmq 0.11 cannot use the system CA store: a CA file is required.
+        public var caFile: String
+        public var certFile: String?
+        public var keyFile: String?
+        public var verifyPeer = true
+        /// DNS-name matching only in 0.11: connect by name, not by IP address.
+        public var verifyHostname = true
+
+        public init(caFile: String, certFile: String? = nil, keyFile: String? = nil) {
+            self.caFile = caFile
+            self.certFile = certFile
+            self.keyFile = keyFile
+        }
+    }
+
+    public var url: TransportURL
+    /// AMQP heartbeat in seconds (oslo's heartbeat_timeout_threshold); 0 disables.
+    /// A dead peer is detected after about two intervals.
+    public var heartbeat: Int = 60
+    public var connectTimeout: Duration = .seconds(5)
+    /// Bound on synchronous AMQP methods (declare, bind, consume).
+    public var methodTimeout: Duration = .seconds(30)
+    /// A publish (socket write) that has not finished by then is aborted and the
+    /// connection rebuilt: guards against librabbitmq 0.11's publish hang.
+    public var publishWriteTimeout: Duration = .seconds(10)
+    public var reconnectInitialDelay: Duration = .seconds(1)
+    public var reconnectMaxDelay: Duration = .seconds(30)
+    public var tls: TLS?
+    public var prefetchCount: UInt16 = 0
+    public var connectionName: String = "aos"
+
+    public init(url: TransportURL) {
+        self.url = url
+    }
+
+    /// Applies the oslo options that a transport URL's query may carry
+    /// (`heartbeat_timeout_threshold`, `ssl_ca_file`, …). Unknown keys are ignored
+    /// here: they belong to other layers (e.g. queue flavour options).
+    public init(url: TransportURL, tlsDefaults: TLS? = nil) throws(TransportURLError) {
+        self.url = url
+        let q = url.query
+        if let hb = q["heartbeat_timeout_threshold"] {
+            guard let v = Int(hb), v >= 0 else { throw .malformed("heartbeat_timeout_threshold must be an integer >= 0") }
+            heartbeat = v
+        }
+        if let p = q["rabbit_qos_prefetch_count"] {
+            guard let v = UInt16(p) else { throw .malformed("rabbit_qos_prefetch_count must be an integer 0..65535") }
+            prefetchCount = v
+        }
+        if url.usesTLS {
+            var t = tlsDefaults
+            if let ca = q["ssl_ca_file"] { t = TLS(caFile: ca, certFile: t?.certFile, keyFile: t?.keyFile) }
+            if let c = q["ssl_cert_file"] { t?.certFile = c }
+            if let k = q["ssl_key_file"] { t?.keyFile = k }
+            guard let t else {
+                throw .malformed("TLS requested but no CA file given (ssl_ca_file): librabbitmq 0.11 cannot use the system store")
+            }
+            tls = t
+        }
+    }
+}
+
+/// AMQP field-table values, the subset oslo.messaging uses.
+public enum AMQPFieldValue: Sendable, Hashable {
+    case bool(Bool)
+    case int32(Int32)
+    case int64(Int64)
+    case string(String)
+
+    /// py-amqp encodes Python ints that fit 32 bits as 'I'; matching that keeps
+    /// queue-argument equivalence checks happy when both sides declare a queue.
+    public static func int(_ v: Int) -> AMQPFieldValue {
+        if let small = Int32(exactly: v) { return .int32(small) }
+        return .int64(Int64(v))
+    }
+}
+
+public typealias AMQPTable = [String: AMQPFieldValue]
+
+public struct ExchangeDeclaration: Sendable, Hashable {
+    public var name: String
+    public var type: String
+    public var durable: Bool
+    public var autoDelete: Bool
+    public var arguments: AMQPTable
+
+    public init(name: String, type: String, durable: Bool = false, autoDelete: Bool = false, arguments: AMQPTable = [:]) {
+        self.name = name
+        self.type = type
+        self.durable = durable
+        self.autoDelete = autoDelete
+        self.arguments = arguments
+    }
+}
+
+public struct QueueDeclaration: Sendable, Hashable {
+    public var name: String
+    public var durable: Bool
+    public var exclusive: Bool
+    public var autoDelete: Bool
+    public var arguments: AMQPTable
+
+    public init(name: String, durable: Bool = false, exclusive: Bool = false, autoDelete: Bool = false,
+                arguments: AMQPTable = [:]) {
+        self.name = name
+        self.durable = durable
+        self.exclusive = exclusive
+        self.autoDelete = autoDelete
+        self.arguments = arguments
+    }
+}
+
+public struct QueueBinding: Sendable, Hashable {
+    public var queue: String
+    public var exchange: String
+    public var routingKey: String
+
+    public init(queue: String, exchange: String, routingKey: String) {
+        self.queue = queue
+        self.exchange = exchange
+        self.routingKey = routingKey
+    }
+}
+
+public struct AMQPProperties: Sendable, Equatable {
+    public var contentType: String?
+    public var contentEncoding: String?
+    public var headers: AMQPTable?
+    public var deliveryMode: UInt8?
+    public var priority: UInt8?
+    public var correlationID: String?
+    public var replyTo: String?
+    /// Per-message TTL in milliseconds, as a decimal string (AMQP's format).
+    public var expiration: String?
+    public var messageID: String?
+    public var timestamp: UInt64?
+
+    public init(contentType: String? = nil, contentEncoding: String? = nil, headers: AMQPTable? = nil,
+                deliveryMode: UInt8? = nil, priority: UInt8? = nil, correlationID: String? = nil,
+                replyTo: String? = nil, expiration: String? = nil, messageID: String? = nil, timestamp: UInt64? = nil) {
+        self.contentType = contentType
+        self.contentEncoding = contentEncoding
+        self.headers = headers
+        self.deliveryMode = deliveryMode
+        self.priority = priority
+        self.correlationID = correlationID
+        self.replyTo = replyTo
+        self.expiration = expiration
+        self.messageID = messageID
+        self.timestamp = timestamp
+    }
+}
+
+public struct AMQPDelivery: Sendable {
+    public var body: [UInt8]
+    public var properties: AMQPProperties
+    public var exchange: String
+    public var routingKey: String
+    public var redelivered: Bool
+    public var consumerTag: String
+    /// When the I/O thread read it off the socket; with `expiration`, bounds how
+    /// long the sender is still waiting.
+    public var receivedAt: ContinuousClock.Instant
+}
+
+public enum AMQPError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// The connection is closed for good (close() was called).
+    case closed
+    /// No connection could be made before the operation's deadline.
+    case notConnected(lastError: String)
+    /// The connection broke while the operation was in flight; it may or may not have taken effect.
+    case connectionLost(String)
+    /// mandatory publish with no queue bound for the routing key (basic.return).
+    case unroutable(exchange: String, routingKey: String, reply: String)
+    /// The broker refused the message (basic.nack).
+    case nacked
+    /// The broker refused a method (channel or connection close), e.g. 404 or 406.
+    case brokerRefused(code: Int, text: String)
+    /// Publishing stayed blocked (connection.blocked, resource alarm) past the deadline.
+    case blocked
+    case timedOut(String)
+    case library(String)
+
+    public var description: String {
+        switch self {
+        case .closed: return "AMQP connection is closed"
+        case .notConnected(let e): return "not connected to the broker (last error: \(e))"
+        case .connectionLost(let e): return "connection to the broker lost: \(e)"
+        case .unroutable(let ex, let rk, let reply):
+            return "no queue for routing key '\(rk)' on exchange '\(ex.isEmpty ? "(default)" : ex)' (\(reply)): is the peer running?"
+        case .nacked: return "the broker refused the message (basic.nack)"
+        case .brokerRefused(let code, let text): return "the broker refused the request: \(code) \(text)"
+        case .blocked: return "the broker is blocking publishers (resource alarm)"
+        case .timedOut(let what): return "timed out: \(what)"
+        case .library(let e): return "AMQP library error: \(e)"
+        }
+    }
+}
+
+public enum ConnectionState: Sendable, Equatable {
+    case connecting
+    case connected(host: String)
+    case disconnected(reason: String)
+    case closed
+}
