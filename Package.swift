@@ -22,6 +22,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
         .package(url: "https://github.com/swiftlang/swift-subprocess.git", from: "1.0.0", traits: []),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.6.0"),
     ],
     targets: [
         // C shim over Debian's librabbitmq-dev (0.11). Only AMQPClient imports it.
@@ -54,7 +55,8 @@ let package = Package(
         .target(
             name: "AgentCore",
             dependencies: ["OsloRPC", "RPCWire", "SharedLVM", "AOSConfig", "AMQPClient",
-                           .product(name: "Logging", package: "swift-log")],
+                           .product(name: "Logging", package: "swift-log"),
+                           .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
             swiftSettings: strict
         ),
         .target(
@@ -66,13 +68,15 @@ let package = Package(
         .executableTarget(
             name: "aos-agent",
             dependencies: ["AgentCore", "AOSConfig", .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                           .product(name: "Logging", package: "swift-log")],
+                           .product(name: "Logging", package: "swift-log"),
+                           .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
             swiftSettings: strict
         ),
         .executableTarget(
             name: "aos-controller",
             dependencies: ["ControllerCore", "AOSConfig", .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                           .product(name: "Logging", package: "swift-log")],
+                           .product(name: "Logging", package: "swift-log"),
+                           .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
             swiftSettings: strict
         ),
         .executableTarget(
@@ -94,7 +98,8 @@ let package = Package(
             name: "aos-rpc-peer",
             dependencies: ["OsloRPC", "RPCWire", "AMQPClient",
                            .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                           .product(name: "Logging", package: "swift-log")],
+                           .product(name: "Logging", package: "swift-log"),
+                           .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
             swiftSettings: strict
         ),
         .testTarget(name: "AMQPClientTests", dependencies: ["AMQPClient"], swiftSettings: strict),

@@ -28,7 +28,9 @@ public struct RPCFailure: Error, Sendable, Equatable, CustomStringConvertible {
         let tb = traceback.isEmpty ? ["Traceback (most recent call last):\n", "\(mod).\(cls): \(message)\n"] : traceback
         return JSONWriter.serialize(.object([
             "class": .string(cls), "module": .string(mod), "message": .string(message),
-            "tb": .array(tb.map(JSONValue.string)), "args": .array(args), "kwargs": .object(kwargs),
+            "tb": .array(tb.map(JSONValue.string)), "args": .array(args),
+            // Python rebuilds builtins as cls(*args, **kwargs); builtins take no kwargs.
+            "kwargs": .object(mod == "builtins" ? [:] : kwargs),
         ]))
     }
 

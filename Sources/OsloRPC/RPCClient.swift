@@ -1,0 +1,221 @@
+import AMQPClient
+import Logging
+import RPCWire
+import Synchronization
+
+/// Why a call did not return a result.
+public enum RPCCallError: Error, Sendable, CustomStringConvertible {
+    /// The server raised; carries oslo's serialized exception.
+    case remote(RPCFailure)
+    /// No reply within the call timeout, or no heartbeat within the monitor timeout.
+    case timedOut(method: String, msgID: String, after: Duration, monitor: Bool)
+    /// No queue is bound for the target: no such server is running.
+    case undeliverable(target: RPCTarget, reason: String)
+    /// The broker could not be reached or refused the request.
+    case transport(AMQPError)
+
+    public var description: String {
+        switch self {
+        case .remote(let f): return "remote error: \(f.className): \(f.message)"
+        case .timedOut(let m, let id, let after, let monitor):
+            return monitor
+                ? "no heartbeat from the server within \(after) for '\(m)' (message ID \(id))"
+                : "timed out after \(after) waiting for a reply to '\(m)' (message ID \(id))"
+        case .undeliverable(let t, _): return "no server is listening on \(t)"
+        case .transport(let e): return "messaging error: \(e)"
+        }
+    }
+}
+
+/// An oslo.messaging-compatible RPC client (call, cast, fanout cast) on one
+/// AMQP connection, with one reply queue per client like oslo's per-transport one.
+public final class RPCClient: Sendable {
+    private struct Pending {
+        let continuation: CheckedContinuation<JSONValue, any Error>
+        let method: String
+        let deadline: ContinuousClock.Instant
+        let monitor: Duration?
+        var monitorDeadline: ContinuousClock.Instant?
+        var lastResult: JSONValue = .null
+    }
+
+    private struct State {
+        var pending: [String: Pending] = [:]
+        var replyQueueReady: Task<Void, any Error>?
+        var declaredExchanges: Set<String> = []
+    }
+
+    private let connection: AMQPConnection
+    private let flavor: QueueFlavor
+    private let logger: Logger
+    private let state = Mutex(State())
+    public let replyQueue: String
+
+    public init(connection: AMQPConnection, flavor: QueueFlavor = QueueFlavor(), logger: Logger) {
+        self.connection = connection
+        self.flavor = flavor
+        self.logger = logger
+        self.replyQueue = "reply_\(makeUUIDHex())"
+    }
+
+    // MARK: Call
+
+    /// Calls `method` and returns its result. `timeout` bounds the whole call and
+    /// travels as the message TTL, so a server never picks it up after the caller
+    /// gave up. `monitorTimeout` (≥ 2 s) asks the server for heartbeats.
+    public func call(_ target: RPCTarget, method: String, args: [String: JSONValue] = [:],
+                     context: [String: JSONValue] = [:], timeout: Duration = .seconds(60),
+                     monitorTimeout: Duration? = nil, namespace: String? = nil, version: String? = nil) async throws -> JSONValue {
+        let start = ContinuousClock.now
+        let deadline = start + timeout
+        do {
+            try await ensureReplyQueue(timeout: timeout)
+            try await ensureExchange(flavor.topicExchange(target.exchange), timeout: deadline - .now)
+        } catch let e as AMQPError {
+            throw RPCCallError.transport(e)
+        }
+        let msgID = makeUUIDHex()
+        let request = RPCRequest(method: method, args: args, namespace: namespace, version: version, msgID: msgID,
+                                 replyQueue: replyQueue, monitorTimeout: monitorTimeout?.seconds.rounded(),
+                                 uniqueID: makeUUIDHex(), context: context)
+        let body = request.encodeBody()
+        return try await withCheckedThrowingContinuation { (cont: CheckedContinuation<JSONValue, any Error>) in
+            state.withLock {
+                $0.pending[msgID] = Pending(continuation: cont, method: method, deadline: deadline, monitor: monitorTimeout,
+                                            monitorDeadline: monitorTimeout.map { .now + $0 })
+            }
+            Task { await self.publishRequest(body, msgID: msgID, target: target, deadline: deadline) }
+            Task { await self.watchTimeout(msgID: msgID, start: start) }
+        }
+    }
+
+    /// Publishes a call; if the connection breaks mid-publish it retries with the
+    /// same `_unique_id`, which the server's duplicate filter turns into one call.
+    private func publishRequest(_ body: [UInt8], msgID: String, target: RPCTarget, deadline: ContinuousClock.Instant) async {
+        while true {
+            let remaining = deadline - .now
+            guard remaining > .zero else { return }  // watchTimeout reports it
+            do {
+                try await connection.publish(body, exchange: target.exchange, routingKey: target.routingKey,
+                                             properties: .oslo(expiration: remaining), mandatory: true,
+                                             timeout: remaining)
+                return
+            } catch AMQPError.connectionLost {
+                continue
+            } catch AMQPError.unroutable(_, _, let reply) {
+                return finish(msgID, .failure(RPCCallError.undeliverable(target: target, reason: reply)))
+            } catch let e as AMQPError {
+                if case .notConnected = e, ContinuousClock.now >= deadline { return }
+                return finish(msgID, .failure(RPCCallError.transport(e)))
+            } catch {
+                return finish(msgID, .failure(error))
+            }
+        }
+    }
+
+    private func watchTimeout(msgID: String, start: ContinuousClock.Instant) async {
+        while true {
+            guard let p = state.withLock({ $0.pending[msgID] }) else { return }
+            let wake = min(p.deadline, p.monitorDeadline ?? p.deadline)
+            if ContinuousClock.now >= wake {
+                let monitorFired = p.monitorDeadline.map { $0 < p.deadline } ?? false
+                let after = monitorFired ? p.monitor! : p.deadline - start
+                return finish(msgID, .failure(RPCCallError.timedOut(method: p.method, msgID: msgID, after: after,
+                                                                    monitor: monitorFired)))
+            }
+            try? await Task.sleep(until: wake, clock: .continuous)
+        }
+    }
+
+    private func finish(_ msgID: String, _ result: Result<JSONValue, any Error>) {
+        guard let p = state.withLock({ $0.pending.removeValue(forKey: msgID) }) else { return }
+        p.continuation.resume(with: result)
+    }
+
+    /// Runs on the connection's I/O thread for every reply: must stay quick.
+    private func onReply(_ d: AMQPDelivery) {
+        let reply: RPCReply
+        do {
+            reply = try RPCReply.decode(body: d.body, contentType: d.properties.contentType)
+        } catch {
+            logger.warning("dropping malformed reply", metadata: ["error": "\(error)"])
+            return
+        }
+        if !reply.ending {
+            // A heartbeat (or the first half of a legacy two-message reply).
+            state.withLock { s in
+                guard var p = s.pending[reply.msgID] else { return }
+                if !reply.result.isNull { p.lastResult = reply.result }
+                if let m = p.monitor { p.monitorDeadline = .now + m }
+                s.pending[reply.msgID] = p
+            }
+            return
+        }
+        guard let p = state.withLock({ $0.pending.removeValue(forKey: reply.msgID) }) else { return }
+        if let f = reply.failure {
+            p.continuation.resume(throwing: RPCCallError.remote(f))
+        } else {
+            p.continuation.resume(returning: reply.result.isNull ? p.lastResult : reply.result)
+        }
+    }
+
+    private func ensureReplyQueue(timeout: Duration) async throws {
+        let task = state.withLock { s -> Task<Void, any Error> in
+            if let t = s.replyQueueReady { return t }
+            let t = Task {
+                try await self.connection.declare(queue: self.flavor.transientQueue(self.replyQueue), timeout: timeout)
+                try await self.connection.consume(queue: self.replyQueue, timeout: timeout) { [weak self] d in
+                    self?.onReply(d)
+                }
+            }
+            s.replyQueueReady = t
+            return t
+        }
+        do {
+            try await task.value
+        } catch {
+            state.withLock { if $0.replyQueueReady == task { $0.replyQueueReady = nil } }
+            throw error
+        }
+    }
+
+    private func ensureExchange(_ e: ExchangeDeclaration, timeout: Duration) async throws {
+        if state.withLock({ $0.declaredExchanges.contains(e.name) }) { return }
+        try await connection.declare(exchange: e, timeout: timeout)
+        state.withLock { _ = $0.declaredExchanges.insert(e.name) }
+    }
+
+    // MARK: Cast
+
+    /// Fire-and-forget, like oslo's cast (no reply, no TTL). `mandatory` makes a
+    /// cast to a topic nobody listens on fail instead of vanishing.
+    public func cast(_ target: RPCTarget, method: String, args: [String: JSONValue] = [:],
+                     context: [String: JSONValue] = [:], namespace: String? = nil, version: String? = nil,
+                     mandatory: Bool = false, timeout: Duration = .seconds(30)) async throws {
+        let request = RPCRequest(method: method, args: args, namespace: namespace, version: version,
+                                 uniqueID: makeUUIDHex(), context: context)
+        do {
+            try await ensureExchange(flavor.topicExchange(target.exchange), timeout: timeout)
+            try await connection.publish(request.encodeBody(), exchange: target.exchange, routingKey: target.routingKey,
+                                         properties: .oslo(), mandatory: mandatory, timeout: timeout)
+        } catch AMQPError.unroutable(_, _, let reply) {
+            throw RPCCallError.undeliverable(target: target, reason: reply)
+        } catch let e as AMQPError {
+            throw RPCCallError.transport(e)
+        }
+    }
+
+    /// Sends to every server of `topic` through `<topic>_fanout`.
+    public func fanoutCast(topic: String, method: String, args: [String: JSONValue] = [:],
+                           context: [String: JSONValue] = [:], timeout: Duration = .seconds(30)) async throws {
+        let target = RPCTarget(topic: topic)
+        let request = RPCRequest(method: method, args: args, uniqueID: makeUUIDHex(), context: context)
+        do {
+            try await ensureExchange(flavor.fanoutExchange(target.fanoutExchange), timeout: timeout)
+            try await connection.publish(request.encodeBody(), exchange: target.fanoutExchange, routingKey: "",
+                                         properties: .oslo(), timeout: timeout)
+        } catch let e as AMQPError {
+            throw RPCCallError.transport(e)
+        }
+    }
+}

@@ -1,0 +1,227 @@
+import AMQPClient
+import Logging
+import RPCWire
+import Synchronization
+
+/// What a handler learns about the request besides its arguments.
+public struct RPCCallContext: Sendable {
+    public var method: String
+    /// The caller's context (`_context_*` keys), e.g. request_id, user_id.
+    public var context: [String: JSONValue]
+    /// When the caller stops waiting (from the message TTL, counted from receipt).
+    /// Handlers doing slow work should check it before acting; nil for casts.
+    public var deadline: ContinuousClock.Instant?
+    public var uniqueID: String?
+    public var isCall: Bool
+
+    public var requestID: String? { context["request_id"]?.stringValue }
+    public var hasExpired: Bool { deadline.map { ContinuousClock.now >= $0 } ?? false }
+}
+
+public typealias RPCHandler = @Sendable (RPCCallContext, [String: JSONValue]) async throws -> JSONValue
+
+/// A set of methods under one namespace and version, like an oslo endpoint object.
+public struct RPCEndpoint: Sendable {
+    public var namespace: String?
+    public var version: RPCVersion
+    public var handlers: [String: RPCHandler]
+
+    public init(namespace: String? = nil, version: RPCVersion = RPCVersion(major: 1, minor: 0),
+                handlers: [String: RPCHandler] = [:]) {
+        self.namespace = namespace
+        self.version = version
+        self.handlers = handlers
+    }
+}
+
+/// Finds the handler for a request with oslo's dispatcher rules, or the failure
+/// oslo would return (NoSuchMethod / UnsupportedVersion).
+public struct RPCDispatcher: Sendable {
+    public var endpoints: [RPCEndpoint]
+
+    public init(endpoints: [RPCEndpoint]) { self.endpoints = endpoints }
+
+    public func handler(for request: RPCRequest) -> Result<RPCHandler, RPCFailure> {
+        let requested = request.version.flatMap(RPCVersion.init) ?? RPCVersion(major: 1, minor: 0)
+        if let v = request.version, RPCVersion(v) == nil {
+            return .failure(.unsupportedVersion(v, method: request.method))
+        }
+        var compatibleFound = false
+        for e in endpoints where e.namespace == request.namespace && e.version.canServe(requested) {
+            compatibleFound = true
+            // Methods starting with '_' are private in oslo's default access policy.
+            if !request.method.hasPrefix("_"), let h = e.handlers[request.method] { return .success(h) }
+        }
+        if compatibleFound { return .failure(.noSuchMethod(request.method)) }
+        return .failure(.unsupportedVersion(request.version ?? "1.0", method: request.method))
+    }
+}
+
+/// An oslo.messaging-compatible RPC server: consumes `T`, `T.S` and a private
+/// fanout queue, dispatches to async handlers with bounded concurrency, replies
+/// on the caller's reply queue, sends call-monitor heartbeats, drops duplicates.
+public final class RPCServer: Sendable {
+    public struct Options: Sendable {
+        public var flavor = QueueFlavor()
+        /// Requests executed at once; more wait in process memory (as with oslo, prefetch 0).
+        public var maxConcurrency = 64
+        /// How many `_unique_id`s to remember (oslo keeps 16; retries need more).
+        public var duplicateWindow = 1024
+        /// How long to retry a reply whose queue is missing (oslo: 60 s).
+        public var replyRetryTimeout: Duration = .seconds(60)
+        public init() {}
+    }
+
+    public let target: RPCTarget
+    private let connection: AMQPConnection
+    private let dispatcher: RPCDispatcher
+    private let options: Options
+    private let logger: Logger
+    private let duplicates: Mutex<DuplicateFilter>
+    private let fanoutQueue: String
+
+    public init(connection: AMQPConnection, target: RPCTarget, dispatcher: RPCDispatcher,
+                options: Options = Options(), logger: Logger) {
+        precondition(target.server != nil, "an RPC server needs a server name")
+        self.connection = connection
+        self.target = target
+        self.dispatcher = dispatcher
+        self.options = options
+        self.logger = logger
+        self.duplicates = Mutex(DuplicateFilter(capacity: options.duplicateWindow))
+        self.fanoutQueue = "\(target.topic)_fanout_\(makeUUIDHex())"
+    }
+
+    /// Declares the topology (same flags and order as oslo) and serves until the
+    /// task is cancelled; then stops consuming, lets in-flight requests finish and
+    /// deletes its fanout queue. `onReady` runs once consumers are in place.
+    public func run(onReady: (@Sendable () -> Void)? = nil) async throws {
+        let f = options.flavor
+        let topic = target.topic, server = target.server!
+        try await connection.declare(exchange: f.topicExchange(target.exchange))
+        try await connection.declare(queue: f.topicQueue(topic))
+        try await connection.bind(QueueBinding(queue: topic, exchange: target.exchange, routingKey: topic))
+        try await connection.declare(queue: f.topicQueue("\(topic).\(server)"))
+        try await connection.bind(QueueBinding(queue: "\(topic).\(server)", exchange: target.exchange,
+                                               routingKey: "\(topic).\(server)"))
+        try await connection.declare(exchange: f.fanoutExchange(target.fanoutExchange))
+        try await connection.declare(queue: f.transientQueue(fanoutQueue))
+        try await connection.bind(QueueBinding(queue: fanoutQueue, exchange: target.fanoutExchange, routingKey: topic))
+
+        let (stream, input) = AsyncStream<AMQPDelivery>.makeStream(bufferingPolicy: .unbounded)
+        var tags: [String] = []
+        for q in [topic, "\(topic).\(server)", fanoutQueue] {
+            tags.append(try await connection.consume(queue: q) { input.yield($0) })
+        }
+        logger.info("RPC server ready", metadata: ["target": "\(target)", "fanout_queue": "\(fanoutQueue)"])
+        onReady?()
+
+        await withTaskCancellationHandler {
+            await withTaskGroup(of: Void.self) { group in
+                var running = 0
+                for await delivery in stream {
+                    if running >= options.maxConcurrency {
+                        await group.next()
+                        running -= 1
+                    }
+                    running += 1
+                    // An unstructured task does not inherit cancellation: on shutdown,
+                    // requests already taken off the queue still run to completion.
+                    group.addTask { await Task { await self.process(delivery) }.value }
+                }
+            }
+        } onCancel: {
+            input.finish()
+        }
+        for t in tags { connection.cancel(consumerTag: t) }
+        try? await connection.deleteQueue(fanoutQueue, timeout: .seconds(5))
+        logger.info("RPC server stopped", metadata: ["target": "\(target)"])
+    }
+
+    private func process(_ d: AMQPDelivery) async {
+        let request: RPCRequest
+        do {
+            request = try RPCRequest.decode(body: d.body, contentType: d.properties.contentType)
+        } catch {
+            logger.warning("dropping malformed RPC message", metadata: ["error": "\(error)", "routing_key": "\(d.routingKey)"])
+            await replyToMalformed(d, error: error)
+            return
+        }
+        if let u = request.uniqueID, duplicates.withLock({ $0.isDuplicate(u) }) {
+            logger.info("ignoring duplicate message", metadata: ["unique_id": "\(u)", "method": "\(request.method)"])
+            return
+        }
+        var deadline: ContinuousClock.Instant?
+        if let exp = d.properties.expiration, let ms = Int64(exp) { deadline = d.receivedAt + .milliseconds(ms) }
+        let ctx = RPCCallContext(method: request.method, context: request.context, deadline: deadline,
+                                 uniqueID: request.uniqueID, isCall: request.isCall)
+        if ctx.hasExpired {
+            logger.warning("not executing a request whose caller has given up",
+                           metadata: ["method": "\(request.method)", "msg_id": "\(request.msgID ?? "-")"])
+            return
+        }
+        var heartbeat: Task<Void, Never>?
+        if let msgID = request.msgID, let replyQ = request.replyQueue, let t = request.monitorTimeout {
+            let interval = Int(t) / 2
+            if interval >= 1 {
+                heartbeat = Task {
+                    while !Task.isCancelled {
+                        try? await Task.sleep(for: .seconds(interval))
+                        if Task.isCancelled { break }
+                        await self.send(.heartbeat(msgID: msgID, uniqueID: makeUUIDHex()), to: replyQ, retry: false)
+                    }
+                }
+            } else {
+                logger.warning("call_monitor_timeout below 2 s: no heartbeats sent", metadata: ["method": "\(request.method)"])
+            }
+        }
+        var reply: RPCReply?
+        switch dispatcher.handler(for: request) {
+        case .failure(let f):
+            reply = RPCReply(failure: f, msgID: request.msgID ?? "")
+        case .success(let handler):
+            do {
+                let result = try await handler(ctx, request.args)
+                reply = RPCReply(result: result, msgID: request.msgID ?? "")
+            } catch {
+                let failure = (error as? any RPCFailureConvertible)?.rpcFailure
+                    ?? RPCFailure(className: "RuntimeError", module: "builtins", message: "\(error)")
+                logger.info("RPC method failed", metadata: ["method": "\(request.method)", "error": "\(failure)"])
+                reply = RPCReply(failure: failure, msgID: request.msgID ?? "")
+            }
+        }
+        heartbeat?.cancel()
+        if var reply, let replyQ = request.replyQueue, request.msgID != nil {
+            reply.uniqueID = makeUUIDHex()
+            await send(reply, to: replyQ, retry: true)
+        }
+    }
+
+    /// Bad input must still get a clear error when the caller can be identified.
+    private func replyToMalformed(_ d: AMQPDelivery, error: any Error) async {
+        guard let o = try? OsloEnvelope.unwrap(d.body),
+              case .string(let msgID) = o["_msg_id"] ?? .null,
+              case .string(let replyQ) = o["_reply_q"] ?? .null else { return }
+        let f = RPCFailure(className: "ValueError", module: "builtins", message: "malformed RPC request: \(error)")
+        await send(RPCReply(failure: f, msgID: msgID, uniqueID: makeUUIDHex()), to: replyQ, retry: false)
+    }
+
+    private func send(_ reply: RPCReply, to queue: String, retry: Bool) async {
+        let body = reply.encodeBody()
+        let giveUp = ContinuousClock.now + options.replyRetryTimeout
+        while true {
+            do {
+                try await connection.publish(body, exchange: "", routingKey: queue, properties: .oslo(), mandatory: true,
+                                             timeout: .seconds(30))
+                return
+            } catch AMQPError.unroutable where retry && ContinuousClock.now < giveUp {
+                try? await Task.sleep(for: .milliseconds(250))
+            } catch AMQPError.connectionLost where retry && ContinuousClock.now < giveUp {
+                continue
+            } catch {
+                logger.warning("could not send RPC reply", metadata: ["reply_queue": "\(queue)", "error": "\(error)"])
+                return
+            }
+        }
+    }
+}
