@@ -1,0 +1,359 @@
+/// Two hosts on one shared VG, as the behaviour suite needs them. Both hosts must have
+/// the VG's lockspace started when a scenario begins (scenarios leave it that way).
+public struct LVMBehaviourHosts: Sendable {
+    public var a: any LVMBackend
+    public var b: any LVMBackend
+    public var vg: String
+    /// Prefix of every LV name a scenario creates, so a real VG can be reused across runs.
+    public var namePrefix: String
+    /// Holds (true) or releases (false) the LV's device open on host A, like a VM does.
+    /// nil where that cannot be arranged; scenarios that need it are then skipped.
+    public var setOpenOnA: (@Sendable (_ lv: String, _ open: Bool) async throws -> Void)?
+
+    public init(a: any LVMBackend, b: any LVMBackend, vg: String, namePrefix: String = "bt-",
+                setOpenOnA: (@Sendable (_ lv: String, _ open: Bool) async throws -> Void)? = nil) {
+        self.a = a
+        self.b = b
+        self.vg = vg
+        self.namePrefix = namePrefix
+        self.setOpenOnA = setOpenOnA
+    }
+
+    public func lv(_ suffix: String) -> String { namePrefix + suffix }
+}
+
+/// A named behavioural check, written once and run against the simulator here and
+/// against real lvm2 + lvmlockd + sanlock in the VM lab.
+public struct LVMBehaviourScenario: Sendable, CustomStringConvertible {
+    public let name: String
+    let body: @Sendable (LVMBehaviourHosts) async throws -> Void
+
+    public init(_ name: String, _ body: @escaping @Sendable (LVMBehaviourHosts) async throws -> Void) {
+        self.name = name
+        self.body = body
+    }
+
+    public var description: String { name }
+
+    /// Runs the scenario, then removes every LV it created (also when it failed).
+    public func run(_ hosts: LVMBehaviourHosts) async throws {
+        do {
+            try await body(hosts)
+        } catch {
+            await LVMBehaviourSuite.cleanUp(hosts)
+            throw error
+        }
+        await LVMBehaviourSuite.cleanUp(hosts)
+    }
+}
+
+/// A failed expectation, with the scenario step that failed.
+public struct LVMBehaviourFailure: Error, Sendable, CustomStringConvertible {
+    public var message: String
+    public var description: String { message }
+}
+
+public enum LVMBehaviourSuite {
+    static let MiB: UInt64 = 1 << 20
+
+    /// Runs every scenario with fresh hosts from `makeHosts` (called with the scenario name);
+    /// returns the failures by scenario name (empty: all passed).
+    public static func runAll(
+        makeHosts: @Sendable (_ scenario: String) async throws -> LVMBehaviourHosts
+    ) async -> [(scenario: String, error: any Error)] {
+        var failures: [(scenario: String, error: any Error)] = []
+        for scenario in scenarios {
+            do {
+                try await scenario.run(try await makeHosts(scenario.name))
+            } catch {
+                failures.append((scenario.name, error))
+            }
+        }
+        return failures
+    }
+
+    /// Best effort: release devices, deactivate on both hosts, remove the scenario's LVs.
+    static func cleanUp(_ h: LVMBehaviourHosts) async {
+        if (try? await h.b.lockspaceStarted(vg: h.vg)) == false { try? await h.b.lockStart(vg: h.vg) }
+        if (try? await h.a.lockspaceStarted(vg: h.vg)) == false { try? await h.a.lockStart(vg: h.vg) }
+        guard let lvs = try? await h.a.listLVs(vg: h.vg) else { return }
+        for lv in lvs where lv.name.hasPrefix(h.namePrefix) {
+            try? await h.setOpenOnA?(lv.name, false)
+            try? await h.a.deactivate(vg: h.vg, name: lv.name)
+            try? await h.b.deactivate(vg: h.vg, name: lv.name)
+            try? await h.a.removeLV(vg: h.vg, name: lv.name)
+        }
+    }
+
+    // MARK: Expectations
+
+    static func expect(_ condition: Bool, _ message: @autoclosure () -> String) throws {
+        if !condition { throw LVMBehaviourFailure(message: message()) }
+    }
+
+    static func expectError(
+        _ code: LVMErrorCode, _ step: String, _ operation: () async throws(LVMError) -> Void
+    ) async throws {
+        do {
+            try await operation()
+        } catch {
+            try expect(error.code == code, "\(step): expected \(code.rawValue), got \(error)")
+            return
+        }
+        throw LVMBehaviourFailure(message: "\(step): expected \(code.rawValue), but it succeeded")
+    }
+
+    static func lockMode(_ host: any LVMBackend, _ uuid: String) async throws -> LVActivationMode? {
+        try await host.lockStatus().resource(lvUUID: uuid)?.mode
+    }
+
+    // MARK: Scenarios
+
+    public static let scenarios: [LVMBehaviourScenario] = [
+        LVMBehaviourScenario("create inactive") { h in
+            let name = h.lv("inactive")
+            let extent = try await h.a.vgInfo(vg: h.vg).extentSizeBytes
+            let created = try await h.a.createLV(vg: h.vg, name: name, sizeBytes: 5 * MiB, activate: false)
+            try expect(created.sizeBytes == LVSize.roundUp(5 * MiB, extentSize: extent),
+                       "size rounded up to extents: \(created.sizeBytes)")
+            try expect(!created.activeLocally, "created LV must be inactive on A")
+            let onB = try await h.b.lvInfo(vg: h.vg, name: name)
+            try expect(onB.uuid == created.uuid && onB.sizeBytes == created.sizeBytes, "B sees the same LV")
+            try expect(!onB.activeLocally, "inactive on B")
+            let listed = try await h.b.listLVs(vg: h.vg)
+            try expect(listed.contains { $0.name == name }, "B lists the new LV")
+            try expect(!listed.contains { $0.isInternal }, "internal LVs ([lvmlock]) are hidden")
+            try expect(try await lockMode(h.a, created.uuid) == nil, "no lock held after create -an")
+            try expect(try await h.a.deviceSize(vg: h.vg, name: name) == nil, "no device on A")
+        },
+        LVMBehaviourScenario("create active takes exclusive lock") { h in
+            let name = h.lv("active")
+            let lv = try await h.a.createLV(vg: h.vg, name: name, sizeBytes: 8 * MiB, activate: true)
+            try expect(lv.activeLocally, "active on creator")
+            try expect(try await lockMode(h.a, lv.uuid) == .exclusive, "creator holds ex lock")
+            try await expectError(.lockedByOtherHost, "B -aey") { () throws(LVMError) in
+                try await h.b.activate(vg: h.vg, name: name, mode: .exclusive)
+            }
+        },
+        LVMBehaviourScenario("duplicate create") { h in
+            let name = h.lv("dup")
+            _ = try await h.a.createLV(vg: h.vg, name: name, sizeBytes: 4 * MiB, activate: false)
+            try await expectError(.alreadyExists, "create again on B") { () throws(LVMError) in
+                _ = try await h.b.createLV(vg: h.vg, name: name, sizeBytes: 4 * MiB, activate: false)
+            }
+            try await expectError(.alreadyExists, "create again on A") { () throws(LVMError) in
+                _ = try await h.a.createLV(vg: h.vg, name: name, sizeBytes: 8 * MiB, activate: false)
+            }
+        },
+        LVMBehaviourScenario("extend grows, shrink refused, same size is a no-op") { h in
+            let name = h.lv("grow")
+            _ = try await h.a.createLV(vg: h.vg, name: name, sizeBytes: 8 * MiB, activate: false)
+            try await h.b.extendLV(vg: h.vg, name: name, newSizeBytes: 16 * MiB, sharedUpdate: false)
+            try expect(try await h.a.lvInfo(vg: h.vg, name: name).sizeBytes == 16 * MiB, "A sees 16 MiB")
+            try await expectError(.sizeConflict, "shrink to 8 MiB") { () throws(LVMError) in
+                try await h.a.extendLV(vg: h.vg, name: name, newSizeBytes: 8 * MiB, sharedUpdate: false)
+            }
+            try await h.a.extendLV(vg: h.vg, name: name, newSizeBytes: 16 * MiB, sharedUpdate: false)
+            try expect(try await h.a.lvInfo(vg: h.vg, name: name).sizeBytes == 16 * MiB, "still 16 MiB")
+        },
+        LVMBehaviourScenario("exclusive on A refuses B, then moves to B") { h in
+            let name = h.lv("ex")
+            let lv = try await h.a.createLV(vg: h.vg, name: name, sizeBytes: 4 * MiB, activate: false)
+            try await h.a.activate(vg: h.vg, name: name, mode: .exclusive)
+            try await h.a.activate(vg: h.vg, name: name, mode: .exclusive)  // idempotent
+            try await expectError(.lockedByOtherHost, "B -aey") { () throws(LVMError) in
+                try await h.b.activate(vg: h.vg, name: name, mode: .exclusive)
+            }
+            try await expectError(.lockedByOtherHost, "B -asy") { () throws(LVMError) in
+                try await h.b.activate(vg: h.vg, name: name, mode: .shared)
+            }
+            try expect(try await h.a.lvInfo(vg: h.vg, name: name).activeLocally, "active on A")
+            try expect(!(try await h.b.lvInfo(vg: h.vg, name: name).activeLocally), "not active on B")
+            try expect(try await lockMode(h.a, lv.uuid) == .exclusive, "A holds ex")
+            try await h.a.deactivate(vg: h.vg, name: name)
+            try await h.b.activate(vg: h.vg, name: name, mode: .exclusive)
+            try expect(try await lockMode(h.b, lv.uuid) == .exclusive, "B holds ex")
+            try expect(try await lockMode(h.a, lv.uuid) == nil, "A holds nothing")
+        },
+        LVMBehaviourScenario("shared on both; upgrade only when alone") { h in
+            let name = h.lv("sh")
+            let lv = try await h.a.createLV(vg: h.vg, name: name, sizeBytes: 4 * MiB, activate: false)
+            try await h.a.activate(vg: h.vg, name: name, mode: .shared)
+            try await h.b.activate(vg: h.vg, name: name, mode: .shared)
+            try expect(try await lockMode(h.a, lv.uuid) == .shared, "A holds sh")
+            try expect(try await lockMode(h.b, lv.uuid) == .shared, "B holds sh")
+            try await expectError(.lockedByOtherHost, "A -aey while B shares") { () throws(LVMError) in
+                try await h.a.activate(vg: h.vg, name: name, mode: .exclusive)
+            }
+            try await h.b.deactivate(vg: h.vg, name: name)
+            try await h.a.activate(vg: h.vg, name: name, mode: .exclusive)
+            try expect(try await lockMode(h.a, lv.uuid) == .exclusive, "A upgraded to ex")
+        },
+        LVMBehaviourScenario("downgrade exclusive to shared on the holder") { h in
+            let name = h.lv("down")
+            let lv = try await h.a.createLV(vg: h.vg, name: name, sizeBytes: 4 * MiB, activate: false)
+            try await h.a.activate(vg: h.vg, name: name, mode: .exclusive)
+            try await h.a.activate(vg: h.vg, name: name, mode: .shared)
+            try expect(try await h.a.lvInfo(vg: h.vg, name: name).activeLocally, "still active on A")
+            try await h.b.activate(vg: h.vg, name: name, mode: .shared)
+            try expect(try await lockMode(h.a, lv.uuid) == .shared, "A holds sh")
+            try expect(try await lockMode(h.b, lv.uuid) == .shared, "B holds sh")
+        },
+        LVMBehaviourScenario("extend while shared needs shupdate; others refresh") { h in
+            let name = h.lv("shext")
+            _ = try await h.a.createLV(vg: h.vg, name: name, sizeBytes: 8 * MiB, activate: false)
+            try await h.a.activate(vg: h.vg, name: name, mode: .shared)
+            try await h.b.activate(vg: h.vg, name: name, mode: .shared)
+            try await expectError(.incompatibleLockMode, "plain lvextend while shared") { () throws(LVMError) in
+                try await h.a.extendLV(vg: h.vg, name: name, newSizeBytes: 16 * MiB, sharedUpdate: false)
+            }
+            try await h.a.extendLV(vg: h.vg, name: name, newSizeBytes: 16 * MiB, sharedUpdate: true)
+            try expect(try await h.a.deviceSize(vg: h.vg, name: name) == 16 * MiB, "A's device grew")
+            try expect(try await h.b.deviceSize(vg: h.vg, name: name) == 8 * MiB, "B's device keeps the old size")
+            try expect(try await h.b.lvInfo(vg: h.vg, name: name).sizeBytes == 16 * MiB, "B's metadata says 16 MiB")
+            try await h.b.refresh(vg: h.vg, name: name)
+            try expect(try await h.b.deviceSize(vg: h.vg, name: name) == 16 * MiB, "B sees 16 MiB after refresh")
+        },
+        LVMBehaviourScenario("extend on exclusive holder only") { h in
+            let name = h.lv("exext")
+            _ = try await h.a.createLV(vg: h.vg, name: name, sizeBytes: 8 * MiB, activate: false)
+            try await h.a.activate(vg: h.vg, name: name, mode: .exclusive)
+            try await expectError(.lockedByOtherHost, "B extends A's LV") { () throws(LVMError) in
+                try await h.b.extendLV(vg: h.vg, name: name, newSizeBytes: 12 * MiB, sharedUpdate: false)
+            }
+            try await h.a.extendLV(vg: h.vg, name: name, newSizeBytes: 12 * MiB, sharedUpdate: false)
+            try expect(try await h.a.deviceSize(vg: h.vg, name: name) == 12 * MiB, "holder's device grew")
+        },
+        LVMBehaviourScenario("remove refused while active, then works") { h in
+            let name = h.lv("rm")
+            _ = try await h.a.createLV(vg: h.vg, name: name, sizeBytes: 4 * MiB, activate: false)
+            try await h.a.activate(vg: h.vg, name: name, mode: .exclusive)
+            try await expectError(.lockedByOtherHost, "B removes LV active on A") { () throws(LVMError) in
+                try await h.b.removeLV(vg: h.vg, name: name)
+            }
+            try await expectError(.busy, "A removes its active LV") { () throws(LVMError) in
+                try await h.a.removeLV(vg: h.vg, name: name)
+            }
+            try await h.a.deactivate(vg: h.vg, name: name)
+            try await h.b.removeLV(vg: h.vg, name: name)
+            try await expectError(.notFound, "lvInfo after remove") { () throws(LVMError) in
+                _ = try await h.a.lvInfo(vg: h.vg, name: name)
+            }
+            try expect(!(try await h.a.listLVs(vg: h.vg)).contains { $0.name == name }, "not listed")
+        },
+        LVMBehaviourScenario("not found") { h in
+            let name = h.lv("missing")
+            try await expectError(.notFound, "lvInfo") { () throws(LVMError) in _ = try await h.a.lvInfo(vg: h.vg, name: name) }
+            try await expectError(.notFound, "-aey") { () throws(LVMError) in
+                try await h.a.activate(vg: h.vg, name: name, mode: .exclusive)
+            }
+            try await expectError(.notFound, "-asy") { () throws(LVMError) in
+                try await h.a.activate(vg: h.vg, name: name, mode: .shared)
+            }
+            try await expectError(.notFound, "-an") { () throws(LVMError) in try await h.a.deactivate(vg: h.vg, name: name) }
+            try await expectError(.notFound, "refresh") { () throws(LVMError) in try await h.a.refresh(vg: h.vg, name: name) }
+            try await expectError(.notFound, "extend") { () throws(LVMError) in
+                try await h.a.extendLV(vg: h.vg, name: name, newSizeBytes: 8 * MiB, sharedUpdate: false)
+            }
+            try await expectError(.notFound, "remove") { () throws(LVMError) in try await h.a.removeLV(vg: h.vg, name: name) }
+            try await expectError(.notFound, "vgInfo of a missing VG") { () throws(LVMError) in
+                _ = try await h.a.vgInfo(vg: h.vg + "-missing")
+            }
+            try expect(try await h.a.pvsPresent(vg: h.vg + "-missing") == false, "missing VG has no PVs present")
+        },
+        LVMBehaviourScenario("insufficient space") { h in
+            let vg = try await h.a.vgInfo(vg: h.vg)
+            try await expectError(.insufficientSpace, "create larger than free") { () throws(LVMError) in
+                _ = try await h.a.createLV(vg: h.vg, name: h.lv("huge"), sizeBytes: vg.freeBytes + 64 * MiB, activate: false)
+            }
+            let name = h.lv("small")
+            let lv = try await h.a.createLV(vg: h.vg, name: name, sizeBytes: 4 * MiB, activate: false)
+            try await expectError(.insufficientSpace, "extend larger than free") { () throws(LVMError) in
+                try await h.a.extendLV(vg: h.vg, name: name, newSizeBytes: lv.sizeBytes + vg.freeBytes + 64 * MiB,
+                                       sharedUpdate: false)
+            }
+        },
+        LVMBehaviourScenario("lockspace not started") { h in
+            let name = h.lv("nols")
+            _ = try await h.a.createLV(vg: h.vg, name: name, sizeBytes: 4 * MiB, activate: false)
+            try await h.b.activate(vg: h.vg, name: name, mode: .exclusive)
+            try await expectError(.busy, "lock-stop with an active LV") { () throws(LVMError) in
+                try await h.b.lockStop(vg: h.vg)
+            }
+            try await h.b.deactivate(vg: h.vg, name: name)
+            try await h.b.lockStop(vg: h.vg)
+            try expect(try await h.b.lockspaceStarted(vg: h.vg) == false, "B's lockspace stopped")
+            try await expectError(.lockspaceNotStarted, "create without lockspace") { () throws(LVMError) in
+                _ = try await h.b.createLV(vg: h.vg, name: h.lv("nols2"), sizeBytes: 4 * MiB, activate: false)
+            }
+            try await expectError(.lockspaceNotStarted, "-aey without lockspace") { () throws(LVMError) in
+                try await h.b.activate(vg: h.vg, name: name, mode: .exclusive)
+            }
+            try await expectError(.lockspaceNotStarted, "extend without lockspace") { () throws(LVMError) in
+                try await h.b.extendLV(vg: h.vg, name: name, newSizeBytes: 8 * MiB, sharedUpdate: false)
+            }
+            try await expectError(.lockspaceNotStarted, "remove without lockspace") { () throws(LVMError) in
+                try await h.b.removeLV(vg: h.vg, name: name)
+            }
+            _ = try await h.b.lvInfo(vg: h.vg, name: name)  // reports still work
+            try await h.b.lockStart(vg: h.vg)
+            try expect(try await h.b.lockspaceStarted(vg: h.vg), "B's lockspace started again")
+            try await h.b.activate(vg: h.vg, name: name, mode: .exclusive)
+        },
+        LVMBehaviourScenario("busy while the device is open") { h in
+            guard let setOpen = h.setOpenOnA else { return }
+            let name = h.lv("open")
+            _ = try await h.a.createLV(vg: h.vg, name: name, sizeBytes: 4 * MiB, activate: false)
+            try await h.a.activate(vg: h.vg, name: name, mode: .exclusive)
+            try await setOpen(name, true)
+            try expect(try await h.a.lvInfo(vg: h.vg, name: name).deviceOpen, "attr shows the device open")
+            try await expectError(.busy, "-an while open") { () throws(LVMError) in try await h.a.deactivate(vg: h.vg, name: name) }
+            try await expectError(.busy, "remove while open") { () throws(LVMError) in try await h.a.removeLV(vg: h.vg, name: name) }
+            try await setOpen(name, false)
+            try await h.a.deactivate(vg: h.vg, name: name)
+        },
+        LVMBehaviourScenario("deactivate is idempotent") { h in
+            let name = h.lv("idem")
+            _ = try await h.a.createLV(vg: h.vg, name: name, sizeBytes: 4 * MiB, activate: false)
+            try await h.a.deactivate(vg: h.vg, name: name)
+            try await h.b.deactivate(vg: h.vg, name: name)
+            try await h.a.activate(vg: h.vg, name: name, mode: .shared)
+            try await h.a.activate(vg: h.vg, name: name, mode: .shared)
+            try await h.a.deactivate(vg: h.vg, name: name)
+            try await h.a.deactivate(vg: h.vg, name: name)
+        },
+        LVMBehaviourScenario("zeroing needs the LV active here") { h in
+            let name = h.lv("zero")
+            _ = try await h.a.createLV(vg: h.vg, name: name, sizeBytes: 4 * MiB, activate: false)
+            try await expectError(.notActive, "zero while inactive") { () throws(LVMError) in
+                try await h.a.zeroLV(vg: h.vg, name: name, bytes: MiB)
+            }
+            try await h.a.activate(vg: h.vg, name: name, mode: .exclusive)
+            try await h.a.zeroLV(vg: h.vg, name: name, bytes: MiB)
+            try await h.a.zeroLV(vg: h.vg, name: name, bytes: nil)
+        },
+        LVMBehaviourScenario("invalid input is refused") { h in
+            for bad in ["", "bad name", "-x", "snapshot1", "pvmove0", "x_tmeta", "x_rimage_0", ".", "..", "a/b", "lvmlock",
+                        String(repeating: "x", count: 128)] {
+                try await expectError(.invalidArgument, "create \"\(bad)\"") { () throws(LVMError) in
+                    _ = try await h.a.createLV(vg: h.vg, name: bad, sizeBytes: 4 * MiB, activate: false)
+                }
+            }
+            try await expectError(.invalidArgument, "size 0") { () throws(LVMError) in
+                _ = try await h.a.createLV(vg: h.vg, name: h.lv("zero-size"), sizeBytes: 0, activate: false)
+            }
+            try await expectError(.invalidArgument, "size above 1 PiB") { () throws(LVMError) in
+                _ = try await h.a.createLV(vg: h.vg, name: h.lv("too-big"), sizeBytes: LVSize.maxBytes + 1, activate: false)
+            }
+            try await expectError(.invalidArgument, "bad VG name") { () throws(LVMError) in
+                try await h.a.activate(vg: "vg;rm", name: h.lv("x"), mode: .exclusive)
+            }
+        },
+        LVMBehaviourScenario("boot wait sees the PVs") { h in
+            try expect(try await h.a.pvsPresent(vg: h.vg), "PVs present on A")
+            try expect(try await h.a.lockspaceStarted(vg: h.vg), "A's lockspace started")
+            let status = try await h.a.lockStatus()
+            try expect(status.lockspace(forVG: h.vg) != nil, "sanlock status lists the VG lockspace")
+        },
+    ]
+}

@@ -1,0 +1,178 @@
+import Subprocess
+import Synchronization
+
+/// What a finished command produced.
+public struct CommandResult: Sendable, Hashable {
+    public var argv: [String]
+    public var termination: CommandTermination
+    public var stdout: String
+    public var stderr: String
+
+    public init(argv: [String], termination: CommandTermination, stdout: String = "", stderr: String = "") {
+        self.argv = argv
+        self.termination = termination
+        self.stdout = stdout
+        self.stderr = stderr
+    }
+}
+
+/// Runs one command given as argv. The seam between the backend and the OS: tests inject
+/// a `ScriptedCommandExecutor` that records argv and returns canned results.
+///
+/// A non-zero exit is a normal result, not an error; implementations throw only when the
+/// command could not run at all (missing executable, spawn failure).
+public protocol CommandExecuting: Sendable {
+    func run(_ argv: [String], timeout: Duration) async throws(LVMError) -> CommandResult
+}
+
+/// Runs commands through swift-subprocess: argv only (never a shell), `LC_ALL=C` so the
+/// error texts the classifier knows are in English, and a timeout after which the child
+/// is sent SIGKILL.
+public struct LVMCommandRunner: CommandExecuting {
+    /// Executables are looked up here, not in the agent's inherited PATH: systemd units and
+    /// operators' shells differ, and LVM tools live in sbin.
+    public var searchPath: String
+    /// Large enough for `lvs` of a VG with tens of thousands of LVs (~500 bytes each).
+    public var stdoutLimit: Int
+    public var stderrLimit: Int
+    /// After SIGKILL, how long to wait for the child to be reaped before reporting
+    /// `timed_out` anyway: a process stuck in uninterruptible I/O (a queued multipath
+    /// device) cannot die until the I/O returns, and the caller must not hang with it.
+    public var reapGrace: Duration
+
+    public init(
+        searchPath: String = "/usr/sbin:/usr/bin:/sbin:/bin",
+        stdoutLimit: Int = 64 << 20,
+        stderrLimit: Int = 1 << 20,
+        reapGrace: Duration = .seconds(5)
+    ) {
+        self.searchPath = searchPath
+        self.stdoutLimit = stdoutLimit
+        self.stderrLimit = stderrLimit
+        self.reapGrace = reapGrace
+    }
+
+    public func run(_ argv: [String], timeout: Duration) async throws(LVMError) -> CommandResult {
+        guard let program = argv.first, !program.isEmpty else {
+            throw LVMError(code: .internal, message: "empty command")
+        }
+        let outcome = Outcome()
+        let runner = self
+        // A started LVM command runs to completion or to its timeout even if our caller is
+        // cancelled: killing lvcreate halfway because an RPC caller gave up helps no one.
+        // Hence an unstructured task (it does not inherit cancellation).
+        let work = Task {
+            let result = await runner.spawnWithTimeout(argv: argv, timeout: timeout)
+            outcome.resume(result)
+        }
+        let watchdog = Task {
+            try? await Task.sleep(for: timeout + runner.reapGrace)
+            if !Task.isCancelled {
+                outcome.resume(.success(CommandResult(argv: argv, termination: .timedOut,
+                                                      stderr: "child not reaped after SIGKILL")))
+            }
+        }
+        let result = await outcome.value()
+        watchdog.cancel()
+        _ = work
+        return try result.get()
+    }
+
+    private func spawnWithTimeout(argv: [String], timeout: Duration) async -> Result<CommandResult, LVMError> {
+        let program = argv[0]
+        let searchPath = self.searchPath
+        let stdoutLimit = self.stdoutLimit, stderrLimit = self.stderrLimit
+
+        return await withTaskGroup(of: Step.self) { group in
+            group.addTask {
+                let executable: Executable = program.contains("/") ? .path(.init(program)) : .name(program)
+                let environment = Environment.inherit.updating([
+                    "LC_ALL": "C",
+                    "LVM_SUPPRESS_FD_WARNINGS": "1",
+                    "PATH": searchPath,
+                ])
+                var options = PlatformOptions()
+                options.teardownSequence = []  // the sequence always ends in SIGKILL; nothing before it
+                let arguments = Arguments(Array(argv.dropFirst()))
+                do {
+                    let r = try await Subprocess.run(
+                        executable, arguments: arguments, environment: environment,
+                        platformOptions: options, input: .none,
+                        output: .bytes(limit: stdoutLimit), error: .bytes(limit: stderrLimit)
+                    )
+                    let termination: CommandTermination
+                    switch r.terminationStatus {
+                    case .exited(let code): termination = .exited(code)
+                    case .signaled(let signal): termination = .signaled(signal)
+                    }
+                    return .finished(.success(CommandResult(
+                        argv: argv, termination: termination,
+                        stdout: String(decoding: r.standardOutput, as: UTF8.self),
+                        stderr: String(decoding: r.standardError, as: UTF8.self))))
+                } catch {
+                    return .finished(.failure(LVMError(
+                        code: .internal, message: "cannot run \(program): \(error)", argv: argv)))
+                }
+            }
+            group.addTask {
+                do { try await Task.sleep(for: timeout) } catch { return .cancelled }
+                return .timerFired
+            }
+            var timedOut = false
+            while let step = await group.next() {
+                switch step {
+                case .timerFired:
+                    // Cancelling the run makes swift-subprocess apply the teardown: SIGKILL.
+                    timedOut = true
+                    group.cancelAll()
+                case .cancelled:
+                    continue
+                case .finished(let result):
+                    group.cancelAll()
+                    if timedOut {
+                        let stderr = (try? result.get().stderr) ?? ""
+                        return .success(CommandResult(argv: argv, termination: .timedOut, stderr: stderr))
+                    }
+                    return result
+                }
+            }
+            return .failure(LVMError(code: .internal, message: "command runner lost its result", argv: argv))
+        }
+    }
+
+    private enum Step: Sendable {
+        case finished(Result<CommandResult, LVMError>)
+        case timerFired
+        case cancelled
+    }
+
+    /// First result wins; later ones (a late reap after the watchdog fired) are dropped.
+    private final class Outcome: Sendable {
+        private struct State {
+            var result: Result<CommandResult, LVMError>?
+            var waiter: CheckedContinuation<Result<CommandResult, LVMError>, Never>?
+        }
+        private let state = Mutex(State())
+
+        func resume(_ result: Result<CommandResult, LVMError>) {
+            let waiter: CheckedContinuation<Result<CommandResult, LVMError>, Never>? = state.withLock { s in
+                guard s.result == nil else { return nil }
+                s.result = result
+                defer { s.waiter = nil }
+                return s.waiter
+            }
+            waiter?.resume(returning: result)
+        }
+
+        func value() async -> Result<CommandResult, LVMError> {
+            await withCheckedContinuation { continuation in
+                let ready: Result<CommandResult, LVMError>? = state.withLock { s in
+                    if let r = s.result { return r }
+                    s.waiter = continuation
+                    return nil
+                }
+                if let ready { continuation.resume(returning: ready) }
+            }
+        }
+    }
+}

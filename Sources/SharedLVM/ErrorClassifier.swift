@@ -1,0 +1,83 @@
+/// The one place where LVM's error texts become `LVMErrorCode`s.
+///
+/// Built from texts observed with lvm2 2.03.16 + lvmlockd + sanlock (see
+/// docs/reference lvm-lab-notes): every failure exits 5, a bad option exits 3. Rules are
+/// ordered: the more specific lock texts win over generic ones, because LVM often prints
+/// several lines ("LV locked by other host: vol/lv1" then "Failed to lock logical volume").
+/// Commands run with LC_ALL=C so the texts are English.
+public enum LVMErrorClassifier {
+    struct Rule: Sendable {
+        let code: LVMErrorCode
+        let needles: [String]
+    }
+
+    static let rules: [Rule] = [
+        Rule(code: .lockedByOtherHost, needles: ["LV locked by other host"]),
+        Rule(code: .incompatibleLockMode, needles: ["already locked with incompatible mode"]),
+        // Lease I/O failure; also "VG vol lock skipped: error -221" when the disk returns errors.
+        Rule(code: .lockStorageFailed, needles: [
+            "storage failed for sanlock leases", "lock skipped: error", "lock failed: error",
+        ]),
+        Rule(code: .lockspaceNotStarted, needles: [
+            "due to failed lock", "Global lock failed: check that global lockspace is started",
+            "lockspace not found or started",
+        ]),
+        Rule(code: .busy, needles: [
+            "stop failed: LVs must first be deactivated", " in use.", "Can't remove open logical volume",
+            "is used by another device",
+        ]),
+        Rule(code: .insufficientSpace, needles: [
+            "insufficient free space", "Insufficient free space", "Insufficient suitable allocatable extents",
+        ]),
+        Rule(code: .alreadyExists, needles: ["already exists in volume group"]),
+        Rule(code: .sizeConflict, needles: [
+            "not larger than existing size", "matches existing size", "not smaller than existing size",
+        ]),
+        Rule(code: .notFound, needles: [
+            "Failed to find logical volume", "not found", "Cannot process volume group",
+        ]),
+    ]
+
+    /// Classifies a failed command from its exit status and stderr.
+    /// Exit 0 is not a failure; it maps to `internal` (a caller bug).
+    public static func classify(exitStatus: Int32, stderr: String) -> LVMErrorCode {
+        diagnose(exitStatus: exitStatus, stderr: stderr).code
+    }
+
+    /// The code plus the stderr line that decided it (or the last meaningful line),
+    /// trimmed, for `LVMError.message`.
+    public static func diagnose(exitStatus: Int32, stderr: String) -> (code: LVMErrorCode, line: String) {
+        let lines = stderr.split(whereSeparator: \.isNewline).map { $0.trimmingWhitespace() }.filter { !$0.isEmpty }
+        if exitStatus != 0 {
+            for rule in rules {
+                for line in lines where rule.needles.contains(where: { line.contains($0) }) {
+                    return (rule.code, line)
+                }
+            }
+        }
+        let summary = lines.last(where: { !$0.hasPrefix("WARNING") }) ?? lines.last ?? ""
+        switch exitStatus {
+        // lvm2 EINVALID_CMD_LINE: a bad option or value. Input is validated before a
+        // command runs, so this is usually a value LVM rejects for its own reasons.
+        case 3: return (.invalidArgument, summary)
+        default: return (.internal, summary)
+        }
+    }
+
+    /// Builds the error for a finished command that did not succeed.
+    public static func error(for result: CommandResult) -> LVMError {
+        switch result.termination {
+        case .timedOut:
+            return LVMError(code: .timedOut, message: "\(result.argv.first ?? "command") did not finish in time and was killed",
+                            stderr: result.stderr, argv: result.argv, termination: .timedOut)
+        case .signaled(let signal):
+            return LVMError(code: .internal, message: "\(result.argv.first ?? "command") was killed by signal \(signal)",
+                            stderr: result.stderr, argv: result.argv, termination: result.termination)
+        case .exited(let status):
+            let (code, line) = diagnose(exitStatus: status, stderr: result.stderr)
+            let message = line.isEmpty ? "\(result.argv.first ?? "command") failed with exit status \(status)" : line
+            return LVMError(code: code, message: message, stderr: result.stderr, argv: result.argv,
+                            termination: result.termination)
+        }
+    }
+}

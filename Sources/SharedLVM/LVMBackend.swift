@@ -1,0 +1,81 @@
+/// Lock mode of an activation in a shared (lvmlockd) VG: `lvchange -aey` or `-asy`.
+public enum LVActivationMode: String, Sendable, Hashable, Codable, CaseIterable {
+    case exclusive
+    case shared
+}
+
+/// Everything the agent asks of LVM on its own host, for one VG at a time.
+///
+/// LVM commands act only on the host where they run, so one `LVMBackend` value stands for
+/// one host. Two implementations: `RealLVMBackend` (runs lvm2/sanlock commands by argv)
+/// and `SimulatedLVMBackend` (one host of an in-memory `SimulatedCluster` with lvmlockd's
+/// lock semantics). `LVMBehaviourSuite` holds both to the same behaviour.
+///
+/// Every method throws only `LVMError`; names and sizes are validated before any command
+/// runs (`invalid_argument`). Sizes are bytes; LVM rounds them up to whole extents.
+public protocol LVMBackend: Sendable {
+    /// `lvcreate`. With `activate: false` the LV is created inactive (`-an`), which is
+    /// what the agent wants when the creator is not the user; otherwise it is activated
+    /// exclusively on this host (lvcreate's default in a shared VG). Returns the new LV.
+    func createLV(vg: String, name: String, sizeBytes: UInt64, activate: Bool) async throws(LVMError) -> LogicalVolume
+
+    /// `lvextend` to an absolute size. Asking for the current size is a no-op (retries
+    /// are safe); asking for less is `size_conflict`. `sharedUpdate` adds
+    /// `--lockopt shupdate`, needed when the LV is active shared; other hosts then keep
+    /// the old device size until they `refresh`.
+    func extendLV(vg: String, name: String, newSizeBytes: UInt64, sharedUpdate: Bool) async throws(LVMError)
+
+    /// `lvremove`. Refused with `busy` while the LV is active on this host (the agent
+    /// deactivates first), `locked_by_other_host` while active elsewhere.
+    func removeLV(vg: String, name: String) async throws(LVMError)
+
+    /// `lvchange -aey` / `-asy`. Already active in that mode: no-op. ex → sh on the holder
+    /// is a downgrade; sh → ex works only when no other host holds the LV.
+    func activate(vg: String, name: String, mode: LVActivationMode) async throws(LVMError)
+
+    /// `lvchange -an`: deactivates locally and releases the LV lock. Inactive: no-op.
+    /// `busy` while the device is open (a VM uses it).
+    func deactivate(vg: String, name: String) async throws(LVMError)
+
+    /// `lvchange --refresh`: reload the device so it shows the LV's current size.
+    func refresh(vg: String, name: String) async throws(LVMError)
+
+    /// Visible LVs of the VG as this host sees them (`lv_active*` are local facts only;
+    /// no host can see where else an LV is active). Internal LVs like `[lvmlock]` are hidden.
+    func listLVs(vg: String) async throws(LVMError) -> [LogicalVolume]
+
+    /// One LV, or `not_found`.
+    func lvInfo(vg: String, name: String) async throws(LVMError) -> LogicalVolume
+
+    /// VG capacity, lock type and metadata-area use, or `not_found`.
+    func vgInfo(vg: String) async throws(LVMError) -> VolumeGroup
+
+    /// `vgchange --lock-start VG` (joins the sanlock lockspace; seconds to tens of seconds).
+    func lockStart(vg: String) async throws(LVMError)
+
+    /// `vgchange --lock-stop VG`; `busy` while LVs of the VG are active on this host.
+    func lockStop(vg: String) async throws(LVMError)
+
+    /// Whether this host has joined the VG's lockspace (from `sanlock client status`).
+    func lockspaceStarted(vg: String) async throws(LVMError) -> Bool
+
+    /// This host's sanlock view: joined lockspaces and held LV locks with their mode.
+    /// The only source of the lock mode (`lv_active_exclusively` is not it).
+    func lockStatus() async throws(LVMError) -> SanlockStatus
+
+    /// Size in bytes of the LV's device on this host (`blockdev --getsize64`), nil when the
+    /// LV is not active here. Differs from `lvInfo` size after a shared extend until `refresh`.
+    func deviceSize(vg: String, name: String) async throws(LVMError) -> UInt64?
+
+    /// Writes zeros over the first `bytes` of the LV (nil: all of it) for `volume_clear`.
+    /// The LV must be active on this host (`not_active` otherwise).
+    func zeroLV(vg: String, name: String, bytes: UInt64?) async throws(LVMError)
+
+    /// Boot wait: true once the VG is visible with none of its PVs missing.
+    func pvsPresent(vg: String) async throws(LVMError) -> Bool
+}
+
+extension LVMBackend {
+    /// The device path a VM uses: `/dev/<vg>/<lv>`.
+    public func devicePath(vg: String, name: String) -> String { "/dev/\(vg)/\(name)" }
+}

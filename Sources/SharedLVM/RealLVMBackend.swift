@@ -1,0 +1,214 @@
+import Logging
+
+/// `LVMBackend` on real lvm2 + lvmlockd + sanlock: runs the commands of `LVMCommands`
+/// through a `CommandExecuting` and turns failures into `LVMError` via `LVMErrorClassifier`.
+public struct RealLVMBackend: LVMBackend {
+    public struct Timeouts: Sendable {
+        /// Ordinary LVM commands take 0.3–1 s; a failing `-asy` ~6 s (lvmlockd retries).
+        public var command: Duration
+        /// `vgchange --lock-start` took up to 24 s in the lab with sanlock's default I/O timeout.
+        public var lockStart: Duration
+        /// Zeroing gets `command` plus the time to write at this rate (bytes per second).
+        public var zeroMinimumBytesPerSecond: UInt64
+
+        public init(command: Duration = .seconds(120), lockStart: Duration = .seconds(300),
+                    zeroMinimumBytesPerSecond: UInt64 = 10 << 20) {
+            self.command = command
+            self.lockStart = lockStart
+            self.zeroMinimumBytesPerSecond = zeroMinimumBytesPerSecond
+        }
+    }
+
+    public let executor: any CommandExecuting
+    public let timeouts: Timeouts
+    /// Every command is logged at debug level with its outcome and duration; failures are
+    /// the caller's to log, since only it knows whether a failure is expected.
+    public let logger: Logger
+
+    public init(executor: any CommandExecuting = LVMCommandRunner(), timeouts: Timeouts = Timeouts(),
+                logger: Logger = Logger(label: "aos.lvm")) {
+        self.executor = executor
+        self.timeouts = timeouts
+        self.logger = logger
+    }
+
+    /// Runs a command; throws the classified error unless it exited 0.
+    @discardableResult
+    func execute(_ argv: [String], timeout: Duration? = nil) async throws(LVMError) -> CommandResult {
+        let result = try await runLogged(argv, timeout: timeout ?? timeouts.command)
+        guard result.termination.isSuccess else { throw LVMErrorClassifier.error(for: result) }
+        return result
+    }
+
+    func runLogged(_ argv: [String], timeout: Duration) async throws(LVMError) -> CommandResult {
+        let clock = ContinuousClock()
+        let start = clock.now
+        let result = try await executor.run(argv, timeout: timeout)
+        logger.debug("lvm command finished", metadata: [
+            "argv": .string(argv.joined(separator: " ")),
+            "result": .string(result.termination.description),
+            "duration_ms": .stringConvertible(Int((clock.now - start) / .milliseconds(1))),
+        ])
+        return result
+    }
+
+    public func createLV(vg: String, name: String, sizeBytes: UInt64, activate: Bool) async throws(LVMError) -> LogicalVolume {
+        try LVMError.checkNames(vg: vg, lv: name)
+        try LVSize.validate(sizeBytes)
+        try await execute(LVMCommands.create(vg: vg, name: name, sizeBytes: sizeBytes, activate: activate))
+        return try await lvInfo(vg: vg, name: name)
+    }
+
+    public func extendLV(vg: String, name: String, newSizeBytes: UInt64, sharedUpdate: Bool) async throws(LVMError) {
+        try LVMError.checkNames(vg: vg, lv: name)
+        try LVSize.validate(newSizeBytes)
+        do {
+            try await execute(LVMCommands.extend(vg: vg, name: name, newSizeBytes: newSizeBytes, sharedUpdate: sharedUpdate))
+        } catch where error.code == .sizeConflict {
+            // lvextend refuses "extending" to the current size; a retried request must succeed.
+            let lv = try await lvInfo(vg: vg, name: name)
+            let extent = try await vgInfo(vg: vg).extentSizeBytes
+            if extent > 0, lv.sizeBytes == LVSize.roundUp(newSizeBytes, extentSize: extent) { return }
+            throw error
+        }
+    }
+
+    public func removeLV(vg: String, name: String) async throws(LVMError) {
+        try LVMError.checkNames(vg: vg, lv: name)
+        let argv = LVMCommands.remove(vg: vg, name: name)
+        // lvremove would ask "remove active logical volume?"; the agent never wants that.
+        let lv = try await lvInfo(vg: vg, name: name)
+        if lv.activeLocally {
+            throw LVMError(code: .busy, message: "Logical volume \(vg)/\(name) is active on this host; deactivate it first.",
+                           argv: argv)
+        }
+        try await execute(argv)
+    }
+
+    public func activate(vg: String, name: String, mode: LVActivationMode) async throws(LVMError) {
+        try LVMError.checkNames(vg: vg, lv: name)
+        try await execute(LVMCommands.activate(vg: vg, name: name, mode: mode))
+    }
+
+    public func deactivate(vg: String, name: String) async throws(LVMError) {
+        try LVMError.checkNames(vg: vg, lv: name)
+        try await execute(LVMCommands.deactivate(vg: vg, name: name))
+    }
+
+    public func refresh(vg: String, name: String) async throws(LVMError) {
+        try LVMError.checkNames(vg: vg, lv: name)
+        try await execute(LVMCommands.refresh(vg: vg, name: name))
+    }
+
+    public func listLVs(vg: String) async throws(LVMError) -> [LogicalVolume] {
+        try LVMError.checkNames(vg: vg)
+        let result = try await execute(LVMCommands.listLVs(vg: vg))
+        return try decode(result) { json throws(LVMError) in try LVMReport.decodeLVs(json) }.filter { !$0.isInternal }
+    }
+
+    public func lvInfo(vg: String, name: String) async throws(LVMError) -> LogicalVolume {
+        try LVMError.checkNames(vg: vg, lv: name)
+        let result = try await execute(LVMCommands.lvInfo(vg: vg, name: name))
+        let lvs = try decode(result) { json throws(LVMError) in try LVMReport.decodeLVs(json) }
+        guard let lv = lvs.first(where: { $0.name == name }) else {
+            throw LVMError(code: .notFound, message: "Failed to find logical volume \"\(vg)/\(name)\"",
+                           stderr: result.stderr, argv: result.argv, termination: result.termination)
+        }
+        return lv
+    }
+
+    public func vgInfo(vg: String) async throws(LVMError) -> VolumeGroup {
+        try LVMError.checkNames(vg: vg)
+        let result = try await execute(LVMCommands.vgInfo(vg: vg))
+        let vgs = try decode(result) { json throws(LVMError) in try LVMReport.decodeVGs(json) }
+        guard let info = vgs.first(where: { $0.name == vg }) else {
+            throw LVMError(code: .notFound, message: "Volume group \"\(vg)\" not found",
+                           stderr: result.stderr, argv: result.argv, termination: result.termination)
+        }
+        return info
+    }
+
+    public func lockStart(vg: String) async throws(LVMError) {
+        try LVMError.checkNames(vg: vg)
+        let result = try await execute(LVMCommands.lockStart(vg: vg), timeout: timeouts.lockStart)
+        // Before `lvmlockctl --drop`, lock-start of a killed lockspace exits 0 and does
+        // nothing ("Skipping global lock: storage failed for sanlock leases").
+        if result.stderr.contains("storage failed for sanlock leases") {
+            let line = result.stderr.split(whereSeparator: \.isNewline)
+                .first { $0.contains("storage failed for sanlock leases") }.map { $0.trimmingWhitespace() } ?? ""
+            throw LVMError(code: .lockStorageFailed, message: line, stderr: result.stderr,
+                           argv: result.argv, termination: result.termination)
+        }
+    }
+
+    public func lockStop(vg: String) async throws(LVMError) {
+        try LVMError.checkNames(vg: vg)
+        try await execute(LVMCommands.lockStop(vg: vg))
+    }
+
+    public func lockspaceStarted(vg: String) async throws(LVMError) -> Bool {
+        try LVMError.checkNames(vg: vg)
+        guard let lockspace = try await lockStatus().lockspace(forVG: vg) else { return false }
+        return lockspace.transition == nil
+    }
+
+    public func lockStatus() async throws(LVMError) -> SanlockStatus {
+        let result = try await execute(LVMCommands.sanlockStatus())
+        do {
+            return try SanlockStatus.parse(result.stdout)
+        } catch {
+            throw LVMError(code: .internal, message: error.message, stderr: result.stderr, argv: result.argv,
+                           termination: result.termination)
+        }
+    }
+
+    public func deviceSize(vg: String, name: String) async throws(LVMError) -> UInt64? {
+        try LVMError.checkNames(vg: vg, lv: name)
+        let result = try await runLogged(LVMCommands.deviceSize(vg: vg, name: name), timeout: timeouts.command)
+        if !result.termination.isSuccess {
+            // An inactive LV has no device node.
+            if result.stderr.contains("No such file or directory") { return nil }
+            throw LVMErrorClassifier.error(for: result)
+        }
+        guard let size = UInt64(result.stdout.trimmingWhitespace()) else {
+            throw LVMError(code: .internal, message: "blockdev printed \"\(result.stdout.trimmingWhitespace())\"",
+                           argv: result.argv, termination: result.termination)
+        }
+        return size
+    }
+
+    public func zeroLV(vg: String, name: String, bytes: UInt64?) async throws(LVMError) {
+        try LVMError.checkNames(vg: vg, lv: name)
+        let lv = try await lvInfo(vg: vg, name: name)
+        let count = LVMCommands.zeroCount(requested: bytes, lvSize: lv.sizeBytes)
+        let argv = LVMCommands.zero(vg: vg, name: name, bytes: count)
+        guard lv.activeLocally else {
+            throw LVMError(code: .notActive, message: "Logical volume \(vg)/\(name) is not active on this host", argv: argv)
+        }
+        guard count > 0 else { return }
+        let seconds = count / max(timeouts.zeroMinimumBytesPerSecond, 1)
+        let result = try await runLogged(argv, timeout: timeouts.command + .seconds(Int64(clamping: seconds)))
+        guard result.termination.isSuccess else {
+            var error = LVMErrorClassifier.error(for: result)
+            if result.stderr.contains("No such file or directory") { error.code = .notActive }
+            throw error
+        }
+    }
+
+    public func pvsPresent(vg: String) async throws(LVMError) -> Bool {
+        do {
+            return try await vgInfo(vg: vg).missingPVCount == 0
+        } catch where error.code == .notFound {
+            return false
+        }
+    }
+
+    private func decode<T>(_ result: CommandResult, _ body: (String) throws(LVMError) -> T) throws(LVMError) -> T {
+        do {
+            return try body(result.stdout)
+        } catch {
+            throw LVMError(code: .internal, message: error.message, stderr: result.stderr, argv: result.argv,
+                           termination: result.termination)
+        }
+    }
+}

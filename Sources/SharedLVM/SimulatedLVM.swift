@@ -1,0 +1,175 @@
+import Synchronization
+
+/// One recorded call on a simulated host, so agent tests can assert what ran
+/// (or that nothing ran for bad input).
+public struct SimulatedCall: Sendable, Hashable, CustomStringConvertible {
+    public var host: String
+    public var method: String
+    public var arguments: [String]
+    public var description: String { "\(host): \(method)(\(arguments.joined(separator: ", ")))" }
+}
+
+/// An in-memory shared VG used by several simulated hosts at once, with lvmlockd + sanlock
+/// semantics as observed in the lab (lvm-lab-notes.md):
+///
+/// - LV lock conflicts fail at once with `locked_by_other_host`.
+/// - ex → sh on the holder is a downgrade; sh → ex only when no other host holds the LV.
+/// - plain extend while this host holds sh → `incompatible_lock_mode`; with shupdate it
+///   works, and other hosts keep their old device size until they refresh.
+/// - every LV operation needs the host's lockspace started (`lockspace_not_started`);
+///   reports (`lvs`/`vgs`) work without it, as in real LVM.
+/// - sizes are rounded up to extents; the hidden `lvmlock` LV takes 256 MiB.
+///
+/// The lock table and the per-host device state are kept apart on purpose: after a
+/// lockspace drop a device can stay active without its lock, which is the dangerous state
+/// the recovery logic must handle.
+public final class SimulatedCluster: Sendable {
+    struct Device: Sendable {
+        var sizeBytes: UInt64
+        var open = false
+    }
+
+    struct LV: Sendable {
+        var name: String
+        var uuid: String
+        var extents: UInt64
+        var leaseOffset: UInt64
+        var exclusiveHolder: String?
+        var sharedHolders: Set<String> = []
+        var devices: [String: Device] = [:]
+        var leaseVersion: UInt64 = 0
+
+        func holders(except host: String) -> Bool {
+            (exclusiveHolder.map { $0 != host } ?? false) || sharedHolders.contains { $0 != host }
+        }
+    }
+
+    struct VG: Sendable {
+        var name: String
+        var uuid: String
+        var extentSize: UInt64
+        var totalExtents: UInt64
+        var lvs: [String: LV] = [:]
+        var startedHosts: Set<String> = []
+        var failedHosts: Set<String> = []
+        var pvsPresent = true
+        var nextLeaseOffset: UInt64 = 69_206_016
+
+        static let lockLVExtentsBytes: UInt64 = 256 << 20
+        var usedExtents: UInt64 {
+            lvs.values.reduce(0) { $0 + $1.extents } + (Self.lockLVExtentsBytes + extentSize - 1) / extentSize
+        }
+        var freeExtents: UInt64 { totalExtents - min(usedExtents, totalExtents) }
+    }
+
+    struct State: Sendable {
+        var vgs: [String: VG] = [:]
+        var hostIds: [String: Int] = [:]
+        var calls: [SimulatedCall] = []
+        var random: UInt64
+    }
+
+    let state: Mutex<State>
+    /// Added to every operation (demo and scale simulations); zero in tests.
+    public let latency: Duration
+
+    public init(seed: UInt64 = 0x5EED, latency: Duration = .zero) {
+        self.state = Mutex(State(random: seed))
+        self.latency = latency
+    }
+
+    // MARK: Setup and fault hooks
+
+    /// Adds a shared sanlock VG (as after `vgcreate --shared --lock-type sanlock`).
+    public func addVolumeGroup(_ name: String, sizeBytes: UInt64, extentSizeBytes: UInt64 = 4 << 20) {
+        state.withLock { s in
+            let uuid = Self.lvmUUID(&s.random)
+            s.vgs[name] = VG(name: name, uuid: uuid, extentSize: extentSizeBytes, totalExtents: sizeBytes / extentSizeBytes)
+        }
+    }
+
+    /// Simulates a VM holding the LV's device open on `host` (deactivate/remove → `busy`).
+    /// Returns false if the LV is not active on that host.
+    @discardableResult
+    public func setOpen(host: String, vg: String, lv: String, _ open: Bool) -> Bool {
+        state.withLock { s in
+            guard s.vgs[vg]?.lvs[lv]?.devices[host] != nil else { return false }
+            s.vgs[vg]!.lvs[lv]!.devices[host]!.open = open
+            return true
+        }
+    }
+
+    /// Simulates sanlock losing the host's lease storage (lvmlockctl --kill): lock requests
+    /// fail, `sanlock client status` shows no change, LVs stay active. Cleared by `dropLockspace`.
+    public func failLockspace(vg: String, host: String) {
+        state.withLock { s in _ = s.vgs[vg]?.failedHosts.insert(host) }
+    }
+
+    /// `lvmlockctl --drop`: forgets the host's lockspace and every lock it held; devices
+    /// stay active (that is what makes drop without deactivation unsafe).
+    public func dropLockspace(vg: String, host: String) {
+        state.withLock { s in
+            guard var group = s.vgs[vg] else { return }
+            group.failedHosts.remove(host)
+            group.startedHosts.remove(host)
+            for name in group.lvs.keys {
+                if group.lvs[name]!.exclusiveHolder == host { group.lvs[name]!.exclusiveHolder = nil }
+                group.lvs[name]!.sharedHolders.remove(host)
+            }
+            s.vgs[vg] = group
+        }
+    }
+
+    /// Boot wait: whether the VG's PVs are visible (to every host).
+    public func setPVsPresent(vg: String, _ present: Bool) {
+        state.withLock { s in s.vgs[vg]?.pvsPresent = present }
+    }
+
+    // MARK: Inspection
+
+    public var calls: [SimulatedCall] { state.withLock { $0.calls } }
+    public func calls(host: String) -> [SimulatedCall] { calls.filter { $0.host == host } }
+    public func clearCalls() { state.withLock { $0.calls = [] } }
+
+    /// The lock table entry of an LV (who holds it, in which mode), for tests.
+    public func lockHolders(vg: String, lv: String) -> (exclusive: String?, shared: Set<String>)? {
+        state.withLock { s in
+            s.vgs[vg]?.lvs[lv].map { ($0.exclusiveHolder, $0.sharedHolders) }
+        }
+    }
+
+    // MARK: Internals used by SimulatedLVMBackend
+
+    func record(_ host: String, _ method: String, _ arguments: [String]) {
+        state.withLock { $0.calls.append(SimulatedCall(host: host, method: method, arguments: arguments)) }
+    }
+
+    func registerHost(_ host: String, hostId: Int) {
+        state.withLock { $0.hostIds[host] = hostId }
+    }
+
+    func hostId(_ host: String) -> Int { state.withLock { $0.hostIds[host] ?? 0 } }
+
+    func withState<T>(_ body: (inout State) throws(LVMError) -> T) throws(LVMError) -> T {
+        try state.withLock { (s: inout State) throws(LVMError) -> T in try body(&s) }
+    }
+
+    /// LVM's UUID format: 6-4-4-4-4-4-6 characters of [A-Za-z0-9] (deterministic per seed).
+    static func lvmUUID(_ random: inout UInt64) -> String {
+        let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
+        var out = ""
+        for (i, length) in [6, 4, 4, 4, 4, 4, 6].enumerated() {
+            if i > 0 { out.append("-") }
+            for _ in 0..<length {
+                // splitmix64
+                random &+= 0x9E37_79B9_7F4A_7C15
+                var z = random
+                z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+                z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+                z ^= z >> 31
+                out.append(alphabet[Int(z % UInt64(alphabet.count))])
+            }
+        }
+        return out
+    }
+}

@@ -1,0 +1,351 @@
+/// One host of a `SimulatedCluster`, as `LVMBackend`. Failures carry LVM's own stderr texts
+/// and go through `LVMErrorClassifier`, so the simulator and the classifier cannot drift apart.
+public struct SimulatedLVMBackend: LVMBackend {
+    public let cluster: SimulatedCluster
+    public let hostName: String
+    public let hostId: Int
+
+    public init(cluster: SimulatedCluster, hostName: String, hostId: Int) {
+        self.cluster = cluster
+        self.hostName = hostName
+        self.hostId = hostId
+        cluster.registerHost(hostName, hostId: hostId)
+    }
+
+    typealias State = SimulatedCluster.State
+    typealias VG = SimulatedCluster.VG
+    typealias LV = SimulatedCluster.LV
+
+    // MARK: LV operations
+
+    public func createLV(vg: String, name: String, sizeBytes: UInt64, activate: Bool) async throws(LVMError) -> LogicalVolume {
+        let argv = LVMCommands.create(vg: vg, name: name, sizeBytes: sizeBytes, activate: activate)
+        return try await operation("createLV", [vg, name, "\(sizeBytes)", "activate=\(activate)"]) { (s) throws(LVMError) in
+            try LVMError.checkNames(vg: vg, lv: name)
+            try LVSize.validate(sizeBytes)
+            var group = try self.group(s, vg, argv)
+            try self.requireLockspace(group, argv, failedText: "VG \(vg) lock failed: storage failed for sanlock leases")
+            if group.lvs[name] != nil {
+                throw Self.fail(argv, "Logical Volume \"\(name)\" already exists in volume group \"\(vg)\"")
+            }
+            let extents = Self.extents(sizeBytes, group.extentSize)
+            guard extents <= group.freeExtents else {
+                throw Self.fail(argv, "Volume group \"\(vg)\" has insufficient free space (\(group.freeExtents) extents): \(extents) required.")
+            }
+            var lv = LV(name: name, uuid: SimulatedCluster.lvmUUID(&s.random), extents: extents,
+                        leaseOffset: group.nextLeaseOffset)
+            group.nextLeaseOffset += 1 << 20
+            if activate {
+                lv.exclusiveHolder = hostName
+                lv.leaseVersion += 1
+                lv.devices[hostName] = .init(sizeBytes: extents * group.extentSize)
+            }
+            group.lvs[name] = lv
+            s.vgs[vg] = group
+            return self.view(lv, group)
+        }
+    }
+
+    public func extendLV(vg: String, name: String, newSizeBytes: UInt64, sharedUpdate: Bool) async throws(LVMError) {
+        let argv = LVMCommands.extend(vg: vg, name: name, newSizeBytes: newSizeBytes, sharedUpdate: sharedUpdate)
+        try await operation("extendLV", [vg, name, "\(newSizeBytes)", "sharedUpdate=\(sharedUpdate)"]) { (s) throws(LVMError) in
+            try LVMError.checkNames(vg: vg, lv: name)
+            try LVSize.validate(newSizeBytes)
+            var group = try self.group(s, vg, argv)
+            try self.requireLockspace(group, argv, failedText: "VG \(vg) lock failed: storage failed for sanlock leases")
+            var lv = try self.lv(group, name, argv)
+            if sharedUpdate {
+                // shupdate takes the LV lock shared: only an exclusive holder elsewhere conflicts.
+                if let holder = lv.exclusiveHolder, holder != hostName {
+                    throw Self.fail(argv, "LV locked by other host: \(vg)/\(name)")
+                }
+            } else {
+                if lv.sharedHolders.contains(hostName) {
+                    throw Self.fail(argv, "LV is already locked with incompatible mode: \(vg)/\(name)")
+                }
+                if lv.holders(except: hostName) {
+                    throw Self.fail(argv, "LV locked by other host: \(vg)/\(name)")
+                }
+            }
+            let extents = Self.extents(newSizeBytes, group.extentSize)
+            if extents == lv.extents { return }  // same size: a retried request, no-op
+            if extents < lv.extents {
+                throw Self.fail(argv, "New size given (\(extents) extents) not larger than existing size (\(lv.extents) extents)")
+            }
+            guard extents - lv.extents <= group.freeExtents else {
+                throw Self.fail(argv, "Volume group \"\(vg)\" has insufficient free space (\(group.freeExtents) extents): \(extents - lv.extents) required.")
+            }
+            lv.extents = extents
+            // The extending host reloads its own device; other hosts keep the old size
+            // until `lvchange --refresh` (lvmlockd does not refresh them with sanlock).
+            if lv.devices[hostName] != nil { lv.devices[hostName]!.sizeBytes = extents * group.extentSize }
+            group.lvs[name] = lv
+            s.vgs[vg] = group
+        }
+    }
+
+    public func removeLV(vg: String, name: String) async throws(LVMError) {
+        let argv = LVMCommands.remove(vg: vg, name: name)
+        try await operation("removeLV", [vg, name]) { (s) throws(LVMError) in
+            try LVMError.checkNames(vg: vg, lv: name)
+            var group = try self.group(s, vg, argv)
+            let lv = try self.lv(group, name, argv)
+            if let device = lv.devices[hostName] {
+                if device.open { throw Self.fail(argv, "Logical volume \(vg)/\(name) in use.") }
+                throw LVMError(code: .busy, message: "Logical volume \(vg)/\(name) is active on this host; deactivate it first.",
+                               argv: argv)
+            }
+            try self.requireLockspace(group, argv, failedText: "VG \(vg) lock failed: storage failed for sanlock leases")
+            if lv.holders(except: hostName) {
+                throw Self.fail(argv, "LV locked by other host: \(vg)/\(name)")
+            }
+            group.lvs[name] = nil
+            s.vgs[vg] = group
+        }
+    }
+
+    public func activate(vg: String, name: String, mode: LVActivationMode) async throws(LVMError) {
+        let argv = LVMCommands.activate(vg: vg, name: name, mode: mode)
+        try await operation("activate", [vg, name, mode.rawValue]) { (s) throws(LVMError) in
+            try LVMError.checkNames(vg: vg, lv: name)
+            var group = try self.group(s, vg, argv)
+            // With a killed lockspace lvchange -aey printed the same text as not started.
+            try self.requireLockspace(group, argv, failedText: "Cannot access VG \(vg) due to failed lock.")
+            var lv = try self.lv(group, name, argv)
+            let conflict: Bool
+            switch mode {
+            case .exclusive: conflict = lv.holders(except: hostName)
+            case .shared: conflict = lv.exclusiveHolder.map { $0 != hostName } ?? false
+            }
+            if conflict {
+                throw Self.fail(argv, "LV locked by other host: \(vg)/\(name)", "Failed to lock logical volume \(vg)/\(name).")
+            }
+            switch mode {
+            case .exclusive:
+                if lv.exclusiveHolder != hostName { lv.leaseVersion += 1 }
+                lv.sharedHolders.remove(hostName)
+                lv.exclusiveHolder = hostName
+            case .shared:
+                if lv.exclusiveHolder == hostName { lv.exclusiveHolder = nil }
+                lv.sharedHolders.insert(hostName)
+            }
+            // Activating an already active LV does not reload its table (size stays).
+            if lv.devices[hostName] == nil {
+                lv.devices[hostName] = .init(sizeBytes: lv.extents * group.extentSize)
+            }
+            group.lvs[name] = lv
+            s.vgs[vg] = group
+        }
+    }
+
+    public func deactivate(vg: String, name: String) async throws(LVMError) {
+        let argv = LVMCommands.deactivate(vg: vg, name: name)
+        try await operation("deactivate", [vg, name]) { (s) throws(LVMError) in
+            try LVMError.checkNames(vg: vg, lv: name)
+            var group = try self.group(s, vg, argv)
+            // Unlocking works in a killed lockspace (that is how recovery deactivates).
+            if !group.startedHosts.contains(hostName) {
+                throw Self.fail(argv, "Cannot access VG \(vg) due to failed lock.")
+            }
+            var lv = try self.lv(group, name, argv)
+            if lv.devices[hostName]?.open == true {
+                throw Self.fail(argv, "Logical volume \(vg)/\(name) in use.")
+            }
+            lv.devices[hostName] = nil
+            if lv.exclusiveHolder == hostName { lv.exclusiveHolder = nil }
+            lv.sharedHolders.remove(hostName)
+            group.lvs[name] = lv
+            s.vgs[vg] = group
+        }
+    }
+
+    public func refresh(vg: String, name: String) async throws(LVMError) {
+        let argv = LVMCommands.refresh(vg: vg, name: name)
+        try await operation("refresh", [vg, name]) { (s) throws(LVMError) in
+            try LVMError.checkNames(vg: vg, lv: name)
+            var group = try self.group(s, vg, argv)
+            if !group.startedHosts.contains(hostName) {
+                throw Self.fail(argv, "Cannot access VG \(vg) due to failed lock.")
+            }
+            var lv = try self.lv(group, name, argv)
+            if lv.devices[hostName] != nil { lv.devices[hostName]!.sizeBytes = lv.extents * group.extentSize }
+            group.lvs[name] = lv
+            s.vgs[vg] = group
+        }
+    }
+
+    // MARK: Reports (work without a started lockspace, as lvs/vgs do)
+
+    public func listLVs(vg: String) async throws(LVMError) -> [LogicalVolume] {
+        let argv = LVMCommands.listLVs(vg: vg)
+        return try await operation("listLVs", [vg]) { (s) throws(LVMError) in
+            try LVMError.checkNames(vg: vg)
+            let group = try self.group(s, vg, argv)
+            return group.lvs.values.sorted { $0.name < $1.name }.map { self.view($0, group) }
+        }
+    }
+
+    public func lvInfo(vg: String, name: String) async throws(LVMError) -> LogicalVolume {
+        let argv = LVMCommands.lvInfo(vg: vg, name: name)
+        return try await operation("lvInfo", [vg, name]) { (s) throws(LVMError) in
+            try LVMError.checkNames(vg: vg, lv: name)
+            let group = try self.group(s, vg, argv)
+            return self.view(try self.lv(group, name, argv), group)
+        }
+    }
+
+    public func vgInfo(vg: String) async throws(LVMError) -> VolumeGroup {
+        let argv = LVMCommands.vgInfo(vg: vg)
+        return try await operation("vgInfo", [vg]) { (s) throws(LVMError) in
+            try LVMError.checkNames(vg: vg)
+            let g = try self.group(s, vg, argv)
+            let mdaSize: UInt64 = 1_044_480
+            let mdaUsed = min(mdaSize, 4_096 + UInt64(g.lvs.count) * 700)
+            return VolumeGroup(
+                name: g.name, uuid: g.uuid, attr: "wz--ns", sizeBytes: g.totalExtents * g.extentSize,
+                freeBytes: g.freeExtents * g.extentSize, extentSizeBytes: g.extentSize,
+                extentCount: g.totalExtents, freeExtentCount: g.freeExtents, lvCount: g.lvs.count,
+                pvCount: 1, missingPVCount: 0, lockType: "sanlock", lockArgs: "1.0.0:lvmlock",
+                metadataAreaSizeBytes: mdaSize, metadataAreaFreeBytes: mdaSize - mdaUsed)
+        }
+    }
+
+    // MARK: Lockspace
+
+    public func lockStart(vg: String) async throws(LVMError) {
+        let argv = LVMCommands.lockStart(vg: vg)
+        try await operation("lockStart", [vg]) { (s) throws(LVMError) in
+            try LVMError.checkNames(vg: vg)
+            var group = try self.group(s, vg, argv)
+            if group.failedHosts.contains(hostName) {
+                throw Self.fail(argv, "Skipping global lock: storage failed for sanlock leases")
+            }
+            if group.startedHosts.contains(hostName) { return }
+            if let other = group.startedHosts.first(where: { $0 != hostName && s.hostIds[$0] == hostId }) {
+                throw Self.fail(argv, "Failed to start locking for VG \(vg): host_id \(hostId) is in use by \(other)")
+            }
+            group.startedHosts.insert(hostName)
+            s.vgs[vg] = group
+        }
+    }
+
+    public func lockStop(vg: String) async throws(LVMError) {
+        let argv = LVMCommands.lockStop(vg: vg)
+        try await operation("lockStop", [vg]) { (s) throws(LVMError) in
+            try LVMError.checkNames(vg: vg)
+            var group = try self.group(s, vg, argv)
+            if group.lvs.values.contains(where: { $0.devices[hostName] != nil }) {
+                throw Self.fail(argv, "VG \(vg) stop failed: LVs must first be deactivated")
+            }
+            group.startedHosts.remove(hostName)
+            s.vgs[vg] = group
+        }
+    }
+
+    public func lockspaceStarted(vg: String) async throws(LVMError) -> Bool {
+        try await operation("lockspaceStarted", [vg]) { (s) throws(LVMError) in
+            try LVMError.checkNames(vg: vg)
+            return s.vgs[vg]?.startedHosts.contains(hostName) ?? false
+        }
+    }
+
+    public func lockStatus() async throws(LVMError) -> SanlockStatus {
+        try await operation("lockStatus", []) { (s) throws(LVMError) in
+            var status = SanlockStatus(daemon: "simulated.\(hostName)")
+            for group in s.vgs.values.sorted(by: { $0.name < $1.name }) where group.startedHosts.contains(hostName) {
+                let path = "/dev/mapper/\(group.name.replacing("-", with: "--"))-lvmlock"
+                let lockspace = "lvm_\(group.name)"
+                status.lockspaces.append(.init(name: lockspace, vg: group.name, hostId: hostId, path: path, offset: 0))
+                for lv in group.lvs.values.sorted(by: { $0.leaseOffset < $1.leaseOffset }) {
+                    if lv.exclusiveHolder == hostName {
+                        status.resources.append(.init(lockspace: lockspace, lvUUID: lv.uuid, path: path, offset: lv.leaseOffset,
+                                                      mode: .exclusive, leaseVersion: lv.leaseVersion, pid: 1010))
+                    } else if lv.sharedHolders.contains(hostName) {
+                        status.resources.append(.init(lockspace: lockspace, lvUUID: lv.uuid, path: path, offset: lv.leaseOffset,
+                                                      mode: .shared, pid: 1010))
+                    }
+                }
+            }
+            return status
+        }
+    }
+
+    // MARK: Devices
+
+    public func deviceSize(vg: String, name: String) async throws(LVMError) -> UInt64? {
+        try await operation("deviceSize", [vg, name]) { (s) throws(LVMError) in
+            try LVMError.checkNames(vg: vg, lv: name)
+            return s.vgs[vg]?.lvs[name]?.devices[hostName]?.sizeBytes
+        }
+    }
+
+    public func zeroLV(vg: String, name: String, bytes: UInt64?) async throws(LVMError) {
+        try await operation("zeroLV", [vg, name, bytes.map { "\($0)" } ?? "all"]) { (s) throws(LVMError) in
+            try LVMError.checkNames(vg: vg, lv: name)
+            let group = try self.group(s, vg, LVMCommands.lvInfo(vg: vg, name: name))
+            let lv = try self.lv(group, name, LVMCommands.lvInfo(vg: vg, name: name))
+            let size = lv.extents * group.extentSize
+            let argv = LVMCommands.zero(vg: vg, name: name, bytes: LVMCommands.zeroCount(requested: bytes, lvSize: size))
+            guard lv.devices[hostName] != nil else {
+                throw LVMError(code: .notActive, message: "Logical volume \(vg)/\(name) is not active on this host", argv: argv)
+            }
+        }
+    }
+
+    public func pvsPresent(vg: String) async throws(LVMError) -> Bool {
+        try await operation("pvsPresent", [vg]) { (s) throws(LVMError) in
+            try LVMError.checkNames(vg: vg)
+            return s.vgs[vg]?.pvsPresent ?? false
+        }
+    }
+
+    // MARK: Helpers
+
+    private func operation<T: Sendable>(
+        _ method: String, _ arguments: [String], _ body: (inout State) throws(LVMError) -> T
+    ) async throws(LVMError) -> T {
+        cluster.record(hostName, method, arguments)
+        if cluster.latency > .zero { try? await Task.sleep(for: cluster.latency) }
+        return try cluster.withState(body)
+    }
+
+    /// A failure as LVM prints it (two-space indented lines, exit 5), classified by the real classifier.
+    static func fail(_ argv: [String], _ lines: String...) -> LVMError {
+        let stderr = lines.map { "  \($0)\n" }.joined()
+        return LVMErrorClassifier.error(for: CommandResult(argv: argv, termination: .exited(5), stderr: stderr))
+    }
+
+    static func extents(_ bytes: UInt64, _ extentSize: UInt64) -> UInt64 {
+        (bytes + extentSize - 1) / extentSize
+    }
+
+    private func group(_ s: State, _ vg: String, _ argv: [String]) throws(LVMError) -> VG {
+        guard let group = s.vgs[vg], group.pvsPresent else {
+            throw Self.fail(argv, "Volume group \"\(vg)\" not found", "Cannot process volume group \(vg)")
+        }
+        return group
+    }
+
+    private func lv(_ group: VG, _ name: String, _ argv: [String]) throws(LVMError) -> LV {
+        guard let lv = group.lvs[name] else {
+            throw Self.fail(argv, "Failed to find logical volume \"\(group.name)/\(name)\"")
+        }
+        return lv
+    }
+
+    private func requireLockspace(_ group: VG, _ argv: [String], failedText: String) throws(LVMError) {
+        if group.failedHosts.contains(hostName) { throw Self.fail(argv, failedText) }
+        if !group.startedHosts.contains(hostName) {
+            throw Self.fail(argv, "Cannot access VG \(group.name) due to failed lock.")
+        }
+    }
+
+    private func view(_ lv: LV, _ group: VG) -> LogicalVolume {
+        let device = lv.devices[hostName]
+        let attr = "-wi-" + (device != nil ? "a" : "-") + (device?.open == true ? "o" : "-") + "----"
+        return LogicalVolume(
+            name: lv.name, vg: group.name, uuid: lv.uuid, sizeBytes: lv.extents * group.extentSize,
+            attr: LVAttr(attr)!, active: device != nil, activeLocally: device != nil,
+            activeExclusively: device != nil, lockArgs: "1.0.0:\(lv.leaseOffset)")
+    }
+}

@@ -1,0 +1,48 @@
+import Testing
+@testable import SharedLVM
+
+struct ValidationTests {
+    @Test(arguments: ["volume-0d6c493f-697f-48d5-a2dd-8d7aa2c5542c", "a", "A.b+c_d-e", "x..y", "_x", "+x",
+                      String(repeating: "v", count: 127)])
+    func validLVNames(_ name: String) throws {
+        try LVName.validate(name)
+    }
+
+    @Test(arguments: [
+        ("", "empty"), ("-x", "must not start with '-'"), (".", "invalid"), ("..", "invalid"),
+        ("a b", "character ' '"), ("a/b", "character '/'"), ("vol;rm", "character ';'"), ("é", "U+E9"),
+        ("snapshot0", "starting with \"snapshot\""), ("pvmove1", "starting with \"pvmove\""),
+        ("x_tmeta", "\"_tmeta\""), ("x_rimage_1", "\"_rimage\""), ("data_cdata", "\"_cdata\""),
+        ("y_vorigin", "\"_vorigin\""), ("z_mlog", "\"_mlog\""), ("q_pmspare", "\"_pmspare\""), ("w_vdata", "\"_vdata\""),
+        ("lvmlock", "reserved"), (String(repeating: "v", count: 128), "limit is 127"), ("a\nb", "U+A"),
+    ])
+    func invalidLVNames(_ name: String, _ reason: String) {
+        do {
+            try LVName.validate(name)
+            Issue.record("\"\(name)\" accepted")
+        } catch {
+            #expect(error.code == .invalidArgument)
+            #expect(error.message.contains(reason), "\(error.message)")
+            #expect(!error.message.contains("\n"))
+        }
+    }
+
+    @Test func vgNames() throws {
+        try VGName.validate("vol")
+        try VGName.validate("snapshot")  // LV-only restriction
+        #expect(throws: LVMError.self) { try VGName.validate("-vol") }
+        #expect(throws: LVMError.self) { try VGName.validate("vol/x") }
+        #expect(throws: LVMError.self) { try VGName.validate("") }
+    }
+
+    @Test func sizes() throws {
+        try LVSize.validate(1)
+        try LVSize.validate(LVSize.maxBytes)
+        #expect(throws: LVMError.self) { try LVSize.validate(0) }
+        #expect(throws: LVMError.self) { try LVSize.validate(LVSize.maxBytes + 1) }
+        #expect(throws: LVMError.self) { try LVSize.validate(UInt64.max) }
+        #expect(LVSize.roundUp(5 << 20, extentSize: 4 << 20) == 8 << 20)
+        #expect(LVSize.roundUp(8 << 20, extentSize: 4 << 20) == 8 << 20)
+        #expect(LVSize.roundUp(1, extentSize: 4 << 20) == 4 << 20)
+    }
+}
