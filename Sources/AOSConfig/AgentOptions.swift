@@ -1,0 +1,78 @@
+/// The agent's options (`aos-agent`): `[agent]` plus the common messaging options.
+public enum AgentOptions {
+    public static let volumeGroups = OptionSpec(
+        "agent", "volume_groups", type: .list, default: .list([]),
+        help: "Shared volume groups this agent serves (comma-separated), e.g. vg_sanlock.")
+    public static let stateDir = OptionSpec(
+        "agent", "state_dir", type: .string, default: .string("/var/lib/aos-agent"),
+        help: "Directory for the agent's state (locks held before a reboot, request journal).")
+    public static let lvmTimeout = OptionSpec(
+        "agent", "lvm_timeout", type: .integer(min: 1), default: .int(120),
+        help: "Seconds one LVM command may run before it is killed and reported as timed out.")
+    public static let maxConcurrentLVM = OptionSpec(
+        "agent", "max_concurrent_lvm", type: .integer(min: 1, max: 64), default: .int(4),
+        help: "LVM commands run at the same time at most; further requests wait their turn.")
+    public static let announceInterval = OptionSpec(
+        "agent", "announce_interval", type: .integer(min: 1, max: 3600), default: .int(10),
+        help: "Seconds between the agent's announcements (heartbeat and volume-group report) to the controller.")
+    public static let pvWaitTimeout = OptionSpec(
+        "agent", "pv_wait_timeout", type: .integer(min: 0), default: .int(300),
+        help: "Seconds to wait at startup for the volume groups' physical volumes to appear (0: do not wait).")
+    public static let lvmBackend = OptionSpec(
+        "agent", "lvm_backend", type: .choice(["real", "simulated"]), default: .string("real"),
+        help: "'real' runs the LVM commands; 'simulated' keeps volumes in memory with lvmlockd's lock rules (tests, demos).")
+    public static let lvmlocalConf = OptionSpec(
+        "agent", "lvmlocal_conf", type: .string, default: .string("/etc/lvm/lvmlocal.conf"),
+        help: "LVM's local configuration, where this host's sanlock host_id is read from.")
+    public static let logLevel = OptionSpec(
+        "agent", "log_level", type: .choice(logLevels), default: .string("info"),
+        help: "Least severe log level written.")
+    public static let volumeClear = OptionSpec(
+        "agent", "volume_clear", type: .choice(["none", "zero"]), default: .string("zero"),
+        help: "How a deleted volume's data is wiped before its LV is removed (as cinder's volume_clear).")
+    public static let volumeClearSize = OptionSpec(
+        "agent", "volume_clear_size", type: .integer(min: 0), default: .int(0),
+        help: "MiB to wipe at the start of a deleted volume; 0 wipes it whole (as cinder's volume_clear_size).")
+
+    public static let options: [OptionSpec] = [
+        volumeGroups, stateDir, lvmTimeout, maxConcurrentLVM, announceInterval, pvWaitTimeout,
+        lvmBackend, lvmlocalConf, logLevel, volumeClear, volumeClearSize,
+    ]
+
+    /// Everything `aos-agent` reads. Other programs' sections in the same file are tolerated.
+    public static let schema = ConfigSchema(
+        component: "aos-agent", options: CommonOptions.all + options,
+        lenientSections: ["controller", "aosctl"],
+        checks: [CommonOptions.sslFilesNeedSSL])
+
+    /// The agent's settings, typed.
+    public struct Settings: Sendable, Equatable {
+        public var messaging: CommonOptions.Messaging
+        public var volumeGroups: [String]
+        public var stateDir: String
+        public var lvmTimeout: Int
+        public var maxConcurrentLVM: Int
+        public var announceInterval: Int
+        public var pvWaitTimeout: Int
+        public var lvmBackend: String
+        public var lvmlocalConf: String
+        public var logLevel: String
+        public var volumeClear: String
+        public var volumeClearSizeMiB: Int
+
+        public init(_ c: Configuration) {
+            messaging = CommonOptions.Messaging(c)
+            volumeGroups = c.list(AgentOptions.volumeGroups)
+            stateDir = c.string(AgentOptions.stateDir)
+            lvmTimeout = c.int(AgentOptions.lvmTimeout)
+            maxConcurrentLVM = c.int(AgentOptions.maxConcurrentLVM)
+            announceInterval = c.int(AgentOptions.announceInterval)
+            pvWaitTimeout = c.int(AgentOptions.pvWaitTimeout)
+            lvmBackend = c.string(AgentOptions.lvmBackend)
+            lvmlocalConf = c.string(AgentOptions.lvmlocalConf)
+            logLevel = c.string(AgentOptions.logLevel)
+            volumeClear = c.string(AgentOptions.volumeClear)
+            volumeClearSizeMiB = c.int(AgentOptions.volumeClearSize)
+        }
+    }
+}

@@ -1,0 +1,57 @@
+/// The controller's options (`aos-controller`): `[controller]` plus the common messaging options.
+public enum ControllerOptions {
+    public static let topic = OptionSpec(
+        "controller", "topic", type: .string, default: .string("aos-controller"),
+        help: "RPC topic the controller listens on (the Cinder driver, nova and aosctl call it there).")
+    public static let agentResponseTimeout = OptionSpec(
+        "controller", "agent_response_timeout", type: .integer(min: 1), default: .int(2888),
+        help: "Seconds the controller waits for an agent's reply before the request fails (as the driver's agent_response_timeout).")
+    public static let agentStaleAfter = OptionSpec(
+        "controller", "agent_stale_after", type: .integer(min: 1), default: .int(30),
+        help: "Seconds without an announcement after which an agent is shown as stale.")
+    public static let agentDownAfter = OptionSpec(
+        "controller", "agent_down_after", type: .integer(min: 1), default: .int(60),
+        help: "Seconds without an announcement after which an agent counts as down and gets no new requests.")
+    public static let preferredHosts = OptionSpec(
+        "controller", "preferred_hosts", type: .list, default: .list([]),
+        help: "Hosts preferred, in order, for requests that any host can serve (e.g. create, extend); empty: any live agent.")
+    public static let logLevel = OptionSpec(
+        "controller", "log_level", type: .choice(logLevels), default: .string("info"),
+        help: "Least severe log level written.")
+
+    public static let options: [OptionSpec] = [
+        topic, agentResponseTimeout, agentStaleAfter, agentDownAfter, preferredHosts, logLevel,
+    ]
+
+    static let downAfterStale: @Sendable (Configuration) -> String? = { c in
+        c.int(agentDownAfter) >= c.int(agentStaleAfter) ? nil
+            : "[controller] agent_down_after (\(c.int(agentDownAfter))) must not be less than agent_stale_after (\(c.int(agentStaleAfter)))"
+    }
+
+    /// Everything `aos-controller` reads. Other programs' sections in the same file are tolerated.
+    public static let schema = ConfigSchema(
+        component: "aos-controller", options: CommonOptions.all + options,
+        lenientSections: ["agent", "aosctl"],
+        checks: [CommonOptions.sslFilesNeedSSL, downAfterStale])
+
+    /// The controller's settings, typed.
+    public struct Settings: Sendable, Equatable {
+        public var messaging: CommonOptions.Messaging
+        public var topic: String
+        public var agentResponseTimeout: Int
+        public var agentStaleAfter: Int
+        public var agentDownAfter: Int
+        public var preferredHosts: [String]
+        public var logLevel: String
+
+        public init(_ c: Configuration) {
+            messaging = CommonOptions.Messaging(c)
+            topic = c.string(ControllerOptions.topic)
+            agentResponseTimeout = c.int(ControllerOptions.agentResponseTimeout)
+            agentStaleAfter = c.int(ControllerOptions.agentStaleAfter)
+            agentDownAfter = c.int(ControllerOptions.agentDownAfter)
+            preferredHosts = c.list(ControllerOptions.preferredHosts)
+            logLevel = c.string(ControllerOptions.logLevel)
+        }
+    }
+}
