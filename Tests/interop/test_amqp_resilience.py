@@ -1,0 +1,94 @@
+"""The AMQP client against a real broker that restarts, loses queues or goes silent (issue 2)."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from peers import READY, FreezableProxy, SwiftClientPeer
+
+pytestmark = pytest.mark.timeout(180)
+
+
+def call_until_ok(client: SwiftClientPeer, topic: str, server: str | None = None, tries: int = 20):
+    """Calls ping until one succeeds; every failure must be a clear, typed error."""
+    errors = []
+    for _ in range(tries):
+        r = client.request(op="call", topic=topic, server=server, method="ping", timeout=3, wait=30)
+        if r["ok"]:
+            assert r["result"] == "pong"
+            return errors
+        assert r["error"] in ("timeout", "undeliverable", "transport"), r
+        errors.append(r["error"])
+    raise AssertionError(f"no successful call after {tries} tries: {errors}")
+
+
+@pytest.fixture
+def client(swift_bin, amqp_url, tmp_path):
+    peer = SwiftClientPeer(swift_bin / "aos-rpc-peer", amqp_url, tmp_path / "client.stderr",
+                           "--reconnect-delay", "0.2")
+    yield peer
+    peer.stop()
+
+
+def test_broker_restart_both_sides_recover(spawn, amqp_url, unique_topic, client, broker_ctl):
+    server = spawn("aos-rpc-peer", "serve", "--url", amqp_url, "--topic", unique_topic,
+                   "--reconnect-delay", "0.2", ready=READY)
+    assert client.request(op="call", topic=unique_topic, method="ping", timeout=5)["result"] == "pong"
+
+    broker_ctl("stop_app")
+    client.wait_event("disconnected", timeout=30)
+    server.wait_for_line('{"event": "disconnected"', timeout=30)
+    # While the broker is down a call fails with a clear error, it does not hang.
+    r = client.request(op="call", topic=unique_topic, method="ping", timeout=2, wait=30)
+    assert r["error"] in ("timeout", "transport"), r
+    broker_ctl("start_app")
+
+    client.wait_event("connected", timeout=60)
+    server.wait_for_line('{"event": "connected"', timeout=60)
+    # Same processes, no restart: the server re-declared its queues (non-durable
+    # queues do not survive a broker restart) and both consume again.
+    call_until_ok(client, unique_topic)
+    call_until_ok(client, unique_topic, server="swift-peer")
+
+
+def test_consumer_queue_deleted_is_redeclared(spawn, amqp_url, unique_topic, client, broker_ctl):
+    spawn("aos-rpc-peer", "serve", "--url", amqp_url, "--topic", unique_topic, ready=READY)
+    directed = f"{unique_topic}.swift-peer"
+    assert client.request(op="call", topic=unique_topic, server="swift-peer", method="ping", timeout=5)["ok"]
+    broker_ctl("delete_queue", directed)
+    # consumer_cancel_notify: the server hears basic.cancel and declares/consumes again.
+    errors = call_until_ok(client, unique_topic, server="swift-peer")
+    assert len(errors) <= 3, errors
+    queues = broker_ctl("list_queues", "name", "consumers").stdout
+    assert any(line.split() == [directed, "1"] for line in queues.splitlines()), queues
+
+
+def test_frozen_broker_detected_by_heartbeats(spawn, broker_env, unique_topic, client):
+    port = int(broker_env["AOS_TEST_AMQP_URL"].rsplit(":", 1)[1].strip("/"))
+    proxy = FreezableProxy(port)
+    try:
+        url = f"amqp://guest:guest@127.0.0.1:{proxy.port}/"
+        server = spawn("aos-rpc-peer", "serve", "--url", url, "--topic", unique_topic, "--heartbeat", "2",
+                       "--reconnect-delay", "0.2", ready=READY)
+        assert client.request(op="call", topic=unique_topic, method="ping", timeout=5)["ok"]
+        proxy.freeze()
+        # Nothing closes the socket: only missed heartbeats (2 x 2 s) can tell.
+        line = server.wait_for_line('{"event": "disconnected"', timeout=20)
+        assert "heartbeat" in line, line
+        proxy.thaw()
+        server.wait_for_line('{"event": "connected"', timeout=30)
+        call_until_ok(client, unique_topic)
+    finally:
+        proxy.close()
+
+
+def test_publish_to_missing_exchange_is_a_clear_error_and_connection_recovers(client, unique_topic):
+    # Casting to an exchange the broker refuses to create (reserved amq. prefix)
+    # fails with a broker error; the same client keeps working afterwards.
+    r = client.request(op="cast", exchange=f"amq.{uuid.uuid4().hex[:6]}", topic=unique_topic, method="x")
+    assert not r["ok"] and r["error"] == "transport", r
+    assert "403" in r["message"] or "refused" in r["message"], r
+    r = client.request(op="call", topic=f"nobody-{uuid.uuid4().hex[:6]}", method="ping", timeout=5)
+    assert r["error"] == "undeliverable", r

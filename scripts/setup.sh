@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# Install what building and testing this project needs. Idempotent: a second run only checks.
+#
+#   scripts/setup.sh            Debian packages (apt) + Python venv at .venv
+#   scripts/setup.sh --apt      only the Debian packages
+#   scripts/setup.sh --venv     only the venv
+#
+# Debian packages come from APT_PACKAGES below (add to that one list). The venv is rebuilt when
+# Tests/interop/requirements.txt changes (its hash is kept in .venv/.requirements.sha256).
+# Environment: PYTHON (default python3) is the interpreter the venv is made from.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+# Everything the build and the tests need from Debian, in one list.
+APT_PACKAGES=(
+    librabbitmq-dev  # AMQP 0-9-1 C library (CRabbitMQ system-library target)
+    pkg-config       # SwiftPM finds librabbitmq through it
+    rabbitmq-server  # the tests' private broker (scripts/rabbitmq-private.sh)
+    libvirt-clients  # virsh, used by the lockspace-recovery code paths
+)
+
+REQUIREMENTS="$ROOT/Tests/interop/requirements.txt"
+VENV="$ROOT/.venv"
+PYTHON="${PYTHON:-python3}"
+
+log() { echo "setup: $*"; }
+
+missing_packages() {
+    local p
+    for p in "${APT_PACKAGES[@]}"; do
+        if [[ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)" != "install ok installed" ]]; then
+            echo "$p"
+        fi
+    done
+}
+
+# apt lists are "fresh enough" when any Packages index exists and is younger than a day.
+apt_lists_fresh() {
+    [[ -n "$(find /var/lib/apt/lists -maxdepth 1 -name '*_Packages*' -mmin -1440 -print -quit 2>/dev/null)" ]]
+}
+
+setup_apt() {
+    local missing sudo=() created_policy=0
+    mapfile -t missing < <(missing_packages)
+    if ((${#missing[@]} == 0)); then
+        log "Debian packages present: ${APT_PACKAGES[*]}"
+        return 0
+    fi
+    if ((EUID != 0)); then
+        command -v sudo >/dev/null || { echo "setup: need root to install: ${missing[*]}" >&2; exit 1; }
+        sudo=(sudo)
+    fi
+    log "installing Debian packages: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    # Installing rabbitmq-server must not start the system broker: our tests run private ones.
+    if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+        printf '#!/bin/sh\nexit 101\n' | "${sudo[@]}" tee /usr/sbin/policy-rc.d >/dev/null
+        "${sudo[@]}" chmod 755 /usr/sbin/policy-rc.d
+        created_policy=1
+        # shellcheck disable=SC2064  # expand now: the array is local
+        trap "${sudo[*]} rm -f /usr/sbin/policy-rc.d" EXIT
+    fi
+    if ! apt_lists_fresh; then
+        "${sudo[@]}" apt-get update -q
+    fi
+    if ! "${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"; then
+        log "install failed; refreshing package lists and trying again"
+        "${sudo[@]}" apt-get update -q
+        "${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
+    fi
+    if ((created_policy)); then
+        "${sudo[@]}" rm -f /usr/sbin/policy-rc.d
+        trap - EXIT
+    fi
+    # Debian's package may enable and start the system service on hosts where policy allowed it;
+    # that one is not ours and is left alone.
+}
+
+setup_venv() {
+    local want have=""
+    [[ -f "$REQUIREMENTS" ]] || { echo "setup: $REQUIREMENTS missing" >&2; exit 1; }
+    want="$(sha256sum "$REQUIREMENTS" | cut -d' ' -f1)"
+    [[ -f "$VENV/.requirements.sha256" ]] && have="$(cat "$VENV/.requirements.sha256")"
+    if [[ "$want" == "$have" ]] && "$VENV/bin/python" -c 'import oslo_messaging, pytest' 2>/dev/null; then
+        log "venv up to date: $VENV"
+        return 0
+    fi
+    log "creating venv $VENV from $REQUIREMENTS"
+    if [[ ! -x "$VENV/bin/python" ]]; then
+        "$PYTHON" -m venv "$VENV"
+    fi
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$REQUIREMENTS"
+    echo "$want" >"$VENV/.requirements.sha256"
+    log "venv ready: $("$VENV/bin/python" -W ignore -c 'import oslo_messaging, importlib.metadata as m; print("oslo.messaging", m.version("oslo.messaging"))')"
+}
+
+case "${1:-all}" in
+all) setup_apt; setup_venv ;;
+--apt) setup_apt ;;
+--venv) setup_venv ;;
+-h | --help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+*) echo "usage: $0 [--apt|--venv]" >&2; exit 2 ;;
+esac
