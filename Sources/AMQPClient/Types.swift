@@ -33,10 +33,6 @@ public struct AMQPConfiguration: Sendable {
     public var prefetchCount: UInt16 = 0
     public var connectionName: String = "aos"
 
-    public init(url: TransportURL) {
-        self.url = url
-    }
-
     /// Applies the oslo options that a transport URL's query may carry
     /// (`heartbeat_timeout_threshold`, `ssl_ca_file`, …). Unknown keys are ignored
     /// here: they belong to other layers (e.g. queue flavour options).

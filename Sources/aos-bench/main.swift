@@ -1,0 +1,102 @@
+// Benchmark commands: numbers, not assertions (docs/performance.md).
+//   aos-bench rpc --url amqp://guest:guest@127.0.0.1:5672/
+// starts an `aos-rpc-peer serve` process next to this binary, measures its idle
+// RSS, then sequential round trips (median, p99) and throughput with N in flight.
+import AMQPClient
+import ArgumentParser
+import Foundation
+import Logging
+import OsloRPC
+import RPCWire
+
+@main
+struct Bench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "aos-bench", abstract: "Benchmarks",
+                                                    subcommands: [RPCBench.self])
+}
+
+struct RPCBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "rpc",
+                                                    abstract: "RPC round-trip latency, throughput and server RSS")
+    @Option(help: "Transport URL of a broker to use") var url: String
+    @Option(help: "Sequential calls to time") var calls = 5000
+    @Option(help: "Warm-up calls") var warmup = 500
+    @Option(help: "Calls in flight for the throughput run") var concurrency = 16
+    @Option(help: "Calls for the throughput run") var throughputCalls = 20000
+    @Option(help: "Seconds to let the server settle before reading its idle RSS") var settle = 3.0
+
+    func run() async throws {
+        LoggingSystem.bootstrap { label in
+            var h = StreamLogHandler.standardError(label: label)
+            h.logLevel = .warning
+            return h
+        }
+        let topic = "aos-bench-\(makeUUIDHex().prefix(8))"
+        let peer = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+            .appendingPathComponent("aos-rpc-peer")
+        let server = Process()
+        server.executableURL = peer
+        server.arguments = ["serve", "--url", url, "--topic", topic, "--log-level", "warning"]
+        let out = Pipe()
+        server.standardOutput = out
+        try server.run()
+        defer { server.terminate(); server.waitUntilExit() }
+        // Wait for the READY line.
+        var buffer = Data()
+        while !String(decoding: buffer, as: UTF8.self).contains("READY") {
+            let chunk = out.fileHandleForReading.availableData
+            if chunk.isEmpty { throw ValidationError("server exited before READY") }
+            buffer.append(chunk)
+        }
+        try await Task.sleep(for: .seconds(settle))
+        let idleRSS = rssKB(pid: server.processIdentifier)
+
+        let conn = AMQPConnection(configuration: try AMQPConfiguration(url: TransportURL(parsing: url)),
+                                  logger: Logger(label: "bench"))
+        let client = RPCClient(connection: conn, logger: Logger(label: "bench"))
+        let target = RPCTarget(topic: topic)
+        for _ in 0..<warmup { _ = try await client.call(target, method: "ping", timeout: .seconds(10)) }
+
+        var samples: [Double] = []
+        samples.reserveCapacity(calls)
+        let clock = ContinuousClock()
+        for _ in 0..<calls {
+            let t = clock.now
+            _ = try await client.call(target, method: "ping", timeout: .seconds(10))
+            samples.append(ms(clock.now - t))
+        }
+        samples.sort()
+        let median = samples[samples.count / 2]
+        let p99 = samples[min(samples.count - 1, Int(Double(samples.count) * 0.99))]
+
+        let perWorker = throughputCalls / concurrency
+        let t0 = clock.now
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<concurrency {
+                group.addTask {
+                    for _ in 0..<perWorker { _ = try await client.call(target, method: "ping", timeout: .seconds(30)) }
+                }
+            }
+            try await group.waitForAll()
+        }
+        let elapsed = clock.now - t0
+        let throughput = Double(perWorker * concurrency) / (ms(elapsed) / 1000)
+        let loadedRSS = rssKB(pid: server.processIdentifier)
+        await conn.close()
+
+        print("sequential: \(calls) calls, median \(fmt(median)) ms, p99 \(fmt(p99)) ms")
+        print("concurrent: \(perWorker * concurrency) calls with \(concurrency) in flight, \(Int(throughput)) calls/s")
+        print("server RSS: idle \(fmt(Double(idleRSS) / 1024)) MB, after load \(fmt(Double(loadedRSS) / 1024)) MB")
+    }
+
+    func ms(_ d: Duration) -> Double { Double(d.components.seconds) * 1000 + Double(d.components.attoseconds) / 1e15 }
+    func fmt(_ v: Double) -> String { String(format: "%.3f", v) }
+
+    func rssKB(pid: Int32) -> Int {
+        guard let s = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return -1 }
+        for line in s.split(separator: "\n") where line.hasPrefix("VmRSS:") {
+            return Int(line.split(separator: " ", omittingEmptySubsequences: true)[1]) ?? -1
+        }
+        return -1
+    }
+}
