@@ -132,6 +132,24 @@ public final class AMQPConnection: Sendable {
     /// Publishes and waits for the broker's confirm. With `mandatory`, a message no
     /// queue takes fails fast with `.unroutable`. Waits for a connection (and for
     /// the broker to unblock publishers) until `timeout`.
+    /// Callback form of `publish` for hot paths: no task or continuation is
+    /// created; `completion` runs once, on the I/O thread, and must be quick.
+    public func publish(_ body: [UInt8], exchange: String, routingKey: String,
+                        properties: AMQPProperties = AMQPProperties(), mandatory: Bool = false,
+                        timeout: Duration = .seconds(30),
+                        completion: @escaping @Sendable (Result<Void, AMQPError>) -> Void) {
+        let deadline = ContinuousClock.now + timeout
+        let job = Job(
+            run: { core in
+                core.whenConnected(deadline: deadline, needsUnblocked: true, { core in
+                    core.publish(body: body, exchange: exchange, routingKey: routingKey, properties: properties,
+                                 mandatory: mandatory, deadline: deadline, completion: completion)
+                }, fail: { completion(.failure($0)) })
+            },
+            fail: { completion(.failure($0)) })
+        if !mailbox.post(job) { completion(.failure(.closed)) }
+    }
+
     public func publish(_ body: [UInt8], exchange: String, routingKey: String,
                         properties: AMQPProperties = AMQPProperties(), mandatory: Bool = false,
                         timeout: Duration = .seconds(30)) async throws {

@@ -84,31 +84,29 @@ public final class RPCClient: Sendable {
                 $0.pending[msgID] = Pending(continuation: cont, method: method, deadline: deadline, monitor: monitorTimeout,
                                             monitorDeadline: monitorTimeout.map { .now + $0 })
             }
-            Task { await self.publishRequest(body, msgID: msgID, target: target, deadline: deadline) }
+            publishRequest(body, msgID: msgID, target: target, deadline: deadline)
             Task { await self.watchTimeout(msgID: msgID, start: start) }
         }
     }
 
     /// Publishes a call; if the connection breaks mid-publish it retries with the
     /// same `_unique_id`, which the server's duplicate filter turns into one call.
-    private func publishRequest(_ body: [UInt8], msgID: String, target: RPCTarget, deadline: ContinuousClock.Instant) async {
-        while true {
-            let remaining = deadline - .now
-            guard remaining > .zero else { return }  // watchTimeout reports it
-            do {
-                try await connection.publish(body, exchange: target.exchange, routingKey: target.routingKey,
-                                             properties: .oslo(expiration: remaining), mandatory: true,
-                                             timeout: remaining)
+    /// Completion-driven (no task per call) because this is the hot path.
+    private func publishRequest(_ body: [UInt8], msgID: String, target: RPCTarget, deadline: ContinuousClock.Instant) {
+        let remaining = deadline - .now
+        guard remaining > .zero else { return }  // watchTimeout reports it
+        connection.publish(body, exchange: target.exchange, routingKey: target.routingKey,
+                           properties: .oslo(expiration: remaining), mandatory: true, timeout: remaining) { result in
+            switch result {
+            case .success:
                 return
-            } catch AMQPError.connectionLost {
-                continue
-            } catch AMQPError.unroutable(_, _, let reply) {
-                return finish(msgID, .failure(RPCCallError.undeliverable(target: target, reason: reply)))
-            } catch let e as AMQPError {
+            case .failure(.connectionLost):
+                self.publishRequest(body, msgID: msgID, target: target, deadline: deadline)
+            case .failure(.unroutable(_, _, let reply)):
+                self.finish(msgID, .failure(RPCCallError.undeliverable(target: target, reason: reply)))
+            case .failure(let e):
                 if case .notConnected = e, ContinuousClock.now >= deadline { return }
-                return finish(msgID, .failure(RPCCallError.transport(e)))
-            } catch {
-                return finish(msgID, .failure(error))
+                self.finish(msgID, .failure(RPCCallError.transport(e)))
             }
         }
     }

@@ -108,32 +108,22 @@ public final class RPCServer: Sendable {
         try await connection.declare(queue: f.transientQueue(fanoutQueue))
         try await connection.bind(QueueBinding(queue: fanoutQueue, exchange: target.fanoutExchange, routingKey: topic))
 
-        let (stream, input) = AsyncStream<AMQPDelivery>.makeStream(bufferingPolicy: .unbounded)
+        // Each delivery becomes one task straight from the I/O thread (no stream
+        // hop: latency matters). Tasks are unstructured on purpose: on shutdown a
+        // request already taken off the queue runs to completion, uncancelled.
+        let inflight = InflightLimiter(limit: options.maxConcurrency)
         var tags: [String] = []
         for q in [topic, "\(topic).\(server)", fanoutQueue] {
-            tags.append(try await connection.consume(queue: q) { input.yield($0) })
+            tags.append(try await connection.consume(queue: q) { delivery in
+                inflight.start { await self.process(delivery) }
+            })
         }
         logger.info("RPC server ready", metadata: ["target": "\(target)", "fanout_queue": "\(fanoutQueue)"])
         onReady?()
 
-        await withTaskCancellationHandler {
-            await withTaskGroup(of: Void.self) { group in
-                var running = 0
-                for await delivery in stream {
-                    if running >= options.maxConcurrency {
-                        await group.next()
-                        running -= 1
-                    }
-                    running += 1
-                    // An unstructured task does not inherit cancellation: on shutdown,
-                    // requests already taken off the queue still run to completion.
-                    group.addTask { await Task { await self.process(delivery) }.value }
-                }
-            }
-        } onCancel: {
-            input.finish()
-        }
+        await waitForCancellation()
         for t in tags { connection.cancel(consumerTag: t) }
+        await inflight.waitUntilIdle()
         try? await connection.deleteQueue(fanoutQueue, timeout: .seconds(5))
         logger.info("RPC server stopped", metadata: ["target": "\(target)"])
     }
@@ -222,6 +212,80 @@ public final class RPCServer: Sendable {
                 logger.warning("could not send RPC reply", metadata: ["reply_queue": "\(queue)", "error": "\(error)"])
                 return
             }
+        }
+    }
+}
+
+/// Suspends until the current task is cancelled.
+func waitForCancellation() async {
+    let (stream, cont) = AsyncStream<Void>.makeStream()
+    await withTaskCancellationHandler {
+        for await _ in stream {}
+    } onCancel: {
+        cont.finish()
+    }
+}
+
+/// Bounds how many requests execute at once and lets shutdown wait for them.
+final class InflightLimiter: Sendable {
+    private struct State {
+        /// Started and not finished (queued or running): what shutdown waits for.
+        var outstanding = 0
+        var running = 0
+        var queued: [CheckedContinuation<Void, Never>] = []
+        var idleWaiters: [CheckedContinuation<Void, Never>] = []
+    }
+
+    private let limit: Int
+    private let state = Mutex(State())
+
+    init(limit: Int) { self.limit = max(1, limit) }
+
+    /// Called from the I/O thread: never blocks, only creates a task.
+    func start(_ work: @escaping @Sendable () async -> Void) {
+        state.withLock { $0.outstanding += 1 }
+        Task {
+            await acquire()
+            await work()
+            release()
+        }
+    }
+
+    private func acquire() async {
+        await withCheckedContinuation { cont in
+            let now = state.withLock { s -> Bool in
+                if s.running < limit {
+                    s.running += 1
+                    return true
+                }
+                s.queued.append(cont)
+                return false
+            }
+            if now { cont.resume() }
+        }
+    }
+
+    private func release() {
+        let (next, idle) = state.withLock { s -> (CheckedContinuation<Void, Never>?, [CheckedContinuation<Void, Never>]) in
+            s.outstanding -= 1
+            var next: CheckedContinuation<Void, Never>?
+            if s.queued.isEmpty { s.running -= 1 } else { next = s.queued.removeFirst() }  // slot handed over
+            var idle: [CheckedContinuation<Void, Never>] = []
+            if s.outstanding == 0 { idle = s.idleWaiters; s.idleWaiters = [] }
+            return (next, idle)
+        }
+        next?.resume()
+        for w in idle { w.resume() }
+    }
+
+    func waitUntilIdle() async {
+        await withCheckedContinuation { cont in
+            let idle = state.withLock { s -> Bool in
+                if s.outstanding == 0 { return true }
+                s.idleWaiters.append(cont)
+                return false
+            }
+            if idle { cont.resume() }
         }
     }
 }

@@ -80,87 +80,104 @@ extension JSONValue {
 
 // MARK: - Serialization
 
-/// Compact, deterministic JSON writer (sorted keys). Hand-written because it is on the
-/// hot path of every RPC and JSONEncoder's generic machinery costs several times more.
+/// Compact, deterministic JSON writer (sorted keys, Python's ", " and ": "
+/// separators, ASCII-only output like json.dumps(ensure_ascii=True)). Writes bytes
+/// directly: it is on the hot path of every RPC.
 public enum JSONWriter {
     public static func serialize(_ value: JSONValue) -> String {
-        var out = ""
-        out.reserveCapacity(128)
+        String(decoding: bytes(value), as: UTF8.self)
+    }
+
+    public static func bytes(_ value: JSONValue) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(256)
         write(value, into: &out)
         return out
     }
 
-    public static func write(_ value: JSONValue, into out: inout String) {
+    public static func write(_ value: JSONValue, into out: inout [UInt8]) {
         switch value {
-        case .null: out += "null"
-        case .bool(let b): out += b ? "true" : "false"
-        case .int(let i): out += String(i)
+        case .null: out.append(contentsOf: "null".utf8)
+        case .bool(let b): out.append(contentsOf: (b ? "true" : "false").utf8)
+        case .int(let i): out.append(contentsOf: String(i).utf8)
         case .double(let d):
-            if d.isFinite {
-                if d.rounded() == d && abs(d) < 1e15 { out += String(Int64(d)); out += ".0" } else { out += "\(d)" }
+            if !d.isFinite {
+                out.append(contentsOf: "null".utf8)  // JSON has no NaN/Infinity
+            } else if d.rounded() == d && abs(d) < 1e15 {
+                out.append(contentsOf: String(Int64(d)).utf8)
+                out.append(contentsOf: ".0".utf8)
             } else {
-                out += "null"  // JSON has no NaN/Infinity
+                out.append(contentsOf: "\(d)".utf8)
             }
         case .string(let s): writeString(s, into: &out)
         case .array(let a):
-            out += "["
-            var first = true
-            for e in a {
-                if !first { out += ", " }
-                first = false
+            out.append(UInt8(ascii: "["))
+            for (n, e) in a.enumerated() {
+                if n > 0 { out.append(contentsOf: ", ".utf8) }
                 write(e, into: &out)
             }
-            out += "]"
+            out.append(UInt8(ascii: "]"))
         case .object(let o):
-            out += "{"
-            var first = true
-            for k in o.keys.sorted() {
-                if !first { out += ", " }
-                first = false
+            out.append(UInt8(ascii: "{"))
+            for (n, k) in o.keys.sorted().enumerated() {
+                if n > 0 { out.append(contentsOf: ", ".utf8) }
                 writeString(k, into: &out)
-                out += ": "
+                out.append(contentsOf: ": ".utf8)
                 write(o[k]!, into: &out)
             }
-            out += "}"
+            out.append(UInt8(ascii: "}"))
         }
     }
 
-    /// Escapes like Python's json.dumps(ensure_ascii=True) so our bytes look like oslo's.
-    public static func writeString(_ s: String, into out: inout String) {
-        out += "\""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case "\u{08}": out += "\\b"
-            case "\u{0C}": out += "\\f"
-            default:
-                if u.value < 0x20 || u.value > 0x7E {
-                    if u.value > 0xFFFF {
-                        let v = u.value - 0x10000
-                        appendUnicodeEscape(UInt16(0xD800 + (v >> 10)), into: &out)
-                        appendUnicodeEscape(UInt16(0xDC00 + (v & 0x3FF)), into: &out)
+    public static func writeString(_ s: String, into out: inout [UInt8]) {
+        var s = s
+        s.withUTF8 { writeString(utf8: $0, into: &out) }
+    }
+
+    /// Escapes UTF-8 text as a JSON string literal with \u escapes for non-ASCII.
+    public static func writeString(utf8: UnsafeBufferPointer<UInt8>, into out: inout [UInt8]) {
+        out.append(UInt8(ascii: "\""))
+        var allPlain = true
+        for b in utf8 where b < 0x20 || b >= 0x7F || b == 0x22 || b == 0x5C { allPlain = false; break }
+        if allPlain {
+            out.append(contentsOf: utf8)
+        } else {
+            for u in String(decoding: utf8, as: UTF8.self).unicodeScalars {
+                switch u {
+                case "\"": out.append(contentsOf: "\\\"".utf8)
+                case "\\": out.append(contentsOf: "\\\\".utf8)
+                case "\n": out.append(contentsOf: "\\n".utf8)
+                case "\r": out.append(contentsOf: "\\r".utf8)
+                case "\t": out.append(contentsOf: "\\t".utf8)
+                case "\u{08}": out.append(contentsOf: "\\b".utf8)
+                case "\u{0C}": out.append(contentsOf: "\\f".utf8)
+                default:
+                    if u.value < 0x20 || u.value > 0x7E {
+                        if u.value > 0xFFFF {
+                            let v = u.value - 0x10000
+                            appendUnicodeEscape(UInt16(0xD800 + (v >> 10)), into: &out)
+                            appendUnicodeEscape(UInt16(0xDC00 + (v & 0x3FF)), into: &out)
+                        } else {
+                            appendUnicodeEscape(UInt16(u.value), into: &out)
+                        }
                     } else {
-                        appendUnicodeEscape(UInt16(u.value), into: &out)
+                        out.append(UInt8(u.value))
                     }
-                } else {
-                    out.unicodeScalars.append(u)
                 }
             }
         }
-        out += "\""
+        out.append(UInt8(ascii: "\""))
     }
 
-    private static func appendUnicodeEscape(_ v: UInt16, into out: inout String) {
-        let hex = Array("0123456789abcdef".unicodeScalars)
-        out += "\\u"
-        out.unicodeScalars.append(hex[Int(v >> 12) & 0xF])
-        out.unicodeScalars.append(hex[Int(v >> 8) & 0xF])
-        out.unicodeScalars.append(hex[Int(v >> 4) & 0xF])
-        out.unicodeScalars.append(hex[Int(v) & 0xF])
+    private static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
+
+    private static func appendUnicodeEscape(_ v: UInt16, into out: inout [UInt8]) {
+        out.append(UInt8(ascii: "\\"))
+        out.append(UInt8(ascii: "u"))
+        out.append(hexDigits[Int(v >> 12) & 0xF])
+        out.append(hexDigits[Int(v >> 8) & 0xF])
+        out.append(hexDigits[Int(v >> 4) & 0xF])
+        out.append(hexDigits[Int(v) & 0xF])
     }
 }
 
@@ -174,24 +191,22 @@ public enum JSONParseError: Error, Sendable, CustomStringConvertible {
 extension JSONValue {
     /// Parses a JSON document. Errors never include the document (it may hold secrets).
     public static func parse(_ bytes: some Collection<UInt8>) throws(JSONParseError) -> JSONValue {
-        do {
-            return try JSONDecoder().decode(JSONValue.self, from: Data(bytes))
-        } catch {
-            throw .invalid(Self.shortReason(error))
+        // withContiguousStorageIfAvailable / withUTF8 rethrow untyped errors; carry
+        // the result out as a Result to keep this function's typed throw.
+        let r: Result<JSONValue, JSONParseError>? = bytes.withContiguousStorageIfAvailable { buf in
+            Result { () throws(JSONParseError) in try JSONParser.parse(buf) }
         }
+        if let r { return try r.get() }
+        let copy = Array(bytes)
+        return try copy.withUnsafeBufferPointer { buf in
+            Result { () throws(JSONParseError) in try JSONParser.parse(buf) }
+        }.get()
     }
 
     public static func parse(_ text: String) throws(JSONParseError) -> JSONValue {
-        try parse(Array(text.utf8))
-    }
-
-    private static func shortReason(_ error: any Error) -> String {
-        if let e = error as? DecodingError {
-            switch e {
-            case .dataCorrupted(let ctx): return ctx.debugDescription
-            default: return "malformed document"
-            }
-        }
-        return "malformed document"
+        var t = text
+        return try t.withUTF8 { buf in
+            Result { () throws(JSONParseError) in try JSONParser.parse(buf) }
+        }.get()
     }
 }

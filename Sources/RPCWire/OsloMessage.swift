@@ -7,10 +7,13 @@ public enum OsloEnvelope {
 
     /// Wraps an inner message the way oslo does: the inner JSON is itself a JSON string.
     public static func wrap(_ inner: JSONValue) -> [UInt8] {
-        var out = "{\"oslo.version\": \"2.0\", \"oslo.message\": "
-        JSONWriter.writeString(JSONWriter.serialize(inner), into: &out)
-        out += "}"
-        return Array(out.utf8)
+        let innerBytes = JSONWriter.bytes(inner)
+        var out: [UInt8] = []
+        out.reserveCapacity(innerBytes.count + innerBytes.count / 4 + 48)
+        out.append(contentsOf: "{\"oslo.version\": \"2.0\", \"oslo.message\": ".utf8)
+        innerBytes.withUnsafeBufferPointer { JSONWriter.writeString(utf8: $0, into: &out) }
+        out.append(UInt8(ascii: "}"))
+        return out
     }
 
     /// Accepts the 2.0 envelope and the un-enveloped 1.0 form, as oslo's receivers do.

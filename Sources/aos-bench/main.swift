@@ -12,7 +12,7 @@ import RPCWire
 @main
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "aos-bench", abstract: "Benchmarks",
-                                                    subcommands: [RPCBench.self])
+                                                    subcommands: [RPCBench.self, WireBench.self, PublishBench.self])
 }
 
 struct RPCBench: AsyncParsableCommand {
@@ -98,5 +98,50 @@ struct RPCBench: AsyncParsableCommand {
             return Int(line.split(separator: " ", omittingEmptySubsequences: true)[1]) ?? -1
         }
         return -1
+    }
+}
+
+struct WireBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "wire", abstract: "Encode/decode cost of oslo messages")
+    @Option var iterations = 20000
+
+    func run() async throws {
+        let req = RPCRequest(method: "activate_lv", args: ["vg": "vol", "name": "volume-0d6c493f-697f-48d5-a2dd-8d7aa2c5542c", "mode": "exclusive"],
+                             msgID: makeUUIDHex(), replyQueue: "reply_\(makeUUIDHex())", uniqueID: makeUUIDHex(),
+                             context: ["request_id": "req-1", "user_id": "u1"])
+        let body = req.encodeBody()
+        let clock = ContinuousClock()
+        var t = clock.now
+        for _ in 0..<iterations { _ = req.encodeBody() }
+        let enc = clock.now - t
+        t = clock.now
+        for _ in 0..<iterations { _ = try RPCRequest.decode(body: body, contentType: "application/json") }
+        let dec = clock.now - t
+        print("request body \(body.count) bytes: encode \(us(enc / iterations)) us, decode \(us(dec / iterations)) us")
+    }
+    func us(_ d: Duration) -> String { String(format: "%.1f", Double(d.components.attoseconds) / 1e12 + Double(d.components.seconds) * 1e6) }
+}
+
+struct PublishBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "publish", abstract: "Publish + confirm round trip to the broker")
+    @Option var url: String
+    @Option var count = 5000
+
+    func run() async throws {
+        let conn = AMQPConnection(configuration: try AMQPConfiguration(url: TransportURL(parsing: url)), logger: Logger(label: "bench"))
+        let q = "aos-bench-\(makeUUIDHex().prefix(8))"
+        try await conn.declare(queue: QueueDeclaration(name: q, autoDelete: true, arguments: ["x-max-length": .int(10)]))
+        var samples: [Double] = []
+        let clock = ContinuousClock()
+        for _ in 0..<count {
+            let t = clock.now
+            try await conn.publish(Array("x".utf8), exchange: "", routingKey: q)
+            let d = clock.now - t
+            samples.append(Double(d.components.attoseconds) / 1e15 + Double(d.components.seconds) * 1e3)
+        }
+        samples.sort()
+        print(String(format: "publish+confirm: median %.3f ms, p99 %.3f ms", samples[samples.count / 2], samples[samples.count * 99 / 100]))
+        try await conn.deleteQueue(q)
+        await conn.close()
     }
 }

@@ -135,3 +135,35 @@ import Testing
         #expect(try JSONValue.parse(JSONWriter.serialize(v)) == v)
     }
 }
+
+@Suite struct JSONParserTests {
+    @Test(arguments: [
+        #"{"a": [1, -2, 3.5, 1e3, -0.25E-2, true, false, null, "x\"\\\/\b\f\n\r\t\u00fc\ud83d\ude00"]}"#,
+        #"  [ ]  "#, #"{}"#, #""""#, #"9223372036854775807"#, #"-9223372036854775808"#,
+    ])
+    func acceptsValidJSON(text: String) throws {
+        let v = try JSONValue.parse(text)
+        #expect(try JSONValue.parse(JSONWriter.serialize(v)) == v)
+    }
+
+    @Test func decodesEscapesAndBigNumbers() throws {
+        #expect(try JSONValue.parse(#""\u00fc\ud83d\ude00\n""#) == .string("ü😀\n"))
+        #expect(try JSONValue.parse("18446744073709551616") == .double(18446744073709551616))
+        #expect(try JSONValue.parse("1e3") == .double(1000))
+        #expect(try JSONValue.parse("-0") == .int(0))
+    }
+
+    @Test(arguments: [
+        "", "{", "[1,]", "{\"a\" 1}", "{\"a\":1,}", "01", "1.", ".5", "-", "+1", "tru", "nul", "\"abc",
+        "\"\\x\"", "\"\\ud800\"", "\"\\udc00\"", "\"a\u{01}b\"", "[1] 2", "{'a': 1}", "NaN", "[\"\\u12\"]",
+    ])
+    func rejectsInvalidJSON(text: String) {
+        #expect(throws: JSONParseError.self) { _ = try JSONValue.parse(text) }
+    }
+
+    @Test func rejectsInvalidUTF8AndHugeNesting() {
+        #expect(throws: JSONParseError.self) { _ = try JSONValue.parse([0x22, 0xFF, 0x22]) }
+        let deep = String(repeating: "[", count: 10_000) + String(repeating: "]", count: 10_000)
+        #expect(throws: JSONParseError.self) { _ = try JSONValue.parse(deep) }
+    }
+}
