@@ -24,12 +24,12 @@ public struct SimulatedCall: Sendable, Hashable, CustomStringConvertible {
 /// lockspace drop a device can stay active without its lock, which is the dangerous state
 /// the recovery logic must handle.
 public final class SimulatedCluster: Sendable {
-    struct Device: Sendable {
+    struct Device: Sendable, Codable {
         var sizeBytes: UInt64
         var open = false
     }
 
-    struct LV: Sendable {
+    struct LV: Sendable, Codable {
         var name: String
         var uuid: String
         var extents: UInt64
@@ -44,7 +44,7 @@ public final class SimulatedCluster: Sendable {
         }
     }
 
-    struct VG: Sendable {
+    struct VG: Sendable, Codable {
         var name: String
         var uuid: String
         var extentSize: UInt64
@@ -72,19 +72,63 @@ public final class SimulatedCluster: Sendable {
     let state: Mutex<State>
     /// Added to every operation (demo and scale simulations); zero in tests.
     public let latency: Duration
+    /// File-backed mode (`init(stateFile:)`): the cluster state shared by several processes.
+    public let stateFile: String?
 
     public init(seed: UInt64 = 0x5EED, latency: Duration = .zero) {
         self.state = Mutex(State(random: seed))
         self.latency = latency
+        self.stateFile = nil
+    }
+
+    /// A cluster whose state lives in `stateFile` (JSON), so several processes — e.g. two
+    /// agents playing two hosts — share one simulated VG and see each other's LV locks.
+    /// Every operation holds an exclusive `flock` on `<stateFile>.lock` while it loads the
+    /// state, applies the change and writes it back (temp file + fsync + rename).
+    /// Recorded calls stay in this process's memory. The file is created on first write.
+    public init(stateFile: String, seed: UInt64 = 0x5EED, latency: Duration = .zero) {
+        self.state = Mutex(State(random: seed))
+        self.latency = latency
+        self.stateFile = stateFile
     }
 
     // MARK: Setup and fault hooks
 
     /// Adds a shared sanlock VG (as after `vgcreate --shared --lock-type sanlock`).
     public func addVolumeGroup(_ name: String, sizeBytes: UInt64, extentSizeBytes: UInt64 = 4 << 20) {
-        state.withLock { s in
+        mutate { s in
             let uuid = Self.lvmUUID(&s.random)
             s.vgs[name] = VG(name: name, uuid: uuid, extentSize: extentSizeBytes, totalExtents: sizeBytes / extentSizeBytes)
+        }
+    }
+
+    /// Adds the VG unless it already exists (file-backed clusters: the first process to
+    /// start creates it, later ones join). Returns true when it was created.
+    @discardableResult
+    public func ensureVolumeGroup(_ name: String, sizeBytes: UInt64, extentSizeBytes: UInt64 = 4 << 20) -> Bool {
+        mutate { s in
+            guard s.vgs[name] == nil else { return false }
+            let uuid = Self.lvmUUID(&s.random)
+            s.vgs[name] = VG(name: name, uuid: uuid, extentSize: extentSizeBytes, totalExtents: sizeBytes / extentSizeBytes)
+            return true
+        }
+    }
+
+    /// Simulates a host rebooting (or crashing and sanlock's lease expiring): every LV
+    /// device of `host` disappears, its LV locks are released and its lockspaces are left.
+    public func rebootHost(_ host: String) {
+        mutate { s in
+            for vgName in s.vgs.keys {
+                var group = s.vgs[vgName]!
+                group.startedHosts.remove(host)
+                group.failedHosts.remove(host)
+                for name in group.lvs.keys {
+                    if group.lvs[name]!.exclusiveHolder == host { group.lvs[name]!.exclusiveHolder = nil }
+                    group.lvs[name]!.sharedHolders.remove(host)
+                    group.lvs[name]!.devices[host] = nil
+                }
+                s.vgs[vgName] = group
+            }
         }
     }
 
@@ -92,7 +136,7 @@ public final class SimulatedCluster: Sendable {
     /// Returns false if the LV is not active on that host.
     @discardableResult
     public func setOpen(host: String, vg: String, lv: String, _ open: Bool) -> Bool {
-        state.withLock { s in
+        mutate { s in
             guard s.vgs[vg]?.lvs[lv]?.devices[host] != nil else { return false }
             s.vgs[vg]!.lvs[lv]!.devices[host]!.open = open
             return true
@@ -102,13 +146,13 @@ public final class SimulatedCluster: Sendable {
     /// Simulates sanlock losing the host's lease storage (lvmlockctl --kill): lock requests
     /// fail, `sanlock client status` shows no change, LVs stay active. Cleared by `dropLockspace`.
     public func failLockspace(vg: String, host: String) {
-        state.withLock { s in _ = s.vgs[vg]?.failedHosts.insert(host) }
+        mutate { s in _ = s.vgs[vg]?.failedHosts.insert(host) }
     }
 
     /// `lvmlockctl --drop`: forgets the host's lockspace and every lock it held; devices
     /// stay active (that is what makes drop without deactivation unsafe).
     public func dropLockspace(vg: String, host: String) {
-        state.withLock { s in
+        mutate { s in
             guard var group = s.vgs[vg] else { return }
             group.failedHosts.remove(host)
             group.startedHosts.remove(host)
@@ -122,7 +166,7 @@ public final class SimulatedCluster: Sendable {
 
     /// Boot wait: whether the VG's PVs are visible (to every host).
     public func setPVsPresent(vg: String, _ present: Bool) {
-        state.withLock { s in s.vgs[vg]?.pvsPresent = present }
+        mutate { s in s.vgs[vg]?.pvsPresent = present }
     }
 
     // MARK: Inspection
@@ -133,7 +177,7 @@ public final class SimulatedCluster: Sendable {
 
     /// The lock table entry of an LV (who holds it, in which mode), for tests.
     public func lockHolders(vg: String, lv: String) -> (exclusive: String?, shared: Set<String>)? {
-        state.withLock { s in
+        mutate { s in
             s.vgs[vg]?.lvs[lv].map { ($0.exclusiveHolder, $0.sharedHolders) }
         }
     }
@@ -145,13 +189,26 @@ public final class SimulatedCluster: Sendable {
     }
 
     func registerHost(_ host: String, hostId: Int) {
-        state.withLock { $0.hostIds[host] = hostId }
+        mutate { $0.hostIds[host] = hostId }
     }
 
-    func hostId(_ host: String) -> Int { state.withLock { $0.hostIds[host] ?? 0 } }
+    func hostId(_ host: String) -> Int { mutate { $0.hostIds[host] ?? 0 } }
 
-    func withState<T>(_ body: (inout State) throws(LVMError) -> T) throws(LVMError) -> T {
-        try state.withLock { (s: inout State) throws(LVMError) -> T in try body(&s) }
+    func withState<T: Sendable>(_ body: (inout State) throws(LVMError) -> T) throws(LVMError) -> T {
+        try state.withLock { (s: inout State) throws(LVMError) -> T in
+            guard let stateFile else { return try body(&s) }
+            return try SimulatedStateFile.withLockedState(path: stateFile, &s, body)
+        }
+    }
+
+    /// `withState` for setup hooks and inspection, which cannot fail in memory; in
+    /// file-backed mode an unreadable state file is a broken test setup and traps.
+    func mutate<T: Sendable>(_ body: (inout State) -> T) -> T {
+        do {
+            return try withState { (s: inout State) throws(LVMError) -> T in body(&s) }
+        } catch {
+            fatalError("simulated cluster state file \(stateFile ?? "-"): \(error)")
+        }
     }
 
     /// LVM's UUID format: 6-4-4-4-4-4-6 characters of [A-Za-z0-9] (deterministic per seed).

@@ -1,1 +1,119 @@
-print("not yet implemented")
+// aos-agent: the node agent. Runs LVM on this host's shared (lvmlockd + sanlock) VGs on
+// request over oslo RPC (topic aos-agent, server = host name), starts the lockspaces at boot
+// and restores the activations it held before a reboot. See docs/agent.md.
+import AgentCore
+import AOSConfig
+import ArgumentParser
+import Logging
+import ServiceLifecycle
+#if canImport(Glibc)
+import Glibc
+#endif
+
+@main
+struct AOSAgent: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "aos-agent",
+        abstract: "Node agent for shared-LVM (lvmlockd + sanlock) volumes: LVM operations over oslo RPC.",
+        discussion: """
+            Configuration: --set > environment (AOS_<SECTION>_<KEY>) > --config file > defaults.
+            Boot: wait for the VGs' PVs, vgchange --lock-start, re-activate the LVs recorded in
+            state_dir, then sd_notify READY=1 and serve. Prints 'READY host=<host>' on stdout once
+            it serves; logs go to stderr (journald).
+            Exit status: 0 after a graceful stop, 1 startup error, 2 configuration error.
+            """)
+
+    @Option(help: "Configuration file (default: /etc/aos/aos.conf when it exists).")
+    var config: String?
+
+    @Option(name: .customLong("set"), help: ArgumentHelp("Override one option, e.g. agent.volume_groups=vg1 (repeatable).",
+                                                          valueName: "section.key=value"))
+    var overrides: [String] = []
+
+    @Flag(help: "Print the effective configuration (secrets masked) and exit.")
+    var printConfig = false
+
+    @Flag(help: "Print the version and exit.")
+    var version = false
+
+    @Option(help: "sanlock host_id for the simulated backend (real LVM: only from lvmlocal.conf).")
+    var hostId: Int?
+
+    @Flag(help: ArgumentHelp("Simulated backend: drop this host's devices and locks first, as a reboot would.",
+                             visibility: .hidden))
+    var simulateReboot = false
+
+    func run() async throws {
+        if version {
+            writeOut("aos-agent \(AgentVersion.current)\n")
+            return
+        }
+        let loaded: Configuration
+        do {
+            loaded = try loadConfiguration()
+        } catch {
+            printErr("aos-agent: configuration error:\n\(error)")
+            throw ExitCode(2)
+        }
+        if printConfig {
+            writeOut(loaded.dump())
+            return
+        }
+        let settings = AgentOptions.Settings(loaded)
+        let level = Logger.Level(rawValue: settings.logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var h = StreamLogHandler.standardError(label: label)
+            h.logLevel = level
+            return h
+        }
+        var logger = Logger(label: "aos-agent")
+        logger.logLevel = level
+        let daemon: AgentDaemon
+        do {
+            daemon = try AgentDaemon(configuration: loaded, hostIdOverride: hostId, simulateReboot: simulateReboot,
+                                     environment: SystemInfo.environment(), logger: logger)
+        } catch {
+            logger.critical("cannot start: \(error.message)")
+            printErr("aos-agent: \(error.message)")
+            throw ExitCode(1)
+        }
+        let host = settings.messaging.host
+        let group = ServiceGroup(
+            services: [ClosureService {
+                await cancelWhenGracefulShutdown {
+                    await daemon.run(onServing: { writeOut("READY host=\(host)\n") })
+                }
+            }],
+            gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        try await group.run()
+        await daemon.close()
+    }
+
+    func loadConfiguration() throws(ConfigError) -> Configuration {
+        let path = config ?? (SystemInfo.fileExists("/etc/aos/aos.conf") ? "/etc/aos/aos.conf" : nil)
+        var text: String?
+        if let path { text = try SystemInfo.readTextFile(path) }
+        var parsed: [ConfigOverride] = []
+        for o in overrides { parsed.append(try ConfigOverride.parse(o)) }
+        return try AgentSimulationOptions.agentSchema.load(iniText: text, fileName: path ?? "aos.conf",
+                                                           env: SystemInfo.environment(), overrides: parsed)
+    }
+}
+
+/// One write(2) per line: unbuffered, so whoever reads our stdout sees it at once.
+func writeOut(_ text: String) {
+    let bytes = Array(text.utf8)
+    bytes.withUnsafeBytes { _ = write(1, $0.baseAddress, $0.count) }
+}
+
+func printErr(_ text: String) {
+    let bytes = Array((text + "\n").utf8)
+    bytes.withUnsafeBytes { _ = write(2, $0.baseAddress, $0.count) }
+}
+
+/// Adapts a closure to swift-service-lifecycle's Service.
+struct ClosureService: Service {
+    let body: @Sendable () async throws -> Void
+    init(_ body: @escaping @Sendable () async throws -> Void) { self.body = body }
+    func run() async throws { try await body() }
+}

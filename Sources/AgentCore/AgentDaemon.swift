@@ -1,0 +1,230 @@
+import AMQPClient
+import AOSConfig
+import Logging
+import OsloRPC
+import RPCWire
+import SharedLVM
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// Options of the simulated LVM backend (`[agent] lvm_backend = simulated`), declared here
+/// rather than in AOSConfig's AgentOptions because only tests and demos use them.
+public enum AgentSimulationOptions {
+    public static let stateFile = OptionSpec(
+        "agent", "simulated_state_file", type: .string, default: .string(""),
+        help: "Simulated backend only: JSON file holding the simulated cluster (VGs, LVs, lock table), shared by every agent process that names it, so several agents act as hosts of one shared VG. Empty: the simulated VG lives in this process's memory.")
+    public static let vgSizeGB = OptionSpec(
+        "agent", "simulated_vg_size_gb", type: .integer(min: 1, max: 1 << 20), default: .int(100),
+        help: "Simulated backend only: size in GiB of each simulated volume group, created on first use.")
+
+    public static let latencyMS = OptionSpec(
+        "agent", "simulated_latency_ms", type: .integer(min: 0, max: 600_000), default: .int(0),
+        help: "Simulated backend only: milliseconds every simulated LVM command takes (demos, deadline tests).")
+
+    public static let options = [stateFile, vgSizeGB, latencyMS]
+
+    /// `AgentOptions.schema` plus the simulation options: what `aos-agent` reads.
+    public static let agentSchema = AgentOptions.schema.merging(
+        ConfigSchema(component: "aos-agent", options: options), component: "aos-agent")
+}
+
+/// A startup problem: printed to stderr and turned into exit status 1.
+public struct AgentStartupError: Error, Sendable, CustomStringConvertible {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// Everything `aos-agent` runs, built from the configuration: backend, AgentService,
+/// AMQP connection, RPC server and announcer.
+public final class AgentDaemon: Sendable {
+    public let service: AgentService
+    public let connection: AMQPConnection
+    let server: RPCServer
+    let client: RPCClient
+    let logger: Logger
+    let announceInterval: Duration
+    let notifier: SystemdNotifier
+
+    /// - Parameters:
+    ///   - hostIdOverride: `--host-id`, accepted only with the simulated backend (the real
+    ///     host_id must come from lvmlocal.conf, the one source sanlock also uses).
+    ///   - simulateReboot: simulated backend only: forget this host's devices and locks first,
+    ///     as a reboot would (used to show that restore really re-activates).
+    public init(configuration c: Configuration, hostIdOverride: Int?, simulateReboot: Bool = false,
+                environment: [String: String], logger: Logger) throws(AgentStartupError) {
+        let settings = AgentOptions.Settings(c)
+        let m = settings.messaging
+        self.logger = logger
+        guard !settings.volumeGroups.isEmpty else {
+            throw AgentStartupError("[agent] volume_groups is empty: name the shared VG(s) this agent serves")
+        }
+        for vg in settings.volumeGroups {
+            do { try VGName.validate(vg) } catch { throw AgentStartupError("[agent] volume_groups: \(error.message)") }
+        }
+        let simulated = settings.lvmBackend == "simulated"
+
+        // host_id: lvmlocal.conf is the single source of truth on real hosts.
+        let hostId: Int
+        if let hostIdOverride {
+            guard simulated else {
+                throw AgentStartupError("--host-id is only for the simulated backend; with real LVM the host_id comes from \(settings.lvmlocalConf) (local { host_id = N })")
+            }
+            guard LVMLocalConf.hostIDRange.contains(hostIdOverride) else {
+                throw AgentStartupError("--host-id \(hostIdOverride) is out of range 1..2000")
+            }
+            hostId = hostIdOverride
+        } else {
+            let read: Int?
+            do { read = try LVMLocalConf.hostID(path: settings.lvmlocalConf) } catch {
+                throw AgentStartupError("cannot read the sanlock host_id: \(error)")
+            }
+            guard let read else {
+                throw AgentStartupError("no sanlock host_id in \(settings.lvmlocalConf): set `local { host_id = N }` with a number 1..2000 unique to this host" + (simulated ? " (or pass --host-id with the simulated backend)" : ""))
+            }
+            hostId = read
+        }
+
+        let backend: any LVMBackend
+        if simulated {
+            let file = c.string(AgentSimulationOptions.stateFile)
+            let latency = Duration.milliseconds(c.int(AgentSimulationOptions.latencyMS))
+            let cluster = file.isEmpty ? SimulatedCluster(latency: latency) : SimulatedCluster(stateFile: file, latency: latency)
+            let size = UInt64(c.int(AgentSimulationOptions.vgSizeGB)) << 30
+            for vg in settings.volumeGroups { cluster.ensureVolumeGroup(vg, sizeBytes: size) }
+            if simulateReboot { cluster.rebootHost(m.host) }
+            backend = SimulatedLVMBackend(cluster: cluster, hostName: m.host, hostId: hostId)
+            logger.notice("using the SIMULATED LVM backend", metadata: ["state_file": "\(file.isEmpty ? "(memory)" : file)"])
+        } else {
+            guard !simulateReboot else { throw AgentStartupError("--simulate-reboot is only for the simulated backend") }
+            var lvmLogger = Logger(label: "aos.lvm")
+            lvmLogger.logLevel = logger.logLevel
+            backend = RealLVMBackend(timeouts: .init(command: .seconds(settings.lvmTimeout),
+                                                     lockStart: .seconds(max(settings.lvmTimeout, 300))),
+                                     logger: lvmLogger)
+        }
+
+        let notifier = SystemdNotifier(environment: environment)
+        self.notifier = notifier
+        let serviceConfig = AgentServiceConfiguration(
+            host: m.host, hostId: hostId, volumeGroups: settings.volumeGroups, stateDirectory: settings.stateDir,
+            maxConcurrentLVM: settings.maxConcurrentLVM, volumeClear: settings.volumeClear,
+            volumeClearSizeMiB: settings.volumeClearSizeMiB, pvWaitTimeout: .seconds(settings.pvWaitTimeout))
+        do {
+            service = try AgentService(configuration: serviceConfig, backend: backend, logger: logger,
+                                       onStatus: { notifier.notify("STATUS=\($0)") })
+        } catch {
+            throw AgentStartupError("cannot open the state directory: \(error.message)")
+        }
+        announceInterval = .seconds(settings.announceInterval)
+
+        let url: TransportURL
+        var amqp: AMQPConfiguration
+        do {
+            url = try TransportURL(parsing: m.transportURL)
+            amqp = try AMQPConfiguration(url: url, tlsDefaults: m.ssl && !m.sslCAFile.isEmpty
+                ? AMQPConfiguration.TLS(caFile: m.sslCAFile, certFile: m.sslCertFile.isEmpty ? nil : m.sslCertFile,
+                                        keyFile: m.sslKeyFile.isEmpty ? nil : m.sslKeyFile) : nil)
+        } catch {
+            throw AgentStartupError("[DEFAULT] transport_url: \(error)")
+        }
+        amqp.heartbeat = m.heartbeatTimeoutThreshold
+        amqp.prefetchCount = UInt16(clamping: m.rabbitQosPrefetchCount)
+        amqp.connectionName = "aos-agent:\(m.host)"
+        amqp.reconnectMaxDelay = .seconds(10)
+        let connLogger = logger
+        connection = AMQPConnection(configuration: amqp, logger: logger) { state in
+            switch state {
+            case .connected(let broker): connLogger.info("connected to the broker", metadata: ["broker": "\(broker)"])
+            case .disconnected(let reason): connLogger.warning("lost the broker connection", metadata: ["reason": "\(reason)"])
+            case .connecting, .closed: break
+            }
+        }
+        var flavor = QueueFlavor(options: url.query)
+        flavor.durableQueues = m.amqpDurableQueues
+        flavor.quorumQueues = m.rabbitQuorumQueue
+        var options = RPCServer.Options()
+        options.flavor = flavor
+        // LVM work is bounded by max_concurrent_lvm inside the service; the server's own
+        // bound only caps requests held in memory.
+        options.maxConcurrency = 256
+        server = RPCServer(connection: connection,
+                           target: RPCTarget(exchange: m.controlExchange, topic: AgentRPC.topic, server: m.host),
+                           dispatcher: RPCDispatcher(endpoints: [AgentRPC.endpoint(service)]),
+                           options: options, logger: logger)
+        client = RPCClient(connection: connection, flavor: flavor, logger: logger)
+    }
+
+    /// Boot sequence, then sd_notify READY=1, then serve RPC until cancelled (graceful
+    /// shutdown: stop consuming, finish in-flight requests, leave LVs as they are).
+    /// `onServing` runs once the RPC queues are consumed.
+    public func run(onServing: @escaping @Sendable () -> Void) async {
+        let service = self.service
+        let host = service.configuration.host
+        logger.notice("starting", metadata: [
+            "host": "\(host)", "host_id": "\(service.configuration.hostId)",
+            "volume_groups": "\(service.configuration.volumeGroups.joined(separator: ","))",
+            "state_dir": "\(service.configuration.stateDirectory)", "version": "\(AgentVersion.current)"])
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.announceLoop() }
+            await service.boot()
+            if Task.isCancelled {
+                group.cancelAll()
+                return
+            }
+            notifier.notify("READY=1\nSTATUS=ready, connecting to the broker")
+            // The broker may be away at boot: keep trying (the LVs are restored already; the
+            // connection itself reconnects with backoff).
+            while !Task.isCancelled {
+                do {
+                    try await server.run(onReady: { [notifier] in
+                        notifier.notify("STATUS=serving")
+                        onServing()
+                    })
+                    break
+                } catch {
+                    logger.error("cannot serve RPC yet; retrying", metadata: ["error": "\(error)"])
+                    notifier.notify("STATUS=ready, but cannot serve RPC: \(error)")
+                    do { try await Task.sleep(for: .seconds(5)) } catch { break }
+                }
+            }
+            notifier.notify("STOPPING=1\nSTATUS=stopping")
+            group.cancelAll()
+        }
+        logger.notice("stopped; LVs are left as they are", metadata: ["host": "\(host)"])
+    }
+
+    /// Announces `health()` every `announce_interval` seconds and right after every change
+    /// of the active LVs (and after ready, which is a change).
+    func announceLoop() async {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                for await _ in self.service.activationChanges { await self.announce() }
+            }
+            group.addTask {
+                while !Task.isCancelled {
+                    await self.announce()
+                    do { try await Task.sleep(for: self.announceInterval) } catch { return }
+                }
+            }
+        }
+    }
+
+    func announce() async {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        let sentAt = Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
+        do {
+            try await client.fanoutCast(topic: AgentRPC.announceTopic, method: AgentRPC.announceMethod,
+                                        args: ["report": service.health(), "sent_at": .double(sentAt)],
+                                        timeout: .seconds(5))
+        } catch {
+            logger.debug("announcement not sent", metadata: ["error": "\(error)"])
+        }
+    }
+
+    public func close() async { await connection.close() }
+}

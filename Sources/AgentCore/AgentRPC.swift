@@ -1,0 +1,24 @@
+import OsloRPC
+import RPCWire
+
+/// The agent's oslo RPC endpoint: one handler per `AgentMethod`, version 1.0, no namespace.
+/// Handlers pass the caller's deadline (from the message TTL) down so the service can refuse
+/// work the caller gave up on after waiting for its LV or a slot.
+public enum AgentRPC {
+    public static let topic = "aos-agent"
+    public static let version = RPCVersion(major: 1, minor: 0)
+    /// Where announcements go: `fanoutCast(topic: announceTopic, method: announceMethod)`.
+    public static let announceTopic = "aos-controller"
+    public static let announceMethod = "agent_announce"
+
+    public static func endpoint(_ service: AgentService) -> RPCEndpoint {
+        var handlers: [String: RPCHandler] = [:]
+        for method in AgentMethod.allCases {
+            let name = method.rawValue
+            handlers[name] = { ctx, args in
+                try await service.handle(method: name, args: args, deadline: ctx.deadline)
+            }
+        }
+        return RPCEndpoint(namespace: nil, version: version, handlers: handlers)
+    }
+}

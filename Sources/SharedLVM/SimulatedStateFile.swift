@@ -1,0 +1,118 @@
+import FoundationEssentials
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The file-backed mode of `SimulatedCluster`: the cluster state (VGs, LVs, lock table,
+/// per-host devices, host ids) as one JSON document that several processes share.
+///
+/// Each operation: `flock(LOCK_EX)` on `<path>.lock` (a separate file, because the state
+/// file itself is replaced by rename), read and decode the state, apply the operation,
+/// and — only when it succeeded and changed something — write `<path>.tmp.<pid>`, fsync
+/// it and rename it over `<path>`. Readers never see a half-written file.
+enum SimulatedStateFile {
+    struct Document: Codable {
+        var format: Int
+        var vgs: [String: SimulatedCluster.VG]
+        var hostIds: [String: Int]
+        var random: UInt64
+    }
+
+    static let format = 1
+
+    static func withLockedState<T: Sendable>(
+        path: String, _ s: inout SimulatedCluster.State, _ body: (inout SimulatedCluster.State) throws(LVMError) -> T
+    ) throws(LVMError) -> T {
+        let lockFD = open(path + ".lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard lockFD >= 0 else { throw failure("cannot open \(path).lock", errno) }
+        defer { close(lockFD) }  // closing releases the flock
+        while flock(lockFD, LOCK_EX) != 0 {
+            if errno != EINTR { throw failure("cannot lock \(path).lock", errno) }
+        }
+        let original = try readFile(path)
+        if let original, !original.isEmpty {
+            let document: Document
+            do {
+                document = try JSONDecoder().decode(Document.self, from: Data(original))
+            } catch {
+                throw LVMError(code: .internal, message: "simulated state file \(path) is not readable: \(error)")
+            }
+            guard document.format == format else {
+                throw LVMError(code: .internal, message: "simulated state file \(path) has format \(document.format), expected \(format)")
+            }
+            s.vgs = document.vgs
+            s.hostIds = document.hostIds
+            s.random = document.random
+        }
+        let result = try body(&s)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let bytes: [UInt8]
+        do {
+            bytes = Array(try encoder.encode(Document(format: format, vgs: s.vgs, hostIds: s.hostIds, random: s.random)))
+        } catch {
+            throw LVMError(code: .internal, message: "cannot encode simulated state: \(error)")
+        }
+        if bytes != original { try writeAtomically(path, bytes) }
+        return result
+    }
+
+    static func readFile(_ path: String) throws(LVMError) -> [UInt8]? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        if fd < 0 {
+            if errno == ENOENT { return nil }
+            throw failure("cannot open \(path)", errno)
+        }
+        defer { close(fd) }
+        var out: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw failure("cannot read \(path)", errno)
+            }
+            if n == 0 { break }
+            out.append(contentsOf: chunk[0..<n])
+        }
+        return out
+    }
+
+    static func writeAtomically(_ path: String, _ bytes: [UInt8]) throws(LVMError) {
+        let temp = "\(path).tmp.\(getpid())"
+        let fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw failure("cannot create \(temp)", errno) }
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + offset, $0.count - offset) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                let e = errno
+                close(fd)
+                unlink(temp)
+                throw failure("cannot write \(temp)", e)
+            }
+            offset += n
+        }
+        if fsync(fd) != 0 {
+            let e = errno
+            close(fd)
+            unlink(temp)
+            throw failure("cannot fsync \(temp)", e)
+        }
+        close(fd)
+        if rename(temp, path) != 0 {
+            let e = errno
+            unlink(temp)
+            throw failure("cannot rename \(temp) to \(path)", e)
+        }
+    }
+
+    static func failure(_ what: String, _ code: Int32) -> LVMError {
+        LVMError(code: .internal, message: "\(what): \(String(cString: strerror(code)))")
+    }
+}
