@@ -216,7 +216,8 @@ class SwiftProcess:
         return self.proc.pid
 
     def stderr_text(self) -> str:
-        self._stderr.flush()
+        if not self._stderr.closed:
+            self._stderr.flush()
         try:
             return self.stderr_path.read_text(errors="replace")
         except OSError:
@@ -275,7 +276,8 @@ class SwiftProcess:
         except subprocess.TimeoutExpired:
             pass
         self._reader.join(timeout=5)
-        self._stderr.close()
+        if not self._stderr.closed:
+            self._stderr.close()
         return self.proc.returncode
 
 
