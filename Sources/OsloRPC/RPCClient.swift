@@ -79,13 +79,17 @@ public final class RPCClient: Sendable {
                                  replyQueue: replyQueue, monitorTimeout: monitorTimeout?.seconds.rounded(),
                                  uniqueID: makeUUIDHex(), context: context)
         let body = request.encodeBody()
+        var timer: Task<Void, Never>?
+        // The timer must not outlive the call: thousands of sleeping timers would
+        // pile up under load.
+        defer { timer?.cancel() }
         return try await withCheckedThrowingContinuation { (cont: CheckedContinuation<JSONValue, any Error>) in
             state.withLock {
                 $0.pending[msgID] = Pending(continuation: cont, method: method, deadline: deadline, monitor: monitorTimeout,
                                             monitorDeadline: monitorTimeout.map { .now + $0 })
             }
             publishRequest(body, msgID: msgID, target: target, deadline: deadline)
-            Task { await self.watchTimeout(msgID: msgID, start: start) }
+            timer = Task { await self.watchTimeout(msgID: msgID, start: start) }
         }
     }
 
@@ -121,7 +125,7 @@ public final class RPCClient: Sendable {
                 return finish(msgID, .failure(RPCCallError.timedOut(method: p.method, msgID: msgID, after: after,
                                                                     monitor: monitorFired)))
             }
-            try? await Task.sleep(until: wake, clock: .continuous)
+            do { try await Task.sleep(until: wake, clock: .continuous) } catch { return }  // cancelled: call done
         }
     }
 
