@@ -108,5 +108,6 @@ let package = Package(
         .testTarget(name: "AOSConfigTests", dependencies: ["AOSConfig"], swiftSettings: strict),
         .testTarget(name: "SharedLVMTests", dependencies: ["SharedLVM"], swiftSettings: strict),
         .testTarget(name: "AgentCoreTests", dependencies: ["AgentCore", "SharedLVM", "RPCWire"], swiftSettings: strict),
+        .testTarget(name: "ControllerCoreTests", dependencies: ["ControllerCore", "OsloRPC", "RPCWire"], swiftSettings: strict),
     ]
 )

@@ -1,0 +1,218 @@
+import RPCWire
+
+/// How recently an agent announced itself.
+public enum Liveness: String, Sendable, Comparable {
+    /// Announced within `agent_stale_after`: gets requests.
+    case alive
+    /// Late, but not yet `agent_down_after`: still gets requests sent to it by name, and is
+    /// used for "any host" requests only when no alive agent qualifies.
+    case stale
+    /// Silent for `agent_down_after` or longer: requests to it fail at once with `agent_unavailable`.
+    case down
+
+    private var rank: Int { self == .alive ? 0 : self == .stale ? 1 : 2 }
+    public static func < (a: Liveness, b: Liveness) -> Bool { a.rank < b.rank }
+}
+
+/// Activation mode of an LV on one host.
+public enum ActivationMode: String, Sendable, Hashable {
+    case exclusive, shared
+}
+
+/// One LV's activation on one host.
+public struct Activation: Sendable, Hashable {
+    public var host: String
+    public var mode: ActivationMode
+    public init(host: String, mode: ActivationMode) { self.host = host; self.mode = mode }
+}
+
+/// `vg/name` of an LV.
+public struct LVKey: Sendable, Hashable, Comparable, CustomStringConvertible {
+    public var vg: String
+    public var name: String
+    public init(vg: String, name: String) { self.vg = vg; self.name = name }
+    public var description: String { "\(vg)/\(name)" }
+    public static func < (a: LVKey, b: LVKey) -> Bool { (a.vg, a.name) < (b.vg, b.name) }
+}
+
+/// An agent's announcement (its `health()` report), decoded leniently: unknown fields are
+/// kept in `raw` and missing ones get neutral values, so agents of other versions still count.
+public struct AgentReport: Sendable, Equatable {
+    public var host: String
+    public var hostID: Int?
+    public var version: String?
+    public var ready: Bool
+    /// Lockspace state per VG: "started", "not_started", "lost".
+    public var lockspaces: [String: String]
+    public var activeLVs: [LVKey: ActivationMode]
+    public var restoreFailures: JSONValue
+    public var raw: [String: JSONValue]
+
+    public init(host: String, hostID: Int? = nil, version: String? = nil, ready: Bool = true,
+                lockspaces: [String: String] = [:], activeLVs: [LVKey: ActivationMode] = [:],
+                restoreFailures: JSONValue = .array([]), raw: [String: JSONValue] = [:]) {
+        self.host = host
+        self.hostID = hostID
+        self.version = version
+        self.ready = ready
+        self.lockspaces = lockspaces
+        self.activeLVs = activeLVs
+        self.restoreFailures = restoreFailures
+        self.raw = raw
+    }
+
+    /// Decodes a `health()` object. Throws `invalid_argument` when it has no host name.
+    public init(json: JSONValue) throws(ServiceError) {
+        guard let o = json.objectValue else { throw .invalidArgument("report is not an object") }
+        guard let host = o["host"]?.stringValue, !host.isEmpty else {
+            throw .invalidArgument("report has no 'host'")
+        }
+        var lockspaces: [String: String] = [:]
+        for (vg, v) in o["vgs"]?.objectValue ?? [:] {
+            lockspaces[vg] = v["lockspace"]?.stringValue ?? v.stringValue ?? "unknown"
+        }
+        var active: [LVKey: ActivationMode] = [:]
+        for entry in o["active_lvs"]?.arrayValue ?? [] {
+            guard let vg = entry["vg"]?.stringValue, let name = entry["name"]?.stringValue else { continue }
+            active[LVKey(vg: vg, name: name)] = ActivationMode(rawValue: entry["mode"]?.stringValue ?? "") ?? .exclusive
+        }
+        self.init(host: host, hostID: o["host_id"]?.int64Value.map { Int($0) }, version: o["version"]?.stringValue,
+                  ready: o["ready"]?.boolValue ?? true, lockspaces: lockspaces, activeLVs: active,
+                  restoreFailures: o["restore_failures"] ?? .array([]), raw: o)
+    }
+}
+
+/// Liveness thresholds, in seconds.
+public struct LivenessPolicy: Sendable, Equatable {
+    public var staleAfter: Duration
+    public var downAfter: Duration
+    public init(staleAfter: Duration, downAfter: Duration) {
+        self.staleAfter = staleAfter
+        self.downAfter = max(downAfter, staleAfter)
+    }
+}
+
+/// Everything the controller knows about the cluster, rebuilt from announcements only.
+/// A pure value: the caller supplies the time, so tests drive it without a clock.
+public struct ClusterView: Sendable {
+    public struct Agent: Sendable {
+        public var report: AgentReport
+        public var lastSeen: ContinuousClock.Instant
+        /// The agent's `sent_at` (unix seconds) of the last report taken.
+        public var sentAt: Double?
+        public var announcements: Int
+    }
+
+    public let policy: LivenessPolicy
+    /// When this view started: a host never heard of counts as last seen then, so right after
+    /// a controller (re)start requests are still tried until the agents have announced.
+    public let startedAt: ContinuousClock.Instant
+    public private(set) var agents: [String: Agent] = [:]
+    /// Activations the controller made itself since the host's last report, so routing
+    /// sees them before the agent's next announcement.
+    private var pending: [String: [LVKey: ActivationMode?]] = [:]
+
+    public init(policy: LivenessPolicy, startedAt: ContinuousClock.Instant) {
+        self.policy = policy
+        self.startedAt = startedAt
+    }
+
+    // MARK: Updates
+
+    /// Takes an announcement. Returns false (and ignores it) when it is older than the one held.
+    @discardableResult
+    public mutating func apply(_ report: AgentReport, sentAt: Double?, receivedAt: ContinuousClock.Instant) -> Bool {
+        if let old = agents[report.host], let oldSent = old.sentAt, let sentAt, sentAt < oldSent {
+            return false
+        }
+        let count = (agents[report.host]?.announcements ?? 0) + 1
+        agents[report.host] = Agent(report: report, lastSeen: receivedAt, sentAt: sentAt, announcements: count)
+        pending[report.host] = nil
+        return true
+    }
+
+    /// Records an activation change the controller just made through an agent.
+    public mutating func recordActivation(_ lv: LVKey, host: String, mode: ActivationMode?) {
+        pending[host, default: [:]][lv] = .some(mode)
+    }
+
+    /// Records that an LV no longer exists (deleted): it is active nowhere.
+    public mutating func recordDeleted(_ lv: LVKey) {
+        for host in Set(agents.keys).union(pending.keys) where activeMode(of: lv, on: host) != nil {
+            recordActivation(lv, host: host, mode: nil)
+        }
+    }
+
+    /// Any successful reply from an agent proves it alive.
+    public mutating func touch(_ host: String, at now: ContinuousClock.Instant) {
+        if agents[host] != nil { agents[host]!.lastSeen = max(agents[host]!.lastSeen, now) }
+    }
+
+    // MARK: Queries
+
+    public func liveness(of host: String, now: ContinuousClock.Instant) -> Liveness {
+        // A host never heard of is "stale" (worth a try) until down_after past the view's start.
+        let age = now - (agents[host]?.lastSeen ?? startedAt)
+        if age >= policy.downAfter { return .down }
+        if age >= policy.staleAfter || agents[host] == nil { return .stale }
+        return .alive
+    }
+
+    public func isKnown(_ host: String) -> Bool { agents[host] != nil }
+
+    /// Still inside the start-up window in which hosts may not have announced yet.
+    public func warmingUp(now: ContinuousClock.Instant) -> Bool { now - startedAt < policy.staleAfter }
+
+    private func activeMode(of lv: LVKey, on host: String) -> ActivationMode? {
+        if let p = pending[host]?[lv] { return p }
+        return agents[host]?.report.activeLVs[lv]
+    }
+
+    /// Where `lv` is active, from the latest reports plus the controller's own changes, sorted by host.
+    public func activations(of lv: LVKey) -> [Activation] {
+        let hosts = Set(agents.keys).union(pending.keys)
+        return hosts.sorted().compactMap { h in activeMode(of: lv, on: h).map { Activation(host: h, mode: $0) } }
+    }
+
+    /// The cluster-wide activation map: every LV active somewhere, in `vg` (or every VG).
+    public func activationMap(vg: String? = nil) -> [LVKey: [Activation]] {
+        var keys = Set<LVKey>()
+        for a in agents.values { keys.formUnion(a.report.activeLVs.keys) }
+        for p in pending.values { keys.formUnion(p.keys) }
+        var out: [LVKey: [Activation]] = [:]
+        for k in keys where vg == nil || k.vg == vg {
+            let acts = activations(of: k)
+            if !acts.isEmpty { out[k] = acts }
+        }
+        return out
+    }
+
+    /// VG names any agent reports.
+    public var knownVGs: [String] {
+        Set(agents.values.flatMap { $0.report.lockspaces.keys }).sorted()
+    }
+
+    public func lockspace(of host: String, vg: String) -> String? { agents[host]?.report.lockspaces[vg] }
+
+    /// Hosts (not down) whose lockspace for `vg` is started and that are ready, best first:
+    /// alive before stale, then `preferred` order, then by name.
+    public func candidates(vg: String, preferred: [String], now: ContinuousClock.Instant) -> [String] {
+        let eligible = agents.values.filter { a in
+            a.report.ready && a.report.lockspaces[vg] == "started" && liveness(of: a.report.host, now: now) != .down
+        }.map(\.report.host)
+        func rank(_ h: String) -> (Int, Int, String) {
+            (liveness(of: h, now: now) == .alive ? 0 : 1, preferred.firstIndex(of: h) ?? preferred.count, h)
+        }
+        return eligible.sorted { rank($0) < rank($1) }
+    }
+
+    /// Groups of two or more hosts (none of them down) that announce the same sanlock host_id.
+    public func hostIDConflicts(now: ContinuousClock.Instant) -> [Int: [String]] {
+        var byID: [Int: [String]] = [:]
+        for a in agents.values {
+            guard let id = a.report.hostID, liveness(of: a.report.host, now: now) != .down else { continue }
+            byID[id, default: []].append(a.report.host)
+        }
+        return byID.filter { $0.value.count > 1 }.mapValues { $0.sorted() }
+    }
+}

@@ -1,0 +1,55 @@
+// aosctl: the admin CLI of the shared-LVM system (docs/cli.md). Talks to the controller's RPC
+// API, or with --direct HOST to one node's agent. Data on stdout, messages on stderr.
+import ArgumentParser
+#if canImport(Glibc)
+import Glibc
+#endif
+
+@main
+struct AOSCtl: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "aosctl",
+        abstract: "Admin CLI for shared-LVM volumes: agents, volumes, pool capacity and locks.",
+        discussion: """
+            Global options (--url, --config, --set, --timeout, --json, --direct HOST) may be given
+            before or after the command. Output: tables on stdout; --json prints one JSON document.
+            Exit status: 0 ok, 1 other error, 2 usage or invalid argument, 3 not found,
+            4 conflict (locked by another host, size conflict, in use…), 5 unreachable (agent,
+            controller or broker), 6 timeout.
+            """,
+        subcommands: [AgentsList.self, VolumeCommand.self, PoolCommand.self, LocksShow.self])
+
+    /// Parses with global options allowed before the subcommand, and maps usage errors to exit 2.
+    static func main() async {
+        let args = GlobalOptions.hoistingGlobals(Array(CommandLine.arguments.dropFirst()))
+        do {
+            var command = try parseAsRoot(args)
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            let code = exitCode(for: error)
+            if code == .success {
+                exit(withError: error)  // --help, --version
+            }
+            if error is ExitCode { exit(withError: error) }
+            // Argument parsing and validation problems are usage errors: exit 2.
+            stderrLine(fullMessage(for: error))
+            Glibc.exit(code == .validationFailure ? ExitStatus.usage : code.rawValue)
+        }
+    }
+}
+
+struct VolumeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "volume", abstract: "Create, resize, delete, inspect, activate and deactivate volumes.",
+        subcommands: [VolumeCreate.self, VolumeExtend.self, VolumeDelete.self, VolumeShow.self, VolumeList.self,
+                      VolumeActivate.self, VolumeDeactivate.self])
+}
+
+struct PoolCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "pool", abstract: "Capacity of the shared volume group.", subcommands: [PoolStats.self])
+}

@@ -1,0 +1,43 @@
+import ArgumentParser
+import RPCWire
+
+/// `aosctl agents`: every agent the controller hears from (or, --direct, one agent's health).
+struct AgentsList: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "agents", abstract: "List the agents: liveness, host_id, lockspaces, active LVs.")
+
+    @OptionGroup var global: GlobalOptions
+
+    func run() async throws {
+        try await runCommand(global) { s throws(CLIError) in
+            if let host = global.direct {
+                let h = try await s.agent(host, "health")
+                return (h, table(["HOST", "HOST_ID", "READY", "LOCKSPACES", "ACTIVE_LVS", "VERSION"],
+                                 [[text(h["host"]), text(h["host_id"]), text(h["ready"]), lockspaces(h["vgs"]),
+                                   String(h["active_lvs"]?.arrayValue?.count ?? 0), text(h["version"])]]))
+            }
+            let r = try await s.controller("list_agents")
+            let agents = r["agents"]?.arrayValue ?? []
+            var out = agents.isEmpty ? "No agent has announced itself to the controller yet.\n"
+                : table(["HOST", "STATUS", "HOST_ID", "LAST_SEEN", "READY", "LOCKSPACES", "ACTIVE_LVS", "VERSION"],
+                        agents.map { a in
+                            [text(a["host"]), text(a["status"]),
+                             text(a["host_id"]) + (a["host_id_conflict"]?.boolValue == true ? " (CONFLICT)" : ""),
+                             "\(text(a["last_seen_seconds_ago"]))s ago", text(a["ready"]), lockspaces(a["vgs"]),
+                             String(a["active_lvs"]?.arrayValue?.count ?? 0), text(a["version"])]
+                        })
+            for c in r["host_id_conflicts"]?.arrayValue ?? [] {
+                let hosts = (c["hosts"]?.arrayValue ?? []).compactMap(\.stringValue).joined(separator: ", ")
+                out += "WARNING: hosts \(hosts) all use sanlock host_id \(text(c["host_id"])): give each a unique host_id in /etc/lvm/lvmlocal.conf\n"
+            }
+            return (r, out)
+        }
+    }
+}
+
+/// `{vg: {lockspace}}` → "vg0=started".
+func lockspaces(_ v: JSONValue?) -> String {
+    let o = v?.objectValue ?? [:]
+    if o.isEmpty { return "-" }
+    return o.keys.sorted().map { "\($0)=\(o[$0]?["lockspace"]?.stringValue ?? "?")" }.joined(separator: ",")
+}

@@ -1,0 +1,138 @@
+import RPCWire
+import Testing
+@testable import ControllerCore
+
+@Suite struct ClusterViewTests {
+    let t0 = ContinuousClock.now
+    let policy = LivenessPolicy(staleAfter: .seconds(30), downAfter: .seconds(60))
+
+    func report(_ host: String, id: Int? = 1, lockspace: String = "started", ready: Bool = true,
+                active: [LVKey: ActivationMode] = [:]) -> AgentReport {
+        AgentReport(host: host, hostID: id, ready: ready, lockspaces: ["vg0": lockspace], activeLVs: active)
+    }
+
+    @Test func decodesHealthReport() throws {
+        let json: JSONValue = [
+            "host": "host-a", "host_id": 7, "version": "0.1.0", "ready": false,
+            "vgs": ["vg0": ["lockspace": "lost"]],
+            "active_lvs": [["vg": "vg0", "name": "volume-1", "mode": "shared"], ["vg": "vg0", "name": "volume-2", "mode": "exclusive"]],
+            "restore_failures": [["vg": "vg0", "name": "volume-3", "code": "locked_by_other_host"]],
+        ]
+        let r = try AgentReport(json: json)
+        #expect(r.host == "host-a")
+        #expect(r.hostID == 7)
+        #expect(r.version == "0.1.0")
+        #expect(r.ready == false)
+        #expect(r.lockspaces == ["vg0": "lost"])
+        #expect(r.activeLVs == [LVKey(vg: "vg0", name: "volume-1"): .shared, LVKey(vg: "vg0", name: "volume-2"): .exclusive])
+        #expect(r.restoreFailures.arrayValue?.count == 1)
+    }
+
+    @Test func reportWithoutHostIsRejected() {
+        #expect(throws: ServiceError.self) { try AgentReport(json: ["host_id": 1]) }
+        #expect(throws: ServiceError.self) { try AgentReport(json: "nope") }
+    }
+
+    @Test func livenessFollowsThresholds() {
+        var v = ClusterView(policy: policy, startedAt: t0)
+        v.apply(report("a"), sentAt: 1, receivedAt: t0)
+        #expect(v.liveness(of: "a", now: t0 + .seconds(29)) == .alive)
+        #expect(v.liveness(of: "a", now: t0 + .seconds(30)) == .stale)
+        #expect(v.liveness(of: "a", now: t0 + .seconds(59)) == .stale)
+        #expect(v.liveness(of: "a", now: t0 + .seconds(60)) == .down)
+        v.apply(report("a"), sentAt: 2, receivedAt: t0 + .seconds(61))
+        #expect(v.liveness(of: "a", now: t0 + .seconds(62)) == .alive)
+    }
+
+    @Test func unknownHostIsWorthATryUntilDownAfterStart() {
+        let v = ClusterView(policy: policy, startedAt: t0)
+        #expect(v.liveness(of: "x", now: t0 + .seconds(1)) == .stale)
+        #expect(v.warmingUp(now: t0 + .seconds(1)))
+        #expect(v.liveness(of: "x", now: t0 + .seconds(60)) == .down)
+        #expect(!v.warmingUp(now: t0 + .seconds(30)))
+    }
+
+    @Test func olderAnnouncementIsIgnored() {
+        var v = ClusterView(policy: policy, startedAt: t0)
+        let lv = LVKey(vg: "vg0", name: "v1")
+        let first = v.apply(report("a", active: [lv: .exclusive]), sentAt: 10, receivedAt: t0)
+        let older = v.apply(report("a"), sentAt: 9, receivedAt: t0 + .seconds(1))
+        #expect(first && !older)
+        #expect(v.activations(of: lv) == [Activation(host: "a", mode: .exclusive)])
+    }
+
+    @Test func activationMapCombinesReportsAndOwnChanges() {
+        var v = ClusterView(policy: policy, startedAt: t0)
+        let lv = LVKey(vg: "vg0", name: "v1")
+        v.apply(report("a", active: [lv: .shared]), sentAt: 1, receivedAt: t0)
+        v.apply(report("b", id: 2), sentAt: 1, receivedAt: t0)
+        v.recordActivation(lv, host: "b", mode: .shared)
+        #expect(v.activations(of: lv) == [Activation(host: "a", mode: .shared), Activation(host: "b", mode: .shared)])
+        #expect(v.activationMap(vg: "vg0")[lv]?.count == 2)
+        v.recordActivation(lv, host: "a", mode: nil)
+        #expect(v.activations(of: lv) == [Activation(host: "b", mode: .shared)])
+        // The agent's next report is the truth again.
+        v.apply(report("b", id: 2), sentAt: 2, receivedAt: t0)
+        #expect(v.activations(of: lv).isEmpty)
+        v.recordDeleted(lv)
+        #expect(v.activationMap().isEmpty)
+    }
+
+    @Test func candidatesPreferConfiguredAliveReadyStartedHosts() {
+        var v = ClusterView(policy: policy, startedAt: t0)
+        v.apply(report("a", id: 1), sentAt: 1, receivedAt: t0)
+        v.apply(report("b", id: 2), sentAt: 1, receivedAt: t0 + .seconds(20))
+        v.apply(report("c", id: 3), sentAt: 1, receivedAt: t0 + .seconds(20))
+        v.apply(report("d", id: 4, lockspace: "not_started"), sentAt: 1, receivedAt: t0 + .seconds(20))
+        v.apply(report("e", id: 5, ready: false), sentAt: 1, receivedAt: t0 + .seconds(20))
+        let now = t0 + .seconds(21)
+        #expect(v.candidates(vg: "vg0", preferred: [], now: now) == ["a", "b", "c"])
+        #expect(v.candidates(vg: "vg0", preferred: ["c"], now: now) == ["c", "a", "b"])
+        // a goes stale: alive hosts first, even before a preferred stale one.
+        let later = t0 + .seconds(35)
+        #expect(v.candidates(vg: "vg0", preferred: ["a"], now: later) == ["b", "c", "a"])
+        #expect(v.candidates(vg: "vg0", preferred: [], now: t0 + .seconds(61)) == ["b", "c"])
+        #expect(v.candidates(vg: "other", preferred: [], now: now).isEmpty)
+    }
+
+    @Test func hostIDCollisionsAmongLiveAgents() {
+        var v = ClusterView(policy: policy, startedAt: t0)
+        v.apply(report("a", id: 1), sentAt: 1, receivedAt: t0)
+        v.apply(report("b", id: 1), sentAt: 1, receivedAt: t0 + .seconds(40))
+        v.apply(report("c", id: 2), sentAt: 1, receivedAt: t0 + .seconds(40))
+        #expect(v.hostIDConflicts(now: t0 + .seconds(41)) == [1: ["a", "b"]])
+        // A down agent no longer holds its id.
+        #expect(v.hostIDConflicts(now: t0 + .seconds(61)).isEmpty)
+    }
+}
+
+@Suite struct ExtendPlanTests {
+    @Test func inactiveGoesAnywhere() {
+        #expect(ExtendPlan.plan(activations: [], preferred: [], isDown: { _ in false }) == .anyHost)
+    }
+
+    @Test func exclusiveRunsOnHolder() {
+        #expect(ExtendPlan.plan(activations: [Activation(host: "b", mode: .exclusive)], preferred: ["a"],
+                                isDown: { _ in false }) == .onHolder("b"))
+    }
+
+    @Test func sharedUsesSharedUpdateOnPreferredHolderAndRefreshesOthers() {
+        let acts = [Activation(host: "a", mode: .shared), Activation(host: "b", mode: .shared), Activation(host: "c", mode: .shared)]
+        #expect(ExtendPlan.plan(activations: acts, preferred: [], isDown: { _ in false })
+                == .sharedUpdate(primary: "a", refresh: ["b", "c"]))
+        #expect(ExtendPlan.plan(activations: acts, preferred: ["c"], isDown: { _ in false })
+                == .sharedUpdate(primary: "c", refresh: ["a", "b"]))
+        #expect(ExtendPlan.plan(activations: [Activation(host: "b", mode: .shared)], preferred: [], isDown: { _ in false })
+                == .sharedUpdate(primary: "b", refresh: []))
+    }
+
+    @Test func downHolderStopsTheExtend() {
+        let acts = [Activation(host: "a", mode: .shared), Activation(host: "b", mode: .shared)]
+        #expect(ExtendPlan.plan(activations: acts, preferred: [], isDown: { $0 == "b" }) == .holderDown("b"))
+    }
+
+    @Test func describesActivations() {
+        #expect(describe([Activation(host: "a", mode: .exclusive)]) == "exclusively on a")
+        #expect(describe([Activation(host: "a", mode: .shared), Activation(host: "b", mode: .shared)]) == "shared on a, b")
+    }
+}

@@ -1,0 +1,287 @@
+import OsloRPC
+import RPCWire
+import Testing
+@testable import ControllerCore
+
+@Suite struct ControllerTests {
+    let agents = FakeAgents()
+    let clock = FakeClock()
+
+    func ready(preferred: [String] = [], timeout: Duration = .seconds(2888)) async throws -> Controller {
+        let c = makeController(agents, clock: clock, preferred: preferred, timeout: timeout)
+        try await announce(c, agents, [("host-a", 1), ("host-b", 2)])
+        return c
+    }
+
+    @Test func createGoesToPreferredHostAndLeavesLVInactive() async throws {
+        let c = try await ready(preferred: ["host-b"])
+        let r = try await c.dispatch("create_volume", ["vg": "vg0", "name": "volume-1", "size_gb": 1])
+        #expect(r["host"] == "host-b")
+        #expect(r["size_bytes"] == .int(1 << 30))
+        #expect(r["changed"] == true)
+        #expect(agents.calls.map(\.host) == ["host-b"])
+        let again = try await c.dispatch("create_volume", ["vg": "vg0", "name": "volume-1", "size_bytes": .int(1 << 30)])
+        #expect(again["changed"] == false)
+    }
+
+    @Test func vgIsImpliedWhenAgentsServeOnlyOne() async throws {
+        let c = try await ready()
+        let r = try await c.dispatch("create_volume", ["name": "volume-1", "size_gb": 1])
+        #expect(r["vg"] == "vg0")
+    }
+
+    @Test func createFailsOverWhenAnAgentIsUnreachable() async throws {
+        let c = try await ready(preferred: ["host-a"])
+        agents.setUndeliverable("host-a")
+        let r = try await c.dispatch("create_volume", ["vg": "vg0", "name": "volume-1", "size_gb": 1])
+        #expect(r["host"] == "host-b")
+        #expect(agents.calls.map(\.host) == ["host-a", "host-b"])
+    }
+
+    @Test func createSkipsAgentsWithoutLockspace() async throws {
+        let c = makeController(agents, clock: clock)
+        try await announce(c, agents, [("host-a", 1)], lockspace: "lost")
+        try await announce(c, agents, [("host-b", 2)])
+        let r = try await c.dispatch("create_volume", ["vg": "vg0", "name": "volume-1", "size_gb": 1])
+        #expect(r["host"] == "host-b")
+    }
+
+    @Test func noLiveAgentIsAgentUnavailableAtOnce() async throws {
+        let c = try await ready()
+        clock.advance(.seconds(61))
+        let e = await expectCode("agent_unavailable") {
+            _ = try await c.dispatch("create_volume", ["vg": "vg0", "name": "volume-1", "size_gb": 1])
+        }
+        #expect(e?.message.contains("host-a: down") == true)
+        #expect(agents.calls.isEmpty)
+    }
+
+    @Test func unknownVGIsNamed() async throws {
+        let c = try await ready()
+        let e = await expectCode("unknown_vg") {
+            _ = try await c.dispatch("create_volume", ["vg": "nope", "name": "volume-1", "size_gb": 1])
+        }
+        #expect(e?.message.contains("vg0") == true)
+    }
+
+    @Test func activationConflictNamesTheHolder() async throws {
+        let c = try await ready()
+        _ = try await c.dispatch("create_volume", ["vg": "vg0", "name": "volume-1", "size_gb": 1])
+        let r = try await c.dispatch("activate_volume", ["vg": "vg0", "name": "volume-1", "host": "host-a", "mode": "exclusive"])
+        #expect(r["active_on"] == [["host": "host-a", "mode": "exclusive"]])
+        let e = await expectCode("locked_by_other_host") {
+            _ = try await c.dispatch("activate_volume", ["vg": "vg0", "name": "volume-1", "host": "host-b", "mode": "exclusive"])
+        }
+        #expect(e?.details["holder_host"] == "host-a")
+        #expect(e?.details["holder_mode"] == "exclusive")
+        #expect(e?.message.contains("active exclusively on host-a") == true)
+        #expect(e?.details["host"] == "host-b")
+    }
+
+    @Test func holderIsKnownFromAnotherControllersActivation() async throws {
+        // Controller 1 activates; controller 2 learns it only from the agent's announcement.
+        let c1 = try await ready()
+        _ = try await c1.dispatch("create_volume", ["vg": "vg0", "name": "volume-1", "size_gb": 1])
+        _ = try await c1.dispatch("activate_volume", ["vg": "vg0", "name": "volume-1", "host": "host-a"])
+        let c2 = makeController(agents, clock: clock)
+        try await announce(c2, agents, [("host-a", 1), ("host-b", 2)])
+        let e = await expectCode("locked_by_other_host") {
+            _ = try await c2.dispatch("activate_volume", ["vg": "vg0", "name": "volume-1", "host": "host-b"])
+        }
+        #expect(e?.details["holder_host"] == "host-a")
+    }
+
+    @Test func sharedOnBothThenDeactivate() async throws {
+        let c = try await ready()
+        _ = try await c.dispatch("create_volume", ["vg": "vg0", "name": "v", "size_gb": 1])
+        _ = try await c.dispatch("activate_volume", ["vg": "vg0", "name": "v", "host": "host-a", "mode": "shared"])
+        let r = try await c.dispatch("activate_volume", ["vg": "vg0", "name": "v", "host": "host-b", "mode": "shared"])
+        #expect(r["active_on"] == [["host": "host-a", "mode": "shared"], ["host": "host-b", "mode": "shared"]])
+        let d = try await c.dispatch("deactivate_volume", ["vg": "vg0", "name": "v", "host": "host-a"])
+        #expect(d["active_on"] == [["host": "host-b", "mode": "shared"]])
+        let g = try await c.dispatch("get_volume", ["vg": "vg0", "name": "v"])
+        #expect(g["size_bytes"] == .int(1 << 30))
+        #expect(g["active_on"] == [["host": "host-b", "mode": "shared"]])
+    }
+
+    @Test func activateOnDownHostFailsWithoutCallingIt() async throws {
+        let c = try await ready()
+        clock.advance(.seconds(61))
+        try await announce(c, agents, [("host-b", 2)])
+        let e = await expectCode("agent_unavailable") {
+            _ = try await c.dispatch("activate_volume", ["vg": "vg0", "name": "v", "host": "host-a"])
+        }
+        #expect(e?.message.contains("host-a is down") == true)
+        #expect(agents.calls.isEmpty)
+    }
+
+    @Test func waitingCallEndsWhenAgentGoesDown() async throws {
+        let c = try await ready()
+        agents.setHanging("host-a")
+        let advancer = Task {
+            while agents.calls.isEmpty { try await Task.sleep(for: .milliseconds(5)) }
+            clock.advance(.seconds(61))
+        }
+        let start = ContinuousClock.now
+        _ = await expectCode("agent_unavailable") {
+            _ = try await c.dispatch("activate_volume", ["vg": "vg0", "name": "v", "host": "host-a"])
+        }
+        #expect(ContinuousClock.now - start < .seconds(5))
+        try await advancer.value
+    }
+
+    @Test func agentTimeoutNeverExceedsCallersDeadline() async throws {
+        let c = try await ready(timeout: .seconds(2888))
+        _ = try await c.dispatch("create_volume", ["vg": "vg0", "name": "v", "size_gb": 1],
+                                 deadline: clock.now + .seconds(10))
+        let t = try #require(agents.lastTimeout)
+        #expect(t <= .seconds(10) && t >= .seconds(8))
+        _ = try await c.dispatch("get_volume", ["vg": "vg0", "name": "v"])
+        #expect(agents.lastTimeout == .seconds(2888))
+    }
+
+    @Test func expiredCallerDeadlineSendsNothing() async throws {
+        let c = try await ready()
+        let before = agents.calls.count
+        _ = await expectCode("timed_out") {
+            _ = try await c.dispatch("activate_volume", ["vg": "vg0", "name": "v", "host": "host-a"],
+                                     deadline: clock.now - .seconds(1))
+        }
+        #expect(agents.calls.count == before)
+    }
+
+    @Test func extendExclusiveRunsOnHolder() async throws {
+        let c = try await ready(preferred: ["host-a"])
+        _ = try await c.dispatch("create_volume", ["vg": "vg0", "name": "v", "size_gb": 1])
+        _ = try await c.dispatch("activate_volume", ["vg": "vg0", "name": "v", "host": "host-b"])
+        let r = try await c.dispatch("extend_volume", ["vg": "vg0", "name": "v", "size_gb": 2])
+        #expect(r["host"] == "host-b")
+        #expect(r["size_bytes"] == .int(2 << 30))
+        #expect(r["refreshed_hosts"] == ["host-b"])
+        #expect(agents.calls.last?.method == "extend_lv")
+    }
+
+    @Test func extendSharedUsesSharedUpdateAndRefreshesOtherHolders() async throws {
+        let c = try await ready()
+        _ = try await c.dispatch("create_volume", ["vg": "vg0", "name": "v", "size_gb": 1])
+        _ = try await c.dispatch("activate_volume", ["vg": "vg0", "name": "v", "host": "host-a", "mode": "shared"])
+        _ = try await c.dispatch("activate_volume", ["vg": "vg0", "name": "v", "host": "host-b", "mode": "shared"])
+        let r = try await c.dispatch("extend_volume", ["vg": "vg0", "name": "v", "size_gb": 3])
+        #expect(r["size_bytes"] == .int(3 << 30))
+        #expect(r["refreshed_hosts"] == ["host-a", "host-b"])
+        let tail = agents.state.withLock { Array($0.calls.suffix(2)) }
+        #expect(tail[0].host == "host-a" && tail[0].method == "extend_lv" && tail[0].args["shared_update"] == true)
+        #expect(tail[1].host == "host-b" && tail[1].method == "refresh_lv")
+    }
+
+    @Test func extendInactiveGoesToAnyLiveAgent() async throws {
+        let c = try await ready(preferred: ["host-b"])
+        _ = try await c.dispatch("create_volume", ["vg": "vg0", "name": "v", "size_gb": 1])
+        let r = try await c.dispatch("extend_volume", ["vg": "vg0", "name": "v", "size_bytes": .int(3 << 30)])
+        #expect(r["host"] == "host-b")
+        #expect(r["refreshed_hosts"] == [])
+    }
+
+    @Test func deleteRefusesWhileActive() async throws {
+        let c = try await ready()
+        _ = try await c.dispatch("create_volume", ["vg": "vg0", "name": "v", "size_gb": 1])
+        _ = try await c.dispatch("activate_volume", ["vg": "vg0", "name": "v", "host": "host-a"])
+        let e = await expectCode("busy") { _ = try await c.dispatch("delete_volume", ["vg": "vg0", "name": "v"]) }
+        #expect(e?.details["holder_host"] == "host-a")
+        _ = try await c.dispatch("deactivate_volume", ["vg": "vg0", "name": "v", "host": "host-a"])
+        let r = try await c.dispatch("delete_volume", ["vg": "vg0", "name": "v", "volume_clear": "zero"])
+        #expect(r["changed"] == true)
+        let again = try await c.dispatch("delete_volume", ["vg": "vg0", "name": "v"])
+        #expect(again["changed"] == false)
+        _ = await expectCode("not_found") { _ = try await c.dispatch("get_volume", ["vg": "vg0", "name": "v"]) }
+    }
+
+    @Test func listVolumesAndPoolStats() async throws {
+        let c = try await ready()
+        _ = try await c.dispatch("create_volume", ["vg": "vg0", "name": "b", "size_gb": 1])
+        _ = try await c.dispatch("create_volume", ["vg": "vg0", "name": "a", "size_gb": 2])
+        _ = try await c.dispatch("activate_volume", ["vg": "vg0", "name": "a", "host": "host-b"])
+        let l = try await c.dispatch("list_volumes", ["vg": "vg0"])
+        let vols = try #require(l["volumes"]?.arrayValue)
+        #expect(vols.map { $0["name"] } == ["a", "b"])
+        #expect(vols[0]["active_on"] == [["host": "host-b", "mode": "exclusive"]])
+        let p = try await c.dispatch("pool_stats", [:])
+        #expect(p["total_bytes"] == .int(100 << 30))
+        #expect(p["free_bytes"] == .int(97 << 30))
+        #expect(p["lv_count"] == 2)
+        #expect(p["available"] == true)
+        #expect(p["hosts"]?["host-a"] == ["status": "alive", "lockspace": "started"])
+        clock.advance(.seconds(61))
+        let down = try await c.dispatch("pool_stats", ["vg": "vg0"])
+        #expect(down["available"] == false)
+        #expect(down["free_bytes"] == 0)
+        #expect(down["hosts"]?["host-a"]?["status"] == "down")
+    }
+
+    @Test func listAgentsFlagsHostIDCollision() async throws {
+        let c = makeController(agents, clock: clock)
+        try await announce(c, agents, [("host-a", 5), ("host-b", 5), ("host-c", 6)])
+        let r = c.listAgents()
+        let list = try #require(r["agents"]?.arrayValue)
+        #expect(list.map { $0["host"] } == ["host-a", "host-b", "host-c"])
+        #expect(list[0]["host_id_conflict"] == true && list[0]["host_id_conflict_with"] == ["host-b"])
+        #expect(list[2]["host_id_conflict"] == false)
+        #expect(r["host_id_conflicts"] == [["host_id": 5, "hosts": ["host-a", "host-b"]]])
+        #expect(list[0]["status"] == "alive")
+    }
+
+    static let badInputs: [BadCase] = [
+        BadCase("create_volume", ["vg": "vg0", "size_gb": 1]),
+        BadCase("create_volume", ["vg": "vg0", "name": "v"]),
+        BadCase("create_volume", ["vg": "vg0", "name": "v", "size_gb": 1, "size_bytes": 5]),
+        BadCase("create_volume", ["vg": "vg0", "name": "v", "size_bytes": 0]),
+        BadCase("create_volume", ["vg": "vg0", "name": "v", "size_bytes": "10"]),
+        BadCase("create_volume", ["vg": "vg0", "name": "v", "size_bytes": true]),
+        BadCase("create_volume", ["vg": "vg0", "name": "v", "size_gb": .int(1 << 40)]),
+        BadCase("create_volume", ["vg": "vg0", "name": "--help", "size_gb": 1]),
+        BadCase("create_volume", ["vg": "vg0", "name": "a;b", "size_gb": 1]),
+        BadCase("create_volume", ["vg": "vg0", "name": "../x", "size_gb": 1]),
+        BadCase("create_volume", ["vg": "vg0", "name": 5, "size_gb": 1]),
+        BadCase("create_volume", ["vg": "../etc", "name": "v", "size_gb": 1]),
+        BadCase("activate_volume", ["vg": "vg0", "name": "v", "host": "host-a", "mode": "both"]),
+        BadCase("activate_volume", ["vg": "vg0", "name": "v"]),
+        BadCase("activate_volume", ["vg": "vg0", "name": "v", "host": "a b"]),
+        BadCase("delete_volume", ["vg": "vg0", "name": "v", "volume_clear": "shred"]),
+        BadCase("lock_status", [:]),
+        BadCase("agent_announce", ["report": ["host_id": 3]]),
+    ]
+
+    @Test(arguments: badInputs)
+    func badInputIsInvalidArgumentAndReachesNoAgent(_ bad: BadCase) async throws {
+        let c = try await ready()
+        _ = await expectCode("invalid_argument") { _ = try await c.dispatch(bad.method, bad.args) }
+        #expect(agents.calls.isEmpty)
+    }
+
+    @Test func endpointServesEveryMethodAtVersion1() throws {
+        let c = makeController(agents, clock: clock)
+        let e = c.endpoint
+        #expect(e.version == RPCVersion(major: 1, minor: 0))
+        #expect(Set(e.handlers.keys) == Set(Controller.methods))
+    }
+
+    @Test func rpcErrorsMapToStableCodes() {
+        let target = RPCTarget(topic: "aos-agent", server: "h")
+        let remote = RPCAgentCaller.serviceError(
+            .remote(ServiceError(code: "not_found", message: "gone").rpcFailure), host: "h", method: "lv_info", timeout: .seconds(5))
+        #expect(remote.code == "not_found" && remote.details["host"] == "h")
+        #expect(RPCAgentCaller.serviceError(.undeliverable(target: target, reason: "NO_ROUTE"), host: "h", method: "m",
+                                            timeout: .seconds(5)).code == "agent_unavailable")
+        #expect(RPCAgentCaller.serviceError(.timedOut(method: "m", msgID: "x", after: .seconds(5), monitor: false),
+                                            host: "h", method: "m", timeout: .seconds(5)).code == "timed_out")
+        #expect(RPCAgentCaller.serviceError(.transport(.closed), host: "h", method: "m", timeout: .seconds(5)).code
+                == "messaging_error")
+    }
+}
+
+struct BadCase: Sendable, CustomTestStringConvertible {
+    let method: String
+    let args: [String: JSONValue]
+    init(_ method: String, _ args: [String: JSONValue]) { self.method = method; self.args = args }
+    var testDescription: String { "\(method) \(JSONWriter.serialize(.object(args)))" }
+}

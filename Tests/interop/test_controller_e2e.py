@@ -1,0 +1,366 @@
+"""The controller (aos-controller) end to end, driven by the real oslo.messaging (issue 4).
+
+Every test runs a controller and two real aos-agent processes ("host A" and "host B", simulated
+LVM backend sharing one simulated VG through a state file) on the private broker. Host names are
+unique per test so that leftovers of another test on the same broker never answer. Agents
+announce every second; the controller calls an agent stale after 2 s and down after 3 s.
+Nothing sleeps to synchronise: tests wait for output lines or poll a condition with a deadline.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Callable
+
+import oslo_messaging
+import pytest
+
+pytestmark = pytest.mark.timeout(240)
+
+VG = "vg0"
+GiB = 1 << 30
+CONTROLLER_TOPIC = "aos-controller"  # the agents announce there
+
+
+# ---- processes -----------------------------------------------------------------------------
+
+
+class Cluster:
+    def __init__(self, spawn, amqp_url: str, tmp_path: Path, swift_bin: Path) -> None:
+        self.spawn = spawn
+        self.amqp_url = amqp_url
+        self.tmp = tmp_path
+        self.swift_bin = swift_bin
+        tag = uuid.uuid4().hex[:8]
+        self.host_a, self.host_b = f"host-a-{tag}", f"host-b-{tag}"
+        self.conf = tmp_path / "empty.conf"  # isolates the programs from /etc/aos/aos.conf
+        self.conf.write_text("")
+        self.agents: dict[str, Any] = {}
+        self.controllers: list[Any] = []
+
+    def start_agent(self, host: str, host_id: int):
+        proc = self.spawn(
+            "aos-agent", "--config", self.conf,
+            "--set", f"DEFAULT.transport_url={self.amqp_url}",
+            "--set", f"DEFAULT.host={host}",
+            "--set", "agent.lvm_backend=simulated",
+            "--set", f"agent.simulated_state_file={self.tmp / 'cluster.json'}",
+            "--set", f"agent.volume_groups={VG}",
+            "--set", f"agent.state_dir={self.tmp / host}",
+            "--set", "agent.announce_interval=1",
+            "--set", "agent.pv_wait_timeout=0",
+            "--host-id", str(host_id),
+            ready=f"READY host={host}", timeout=60)
+        self.agents[host] = proc
+        return proc
+
+    def start_controller(self, name: str = "ctl-1", *extra: str):
+        proc = self.spawn(
+            "aos-controller", "--config", self.conf,
+            "--set", f"DEFAULT.transport_url={self.amqp_url}",
+            "--set", f"DEFAULT.host={name}",
+            "--set", "controller.agent_stale_after=2",
+            "--set", "controller.agent_down_after=3",
+            "--set", "controller.agent_response_timeout=60",
+            "--set", "controller.log_level=debug",
+            *extra,
+            ready="READY", timeout=30)
+        self.controllers.append(proc)
+        return proc
+
+    def aosctl(self, *args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(self.swift_bin / "aosctl"), "--config", str(self.conf), "--url", self.amqp_url, *args],
+            capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture
+def cluster(spawn, amqp_url, tmp_path, swift_bin) -> Cluster:
+    c = Cluster(spawn, amqp_url, tmp_path, swift_bin)
+    c.start_agent(c.host_a, 1)
+    c.start_agent(c.host_b, 2)
+    c.start_controller()
+    return c
+
+
+@pytest.fixture
+def ctl(oslo_transport) -> Callable[..., Any]:
+    """ctl(method, timeout=30, **kwargs): a call to the controller through oslo.messaging."""
+    def call(method: str, timeout: float = 30, **kwargs: Any) -> Any:
+        client = oslo_messaging.get_rpc_client(
+            oslo_transport, oslo_messaging.Target(topic=CONTROLLER_TOPIC, version="1.0"), timeout=timeout)
+        return client.call({"request_id": f"req-{uuid.uuid4()}"}, method, **kwargs)
+    return call
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 20, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(0.1)  # polling interval, not synchronisation
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+def agent_statuses(ctl) -> dict[str, str]:
+    return {a["host"]: a["status"] for a in ctl("list_agents")["agents"]}
+
+
+def wait_alive(ctl, *hosts: str) -> None:
+    wait_for(lambda: all(agent_statuses(ctl).get(h) == "alive" for h in hosts), what=f"{hosts} alive")
+
+
+def remote_error(fn: Callable[[], Any]) -> oslo_messaging.RemoteError:
+    with pytest.raises(oslo_messaging.RemoteError) as info:
+        fn()
+    return info.value
+
+
+def active_on(volume: dict) -> set[tuple[str, str]]:
+    return {(a["host"], a["mode"]) for a in volume["active_on"]}
+
+
+# ---- the API through oslo.messaging --------------------------------------------------------
+
+
+def test_every_api_call_with_results_and_error_codes(cluster, ctl):
+    a, b = cluster.host_a, cluster.host_b
+    wait_alive(ctl, a, b)
+
+    agents = ctl("list_agents")
+    by_host = {x["host"]: x for x in agents["agents"]}
+    assert by_host[a]["host_id"] == 1 and by_host[b]["host_id"] == 2
+    assert by_host[a]["vgs"] == {VG: {"lockspace": "started"}}
+    assert by_host[a]["host_id_conflict"] is False and agents["host_id_conflicts"] == []
+
+    stats = ctl("pool_stats", vg=VG)
+    assert stats["available"] is True and stats["total_bytes"] > 0 and stats["free_bytes"] > 0
+    assert stats["hosts"][a] == {"status": "alive", "lockspace": "started"}
+    free_before = stats["free_bytes"]
+
+    created = ctl("create_volume", vg=VG, name="volume-1", size_gb=1)
+    assert created["size_bytes"] == GiB and created["changed"] is True and created["host"] in (a, b)
+    assert ctl("create_volume", vg=VG, name="volume-1", size_bytes=GiB)["changed"] is False
+    e = remote_error(lambda: ctl("create_volume", vg=VG, name="volume-1", size_gb=2))
+    assert e.exc_type == "SizeConflict"
+
+    vol = ctl("get_volume", vg=VG, name="volume-1")
+    assert vol["size_bytes"] == GiB and vol["active_on"] == []
+    listed = ctl("list_volumes", vg=VG)
+    assert [v["name"] for v in listed["volumes"]] == ["volume-1"]
+    assert ctl("pool_stats")["free_bytes"] <= free_before - GiB  # vg implied: the agents serve one
+
+    r = ctl("activate_volume", vg=VG, name="volume-1", host=a, mode="exclusive")
+    assert r["changed"] is True and active_on(r) == {(a, "exclusive")}
+    assert ctl("activate_volume", vg=VG, name="volume-1", host=a, mode="exclusive")["changed"] is False
+
+    # A refused exclusive activation on B names A as the holder.
+    e = remote_error(lambda: ctl("activate_volume", vg=VG, name="volume-1", host=b, mode="exclusive"))
+    assert e.exc_type == "LockedByOtherHost"
+    assert a in e.value and "exclusive" in e.value
+    e = remote_error(lambda: ctl("activate_volume", vg=VG, name="volume-1", host=b, mode="shared"))
+    assert e.exc_type == "LockedByOtherHost" and a in e.value
+
+    locks = ctl("lock_status", host=a)
+    assert any(lock.get("name") == "volume-1" for lock in locks["locks"])
+
+    # Extend on the exclusive holder.
+    ext = ctl("extend_volume", vg=VG, name="volume-1", size_gb=2)
+    assert ext["host"] == a and ext["size_bytes"] == 2 * GiB
+
+    # Deleting an active volume is refused and names where it is active.
+    e = remote_error(lambda: ctl("delete_volume", vg=VG, name="volume-1"))
+    assert e.exc_type == "Busy" and a in e.value
+
+    # Shared on both hosts after deactivation; extend with shared update + refresh on the other.
+    assert ctl("deactivate_volume", vg=VG, name="volume-1", host=a)["changed"] is True
+    ctl("activate_volume", vg=VG, name="volume-1", host=a, mode="shared")
+    r = ctl("activate_volume", vg=VG, name="volume-1", host=b, mode="shared")
+    assert active_on(r) == {(a, "shared"), (b, "shared")}
+    ext = ctl("extend_volume", vg=VG, name="volume-1", size_bytes=3 * GiB)
+    assert ext["size_bytes"] == 3 * GiB and set(ext["refreshed_hosts"]) == {a, b}
+    vol = ctl("get_volume", vg=VG, name="volume-1")
+    assert vol["size_bytes"] == 3 * GiB and active_on(vol) == {(a, "shared"), (b, "shared")}
+
+    # The cluster-wide map reaches list_agents through the agents' own announcements.
+    wait_for(lambda: all(any(x["name"] == "volume-1" for x in ag["active_lvs"])
+                         for ag in ctl("list_agents")["agents"] if ag["host"] in (a, b)),
+             what="activations announced")
+
+    for h in (a, b):
+        ctl("deactivate_volume", vg=VG, name="volume-1", host=h)
+    assert ctl("deactivate_volume", vg=VG, name="volume-1", host=a)["changed"] is False
+    deleted = ctl("delete_volume", vg=VG, name="volume-1", volume_clear="none")
+    assert deleted["changed"] is True
+    assert ctl("delete_volume", vg=VG, name="volume-1")["changed"] is False
+    assert remote_error(lambda: ctl("get_volume", vg=VG, name="volume-1")).exc_type == "NotFound"
+
+    # Bad input: a clear InvalidArgument, nothing reaches an agent.
+    for kwargs in ({"vg": VG, "name": "--help", "size_gb": 1}, {"vg": VG, "name": "x"},
+                   {"vg": VG, "name": "x", "size_bytes": -1}, {"vg": VG, "name": "a;b", "size_gb": 1}):
+        assert remote_error(lambda: ctl("create_volume", **kwargs)).exc_type == "InvalidArgument"
+    assert remote_error(lambda: ctl("activate_volume", vg=VG, name="x", host=a, mode="both")).exc_type == "InvalidArgument"
+    assert remote_error(lambda: ctl("create_volume", vg="nope", name="x", size_gb=1)).exc_type == "UnknownVg"
+    e = remote_error(lambda: ctl("activate_volume", vg=VG, name="x", host="no-such-host"))
+    assert e.exc_type == "AgentUnavailable"
+    assert remote_error(lambda: ctl("no_such_method")).exc_type == "NoSuchMethod"
+
+
+def test_preferred_host_serves_create_and_delete(spawn, amqp_url, tmp_path, swift_bin, ctl):
+    c = Cluster(spawn, amqp_url, tmp_path, swift_bin)
+    c.start_agent(c.host_a, 1)
+    c.start_agent(c.host_b, 2)
+    c.start_controller("ctl-pref", "--set", f"controller.preferred_hosts={c.host_b}")
+    wait_alive(ctl, c.host_a, c.host_b)
+    for i in range(3):
+        assert ctl("create_volume", vg=VG, name=f"v{i}", size_gb=1)["host"] == c.host_b
+        assert ctl("delete_volume", vg=VG, name=f"v{i}")["host"] == c.host_b
+
+
+# ---- failures ------------------------------------------------------------------------------
+
+
+def test_killed_agent_is_agent_unavailable_within_seconds(cluster, ctl):
+    a, b = cluster.host_a, cluster.host_b
+    wait_alive(ctl, a, b)
+    ctl("create_volume", vg=VG, name="vk", size_gb=1)
+    cluster.agents[b].signal(signal.SIGKILL)
+    cluster.agents[b].proc.wait(timeout=10)
+
+    # Sent while B still looks alive: the controller gives up once B is down, not after 60 s.
+    start = time.monotonic()
+    e = remote_error(lambda: ctl("activate_volume", vg=VG, name="vk", host=b, timeout=50))
+    elapsed = time.monotonic() - start
+    assert e.exc_type == "AgentUnavailable" and b in e.value
+    assert elapsed < 10, elapsed
+
+    # Now B is known down: the refusal is immediate.
+    start = time.monotonic()
+    e = remote_error(lambda: ctl("deactivate_volume", vg=VG, name="vk", host=b, timeout=50))
+    assert e.exc_type == "AgentUnavailable" and "down" in e.value
+    assert time.monotonic() - start < 2
+    assert agent_statuses(ctl)[b] == "down"
+
+    # Requests any host can serve go to A.
+    assert ctl("get_volume", vg=VG, name="vk")["source_host"] == a
+    assert ctl("pool_stats", vg=VG)["hosts"][b]["status"] == "down"
+
+    # aosctl --direct to the dead agent: its queue still exists, nobody answers -> timeout, exit 6.
+    r = cluster.aosctl("--direct", b, "--timeout", "2", "--json", "agents")
+    assert r.returncode == 6, r
+    assert json.loads(r.stdout)["error"]["code"] == "timed_out"
+    # Through the controller: unreachable, exit 5.
+    r = cluster.aosctl("volume", "activate", "vk", "--host", b, "--json")
+    assert r.returncode == 5, r
+    assert json.loads(r.stdout)["error"]["code"] == "agent_unavailable"
+
+
+def test_controller_restart_rebuilds_its_view(cluster, ctl):
+    a, b = cluster.host_a, cluster.host_b
+    wait_alive(ctl, a, b)
+    ctl("create_volume", vg=VG, name="vr", size_gb=1)
+    ctl("activate_volume", vg=VG, name="vr", host=a, mode="exclusive")
+    assert cluster.controllers[0].stop() == 0  # graceful stop on SIGTERM
+
+    cluster.start_controller("ctl-2")
+    # Within an announcement interval the new controller knows both agents and the activation.
+    wait_alive(ctl, a, b)
+    wait_for(lambda: active_on(ctl("get_volume", vg=VG, name="vr")) == {(a, "exclusive")}, what="activation rebuilt")
+    e = remote_error(lambda: ctl("activate_volume", vg=VG, name="vr", host=b))
+    assert e.exc_type == "LockedByOtherHost" and a in e.value
+    ctl("deactivate_volume", vg=VG, name="vr", host=a)
+    ctl("delete_volume", vg=VG, name="vr")
+
+
+def test_two_controllers_serve_at_once(cluster, ctl):
+    a, b = cluster.host_a, cluster.host_b
+    second = cluster.start_controller("ctl-2")
+    first = cluster.controllers[0]
+    wait_alive(ctl, a, b)
+    # Both get every announcement: each one's view must show both agents alive.
+    for _ in range(6):
+        assert set(agent_statuses(ctl)) >= {a, b}
+    names = [f"v2c-{i}" for i in range(8)]
+    for n in names:
+        ctl("create_volume", vg=VG, name=n, size_gb=1)
+    served = [p for p in (first, second) if "volume created" in p.stderr_text()]
+    assert len(served) == 2, "requests were not shared between the controllers"
+
+    # An activation made through one controller is a named conflict through either.
+    ctl("activate_volume", vg=VG, name=names[0], host=a)
+    for _ in range(4):
+        e = remote_error(lambda: ctl("activate_volume", vg=VG, name=names[0], host=b))
+        assert e.exc_type == "LockedByOtherHost"
+    # One controller goes away: the other serves everything.
+    first.stop()
+    for n in names[1:]:
+        assert ctl("delete_volume", vg=VG, name=n)["changed"] is True
+
+
+def test_host_id_collision_is_flagged(spawn, amqp_url, tmp_path, swift_bin, ctl):
+    c = Cluster(spawn, amqp_url, tmp_path, swift_bin)
+    c.start_agent(c.host_a, 7)
+    c.start_agent(c.host_b, 7)
+    controller = c.start_controller("ctl-dup")
+    wait_alive(ctl, c.host_a, c.host_b)
+    agents = ctl("list_agents")
+    assert {"host_id": 7, "hosts": sorted([c.host_a, c.host_b])} in agents["host_id_conflicts"]
+    assert all(x["host_id_conflict"] for x in agents["agents"] if x["host"] in (c.host_a, c.host_b))
+    wait_for(lambda: "HOST_ID COLLISION" in controller.stderr_text(), what="collision logged")
+
+
+# ---- aosctl --------------------------------------------------------------------------------
+
+
+def test_aosctl_json_output_and_exit_codes(cluster, ctl):
+    a, b = cluster.host_a, cluster.host_b
+    wait_alive(ctl, a, b)
+
+    def run(*args: str, code: int = 0) -> Any:
+        r = cluster.aosctl("--json", *args)
+        assert r.returncode == code, f"aosctl {' '.join(args)}: exit {r.returncode}\n{r.stdout}\n{r.stderr}"
+        return json.loads(r.stdout) if r.stdout.strip() else None
+
+    assert {x["host"] for x in run("agents")["agents"]} >= {a, b}
+    assert run("volume", "create", "vc", "--size", "1G")["size_bytes"] == GiB
+    assert run("volume", "activate", "vc", "--host", a, "--exclusive")["mode"] == "exclusive"
+    err = run("volume", "activate", "vc", "--host", b, "--exclusive", code=4)["error"]
+    assert err["code"] == "locked_by_other_host" and err["details"]["holder_host"] == a
+    assert run("volume", "show", "vc")["active_on"] == [{"host": a, "mode": "exclusive"}]
+    assert [v["name"] for v in run("volume", "list")["volumes"]] == ["vc"]
+    assert run("pool", "stats")["lv_count"] == 1
+    assert run("locks", "--host", a)["host"] == a
+    assert run("volume", "deactivate", "vc", "--host", a)["changed"] is True
+    assert run("volume", "extend", "vc", "--size", "2G")["size_bytes"] == 2 * GiB
+    # Global options before the command, and --direct to one agent.
+    r = cluster.aosctl("--json", "--direct", b, "volume", "show", "vc")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["size_bytes"] == 2 * GiB
+    assert run("volume", "delete", "vc")["changed"] is True
+    assert run("volume", "show", "vc", code=3)["error"]["code"] == "not_found"
+    assert run("volume", "create", "bad;name", "--size", "1", code=2)["error"]["code"] == "invalid_argument"
+
+    # Usage errors from the parser: exit 2, nothing on stdout.
+    r = cluster.aosctl("volume", "activate", "vc")
+    assert r.returncode == 2 and r.stdout == "" and "--host" in r.stderr
+    r = cluster.aosctl("volume", "create", "x", "--size", "lots")
+    assert r.returncode == 2 and r.stdout == ""
+    # No controller on that topic: unreachable, exit 5.
+    r = cluster.aosctl("--json", "--set", "controller.topic=aos-nobody", "agents")
+    assert r.returncode == 5 and json.loads(r.stdout)["error"]["code"] == "unreachable"
+    # No broker: unreachable, exit 5.
+    r = subprocess.run([str(cluster.swift_bin / "aosctl"), "--config", str(cluster.conf), "--url",
+                        "amqp://guest:guest@127.0.0.1:1/", "--timeout", "2", "agents"],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 5 and "broker" in r.stderr
+
+    # Human output: a table on stdout.
+    r = cluster.aosctl("agents")
+    assert r.returncode == 0 and r.stdout.startswith("HOST") and a in r.stdout
