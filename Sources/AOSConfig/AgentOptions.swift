@@ -33,10 +33,13 @@ public enum AgentOptions {
     public static let volumeClearSize = OptionSpec(
         "agent", "volume_clear_size", type: .integer(min: 0), default: .int(0),
         help: "MiB to wipe at the start of a deleted volume; 0 wipes it whole (as cinder's volume_clear_size).")
+    public static let controllerTopic = OptionSpec(
+        "agent", "controller_topic", type: .string, default: .string("aos-controller"),
+        help: "Topic of the controllers the agent announces itself to (their [controller] topic).")
 
     public static let options: [OptionSpec] = [
         volumeGroups, stateDir, lvmTimeout, maxConcurrentLVM, announceInterval, pvWaitTimeout,
-        lvmBackend, lvmlocalConf, logLevel, volumeClear, volumeClearSize,
+        lvmBackend, lvmlocalConf, logLevel, volumeClear, volumeClearSize, controllerTopic,
     ]
 
     /// Everything `aos-agent` reads. Other programs' sections in the same file are tolerated.
@@ -59,6 +62,7 @@ public enum AgentOptions {
         public var logLevel: String
         public var volumeClear: String
         public var volumeClearSizeMiB: Int
+        public var controllerTopic: String
 
         public init(_ c: Configuration) {
             messaging = CommonOptions.Messaging(c)
@@ -73,6 +77,7 @@ public enum AgentOptions {
             logLevel = c.string(AgentOptions.logLevel)
             volumeClear = c.string(AgentOptions.volumeClear)
             volumeClearSizeMiB = c.int(AgentOptions.volumeClearSize)
+            controllerTopic = c.string(AgentOptions.controllerTopic)
         }
     }
 }

@@ -2,7 +2,7 @@
 public enum CLIOptions {
     public static let timeout = OptionSpec(
         "aosctl", "timeout", type: .integer(min: 1), default: .int(60),
-        help: "Seconds aosctl waits for a reply before it gives up (exit code 3).")
+        help: "Seconds aosctl waits for a reply before it gives up (exit code 6).")
     public static let output = OptionSpec(
         "aosctl", "output", type: .choice(["table", "json"]), default: .string("table"),
         help: "Default output format (--json overrides it).")

@@ -47,6 +47,7 @@ public final class AgentDaemon: Sendable {
     let client: RPCClient
     let logger: Logger
     let announceInterval: Duration
+    let announceTopic: String
     let notifier: SystemdNotifier
 
     /// - Parameters:
@@ -120,6 +121,7 @@ public final class AgentDaemon: Sendable {
             throw AgentStartupError("cannot open the state directory: \(error.message)")
         }
         announceInterval = .seconds(settings.announceInterval)
+        announceTopic = settings.controllerTopic
 
         let url: TransportURL
         var amqp: AMQPConfiguration
@@ -218,7 +220,7 @@ public final class AgentDaemon: Sendable {
         clock_gettime(CLOCK_REALTIME, &now)
         let sentAt = Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
         do {
-            try await client.fanoutCast(topic: AgentRPC.announceTopic, method: AgentRPC.announceMethod,
+            try await client.fanoutCast(topic: announceTopic, method: AgentRPC.announceMethod,
                                         args: ["report": service.health(), "sent_at": .double(sentAt)],
                                         timeout: .seconds(5))
         } catch {

@@ -7,7 +7,8 @@ import RPCWire
 public enum AgentRPC {
     public static let topic = "aos-agent"
     public static let version = RPCVersion(major: 1, minor: 0)
-    /// Where announcements go: `fanoutCast(topic: announceTopic, method: announceMethod)`.
+    /// Default topic announcements go to (`[agent] controller_topic`):
+    /// `fanoutCast(topic: announceTopic, method: announceMethod)`.
     public static let announceTopic = "aos-controller"
     public static let announceMethod = "agent_announce"
 
