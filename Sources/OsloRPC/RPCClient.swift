@@ -75,6 +75,13 @@ public final class RPCClient: Sendable {
             throw RPCCallError.transport(e)
         }
         let msgID = makeUUIDHex()
+        // The message TTL bounds the time in the queue only; the absolute deadline
+        // lets a Swift server refuse a request that waited in its own backlog or
+        // for a lock past the moment this caller gives up.
+        var context = context
+        if context[RPCDeadline.contextKey] == nil {
+            context[RPCDeadline.contextKey] = .double(RPCDeadline.wallClockNow() + timeout.seconds)
+        }
         let request = RPCRequest(method: method, args: args, namespace: namespace, version: version, msgID: msgID,
                                  replyQueue: replyQueue, monitorTimeout: monitorTimeout?.seconds.rounded(),
                                  uniqueID: makeUUIDHex(), context: context)

@@ -143,6 +143,9 @@ public final class RPCServer: Sendable {
         }
         var deadline: ContinuousClock.Instant?
         if let exp = d.properties.expiration, let ms = Int64(exp) { deadline = d.receivedAt + .milliseconds(ms) }
+        if let explicit = RPCDeadline.instant(from: request.context) {
+            deadline = min(deadline ?? explicit, explicit)
+        }
         let ctx = RPCCallContext(method: request.method, context: request.context, deadline: deadline,
                                  uniqueID: request.uniqueID, isCall: request.isCall)
         if ctx.hasExpired {

@@ -81,3 +81,17 @@ import RPCWire
         #expect(c.peak <= 3)
     }
 }
+
+@Suite struct DeadlineTests {
+    @Test func explicitDeadlineMapsToTheMonotonicClock() {
+        let now = ContinuousClock.now
+        let wall = RPCDeadline.wallClockNow()
+        let inTen = RPCDeadline.instant(from: ["aos_deadline": .double(wall + 10)], now: now)!
+        #expect(inTen > now + .seconds(9) && inTen < now + .seconds(11))
+        let past = RPCDeadline.instant(from: ["aos_deadline": .double(wall - 10)], now: now)!
+        #expect(past < now)
+        #expect(RPCDeadline.instant(from: [:]) == nil)
+        #expect(RPCDeadline.instant(from: ["aos_deadline": "soon"]) == nil)
+        #expect(RPCDeadline.instant(from: ["aos_deadline": .double(-1)]) == nil)
+    }
+}

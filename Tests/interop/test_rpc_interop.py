@@ -184,3 +184,13 @@ def test_swift_cast_and_fanout_reach_python_and_swift(swift_client, swift_server
         if {"n": 1} in got and {"n": 2} in got:
             break
         assert time.monotonic() < deadline, got
+
+
+def test_swift_server_refuses_request_past_callers_absolute_deadline(swift_client, swift_server, unique_topic):
+    # The message TTL alone would let it run (10 s); the caller's absolute deadline
+    # (context aos_deadline, Unix seconds) is already over, so it must not execute.
+    r = swift_client.request(op="call", topic=unique_topic, method="record", args={"late": True},
+                             context={"aos_deadline": time.time() - 5}, timeout=2)
+    assert r["error"] == "timeout", r
+    r = swift_client.request(op="call", topic=unique_topic, method="recorded", timeout=5)
+    assert r["ok"] and {"late": True} not in r["result"], r

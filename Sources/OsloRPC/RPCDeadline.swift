@@ -1,0 +1,32 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import RPCWire
+
+/// The caller's absolute deadline, carried in the request context as Unix seconds.
+///
+/// oslo's per-message TTL (`expiration`) only covers the time a request waits in
+/// the broker's queue; a server that counts it from receipt can overestimate by
+/// the time the message sat queued. Swift callers therefore also send
+/// `_context_aos_deadline`; Python callers do not, and get the TTL rule alone.
+/// Clocks are assumed NTP-synchronised; `skewAllowance` absorbs small offsets.
+public enum RPCDeadline {
+    public static let contextKey = "aos_deadline"
+    public static let skewAllowance: Duration = .milliseconds(500)
+
+    public static func wallClockNow() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+    }
+
+    /// The deadline on this process's monotonic clock, or nil when absent/invalid.
+    public static func instant(from context: [String: JSONValue],
+                               now: ContinuousClock.Instant = .now) -> ContinuousClock.Instant? {
+        guard let unix = context[contextKey]?.doubleValue, unix.isFinite, unix > 0 else { return nil }
+        let remaining = unix - wallClockNow()
+        // Cap absurd values (a caller with a clock far ahead) at one day.
+        let capped = max(-86_400, min(86_400, remaining))
+        return now + .milliseconds(Int64(capped * 1000)) + skewAllowance
+    }
+}
