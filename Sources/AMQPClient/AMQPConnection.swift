@@ -101,6 +101,12 @@ public final class AMQPConnection: Sendable {
         try await onConnection(timeout: timeout) { core, done in done(core.deleteQueue(name)) }
     }
 
+    /// Drops every message in `queue`; returns how many there were.
+    @discardableResult
+    public func purgeQueue(_ name: String, timeout: Duration = .seconds(30)) async throws -> UInt32 {
+        try await onConnection(timeout: timeout) { core, done in done(core.purgeQueue(name)) }
+    }
+
     public func setPrefetch(_ count: UInt16, timeout: Duration = .seconds(30)) async throws {
         try await onConnection(timeout: timeout) { core, done in done(core.setPrefetch(count)) }
     }

@@ -331,6 +331,13 @@ final class ConnectionCore {
         return .success(())
     }
 
+    func purgeQueue(_ name: String) -> Result<UInt32, AMQPError> {
+        let a = CArena()
+        let ok = amqp_queue_purge(conn!, Self.channel, a.bytes(name))
+        if let err = checkReply(conn!, "queue.purge '\(name)'") { return .failure(methodError(conn!, err) ?? .library(err)) }
+        return .success(ok?.pointee.message_count ?? 0)
+    }
+
     func setPrefetch(_ n: UInt16) -> Result<Void, AMQPError> {
         prefetch = n
         _ = amqp_basic_qos(conn!, Self.channel, 0, n, 0)

@@ -11,13 +11,22 @@ public enum AgentRPC {
     /// `fanoutCast(topic: announceTopic, method: announceMethod)`.
     public static let announceTopic = "aos-controller"
     public static let announceMethod = "agent_announce"
+    /// Context key a caller sets to the `instance_id` it expects (from announcements).
+    public static let instanceContextKey = "aos_agent_instance"
 
     public static func endpoint(_ service: AgentService) -> RPCEndpoint {
         var handlers: [String: RPCHandler] = [:]
         for method in AgentMethod.allCases {
             let name = method.rawValue
             handlers[name] = { ctx, args in
-                try await service.handle(method: name, args: args, deadline: ctx.deadline)
+                if let expected = ctx.context[instanceContextKey]?.stringValue, expected != service.instanceID {
+                    throw ServiceError(
+                        code: "agent_restarted",
+                        message: "\(name) was sent to an earlier run of the agent on \(service.host) and was not executed; retry it",
+                        details: ["host": .string(service.host), "method": .string(name),
+                                  "expected_instance": .string(expected), "instance": .string(service.instanceID)])
+                }
+                return try await service.handle(method: name, args: args, deadline: ctx.deadline)
             }
         }
         return RPCEndpoint(namespace: nil, version: version, handlers: handlers)

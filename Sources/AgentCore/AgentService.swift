@@ -90,6 +90,10 @@ public struct RestoreFailure: Sendable, Hashable {
 /// start, restore of recorded activations). `AgentRPC` exposes it over oslo RPC.
 public final class AgentService: Sendable {
     public let configuration: AgentServiceConfiguration
+    /// New at every process start. Announced in health(); a request that names another
+    /// instance was queued for a previous run of this agent, whose caller has already been
+    /// told the agent was unavailable, so it is refused instead of run late.
+    public let instanceID = makeUUIDHex()
     public let backend: any LVMBackend
     public let store: ActivationStore
     let logger: Logger
@@ -564,7 +568,7 @@ public final class AgentService: Sendable {
         let failures = r.restoreFailures.values.sorted { $0.record < $1.record }.map(\.json)
         var out: [String: JSONValue] = [
             "host": .string(host), "host_id": .int(Int64(configuration.hostId)), "version": .string(configuration.version),
-            "ready": .bool(r.ready), "phase": .string(r.phase), "vgs": .object(vgs),
+            "instance_id": .string(instanceID), "ready": .bool(r.ready), "phase": .string(r.phase), "vgs": .object(vgs),
             "active_lvs": .array(active), "restore_failures": .array(failures),
         ]
         if !r.storeProblems.isEmpty { out["state_problems"] = .array(r.storeProblems.suffix(10).map(JSONValue.string)) }

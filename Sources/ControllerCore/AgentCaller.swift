@@ -9,6 +9,18 @@ public protocol AgentCaller: Sendable {
     /// Throws a `ServiceError`: the agent's own error, `timed_out`, `agent_unavailable`
     /// (no such agent queue) or `messaging_error` (broker unreachable).
     func call(host: String, method: String, args: [String: JSONValue], timeout: Duration) async throws -> JSONValue
+    /// Same, naming the agent run (`instance_id` from its announcements) the request is
+    /// meant for: a restarted agent refuses it with `agent_restarted` instead of running
+    /// a request whose caller was already told the agent was unavailable.
+    func call(host: String, method: String, args: [String: JSONValue], timeout: Duration,
+              instance: String?) async throws -> JSONValue
+}
+
+extension AgentCaller {
+    public func call(host: String, method: String, args: [String: JSONValue], timeout: Duration,
+                     instance: String?) async throws -> JSONValue {
+        try await call(host: host, method: method, args: args, timeout: timeout)
+    }
 }
 
 /// Codes the controller itself produces (besides the agents' codes, which it passes on).
@@ -39,9 +51,16 @@ public struct RPCAgentCaller: AgentCaller {
     }
 
     public func call(host: String, method: String, args: [String: JSONValue], timeout: Duration) async throws -> JSONValue {
+        try await call(host: host, method: method, args: args, timeout: timeout, instance: nil)
+    }
+
+    public func call(host: String, method: String, args: [String: JSONValue], timeout: Duration,
+                     instance: String?) async throws -> JSONValue {
         let target = RPCTarget(exchange: exchange, topic: topic, server: host)
+        let context: [String: JSONValue] = instance.map { ["aos_agent_instance": .string($0)] } ?? [:]
         do {
-            return try await client.call(target, method: method, args: args, timeout: timeout, version: version)
+            return try await client.call(target, method: method, args: args, context: context, timeout: timeout,
+                                         version: version)
         } catch let e as RPCCallError {
             throw Self.serviceError(e, host: host, method: method, timeout: timeout)
         }

@@ -188,8 +188,9 @@ public final class Controller: Sendable {
         let caller = self.caller
         let callTimeout = timeout
         let poll = settings.livenessPollInterval
+        let instance = view.withLock { $0.agents[host]?.report.raw["instance_id"]?.stringValue }
         let result = try await race(
-            { try await caller.call(host: host, method: method, args: args, timeout: callTimeout) },
+            { try await caller.call(host: host, method: method, args: args, timeout: callTimeout, instance: instance) },
             watch: { [self] in
                 let t = now()
                 return view.withLock({ $0.liveness(of: host, now: t) }) == .down ? unavailable(host, method: method, at: t) : nil

@@ -69,6 +69,10 @@ public final class RPCServer: Sendable {
         public var duplicateWindow = 1024
         /// How long to retry a reply whose queue is missing (oslo: 60 s).
         public var replyRetryTimeout: Duration = .seconds(60)
+        /// Drop requests already waiting in `T.S` when the server starts. For a
+        /// per-host agent whose callers fail fast while it is down: what queued up
+        /// meanwhile was already answered with an error and must not run later.
+        public var purgeDirectedQueueOnStart = false
         public init() {}
     }
 
@@ -104,6 +108,13 @@ public final class RPCServer: Sendable {
         try await connection.declare(queue: f.topicQueue("\(topic).\(server)"))
         try await connection.bind(QueueBinding(queue: "\(topic).\(server)", exchange: target.exchange,
                                                routingKey: "\(topic).\(server)"))
+        if options.purgeDirectedQueueOnStart {
+            let dropped = try await connection.purgeQueue("\(topic).\(server)")
+            if dropped > 0 {
+                logger.warning("dropped requests queued while this server was down (their callers were told it was unavailable)",
+                               metadata: ["queue": "\(topic).\(server)", "count": "\(dropped)"])
+            }
+        }
         try await connection.declare(exchange: f.fanoutExchange(target.fanoutExchange))
         try await connection.declare(queue: f.transientQueue(fanoutQueue))
         try await connection.bind(QueueBinding(queue: fanoutQueue, exchange: target.fanoutExchange, routingKey: topic))

@@ -435,3 +435,21 @@ def test_sd_notify_ready_after_restore(start_agent, hosts, tmp_path, spawn, amqp
         assert sock.recv(4096).decode() == "STATUS=serving"
     finally:
         sock.close()
+
+
+def test_request_for_an_earlier_agent_run_is_refused(agents, hosts, client_for):
+    # The controller names the agent run (instance_id from its announcements) it means;
+    # a request queued for a previous run must not execute after its caller was told
+    # the agent was unavailable.
+    a, _ = hosts
+    client = client_for(a)
+    vg = client.call({}, "health")["vgs"]
+    vg = sorted(vg)[0]
+    instance = client.call({}, "health")["instance_id"]
+    err = remote_error(client.call, {"aos_agent_instance": "0" * 32}, "create_lv", vg=vg, name="stale-req",
+                       size_bytes=4 << 20)
+    assert err.exc_type == "AgentRestarted", err
+    names = [lv["name"] for lv in client.call({}, "list_lvs", vg=vg)["lvs"]]
+    assert "stale-req" not in names
+    r = client.call({"aos_agent_instance": instance}, "create_lv", vg=vg, name="fresh-req", size_bytes=4 << 20)
+    assert r["changed"] is True
