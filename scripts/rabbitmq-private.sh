@@ -53,6 +53,19 @@ print(" ".join(str(s.getsockname()[1]) for s in socks))
 EOF
 }
 
+# A CA and a server certificate for CN/SAN "localhost", valid for a day.
+make_tls_material() {
+    local d="$1"
+    mkdir -p "$d"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj "/CN=aos test CA" \
+        -keyout "$d/ca.key" -out "$d/ca.pem" >/dev/null 2>&1 &&
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" \
+        -keyout "$d/server.key" -out "$d/server.csr" >/dev/null 2>&1 &&
+    printf 'subjectAltName=DNS:localhost\n' >"$d/ext.cnf" &&
+    openssl x509 -req -in "$d/server.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" -CAcreateserial \
+        -days 1 -extfile "$d/ext.cnf" -out "$d/server.pem" >/dev/null 2>&1
+}
+
 # true when PID is alive and its command line contains WORD (guards against pid reuse).
 pid_matches() {
     local pid="$1" word="$2" cmdline
@@ -127,11 +140,20 @@ start_once() {
     mkdir -p "$dir/log"
     rand="$(od -An -N4 -tx4 /dev/urandom | tr -d ' \n')"
     node="aos-test-${rand}@localhost"
-    read -r amqp_port dist_port epmd_port < <(free_ports 3)
+    read -r amqp_port dist_port epmd_port tls_port < <(free_ports 4)
     amqp_port="${AOS_BROKER_AMQP_PORT:-$amqp_port}"
 
+    # A TLS listener too, with a throw-away CA and a certificate for the name
+    # "localhost" (librabbitmq 0.11 matches DNS names only, not IP addresses).
+    make_tls_material "$dir/tls" || { log "could not create TLS certificates (openssl missing?)"; return 1; }
     cat >"$dir/rabbitmq.conf" <<EOF
 listeners.tcp.1 = 127.0.0.1:${amqp_port}
+listeners.ssl.default = 127.0.0.1:${tls_port}
+ssl_options.cacertfile = $dir/tls/ca.pem
+ssl_options.certfile = $dir/tls/server.pem
+ssl_options.keyfile = $dir/tls/server.key
+ssl_options.verify = verify_none
+ssl_options.fail_if_no_peer_cert = false
 loopback_users.guest = true
 disk_free_limit.absolute = 50MB
 log.file.level = info
@@ -206,6 +228,8 @@ EOF
     {
         printf 'AOS_TEST_AMQP_URL=%q\n' "amqp://guest:guest@127.0.0.1:${amqp_port}/"
         printf 'AOS_TEST_AMQP_PORT=%q\n' "$amqp_port"
+        printf 'AOS_TEST_AMQPS_PORT=%q\n' "$tls_port"
+        printf 'AOS_TEST_TLS_CA=%q\n' "$dir/tls/ca.pem"
         printf 'AOS_TEST_BROKER_NODE=%q\n' "$node"
         printf 'AOS_TEST_BROKER_DIR=%q\n' "$dir"
         printf 'AOS_TEST_BROKER_CTL=%q\n' "$SELF"

@@ -18,6 +18,7 @@ APT_PACKAGES=(
     pkg-config       # SwiftPM finds librabbitmq through it
     rabbitmq-server  # the tests' private broker (scripts/rabbitmq-private.sh)
     libvirt-clients  # virsh, used by the lockspace-recovery code paths
+    openssl          # throw-away CA and certificate for the broker's TLS listener
 )
 
 REQUIREMENTS="$ROOT/Tests/interop/requirements.txt"
