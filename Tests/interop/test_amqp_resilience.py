@@ -92,3 +92,19 @@ def test_publish_to_missing_exchange_is_a_clear_error_and_connection_recovers(cl
     assert "403" in r["message"] or "refused" in r["message"], r
     r = client.request(op="call", topic=f"nobody-{uuid.uuid4().hex[:6]}", method="ping", timeout=5)
     assert r["error"] == "undeliverable", r
+
+
+def test_blocked_broker_holds_publishes_then_recovers(spawn, amqp_url, unique_topic, client, broker_ctl):
+    spawn("aos-rpc-peer", "serve", "--url", amqp_url, "--topic", unique_topic, ready=READY)
+    assert client.request(op="call", topic=unique_topic, method="ping", timeout=5)["ok"]
+    # A memory alarm makes the broker send connection.blocked and stop reading from
+    # publishers: librabbitmq 0.11 would hang in publish; the client must hold its
+    # publishes instead and fail the call at its deadline with a clear error.
+    broker_ctl("set_vm_memory_high_watermark", "0.000001")
+    try:
+        r = client.request(op="call", topic=unique_topic, method="ping", timeout=3, wait=30)
+        assert not r["ok"] and r["error"] in ("timeout", "transport"), r
+        assert "blocked" in client.stderr_tail(), client.stderr_tail()
+    finally:
+        broker_ctl("set_vm_memory_high_watermark", "0.4")
+    call_until_ok(client, unique_topic)
