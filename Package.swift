@@ -44,6 +44,12 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(name: "AOSConfig", swiftSettings: strict),
+        // Startup plumbing shared by the executables (config loading, logging, console).
+        .target(
+            name: "AOSRuntime",
+            dependencies: ["AOSConfig", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict
+        ),
         .target(
             name: "SharedLVM",
             dependencies: [
@@ -67,21 +73,21 @@ let package = Package(
         ),
         .executableTarget(
             name: "aos-agent",
-            dependencies: ["AgentCore", "AOSConfig", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            dependencies: ["AOSRuntime", "AgentCore", "AOSConfig", .product(name: "ArgumentParser", package: "swift-argument-parser"),
                            .product(name: "Logging", package: "swift-log"),
                            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
             swiftSettings: strict
         ),
         .executableTarget(
             name: "aos-controller",
-            dependencies: ["ControllerCore", "AOSConfig", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            dependencies: ["AOSRuntime", "ControllerCore", "AOSConfig", .product(name: "ArgumentParser", package: "swift-argument-parser"),
                            .product(name: "Logging", package: "swift-log"),
                            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
             swiftSettings: strict
         ),
         .executableTarget(
             name: "aosctl",
-            dependencies: ["OsloRPC", "RPCWire", "AOSConfig", "AMQPClient",
+            dependencies: ["AOSRuntime", "OsloRPC", "RPCWire", "AOSConfig", "AMQPClient",
                            .product(name: "ArgumentParser", package: "swift-argument-parser"),
                            .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
@@ -96,7 +102,7 @@ let package = Package(
         // A small RPC peer used by the Python interop and resilience tests.
         .executableTarget(
             name: "aos-rpc-peer",
-            dependencies: ["OsloRPC", "RPCWire", "AMQPClient",
+            dependencies: ["AOSRuntime", "OsloRPC", "RPCWire", "AMQPClient",
                            .product(name: "ArgumentParser", package: "swift-argument-parser"),
                            .product(name: "Logging", package: "swift-log"),
                            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],

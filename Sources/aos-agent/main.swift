@@ -1,6 +1,7 @@
 // aos-agent: the node agent. Runs LVM on this host's shared (lvmlockd + sanlock) VGs on
 // request over oslo RPC (topic aos-agent, server = host name), starts the lockspaces at boot
 // and restores the activations it held before a reboot. See docs/agent.md.
+import AOSRuntime
 import AgentCore
 import AOSConfig
 import ArgumentParser
@@ -45,43 +46,36 @@ struct AOSAgent: AsyncParsableCommand {
 
     func run() async throws {
         if version {
-            writeOut("aos-agent \(AgentVersion.current)\n")
+            Console.out("aos-agent \(AgentVersion.current)\n")
             return
         }
         let loaded: Configuration
         do {
             loaded = try loadConfiguration()
         } catch {
-            printErr("aos-agent: configuration error:\n\(error)")
+            Console.err("aos-agent: configuration error:\n\(error)")
             throw ExitCode(2)
         }
         if printConfig {
-            writeOut(loaded.dump())
+            Console.out(loaded.dump())
             return
         }
         let settings = AgentOptions.Settings(loaded)
-        let level = Logger.Level(rawValue: settings.logLevel) ?? .info
-        LoggingSystem.bootstrap { label in
-            var h = StreamLogHandler.standardError(label: label)
-            h.logLevel = level
-            return h
-        }
-        var logger = Logger(label: "aos-agent")
-        logger.logLevel = level
+        let logger = bootstrapLogging(label: "aos-agent", level: Logger.Level(rawValue: settings.logLevel) ?? .info)
         let daemon: AgentDaemon
         do {
             daemon = try AgentDaemon(configuration: loaded, hostIdOverride: hostId, simulateReboot: simulateReboot,
                                      environment: SystemInfo.environment(), logger: logger)
         } catch {
             logger.critical("cannot start: \(error.message)")
-            printErr("aos-agent: \(error.message)")
+            Console.err("aos-agent: \(error.message)")
             throw ExitCode(1)
         }
         let host = settings.messaging.host
         let group = ServiceGroup(
             services: [ClosureService {
                 await cancelWhenGracefulShutdown {
-                    await daemon.run(onServing: { writeOut("READY host=\(host)\n") })
+                    await daemon.run(onServing: { Console.out("READY host=\(host)\n") })
                 }
             }],
             gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
@@ -90,30 +84,6 @@ struct AOSAgent: AsyncParsableCommand {
     }
 
     func loadConfiguration() throws(ConfigError) -> Configuration {
-        let path = config ?? (SystemInfo.fileExists("/etc/aos/aos.conf") ? "/etc/aos/aos.conf" : nil)
-        var text: String?
-        if let path { text = try SystemInfo.readTextFile(path) }
-        var parsed: [ConfigOverride] = []
-        for o in overrides { parsed.append(try ConfigOverride.parse(o)) }
-        return try AgentSimulationOptions.agentSchema.load(iniText: text, fileName: path ?? "aos.conf",
-                                                           env: SystemInfo.environment(), overrides: parsed)
+        try ProgramConfiguration.load(schema: AgentSimulationOptions.agentSchema, path: config, overrides: overrides)
     }
-}
-
-/// One write(2) per line: unbuffered, so whoever reads our stdout sees it at once.
-func writeOut(_ text: String) {
-    let bytes = Array(text.utf8)
-    bytes.withUnsafeBytes { _ = write(1, $0.baseAddress, $0.count) }
-}
-
-func printErr(_ text: String) {
-    let bytes = Array((text + "\n").utf8)
-    bytes.withUnsafeBytes { _ = write(2, $0.baseAddress, $0.count) }
-}
-
-/// Adapts a closure to swift-service-lifecycle's Service.
-struct ClosureService: Service {
-    let body: @Sendable () async throws -> Void
-    init(_ body: @escaping @Sendable () async throws -> Void) { self.body = body }
-    func run() async throws { try await body() }
 }

@@ -2,6 +2,7 @@
 // driver-facing RPC API (docs/rpc-api.md) and routes each request to the right node's agent.
 import AOSConfig
 import ArgumentParser
+import AOSRuntime
 import ControllerCore
 import Logging
 import ServiceLifecycle
@@ -34,26 +35,20 @@ struct AOSController: AsyncParsableCommand {
         do {
             loaded = try loadConfiguration()
         } catch {
-            printErr("aos-controller: configuration error:\n\(error)")
+            Console.err("aos-controller: configuration error:\n\(error)")
             throw ExitCode(2)
         }
         let settings = ControllerOptions.Settings(loaded)
         if printConfig {
-            writeOut(loaded.dump())
+            Console.out(loaded.dump())
             return
         }
-        let level = Logger.Level(rawValue: settings.logLevel) ?? .info
-        LoggingSystem.bootstrap { label in
-            var h = StreamLogHandler.standardError(label: label)
-            h.logLevel = level
-            return h
-        }
-        let logger = Logger(label: "aos-controller")
+        let logger = bootstrapLogging(label: "aos-controller", level: Logger.Level(rawValue: settings.logLevel) ?? .info)
         let service: ControllerService
         do {
             service = try ControllerService(settings: settings, logger: logger)
         } catch {
-            printErr("aos-controller: \(error)")
+            Console.err("aos-controller: \(error)")
             throw ExitCode(2)
         }
         logger.info("starting", metadata: [
@@ -65,7 +60,7 @@ struct AOSController: AsyncParsableCommand {
         let group = ServiceGroup(
             services: [ClosureService {
                 try await cancelWhenGracefulShutdown {
-                    try await service.run(onReady: { writeOut("READY topic=\(topic) server=\(host)\n") })
+                    try await service.run(onReady: { Console.out("READY topic=\(topic) server=\(host)\n") })
                 }
             }],
             gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
@@ -76,30 +71,6 @@ struct AOSController: AsyncParsableCommand {
 
 extension AOSController {
     func loadConfiguration() throws(ConfigError) -> Configuration {
-        let path = config ?? (SystemInfo.fileExists("/etc/aos/aos.conf") ? "/etc/aos/aos.conf" : nil)
-        var text: String?
-        if let path { text = try SystemInfo.readTextFile(path) }
-        var parsed: [ConfigOverride] = []
-        for o in overrides { parsed.append(try ConfigOverride.parse(o)) }
-        return try ControllerOptions.schema.load(iniText: text, fileName: path ?? "aos.conf",
-                                                 env: SystemInfo.environment(), overrides: parsed)
+        try ProgramConfiguration.load(schema: ControllerOptions.schema, path: config, overrides: overrides)
     }
-}
-
-/// One write(2) per line: unbuffered, so whoever reads our stdout sees it at once.
-func writeOut(_ text: String) {
-    let bytes = Array(text.utf8)
-    bytes.withUnsafeBytes { _ = write(1, $0.baseAddress, $0.count) }
-}
-
-func printErr(_ text: String) {
-    let bytes = Array((text + "\n").utf8)
-    bytes.withUnsafeBytes { _ = write(2, $0.baseAddress, $0.count) }
-}
-
-/// Adapts a closure to swift-service-lifecycle's Service.
-struct ClosureService: Service {
-    let body: @Sendable () async throws -> Void
-    init(_ body: @escaping @Sendable () async throws -> Void) { self.body = body }
-    func run() async throws { try await body() }
 }

@@ -3,6 +3,7 @@
 // reads one JSON request per line on stdin and prints one JSON result per line,
 // so a test can drive a long-lived Swift client across broker restarts.
 import AMQPClient
+import AOSRuntime
 import ArgumentParser
 import Logging
 import OsloRPC
@@ -162,11 +163,4 @@ struct Client: AsyncParsableCommand {
 
 extension Duration {
     var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
-}
-
-/// Adapts a closure to swift-service-lifecycle's Service.
-struct ClosureService: Service {
-    let body: @Sendable () async throws -> Void
-    init(_ body: @escaping @Sendable () async throws -> Void) { self.body = body }
-    func run() async throws { try await body() }
 }

@@ -1,5 +1,6 @@
 import AMQPClient
 import AOSConfig
+import AOSRuntime
 import ArgumentParser
 import Logging
 import OsloRPC
@@ -75,14 +76,7 @@ struct Session {
             throw CLIError(code: "invalid_argument", message: "configuration error:\n\(error)", status: ExitStatus.usage)
         }
         let settings = CLIOptions.Settings(loaded)
-        let level = Logger.Level(rawValue: settings.logLevel) ?? .warning
-        LoggingSystem.bootstrap { label in
-            var h = StreamLogHandler.standardError(label: label)
-            h.logLevel = level
-            return h
-        }
-        var logger = Logger(label: "aosctl")
-        logger.logLevel = level
+        let logger = bootstrapLogging(label: "aosctl", level: Logger.Level(rawValue: settings.logLevel) ?? .warning)
         var amqp: AMQPConfiguration
         do {
             amqp = try AMQPConfiguration(url: TransportURL(parsing: settings.messaging.transportURL))
@@ -109,15 +103,11 @@ struct Session {
     }
 
     static func loadConfiguration(_ o: GlobalOptions) throws(ConfigError) -> Configuration {
-        let path = o.config ?? (SystemInfo.fileExists("/etc/aos/aos.conf") ? "/etc/aos/aos.conf" : nil)
-        var text: String?
-        if let path { text = try SystemInfo.readTextFile(path) }
-        var parsed: [ConfigOverride] = []
-        for s in o.overrides { parsed.append(try ConfigOverride.parse(s)) }
-        if let url = o.url { parsed.append(ConfigOverride(section: "DEFAULT", key: "transport_url", value: url)) }
-        if let t = o.timeout { parsed.append(ConfigOverride(section: "aosctl", key: "timeout", value: String(t))) }
-        return try CLIOptions.schema.load(iniText: text, fileName: path ?? "aos.conf",
-                                          env: SystemInfo.environment(), overrides: parsed)
+        // --url and --timeout are shorthands for --set overrides (the last word wins).
+        var overrides = o.overrides
+        if let url = o.url { overrides.append("DEFAULT.transport_url=\(url)") }
+        if let t = o.timeout { overrides.append("aosctl.timeout=\(t)") }
+        return try ProgramConfiguration.load(schema: CLIOptions.schema, path: o.config, overrides: overrides)
     }
 
     /// Calls the controller's API (version 1.0).
