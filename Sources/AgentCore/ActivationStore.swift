@@ -139,57 +139,11 @@ enum FileIO {
     static func errorText(_ code: Int32) -> String { String(cString: strerror(code)) }
 
     static func read(_ path: String) throws(StoreError) -> [UInt8]? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        if fd < 0 {
-            if errno == ENOENT { return nil }
-            throw StoreError(message: "cannot open \(path): \(errorText(errno))")
-        }
-        defer { close(fd) }
-        var out: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw StoreError(message: "cannot read \(path): \(errorText(errno))")
-            }
-            if n == 0 { return out }
-            out.append(contentsOf: chunk[0..<n])
-            if out.count > 64 << 20 { throw StoreError(message: "\(path) is larger than 64 MiB") }
-        }
+        do { return try DurableFile.read(path) } catch { throw StoreError(message: error.message) }
     }
 
-    /// temp file + fsync + rename + fsync(directory): the file is the old or the new version
-    /// after a crash or power loss, never a torn one.
     static func writeAtomically(_ path: String, _ bytes: [UInt8], directory: String) throws(StoreError) {
-        let temp = path + ".tmp"
-        let fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw StoreError(message: "cannot create \(temp): \(errorText(errno))") }
-        var offset = 0
-        while offset < bytes.count {
-            let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + offset, $0.count - offset) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                let e = errno
-                close(fd)
-                throw StoreError(message: "cannot write \(temp): \(errorText(e))")
-            }
-            offset += n
-        }
-        if fsync(fd) != 0 {
-            let e = errno
-            close(fd)
-            throw StoreError(message: "cannot fsync \(temp): \(errorText(e))")
-        }
-        close(fd)
-        if rename(temp, path) != 0 {
-            throw StoreError(message: "cannot rename \(temp) to \(path): \(errorText(errno))")
-        }
-        let dfd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        if dfd >= 0 {
-            _ = fsync(dfd)
-            close(dfd)
-        }
+        do { try DurableFile.writeAtomically(path, bytes) } catch { throw StoreError(message: error.message) }
     }
 
     /// `mkdir -p` with mode 0700 for the directories it creates.

@@ -62,53 +62,14 @@ enum SimulatedStateFile {
     }
 
     static func readFile(_ path: String) throws(LVMError) -> [UInt8]? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        if fd < 0 {
-            if errno == ENOENT { return nil }
-            throw failure("cannot open \(path)", errno)
+        do { return try DurableFile.read(path) } catch {
+            throw LVMError(code: .internal, message: "simulated state: \(error.message)")
         }
-        defer { close(fd) }
-        var out: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw failure("cannot read \(path)", errno)
-            }
-            if n == 0 { break }
-            out.append(contentsOf: chunk[0..<n])
-        }
-        return out
     }
 
     static func writeAtomically(_ path: String, _ bytes: [UInt8]) throws(LVMError) {
-        let temp = "\(path).tmp.\(getpid())"
-        let fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw failure("cannot create \(temp)", errno) }
-        var offset = 0
-        while offset < bytes.count {
-            let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + offset, $0.count - offset) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                let e = errno
-                close(fd)
-                unlink(temp)
-                throw failure("cannot write \(temp)", e)
-            }
-            offset += n
-        }
-        if fsync(fd) != 0 {
-            let e = errno
-            close(fd)
-            unlink(temp)
-            throw failure("cannot fsync \(temp)", e)
-        }
-        close(fd)
-        if rename(temp, path) != 0 {
-            let e = errno
-            unlink(temp)
-            throw failure("cannot rename \(temp) to \(path)", e)
+        do { try DurableFile.writeAtomically(path, bytes, mode: 0o644) } catch {
+            throw LVMError(code: .internal, message: "simulated state: \(error.message)")
         }
     }
 
