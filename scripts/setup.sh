@@ -4,9 +4,13 @@
 #   scripts/setup.sh            Debian packages (apt) + Python venv at .venv
 #   scripts/setup.sh --apt      only the Debian packages
 #   scripts/setup.sh --venv     only the venv
+#   scripts/setup.sh --cinder-venv  only the Cinder driver test venv (.venv/cinder)
 #
 # Debian packages come from APT_PACKAGES below (add to that one list). The venv is rebuilt when
 # Tests/interop/requirements.txt changes (its hash is kept in .venv/.requirements.sha256).
+# The Cinder driver tests get a second venv, .venv/cinder: the real cinder from PyPI
+# (Tests/cinder/requirements.txt, every dependency pinned by Tests/cinder/constraints.txt) plus
+# the driver package installed from deploy/cinder; rebuilt when any of those change.
 # Environment: PYTHON (default python3) is the interpreter the venv is made from.
 set -euo pipefail
 
@@ -96,10 +100,47 @@ setup_venv() {
     log "venv ready: $("$VENV/bin/python" -W ignore -c 'import oslo_messaging, importlib.metadata as m; print("oslo.messaging", m.version("oslo.messaging"))')"
 }
 
+CINDER_REQUIREMENTS="$ROOT/Tests/cinder/requirements.txt"
+CINDER_CONSTRAINTS="$ROOT/Tests/cinder/constraints.txt"
+CINDER_VENV="$ROOT/.venv/cinder"  # inside .venv/: already git-ignored
+
+cinder_venv_hash() {
+    {
+        sha256sum "$CINDER_REQUIREMENTS" "$CINDER_CONSTRAINTS"
+        (cd "$ROOT" && find deploy/cinder -type f \( -name '*.py' -o -name '*.toml' -o -name '*.md' \) \
+            -not -path '*/build/*' -not -path '*.egg-info/*' | LC_ALL=C sort | xargs sha256sum)
+    } | sha256sum | cut -d' ' -f1
+}
+
+setup_cinder_venv() {
+    local want have="" build t0=$SECONDS
+    want="$(cinder_venv_hash)"
+    [[ -f "$CINDER_VENV/.requirements.sha256" ]] && have="$(cat "$CINDER_VENV/.requirements.sha256")"
+    if [[ "$want" == "$have" ]] && "$CINDER_VENV/bin/python" -c 'import cinder.volume.driver, cinder_sharedlvm_driver.driver, pytest' 2>/dev/null; then
+        log "cinder venv up to date: $CINDER_VENV"
+        return 0
+    fi
+    log "creating cinder venv $CINDER_VENV from $CINDER_REQUIREMENTS"
+    if [[ ! -x "$CINDER_VENV/bin/python" ]]; then
+        "$PYTHON" -m venv "$CINDER_VENV"
+    fi
+    "$CINDER_VENV/bin/python" -m pip install -q --disable-pip-version-check \
+        -r "$CINDER_REQUIREMENTS" -c "$CINDER_CONSTRAINTS"
+    # Build from a copy: pip/setuptools would leave build/ and *.egg-info in the work tree.
+    build="$(mktemp -d "${TMPDIR:-/tmp}/aos-cinder-driver.XXXXXX")"
+    cp -r "$ROOT/deploy/cinder/." "$build/"
+    "$CINDER_VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps \
+        --force-reinstall "$build"
+    rm -rf "$build"
+    echo "$want" >"$CINDER_VENV/.requirements.sha256"
+    log "cinder venv ready in $((SECONDS - t0))s: $("$CINDER_VENV/bin/python" -W ignore -c 'import importlib.metadata as m; print("cinder", m.version("cinder"), "+ cinder-sharedlvm-driver", m.version("cinder-sharedlvm-driver"))')"
+}
+
 case "${1:-all}" in
-all) setup_apt; setup_venv ;;
+all) setup_apt; setup_venv; setup_cinder_venv ;;
 --apt) setup_apt ;;
 --venv) setup_venv ;;
--h | --help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-*) echo "usage: $0 [--apt|--venv]" >&2; exit 2 ;;
+--cinder-venv) setup_cinder_venv ;;
+-h | --help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+*) echo "usage: $0 [--apt|--venv|--cinder-venv]" >&2; exit 2 ;;
 esac

@@ -1,0 +1,424 @@
+"""SharedLVMDriver inside cinder's VolumeManager, against a real aos-controller and two real
+aos-agents (simulated LVM, one shared VG) over the private broker.
+
+Host A is a compute node and the cinder-volume node; host B is a compute node. Volumes and
+attachments are real cinder objects in a sqlite database; attach and detach go through the
+manager's attachment_update / attachment_delete, the RPCs cinder-api sends for nova.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+import uuid
+from typing import Any
+
+import pytest
+
+from cinder import exception
+from cinder.image import image_utils
+from cinder.volume import volume_utils
+from oslo_utils import importutils
+
+from cinder_sharedlvm_driver import exception as sl_exc
+
+from conftest import BACKEND, VG, active_on, wait_for
+
+pytestmark = pytest.mark.timeout(240)
+
+GiB = 1 << 30
+
+
+# ---- lifecycle -----------------------------------------------------------------------------
+
+
+def test_setup_check_and_stats(manager, cluster, ctl):
+    drv = manager.driver
+    drv.check_for_setup_error()
+    stats = drv.get_volume_stats(refresh=True)
+    assert stats["volume_backend_name"] == BACKEND
+    assert stats["storage_protocol"] == "local" and stats["multiattach"] is True
+    (pool,) = stats["pools"]
+    pool_stats = ctl("pool_stats", vg=VG)
+    assert pool["pool_name"] == BACKEND and pool["backend_state"] == "up"
+    assert pool["total_capacity_gb"] == round(pool_stats["total_capacity_gb"], 2) > 0
+    assert 0 < pool["free_capacity_gb"] <= pool["total_capacity_gb"]
+    assert pool["thick_provisioning_support"] is True and pool["thin_provisioning_support"] is False
+    assert pool["multiattach"] is True
+    # The manager's periodic report takes the same path.
+    from cinder import context
+    manager._report_driver_status(context.get_admin_context())
+    assert manager.last_capabilities["pools"][0]["backend_state"] == "up"
+
+
+def test_create_extend_delete_through_the_manager(volumes, manager, ctl):
+    free_before = ctl("pool_stats", vg=VG)["free_bytes"]
+    vol = volumes.new(size=2)
+    assert vol.status == "available", vol.status
+    lv = ctl("get_volume", vg=VG, name=vol.name)
+    assert lv["size_bytes"] == 2 * GiB and lv["active_on"] == []  # inactive everywhere
+    assert ctl("pool_stats", vg=VG)["free_bytes"] <= free_before - 2 * GiB
+
+    manager.driver.extend_volume(vol, 3)
+    assert ctl("get_volume", vg=VG, name=vol.name)["size_bytes"] == 3 * GiB
+
+    manager.delete_volume(volumes.ctx, vol)
+    with pytest.raises(Exception) as info:
+        ctl("get_volume", vg=VG, name=vol.name)
+    assert isinstance(info.value, sl_exc.LVNotFound) and isinstance(info.value, exception.VolumeNotFound)
+    # Deleting again (a retry) is harmless.
+    manager.driver.delete_volume(vol)
+
+
+def test_delete_passes_volume_clear(manager, volumes, cinder_env, monkeypatch):
+    """volume_clear / volume_clear_size from the backend section reach the controller."""
+    seen: list[dict] = []
+    real = manager.driver.client.call
+
+    def spy(method: str, **kwargs: Any) -> Any:
+        if method == "delete_volume":
+            seen.append(kwargs)
+        return real(method, **kwargs)
+
+    monkeypatch.setattr(manager.driver.client, "call", spy)
+    vol = volumes.new()
+    manager.driver.delete_volume(vol)
+    assert seen[-1]["volume_clear"] == "none" and seen[-1].get("volume_clear_size_mb") is None
+    cinder_env.CONF.set_override("volume_clear", "zero", group=BACKEND)
+    try:
+        vol2 = volumes.new()
+        # The simulated backend has no device to zero unless the LV is active somewhere; the
+        # request itself must carry the settings.
+        try:
+            manager.driver.delete_volume(vol2)
+        except sl_exc.SharedLVMError:
+            pass
+        assert seen[-1]["volume_clear"] == "zero" and seen[-1]["volume_clear_size_mb"] == 100
+    finally:
+        cinder_env.CONF.clear_override("volume_clear", group=BACKEND)
+        manager.driver.delete_volume(vol2)
+
+
+def test_create_larger_than_the_vg_is_insufficient_space(volumes, manager):
+    vol = volumes.new(size=100000, create=False)
+    with pytest.raises(sl_exc.InsufficientSpace) as info:
+        manager.driver.create_volume(vol)
+    assert "aosctl pool stats" in str(info.value) and "insufficient_space" in str(info.value)
+    # Through the manager (no reschedule in this test) the volume ends in error.
+    with pytest.raises(sl_exc.InsufficientSpace):
+        manager.create_volume(volumes.ctx, vol, allow_reschedule=False)
+    vol.refresh()
+    assert vol.status == "error"
+
+
+def test_exports_are_no_ops(manager, volumes):
+    vol = volumes.new(create=False)
+    assert manager.driver.create_export(volumes.ctx, vol, {"host": "x"}) is None
+    assert manager.driver.ensure_export(volumes.ctx, vol) is None
+    assert manager.driver.remove_export(volumes.ctx, vol) is None
+
+
+# ---- attach / detach -------------------------------------------------------------------------
+
+
+def test_attach_detach_exclusive(volumes, cluster, ctl):
+    a = cluster.host_a
+    vol = volumes.new()
+    att, info = volumes.attach(vol, a)
+    assert info["driver_volume_type"] == "local"
+    assert info["device_path"] == f"/dev/{VG}/{vol.name}"
+    assert att.attached_host == a and att.attach_status in ("attaching", "attached")
+    assert active_on(ctl, vol) == {a: "exclusive"}
+
+    volumes.detach(vol, att)
+    assert active_on(ctl, vol) == {}
+    assert vol.status == "available"
+    volumes.mgr.delete_volume(volumes.ctx, vol)
+
+
+def test_exclusive_holder_elsewhere_is_named(volumes, cluster, ctl, manager):
+    """B cannot attach while A holds the LV exclusively; the error names A."""
+    a, b = cluster.host_a, cluster.host_b
+    vol = volumes.new()
+    ctl("activate_volume", vg=VG, name=vol.name, host=a, mode="exclusive")  # e.g. a stale holder
+    with pytest.raises(sl_exc.VolumeLockedByOtherHost) as info:
+        manager.driver.initialize_connection(vol, {"host": b})
+    text = str(info.value)
+    assert a in text and "exclusive" in text and f"aosctl volume deactivate {vol.name}" in text
+    assert isinstance(info.value, exception.VolumeBackendAPIException)
+    # Through the manager (nova's attachment_update): cinder wraps it, the text survives.
+    with pytest.raises(exception.VolumeBackendAPIException) as info:
+        volumes.attach(vol, b)
+    assert a in str(info.value)
+    assert active_on(ctl, vol) == {a: "exclusive"}
+    ctl("deactivate_volume", vg=VG, name=vol.name, host=a)
+
+
+def test_multiattach_shared_on_two_hosts_and_back_to_exclusive(volumes, cluster, ctl):
+    a, b = cluster.host_a, cluster.host_b
+    vol = volumes.new(multiattach=True)
+    assert vol.multiattach
+    att1, _ = volumes.attach(vol, a)
+    assert active_on(ctl, vol) == {a: "exclusive"}
+
+    # A second instance on B: A's exclusive activation becomes shared, B joins shared.
+    att2, info = volumes.attach(vol, b)
+    assert info["device_path"] == f"/dev/{VG}/{vol.name}"
+    assert active_on(ctl, vol) == {a: "shared", b: "shared"}
+
+    # A third instance on A again: nothing changes.
+    att3, _ = volumes.attach(vol, a)
+    assert active_on(ctl, vol) == {a: "shared", b: "shared"}
+
+    # B leaves: A is the only host left -> exclusive again.
+    volumes.detach(vol, att2)
+    assert active_on(ctl, vol) == {a: "exclusive"}
+
+    # One of A's two attachments leaves: A still needs it.
+    volumes.detach(vol, att1)
+    assert active_on(ctl, vol) == {a: "exclusive"}
+
+    volumes.detach(vol, att3)
+    assert active_on(ctl, vol) == {}
+    assert vol.status == "available"
+    volumes.mgr.delete_volume(volumes.ctx, vol)
+
+
+def test_live_migration_handover(volumes, cluster, ctl):
+    """A non-multiattach volume of one instance: during a live migration the instance has an
+    attachment on the source (A) and on the destination (B); both must open the device. After
+    the source attachment goes, B holds it exclusively."""
+    a, b = cluster.host_a, cluster.host_b
+    instance = str(uuid.uuid4())
+    vol = volumes.new()
+    src, _ = volumes.attach(vol, a, instance=instance)
+    assert active_on(ctl, vol) == {a: "exclusive"}
+    dst, info = volumes.attach(vol, b, instance=instance)
+    assert info["device_path"] == f"/dev/{VG}/{vol.name}"
+    assert active_on(ctl, vol) == {a: "shared", b: "shared"}
+    volumes.detach(vol, src)
+    assert active_on(ctl, vol) == {b: "exclusive"}
+    volumes.detach(vol, dst)
+    assert active_on(ctl, vol) == {}
+    volumes.mgr.delete_volume(volumes.ctx, vol)
+
+
+def test_non_multiattach_volume_of_another_instance_is_refused(volumes, cluster, ctl, manager):
+    a, b = cluster.host_a, cluster.host_b
+    vol = volumes.new()
+    att, _ = volumes.attach(vol, a)
+    # A reserved attachment for another instance (cinder-api would normally refuse earlier).
+    from cinder import objects
+    other = objects.VolumeAttachment(volumes.ctx, volume_id=vol.id, instance_uuid=str(uuid.uuid4()),
+                                     attach_status="reserved")
+    other.create()
+    vol.refresh()
+    with pytest.raises(sl_exc.VolumeLockedByOtherHost) as info:
+        manager.driver.initialize_connection(vol, {"host": b})
+    assert "not multiattach" in str(info.value) and a in str(info.value)
+    assert active_on(ctl, vol) == {a: "exclusive"}
+    other.destroy()
+    volumes.detach(vol, att)
+
+
+def test_delete_of_an_attached_volume_is_busy(volumes, cluster, manager):
+    a = cluster.host_a
+    vol = volumes.new()
+    att, _ = volumes.attach(vol, a)
+    with pytest.raises(sl_exc.VolumeBusy) as info:
+        manager.driver.delete_volume(vol)
+    assert isinstance(info.value, exception.VolumeIsBusy) and a in str(info.value)
+    volumes.detach(vol, att)
+    manager.driver.delete_volume(vol)
+
+
+def test_connector_without_host_is_invalid(manager, volumes):
+    vol = volumes.new(create=False)
+    with pytest.raises(exception.InvalidConnectorException):
+        manager.driver.initialize_connection(vol, {"ip": "1.2.3.4"})
+
+
+# ---- data path on the cinder-volume host ------------------------------------------------------
+
+
+def test_copy_image_to_volume_runs_on_the_cinder_host(volumes, cluster, ctl, manager, monkeypatch):
+    a = cluster.host_a  # the cinder-volume host
+    assert manager.driver.cinder_host == a
+    vol = volumes.new()
+    calls: list[tuple[str, dict]] = []
+
+    def fake_fetch_to_raw(context, image_service, image_id, dest, blocksize, size=None, **kw):
+        calls.append((dest, active_on(ctl, vol)))
+
+    monkeypatch.setattr(image_utils, "fetch_to_raw", fake_fetch_to_raw)
+    manager.driver.copy_image_to_volume(volumes.ctx, vol, object(), "image-1")
+    assert calls == [(f"/dev/{VG}/{vol.name}", {a: "exclusive"})]
+    assert active_on(ctl, vol) == {}
+
+    # A failing copy still releases the LV.
+    def broken(*args, **kwargs):
+        assert active_on(ctl, vol) == {a: "exclusive"}
+        raise exception.ImageCopyFailure(reason="glance went away")
+
+    monkeypatch.setattr(image_utils, "fetch_to_raw", broken)
+    with pytest.raises(exception.ImageCopyFailure):
+        manager.driver.copy_image_to_volume(volumes.ctx, vol, object(), "image-2")
+    assert active_on(ctl, vol) == {}
+    manager.driver.delete_volume(vol)
+
+
+def test_copy_image_to_volume_attached_elsewhere_is_refused(volumes, cluster, ctl, manager, monkeypatch):
+    b = cluster.host_b
+    vol = volumes.new()
+    att, _ = volumes.attach(vol, b)
+    monkeypatch.setattr(image_utils, "fetch_to_raw", lambda *a, **k: pytest.fail("must not copy"))
+    with pytest.raises(sl_exc.VolumeLockedByOtherHost) as info:
+        manager.driver.copy_image_to_volume(volumes.ctx, vol, object(), "image-1")
+    assert b in str(info.value)
+    assert active_on(ctl, vol) == {b: "exclusive"}
+    volumes.detach(vol, att)
+    manager.driver.delete_volume(vol)
+
+
+def test_upload_of_an_in_use_volume_shares_and_gives_back(volumes, cluster, ctl, manager, monkeypatch):
+    a, b = cluster.host_a, cluster.host_b
+    vol = volumes.new()
+    att, _ = volumes.attach(vol, b)
+    seen: list[dict] = []
+
+    def fake_upload(context, image_service, image_meta, volume_path, volume, *args, **kwargs):
+        assert volume_path == f"/dev/{VG}/{vol.name}"
+        seen.append(active_on(ctl, vol))
+
+    monkeypatch.setattr(volume_utils, "upload_volume", fake_upload)
+    manager.driver.copy_volume_to_image(volumes.ctx, vol, object(), {"id": "img"})
+    assert seen == [{a: "shared", b: "shared"}]
+    assert active_on(ctl, vol) == {b: "exclusive"}
+    volumes.detach(vol, att)
+    manager.driver.delete_volume(vol)
+
+
+def test_create_cloned_volume(volumes, cluster, ctl, manager, monkeypatch):
+    a = cluster.host_a
+    src = volumes.new(size=1)
+    copies: list[tuple] = []
+
+    def fake_copy(src_path, dst_path, size_in_m, blocksize, **kwargs):
+        copies.append((src_path, dst_path, size_in_m, active_on(ctl, src), active_on(ctl, clone)))
+
+    monkeypatch.setattr(volume_utils, "copy_volume", fake_copy)
+    clone = volumes.new(size=2, create=False)
+    manager.driver.create_cloned_volume(clone, src)
+    assert copies == [(f"/dev/{VG}/{src.name}", f"/dev/{VG}/{clone.name}", 1024,
+                       {a: "exclusive"}, {a: "exclusive"})]
+    assert active_on(ctl, src) == {} and active_on(ctl, clone) == {}
+    assert ctl("get_volume", vg=VG, name=clone.name)["size_bytes"] == 2 * GiB
+
+    # A failed copy: both released, the half-made clone removed.
+    def broken(*args, **kwargs):
+        raise exception.VolumeBackendAPIException(data="dd failed")
+
+    monkeypatch.setattr(volume_utils, "copy_volume", broken)
+    clone2 = volumes.new(size=1, create=False)
+    with pytest.raises(exception.VolumeBackendAPIException):
+        manager.driver.create_cloned_volume(clone2, src)
+    assert active_on(ctl, src) == {}
+    with pytest.raises(sl_exc.LVNotFound):
+        ctl("get_volume", vg=VG, name=clone2.name)
+    for v in (src, clone):
+        manager.driver.delete_volume(v)
+
+
+# ---- failures ----------------------------------------------------------------------------------
+
+
+def _driver_for(cinder_env, group: str, cluster, topic: bool = True):
+    """A driver for another backend section of the test cinder.conf, built as the manager does
+    (with the cluster's controller topic unless `topic` is False)."""
+    from cinder.volume import configuration as config
+    from cinder.volume import manager as volume_manager
+
+    conf = config.Configuration(volume_manager.volume_backend_opts, config_group=group)
+    drv = importutils.import_object(conf.volume_driver, configuration=conf,
+                                    host=f"{cluster.host_a}@{group}")
+    if topic:
+        cinder_env.CONF.set_override("agent_controller_topic", cluster.topic, group=group)
+    try:
+        drv.do_setup(cinder_env.ctx)
+    finally:
+        cinder_env.CONF.clear_override("agent_controller_topic", group=group)
+    return drv
+
+
+def test_no_controller_is_controller_unreachable(cinder_env, cluster):
+    drv = _driver_for(cinder_env, "sanlock-nocontroller", cluster, topic=False)
+    start = time.monotonic()
+    with pytest.raises(sl_exc.ControllerUnreachable) as info:
+        drv.check_for_setup_error()
+    assert time.monotonic() - start < 10
+    text = str(info.value)
+    assert "aos-nobody-listens" in text and "systemctl status aos-controller" in text
+    assert "guest:guest" not in text  # password masked
+    # The scheduler gets a "down" backend rather than an exception.
+    stats = drv.get_volume_stats(refresh=True)
+    assert stats["pools"][0]["backend_state"] == "down" and stats["pools"][0]["free_capacity_gb"] == 0
+    drv.client.close()
+
+
+def test_unknown_volume_group(cinder_env, cluster, manager):
+    drv = _driver_for(cinder_env, "sanlock-novg", cluster)
+    with pytest.raises(sl_exc.VolumeGroupUnknown) as info:
+        drv.check_for_setup_error()
+    assert "nosuchvg" in str(info.value) and isinstance(info.value, exception.VolumeGroupNotFound)
+    drv.client.close()
+
+
+def test_killed_agent_is_agent_unavailable(cinder_env, private_cluster):
+    """Agent B dies: attaching on B fails within seconds with AgentUnavailable naming B;
+    everything any host can serve still works through A."""
+    c = private_cluster
+    mgr = cinder_env.manager(c)
+    try:
+        drv = mgr.driver
+        from conftest import Volumes
+        vols = Volumes(cinder_env, mgr)
+        vol = vols.new()
+        c.agents[c.host_b].signal(signal.SIGKILL)
+        c.agents[c.host_b].proc.wait(timeout=10)
+        start = time.monotonic()
+        with pytest.raises(sl_exc.AgentUnavailable) as info:
+            drv.initialize_connection(vol, {"host": c.host_b})
+        assert time.monotonic() - start < 15
+        text = str(info.value)
+        assert c.host_b in text and "systemctl status aos-agent" in text
+        # Through the manager: the attachment fails, the message survives cinder's wrapping.
+        with pytest.raises(exception.VolumeBackendAPIException) as info:
+            vols.attach(vol, c.host_b)
+        assert c.host_b in str(info.value) and "agent_unavailable" in str(info.value)
+        # A still serves attach and the setup check (one live agent is enough).
+        att, _ = vols.attach(vol, c.host_a)
+        vols.detach(vol, att)
+        drv.check_for_setup_error()
+        mgr.delete_volume(cinder_env.ctx, vol)
+    finally:
+        mgr.driver.client.close()
+
+
+def test_detach_from_a_dead_host(cinder_env, private_cluster):
+    """A normal detach from a host whose agent is gone fails (the LV may still be active
+    there); a forced one (force=True) goes through and says so in the log."""
+    c = private_cluster
+    mgr = cinder_env.manager(c)
+    try:
+        from conftest import Volumes
+        vols = Volumes(cinder_env, mgr)
+        vol = vols.new()
+        att, _ = vols.attach(vol, c.host_b)
+        c.agents[c.host_b].signal(signal.SIGKILL)
+        c.agents[c.host_b].proc.wait(timeout=10)
+        vol.refresh()
+        with pytest.raises(sl_exc.AgentUnavailable):
+            mgr.driver.terminate_connection(vol, {"host": c.host_b})
+        assert mgr.driver.terminate_connection(vol, {"host": c.host_b}, force=True) is False
+    finally:
+        mgr.driver.client.close()
