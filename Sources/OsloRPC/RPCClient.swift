@@ -33,6 +33,7 @@ public final class RPCClient: Sendable {
     private struct Pending {
         let continuation: CheckedContinuation<JSONValue, any Error>
         let method: String
+        let start: ContinuousClock.Instant
         let deadline: ContinuousClock.Instant
         let monitor: Duration?
         var monitorDeadline: ContinuousClock.Instant?
@@ -43,6 +44,9 @@ public final class RPCClient: Sendable {
         var pending: [String: Pending] = [:]
         var replyQueueReady: Task<Void, any Error>?
         var declaredExchanges: Set<String> = []
+        /// One timer task per client, alive only while calls are pending (a task
+        /// per call costs a scheduler wake-up on the hot path).
+        var sweeperRunning = false
     }
 
     private let connection: AMQPConnection
@@ -86,17 +90,16 @@ public final class RPCClient: Sendable {
                                  replyQueue: replyQueue, monitorTimeout: monitorTimeout?.seconds.rounded(),
                                  uniqueID: makeUUIDHex(), context: context)
         let body = request.encodeBody()
-        var timer: Task<Void, Never>?
-        // The timer must not outlive the call: thousands of sleeping timers would
-        // pile up under load.
-        defer { timer?.cancel() }
         return try await withCheckedThrowingContinuation { (cont: CheckedContinuation<JSONValue, any Error>) in
-            state.withLock {
-                $0.pending[msgID] = Pending(continuation: cont, method: method, deadline: deadline, monitor: monitorTimeout,
-                                            monitorDeadline: monitorTimeout.map { .now + $0 })
+            let startSweeper = state.withLock { s -> Bool in
+                s.pending[msgID] = Pending(continuation: cont, method: method, start: start, deadline: deadline,
+                                           monitor: monitorTimeout, monitorDeadline: monitorTimeout.map { .now + $0 })
+                if s.sweeperRunning { return false }
+                s.sweeperRunning = true
+                return true
             }
             publishRequest(body, msgID: msgID, target: target, deadline: deadline)
-            timer = Task { await self.watchTimeout(msgID: msgID, start: start) }
+            if startSweeper { Task { await self.sweepTimeouts() } }
         }
     }
 
@@ -122,17 +125,31 @@ public final class RPCClient: Sendable {
         }
     }
 
-    private func watchTimeout(msgID: String, start: ContinuousClock.Instant) async {
+    /// Fails calls whose deadline or monitor deadline passed. Wakes at the earliest
+    /// deadline, and at least every 100 ms (a newer call may have a shorter timeout);
+    /// exits when no call is pending, so an idle client has no timer at all.
+    private func sweepTimeouts() async {
         while true {
-            guard let p = state.withLock({ $0.pending[msgID] }) else { return }
-            let wake = min(p.deadline, p.monitorDeadline ?? p.deadline)
-            if ContinuousClock.now >= wake {
-                let monitorFired = p.monitorDeadline.map { $0 < p.deadline } ?? false
-                let after = monitorFired ? p.monitor! : p.deadline - start
-                return finish(msgID, .failure(RPCCallError.timedOut(method: p.method, msgID: msgID, after: after,
-                                                                    monitor: monitorFired)))
+            let now = ContinuousClock.now
+            let (expired, next) = state.withLock { s -> ([(String, Pending)], ContinuousClock.Instant?) in
+                var expired: [(String, Pending)] = []
+                var next: ContinuousClock.Instant?
+                for (id, p) in s.pending {
+                    let due = min(p.deadline, p.monitorDeadline ?? p.deadline)
+                    if due <= now { expired.append((id, p)) } else { next = min(next ?? due, due) }
+                }
+                for (id, _) in expired { s.pending[id] = nil }
+                if next == nil { s.sweeperRunning = false }
+                return (expired, next)
             }
-            do { try await Task.sleep(until: wake, clock: .continuous) } catch { return }  // cancelled: call done
+            for (id, p) in expired {
+                let monitorFired = p.monitorDeadline.map { $0 < p.deadline && $0 <= now } ?? false
+                let after = monitorFired ? p.monitor! : p.deadline - p.start
+                p.continuation.resume(throwing: RPCCallError.timedOut(method: p.method, msgID: id, after: after,
+                                                                      monitor: monitorFired))
+            }
+            guard let next else { return }
+            try? await Task.sleep(until: min(next, now + .milliseconds(100)), clock: .continuous)
         }
     }
 
