@@ -124,7 +124,7 @@ wait_for_line() {
 
 bold "aos demo: a controller and two agents on a simulated shared VG"
 say "Files of this run: $DIR"
-if ((setup)); then step "Checking/installing dependencies (scripts/setup.sh)" setup "$ROOT/scripts/setup.sh"; fi
+if ((setup)); then step "Checking/installing dependencies (scripts/setup.sh --apt)" setup "$ROOT/scripts/setup.sh" --apt; fi
 command -v swift >/dev/null || fail "swift is not on PATH: install Swift 6 (https://swift.org/install)"
 if ((build)); then
     step "Building aos-controller, aos-agent and aosctl (swift build; the first build takes minutes)" build \
