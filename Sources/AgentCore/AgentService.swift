@@ -20,11 +20,14 @@ public enum AgentMethod: String, Sendable, CaseIterable {
     case vgInfo = "vg_info"
     case lockStatus = "lock_status"
     case health
+    /// `vgchange --lock-start VG`: the step of a recovery (after `lvmlockctl --drop`) and
+    /// the only way out of the `lost` state without restarting the agent.
+    case startLockspace = "start_lockspace"
 
     /// Methods that change LVM state; refused with `not_ready` until the boot sequence is done.
     public var isMutating: Bool {
         switch self {
-        case .createLV, .extendLV, .refreshLV, .deleteLV, .activateLV, .deactivateLV: return true
+        case .createLV, .extendLV, .refreshLV, .deleteLV, .activateLV, .deactivateLV, .startLockspace: return true
         case .lvInfo, .listLVs, .vgInfo, .lockStatus, .health: return false
         }
     }
@@ -157,21 +160,21 @@ public final class AgentService: Sendable {
             let (vg, name) = try lvArguments(&r)
             let size = try r.size()
             try r.finish()
-            try requireReady(m)
+            try requireReady(m, vg: vg)
             return try await withLV(vg, name, deadline) { () async throws(ServiceError) in try await self.createLV(vg, name, size) }
         case .extendLV:
             let (vg, name) = try lvArguments(&r)
             let size = try r.size()
             let sharedUpdate = try r.optionalBool("shared_update") ?? false
             try r.finish()
-            try requireReady(m)
+            try requireReady(m, vg: vg)
             return try await withLV(vg, name, deadline) { () async throws(ServiceError) in
                 try await self.extendLV(vg, name, size, sharedUpdate: sharedUpdate)
             }
         case .refreshLV:
             let (vg, name) = try lvArguments(&r)
             try r.finish()
-            try requireReady(m)
+            try requireReady(m, vg: vg)
             return try await withLV(vg, name, deadline) { () async throws(ServiceError) in try await self.refreshLV(vg, name) }
         case .deleteLV:
             let (vg, name) = try lvArguments(&r)
@@ -181,7 +184,7 @@ public final class AgentService: Sendable {
                 throw r.fail("volume_clear_size_mb", "argument 'volume_clear_size_mb' must be between 0 and \(LVSize.maxBytes >> 20), got \(clearMiB)")
             }
             try r.finish()
-            try requireReady(m)
+            try requireReady(m, vg: vg)
             return try await withLV(vg, name, deadline) { () async throws(ServiceError) in
                 try await self.deleteLV(vg, name, clear: clear == "zero", clearMiB: UInt64(clearMiB))
             }
@@ -190,12 +193,12 @@ public final class AgentService: Sendable {
             let modeText = try r.optionalChoice("mode", LVActivationMode.allCases.map(\.rawValue)) ?? "exclusive"
             let mode = LVActivationMode(rawValue: modeText)!
             try r.finish()
-            try requireReady(m)
+            try requireReady(m, vg: vg)
             return try await withLV(vg, name, deadline) { () async throws(ServiceError) in try await self.activateLV(vg, name, mode) }
         case .deactivateLV:
             let (vg, name) = try lvArguments(&r)
             try r.finish()
-            try requireReady(m)
+            try requireReady(m, vg: vg)
             return try await withLV(vg, name, deadline) { () async throws(ServiceError) in try await self.deactivateLV(vg, name) }
         case .lvInfo:
             let (vg, name) = try lvArguments(&r)
@@ -215,6 +218,27 @@ public final class AgentService: Sendable {
         case .health:
             try r.finish()
             return health()
+        case .startLockspace:
+            let vg = try vgArgument(&r)
+            try r.finish()
+            let ready = runtime.withLock { $0.ready }
+            guard ready else { throw .agent(.notReady, "the agent on host \(host) is not ready yet; start_lockspace refused", host: host) }
+            return try await withSlot(deadline, vg: vg) { () async throws(ServiceError) in
+                let before = self.runtime.withLock { $0.lockspaces[vg] }
+                await self.startLockspace(vg)
+                let (after, problem) = self.runtime.withLock { ($0.lockspaces[vg], $0.vgProblems[vg]) }
+                if after != .started {
+                    let hint = after == .lost
+                        ? "the lease storage still fails: deactivate the VG's LVs and run lvmlockctl --drop \(vg) first"
+                        : (problem ?? "see the agent log")
+                    throw ServiceError(code: after == .lost ? LVMErrorCode.lockspaceLost.rawValue : LVMErrorCode.lockspaceNotStarted.rawValue,
+                                       message: "cannot start the lockspace of VG \(vg) on host \(self.host): \(hint)",
+                                       details: ["host": .string(self.host), "vg": .string(vg)])
+                }
+                self.setPhase("ready", status: "ready")
+                return ["host": .string(self.host), "vg": .string(vg), "lockspace": "started",
+                        "changed": .bool(before != .started)]
+            }
         }
     }
 
@@ -236,11 +260,23 @@ public final class AgentService: Sendable {
         return (vg, name)
     }
 
-    private func requireReady(_ m: AgentMethod) throws(ServiceError) {
-        let (ready, phase) = runtime.withLock { ($0.ready, $0.phase) }
+    /// Mutating methods need a finished boot and a lockspace that was not lost: after
+    /// sanlock lost the lease storage, LVM commands hang (queued I/O) or fail (failing
+    /// I/O), so the agent refuses at once and says what to do.
+    private func requireReady(_ m: AgentMethod, vg: String) throws(ServiceError) {
+        let (ready, phase, lockspace) = runtime.withLock { ($0.ready, $0.phase, $0.lockspaces[vg]) }
         guard ready else {
             throw .agent(.notReady, "the agent on host \(host) is not ready yet (\(phase)); \(m.rawValue) refused",
                          host: host, extra: ["phase": .string(phase)])
+        }
+        if lockspace == .lost {
+            throw ServiceError(
+                code: LVMErrorCode.lockspaceLost.rawValue,
+                message: "the sanlock lockspace of VG \(vg) on host \(host) was lost (lease storage failed); \(m.rawValue) refused. "
+                    + "Recover the host: fail its queued I/O, deactivate its LVs, lvmlockctl --drop \(vg), vgchange --lock-start \(vg) "
+                    + "(docs/agent.md, 'Lockspace lost'), then restart aos-agent",
+                details: ["host": .string(host), "vg": .string(vg), "method": .string(m.rawValue),
+                          "hint": .string("lockspace lost: run the recovery runbook for \(vg) on \(host)")])
         }
     }
 

@@ -201,9 +201,14 @@ struct AgentOperationTests {
         c.sim.failLockspace(vg: "vg1", host: "host-a")
         await expectError("lock_storage_failed") { try await a.call("create_lv", ["vg": "vg1", "name": "v2", "size_gb": 1]) }
         #expect(a.health()["vgs"] == ["vg1": ["lockspace": "lost"]])
+        // Lock start before the drop cannot succeed: the storage still fails.
+        await expectError("lockspace_lost") { try await a.call("start_lockspace", ["vg": "vg1"]) }
         c.sim.dropLockspace(vg: "vg1", host: "host-a")
-        await expectError("lockspace_not_started") { try await a.call("activate_lv", ["vg": "vg1", "name": "v1"]) }
-        #expect(a.health()["vgs"] == ["vg1": ["lockspace": "not_started"]])
+        // After lvmlockctl --drop: lock start brings the VG back without restarting the agent.
+        let r = try await a.call("start_lockspace", ["vg": "vg1"])
+        #expect(r["lockspace"] == "started" && r["changed"] == true)
+        #expect(a.health()["vgs"] == ["vg1": ["lockspace": "started"]])
+        #expect(try await a.call("activate_lv", ["vg": "vg1", "name": "v1"])["changed"] == true)
     }
 
     @Test func pvWaitTimesOutAndBootStillCompletes() async throws {
@@ -266,5 +271,35 @@ struct AgentOperationTests {
         // Only the first request's calls ran after the snapshot; the expired one ran nothing.
         #expect(!c.sim.calls.contains { $0.method == "deactivate" })
         #expect(c.sim.lockHolders(vg: "vg1", lv: "v1")?.exclusive == "host-a")
+    }
+}
+
+@Suite struct LockspaceLossTests {
+    @Test func lostLockspaceIsReportedAndFailsMutationsFast() async throws {
+        let c = Cluster()
+        let a = try await c.agent("host-a", hostId: 1)
+        _ = try await a.call("create_lv", ["vg": "vg1", "name": "volume-1", "size_gb": 1])
+        c.sim.failLockspace(vg: "vg1", host: "host-a")
+        // lvcreate reports "VG vg1 lock failed: storage failed for sanlock leases" (lab notes);
+        // that text is how the agent learns of the loss when no kill command told it.
+        _ = await expectError("lock_storage_failed") {
+            try await a.call("create_lv", ["vg": "vg1", "name": "volume-2", "size_gb": 1])
+        }
+        #expect(a.health()["vgs"]?["vg1"]?["lockspace"] == "lost")
+        // From then on mutations are refused at once, naming the VG, the host and what to do,
+        // and no LVM command runs.
+        c.sim.clearCalls()
+        for (method, extra) in [("activate_lv", ["mode": JSONValue.string("shared")]), ("deactivate_lv", [:]),
+                                ("extend_lv", ["size_gb": 2]), ("delete_lv", [:])] {
+            var args: [String: JSONValue] = ["vg": "vg1", "name": "volume-1"]
+            args.merge(extra) { _, new in new }
+            let e = await expectError("lockspace_lost") { try await a.call(method, args) }
+            #expect(e?.message.contains("vg1") == true && e?.message.contains("host-a") == true)
+            #expect(e?.message.contains("lvmlockctl --drop vg1") == true)
+        }
+        #expect(c.sim.calls(host: "host-a").isEmpty)
+        // Another host is unaffected.
+        let b = try await c.agent("host-b", hostId: 2)
+        #expect(try await b.call("activate_lv", ["vg": "vg1", "name": "volume-1", "mode": "exclusive"])["changed"] == true)
     }
 }
