@@ -22,6 +22,7 @@ APT_PACKAGES=(
     pkg-config       # SwiftPM finds librabbitmq through it
     rabbitmq-server  # the tests' private broker (scripts/rabbitmq-private.sh)
     libvirt-clients  # virsh, used by the lockspace-recovery code paths
+    qemu-system-x86 mmdebstrap cpio  # the VM lab (scripts/lab.sh): TCG guests built from Debian packages
     openssl          # throw-away CA and certificate for the broker's TLS listener
 )
 

@@ -1,0 +1,267 @@
+#!/usr/bin/env bash
+# The VM lab: real lvm2 + lvmlockd + sanlock in two qemu (TCG) guests sharing one disk, with the
+# release-built aos-agent inside each, driven from the host over the private RabbitMQ (issue 5).
+# See docs/testing.md.
+#
+#   scripts/lab.sh [run] [PYTEST ARGS…]   build what is missing, boot, run Tests/lab, tear down
+#   scripts/lab.sh check                  exit 0 when this machine can run the lab (else says why)
+#   scripts/lab.sh image                  build (or find in the cache) the guest image; prints its dir
+#   scripts/lab.sh agent                  build the static aos-agent; prints its path
+#   scripts/lab.sh up [DIR]               boot a lab with VG and agents and LEAVE IT RUNNING
+#   scripts/lab.sh test DIR [PYTEST ARGS…]  run Tests/lab against the running lab in DIR
+#   scripts/lab.sh sh DIR lab1 'lvs; sanlock client status'   run a command in a guest (qga)
+#   scripts/lab.sh console DIR lab1       interactive root shell on the guest's serial console
+#   scripts/lab.sh down DIR               stop a lab started with `up` (each qemu by its pid)
+#
+# Environment:
+#   AOS_LAB_CACHE=DIR        guest images cache (default /var/cache/aos-lab), keyed by a hash of
+#                            Tests/lab/build-image.sh, Tests/lab/guest/* and the kernel package
+#   AOS_LAB_AGENT_BIN=FILE   use this aos-agent instead of building it
+#   AOS_LAB_RUN_DIR=DIR      where this run's disks, sockets and logs go (default: a new /tmp dir,
+#                            removed after a passing run, kept after a failing one)
+#   AOS_LAB_KEEP=1           keep the run directory (and, with `run`, leave nothing running anyway)
+#   AOS_LAB_TIMEOUT=SECS     hard limit for the pytest part of `run` (default 1200)
+#   AOS_LAB_CRASH=0          skip the crash-reboot test (it waits ~85 s for sanlock's lease expiry)
+#   AOS_TEST_AMQP_URL        an already running broker (scripts/test.sh exports it); otherwise a
+#                            private one is started (scripts/rabbitmq-private.sh) and stopped
+# Exit status: that of pytest for run/test; 1 on a setup failure; 2 on bad usage.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+LAB="$ROOT/Tests/lab"
+CACHE="${AOS_LAB_CACHE:-/var/cache/aos-lab}"
+PY="$ROOT/.venv/bin/python"
+[[ -x "$PY" ]] || PY=python3
+
+log() { echo "lab.sh: $*" >&2; }
+die() { log "error: $*"; exit 1; }
+now() { date +%s; }
+
+# ---- can it run here? -----------------------------------------------------------------------
+check() {
+    local missing=() t
+    for t in qemu-system-x86_64 mmdebstrap cpio dpkg apt-get; do
+        command -v "$t" >/dev/null || missing+=("$t")
+    done
+    if ((${#missing[@]})); then
+        echo "lab.sh: cannot run the lab: missing ${missing[*]} (scripts/setup.sh --apt installs them)"
+        return 1
+    fi
+    if ((EUID != 0)); then
+        echo "lab.sh: cannot run the lab: mmdebstrap and the image build need root"
+        return 1
+    fi
+    if ! qemu-system-x86_64 -accel help 2>/dev/null | grep -qx tcg; then
+        echo "lab.sh: cannot run the lab: this qemu has no TCG"
+        return 1
+    fi
+    return 0
+}
+
+# ---- guest image ----------------------------------------------------------------------------
+kernel_package() {
+    apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}'
+}
+
+image_dir() {
+    local kpkg key
+    kpkg="$(kernel_package)"
+    if [[ -z "$kpkg" ]]; then
+        apt-get update -q >&2 || true
+        kpkg="$(kernel_package)"
+    fi
+    [[ -n "$kpkg" ]] || die "no linux-image-*-amd64 package known to apt"
+    key="$( (echo "$kpkg"; cat "$LAB/build-image.sh"; find "$LAB/guest" -type f | LC_ALL=C sort | xargs cat) |
+        sha256sum | cut -c1-16)"
+    echo "$CACHE/image-$key"
+}
+
+build_image() { # prints the image dir; builds it when not cached
+    local dir tmp t0
+    dir="$(image_dir)"
+    if [[ -f "$dir/initrd.cpio" && -f "$dir/vmlinuz" ]]; then
+        log "guest image cached: $dir"
+        echo "$dir"
+        return 0
+    fi
+    mkdir -p "$CACHE"
+    tmp="$dir.tmp.$$"
+    rm -rf "$tmp"
+    t0=$(now)
+    log "building the guest image into $dir (log: $CACHE/build.log)"
+    if ! AOS_LAB_KERNEL_PACKAGE="$(kernel_package)" bash "$LAB/build-image.sh" "$tmp" >"$CACHE/build.log" 2>&1; then
+        tail -30 "$CACHE/build.log" >&2
+        rm -rf "$tmp"
+        die "guest image build failed (full log: $CACHE/build.log)"
+    fi
+    rm -rf "$dir"
+    mv "$tmp" "$dir"
+    # Keep the cache small: the two newest images.
+    ls -1dt "$CACHE"/image-* 2>/dev/null | grep -v '\.tmp\.' | tail -n +3 | xargs -r rm -rf
+    log "guest image built in $(($(now) - t0)) s: $(grep -E '^(kernel|initrd_bytes)=' "$dir/image.info" | tr '\n' ' ')"
+    echo "$dir"
+}
+
+# ---- agent ----------------------------------------------------------------------------------
+build_agent() { # prints the binary's path
+    if [[ -n "${AOS_LAB_AGENT_BIN:-}" ]]; then
+        [[ -x "$AOS_LAB_AGENT_BIN" ]] || die "AOS_LAB_AGENT_BIN=$AOS_LAB_AGENT_BIN is not executable"
+        echo "$AOS_LAB_AGENT_BIN"
+        return 0
+    fi
+    local t0 bin blog="$ROOT/.build-static/lab-agent-build.log"
+    t0=$(now)
+    mkdir -p "$ROOT/.build-static"
+    log "building aos-agent: swift build -c release --static-swift-stdlib (scratch .build-static, log $blog)"
+    if ! (cd "$ROOT" && swift build -c release --static-swift-stdlib --scratch-path .build-static \
+        --product aos-agent >"$blog" 2>&1); then
+        tail -40 "$blog" >&2
+        die "static aos-agent build failed (log: $blog)"
+    fi
+    bin="$(cd "$ROOT" && swift build -c release --static-swift-stdlib --scratch-path .build-static --show-bin-path)/aos-agent"
+    [[ -x "$bin" ]] || die "no aos-agent at $bin"
+    log "aos-agent built in $(($(now) - t0)) s: $bin"
+    echo "$bin"
+}
+
+# Image and agent in parallel: the image build is mostly downloads and dpkg, the agent build CPU.
+build_both() { # sets IMAGE and AGENT
+    local img_out img_pid rc=0
+    img_out="$(mktemp)"
+    build_image >"$img_out" &
+    img_pid=$!
+    AGENT="$(build_agent)" || rc=$?
+    wait "$img_pid" || rc=1
+    IMAGE="$(tail -1 "$img_out")"
+    rm -f "$img_out"
+    ((rc == 0)) || die "build failed"
+}
+
+# ---- broker ---------------------------------------------------------------------------------
+BROKER_DIR=""
+ensure_broker() {
+    if [[ -n "${AOS_TEST_AMQP_URL:-}" ]]; then
+        log "using broker $AOS_TEST_AMQP_URL"
+        return 0
+    fi
+    BROKER_DIR="$(mktemp -d "${TMPDIR:-/tmp}/aos-lab-broker.XXXXXX")"
+    bash "$ROOT/scripts/rabbitmq-private.sh" start "$BROKER_DIR" >&2 || die "could not start a private broker"
+    set -a
+    # shellcheck source=/dev/null
+    . "$BROKER_DIR/broker.env"
+    set +a
+}
+stop_broker() {
+    if [[ -n "$BROKER_DIR" ]]; then
+        bash "$ROOT/scripts/rabbitmq-private.sh" stop "$BROKER_DIR" >&2 || true
+        rm -rf "$BROKER_DIR"
+        BROKER_DIR=""
+    fi
+}
+
+# ---- teardown -------------------------------------------------------------------------------
+RUN_DIR=""
+# Stops every qemu whose pidfile is in RUN_DIR, by pid (checked to be that run's qemu).
+stop_guests() {
+    local dir="$1" pidfile pid
+    [[ -n "$dir" && -d "$dir" ]] || return 0
+    "$PY" "$LAB/labvm.py" down "$dir" 2>/dev/null || true
+    for pidfile in "$dir"/*.pid; do
+        [[ -f "$pidfile" ]] || continue
+        pid="$(cat "$pidfile" 2>/dev/null || true)"
+        [[ "$pid" =~ ^[0-9]+$ ]] || continue
+        if kill -0 "$pid" 2>/dev/null && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$dir"; then
+            log "killing qemu pid $pid ($pidfile)"
+            kill -KILL "$pid" 2>/dev/null || true
+        fi
+    done
+}
+
+# ---- commands -------------------------------------------------------------------------------
+cmd_run() {
+    local t0 rc=0 status keep="${AOS_LAB_KEEP:-0}"
+    [[ -n "${AOS_LAB_RUN_DIR:-}" ]] && keep=1 # a directory the caller chose is never removed
+    t0=$(now)
+    check >&2 || exit 1
+    build_both
+    local t_build=$(($(now) - t0))
+    ensure_broker
+    RUN_DIR="${AOS_LAB_RUN_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/aos-lab.XXXXXX")}"
+    mkdir -p "$RUN_DIR"
+    RUN_DIR="$(cd "$RUN_DIR" && pwd)"
+    # shellcheck disable=SC2064
+    trap "stop_guests '$RUN_DIR'; stop_broker" EXIT
+    trap 'log "interrupted"; exit 130' INT
+    trap 'log "terminated"; exit 143' TERM
+    log "run directory $RUN_DIR (guest consoles *.console.log, agent logs share/*/agent.log)"
+    export AOS_LAB_IMAGE="$IMAGE" AOS_LAB_AGENT_BIN="$AGENT" AOS_LAB_RUN_DIR="$RUN_DIR"
+    timeout --kill-after=30 "${AOS_LAB_TIMEOUT:-1200}" \
+        "$PY" -m pytest -q -p no:cacheprovider -rfEs --timeout=900 "$LAB" "$@" || rc=$?
+    stop_guests "$RUN_DIR"
+    stop_broker
+    trap - EXIT
+    case "$rc" in
+    0) status=passed ;;
+    124) status="TIMED OUT after ${AOS_LAB_TIMEOUT:-1200} s" ;;
+    *) status="FAILED (pytest exit $rc)" ;;
+    esac
+    log "lab $status: build/cache ${t_build} s, whole lab $(($(now) - t0)) s"
+    if ((rc == 0)) && [[ "$keep" != 1 ]]; then
+        rm -rf "$RUN_DIR"
+    else
+        log "logs kept in $RUN_DIR"
+    fi
+    return "$rc"
+}
+
+cmd_up() {
+    check >&2 || exit 1
+    build_both
+    ensure_broker
+    if [[ -n "$BROKER_DIR" ]]; then
+        log "private broker started for this lab: $AOS_TEST_AMQP_URL (dir $BROKER_DIR;" \
+            "stop it with: scripts/rabbitmq-private.sh stop $BROKER_DIR)"
+    fi
+    BROKER_DIR="" # left running with the lab
+    RUN_DIR="${1:-$(mktemp -d "${TMPDIR:-/tmp}/aos-lab.XXXXXX")}"
+    mkdir -p "$RUN_DIR"
+    RUN_DIR="$(cd "$RUN_DIR" && pwd)"
+    AOS_LAB_TAG="$(head -c3 /dev/urandom | od -An -tx1 | tr -d ' \n')" \
+        "$PY" "$LAB/labvm.py" up "$RUN_DIR" --image "$IMAGE" --agent "$AGENT" --amqp-url "$AOS_TEST_AMQP_URL"
+    cat >&2 <<MSG
+lab.sh: lab running in $RUN_DIR
+  tests:   scripts/lab.sh test $RUN_DIR -k exclusive
+  command: scripts/lab.sh sh $RUN_DIR lab1 'lvs -a; sanlock client status'
+  shell:   scripts/lab.sh console $RUN_DIR lab1      (Ctrl-] leaves)
+  stop:    scripts/lab.sh down $RUN_DIR
+MSG
+}
+
+cmd_test() {
+    local dir="${1:?usage: lab.sh test DIR [PYTEST ARGS…]}"
+    shift
+    AOS_LAB_ATTACH="$(cd "$dir" && pwd)" exec "$PY" -m pytest -q -p no:cacheprovider -rfEs --timeout=900 "$LAB" "$@"
+}
+
+cmd_console() {
+    local dir="${1:?usage: lab.sh console DIR NAME}" name="${2:?usage: lab.sh console DIR NAME}"
+    command -v socat >/dev/null || die "console needs socat (apt-get install socat); or use: lab.sh sh $dir $name 'CMD'"
+    log "serial console of $name; press Enter for a prompt, Ctrl-] to leave"
+    exec socat -,raw,echo=0,escape=0x1d "UNIX-CONNECT:$dir/$name.serial"
+}
+
+case "${1:-run}" in
+run) shift || true; cmd_run "$@" ;;
+check) check ;;
+image) check >&2 || exit 1; build_image ;;
+agent) build_agent ;;
+up) shift; cmd_up "$@" ;;
+test) shift; cmd_test "$@" ;;
+sh) shift; [[ $# -eq 3 ]] || die "usage: lab.sh sh DIR NAME 'SCRIPT'"; exec "$PY" "$LAB/labvm.py" sh "$@" ;;
+exec) shift; exec "$PY" "$LAB/labvm.py" exec "$@" ;;
+console) shift; cmd_console "$@" ;;
+down) shift; [[ $# -eq 1 ]] || die "usage: lab.sh down DIR"; stop_guests "$1" ;;
+-h | --help) sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//' ;;
+-*) cmd_run "$@" ;;
+*) echo "lab.sh: unknown command '$1' (see --help)" >&2; exit 2 ;;
+esac
