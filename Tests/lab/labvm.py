@@ -37,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from qga import QGA, QGAError, Result  # noqa: E402
 
 VG = "vglab"
+LAB_CONTROLLER_TOPIC = "aos-lab-controller"
 SHARED_DISK = "/dev/disk/by-id/virtio-shared0"
 # lvmlockd --sanlock-timeout: sanlock's I/O timeout. 2 s was stable over many runs (notes).
 SANLOCK_TIMEOUT = int(os.environ.get("AOS_LAB_SANLOCK_TIMEOUT", "2"))
@@ -245,6 +246,9 @@ class Guest:
             "state_dir = /var/lib/aos-agent\n"
             "lvmlocal_conf = /etc/lvm/lvmlocal.conf\n"
             "announce_interval = 5\n"
+            # A topic of their own, so the lab controller hears only the real agents
+            # (the simulated comparison agents announce to the default topic).
+            f"controller_topic = {LAB_CONTROLLER_TOPIC}\n"
             "pv_wait_timeout = 300\n"
             "log_level = debug\n"
             + extra

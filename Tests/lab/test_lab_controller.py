@@ -1,0 +1,132 @@
+"""End to end through the controller on the host, against the two real-LVM guests (issue 5).
+
+The controller runs on the host (the debug build the test command made) on its own topic; the
+lab agents announce to that topic. Everything goes through a Python oslo.messaging client, as
+the Cinder driver would call it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Iterator
+
+import oslo_messaging
+import pytest
+
+from conftest import REPO, interop
+from labvm import LAB_CONTROLLER_TOPIC, VG, Guest
+
+pytestmark = pytest.mark.timeout(900)
+
+
+def swift_bin_dir() -> Path:
+    override = os.environ.get("AOS_SWIFT_BIN_PATH")
+    if override:
+        return Path(override)
+    cmd = [shutil.which("swift") or "swift", "build", "--show-bin-path"]
+    if os.environ.get("AOS_SWIFT_SCRATCH_PATH"):
+        cmd += ["--scratch-path", os.environ["AOS_SWIFT_SCRATCH_PATH"]]
+    out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300, check=True).stdout
+    return Path(out.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def controller(lab, amqp_url: str, hosts, tmp_path_factory) -> Iterator[None]:
+    binary = swift_bin_dir() / "aos-controller"
+    if not binary.exists():
+        pytest.fail(f"{binary} not built: run `swift build` (scripts/test.sh does)", pytrace=False)
+    log = tmp_path_factory.mktemp("controller") / "controller.log"
+    with open(log, "wb") as err:
+        proc = subprocess.Popen(
+            [str(binary), "--set", f"DEFAULT.transport_url={amqp_url}", "--set", "DEFAULT.host=lab-controller",
+             "--set", f"controller.topic={LAB_CONTROLLER_TOPIC}", "--set", "controller.agent_response_timeout=120",
+             "--set", f"controller.preferred_hosts={hosts[0]}"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err, text=True, start_new_session=True)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line.startswith("READY"), f"controller did not start: {line!r}\n{log.read_text()[-3000:]}"
+        yield
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def api(controller, oslo_transport) -> Any:
+    target = oslo_messaging.Target(topic=LAB_CONTROLLER_TOPIC, version="1.0")
+    return oslo_messaging.get_rpc_client(oslo_transport, target, timeout=180)
+
+
+def wait_for_agents(api: Any, hosts: tuple[str, str], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        agents = api.call({}, "list_agents")
+        rows = agents["agents"] if isinstance(agents, dict) else agents
+        alive = {a["host"] for a in rows if a.get("status") == "alive" and a.get("ready")}
+        if set(hosts) <= alive:
+            return
+        assert time.monotonic() < deadline, f"lab agents not alive in the controller's view: {agents}"
+        time.sleep(1)
+
+
+def remote(fn, *args, **kwargs) -> oslo_messaging.RemoteError:
+    with pytest.raises(oslo_messaging.RemoteError) as info:
+        fn(*args, **kwargs)
+    return info.value
+
+
+def device_size(g: Guest, name: str) -> int:
+    r = g.sh(f"blockdev --getsize64 /dev/{VG}/{name}", check=True)
+    return int(r.stdout.strip())
+
+
+def test_controller_end_to_end_on_real_lvm(api, hosts, g1: Guest, g2: Guest) -> None:
+    h1, h2 = hosts
+    wait_for_agents(api, hosts)
+    name = f"volume-{uuid.uuid4().hex[:8]}"
+    r = api.call({}, "create_volume", name=name, size_bytes=64 << 20)
+    assert r["changed"] is True
+
+    api.call({}, "activate_volume", name=name, host=h1, mode="exclusive")
+    for mode in ("exclusive", "shared"):
+        err = remote(api.call, {}, "activate_volume", name=name, host=h2, mode=mode)
+        assert err.exc_type == "LockedByOtherHost", err
+        assert h1 in err.value, err.value  # names the holder
+
+    api.call({}, "deactivate_volume", name=name, host=h1)
+    api.call({}, "activate_volume", name=name, host=h2, mode="exclusive")
+    # Extend while active exclusively: runs on the holder, which sees the new size at once.
+    r = api.call({}, "extend_volume", name=name, size_bytes=96 << 20)
+    assert r["size_bytes"] == 96 << 20, r
+    assert device_size(g2, name) == 96 << 20
+    api.call({}, "deactivate_volume", name=name, host=h2)
+
+    api.call({}, "activate_volume", name=name, host=h1, mode="shared")
+    api.call({}, "activate_volume", name=name, host=h2, mode="shared")
+    v = api.call({}, "get_volume", name=name)
+    assert {a["host"]: a["mode"] for a in v["active_on"]} == {h1: "shared", h2: "shared"}, v
+    # Extend while shared: shared-update extend on one holder, refresh on the other.
+    r = api.call({}, "extend_volume", name=name, size_bytes=128 << 20)
+    assert device_size(g1, name) == 128 << 20 and device_size(g2, name) == 128 << 20, r
+
+    err = remote(api.call, {}, "delete_volume", name=name)
+    assert err.exc_type in ("Busy", "LockedByOtherHost"), err
+    api.call({}, "deactivate_volume", name=name, host=h1)
+    api.call({}, "deactivate_volume", name=name, host=h2)
+    r = api.call({}, "delete_volume", name=name, volume_clear="none")
+    assert r["changed"] is True
+
+    stats = api.call({}, "pool_stats")
+    vgs = g1.sh(f"vgs --noheadings --units b --nosuffix -o vg_size,vg_free {VG}", check=True).stdout.split()
+    pool = stats["pools"][0] if "pools" in stats else stats
+    assert (pool["total_bytes"], pool["free_bytes"]) == (int(vgs[0]), int(vgs[1])), (stats, vgs)
