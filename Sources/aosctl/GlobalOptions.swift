@@ -137,6 +137,20 @@ struct Session {
         }
     }
 
+    /// A volume operation: through the controller (which picks or is told the host), or with
+    /// --direct straight to that host's agent, whose API needs the VG and takes no host.
+    func volumeCall(direct: String?, agentMethod: String, controllerMethod: String, vg: String?,
+                    host: String? = nil, _ args: [String: JSONValue]) async throws(CLIError) -> JSONValue {
+        var args = args
+        if let direct {
+            args["vg"] = .string(try await directVG(direct, vg))
+            return try await agent(direct, agentMethod, args)
+        }
+        if let vg { args["vg"] = .string(vg) }
+        if let host { args["host"] = .string(host) }
+        return try await controller(controllerMethod, args)
+    }
+
     /// With --direct: the VG to use (the given one, or the only one the agent serves).
     func directVG(_ host: String, _ vg: String?) async throws(CLIError) -> String {
         if let vg { return vg }

@@ -21,15 +21,8 @@ struct VolumeActivate: AsyncParsableCommand {
     func run() async throws {
         let target = host ?? global.direct!
         try await runCommand(global) { s throws(CLIError) in
-            let r: JSONValue
-            if global.direct != nil {
-                let vg = try await s.directVG(target, vg)
-                r = try await s.agent(target, "activate_lv", ["vg": .string(vg), "name": .string(name), "mode": .string(mode.rawValue)])
-            } else {
-                var args: [String: JSONValue] = ["name": .string(name), "host": .string(target), "mode": .string(mode.rawValue)]
-                if let vg { args["vg"] = .string(vg) }
-                r = try await s.controller("activate_volume", args)
-            }
+            let r = try await s.volumeCall(direct: global.direct, agentMethod: "activate_lv", controllerMethod: "activate_volume",
+                                           vg: vg, host: target, ["name": .string(name), "mode": .string(mode.rawValue)])
             let what = "\(text(r["vg"]))/\(name)"
             var out = r["changed"]?.boolValue == false
                 ? "Volume \(what) was already active (\(mode.rawValue)) on \(target)."

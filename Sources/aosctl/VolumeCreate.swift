@@ -17,15 +17,8 @@ struct VolumeCreate: AsyncParsableCommand {
     func run() async throws {
         let bytes = parseSize(size)!
         try await runCommand(global) { s throws(CLIError) in
-            let r: JSONValue
-            if let host = global.direct {
-                let vg = try await s.directVG(host, vg)
-                r = try await s.agent(host, "create_lv", ["vg": .string(vg), "name": .string(name), "size_bytes": .int(bytes)])
-            } else {
-                var args: [String: JSONValue] = ["name": .string(name), "size_bytes": .int(bytes)]
-                if let vg { args["vg"] = .string(vg) }
-                r = try await s.controller("create_volume", args)
-            }
+            let r = try await s.volumeCall(direct: global.direct, agentMethod: "create_lv", controllerMethod: "create_volume",
+                                           vg: vg, ["name": .string(name), "size_bytes": .int(bytes)])
             let what = "\(text(r["vg"]))/\(name) (\(humanSize(r["size_bytes"])))"
             return (r, r["changed"]?.boolValue == false
                 ? "Volume \(what) already exists with that size; nothing changed."

@@ -18,15 +18,8 @@ struct VolumeDeactivate: AsyncParsableCommand {
     func run() async throws {
         let target = host ?? global.direct!
         try await runCommand(global) { s throws(CLIError) in
-            let r: JSONValue
-            if global.direct != nil {
-                let vg = try await s.directVG(target, vg)
-                r = try await s.agent(target, "deactivate_lv", ["vg": .string(vg), "name": .string(name)])
-            } else {
-                var args: [String: JSONValue] = ["name": .string(name), "host": .string(target)]
-                if let vg { args["vg"] = .string(vg) }
-                r = try await s.controller("deactivate_volume", args)
-            }
+            let r = try await s.volumeCall(direct: global.direct, agentMethod: "deactivate_lv",
+                                           controllerMethod: "deactivate_volume", vg: vg, host: target, ["name": .string(name)])
             let what = "\(text(r["vg"]))/\(name)"
             var out = r["changed"]?.boolValue == false ? "Volume \(what) was not active on \(target)."
                 : "Deactivated volume \(what) on \(target)."

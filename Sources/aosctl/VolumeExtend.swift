@@ -17,15 +17,8 @@ struct VolumeExtend: AsyncParsableCommand {
     func run() async throws {
         let bytes = parseSize(size)!
         try await runCommand(global) { s throws(CLIError) in
-            let r: JSONValue
-            if let host = global.direct {
-                let vg = try await s.directVG(host, vg)
-                r = try await s.agent(host, "extend_lv", ["vg": .string(vg), "name": .string(name), "size_bytes": .int(bytes)])
-            } else {
-                var args: [String: JSONValue] = ["name": .string(name), "size_bytes": .int(bytes)]
-                if let vg { args["vg"] = .string(vg) }
-                r = try await s.controller("extend_volume", args)
-            }
+            let r = try await s.volumeCall(direct: global.direct, agentMethod: "extend_lv", controllerMethod: "extend_volume",
+                                           vg: vg, ["name": .string(name), "size_bytes": .int(bytes)])
             let what = "\(text(r["vg"]))/\(name)"
             if r["changed"]?.boolValue == false { return (r, "Volume \(what) is already \(humanSize(r["size_bytes"])); nothing changed.") }
             var out = "Extended volume \(what) to \(humanSize(r["size_bytes"])) on \(text(r["host"]))."
