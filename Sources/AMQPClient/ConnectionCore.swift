@@ -92,7 +92,12 @@ final class ConnectionCore {
         } else {
             timeoutMs = max(0, (nextAttemptAt - now).milliseconds)
         }
-        if let soonest = (waiting.map(\.deadline) + pending.values.map(\.deadline)).min() {
+        // Runs on every loop turn (every publish): find the soonest deadline without
+        // building arrays.
+        var soonest: ContinuousClock.Instant?
+        for w in waiting where soonest.map({ w.deadline < $0 }) ?? true { soonest = w.deadline }
+        for p in pending.values where soonest.map({ p.deadline < $0 }) ?? true { soonest = p.deadline }
+        if let soonest {
             timeoutMs = min(timeoutMs, max(0, (soonest - now).milliseconds + 1))
         }
         var fds = [pollfd(fd: mailbox.eventFD, events: Int16(POLLIN), revents: 0)]
