@@ -58,9 +58,15 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // The VMs on this host that use LVs (libvirt through `virsh` by argv), for recovery.
+        .target(
+            name: "Hypervisor",
+            dependencies: ["SharedLVM"],
+            swiftSettings: strict
+        ),
         .target(
             name: "AgentCore",
-            dependencies: ["OsloRPC", "RPCWire", "SharedLVM", "AOSConfig", "AMQPClient",
+            dependencies: ["OsloRPC", "RPCWire", "SharedLVM", "Hypervisor", "AOSConfig", "AMQPClient",
                            .product(name: "Logging", package: "swift-log"),
                            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
             swiftSettings: strict
@@ -113,6 +119,7 @@ let package = Package(
         .testTarget(name: "OsloRPCTests", dependencies: ["OsloRPC", "RPCWire", "AMQPClient"], swiftSettings: strict),
         .testTarget(name: "AOSConfigTests", dependencies: ["AOSConfig"], swiftSettings: strict),
         .testTarget(name: "SharedLVMTests", dependencies: ["SharedLVM"], swiftSettings: strict),
+        .testTarget(name: "HypervisorTests", dependencies: ["Hypervisor", "SharedLVM"], swiftSettings: strict),
         .testTarget(name: "AgentCoreTests", dependencies: ["AgentCore", "SharedLVM", "RPCWire"], swiftSettings: strict),
         .testTarget(name: "ControllerCoreTests", dependencies: ["ControllerCore", "OsloRPC", "RPCWire"], swiftSettings: strict),
     ]
