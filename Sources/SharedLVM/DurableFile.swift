@@ -8,6 +8,7 @@ public enum DurableFile {
     public struct Failure: Error, Sendable, CustomStringConvertible {
         public var message: String
         public var description: String { message }
+        public init(message: String) { self.message = message }
     }
 
     public static func errorText(_ code: Int32) -> String { String(cString: strerror(code)) }
@@ -69,4 +70,8 @@ public enum DurableFile {
             close(dfd)
         }
     }
+
+    /// Removes a file; a missing file is not an error. False when it could not be removed.
+    @discardableResult
+    public static func remove(_ path: String) -> Bool { unlink(path) == 0 || errno == ENOENT }
 }

@@ -73,6 +73,15 @@ public protocol LVMBackend: Sendable {
 
     /// Boot wait: true once the VG is visible with none of its PVs missing.
     func pvsPresent(vg: String) async throws(LVMError) -> Bool
+
+    /// Recovery: what LVM says about the VG's lockspace on this host. nil: it works;
+    /// `lockStorageFailed`: sanlock lost the lease storage (its own status does not show
+    /// that, LVM's warnings do); `lockspaceNotStarted`: not joined, or dropped.
+    func lockspaceProblem(vg: String) async throws(LVMError) -> LVMErrorCode?
+
+    /// `lvmlockctl --drop VG`: forgets a killed lockspace and its locks. Only after the
+    /// VG's LVs are deactivated on this host; on a healthy lockspace it silently drops it.
+    func dropLockspace(vg: String) async throws(LVMError)
 }
 
 extension LVMBackend {

@@ -50,6 +50,9 @@ public enum LVMCommands {
     public static func lockStart(vg: String) -> [String] { ["vgchange", "--lock-start", vg] }
     public static func lockStop(vg: String) -> [String] { ["vgchange", "--lock-stop", vg] }
     public static func sanlockStatus() -> [String] { ["sanlock", "client", "status"] }
+    /// The cheapest command that takes the VG lock: its warnings tell a killed lockspace.
+    public static func probe(vg: String) -> [String] { ["vgs", "--noheadings", "-o", "vg_name", vg] }
+    public static func dropLockspace(vg: String) -> [String] { ["lvmlockctl", "--drop", vg] }
 
     public static func deviceSize(vg: String, name: String) -> [String] {
         ["blockdev", "--getsize64", "/dev/\(vg)/\(name)"]

@@ -141,6 +141,27 @@ public struct RealLVMBackend: LVMBackend {
         }
     }
 
+    public func lockspaceProblem(vg: String) async throws(LVMError) -> LVMErrorCode? {
+        try LVMError.checkNames(vg: vg)
+        // Short: with queued I/O every LVM command hangs until the path returns.
+        let result = try await runLogged(LVMCommands.probe(vg: vg), timeout: .seconds(30))
+        if result.termination == .timedOut {
+            throw LVMError(code: .timedOut, message: "vgs \(vg) did not finish within 30 s: LVM hangs, the path to the shared disk is probably down with queued I/O",
+                           stderr: result.stderr, argv: result.argv, termination: result.termination)
+        }
+        // After the path returns, vgs of a killed lockspace exits 0 with "VG … lock skipped:
+        // storage failed for sanlock leases": read the warnings whatever the exit status.
+        let (code, _) = LVMErrorClassifier.diagnose(exitStatus: 5, stderr: result.stderr)
+        if code == .lockStorageFailed || code == .lockspaceNotStarted { return code }
+        guard result.termination.isSuccess else { throw LVMErrorClassifier.error(for: result) }
+        return try await lockspaceStarted(vg: vg) ? nil : .lockspaceNotStarted
+    }
+
+    public func dropLockspace(vg: String) async throws(LVMError) {
+        try LVMError.checkNames(vg: vg)
+        try await execute(LVMCommands.dropLockspace(vg: vg))
+    }
+
     public func lockStop(vg: String) async throws(LVMError) {
         try LVMError.checkNames(vg: vg)
         try await execute(LVMCommands.lockStop(vg: vg))

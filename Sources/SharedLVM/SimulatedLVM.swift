@@ -149,6 +149,20 @@ public final class SimulatedCluster: Sendable {
         mutate { s in _ = s.vgs[vg]?.failedHosts.insert(host) }
     }
 
+    /// Simulates the other hosts' sanlock declaring `host` dead after its lease storage
+    /// failed (76–85 s in the lab): its LV locks become free for others, while its own
+    /// devices stay as they were (that host cannot know).
+    public func expireLeases(vg: String, host: String) {
+        mutate { s in
+            guard var group = s.vgs[vg] else { return }
+            for name in group.lvs.keys {
+                if group.lvs[name]!.exclusiveHolder == host { group.lvs[name]!.exclusiveHolder = nil }
+                group.lvs[name]!.sharedHolders.remove(host)
+            }
+            s.vgs[vg] = group
+        }
+    }
+
     /// `lvmlockctl --drop`: forgets the host's lockspace and every lock it held; devices
     /// stay active (that is what makes drop without deactivation unsafe).
     public func dropLockspace(vg: String, host: String) {

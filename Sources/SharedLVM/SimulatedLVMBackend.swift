@@ -242,6 +242,29 @@ public struct SimulatedLVMBackend: LVMBackend {
         }
     }
 
+    public func lockspaceProblem(vg: String) async throws(LVMError) -> LVMErrorCode? {
+        try await operation("lockspaceProblem", [vg]) { (s) throws(LVMError) in
+            try LVMError.checkNames(vg: vg)
+            let group = try self.group(s, vg, LVMCommands.probe(vg: vg))
+            if group.failedHosts.contains(hostName) { return .lockStorageFailed }
+            return group.startedHosts.contains(hostName) ? nil : .lockspaceNotStarted
+        }
+    }
+
+    public func dropLockspace(vg: String) async throws(LVMError) {
+        try await operation("dropLockspace", [vg]) { (s) throws(LVMError) in
+            try LVMError.checkNames(vg: vg)
+            guard var group = s.vgs[vg] else { return }
+            group.failedHosts.remove(hostName)
+            group.startedHosts.remove(hostName)
+            for name in group.lvs.keys {
+                if group.lvs[name]!.exclusiveHolder == hostName { group.lvs[name]!.exclusiveHolder = nil }
+                group.lvs[name]!.sharedHolders.remove(hostName)
+            }
+            s.vgs[vg] = group
+        }
+    }
+
     public func lockspaceStarted(vg: String) async throws(LVMError) -> Bool {
         try await operation("lockspaceStarted", [vg]) { (s) throws(LVMError) in
             try LVMError.checkNames(vg: vg)

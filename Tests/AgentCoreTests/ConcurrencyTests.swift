@@ -74,6 +74,8 @@ final class SlowBackend: LVMBackend {
     func deviceSize(vg: String, name: String) async throws(LVMError) -> UInt64? { try await inner.deviceSize(vg: vg, name: name) }
     func zeroLV(vg: String, name: String, bytes: UInt64?) async throws(LVMError) { try await inner.zeroLV(vg: vg, name: name, bytes: bytes) }
     func pvsPresent(vg: String) async throws(LVMError) -> Bool { try await inner.pvsPresent(vg: vg) }
+    func lockspaceProblem(vg: String) async throws(LVMError) -> LVMErrorCode? { try await inner.lockspaceProblem(vg: vg) }
+    func dropLockspace(vg: String) async throws(LVMError) { try await inner.dropLockspace(vg: vg) }
 }
 
 struct ConcurrencyTests {
