@@ -36,10 +36,13 @@ public enum AgentOptions {
     public static let controllerTopic = OptionSpec(
         "agent", "controller_topic", type: .string, default: .string("aos-controller"),
         help: "Topic of the controllers the agent announces itself to (their [controller] topic).")
+    public static let libvirtURI = OptionSpec(
+        "agent", "libvirt_uri", type: .string, default: .string("qemu:///system"),
+        help: "libvirt URI (virsh -c) of this host's VMs, which lockspace recovery stops and starts again; empty: recovery leaves VMs alone.")
 
     public static let options: [OptionSpec] = [
         volumeGroups, stateDir, lvmTimeout, maxConcurrentLVM, announceInterval, pvWaitTimeout,
-        lvmBackend, lvmlocalConf, logLevel, volumeClear, volumeClearSize, controllerTopic,
+        lvmBackend, lvmlocalConf, logLevel, volumeClear, volumeClearSize, controllerTopic, libvirtURI,
     ]
 
     /// Everything `aos-agent` reads. Other programs' sections in the same file are tolerated.
@@ -63,6 +66,7 @@ public enum AgentOptions {
         public var volumeClear: String
         public var volumeClearSizeMiB: Int
         public var controllerTopic: String
+        public var libvirtURI: String
 
         public init(_ c: Configuration) {
             messaging = CommonOptions.Messaging(c)
@@ -78,6 +82,7 @@ public enum AgentOptions {
             volumeClear = c.string(AgentOptions.volumeClear)
             volumeClearSizeMiB = c.int(AgentOptions.volumeClearSize)
             controllerTopic = c.string(AgentOptions.controllerTopic)
+            libvirtURI = c.string(AgentOptions.libvirtURI)
         }
     }
 }

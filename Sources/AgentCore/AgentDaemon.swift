@@ -1,5 +1,6 @@
 import AMQPClient
 import AOSConfig
+import Hypervisor
 import Logging
 import OsloRPC
 import RPCWire
@@ -49,6 +50,9 @@ public final class AgentDaemon: Sendable {
     let announceInterval: Duration
     let announceTopic: String
     let notifier: SystemdNotifier
+    /// The kill command's notifications (nil if the socket could not be made: the record
+    /// file is still read on every announcement tick).
+    let fenceListener: FenceListener?
 
     /// - Parameters:
     ///   - hostIdOverride: `--host-id`, accepted only with the simulated backend (the real
@@ -90,7 +94,12 @@ public final class AgentDaemon: Sendable {
         }
 
         let backend: any LVMBackend
+        let dm: any DeviceMapping
+        var hypervisor: (any Hypervisor)? = nil
         if simulated {
+            dm = NoDeviceMapper()
+            // Simulated hosts have no VMs of their own; only libvirt's test driver makes sense.
+            if settings.libvirtURI.hasPrefix("test:") { hypervisor = VirshHypervisor(uri: settings.libvirtURI) }
             let file = c.string(AgentSimulationOptions.stateFile)
             let latency = Duration.milliseconds(c.int(AgentSimulationOptions.latencyMS))
             let cluster = file.isEmpty ? SimulatedCluster(latency: latency) : SimulatedCluster(stateFile: file, latency: latency)
@@ -106,6 +115,8 @@ public final class AgentDaemon: Sendable {
             backend = RealLVMBackend(timeouts: .init(command: .seconds(settings.lvmTimeout),
                                                      lockStart: .seconds(max(settings.lvmTimeout, 300))),
                                      logger: lvmLogger)
+            dm = DMSetup()
+            if !settings.libvirtURI.isEmpty { hypervisor = VirshHypervisor(uri: settings.libvirtURI) }
         }
 
         let notifier = SystemdNotifier(environment: environment)
@@ -115,10 +126,17 @@ public final class AgentDaemon: Sendable {
             maxConcurrentLVM: settings.maxConcurrentLVM, volumeClear: settings.volumeClear,
             volumeClearSizeMiB: settings.volumeClearSizeMiB, pvWaitTimeout: .seconds(settings.pvWaitTimeout))
         do {
-            service = try AgentService(configuration: serviceConfig, backend: backend, logger: logger,
+            service = try AgentService(configuration: serviceConfig, backend: backend, dm: dm, hypervisor: hypervisor, logger: logger,
                                        onStatus: { notifier.notify("STATUS=\($0)") })
         } catch {
             throw AgentStartupError("cannot open the state directory: \(error.message)")
+        }
+        do {
+            fenceListener = try FenceListener(stateDirectory: settings.stateDir)
+        } catch {
+            logger.warning("no socket for the kill command's notifications; fence records are read every announce_interval instead",
+                           metadata: ["error": "\(error)"])
+            fenceListener = nil
         }
         announceInterval = .seconds(settings.announceInterval)
         announceTopic = settings.controllerTopic
@@ -172,6 +190,14 @@ public final class AgentDaemon: Sendable {
             "state_dir": "\(service.configuration.stateDirectory)", "version": "\(AgentVersion.current)"])
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.announceLoop() }
+            if let listener = fenceListener {
+                group.addTask {
+                    for await vg in listener.notifications {
+                        // Announced at once through activationChanges (noteFenced yields).
+                        service.noteFenced(vg)
+                    }
+                }
+            }
             await service.boot()
             if Task.isCancelled {
                 group.cancelAll()
@@ -194,6 +220,7 @@ public final class AgentDaemon: Sendable {
                 }
             }
             notifier.notify("STOPPING=1\nSTATUS=stopping")
+            fenceListener?.close()
             group.cancelAll()
         }
         logger.notice("stopped; LVs are left as they are", metadata: ["host": "\(host)"])
@@ -208,6 +235,7 @@ public final class AgentDaemon: Sendable {
             }
             group.addTask {
                 while !Task.isCancelled {
+                    self.service.checkFenceRecords()
                     await self.announce()
                     do { try await Task.sleep(for: self.announceInterval) } catch { return }
                 }

@@ -1,3 +1,4 @@
+import Hypervisor
 import Logging
 import RPCWire
 import SharedLVM
@@ -23,11 +24,13 @@ public enum AgentMethod: String, Sendable, CaseIterable {
     /// `vgchange --lock-start VG`: the step of a recovery (after `lvmlockctl --drop`) and
     /// the only way out of the `lost` state without restarting the agent.
     case startLockspace = "start_lockspace"
+    /// One step of the lockspace recovery (`aosctl recover`): `plan` changes nothing.
+    case recover
 
     /// Methods that change LVM state; refused with `not_ready` until the boot sequence is done.
     public var isMutating: Bool {
         switch self {
-        case .createLV, .extendLV, .refreshLV, .deleteLV, .activateLV, .deactivateLV, .startLockspace: return true
+        case .createLV, .extendLV, .refreshLV, .deleteLV, .activateLV, .deactivateLV, .startLockspace, .recover: return true
         case .lvInfo, .listLVs, .vgInfo, .lockStatus, .health: return false
         }
     }
@@ -99,35 +102,44 @@ public final class AgentService: Sendable {
     public let instanceID = makeUUIDHex()
     public let backend: any LVMBackend
     public let store: ActivationStore
+    /// Device-mapper: what fencing and recovery use where LVM cannot act.
+    public let dm: any DeviceMapping
+    /// This host's VMs (nil: recovery leaves VMs alone).
+    public let hypervisor: (any Hypervisor)?
     let logger: Logger
     let onStatus: @Sendable (String) -> Void
 
-    private let lvLocks = KeyedAsyncLock()
-    private let slots: AsyncSemaphore
-    private let changes: AsyncStream<Void>.Continuation
+    let lvLocks = KeyedAsyncLock()
+    let slots: AsyncSemaphore
+    let changes: AsyncStream<Void>.Continuation
     /// Yields after every change of the set of active LVs (for announcements).
     public let activationChanges: AsyncStream<Void>
 
-    private struct Runtime {
+    struct Runtime {
         var ready = false
         var phase = "starting"
         var lockspaces: [String: LockspaceState] = [:]
         var vgProblems: [String: String] = [:]
         var restoreFailures: [String: RestoreFailure] = [:]
         var storeProblems: [String] = []
+        /// The kill command's records of this boot, per VG (the lockspace is `lost` meanwhile).
+        var fenced: [String: FenceRecord] = [:]
     }
 
-    private let runtime: Mutex<Runtime>
+    let runtime: Mutex<Runtime>
 
     var host: String { configuration.host }
 
     /// - Parameters:
     ///   - logger: nil logs nothing (tests).
     ///   - onStatus: receives one-line status texts during boot (for sd_notify STATUS=).
-    public init(configuration: AgentServiceConfiguration, backend: any LVMBackend, logger: Logger? = nil,
+    public init(configuration: AgentServiceConfiguration, backend: any LVMBackend, dm: any DeviceMapping = NoDeviceMapper(),
+                hypervisor: (any Hypervisor)? = nil, logger: Logger? = nil,
                 onStatus: @escaping @Sendable (String) -> Void = { _ in }) throws(StoreError) {
         self.configuration = configuration
         self.backend = backend
+        self.dm = dm
+        self.hypervisor = hypervisor
         let logger = logger ?? Logger(label: "aos-agent", factory: { _ in SwiftLogNoOpLogHandler() })
         self.logger = logger
         self.onStatus = onStatus
@@ -218,6 +230,13 @@ public final class AgentService: Sendable {
         case .health:
             try r.finish()
             return health()
+        case .recover:
+            let vg = try vgArgument(&r)
+            let stepText = try r.optionalChoice("step", RecoveryStep.allCases.map(\.rawValue)) ?? "plan"
+            try r.finish()
+            let ready = runtime.withLock { $0.ready }
+            guard ready else { throw .agent(.notReady, "the agent on host \(host) is not ready yet; recover refused", host: host) }
+            return try await recover(vg: vg, step: RecoveryStep(rawValue: stepText)!, deadline: deadline)
         case .startLockspace:
             let vg = try vgArgument(&r)
             try r.finish()
@@ -263,7 +282,7 @@ public final class AgentService: Sendable {
     /// Mutating methods need a finished boot and a lockspace that was not lost: after
     /// sanlock lost the lease storage, LVM commands hang (queued I/O) or fail (failing
     /// I/O), so the agent refuses at once and says what to do.
-    private func requireReady(_ m: AgentMethod, vg: String) throws(ServiceError) {
+    func requireReady(_ m: AgentMethod, vg: String) throws(ServiceError) {
         let (ready, phase, lockspace) = runtime.withLock { ($0.ready, $0.phase, $0.lockspaces[vg]) }
         guard ready else {
             throw .agent(.notReady, "the agent on host \(host) is not ready yet (\(phase)); \(m.rawValue) refused",
@@ -272,11 +291,11 @@ public final class AgentService: Sendable {
         if lockspace == .lost {
             throw ServiceError(
                 code: LVMErrorCode.lockspaceLost.rawValue,
-                message: "the sanlock lockspace of VG \(vg) on host \(host) was lost (lease storage failed); \(m.rawValue) refused. "
-                    + "Recover the host: fail its queued I/O, deactivate its LVs, lvmlockctl --drop \(vg), vgchange --lock-start \(vg) "
-                    + "(docs/agent.md, 'Lockspace lost'), then restart aos-agent",
+                message: "the sanlock lockspace of VG \(vg) on host \(host) was lost (lease storage failed)"
+                    + (runtime.withLock { $0.fenced[vg] } != nil ? " and its I/O on that host was fenced" : "")
+                    + "; \(m.rawValue) refused. Recover the host: aosctl recover --host \(host) --vg \(vg) (docs/operations.md)",
                 details: ["host": .string(host), "vg": .string(vg), "method": .string(m.rawValue),
-                          "hint": .string("lockspace lost: run the recovery runbook for \(vg) on \(host)")])
+                          "hint": .string("run: aosctl recover --host \(host) --vg \(vg)")])
         }
     }
 
@@ -290,7 +309,7 @@ public final class AgentService: Sendable {
         return try await withSlot(deadline, vg: vg, lv: name, body)
     }
 
-    private func withSlot<T>(_ deadline: ContinuousClock.Instant?, vg: String? = nil, lv: String? = nil,
+    func withSlot<T>(_ deadline: ContinuousClock.Instant?, vg: String? = nil, lv: String? = nil,
                              _ body: () async throws(ServiceError) -> T) async throws(ServiceError) -> T {
         await slots.acquire()
         defer { slots.release() }
@@ -305,7 +324,7 @@ public final class AgentService: Sendable {
     }
 
     /// Runs LVM work, turning `LVMError` into the agent's error and noting lockspace trouble.
-    private func lvm<T>(_ operation: String, _ vg: String, _ lv: String?,
+    func lvm<T>(_ operation: String, _ vg: String, _ lv: String?,
                         _ body: () async throws(LVMError) -> T) async throws(ServiceError) -> T {
         do {
             return try await body()
@@ -315,7 +334,7 @@ public final class AgentService: Sendable {
         }
     }
 
-    private func noteLockspace(_ error: LVMError, vg: String) {
+    func noteLockspace(_ error: LVMError, vg: String) {
         let state: LockspaceState?
         switch error.code {
         case .lockStorageFailed, .lockspaceLost: state = .lost
@@ -507,14 +526,14 @@ public final class AgentService: Sendable {
 
     /// Drops the LV's activation record and any restore failure; true if there was a record.
     @discardableResult
-    private func forget(_ vg: String, _ name: String) -> Bool {
+    func forget(_ vg: String, _ name: String) -> Bool {
         let had = store.record(vg: vg, name: name) != nil
         do { try store.remove(vg: vg, name: name) } catch { reportStoreProblem(error, vg: vg, name: name) }
         runtime.withLock { _ = $0.restoreFailures.removeValue(forKey: "\(vg)/\(name)") }
         return had
     }
 
-    private func reportStoreProblem(_ error: StoreError, vg: String, name: String) {
+    func reportStoreProblem(_ error: StoreError, vg: String, name: String) {
         logger.error("cannot persist activation state", metadata: ["vg": "\(vg)", "lv": "\(name)", "error": "\(error)"])
         runtime.withLock { $0.storeProblems.append(error.message) }
     }
@@ -596,8 +615,16 @@ public final class AgentService: Sendable {
         let r = runtime.withLock { $0 }
         var vgs: [String: JSONValue] = [:]
         for vg in configuration.volumeGroups {
-            var entry: [String: JSONValue] = ["lockspace": .string((r.lockspaces[vg] ?? .notStarted).rawValue)]
+            let state = r.lockspaces[vg] ?? .notStarted
+            var entry: [String: JSONValue] = ["lockspace": .string(state.rawValue)]
             if let problem = r.vgProblems[vg] { entry["problem"] = .string(problem) }
+            if let f = r.fenced[vg] {
+                entry["fenced"] = ["at": .double(f.fencedAt), "complete": .bool(f.complete), "lvs": .int(Int64(f.lvs.count)),
+                                   "source": .string(f.source)]
+            }
+            if state == .lost || r.fenced[vg] != nil {
+                entry["hint"] = .string("run: aosctl recover --host \(host) --vg \(vg)")
+            }
             vgs[vg] = .object(entry)
         }
         let active = store.all.filter { r.restoreFailures[$0.key] == nil }.map(\.json)
@@ -613,7 +640,7 @@ public final class AgentService: Sendable {
 
     // MARK: - Boot
 
-    private func setPhase(_ phase: String, status: String) {
+    func setPhase(_ phase: String, status: String) {
         runtime.withLock { $0.phase = phase }
         onStatus(status)
     }
@@ -625,6 +652,14 @@ public final class AgentService: Sendable {
     public func boot() async {
         for vg in configuration.volumeGroups {
             if Task.isCancelled { return }
+            // Fenced in this boot (the agent restarted since): the VG waits for recovery;
+            // starting its lockspace now would hide LVs that still have error tables.
+            if noteFenced(vg) {
+                runtime.withLock { $0.lockspaces[vg] = .lost }
+                logger.critical("VG fenced after a lockspace loss in this boot; not starting its lockspace (run aosctl recover)",
+                                metadata: ["vg": "\(vg)"])
+                continue
+            }
             guard await waitForPVs(vg) else { continue }
             await startLockspace(vg)
         }
@@ -678,7 +713,7 @@ public final class AgentService: Sendable {
         }
     }
 
-    private func startLockspace(_ vg: String) async {
+    func startLockspace(_ vg: String) async {
         setPhase("starting_lockspaces", status: "starting the lockspace of \(vg)")
         let clock = ContinuousClock()
         let start = clock.now

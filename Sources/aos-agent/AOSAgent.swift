@@ -17,6 +17,18 @@ struct AOSAgent: AsyncParsableCommand {
         commandName: "aos-agent",
         abstract: "Node agent for shared-LVM (lvmlockd + sanlock) volumes: LVM operations over oslo RPC.",
         discussion: """
+            Without a subcommand: serve (the daemon). `aos-agent fence VG` is lvm.conf's
+            lvmlockctl_kill_command (docs/operations.md).
+            """,
+        subcommands: [AgentServe.self, AgentFence.self],
+        defaultSubcommand: AgentServe.self)
+}
+
+struct AgentServe: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Run the agent: boot sequence, then serve LVM operations over oslo RPC.",
+        discussion: """
             Configuration: --set > environment (AOS_<SECTION>_<KEY>) > --config file > defaults.
             Boot: wait for the VGs' PVs, vgchange --lock-start, re-activate the LVs recorded in
             state_dir, then sd_notify READY=1 and serve. Prints 'READY host=<host>' on stdout once

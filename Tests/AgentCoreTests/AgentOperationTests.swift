@@ -200,7 +200,7 @@ struct AgentOperationTests {
         try await a.call("create_lv", ["vg": "vg1", "name": "v1", "size_gb": 1])
         c.sim.failLockspace(vg: "vg1", host: "host-a")
         await expectError("lock_storage_failed") { try await a.call("create_lv", ["vg": "vg1", "name": "v2", "size_gb": 1]) }
-        #expect(a.health()["vgs"] == ["vg1": ["lockspace": "lost"]])
+        #expect(a.health()["vgs"] == ["vg1": ["lockspace": "lost", "hint": "run: aosctl recover --host host-a --vg vg1"]])
         // Lock start before the drop cannot succeed: the storage still fails.
         await expectError("lockspace_lost") { try await a.call("start_lockspace", ["vg": "vg1"]) }
         c.sim.dropLockspace(vg: "vg1", host: "host-a")
@@ -295,7 +295,7 @@ struct AgentOperationTests {
             args.merge(extra) { _, new in new }
             let e = await expectError("lockspace_lost") { try await a.call(method, args) }
             #expect(e?.message.contains("vg1") == true && e?.message.contains("host-a") == true)
-            #expect(e?.message.contains("lvmlockctl --drop vg1") == true)
+            #expect(e?.message.contains("aosctl recover --host host-a --vg vg1") == true)
         }
         #expect(c.sim.calls(host: "host-a").isEmpty)
         // Another host is unaffected.
