@@ -469,8 +469,10 @@ public final class Controller: Sendable {
         let v = snapshot
         var hosts: [String: JSONValue] = [:]
         for h in v.agents.keys.sorted() {
-            hosts[h] = ["status": .string(v.liveness(of: h, now: t).rawValue),
-                        "lockspace": .string(v.lockspace(of: h, vg: vg) ?? "not_served")]
+            let lockspace = v.lockspace(of: h, vg: vg) ?? "not_served"
+            var entry: [String: JSONValue] = ["status": .string(v.liveness(of: h, now: t).rawValue), "lockspace": .string(lockspace)]
+            if lockspace == "lost" { entry["hint"] = .string("run: aosctl recover --host \(h) --vg \(vg)") }
+            hosts[h] = .object(entry)
         }
         var out: [String: JSONValue] = ["vg": .string(vg), "hosts": .object(hosts)]
         do {
@@ -513,7 +515,9 @@ public final class Controller: Sendable {
                 "host_id": a.report.hostID.map { .int(Int64($0)) } ?? .null,
                 "version": a.report.version.map(JSONValue.string) ?? .null,
                 "ready": .bool(a.report.ready),
-                "vgs": .object(a.report.lockspaces.mapValues { ["lockspace": .string($0)] }),
+                // The agent's own per-VG entries (lockspace, fenced, hint…) pass through.
+                "vgs": a.report.raw["vgs"]?.objectValue.map(JSONValue.object)
+                    ?? .object(a.report.lockspaces.mapValues { ["lockspace": .string($0)] }),
                 "active_lvs": .array(a.report.activeLVs.keys.sorted().map {
                     ["vg": .string($0.vg), "name": .string($0.name), "mode": .string(a.report.activeLVs[$0]!.rawValue)]
                 }),

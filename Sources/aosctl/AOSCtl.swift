@@ -17,7 +17,7 @@ struct AOSCtl: AsyncParsableCommand {
             4 conflict (locked by another host, size conflict, in use…), 5 unreachable (agent,
             controller or broker), 6 timeout.
             """,
-        subcommands: [AgentsList.self, VolumeCommand.self, PoolCommand.self, LocksShow.self])
+        subcommands: [AgentsList.self, VolumeCommand.self, PoolCommand.self, LocksShow.self, Recover.self])
 
     /// Parses with global options allowed before the subcommand, and maps usage errors to exit 2.
     static func main() async {

@@ -26,6 +26,13 @@ struct AgentsList: AsyncParsableCommand {
                              "\(text(a["last_seen_seconds_ago"]))s ago", text(a["ready"]), lockspaces(a["vgs"]),
                              String(a["active_lvs"]?.arrayValue?.count ?? 0), text(a["version"])]
                         })
+            for a in agents {
+                for (vg, entry) in (a["vgs"]?.objectValue ?? [:]).sorted(by: { $0.key < $1.key })
+                where entry["lockspace"]?.stringValue == "lost" || entry["fenced"] != nil {
+                    let fenced = entry["fenced"].map { $0.isNull ? "" : " (I/O fenced\($0["complete"]?.boolValue == false ? " PARTIALLY" : ""))" } ?? ""
+                    out += "WARNING: host \(text(a["host"])) lost the sanlock lockspace of VG \(vg)\(fenced): run aosctl recover --host \(text(a["host"])) --vg \(vg)\n"
+                }
+            }
             for c in r["host_id_conflicts"]?.arrayValue ?? [] {
                 let hosts = (c["hosts"]?.arrayValue ?? []).compactMap(\.stringValue).joined(separator: ", ")
                 out += "WARNING: hosts \(hosts) all use sanlock host_id \(text(c["host_id"])): give each a unique host_id in /etc/lvm/lvmlocal.conf\n"

@@ -31,6 +31,8 @@ struct CLIError: Error {
     var message: String
     var details: [String: JSONValue] = [:]
     var status: Int32
+    /// The command already printed its JSON document (which carries this error).
+    var documentPrinted = false
 
     init(code: String, message: String, details: [String: JSONValue] = [:], status: Int32? = nil) {
         self.code = code

@@ -186,7 +186,7 @@ func runCommand(_ options: GlobalOptions, _ body: (Session) async throws(CLIErro
 }
 
 func report(_ e: CLIError, json: Bool) {
-    if json { stdoutLine(JSONWriter.serialize(e.json)) }
+    if json && !e.documentPrinted { stdoutLine(JSONWriter.serialize(e.json)) }
     stderrLine("aosctl: \(e.code): \(e.message)")
     if let hint = e.details["hint"]?.stringValue, !e.message.contains(hint) { stderrLine("hint: \(hint)") }
 }

@@ -28,6 +28,7 @@ struct PoolStats: AsyncParsableCommand {
                     [$0, text(hosts[$0]?["status"]), text(hosts[$0]?["lockspace"])]
                 })
             }
+            for h in hosts.keys.sorted() { if let hint = hosts[h]?["hint"]?.stringValue { out += "WARNING: \(h): lockspace lost; \(hint)\n" } }
             if let e = r["error"] { out += "\nNot available: \(text(e["message"]))\n" }
             return (r, out)
         }
