@@ -15,7 +15,7 @@ struct AgentFence: AsyncParsableCommand {
         abstract: "Kill command for lvmlockd: fail this host's I/O to a VG whose sanlock lease was lost.",
         discussion: """
             Run by `lvmlockctl --kill VG` (sanlock, on lease loss) when lvm.conf has
-              global { lvmlockctl_kill_command = "/usr/sbin/aos-agent fence" }
+              global { lvmlockctl_kill_command = "/usr/bin/aos-agent fence" }
             lvmlockctl appends the VG name. Steps, all through dmsetup (LVM hangs or fails now):
             the VG's path devices first (dm-multipath: fail_if_no_path; any other
             device-mapper device: an error table), so queued writes fail instead of landing
