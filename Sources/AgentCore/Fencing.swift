@@ -190,7 +190,10 @@ public struct Fencer: Sendable {
     }
 
     /// Fails the VG's I/O on this host. `modes` are the agent's recorded activations.
-    public func fence(vg: String, host: String, modes: [String: LVActivationMode], source: String) async -> FenceRecord {
+    /// - Parameter healthyPaths: path devices that work again (recovery after the path came
+    ///   back): failing them would cut the VG off for nothing, so they are left alone.
+    public func fence(vg: String, host: String, modes: [String: LVActivationMode], source: String,
+                      healthyPaths: Set<String> = []) async -> FenceRecord {
         let clock = ContinuousClock()
         let start = clock.now
         let deadline = start + budget
@@ -218,6 +221,10 @@ public struct Fencer: Sendable {
                                      detail: "not a device-mapper device: queued I/O below it cannot be failed"))
         }
         for p in found.paths {
+            if healthyPaths.contains(p.name) {
+                paths.append(FenceAction(device: p.name, action: "none", ok: true, detail: "readable again: left as it is"))
+                continue
+            }
             guard clock.now < deadline else {
                 complete = false
                 paths.append(FenceAction(device: p.name, action: "none", ok: false, detail: "not attempted: time budget spent"))

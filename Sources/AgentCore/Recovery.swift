@@ -324,7 +324,9 @@ extension AgentService {
         }
         var modes: [String: LVActivationMode] = [:]
         for r in store.all where r.vg == vg { modes[r.name] = r.mode }
-        let record = await Fencer(dm: dm, logger: logger).fence(vg: vg, host: host, modes: modes, source: "recovery")
+        let healthy = Set(paths.filter { $0["readable"]?.boolValue == true }.compactMap { $0["device"]?.stringValue })
+        let record = await Fencer(dm: dm, logger: logger).fence(vg: vg, host: host, modes: modes, source: "recovery",
+                                                                healthyPaths: healthy)
         do { try record.save(stateDirectory: configuration.stateDirectory) } catch {
             reportStoreProblem(StoreError(message: error.message), vg: vg, name: "(fence record)")
         }
@@ -446,6 +448,16 @@ extension AgentService {
         guard state == .lost else {
             return skipped(state == .started ? "the lockspace works: dropping it would be wrong"
                            : "lvmlockd no longer holds the lockspace (the kill command's drop, or an earlier recovery)")
+        }
+        // After the kill command succeeded, lvmlockctl dropped the lockspace itself: sanlock
+        // no longer lists it, and a second drop would only fail.
+        let held: Bool
+        do { held = try await backend.lockspaceStarted(vg: vg) } catch {
+            throw recoveryFailure(.drop, vg, error.message, next: "run `sanlock client status` on \(host); if it lists lvm_\(vg), run `lvmlockctl --drop \(vg)`, then run recover again")
+        }
+        guard held else {
+            runtime.withLock { $0.lockspaces[vg] = .notStarted }
+            return skipped("lvmlockd already dropped the killed lockspace (the kill command's drop)")
         }
         do {
             try await backend.dropLockspace(vg: vg)
