@@ -166,16 +166,18 @@ public final class SimulatedCluster: Sendable {
     /// `lvmlockctl --drop`: forgets the host's lockspace and every lock it held; devices
     /// stay active (that is what makes drop without deactivation unsafe).
     public func dropLockspace(vg: String, host: String) {
-        mutate { s in
-            guard var group = s.vgs[vg] else { return }
-            group.failedHosts.remove(host)
-            group.startedHosts.remove(host)
-            for name in group.lvs.keys {
-                if group.lvs[name]!.exclusiveHolder == host { group.lvs[name]!.exclusiveHolder = nil }
-                group.lvs[name]!.sharedHolders.remove(host)
-            }
-            s.vgs[vg] = group
+        mutate { Self.drop(&$0, vg: vg, host: host) }
+    }
+
+    static func drop(_ s: inout State, vg: String, host: String) {
+        guard var group = s.vgs[vg] else { return }
+        group.failedHosts.remove(host)
+        group.startedHosts.remove(host)
+        for name in group.lvs.keys {
+            if group.lvs[name]!.exclusiveHolder == host { group.lvs[name]!.exclusiveHolder = nil }
+            group.lvs[name]!.sharedHolders.remove(host)
         }
+        s.vgs[vg] = group
     }
 
     /// Boot wait: whether the VG's PVs are visible (to every host).

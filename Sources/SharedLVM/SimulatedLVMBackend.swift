@@ -254,14 +254,7 @@ public struct SimulatedLVMBackend: LVMBackend {
     public func dropLockspace(vg: String) async throws(LVMError) {
         try await operation("dropLockspace", [vg]) { (s) throws(LVMError) in
             try LVMError.checkNames(vg: vg)
-            guard var group = s.vgs[vg] else { return }
-            group.failedHosts.remove(hostName)
-            group.startedHosts.remove(hostName)
-            for name in group.lvs.keys {
-                if group.lvs[name]!.exclusiveHolder == hostName { group.lvs[name]!.exclusiveHolder = nil }
-                group.lvs[name]!.sharedHolders.remove(hostName)
-            }
-            s.vgs[vg] = group
+            SimulatedCluster.drop(&s, vg: vg, host: hostName)
         }
     }
 
