@@ -47,7 +47,7 @@ let package = Package(
         // Startup plumbing shared by the executables (config loading, logging, console).
         .target(
             name: "AOSRuntime",
-            dependencies: ["AOSConfig", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["AOSConfig", "AMQPClient", "OsloRPC", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
         .target(
@@ -66,14 +66,14 @@ let package = Package(
         ),
         .target(
             name: "AgentCore",
-            dependencies: ["OsloRPC", "RPCWire", "SharedLVM", "Hypervisor", "AOSConfig", "AMQPClient",
+            dependencies: ["OsloRPC", "RPCWire", "SharedLVM", "Hypervisor", "AOSConfig", "AOSRuntime", "AMQPClient",
                            .product(name: "Logging", package: "swift-log"),
                            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
             swiftSettings: strict
         ),
         .target(
             name: "ControllerCore",
-            dependencies: ["OsloRPC", "RPCWire", "AOSConfig", "AMQPClient",
+            dependencies: ["OsloRPC", "RPCWire", "AOSConfig", "AOSRuntime", "AMQPClient",
                            .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),

@@ -1,5 +1,6 @@
 import AMQPClient
 import AOSConfig
+import AOSRuntime
 import Hypervisor
 import Logging
 import OsloRPC
@@ -141,31 +142,14 @@ public final class AgentDaemon: Sendable {
         announceInterval = .seconds(settings.announceInterval)
         announceTopic = settings.controllerTopic
 
-        let url: TransportURL
-        var amqp: AMQPConfiguration
+        let broker: BrokerConnection
         do {
-            url = try TransportURL(parsing: m.transportURL)
-            amqp = try AMQPConfiguration(url: url, tlsDefaults: m.ssl && !m.sslCAFile.isEmpty
-                ? AMQPConfiguration.TLS(caFile: m.sslCAFile, certFile: m.sslCertFile.isEmpty ? nil : m.sslCertFile,
-                                        keyFile: m.sslKeyFile.isEmpty ? nil : m.sslKeyFile) : nil)
+            broker = try BrokerConnection(m, name: "aos-agent:\(m.host)", reconnectMaxDelay: .seconds(10), logger: logger)
         } catch {
             throw AgentStartupError("[DEFAULT] transport_url: \(error)")
         }
-        amqp.heartbeat = m.heartbeatTimeoutThreshold
-        amqp.prefetchCount = UInt16(clamping: m.rabbitQosPrefetchCount)
-        amqp.connectionName = "aos-agent:\(m.host)"
-        amqp.reconnectMaxDelay = .seconds(10)
-        let connLogger = logger
-        connection = AMQPConnection(configuration: amqp, logger: logger) { state in
-            switch state {
-            case .connected(let broker): connLogger.info("connected to the broker", metadata: ["broker": "\(broker)"])
-            case .disconnected(let reason): connLogger.warning("lost the broker connection", metadata: ["reason": "\(reason)"])
-            case .connecting, .closed: break
-            }
-        }
-        var flavor = QueueFlavor(options: url.query)
-        flavor.durableQueues = m.amqpDurableQueues
-        flavor.quorumQueues = m.rabbitQuorumQueue
+        connection = broker.connection
+        let flavor = broker.flavor
         var options = RPCServer.Options()
         options.flavor = flavor
         // LVM work is bounded by max_concurrent_lvm inside the service; the server's own

@@ -1,5 +1,6 @@
 import AMQPClient
 import AOSConfig
+import AOSRuntime
 import Logging
 import OsloRPC
 import RPCWire
@@ -18,25 +19,9 @@ public struct ControllerService: Sendable {
         self.settings = settings
         self.logger = logger
         let m = settings.messaging
-        let url = try TransportURL(parsing: m.transportURL)
-        var amqp = try AMQPConfiguration(url: url, tlsDefaults: m.ssl && !m.sslCAFile.isEmpty
-            ? AMQPConfiguration.TLS(caFile: m.sslCAFile, certFile: m.sslCertFile.isEmpty ? nil : m.sslCertFile,
-                                    keyFile: m.sslKeyFile.isEmpty ? nil : m.sslKeyFile) : nil)
-        amqp.heartbeat = m.heartbeatTimeoutThreshold
-        amqp.prefetchCount = UInt16(clamping: m.rabbitQosPrefetchCount)
-        amqp.connectionName = "aos-controller:\(m.host)"
-        amqp.reconnectMaxDelay = .seconds(5)
-        let connLogger = logger
-        connection = AMQPConnection(configuration: amqp, logger: logger) { state in
-            switch state {
-            case .connected(let host): connLogger.info("connected to the broker", metadata: ["broker": "\(host)"])
-            case .disconnected(let reason): connLogger.warning("lost the broker connection", metadata: ["reason": "\(reason)"])
-            case .connecting, .closed: break
-            }
-        }
-        var flavor = QueueFlavor(options: url.query)
-        flavor.durableQueues = m.amqpDurableQueues
-        flavor.quorumQueues = m.rabbitQuorumQueue
+        let broker = try BrokerConnection(m, name: "aos-controller:\(m.host)", reconnectMaxDelay: .seconds(5), logger: logger)
+        connection = broker.connection
+        let flavor = broker.flavor
         let client = RPCClient(connection: connection, flavor: flavor, logger: logger)
         let caller = RPCAgentCaller(client: client, exchange: m.controlExchange)
         controller = Controller(
