@@ -65,7 +65,9 @@ struct AgentFence: AsyncParsableCommand {
         if let store = try? ActivationStore(directory: settings.stateDir, host: host) {
             for r in store.all where r.vg == vg { modes[r.name] = r.mode }
         }
-        let fencer = Fencer(dm: DMSetup(timeout: .seconds(5)), logger: logger, budget: .seconds(max(1, budget)))
+        // A simulated host has no device-mapper devices of its own (demos, tests).
+        let dm: any DeviceMapping = settings.lvmBackend == "simulated" ? NoDeviceMapper() : DMSetup(timeout: .seconds(5))
+        let fencer = Fencer(dm: dm, logger: logger, budget: .seconds(max(1, budget)))
         let record = await fencer.fence(vg: vg, host: host, modes: modes, source: "kill_command")
         do { try record.save(stateDirectory: settings.stateDir) } catch {
             logger.error("cannot write the fence record", metadata: ["error": "\(error)"])
