@@ -20,7 +20,7 @@
 #   AOS_LAB_RUN_DIR=DIR      where this run's disks, sockets and logs go (default: a new /tmp dir,
 #                            removed after a passing run, kept after a failing one)
 #   AOS_LAB_KEEP=1           keep the run directory (and, with `run`, leave nothing running anyway)
-#   AOS_LAB_TIMEOUT=SECS     hard limit for the pytest part of `run` (default 1200)
+#   AOS_LAB_TIMEOUT=SECS     hard limit for the pytest part of `run` (default 2400)
 #   AOS_LAB_CRASH=0          skip the crash-reboot test (it waits ~85 s for sanlock's lease expiry)
 #   AOS_TEST_AMQP_URL        an already running broker (scripts/test.sh exports it); otherwise a
 #                            private one is started (scripts/rabbitmq-private.sh) and stopped
@@ -195,14 +195,14 @@ cmd_run() {
     trap 'log "terminated"; exit 143' TERM
     log "run directory $RUN_DIR (guest consoles *.console.log, agent logs share/*/agent.log)"
     export AOS_LAB_IMAGE="$IMAGE" AOS_LAB_AGENT_BIN="$AGENT" AOS_LAB_RUN_DIR="$RUN_DIR"
-    timeout --kill-after=30 "${AOS_LAB_TIMEOUT:-1200}" \
+    timeout --kill-after=30 "${AOS_LAB_TIMEOUT:-2400}" \
         "$PY" -m pytest -q -p no:cacheprovider -rfEs --timeout=900 "$LAB" "$@" || rc=$?
     stop_guests "$RUN_DIR"
     stop_broker
     trap - EXIT
     case "$rc" in
     0) status=passed ;;
-    124) status="TIMED OUT after ${AOS_LAB_TIMEOUT:-1200} s" ;;
+    124) status="TIMED OUT after ${AOS_LAB_TIMEOUT:-2400} s" ;;
     *) status="FAILED (pytest exit $rc)" ;;
     esac
     log "lab $status: build/cache ${t_build} s, whole lab $(($(now) - t0)) s"

@@ -91,8 +91,10 @@ log "modules: $(find "$ROOT/lib/modules/$kver" -name '*.ko*' | wc -l) files"
 
 # ---- configuration ----------------------------------------------------------------------------
 install -m 0755 "$HERE/guest/init" "$ROOT/init"
-install -m 0755 "$HERE/guest/lab-agent" "$ROOT/usr/local/sbin/lab-agent"
-install -m 0755 "$HERE/guest/lab-reboot" "$ROOT/usr/local/sbin/lab-reboot"
+# Tools the tests run in the guests: lab-agent, lab-reboot, lab-path, lab-blocks, lab-fence.
+for tool in "$HERE"/guest/lab-*; do
+    install -m 0755 "$tool" "$ROOT/usr/local/sbin/$(basename "$tool")"
+done
 # lvm.conf: lvmlockd on; no dmeventd monitoring and no udev-driven autoactivation (no
 # systemd here). The state disk and anything else that is not the shared disk is ignored.
 conf="$ROOT/etc/lvm/lvm.conf"

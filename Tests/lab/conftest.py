@@ -18,6 +18,10 @@ Fixtures:
     sim        session: two aos-agent processes on the host with the SIMULATED backend on one
                shared state file, for running the same scenarios against the simulator
     lv         a fresh LV name per test; every LV created under it is cleaned up afterwards
+    controller session: aos-controller on the host (topic aos-lab-controller, to which the
+               lab agents announce); api: an oslo.messaging client for it
+    swift_bin_dir()  where the host's aos-controller / aosctl are (AOS_SWIFT_BIN_PATH, or
+               `swift build --show-bin-path` with AOS_SWIFT_SCRATCH_PATH as --scratch-path)
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -41,7 +46,7 @@ REPO = HERE.parents[1]
 sys.path.insert(0, str(HERE))
 
 import labvm  # noqa: E402
-from labvm import VG, Guest, Lab, log  # noqa: E402
+from labvm import LAB_CONTROLLER_TOPIC, VG, Guest, Lab, log  # noqa: E402
 
 # Reuse the interop tests' oslo.messaging setup (config object, amqp:// -> rabbit://).
 _spec = importlib.util.spec_from_file_location("interop_conftest", REPO / "Tests" / "interop" / "conftest.py")
@@ -189,6 +194,67 @@ def rpc(oslo_transport: Any) -> Callable[..., TimedClient]:
     def make(host: str, timeout: float = 120, label: str = "real") -> TimedClient:
         return TimedClient(oslo_transport, host, timeout, label)
     return make
+
+
+# ---- the controller on the host ------------------------------------------------------------------
+
+def swift_bin_dir() -> Path:
+    override = os.environ.get("AOS_SWIFT_BIN_PATH")
+    if override:
+        return Path(override)
+    cmd = [shutil.which("swift") or "swift", "build", "--show-bin-path"]
+    if os.environ.get("AOS_SWIFT_SCRATCH_PATH"):
+        cmd += ["--scratch-path", os.environ["AOS_SWIFT_SCRATCH_PATH"]]
+    out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300, check=True).stdout
+    return Path(out.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="session")
+def controller(lab: Lab, amqp_url: str, hosts: tuple[str, str],
+               tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """aos-controller (the host's debug build) on topic aos-lab-controller; yields its log file."""
+    binary = swift_bin_dir() / "aos-controller"
+    if not binary.exists():
+        pytest.fail(f"{binary} not built: run `swift build` (scripts/test.sh does)", pytrace=False)
+    log_path = tmp_path_factory.mktemp("controller") / "controller.log"
+    with open(log_path, "wb") as err:
+        proc = subprocess.Popen(
+            [str(binary), "--set", f"DEFAULT.transport_url={amqp_url}", "--set", "DEFAULT.host=lab-controller",
+             "--set", f"controller.topic={LAB_CONTROLLER_TOPIC}", "--set", "controller.agent_response_timeout=120",
+             "--set", f"controller.preferred_hosts={hosts[0]}"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err, text=True, start_new_session=True)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line.startswith("READY"), f"controller did not start: {line!r}\n{log_path.read_text()[-3000:]}"
+        yield log_path
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def api(controller: Path, oslo_transport: Any) -> Any:
+    import oslo_messaging
+
+    target = oslo_messaging.Target(topic=LAB_CONTROLLER_TOPIC, version="1.0")
+    return oslo_messaging.get_rpc_client(oslo_transport, target, timeout=180)
+
+
+def wait_for_agents(api: Any, hosts: tuple[str, ...], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        agents = api.call({}, "list_agents")
+        rows = agents["agents"] if isinstance(agents, dict) else agents
+        alive = {a["host"] for a in rows if a.get("status") == "alive" and a.get("ready")}
+        if set(hosts) <= alive:
+            return
+        assert time.monotonic() < deadline, f"lab agents not alive in the controller's view: {agents}"
+        time.sleep(1)
 
 
 # ---- the simulated twin --------------------------------------------------------------------------

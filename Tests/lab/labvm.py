@@ -39,6 +39,10 @@ from qga import QGA, QGAError, Result  # noqa: E402
 VG = "vglab"
 LAB_CONTROLLER_TOPIC = "aos-lab-controller"
 SHARED_DISK = "/dev/disk/by-id/virtio-shared0"
+# On lab1 the shared disk is reached through a device-mapper device of this name (a multipath
+# stand-in, kernel argument aos.path_dm=1, guest/lab-path): LVM sees the PV only there, and the
+# fault-injection tests suspend it or load an error table into it.
+PATH_DM_DEVICE = "/dev/mapper/sanlock"
 # lvmlockd --sanlock-timeout: sanlock's I/O timeout. 2 s was stable over many runs (notes).
 SANLOCK_TIMEOUT = int(os.environ.get("AOS_LAB_SANLOCK_TIMEOUT", "2"))
 SHARED_SIZE = os.environ.get("AOS_LAB_SHARED_SIZE", "1G")
@@ -85,6 +89,7 @@ class Guest:
     name: str
     host_id: int
     image: Path
+    path_dm: bool = False        # shared disk behind /dev/mapper/sanlock (see PATH_DM_DEVICE)
     qga: QGA = field(init=False)
 
     def __post_init__(self) -> None:
@@ -97,6 +102,11 @@ class Guest:
     @property
     def share(self) -> Path:
         return self.run / "share" / self.name
+
+    @property
+    def shared_disk(self) -> str:
+        """The shared disk as LVM on this guest sees it."""
+        return PATH_DM_DEVICE if self.path_dm else SHARED_DISK
 
     def pid(self) -> Optional[int]:
         try:
@@ -112,7 +122,8 @@ class Guest:
     def qemu_argv(self) -> list[str]:
         run = self.run
         append = (f"console=ttyS0 net.ifnames=0 quiet panic=5 aos.hostname={self.name} "
-                  f"aos.host_id={self.host_id} aos.sanlock_timeout={SANLOCK_TIMEOUT}")
+                  f"aos.host_id={self.host_id} aos.sanlock_timeout={SANLOCK_TIMEOUT}"
+                  + (" aos.path_dm=1" if self.path_dm else ""))
         return [
             "qemu-system-x86_64", "-name", f"aos-lab-{self.name}",
             "-accel", "tcg", "-smp", "1", "-m", str(GUEST_MEM_MB),
@@ -250,6 +261,8 @@ class Guest:
             # (the simulated comparison agents announce to the default topic).
             f"controller_topic = {LAB_CONTROLLER_TOPIC}\n"
             "pv_wait_timeout = 300\n"
+            # No libvirt in the guests: lockspace recovery (aosctl recover) has no VMs to stop.
+            "libvirt_uri =\n"
             "log_level = debug\n"
             + extra
         )
@@ -292,7 +305,8 @@ class Lab:
         if image is None:
             raise ValueError("image directory unknown")
         self.image = image.resolve()
-        self.guests = [Guest(self.run, n, i + 1, self.image) for i, n in enumerate(names)]
+        # lab1 reaches the shared disk through /dev/mapper/sanlock (outages are injected there).
+        self.guests = [Guest(self.run, n, i + 1, self.image, path_dm=(i == 0)) for i, n in enumerate(names)]
 
     def meta(self) -> dict:
         try:
@@ -331,11 +345,11 @@ class Lab:
         """vgcreate --shared on the bare disk on host 1 (starts its lockspace), lock-start on the others."""
         first, *others = self.guests
         t = {}
-        r = first.run_cmd(["vgcreate", "--shared", "--lock-type", "sanlock", VG, SHARED_DISK], timeout=300)
+        r = first.run_cmd(["vgcreate", "--shared", "--lock-type", "sanlock", VG, first.shared_disk], timeout=300)
         if r.exit != 0:
             raise RuntimeError(f"vgcreate failed on {first.name}: {r}")
         t["vgcreate"] = r.seconds
-        log(f"{first.name}: vgcreate --shared --lock-type sanlock {VG} ({r.seconds:.1f}s)")
+        log(f"{first.name}: vgcreate --shared --lock-type sanlock {VG} {first.shared_disk} ({r.seconds:.1f}s)")
         for g in others:
             r = g.run_cmd(["vgchange", "--lock-start", VG], timeout=300)
             if r.exit != 0:

@@ -1,82 +1,22 @@
 """End to end through the controller on the host, against the two real-LVM guests (issue 5).
 
 The controller runs on the host (the debug build the test command made) on its own topic; the
-lab agents announce to that topic. Everything goes through a Python oslo.messaging client, as
-the Cinder driver would call it.
+lab agents announce to that topic (fixtures `controller` and `api` in conftest.py). Everything
+goes through a Python oslo.messaging client, as the Cinder driver would call it.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
-import time
 import uuid
-from pathlib import Path
-from typing import Any, Iterator
 
 import oslo_messaging
 import pytest
 
-from conftest import REPO, interop
+from conftest import REPO, wait_for_agents
 from labvm import LAB_CONTROLLER_TOPIC, VG, Guest
 
 pytestmark = pytest.mark.timeout(900)
-
-
-def swift_bin_dir() -> Path:
-    override = os.environ.get("AOS_SWIFT_BIN_PATH")
-    if override:
-        return Path(override)
-    cmd = [shutil.which("swift") or "swift", "build", "--show-bin-path"]
-    if os.environ.get("AOS_SWIFT_SCRATCH_PATH"):
-        cmd += ["--scratch-path", os.environ["AOS_SWIFT_SCRATCH_PATH"]]
-    out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300, check=True).stdout
-    return Path(out.strip().splitlines()[-1])
-
-
-@pytest.fixture(scope="module")
-def controller(lab, amqp_url: str, hosts, tmp_path_factory) -> Iterator[None]:
-    binary = swift_bin_dir() / "aos-controller"
-    if not binary.exists():
-        pytest.fail(f"{binary} not built: run `swift build` (scripts/test.sh does)", pytrace=False)
-    log = tmp_path_factory.mktemp("controller") / "controller.log"
-    with open(log, "wb") as err:
-        proc = subprocess.Popen(
-            [str(binary), "--set", f"DEFAULT.transport_url={amqp_url}", "--set", "DEFAULT.host=lab-controller",
-             "--set", f"controller.topic={LAB_CONTROLLER_TOPIC}", "--set", "controller.agent_response_timeout=120",
-             "--set", f"controller.preferred_hosts={hosts[0]}"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err, text=True, start_new_session=True)
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        assert line.startswith("READY"), f"controller did not start: {line!r}\n{log.read_text()[-3000:]}"
-        yield
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-
-
-@pytest.fixture(scope="module")
-def api(controller, oslo_transport) -> Any:
-    target = oslo_messaging.Target(topic=LAB_CONTROLLER_TOPIC, version="1.0")
-    return oslo_messaging.get_rpc_client(oslo_transport, target, timeout=180)
-
-
-def wait_for_agents(api: Any, hosts: tuple[str, str], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        agents = api.call({}, "list_agents")
-        rows = agents["agents"] if isinstance(agents, dict) else agents
-        alive = {a["host"] for a in rows if a.get("status") == "alive" and a.get("ready")}
-        if set(hosts) <= alive:
-            return
-        assert time.monotonic() < deadline, f"lab agents not alive in the controller's view: {agents}"
-        time.sleep(1)
 
 
 def remote(fn, *args, **kwargs) -> oslo_messaging.RemoteError:
