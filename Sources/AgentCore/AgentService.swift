@@ -350,6 +350,10 @@ public final class AgentService: Sendable {
         if previous != state {
             logger.error("lockspace state changed", metadata: ["vg": "\(vg)", "state": "\(state.rawValue)", "error": "\(error)"])
         }
+        if previous == .started, state == .lost {
+            // A new loss (no kill command told us): an old recovery journal does not apply.
+            RecoveryJournal.discard(configuration.stateDirectory, vg)
+        }
     }
 
     private func base(_ vg: String, _ name: String) -> [String: JSONValue] {

@@ -2,6 +2,9 @@ import Hypervisor
 import Logging
 import RPCWire
 import SharedLVM
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The steps of a lockspace recovery, in order (`aosctl recover` calls them one by one
 /// through the agent's `recover` method; `plan` changes nothing).
@@ -43,6 +46,13 @@ public enum RecoveryStep: String, Sendable, CaseIterable {
 /// What one recovery has done so far: `<state_dir>/recovery-<vg>.json`, so that a second
 /// run after a failed step continues instead of undoing finished work.
 struct RecoveryJournal: Sendable {
+    /// Moves a journal aside when a new outage begins: steps finished for an earlier loss
+    /// (then completed by hand, say) must not be skipped this time.
+    static func discard(_ dir: String, _ vg: String) {
+        let p = path(dir, vg)
+        _ = rename(p, "\(p).stale")
+    }
+
     var completed: [String] = []
     var stoppedVMs: [String] = []
     var reactivated: [JSONValue] = []
@@ -368,7 +378,11 @@ extension AgentService {
         guard let hypervisor else { return skipped("no hypervisor configured ([agent] libvirt_uri is empty): VMs are left alone") }
         let (lvs, _) = try await recoveryLVs(vg)
         let uses: [(domain: Domain, disks: [String])]
-        do { uses = try await hypervisor.domains(usingAnyOf: lvPaths(vg, lvs.map(\.name))) } catch {
+        do { uses = try await hypervisor.domains(usingAnyOf: lvPaths(vg, lvs.map(\.name))) } catch where error.kind == .unavailable {
+            // No virsh here: nothing to stop through it. A VM still holding an LV open makes
+            // the deactivate step stop and name it, so skipping is safe.
+            return skipped("\(error.message): VMs are left alone (deactivate refuses LVs still in use)")
+        } catch {
             throw recoveryFailure(.stopVMs, vg, error.message, next: "stop the VMs that use LVs of \(vg) on \(host) yourself (virsh destroy NAME), then run recover again")
         }
         var journal = RecoveryJournal.load(configuration.stateDirectory, vg) ?? RecoveryJournal()
@@ -610,6 +624,10 @@ extension AgentService {
             // A recovery that already started the lockspace again keeps it started.
             if isNew, r.lockspaces[vg] == .started || r.lockspaces[vg] == nil { r.lockspaces[vg] = .lost }
             return isNew
+        }
+        if isNew, record.source == "kill_command" {
+            // A new outage: whatever an earlier recovery journaled belongs to that one.
+            RecoveryJournal.discard(configuration.stateDirectory, vg)
         }
         if isNew {
             logger.critical("lockspace lost: the kill command fenced this VG's I/O; run aosctl recover", metadata: [

@@ -29,7 +29,9 @@ public struct HypervisorError: Error, Sendable, Hashable, CustomStringConvertibl
         case invalidArgument = "invalid_argument"
         /// libvirt does not know the domain (never defined, or undefined meanwhile).
         case domainNotFound = "domain_not_found"
-        /// virsh failed, timed out, could not run, or printed something unexpected.
+        /// virsh itself could not be started (not installed): this host has no way to see VMs.
+        case unavailable
+        /// virsh failed, timed out, or printed something unexpected.
         case failed
     }
 

@@ -96,7 +96,7 @@ public struct VirshHypervisor: Hypervisor {
         do {
             result = try await executor.run(argv, timeout: timeout)
         } catch {
-            throw HypervisorError(message: "cannot run virsh (is libvirt-clients installed?): \(error.message)",
+            throw HypervisorError(kind: .unavailable, message: "cannot run virsh (is libvirt-clients installed?): \(error.message)",
                                   argv: argv, stderr: error.stderr, termination: error.termination)
         }
         if result.termination == .timedOut {
