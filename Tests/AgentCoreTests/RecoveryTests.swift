@@ -103,6 +103,37 @@ struct RecoveryTests {
         #expect(c.sim.lockHolders(vg: "vg1", lv: "busy")?.exclusive == "host-a")
     }
 
+    @Test func aNewOutageDiscardsTheJournalOfAnEarlierRecovery() async throws {
+        let c = Cluster()
+        let a = try await agent(c, "host-a", 1)
+        let dir = "\(c.root)/host-a"
+        // An earlier recovery got this far and was then finished by hand.
+        writeFile("\(dir)/recovery-vg1.json", #"{"completed": ["fence", "deactivate", "drop", "lock_start"]}"# + "\n")
+        let record = FenceRecord(vg: "vg1", host: "host-a", fencedAt: HostFacts.now(), bootID: HostFacts.bootID(), paths: [],
+                                 lvs: [], complete: true, durationMS: 3, source: "kill_command")
+        try record.save(stateDirectory: dir)
+        c.sim.failLockspace(vg: "vg1", host: "host-a")
+        #expect(a.noteFenced("vg1"))
+        #expect(readFile("\(dir)/recovery-vg1.json") == nil)
+        #expect(try await step(a, "plan")["journal"] == nil)
+        #expect(try await step(a, "drop")["status"] == "ok")  // not "already done"
+    }
+
+    @Test func withoutVirshTheVMStepIsSkippedAndDeactivateGuardsOpenLVs() async throws {
+        let c = Cluster()
+        let noVirsh = VirshHypervisor(uri: "qemu:///system", executor: LVMCommandRunner(searchPath: "/nonexistent"))
+        let a = try await agent(c, "host-a", 1, hypervisor: noVirsh)
+        try await a.call("create_lv", ["vg": "vg1", "name": "v1", "size_gb": 1])
+        try await a.call("activate_lv", ["vg": "vg1", "name": "v1", "mode": "exclusive"])
+        c.sim.failLockspace(vg: "vg1", host: "host-a")
+        a.runtime.withLock { $0.lockspaces["vg1"] = .lost }
+        let plan = try await step(a, "plan")
+        #expect(plan["vms_problem"]?.stringValue?.contains("cannot run virsh") == true)
+        let stop = try await step(a, "stop_vms")
+        #expect(stop["status"] == "skipped")
+        #expect(stop["message"]?.stringValue?.contains("deactivate refuses LVs still in use") == true)
+    }
+
     @Test func unknownStepIsRefusedBeforeAnythingRuns() async throws {
         let c = Cluster()
         let a = try await agent(c, "host-a", 1)
