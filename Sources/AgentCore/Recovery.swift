@@ -254,7 +254,9 @@ extension AgentService {
     /// queued (LVM would hang then).
     func currentLockspace(_ vg: String, pathsQueued: Bool) async -> LockspaceState {
         let known = runtime.withLock { $0.lockspaces[vg] ?? .notStarted }
-        if known == .lost || pathsQueued { return known == .started && pathsQueued ? .lost : known }
+        // A queued path alone is no proof of a loss (a short blip rides through), and LVM
+        // would hang on it: keep what the agent knows.
+        if known == .lost || pathsQueued { return known }
         do {
             switch try await backend.lockspaceProblem(vg: vg) {
             case nil: return .started
@@ -306,6 +308,7 @@ extension AgentService {
         case (.started, .some): reason = "the lockspace is started again, but the fence record is still there"
         case (.started, nil): reason = failing ? "LVs still have error tables" : (journal != nil ? "an earlier recovery did not finish" : "healthy")
         }
+        if queued { reason += "; the path is suspended (I/O queues): if the outage outlasts sanlock's lease, the kill command fences" }
         var out: [String: JSONValue] = [
             "status": "ok", "changed": false, "lockspace": .string(state.rawValue), "needs_recovery": .bool(needed),
             "reason": .string(reason), "fenced": fenced?.json ?? .null, "paths": .array(paths),
