@@ -146,11 +146,14 @@ public struct Fencer: Sendable {
     /// Everything must be done well inside sanlock's ~40 s between the kill and its
     /// SIGTERMs/watchdog: steps not started by then are reported as not done.
     public var budget: Duration
+    /// LVs failed at the same time (after the paths, which go first and one by one).
+    public var parallelism: Int
 
-    public init(dm: any DeviceMapping, logger: Logger, budget: Duration = .seconds(25)) {
+    public init(dm: any DeviceMapping, logger: Logger, budget: Duration = .seconds(25), parallelism: Int = 8) {
         self.dm = dm
         self.logger = logger
         self.budget = budget
+        self.parallelism = parallelism
     }
 
     /// The devices of `vg` on this host: its LVs (without `lvmlock`), the lock LV, and the
@@ -232,14 +235,33 @@ public struct Fencer: Sendable {
             }
             paths.append(await failPath(p))
         }
-        for (lv, name) in found.lvs {
-            guard clock.now < deadline else {
-                complete = false
-                lvs.append(FenceAction(device: lv.name, lv: name, mode: modes[name], action: "none", ok: false,
-                                       detail: "not attempted: time budget spent"))
-                continue
+        // A compute node may have hundreds of LVs, three dmsetup runs each: a few at a time
+        // keeps the whole fence well inside sanlock's window.
+        let width = max(1, parallelism)
+        var results: [Int: FenceAction] = [:]
+        await withTaskGroup(of: (Int, FenceAction).self) { group in
+            var next = 0
+            func startOne() {
+                let i = next
+                next += 1
+                let (lv, name) = found.lvs[i]
+                let mode = modes[name]
+                group.addTask {
+                    guard clock.now < deadline else {
+                        return (i, FenceAction(device: lv.name, lv: name, mode: mode, action: "none", ok: false,
+                                               detail: "not attempted: time budget spent"))
+                    }
+                    return (i, await self.failLV(lv, name: name, mode: mode))
+                }
             }
-            let a = await failLV(lv, name: name, mode: modes[name])
+            while next < min(width, found.lvs.count) { startOne() }
+            for await (i, action) in group {
+                results[i] = action
+                if next < found.lvs.count { startOne() }
+            }
+        }
+        for i in found.lvs.indices {
+            let a = results[i]!
             if !a.ok { complete = false }
             lvs.append(a)
         }

@@ -4,6 +4,9 @@ import AgentCore
 import ArgumentParser
 import Logging
 import SharedLVM
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// `aos-agent fence VG`: lvm.conf's `lvmlockctl_kill_command`. sanlock could not renew the
 /// VG's lease, so within about a minute another host may activate this host's LVs; every
@@ -73,8 +76,25 @@ struct AgentFence: AsyncParsableCommand {
             logger.error("cannot write the fence record", metadata: ["error": "\(error)"])
         }
         let told = FenceNotification.send(stateDirectory: settings.stateDir, vg: vg)
+        // Our stderr belongs to whoever started lvmlockctl (sanlock) and may go nowhere: the
+        // outcome also goes to syslog (journald), where an operator looks first.
+        let failed = (record.paths + record.lvs).filter { !$0.ok }.map(\.device)
+        toSyslog(record.complete ? LOG_CRIT : LOG_ALERT,
+                 "lockspace of VG \(vg) lost: I/O of \(record.lvs.count) LV(s) and \(record.paths.count) path device(s) "
+                 + (record.complete ? "fenced" : "NOT fully fenced (failed: \(failed.joined(separator: ", ")))")
+                 + " in \(record.durationMS) ms; record \(FenceRecord.path(stateDirectory: settings.stateDir, vg: vg)); "
+                 + "run: aosctl recover --host \(host) --vg \(vg)")
         logger.notice("fence done", metadata: ["vg": "\(vg)", "complete": "\(record.complete)", "agent_notified": "\(told)",
                                                 "took_ms": "\(record.durationMS)"])
         if !record.complete { throw ExitCode(1) }
     }
+}
+
+/// One line to syslog (facility daemon), as the program's name with its pid.
+private func toSyslog(_ priority: Int32, _ message: String) {
+    openlog(nil, LOG_PID, LOG_DAEMON)
+    message.withCString { text in
+        withVaList([text]) { vsyslog(priority, "%s", $0) }
+    }
+    closelog()
 }

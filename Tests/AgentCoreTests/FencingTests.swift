@@ -78,7 +78,9 @@ struct FencingTests {
     @Test func pathFirstThenEveryLVButTheLockLV() async throws {
         let dm = labLayout()
         let r = await Fencer(dm: dm, logger: .init(label: "t")).fence(vg: "vglab", host: "h1", modes: ["t-a": .exclusive], source: "kill_command")
-        #expect(dm.calls == ["error sanlock 2097152", "error vglab-t--a 8192", "error vglab-t--b 16384"])
+        // The path first, alone; then the LVs (several at a time, so in any order).
+        #expect(dm.calls.first == "error sanlock 2097152")
+        #expect(Set(dm.calls.dropFirst()) == ["error vglab-t--a 8192", "error vglab-t--b 16384"])
         #expect(r.complete)
         #expect(r.paths.map(\.device) == ["sanlock"] && r.paths[0].action == "error_table")
         #expect(r.lvs.map(\.lv) == ["t-a", "t-b"])
@@ -89,6 +91,23 @@ struct FencingTests {
         let again = await Fencer(dm: dm, logger: .init(label: "t")).fence(vg: "vglab", host: "h1", modes: [:], source: "recovery")
         #expect(again.complete && again.lvs.allSatisfy { $0.action == "already_failing" })
         #expect(dm.calls.count == 3)
+    }
+
+    @Test func hundredsOfLVsAreAllFailedAndRecordedInOrder() async {
+        let dm = labLayout()
+        for i in 0..<300 {
+            dm.add("vglab-v\(i)", uuid: "LVM-" + vgUUID + String(repeating: "D", count: 28) + String(1000 + i),
+                   block: "dm-\(10 + i)", deps: ["dm-0"])
+        }
+        let r = await Fencer(dm: dm, logger: .init(label: "t"), parallelism: 8)
+            .fence(vg: "vglab", host: "h1", modes: ["v7": .shared], source: "kill_command")
+        #expect(r.complete)
+        #expect(r.lvs.count == 302)
+        #expect(r.lvs.map { $0.lv! } == r.lvs.map { $0.lv! }.sorted())
+        #expect(r.lvs.first { $0.lv == "v7" }?.mode == .shared)
+        #expect(dm.calls.first == "error sanlock 2097152")
+        #expect(dm.calls.count == 303)
+        #expect(dm.target("vglab-lvmlock") == "linear")
     }
 
     @Test func multipathStopsQueueingInsteadOfLosingItsTable() async {
