@@ -31,20 +31,13 @@ public final class AMQPConnection: Sendable {
     deinit { mailbox.beginClosing() }
 
     private static func startThread(_ core: ConnectionCore) {
-        final class Box: @unchecked Sendable {  // handed over once, then used only by the new thread
+        final class Handover: @unchecked Sendable {  // handed over once, then used only by the new thread
             let core: ConnectionCore
             init(_ c: ConnectionCore) { core = c }
         }
-        let box = Unmanaged.passRetained(Box(core))
-        var tid = pthread_t()
-        let rc = pthread_create(&tid, nil, { arg in
-            let b = Unmanaged<Box>.fromOpaque(arg!).takeRetainedValue()
-            _ = aos_set_thread_name("amqp-io")
-            b.core.runLoop()
-            return nil
-        }, box.toOpaque())
-        precondition(rc == 0, "cannot start the AMQP I/O thread (errno \(rc))")
-        pthread_detach(tid)
+        let handover = Handover(core)
+        let started = DetachedThread.start(name: "amqp-io") { handover.core.runLoop() }
+        precondition(started, "cannot start the AMQP I/O thread")
     }
 
     public var state: ConnectionState { status.current }

@@ -52,15 +52,7 @@ final class PublishWatchdog: Sendable {
     }
 
     private func startThread() {
-        let box = Unmanaged.passRetained(self)
-        var tid = pthread_t()
-        let rc = pthread_create(&tid, nil, { arg in
-            let me = Unmanaged<PublishWatchdog>.fromOpaque(arg!).takeRetainedValue()
-            _ = aos_set_thread_name("amqp-watchdog")
-            me.loop()
-            return nil
-        }, box.toOpaque())
-        if rc == 0 { pthread_detach(tid) } else { box.release() }
+        DetachedThread.start(name: "amqp-watchdog") { self.loop() }
     }
 
     private func loop() {

@@ -1,3 +1,4 @@
+import AMQPClient
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -52,8 +53,7 @@ public final class FenceListener: Sendable {
         wakeWrite = pipeFDs[1]
         (notifications, continuation) = AsyncStream.makeStream(of: String.self, bufferingPolicy: .bufferingNewest(64))
         let (sfd, wfd, cont) = (fd, pipeFDs[0], continuation)
-        let thread = Thread { Self.loop(socketFD: sfd, wakeFD: wfd, continuation: cont) }
-        thread.start()
+        DetachedThread.start(name: "aos-fence-sock") { Self.loop(socketFD: sfd, wakeFD: wfd, continuation: cont) }
     }
 
     private static func loop(socketFD: Int32, wakeFD: Int32, continuation: AsyncStream<String>.Continuation) {
@@ -94,19 +94,3 @@ public final class FenceListener: Sendable {
 
 private func closeFD(_ fd: Int32) { _ = close(fd) }
 
-/// A minimal detached OS thread (Foundation is not linked into the agent).
-final class Thread: Sendable {
-    private let body: @Sendable () -> Void
-    init(_ body: @escaping @Sendable () -> Void) { self.body = body }
-
-    func start() {
-        let box = Unmanaged.passRetained(self).toOpaque()
-        var tid = pthread_t()
-        let rc = pthread_create(&tid, nil, { arg in
-            let me = Unmanaged<Thread>.fromOpaque(arg!).takeRetainedValue()
-            me.body()
-            return nil
-        }, box)
-        if rc == 0 { pthread_detach(tid) } else { Unmanaged<Thread>.fromOpaque(box).release() }
-    }
-}
