@@ -229,12 +229,7 @@ def controller(lab: Lab, amqp_url: str, hosts: tuple[str, str],
         assert line.startswith("READY"), f"controller did not start: {line!r}\n{log_path.read_text()[-3000:]}"
         yield log_path
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        stop_process(proc, grace=15)
 
 
 @pytest.fixture(scope="session")
@@ -255,6 +250,18 @@ def wait_for_agents(api: Any, hosts: tuple[str, ...], timeout: float = 60) -> No
             return
         assert time.monotonic() < deadline, f"lab agents not alive in the controller's view: {agents}"
         time.sleep(1)
+
+
+def stop_process(p: subprocess.Popen, grace: float) -> None:
+    """SIGTERM, then SIGKILL after `grace` seconds; always reaped."""
+    if p.poll() is not None:
+        return
+    p.terminate()
+    try:
+        p.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait(timeout=10)
 
 
 # ---- the simulated twin --------------------------------------------------------------------------
@@ -288,13 +295,7 @@ class SimAgents:
 
     def stop(self) -> None:
         for p in self.procs:
-            if p.poll() is None:
-                p.terminate()
-                try:
-                    p.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait(timeout=10)
+            stop_process(p, grace=10)
 
 
 @pytest.fixture(scope="session")
