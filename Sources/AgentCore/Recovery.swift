@@ -490,14 +490,22 @@ extension AgentService {
             runtime.withLock { $0.lockspaces[vg] = .started }
             return skipped("the lockspace is already started")
         }
-        await startLockspace(vg)
-        let (after, problem) = runtime.withLock { ($0.lockspaces[vg], $0.vgProblems[vg]) }
+        // lvmlockd removes a dropped lockspace in the background: a lock-start right after
+        // the drop can exit 0 without joining (seen in the lab). Try again a few times.
+        var attempts = 0
+        var (after, problem) = (LockspaceState?.none, String?.none)
+        repeat {
+            if attempts > 0 { try? await Task.sleep(for: .seconds(3)) }
+            attempts += 1
+            await startLockspace(vg)
+            (after, problem) = runtime.withLock { ($0.lockspaces[vg], $0.vgProblems[vg]) }
+        } while after == .notStarted && attempts < 4
         guard after == .started else {
             throw recoveryFailure(.lockStart, vg, problem ?? "the lockspace did not start",
                                   next: after == .lost ? "the lease storage still fails: check the path (multipath -ll), then run recover again"
                                       : "run `vgchange --lock-start \(vg)` on \(host) and read its output, then run recover again")
         }
-        return ok("lockspace started", changed: true)
+        return ok("lockspace started" + (attempts > 1 ? " (attempt \(attempts))" : ""), changed: true)
     }
 
     func recoveryReactivate(_ vg: String) async throws(ServiceError) -> [String: JSONValue] {

@@ -390,10 +390,17 @@ def recover_by_hand(fl: FaultLab, o: Outage) -> None:
     for lv in lvs:
         sh(f"lvchange -an {VG}/{lv}")
     sh(f"lvmlockctl --drop {VG}")
-    r = sh(f"vgchange --lock-start {VG}")
+    # lvmlockd removes the dropped lockspace in the background: a lock-start right after the
+    # drop may exit 0 without joining (seen once in CI). Try again until sanlock shows it.
+    ok = False
+    for _ in range(4):
+        r = sh(f"vgchange --lock-start {VG}")
+        ok = r.exit == 0 and f"s lvm_{VG}:1:" in g1.run_cmd(["sanlock", "client", "status"], timeout=30).stdout
+        if ok:
+            break
+        time.sleep(3)  # retry interval for lvmlockd's background removal, not synchronisation
     for lv in lvs:  # whatever is still there (a fenced LV with its error table)
         sh(f"dmsetup info {dm_name(lv)} >/dev/null 2>&1 || exit 0; lvchange -an {VG}/{lv} || dmsetup remove {dm_name(lv)}")
-    ok = r.exit == 0 and f"s lvm_{VG}:1:" in g1.run_cmd(["sanlock", "client", "status"], timeout=30).stdout
     assert ok, "recovery by hand failed:\n" + "\n".join(steps)
     # lab2 gives the LV back first, so the agent's restore of its records does not fail.
     if o.lab2_holds:
