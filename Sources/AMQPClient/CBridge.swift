@@ -71,6 +71,7 @@ final class CArena {
         if let v = p.expiration { props.expiration = bytes(v); flags |= UInt32(AMQP_BASIC_EXPIRATION_FLAG) }
         if let v = p.messageID { props.message_id = bytes(v); flags |= UInt32(AMQP_BASIC_MESSAGE_ID_FLAG) }
         if let v = p.timestamp { props.timestamp = v; flags |= UInt32(AMQP_BASIC_TIMESTAMP_FLAG) }
+        if let v = p.userID { props.user_id = bytes(v); flags |= UInt32(AMQP_BASIC_USER_ID_FLAG) }
         props._flags = flags
         return props
     }
@@ -121,6 +122,7 @@ func decodeProperties(_ p: amqp_basic_properties_t) -> AMQPProperties {
     if has(AMQP_BASIC_EXPIRATION_FLAG) { out.expiration = p.expiration.string }
     if has(AMQP_BASIC_MESSAGE_ID_FLAG) { out.messageID = p.message_id.string }
     if has(AMQP_BASIC_TIMESTAMP_FLAG) { out.timestamp = p.timestamp }
+    if has(AMQP_BASIC_USER_ID_FLAG) { out.userID = p.user_id.string }
     return out
 }
 

@@ -50,6 +50,8 @@ final class ConnectionCore {
     private var consumers: [String: Consumer] = [:]
     private var nextConsumerTag = 1
     private var prefetch: UInt16
+    /// The user the current connection logged in as: stamped as `user_id` on every publish.
+    private var loginUser = ""
 
     private var nextSeq: UInt64 = 1
     private var pending: [UInt64: PendingPublish] = [:]
@@ -160,6 +162,7 @@ final class ConnectionCore {
         _ = amqp_confirm_select(c, Self.channel)
         if let e = checkReply(c, "confirm.select") { amqp_destroy_connection(c); return scheduleRetry(e) }
         conn = c
+        loginUser = host.username
         sockfd = amqp_get_sockfd(c)
         nextSeq = 1
         blocked = false
@@ -372,7 +375,9 @@ final class ConnectionCore {
                  deadline: ContinuousClock.Instant, completion: @escaping @Sendable (Result<Void, AMQPError>) -> Void) {
         guard let c = conn else { return completion(.failure(.notConnected(lastError: lastError))) }
         let a = CArena()
-        var props = a.properties(properties)
+        var stamped = properties
+        if stamped.userID == nil { stamped.userID = loginUser }  // the receiver's broker-checked sender identity
+        var props = a.properties(stamped)
         let ex = a.bytes(exchange), rk = a.bytes(routingKey)
         let token = PublishWatchdog.shared.arm(fd: sockfd, timeout: config.publishWriteTimeout)
         let rc = body.withUnsafeBytes { raw -> Int32 in

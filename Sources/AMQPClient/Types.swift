@@ -134,10 +134,15 @@ public struct AMQPProperties: Sendable, Equatable {
     public var expiration: String?
     public var messageID: String?
     public var timestamp: UInt64?
+    /// The publisher's login user. RabbitMQ refuses a message whose `user_id` differs from the
+    /// user that opened the connection, so on delivery it is a broker-checked identity (absent
+    /// when the publisher did not set it). `AMQPConnection` sets it on every publish.
+    public var userID: String?
 
     public init(contentType: String? = nil, contentEncoding: String? = nil, headers: AMQPTable? = nil,
                 deliveryMode: UInt8? = nil, priority: UInt8? = nil, correlationID: String? = nil,
-                replyTo: String? = nil, expiration: String? = nil, messageID: String? = nil, timestamp: UInt64? = nil) {
+                replyTo: String? = nil, expiration: String? = nil, messageID: String? = nil, timestamp: UInt64? = nil,
+                userID: String? = nil) {
         self.contentType = contentType
         self.contentEncoding = contentEncoding
         self.headers = headers
@@ -148,6 +153,7 @@ public struct AMQPProperties: Sendable, Equatable {
         self.expiration = expiration
         self.messageID = messageID
         self.timestamp = timestamp
+        self.userID = userID
     }
 }
 

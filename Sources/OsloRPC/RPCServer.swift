@@ -13,10 +13,34 @@ public struct RPCCallContext: Sendable {
     public var deadline: ContinuousClock.Instant?
     public var uniqueID: String?
     public var isCall: Bool
+    /// The AMQP `user_id` of the message: the publisher's broker login, checked by RabbitMQ
+    /// (a publisher cannot set another user's name). nil when the publisher did not set it
+    /// (oslo.messaging never does).
+    public var userID: String?
+    /// Which of the server's queues the request came from.
+    public var route: RPCRoute = .topic
+    /// The routing key it was published with (`T`, `T.S`, or the queue name via the default exchange).
+    public var routingKey: String = ""
+    public var msgID: String?
+    public var replyQueue: String?
+    public var namespace: String?
+    public var version: String?
 
     public var requestID: String? { context["request_id"]?.stringValue }
     public var hasExpired: Bool { deadline.map { ContinuousClock.now >= $0 } ?? false }
 }
+
+/// The queue a request was consumed from: the shared topic queue `T`, the server's own
+/// `T.S`, or its private fanout queue (a copy sent to every server of the topic).
+public enum RPCRoute: String, Sendable, Equatable {
+    case topic
+    case directed
+    case fanout
+}
+
+/// Decides, before dispatch, whether a request may run; a failure is sent back to a caller
+/// (when it named a reply queue) and nothing is executed. Must be quick and not block.
+public typealias RPCAdmission = @Sendable (RPCCallContext, _ args: [String: JSONValue]) -> RPCFailure?
 
 public typealias RPCHandler = @Sendable (RPCCallContext, [String: JSONValue]) async throws -> JSONValue
 
@@ -73,6 +97,8 @@ public final class RPCServer: Sendable {
         /// per-host agent whose callers fail fast while it is down: what queued up
         /// meanwhile was already answered with an error and must not run later.
         public var purgeDirectedQueueOnStart = false
+        /// Authorization and transport policy (who may call what, and how); nil admits all.
+        public var admit: RPCAdmission?
         public init() {}
     }
 
@@ -124,9 +150,9 @@ public final class RPCServer: Sendable {
         // request already taken off the queue runs to completion, uncancelled.
         let inflight = InflightLimiter(limit: options.maxConcurrency)
         var tags: [String] = []
-        for q in [topic, "\(topic).\(server)", fanoutQueue] {
+        for (q, route) in [(topic, RPCRoute.topic), ("\(topic).\(server)", .directed), (fanoutQueue, .fanout)] {
             tags.append(try await connection.consume(queue: q) { delivery in
-                inflight.start { await self.process(delivery) }
+                inflight.start { await self.process(delivery, route: route) }
             })
         }
         logger.info("RPC server ready", metadata: ["target": "\(target)", "fanout_queue": "\(fanoutQueue)"])
@@ -139,7 +165,7 @@ public final class RPCServer: Sendable {
         logger.info("RPC server stopped", metadata: ["target": "\(target)"])
     }
 
-    private func process(_ d: AMQPDelivery) async {
+    private func process(_ d: AMQPDelivery, route: RPCRoute) async {
         let request: RPCRequest
         do {
             request = try RPCRequest.decode(body: d.body, contentType: d.properties.contentType)
@@ -153,12 +179,16 @@ public final class RPCServer: Sendable {
             return
         }
         var deadline: ContinuousClock.Instant?
-        if let exp = d.properties.expiration, let ms = Int64(exp) { deadline = d.receivedAt + .milliseconds(ms) }
+        if let exp = d.properties.expiration, let ms = Int64(exp) {
+            deadline = d.receivedAt + .milliseconds(max(0, min(ms, 7 * 86_400_000)))  // bounded: no overflow
+        }
         if let explicit = RPCDeadline.instant(from: request.context) {
             deadline = min(deadline ?? explicit, explicit)
         }
         let ctx = RPCCallContext(method: request.method, context: request.context, deadline: deadline,
-                                 uniqueID: request.uniqueID, isCall: request.isCall)
+                                 uniqueID: request.uniqueID, isCall: request.isCall, userID: d.properties.userID,
+                                 route: route, routingKey: d.routingKey, msgID: request.msgID,
+                                 replyQueue: request.replyQueue, namespace: request.namespace, version: request.version)
         if ctx.hasExpired {
             logger.warning("not executing a request whose caller has given up",
                            metadata: ["method": "\(request.method)", "msg_id": "\(request.msgID ?? "-")"])
@@ -166,7 +196,7 @@ public final class RPCServer: Sendable {
         }
         var heartbeat: Task<Void, Never>?
         if let msgID = request.msgID, let replyQ = request.replyQueue, let t = request.monitorTimeout {
-            let interval = Int(t) / 2
+            let interval = Int(t / 2)  // decode keeps `t` finite and bounded
             if interval >= 1 {
                 heartbeat = Task {
                     while !Task.isCancelled {
@@ -180,7 +210,16 @@ public final class RPCServer: Sendable {
             }
         }
         var reply: RPCReply?
-        switch dispatcher.handler(for: request) {
+        let admitted: Result<RPCHandler, RPCFailure>
+        if let refusal = options.admit?(ctx, request.args) {
+            logger.warning("refused RPC request", metadata: [
+                "method": "\(request.method)", "user": "\(ctx.userID ?? "-")", "route": "\(route.rawValue)",
+                "error": "\(refusal.message)"])
+            admitted = .failure(refusal)
+        } else {
+            admitted = dispatcher.handler(for: request)
+        }
+        switch admitted {
         case .failure(let f):
             reply = RPCReply(failure: f, msgID: request.msgID ?? "")
         case .success(let handler):

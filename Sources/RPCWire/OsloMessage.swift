@@ -82,6 +82,9 @@ public struct RPCRequest: Sendable, Equatable {
 
     public var isCall: Bool { msgID != nil }
 
+    /// The largest `_timeout` (call_monitor_timeout) accepted: one week.
+    public static let maxMonitorTimeout: Double = 7 * 86_400
+
     public func innerMessage() -> JSONValue {
         var o: [String: JSONValue] = ["method": .string(method), "args": .object(args)]
         if let namespace { o["namespace"] = .string(namespace) }
@@ -127,6 +130,10 @@ public struct RPCRequest: Sendable, Equatable {
             guard let d = Double(s) else { throw .malformed("'_timeout' is not a number") }
             timeout = d
         default: throw .malformed("'_timeout' is not a number")
+        }
+        // Total: a NaN, an infinity or an absurd value would trap a later integer conversion.
+        if let t = timeout, !(t.isFinite && t >= 0 && t <= Self.maxMonitorTimeout) {
+            throw .malformed("'_timeout' must be a number of seconds between 0 and \(Int(Self.maxMonitorTimeout))")
         }
         var context: [String: JSONValue] = [:]
         for (k, v) in o where k.hasPrefix("_context_") { context[String(k.dropFirst(9))] = v }
