@@ -23,6 +23,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
         .package(url: "https://github.com/swiftlang/swift-subprocess.git", from: "1.0.0", traits: []),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.6.0"),
+        // Ed25519 request signatures for callers that cannot set AMQP's user_id (oslo.messaging).
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
     ],
     targets: [
         // C shim over Debian's librabbitmq-dev (0.11). Only AMQPClient imports it.
@@ -44,6 +46,13 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(name: "AOSConfig", swiftSettings: strict),
+        // Who sent a request (broker-checked user_id or an Ed25519 signature) and whether that
+        // role may call that method in that way: the servers' admission policy.
+        .target(
+            name: "AOSAuth",
+            dependencies: ["OsloRPC", "RPCWire", "AOSConfig", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: strict
+        ),
         // Startup plumbing shared by the executables (config loading, logging, console).
         .target(
             name: "AOSRuntime",
@@ -66,14 +75,14 @@ let package = Package(
         ),
         .target(
             name: "AgentCore",
-            dependencies: ["OsloRPC", "RPCWire", "SharedLVM", "Hypervisor", "AOSConfig", "AOSRuntime", "AMQPClient",
+            dependencies: ["OsloRPC", "RPCWire", "SharedLVM", "Hypervisor", "AOSConfig", "AOSRuntime", "AMQPClient", "AOSAuth",
                            .product(name: "Logging", package: "swift-log"),
                            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
             swiftSettings: strict
         ),
         .target(
             name: "ControllerCore",
-            dependencies: ["OsloRPC", "RPCWire", "AOSConfig", "AOSRuntime", "AMQPClient",
+            dependencies: ["OsloRPC", "RPCWire", "AOSConfig", "AOSRuntime", "AMQPClient", "AOSAuth",
                            .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
@@ -93,7 +102,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "aosctl",
-            dependencies: ["AOSRuntime", "OsloRPC", "RPCWire", "AOSConfig", "AMQPClient",
+            dependencies: ["AOSRuntime", "OsloRPC", "RPCWire", "AOSConfig", "AMQPClient", "AOSAuth",
                            .product(name: "ArgumentParser", package: "swift-argument-parser"),
                            .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
@@ -118,6 +127,7 @@ let package = Package(
         .testTarget(name: "RPCWireTests", dependencies: ["RPCWire"], swiftSettings: strict),
         .testTarget(name: "OsloRPCTests", dependencies: ["OsloRPC", "RPCWire", "AMQPClient"], swiftSettings: strict),
         .testTarget(name: "AOSConfigTests", dependencies: ["AOSConfig"], swiftSettings: strict),
+        .testTarget(name: "AOSAuthTests", dependencies: ["AOSAuth", "OsloRPC", "RPCWire"], swiftSettings: strict),
         .testTarget(name: "SharedLVMTests", dependencies: ["SharedLVM"], swiftSettings: strict),
         .testTarget(name: "HypervisorTests", dependencies: ["Hypervisor", "SharedLVM"], swiftSettings: strict),
         .testTarget(name: "AgentCoreTests", dependencies: ["AgentCore", "SharedLVM", "RPCWire"], swiftSettings: strict),

@@ -47,13 +47,14 @@ public enum AgentOptions {
 
     /// Everything `aos-agent` reads. Other programs' sections in the same file are tolerated.
     public static let schema = ConfigSchema(
-        component: "aos-agent", options: CommonOptions.all + options,
+        component: "aos-agent", options: CommonOptions.all + options + AuthOptions.options,
         lenientSections: ["controller", "aosctl"],
-        checks: [CommonOptions.sslFilesNeedSSL])
+        checks: [CommonOptions.sslFilesNeedSSL, AuthOptions.formatHasHost])
 
     /// The agent's settings, typed.
     public struct Settings: Sendable, Equatable {
         public var messaging: CommonOptions.Messaging
+        public var auth: AuthOptions.Settings
         public var volumeGroups: [String]
         public var stateDir: String
         public var lvmTimeout: Int
@@ -70,6 +71,7 @@ public enum AgentOptions {
 
         public init(_ c: Configuration) {
             messaging = CommonOptions.Messaging(c)
+            auth = AuthOptions.Settings(c)
             volumeGroups = c.list(AgentOptions.volumeGroups)
             stateDir = c.string(AgentOptions.stateDir)
             lvmTimeout = c.int(AgentOptions.lvmTimeout)

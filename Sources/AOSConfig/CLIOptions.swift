@@ -15,7 +15,7 @@ public enum CLIOptions {
     /// Everything `aosctl` reads: it calls the controller on `[controller] topic`.
     public static let schema = ConfigSchema(
         component: "aosctl", options: CommonOptions.all + [ControllerOptions.topic] + options,
-        lenientSections: ["agent", "controller"],
+        lenientSections: ["agent", "controller", "auth"],
         checks: [CommonOptions.sslFilesNeedSSL])
 
     /// The CLI's settings, typed.

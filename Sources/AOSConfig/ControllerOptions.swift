@@ -30,13 +30,14 @@ public enum ControllerOptions {
 
     /// Everything `aos-controller` reads. Other programs' sections in the same file are tolerated.
     public static let schema = ConfigSchema(
-        component: "aos-controller", options: CommonOptions.all + options,
+        component: "aos-controller", options: CommonOptions.all + options + AuthOptions.options,
         lenientSections: ["agent", "aosctl"],
-        checks: [CommonOptions.sslFilesNeedSSL, downAfterStale])
+        checks: [CommonOptions.sslFilesNeedSSL, downAfterStale, AuthOptions.formatHasHost])
 
     /// The controller's settings, typed.
     public struct Settings: Sendable, Equatable {
         public var messaging: CommonOptions.Messaging
+        public var auth: AuthOptions.Settings
         public var topic: String
         public var agentResponseTimeout: Int
         public var agentStaleAfter: Int
@@ -46,6 +47,7 @@ public enum ControllerOptions {
 
         public init(_ c: Configuration) {
             messaging = CommonOptions.Messaging(c)
+            auth = AuthOptions.Settings(c)
             topic = c.string(ControllerOptions.topic)
             agentResponseTimeout = c.int(ControllerOptions.agentResponseTimeout)
             agentStaleAfter = c.int(ControllerOptions.agentStaleAfter)

@@ -1,4 +1,5 @@
 import AMQPClient
+import AOSAuth
 import AOSConfig
 import AOSRuntime
 import Hypervisor
@@ -155,6 +156,9 @@ public final class AgentDaemon: Sendable {
         // LVM work is bounded by max_concurrent_lvm inside the service; the server's own
         // bound only caps requests held in memory.
         options.maxConcurrency = 256
+        let auth: AuthConfiguration
+        do { auth = try AuthConfiguration(settings.auth) } catch { throw AgentStartupError("\(error)") }
+        options.admit = AgentRPC.admission(host: m.host, auth: auth, logger: logger).hook
         server = RPCServer(connection: connection,
                            target: RPCTarget(exchange: m.controlExchange, topic: AgentRPC.topic, server: m.host),
                            dispatcher: RPCDispatcher(endpoints: [AgentRPC.endpoint(service)]),

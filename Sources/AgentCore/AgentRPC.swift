@@ -1,3 +1,5 @@
+import AOSAuth
+import Logging
 import OsloRPC
 import RPCWire
 
@@ -30,5 +32,27 @@ public enum AgentRPC {
             }
         }
         return RPCEndpoint(namespace: nil, version: version, handlers: handlers)
+    }
+
+    /// Who may call this agent and how (AOSAuth.Policies.agent): the controller and the
+    /// admin only; state changes only as calls on `aos-agent.<host>` with a deadline.
+    public static func admission(host: String, auth: AuthConfiguration, logger: Logger) -> Admission {
+        Admission(policy: Policies.agent(host: host), configuration: auth, onEvent: { event in
+            logAdmission(event, logger: logger)
+        })
+    }
+}
+
+/// Refusals are logged by the RPC server; here the migration mode's "would refuse" and, at
+/// debug level, who was admitted.
+func logAdmission(_ event: AdmissionEvent, logger: Logger) {
+    switch event {
+    case .admitted(let principal, let method):
+        logger.debug("request admitted", metadata: ["method": "\(method)", "principal": "\(principal)"])
+    case .refused:
+        break
+    case .wouldRefuse(let method, let message):
+        logger.warning("[auth] enforce = false: this request would be refused", metadata: [
+            "method": "\(method)", "reason": "\(message)"])
     }
 }

@@ -47,6 +47,8 @@ public struct AgentReport: Sendable, Equatable {
     public var activeLVs: [LVKey: ActivationMode]
     public var restoreFailures: JSONValue
     public var raw: [String: JSONValue]
+    /// The agent run that sent it (a new one after every agent start).
+    public var instanceID: String? { raw["instance_id"]?.stringValue }
 
     public init(host: String, hostID: Int? = nil, version: String? = nil, ready: Bool = true,
                 lockspaces: [String: String] = [:], activeLVs: [LVKey: ActivationMode] = [:],
@@ -119,10 +121,13 @@ public struct ClusterView: Sendable {
 
     // MARK: Updates
 
-    /// Takes an announcement. Returns false (and ignores it) when it is older than the one held.
+    /// Takes an announcement. Returns false (and ignores it) when it is older than the one held
+    /// from the same agent run; a report from a new run (another `instance_id`: the agent
+    /// restarted) always replaces the old one, whatever the old one's `sent_at` said.
     @discardableResult
     public mutating func apply(_ report: AgentReport, sentAt: Double?, receivedAt: ContinuousClock.Instant) -> Bool {
-        if let old = agents[report.host], let oldSent = old.sentAt, let sentAt, sentAt < oldSent {
+        if let old = agents[report.host], let oldSent = old.sentAt, let sentAt, sentAt < oldSent,
+           old.report.instanceID == report.instanceID {
             return false
         }
         let count = (agents[report.host]?.announcements ?? 0) + 1

@@ -10,6 +10,9 @@ public struct ControllerSettings: Sendable {
     public var preferredHosts: [String]
     /// How often a waiting agent call re-checks the agent's liveness.
     public var livenessPollInterval: Duration = .milliseconds(200)
+    /// An announcement whose `sent_at` is further than this from the controller's clock is
+    /// refused: a forged or replayed report must not pin a host's state ([auth] max_clock_skew).
+    public var maxClockSkew: Duration = .seconds(60)
 
     public init(agentResponseTimeout: Duration, liveness: LivenessPolicy, preferredHosts: [String] = []) {
         self.agentResponseTimeout = agentResponseTimeout
@@ -27,6 +30,7 @@ public final class Controller: Sendable {
     let settings: ControllerSettings
     let logger: Logger
     let now: @Sendable () -> ContinuousClock.Instant
+    let wallClock: @Sendable () -> Double
     let view: Mutex<ClusterView>
     private let monitor = Mutex(MonitorState())
 
@@ -37,11 +41,13 @@ public final class Controller: Sendable {
     }
 
     public init(caller: any AgentCaller, settings: ControllerSettings, logger: Logger,
-                now: @escaping @Sendable () -> ContinuousClock.Instant = { .now }) {
+                now: @escaping @Sendable () -> ContinuousClock.Instant = { .now },
+                wallClock: @escaping @Sendable () -> Double = RPCDeadline.wallClockNow) {
         self.caller = caller
         self.settings = settings
         self.logger = logger
         self.now = now
+        self.wallClock = wallClock
         self.view = Mutex(ClusterView(policy: settings.liveness, startedAt: now()))
     }
 
@@ -92,6 +98,15 @@ public final class Controller: Sendable {
         guard let reportJSON = args.raw["report"] else { throw .invalidArgument("agent_announce: missing 'report'") }
         let report = try AgentReport(json: reportJSON)
         let sentAt = args.raw["sent_at"]?.doubleValue
+        if let sentAt {
+            let skew = sentAt - wallClock()
+            let allowed = Double(settings.maxClockSkew.components.seconds)
+            guard sentAt.isFinite, abs(skew) <= allowed else {
+                throw ServiceError(code: "invalid_argument",
+                                   message: "agent_announce from \(report.host): sent_at is \(abs(skew) < 1e9 ? "\(Int(skew)) s" : "years") off from the controller's clock (allowed: ±\(Int(allowed)) s); check NTP on both hosts",
+                                   details: ["argument": "sent_at", "host": .string(report.host)])
+            }
+        }
         let t = now()
         let (isNew, taken) = view.withLock { v in
             let isNew = !v.isKnown(report.host)

@@ -1,4 +1,5 @@
 import AMQPClient
+import AOSAuth
 import AOSConfig
 import AOSRuntime
 import Logging
@@ -24,16 +25,22 @@ public struct ControllerService: Sendable {
         let flavor = broker.flavor
         let client = RPCClient(connection: connection, flavor: flavor, logger: logger)
         let caller = RPCAgentCaller(client: client, exchange: m.controlExchange)
-        controller = Controller(
-            caller: caller,
-            settings: ControllerSettings(
-                agentResponseTimeout: .seconds(settings.agentResponseTimeout),
-                liveness: LivenessPolicy(staleAfter: .seconds(settings.agentStaleAfter),
-                                         downAfter: .seconds(settings.agentDownAfter)),
-                preferredHosts: settings.preferredHosts),
-            logger: logger)
+        var controllerSettings = ControllerSettings(
+            agentResponseTimeout: .seconds(settings.agentResponseTimeout),
+            liveness: LivenessPolicy(staleAfter: .seconds(settings.agentStaleAfter),
+                                     downAfter: .seconds(settings.agentDownAfter)),
+            preferredHosts: settings.preferredHosts)
+        controllerSettings.maxClockSkew = .seconds(settings.auth.maxClockSkew)
+        controller = Controller(caller: caller, settings: controllerSettings, logger: logger)
         var options = RPCServer.Options()
         options.flavor = flavor
+        options.admit = Admission(policy: Policies.controller(), configuration: try AuthConfiguration(settings.auth),
+                                  onEvent: { event in
+                                      if case .wouldRefuse(let method, let message) = event {
+                                          logger.warning("[auth] enforce = false: this request would be refused",
+                                                         metadata: ["method": "\(method)", "reason": "\(message)"])
+                                      }
+                                  }).hook
         server = RPCServer(connection: connection,
                            target: RPCTarget(exchange: m.controlExchange, topic: settings.topic, server: m.host),
                            dispatcher: RPCDispatcher(endpoints: [controller.endpoint]), options: options, logger: logger)

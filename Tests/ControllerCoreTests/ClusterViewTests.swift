@@ -136,3 +136,23 @@ import Testing
         #expect(describe([Activation(host: "a", mode: .shared), Activation(host: "b", mode: .shared)]) == "shared on a, b")
     }
 }
+
+@Suite struct AnnouncementTrustTests {
+    let t0 = ContinuousClock.now
+    let policy = LivenessPolicy(staleAfter: .seconds(30), downAfter: .seconds(60))
+
+    func report(_ host: String, instance: String) -> AgentReport {
+        AgentReport(host: host, hostID: 1, raw: ["instance_id": .string(instance)])
+    }
+
+    @Test func aNewAgentRunReplacesAReportFromTheFuture() {
+        var v = ClusterView(policy: policy, startedAt: t0)
+        let first = v.apply(report("a", instance: "forged"), sentAt: 9e9, receivedAt: t0)
+        // The same run may not go back in time…
+        let older = v.apply(report("a", instance: "forged"), sentAt: 100, receivedAt: t0)
+        // …but the real agent (another instance) replaces it.
+        let real = v.apply(report("a", instance: "real"), sentAt: 100, receivedAt: t0)
+        #expect(first && !older && real)
+        #expect(v.agents["a"]?.report.instanceID == "real")
+    }
+}

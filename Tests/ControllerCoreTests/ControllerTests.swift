@@ -285,3 +285,19 @@ struct BadCase: Sendable, CustomTestStringConvertible {
     init(_ method: String, _ args: [String: JSONValue]) { self.method = method; self.args = args }
     var testDescription: String { "\(method) \(JSONWriter.serialize(.object(args)))" }
 }
+
+@Suite struct AnnouncementSkewTests {
+    @Test func sentAtOutsideTheSkewWindowIsRefused() async throws {
+        let agents = FakeAgents()
+        let c = makeController(agents, clock: FakeClock())
+        let report = agents.report("host-a", hostID: 1)
+        for sentAt in [1.0 + 61, 1.0 - 61, 1e300, -1e300] {
+            _ = await expectCode("invalid_argument") {
+                _ = try await c.dispatch("agent_announce", ["report": report, "sent_at": .double(sentAt)])
+            }
+        }
+        #expect(c.snapshot.agents["host-a"] == nil)
+        _ = try await c.dispatch("agent_announce", ["report": report, "sent_at": .double(60)])
+        #expect(c.snapshot.agents["host-a"] != nil)
+    }
+}

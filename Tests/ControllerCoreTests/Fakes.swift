@@ -138,7 +138,7 @@ func makeController(_ agents: FakeAgents, clock: FakeClock, preferred: [String] 
     settings.livenessPollInterval = .milliseconds(10)
     var logger = Logger(label: "test")
     logger.logLevel = .critical
-    return Controller(caller: agents, settings: settings, logger: logger, now: { clock.now })
+    return Controller(caller: agents, settings: settings, logger: logger, now: { clock.now }, wallClock: { 1.0 })
 }
 
 /// Announces `hosts` (name, host_id) from the fake agents' current state.
