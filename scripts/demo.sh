@@ -164,6 +164,11 @@ volume_clear = none
 
 [aosctl]
 timeout = 30
+
+[auth]
+# The demo runs every process as the broker's guest user. A real cloud gives each role its own
+# broker user and keeps enforce = true (aosctl broker-setup; docs/security.md).
+enforce = false
 EOF
 
 start_process() {  # name logname command…

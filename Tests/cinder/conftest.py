@@ -27,6 +27,12 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
+# The servers refuse senders without a role by default ([auth] enforce). These suites run as
+# the broker's guest user; Tests/interop/test_authorization.py runs with per-role users and
+# enforcement on (docs/security.md).
+os.environ.setdefault("AOS_AUTH_ENFORCE", "false")
+
+
 HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parents[1]
 SEED_SECTION = HERE / "seed_sanlock.conf"

@@ -41,6 +41,12 @@ from typing import Callable, Iterator, Optional
 
 import pytest
 
+# The servers refuse senders without a role by default ([auth] enforce). These suites run as
+# the broker's guest user; Tests/interop/test_authorization.py runs with per-role users and
+# enforcement on (docs/security.md).
+os.environ.setdefault("AOS_AUTH_ENFORCE", "false")
+
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BROKER_VARS = (
     "AOS_TEST_AMQP_URL",
