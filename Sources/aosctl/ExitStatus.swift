@@ -10,6 +10,7 @@ enum ExitStatus {
     static let conflict: Int32 = 4
     static let unreachable: Int32 = 5
     static let timeout: Int32 = 6
+    static let notAuthorized: Int32 = 7
 
     /// The exit code for an error code of the API (agent or controller).
     static func forCode(_ code: String) -> Int32 {
@@ -20,6 +21,7 @@ enum ExitStatus {
             return conflict
         case "agent_unavailable", "messaging_error", "not_ready": return unreachable
         case "timed_out", "expired": return timeout
+        case "not_authorized": return notAuthorized
         default: return other
         }
     }

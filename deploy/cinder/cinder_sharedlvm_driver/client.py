@@ -18,6 +18,7 @@ from oslo_config import cfg
 from oslo_log import log as logging
 
 from cinder_sharedlvm_driver import exception as sl_exc
+from cinder_sharedlvm_driver import signing
 
 LOG = logging.getLogger(__name__)
 
@@ -46,6 +47,10 @@ HINTS = {
     sl_exc.VolumeGroupUnknown:
         "Set volume_group to a VG listed in the agents' [agent] volume_groups "
         "('aosctl agents').",
+    sl_exc.NotAuthorized:
+        "Set agent_signing_key_file in this backend's section of cinder.conf and put its "
+        "public key in [auth] driver_public_keys of the controller's aos.conf "
+        "(docs/security.md).",
     sl_exc.RefreshFailed:
         "Retry the extend (it is idempotent) once the named hosts are reachable.",
 }
@@ -85,8 +90,10 @@ class ControllerClient:
     """Calls aos-controller; every failure becomes a `SharedLVMError` subclass."""
 
     def __init__(self, conf: cfg.ConfigOpts, url: Optional[str], *, topic: str, exchange: str,
-                 response_timeout: int, query_timeout: int, vg: str) -> None:
+                 response_timeout: int, query_timeout: int, vg: str,
+                 signing_key_file: Optional[str] = None) -> None:
         self._conf = conf
+        self._signer = signing.RequestSigner.from_file(signing_key_file) if signing_key_file else None
         self._url = url or None
         self.topic = topic
         self.exchange = exchange
@@ -136,8 +143,11 @@ class ControllerClient:
         client = self._rpc_client().prepare(timeout=timeout)
         args = {k: v for k, v in kwargs.items() if v is not None}
         LOG.debug("aos-controller call %s %s (timeout %ss)", method, args, timeout)
+        ctxt = _request_context()
+        if self._signer is not None:
+            ctxt[signing.CONTEXT_KEY] = self._signer.sign(self.topic, method, args, version=API_VERSION)
         try:
-            result = client.call(_request_context(), method, **args)
+            result = client.call(ctxt, method, **args)
         except oslo_messaging.RemoteError as e:
             raise self.translate(e, what=what, lv=args.get("name")) from None
         except oslo_messaging.MessagingTimeout:

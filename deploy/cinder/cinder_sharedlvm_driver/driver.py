@@ -108,7 +108,8 @@ class SharedLVMDriver(driver.VolumeDriver):
                 CONF, conf.agent_transport_url,
                 topic=conf.agent_controller_topic, exchange=conf.agent_control_exchange,
                 response_timeout=conf.agent_response_timeout,
-                query_timeout=conf.agent_query_timeout, vg=self.vg_name)
+                query_timeout=conf.agent_query_timeout, vg=self.vg_name,
+                signing_key_file=conf.agent_signing_key_file)
         return self._client
 
     @property

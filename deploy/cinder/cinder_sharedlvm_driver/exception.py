@@ -91,8 +91,14 @@ class InvalidRequest(SharedLVMError, exception.InvalidInput):
     aos_code = "invalid_argument"
 
 
+class NotAuthorized(SharedLVMError, exception.NotAuthorized):
+    """The controller refused the driver: its signing key or broker user has no role there."""
+    aos_code = "not_authorized"
+
+
 # Controller error code -> exception class. exc_type on the wire is the code in CamelCase.
 CODE_TO_EXCEPTION = {
+    "not_authorized": NotAuthorized,
     "locked_by_other_host": VolumeLockedByOtherHost,
     "incompatible_lock_mode": VolumeLockedByOtherHost,
     "agent_unavailable": AgentUnavailable,

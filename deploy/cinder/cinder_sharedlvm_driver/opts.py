@@ -29,6 +29,12 @@ sharedlvm_opts = [
                min=1,
                help='Seconds to wait for read-only requests (pool stats for the scheduler, '
                     'the setup check, volume lookups); capped by agent_response_timeout.'),
+    cfg.StrOpt('agent_signing_key_file',
+               help='Ed25519 private key (base64, mode 0600) the driver signs its requests to '
+                    'aos-controller with; its public key goes in [auth] driver_public_keys of '
+                    'aos.conf (make one with: aosctl auth keygen --private-key-file PATH). '
+                    'Unset: requests are unsigned and a controller that enforces '
+                    'authorization refuses them (docs/security.md).'),
     cfg.StrOpt('agent_controller_topic',
                default='aos-controller',
                help='RPC topic aos-controller serves ([controller] topic in aos.conf).'),
