@@ -165,6 +165,7 @@ volume_clear = none
 [aosctl]
 timeout = 30
 EOF
+chmod 600 "$DIR/aos.conf"  # it holds the broker password (the programs warn otherwise)
 
 start_process() {  # name logname command…
     local name="$1" log="$DIR/$2"; shift 2
@@ -241,8 +242,8 @@ cat <<EOF
 
   alias aosctl='$BIN/aosctl --config $DIR/aos.conf'
   aosctl agents
-  aosctl volume create my-vol --size 5G
-  aosctl --json volume show my-vol
+  aosctl volume create volume-mine --size 5G
+  aosctl --json volume show volume-mine
   aosctl --direct host-b locks
   aosctl --help
 
