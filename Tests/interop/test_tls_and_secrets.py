@@ -128,3 +128,35 @@ def test_password_from_environment_and_warnings(spawn, swift_bin, amqp_url, tmp_
     controller = spawn("aos-controller", "--config", exposed2, "--set", f"controller.topic=aos-ctl-{host2}",
                        ready="READY", timeout=60)
     assert f"aos-controller: warning: configuration file {exposed2} holds the broker password" in controller.stderr_text()
+
+
+# ---- issue 11, item 6: only our LVs, through the controller and aosctl -------------------------
+
+from test_controller_e2e import VG as CVG, Cluster, ctl, remote_error, wait_alive  # noqa: E402,F401
+
+
+def test_agent_refuses_lvs_outside_lv_name_pattern(spawn, amqp_url, tmp_path, swift_bin, ctl):  # noqa: F811
+    c = Cluster(spawn, amqp_url, tmp_path, swift_bin)
+    c.start_agent(c.host_a, 1)  # default lv_name_pattern = volume-*
+    # The admin's own tool on host b manages every LV of the same (simulated, shared) VG.
+    c.conf.write_text("[agent]\nlv_name_pattern = *\n")
+    c.start_agent(c.host_b, 2)
+    c.conf.write_text("")
+    c.start_controller()
+    a, b = c.host_a, c.host_b
+    wait_alive(ctl, a, b)
+    r = c.aosctl("--json", "--direct", b, "volume", "create", "scratch", "--size", "1G", "--vg", CVG)
+    assert r.returncode == 0, r.stderr
+
+    # Python (oslo.messaging) through the controller: a named refusal, nothing done.
+    e = remote_error(lambda: ctl("activate_volume", vg=CVG, name="scratch", host=a, mode="exclusive"))
+    assert e.exc_type == "LvNotManaged", e
+    assert "lv_name_pattern" in e.value and "volume-*" in e.value, e.value
+    # aosctl, straight to the agent: the same code; read-only calls still see the LV.
+    r = c.aosctl("--json", "--direct", a, "volume", "delete", "scratch", "--vg", CVG)
+    assert r.returncode != 0 and json.loads(r.stdout)["error"]["code"] == "lv_not_managed", (r.stdout, r.stderr)
+    r = c.aosctl("--json", "--direct", a, "volume", "show", "scratch", "--vg", CVG)
+    assert r.returncode == 0 and json.loads(r.stdout)["active"] is False, (r.stdout, r.stderr)
+    # A Cinder-named volume goes through on the same agent.
+    r = c.aosctl("--json", "--direct", a, "volume", "create", "volume-ours", "--size", "1G", "--vg", CVG)
+    assert r.returncode == 0, r.stderr
