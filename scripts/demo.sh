@@ -170,6 +170,7 @@ timeout = 30
 # broker user and keeps enforce = true (aosctl broker-setup; docs/security.md).
 enforce = false
 EOF
+chmod 600 "$DIR/aos.conf"  # it holds the broker password (the programs warn otherwise)
 
 start_process() {  # name logname command…
     local name="$1" log="$DIR/$2"; shift 2
@@ -246,8 +247,8 @@ cat <<EOF
 
   alias aosctl='$BIN/aosctl --config $DIR/aos.conf'
   aosctl agents
-  aosctl volume create my-vol --size 5G
-  aosctl --json volume show my-vol
+  aosctl volume create volume-mine --size 5G
+  aosctl --json volume show volume-mine
   aosctl --direct host-b locks
   aosctl --help
 

@@ -39,17 +39,31 @@ public enum AgentOptions {
     public static let libvirtURI = OptionSpec(
         "agent", "libvirt_uri", type: .string, default: .string("qemu:///system"),
         help: "libvirt URI (virsh -c) of this host's VMs, which lockspace recovery stops and starts again; empty: recovery leaves VMs alone.")
+    public static let lvNamePattern = OptionSpec(
+        "agent", "lv_name_pattern", type: .list, default: .list(["volume-*"]),
+        help: "The LVs this agent may change: shell globs (fnmatch: * ? [..]), comma-separated; an LV whose name matches none is refused (lv_not_managed) by create, extend, refresh, delete, activate and deactivate, and left alone by restore and recovery reactivation; read-only methods still see it. The default is what the Cinder driver creates (cinder's volume_name_template volume-%s); '*' manages every LV of the volume groups.")
 
     public static let options: [OptionSpec] = [
         volumeGroups, stateDir, lvmTimeout, maxConcurrentLVM, announceInterval, pvWaitTimeout,
-        lvmBackend, lvmlocalConf, logLevel, volumeClear, volumeClearSize, controllerTopic, libvirtURI,
+        lvmBackend, lvmlocalConf, logLevel, volumeClear, volumeClearSize, controllerTopic, libvirtURI, lvNamePattern,
     ]
 
     /// Everything `aos-agent` reads. Other programs' sections in the same file are tolerated.
     public static let schema = ConfigSchema(
         component: "aos-agent", options: CommonOptions.all + options + AuthOptions.options,
         lenientSections: ["controller", "aosctl"],
-        checks: [CommonOptions.sslFilesNeedSSL, AuthOptions.formatHasHost])
+        checks: [CommonOptions.sslFilesNeedSSL, lvNamePatternsValid, AuthOptions.formatHasHost])
+
+    static let lvNamePatternsValid: @Sendable (Configuration) -> String? = { config in
+        let patterns = config.list(lvNamePattern)
+        if patterns.isEmpty {
+            return "[agent] lv_name_pattern is empty: the agent would refuse every LV (use volume-* for Cinder's names, * for all)"
+        }
+        for p in patterns where p.contains(where: { $0 == "/" || $0 == " " || $0 == "\t" }) {
+            return "[agent] lv_name_pattern '\(p)': a glob of LV names cannot contain '/' or blanks"
+        }
+        return nil
+    }
 
     /// The agent's settings, typed.
     public struct Settings: Sendable, Equatable {
@@ -68,6 +82,7 @@ public enum AgentOptions {
         public var volumeClearSizeMiB: Int
         public var controllerTopic: String
         public var libvirtURI: String
+        public var lvNamePatterns: [String]
 
         public init(_ c: Configuration) {
             messaging = CommonOptions.Messaging(c)
@@ -85,6 +100,7 @@ public enum AgentOptions {
             volumeClearSizeMiB = c.int(AgentOptions.volumeClearSize)
             controllerTopic = c.string(AgentOptions.controllerTopic)
             libvirtURI = c.string(AgentOptions.libvirtURI)
+            lvNamePatterns = c.list(AgentOptions.lvNamePattern)
         }
     }
 }

@@ -13,10 +13,7 @@ public struct BrokerConnection: Sendable {
 
     /// - Parameter name: shown by the broker, e.g. "aos-agent:cmp-1".
     public init(_ m: CommonOptions.Messaging, name: String, reconnectMaxDelay: Duration, logger: Logger) throws {
-        let url = try TransportURL(parsing: m.transportURL)
-        var amqp = try AMQPConfiguration(url: url, tlsDefaults: m.ssl && !m.sslCAFile.isEmpty
-            ? AMQPConfiguration.TLS(caFile: m.sslCAFile, certFile: m.sslCertFile.isEmpty ? nil : m.sslCertFile,
-                                    keyFile: m.sslKeyFile.isEmpty ? nil : m.sslKeyFile) : nil)
+        var amqp = try m.amqpConfiguration()
         amqp.heartbeat = m.heartbeatTimeoutThreshold
         amqp.prefetchCount = UInt16(clamping: m.rabbitQosPrefetchCount)
         amqp.connectionName = name
@@ -28,9 +25,55 @@ public struct BrokerConnection: Sendable {
             case .connecting, .closed: break
             }
         }
-        var flavor = QueueFlavor(options: url.query)
+        var flavor = QueueFlavor(options: amqp.url.query)
         flavor.durableQueues = m.amqpDurableQueues
         flavor.quorumQueues = m.rabbitQuorumQueue
         self.flavor = flavor
+    }
+}
+
+extension CommonOptions.Messaging {
+    /// CA bundles of the common distributions, for `ssl = true` without `ssl_ca_file`
+    /// ("the system's CAs" as in oslo): librabbitmq 0.11 cannot read the system store
+    /// itself, so the first bundle that exists is handed to it as a CA file.
+    public static let systemCABundles = [
+        "/etc/ssl/certs/ca-certificates.crt",  // Debian, Ubuntu, Alpine
+        "/etc/pki/tls/certs/ca-bundle.crt",  // RHEL, Fedora
+        "/etc/ssl/ca-bundle.pem",  // SUSE
+        "/etc/ssl/cert.pem",
+    ]
+
+    /// The AMQP settings of `transport_url` plus `[oslo_messaging_rabbit] ssl*`.
+    ///
+    /// TLS is on when `ssl = true` (as in oslo.messaging, whatever the URL's scheme, on the
+    /// URL's port: oslo does not switch ports), or with `amqps://` / `?ssl=1` in the URL.
+    /// The CA file is `ssl_ca_file` (the URL's `ssl_ca_file` query wins), else the system
+    /// bundle; a client certificate needs both `ssl_cert_file` and `ssl_key_file`.
+    public func amqpConfiguration(systemCABundles: [String] = Self.systemCABundles) throws(TransportURLError) -> AMQPConfiguration {
+        let url = try TransportURL(parsing: transportURL)
+        let wantsTLS = ssl || url.usesTLS
+        var defaults: AMQPConfiguration.TLS?
+        if wantsTLS {
+            let ca = !sslCAFile.isEmpty ? sslCAFile : systemCABundles.first(where: SystemInfo.fileExists)
+            defaults = ca.map {
+                AMQPConfiguration.TLS(caFile: $0, certFile: sslCertFile.isEmpty ? nil : sslCertFile,
+                                      keyFile: sslKeyFile.isEmpty ? nil : sslKeyFile)
+            }
+        }
+        var amqp = try AMQPConfiguration(url: url, tlsDefaults: defaults)
+        if ssl && amqp.tls == nil {
+            // A rabbit:// or amqp:// URL without ?ssl: AMQPConfiguration left TLS off.
+            var t = defaults
+            let q = url.query
+            if let ca = q["ssl_ca_file"] { t = .init(caFile: ca, certFile: t?.certFile, keyFile: t?.keyFile) }
+            if let c = q["ssl_cert_file"] { t?.certFile = c }
+            if let k = q["ssl_key_file"] { t?.keyFile = k }
+            guard let t else {
+                throw .malformed("[oslo_messaging_rabbit] ssl = true but no CA file: set ssl_ca_file "
+                                 + "(none of the system bundles \(systemCABundles.joined(separator: ", ")) exists)")
+            }
+            amqp.tls = t
+        }
+        return amqp
     }
 }

@@ -12,14 +12,21 @@ public enum ProgramConfiguration {
 
     /// `--config PATH` (or /etc/aos/aos.conf when it exists), then the environment
     /// (`AOS_<SECTION>_<KEY>`), then `--set section.key=value` overrides.
-    public static func load(schema: ConfigSchema, path: String?, overrides: [String]) throws(ConfigError) -> Configuration {
+    ///
+    /// Says on stderr (`<program>: warning: …`, before logging is set up) where the broker
+    /// password is exposed: on the command line, or in a file that others may read
+    /// (`SecretExposure`).
+    public static func load(schema: ConfigSchema, path: String?, overrides: [String],
+                            warn: (String) -> Void = { Console.err($0) }) throws(ConfigError) -> Configuration {
         let path = path ?? (SystemInfo.fileExists(defaultPath) ? defaultPath : nil)
         var text: String?
         if let path { text = try SystemInfo.readTextFile(path) }
         var parsed: [ConfigOverride] = []
         for o in overrides { parsed.append(try ConfigOverride.parse(o)) }
-        return try schema.load(iniText: text, fileName: path ?? "aos.conf", env: SystemInfo.environment(),
-                               overrides: parsed)
+        let config = try schema.load(iniText: text, fileName: path ?? "aos.conf", env: SystemInfo.environment(),
+                                     overrides: parsed)
+        for w in SecretExposure.warnings(config, path: path) { warn("\(schema.component): warning: \(w)") }
+        return config
     }
 }
 

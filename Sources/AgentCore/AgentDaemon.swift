@@ -126,7 +126,8 @@ public final class AgentDaemon: Sendable {
         let serviceConfig = AgentServiceConfiguration(
             host: m.host, hostId: hostId, volumeGroups: settings.volumeGroups, stateDirectory: settings.stateDir,
             maxConcurrentLVM: settings.maxConcurrentLVM, volumeClear: settings.volumeClear,
-            volumeClearSizeMiB: settings.volumeClearSizeMiB, pvWaitTimeout: .seconds(settings.pvWaitTimeout))
+            volumeClearSizeMiB: settings.volumeClearSizeMiB, pvWaitTimeout: .seconds(settings.pvWaitTimeout),
+            lvNames: LVNamePolicy(settings.lvNamePatterns))
         do {
             service = try AgentService(configuration: serviceConfig, backend: backend, dm: dm, hypervisor: hypervisor, logger: logger,
                                        onStatus: { notifier.notify("STATUS=\($0)") })
@@ -175,7 +176,8 @@ public final class AgentDaemon: Sendable {
         logger.notice("starting", metadata: [
             "host": "\(host)", "host_id": "\(service.configuration.hostId)",
             "volume_groups": "\(service.configuration.volumeGroups.joined(separator: ","))",
-            "state_dir": "\(service.configuration.stateDirectory)", "version": "\(AgentVersion.current)"])
+            "state_dir": "\(service.configuration.stateDirectory)", "version": "\(AgentVersion.current)",
+            "lv_name_pattern": "\(service.configuration.lvNames)"])
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.announceLoop() }
             if let listener = fenceListener {

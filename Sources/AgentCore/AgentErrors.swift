@@ -15,6 +15,8 @@ public enum AgentErrorCode: String, Sendable, CaseIterable {
     case notReady = "not_ready"
     /// No such agent method (only reachable through `AgentService.handle` directly).
     case unknownMethod = "unknown_method"
+    /// The LV's name matches no glob of `[agent] lv_name_pattern`: not ours to change.
+    case lvNotManaged = "lv_not_managed"
 }
 
 extension ServiceError {

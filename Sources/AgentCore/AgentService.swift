@@ -3,6 +3,11 @@ import Logging
 import RPCWire
 import SharedLVM
 import Synchronization
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 
 public enum AgentVersion {
     public static let current = "0.1.0"
@@ -36,6 +41,26 @@ public enum AgentMethod: String, Sendable, CaseIterable {
     }
 }
 
+/// The LVs this agent may change (`[agent] lv_name_pattern`): shell globs matched with
+/// fnmatch(3). Other LVs of the shared VG (an admin's own, another tool's) are refused by
+/// every mutating method and left alone by restore and recovery; read-only methods see them.
+public struct LVNamePolicy: Sendable, Equatable, CustomStringConvertible {
+    public var patterns: [String]
+
+    public init(_ patterns: [String]) { self.patterns = patterns }
+
+    /// What the Cinder driver creates: cinder's `volume_name_template` `volume-%s`.
+    public static let cinderDefault = LVNamePolicy(["volume-*"])
+    /// Every LV of the served VGs (tests, or a VG that holds nothing else).
+    public static let all = LVNamePolicy(["*"])
+
+    public func manages(_ name: String) -> Bool {
+        patterns.contains { fnmatch($0, name, 0) == 0 }
+    }
+
+    public var description: String { patterns.joined(separator: ", ") }
+}
+
 /// What the agent needs to know about itself; built from `AgentOptions.Settings` by the daemon.
 public struct AgentServiceConfiguration: Sendable {
     public var host: String
@@ -51,11 +76,13 @@ public struct AgentServiceConfiguration: Sendable {
     public var pvWaitTimeout: Duration
     public var pvPollInterval: Duration
     public var version: String
+    /// The LVs mutating methods may touch (`[agent] lv_name_pattern`).
+    public var lvNames: LVNamePolicy
 
     public init(host: String, hostId: Int, volumeGroups: [String], stateDirectory: String,
                 maxConcurrentLVM: Int = 4, volumeClear: String = "zero", volumeClearSizeMiB: Int = 0,
                 pvWaitTimeout: Duration = .seconds(300), pvPollInterval: Duration = .seconds(1),
-                version: String = AgentVersion.current) {
+                version: String = AgentVersion.current, lvNames: LVNamePolicy = .cinderDefault) {
         self.host = host
         self.hostId = hostId
         self.volumeGroups = volumeGroups
@@ -66,6 +93,7 @@ public struct AgentServiceConfiguration: Sendable {
         self.pvWaitTimeout = pvWaitTimeout
         self.pvPollInterval = pvPollInterval
         self.version = version
+        self.lvNames = lvNames
     }
 }
 
@@ -172,6 +200,7 @@ public final class AgentService: Sendable {
             let (vg, name) = try lvArguments(&r)
             let size = try r.size()
             try r.finish()
+            try requireManaged(m, vg: vg, name: name)
             try requireReady(m, vg: vg)
             return try await withLV(vg, name, deadline) { () async throws(ServiceError) in try await self.createLV(vg, name, size) }
         case .extendLV:
@@ -179,6 +208,7 @@ public final class AgentService: Sendable {
             let size = try r.size()
             let sharedUpdate = try r.optionalBool("shared_update") ?? false
             try r.finish()
+            try requireManaged(m, vg: vg, name: name)
             try requireReady(m, vg: vg)
             return try await withLV(vg, name, deadline) { () async throws(ServiceError) in
                 try await self.extendLV(vg, name, size, sharedUpdate: sharedUpdate)
@@ -186,6 +216,7 @@ public final class AgentService: Sendable {
         case .refreshLV:
             let (vg, name) = try lvArguments(&r)
             try r.finish()
+            try requireManaged(m, vg: vg, name: name)
             try requireReady(m, vg: vg)
             return try await withLV(vg, name, deadline) { () async throws(ServiceError) in try await self.refreshLV(vg, name) }
         case .deleteLV:
@@ -196,6 +227,7 @@ public final class AgentService: Sendable {
                 throw r.fail("volume_clear_size_mb", "argument 'volume_clear_size_mb' must be between 0 and \(LVSize.maxBytes >> 20), got \(clearMiB)")
             }
             try r.finish()
+            try requireManaged(m, vg: vg, name: name)
             try requireReady(m, vg: vg)
             return try await withLV(vg, name, deadline) { () async throws(ServiceError) in
                 try await self.deleteLV(vg, name, clear: clear == "zero", clearMiB: UInt64(clearMiB))
@@ -205,11 +237,13 @@ public final class AgentService: Sendable {
             let modeText = try r.optionalChoice("mode", LVActivationMode.allCases.map(\.rawValue)) ?? "exclusive"
             let mode = LVActivationMode(rawValue: modeText)!
             try r.finish()
+            try requireManaged(m, vg: vg, name: name)
             try requireReady(m, vg: vg)
             return try await withLV(vg, name, deadline) { () async throws(ServiceError) in try await self.activateLV(vg, name, mode) }
         case .deactivateLV:
             let (vg, name) = try lvArguments(&r)
             try r.finish()
+            try requireManaged(m, vg: vg, name: name)
             try requireReady(m, vg: vg)
             return try await withLV(vg, name, deadline) { () async throws(ServiceError) in try await self.deactivateLV(vg, name) }
         case .lvInfo:
@@ -277,6 +311,18 @@ public final class AgentService: Sendable {
         let name = try r.string("name")
         do { try LVName.validate(name) } catch { throw r.fail("name", error.message) }
         return (vg, name)
+    }
+
+    /// Mutating methods touch only the LVs of `[agent] lv_name_pattern`.
+    func requireManaged(_ m: AgentMethod, vg: String, name: String) throws(ServiceError) {
+        guard !configuration.lvNames.manages(name) else { return }
+        throw .agent(.lvNotManaged,
+                     "LV \(vg)/\(name) is not managed by the agent on host \(host): its name matches no pattern of "
+                         + "[agent] lv_name_pattern (\(configuration.lvNames)); \(m.rawValue) refused. "
+                         + "Add a glob for it to lv_name_pattern if aos should manage it",
+                     host: host, vg: vg, lv: name,
+                     extra: ["method": .string(m.rawValue), "option": "[agent] lv_name_pattern",
+                             "patterns": .array(configuration.lvNames.patterns.map(JSONValue.string))])
     }
 
     /// Mutating methods need a finished boot and a lockspace that was not lost: after
@@ -765,6 +811,10 @@ public final class AgentService: Sendable {
         }
         guard configuration.volumeGroups.contains(record.vg) else {
             return fail(AgentErrorCode.unknownVG.rawValue, "volume group \(record.vg) is no longer in [agent] volume_groups")
+        }
+        guard configuration.lvNames.manages(record.name) else {
+            return fail(AgentErrorCode.lvNotManaged.rawValue,
+                        "the LV's name matches no pattern of [agent] lv_name_pattern (\(configuration.lvNames)): not re-activated")
         }
         let lockspace = runtime.withLock { $0.lockspaces[record.vg] ?? .notStarted }
         guard lockspace == .started else {

@@ -519,6 +519,11 @@ extension AgentService {
                 leftAlone.append(["name": .string(l.name), "mode": .null, "reason": "not activated through the agent: its mode is unknown"])
                 continue
             }
+            guard configuration.lvNames.manages(l.name) else {
+                leftAlone.append(["name": .string(l.name), "mode": .string(mode.rawValue), "code": "lv_not_managed",
+                                  "reason": .string("its name matches no pattern of [agent] lv_name_pattern (\(configuration.lvNames))")])
+                continue
+            }
             do {
                 try await backend.activate(vg: vg, name: l.name, mode: mode)
                 reactivated.append(["name": .string(l.name), "mode": .string(mode.rawValue)])

@@ -1,5 +1,10 @@
 import Subprocess
 import Synchronization
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 
 /// What a finished command produced.
 public struct CommandResult: Sendable, Hashable {
@@ -25,10 +30,27 @@ public protocol CommandExecuting: Sendable {
     func run(_ argv: [String], timeout: Duration) async throws(LVMError) -> CommandResult
 }
 
-/// Runs commands through swift-subprocess: argv only (never a shell), `LC_ALL=C` so the
-/// error texts the classifier knows are in English, and a timeout after which the child
-/// is sent SIGKILL.
+/// Runs commands through swift-subprocess: argv only (never a shell), a minimal explicit
+/// environment (`childEnvironment`: `LC_ALL=C` so the error texts the classifier knows are
+/// in English), and a timeout after which the child is sent SIGKILL.
 public struct LVMCommandRunner: CommandExecuting {
+    /// Variables of the agent's own environment that reach its children, when set: LVM's
+    /// configuration directory (an operator's alternative to /etc/lvm). Nothing else is
+    /// inherited: the agent's environment may hold secrets (AOS_DEFAULT_TRANSPORT_URL with
+    /// the broker password) that LVM, dmsetup, virsh or dd have no business seeing.
+    public static let passedThrough = ["LVM_SYSTEM_DIR"]
+
+    /// The whole environment of a child: PATH = `searchPath`, `LC_ALL=C`,
+    /// `LVM_SUPPRESS_FD_WARNINGS=1` (LVM would complain about inherited descriptors), and the
+    /// `passedThrough` variables found in `inherited`.
+    public static func childEnvironment(searchPath: String, inherited: [String: String]) -> [String: String] {
+        var env = ["PATH": searchPath, "LC_ALL": "C", "LVM_SUPPRESS_FD_WARNINGS": "1"]
+        for name in passedThrough {
+            if let value = inherited[name] { env[name] = value }
+        }
+        return env
+    }
+
     /// Executables are looked up here, not in the agent's inherited PATH: systemd units and
     /// operators' shells differ, and LVM tools live in sbin.
     public var searchPath: String
@@ -86,11 +108,15 @@ public struct LVMCommandRunner: CommandExecuting {
         return await withTaskGroup(of: Step.self) { group in
             group.addTask {
                 let executable: Executable = program.contains("/") ? .path(.init(program)) : .name(program)
-                let environment = Environment.inherit.updating([
-                    "LC_ALL": "C",
-                    "LVM_SUPPRESS_FD_WARNINGS": "1",
-                    "PATH": searchPath,
-                ])
+                var inherited: [String: String] = [:]
+                for name in LVMCommandRunner.passedThrough {
+                    if let value = getenv(name) { inherited[name] = String(cString: value) }
+                }
+                var variables: [Environment.Key: String] = [:]
+                for (k, v) in LVMCommandRunner.childEnvironment(searchPath: searchPath, inherited: inherited) {
+                    if let key = Environment.Key(rawValue: k) { variables[key] = v }
+                }
+                let environment = Environment.custom(variables)
                 var options = PlatformOptions()
                 options.teardownSequence = []  // the sequence always ends in SIGKILL; nothing before it
                 let arguments = Arguments(Array(argv.dropFirst()))

@@ -15,7 +15,7 @@ enum ExitStatus {
     /// The exit code for an error code of the API (agent or controller).
     static func forCode(_ code: String) -> Int32 {
         switch code {
-        case "invalid_argument": return usage
+        case "invalid_argument", "lv_not_managed": return usage
         case "not_found", "unknown_vg": return notFound
         case "locked_by_other_host", "incompatible_lock_mode", "size_conflict", "already_exists", "busy":
             return conflict

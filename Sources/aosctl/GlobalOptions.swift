@@ -11,7 +11,7 @@ import Glibc
 
 /// Options every aosctl command takes (before or after the command name).
 struct GlobalOptions: ParsableArguments {
-    @Option(help: "Transport URL of the broker (rabbit:// or amqp://); overrides [DEFAULT] transport_url.")
+    @Option(help: "Transport URL of the broker (rabbit:// or amqp://); overrides [DEFAULT] transport_url. Other users can read a command line: aosctl warns when this URL holds a password; keep it in the configuration file (mode 600) or in AOS_DEFAULT_TRANSPORT_URL.")
     var url: String?
 
     @Option(help: "Configuration file (default: /etc/aos/aos.conf when it exists).")
@@ -79,7 +79,8 @@ struct Session {
         let logger = bootstrapLogging(label: "aosctl", level: Logger.Level(rawValue: settings.logLevel) ?? .warning)
         var amqp: AMQPConfiguration
         do {
-            amqp = try AMQPConfiguration(url: TransportURL(parsing: settings.messaging.transportURL))
+            // [oslo_messaging_rabbit] ssl, ssl_ca_file, … apply here as in the daemons.
+            amqp = try settings.messaging.amqpConfiguration()
         } catch {
             throw CLIError(code: "invalid_argument", message: "bad transport URL: \(error)", status: ExitStatus.usage)
         }

@@ -51,19 +51,21 @@ struct Cluster {
 
     /// A booted agent for `host` (state dir `<root>/<host>` unless given).
     func agent(_ host: String, hostId: Int, stateDir: String? = nil, maxConcurrent: Int = 4,
-               volumeGroups: [String] = ["vg1"], boot: Bool = true) async throws -> AgentService {
+               volumeGroups: [String] = ["vg1"], boot: Bool = true, lvNames: LVNamePolicy = .all) async throws -> AgentService {
         let backend = SimulatedLVMBackend(cluster: sim, hostName: host, hostId: hostId)
         return try await makeAgent(backend, host: host, hostId: hostId, stateDir: stateDir ?? "\(root)/\(host)",
-                                   maxConcurrent: maxConcurrent, volumeGroups: volumeGroups, boot: boot)
+                                   maxConcurrent: maxConcurrent, volumeGroups: volumeGroups, boot: boot, lvNames: lvNames)
     }
 }
 
+/// The agents of these tests manage every LV (`lv_name_pattern = *`): their short names
+/// (v1, kept, …) are not Cinder's; LVNamePolicyTests covers the default.
 func makeAgent(_ backend: any LVMBackend, host: String, hostId: Int, stateDir: String, maxConcurrent: Int = 4,
-               volumeGroups: [String] = ["vg1"], boot: Bool = true) async throws -> AgentService {
+               volumeGroups: [String] = ["vg1"], boot: Bool = true, lvNames: LVNamePolicy = .all) async throws -> AgentService {
     let config = AgentServiceConfiguration(
         host: host, hostId: hostId, volumeGroups: volumeGroups, stateDirectory: stateDir,
         maxConcurrentLVM: maxConcurrent, volumeClear: "none", pvWaitTimeout: .milliseconds(200),
-        pvPollInterval: .milliseconds(20))
+        pvPollInterval: .milliseconds(20), lvNames: lvNames)
     let agent = try AgentService(configuration: config, backend: backend)
     if boot { await agent.boot() }
     return agent

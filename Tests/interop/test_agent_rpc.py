@@ -446,10 +446,10 @@ def test_request_for_an_earlier_agent_run_is_refused(agents, hosts, client_for):
     vg = client.call({}, "health")["vgs"]
     vg = sorted(vg)[0]
     instance = client.call({}, "health")["instance_id"]
-    err = remote_error(client.call, {"aos_agent_instance": "0" * 32}, "create_lv", vg=vg, name="stale-req",
+    err = remote_error(client.call, {"aos_agent_instance": "0" * 32}, "create_lv", vg=vg, name="volume-stale-req",
                        size_bytes=4 << 20)
     assert err.exc_type == "AgentRestarted", err
     names = [lv["name"] for lv in client.call({}, "list_lvs", vg=vg)["lvs"]]
-    assert "stale-req" not in names
-    r = client.call({"aos_agent_instance": instance}, "create_lv", vg=vg, name="fresh-req", size_bytes=4 << 20)
+    assert "volume-stale-req" not in names
+    r = client.call({"aos_agent_instance": instance}, "create_lv", vg=vg, name="volume-fresh-req", size_bytes=4 << 20)
     assert r["changed"] is True

@@ -220,8 +220,8 @@ def test_preferred_host_serves_create_and_delete(spawn, amqp_url, tmp_path, swif
     c.start_controller("ctl-pref", "--set", f"controller.preferred_hosts={c.host_b}")
     wait_alive(ctl, c.host_a, c.host_b)
     for i in range(3):
-        assert ctl("create_volume", vg=VG, name=f"v{i}", size_gb=1)["host"] == c.host_b
-        assert ctl("delete_volume", vg=VG, name=f"v{i}")["host"] == c.host_b
+        assert ctl("create_volume", vg=VG, name=f"volume-{i}", size_gb=1)["host"] == c.host_b
+        assert ctl("delete_volume", vg=VG, name=f"volume-{i}")["host"] == c.host_b
 
 
 # ---- failures ------------------------------------------------------------------------------
@@ -230,26 +230,26 @@ def test_preferred_host_serves_create_and_delete(spawn, amqp_url, tmp_path, swif
 def test_killed_agent_is_agent_unavailable_within_seconds(cluster, ctl):
     a, b = cluster.host_a, cluster.host_b
     wait_alive(ctl, a, b)
-    ctl("create_volume", vg=VG, name="vk", size_gb=1)
+    ctl("create_volume", vg=VG, name="volume-k", size_gb=1)
     cluster.agents[b].signal(signal.SIGKILL)
     cluster.agents[b].proc.wait(timeout=10)
 
     # Sent while B still looks alive: the controller gives up once B is down, not after 60 s.
     start = time.monotonic()
-    e = remote_error(lambda: ctl("activate_volume", vg=VG, name="vk", host=b, timeout=50))
+    e = remote_error(lambda: ctl("activate_volume", vg=VG, name="volume-k", host=b, timeout=50))
     elapsed = time.monotonic() - start
     assert e.exc_type == "AgentUnavailable" and b in e.value
     assert elapsed < 10, elapsed
 
     # Now B is known down: the refusal is immediate.
     start = time.monotonic()
-    e = remote_error(lambda: ctl("deactivate_volume", vg=VG, name="vk", host=b, timeout=50))
+    e = remote_error(lambda: ctl("deactivate_volume", vg=VG, name="volume-k", host=b, timeout=50))
     assert e.exc_type == "AgentUnavailable" and "down" in e.value
     assert time.monotonic() - start < 2
     assert agent_statuses(ctl)[b] == "down"
 
     # Requests any host can serve go to A.
-    assert ctl("get_volume", vg=VG, name="vk")["source_host"] == a
+    assert ctl("get_volume", vg=VG, name="volume-k")["source_host"] == a
     assert ctl("pool_stats", vg=VG)["hosts"][b]["status"] == "down"
 
     # aosctl --direct to the dead agent: its queue still exists, nobody answers -> timeout, exit 6.
@@ -257,7 +257,7 @@ def test_killed_agent_is_agent_unavailable_within_seconds(cluster, ctl):
     assert r.returncode == 6, r
     assert json.loads(r.stdout)["error"]["code"] == "timed_out"
     # Through the controller: unreachable, exit 5.
-    r = cluster.aosctl("volume", "activate", "vk", "--host", b, "--json")
+    r = cluster.aosctl("volume", "activate", "volume-k", "--host", b, "--json")
     assert r.returncode == 5, r
     assert json.loads(r.stdout)["error"]["code"] == "agent_unavailable"
 
@@ -265,18 +265,18 @@ def test_killed_agent_is_agent_unavailable_within_seconds(cluster, ctl):
 def test_controller_restart_rebuilds_its_view(cluster, ctl):
     a, b = cluster.host_a, cluster.host_b
     wait_alive(ctl, a, b)
-    ctl("create_volume", vg=VG, name="vr", size_gb=1)
-    ctl("activate_volume", vg=VG, name="vr", host=a, mode="exclusive")
+    ctl("create_volume", vg=VG, name="volume-r", size_gb=1)
+    ctl("activate_volume", vg=VG, name="volume-r", host=a, mode="exclusive")
     assert cluster.controllers[0].stop() == 0  # graceful stop on SIGTERM
 
     cluster.start_controller("ctl-2")
     # Within an announcement interval the new controller knows both agents and the activation.
     wait_alive(ctl, a, b)
-    wait_for(lambda: active_on(ctl("get_volume", vg=VG, name="vr")) == {(a, "exclusive")}, what="activation rebuilt")
-    e = remote_error(lambda: ctl("activate_volume", vg=VG, name="vr", host=b))
+    wait_for(lambda: active_on(ctl("get_volume", vg=VG, name="volume-r")) == {(a, "exclusive")}, what="activation rebuilt")
+    e = remote_error(lambda: ctl("activate_volume", vg=VG, name="volume-r", host=b))
     assert e.exc_type == "LockedByOtherHost" and a in e.value
-    ctl("deactivate_volume", vg=VG, name="vr", host=a)
-    ctl("delete_volume", vg=VG, name="vr")
+    ctl("deactivate_volume", vg=VG, name="volume-r", host=a)
+    ctl("delete_volume", vg=VG, name="volume-r")
 
 
 def test_two_controllers_serve_at_once(cluster, ctl):
@@ -287,7 +287,7 @@ def test_two_controllers_serve_at_once(cluster, ctl):
     # Both get every announcement: each one's view must show both agents alive.
     for _ in range(6):
         assert set(agent_statuses(ctl)) >= {a, b}
-    names = [f"v2c-{i}" for i in range(8)]
+    names = [f"volume-2c-{i}" for i in range(8)]
     for n in names:
         ctl("create_volume", vg=VG, name=n, size_gb=1)
     served = [p for p in (first, second) if "volume created" in p.stderr_text()]
@@ -329,26 +329,26 @@ def test_aosctl_json_output_and_exit_codes(cluster, ctl):
         return json.loads(r.stdout) if r.stdout.strip() else None
 
     assert {x["host"] for x in run("agents")["agents"]} >= {a, b}
-    assert run("volume", "create", "vc", "--size", "1G")["size_bytes"] == GiB
-    assert run("volume", "activate", "vc", "--host", a, "--exclusive")["mode"] == "exclusive"
-    err = run("volume", "activate", "vc", "--host", b, "--exclusive", code=4)["error"]
+    assert run("volume", "create", "volume-c", "--size", "1G")["size_bytes"] == GiB
+    assert run("volume", "activate", "volume-c", "--host", a, "--exclusive")["mode"] == "exclusive"
+    err = run("volume", "activate", "volume-c", "--host", b, "--exclusive", code=4)["error"]
     assert err["code"] == "locked_by_other_host" and err["details"]["holder_host"] == a
-    assert run("volume", "show", "vc")["active_on"] == [{"host": a, "mode": "exclusive"}]
-    assert [v["name"] for v in run("volume", "list")["volumes"]] == ["vc"]
+    assert run("volume", "show", "volume-c")["active_on"] == [{"host": a, "mode": "exclusive"}]
+    assert [v["name"] for v in run("volume", "list")["volumes"]] == ["volume-c"]
     assert run("pool", "stats")["lv_count"] == 1
     assert run("locks", "--host", a)["host"] == a
-    assert run("volume", "deactivate", "vc", "--host", a)["changed"] is True
-    assert run("volume", "extend", "vc", "--size", "2G")["size_bytes"] == 2 * GiB
+    assert run("volume", "deactivate", "volume-c", "--host", a)["changed"] is True
+    assert run("volume", "extend", "volume-c", "--size", "2G")["size_bytes"] == 2 * GiB
     # Global options before the command, and --direct to one agent.
-    r = cluster.aosctl("--json", "--direct", b, "volume", "show", "vc")
+    r = cluster.aosctl("--json", "--direct", b, "volume", "show", "volume-c")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["size_bytes"] == 2 * GiB
-    assert run("volume", "delete", "vc")["changed"] is True
-    assert run("volume", "show", "vc", code=3)["error"]["code"] == "not_found"
+    assert run("volume", "delete", "volume-c")["changed"] is True
+    assert run("volume", "show", "volume-c", code=3)["error"]["code"] == "not_found"
     assert run("volume", "create", "bad;name", "--size", "1", code=2)["error"]["code"] == "invalid_argument"
 
     # Usage errors from the parser: exit 2, nothing on stdout.
-    r = cluster.aosctl("volume", "activate", "vc")
+    r = cluster.aosctl("volume", "activate", "volume-c")
     assert r.returncode == 2 and r.stdout == "" and "--host" in r.stderr
     r = cluster.aosctl("volume", "create", "x", "--size", "lots")
     assert r.returncode == 2 and r.stdout == ""

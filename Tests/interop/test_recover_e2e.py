@@ -19,7 +19,7 @@ pytestmark = pytest.mark.timeout(240)
 
 NODE_XML = """<node>
 <domain type='test'><name>vm-db</name><memory>65536</memory><os><type>hvm</type></os>
-  <devices><disk type='block' device='disk'><source dev='/dev/{vg}/v-db'/><target dev='vda'/></disk></devices></domain>
+  <devices><disk type='block' device='disk'><source dev='/dev/{vg}/volume-db'/><target dev='vda'/></disk></devices></domain>
 <domain type='test'><name>vm-web</name><memory>65536</memory><os><type>hvm</type></os>
   <devices><disk type='file' device='disk'><source file='/var/lib/libvirt/images/web.qcow2'/><target dev='vda'/></disk></devices></domain>
 </node>
@@ -47,9 +47,9 @@ def run_json(c: Cluster, *args: str) -> tuple[int, dict]:
 def test_fence_then_recover_with_vms(host, swift_bin: Path) -> None:
     c, h = host
     state = c.tmp / h
-    for args in (["volume", "create", "v-db", "--size", "1G"], ["volume", "create", "v-shared", "--size", "1G"],
-                 ["volume", "activate", "v-db", "--host", h, "--exclusive"],
-                 ["volume", "activate", "v-shared", "--host", h, "--shared"]):
+    for args in (["volume", "create", "volume-db", "--size", "1G"], ["volume", "create", "volume-shared", "--size", "1G"],
+                 ["volume", "activate", "volume-db", "--host", h, "--exclusive"],
+                 ["volume", "activate", "volume-shared", "--host", h, "--shared"]):
         r = c.aosctl("--direct", h, *args, "--vg", VG)
         assert r.returncode == 0, r.stderr
 
@@ -67,14 +67,14 @@ def test_fence_then_recover_with_vms(host, swift_bin: Path) -> None:
         return json.loads(r.stdout)["vgs"][VG] if r.returncode == 0 else None
     entry = wait_for(lambda: (e := lost()) and e.get("lockspace") == "lost" and e, what="lockspace lost")
     assert entry["fenced"]["complete"] is True
-    r = c.aosctl("--direct", h, "volume", "activate", "v-db", "--host", h, "--shared", "--vg", VG)
+    r = c.aosctl("--direct", h, "volume", "activate", "volume-db", "--host", h, "--shared", "--vg", VG)
     assert r.returncode == 1 and "lockspace_lost" in r.stderr and f"aosctl recover --host {h} --vg {VG}" in r.stderr
 
     # The plan changes nothing and names the LVs, their modes and the VM on them.
     code, plan = run_json(c, "recover", "--host", h)
     assert code == 0 and plan["executed"] is False and plan["result"]["nothing_to_do"] is False
     lvs = {lv["name"]: lv["mode"] for lv in plan["plan"]["lvs"]}
-    assert lvs == {"v-db": "exclusive", "v-shared": "shared"}
+    assert lvs == {"volume-db": "exclusive", "volume-shared": "shared"}
     assert [(v["name"], v["running"]) for v in plan["plan"]["vms"]] == [("vm-db", True)]
 
     code, done = run_json(c, "recover", "--host", h, "--execute")
@@ -85,13 +85,13 @@ def test_fence_then_recover_with_vms(host, swift_bin: Path) -> None:
     assert steps["fence"]["status"] == "skipped"  # the kill command did it
     assert steps["stop_vms"]["stopped"] == ["vm-db"]
     assert steps["start_vms"]["started"] == ["vm-db"]
-    assert sorted((x["name"], x["mode"]) for x in done["result"]["reactivated"]) == [("v-db", "exclusive"), ("v-shared", "shared")]
+    assert sorted((x["name"], x["mode"]) for x in done["result"]["reactivated"]) == [("volume-db", "exclusive"), ("volume-shared", "shared")]
     assert done["result"]["left_alone"] == []
     assert all(isinstance(s["seconds"], float) for s in done["steps"])
 
     health = json.loads(c.aosctl("--direct", h, "agents", "--json").stdout)
     assert health["vgs"][VG]["lockspace"] == "started" and "fenced" not in health["vgs"][VG]
-    assert sorted((a["name"], a["mode"]) for a in health["active_lvs"]) == [("v-db", "exclusive"), ("v-shared", "shared")]
+    assert sorted((a["name"], a["mode"]) for a in health["active_lvs"]) == [("volume-db", "exclusive"), ("volume-shared", "shared")]
     assert (state / f"lockspace-lost-{VG}.json").exists() is False
 
     # A second run is a no-op.

@@ -320,7 +320,7 @@ def sim(amqp_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sim
 
 @pytest.fixture
 def lv(request: pytest.FixtureRequest) -> str:
-    return f"t-{request.node.name[5:25].strip('_-[]').replace('[', '-').replace(']', '')}-{uuid.uuid4().hex[:6]}"
+    return f"volume-t-{request.node.name[5:25].strip('_-[]').replace('[', '-').replace(']', '')}-{uuid.uuid4().hex[:6]}"
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

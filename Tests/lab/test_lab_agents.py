@@ -51,7 +51,7 @@ def test_scenario(scenario: str, backend: str, request: pytest.FixtureRequest, r
         sim = request.getfixturevalue("sim")
         host_a, host_b = sim.hosts
         device_size = lambda side, lv: None  # noqa: E731
-    prefix = f"s{uuid.uuid4().hex[:6]}"
+    prefix = f"volume-s{uuid.uuid4().hex[:6]}"
     t = S.Transcript({host_a: "A", host_b: "B", prefix: "LV"})
     TRANSCRIPTS.setdefault(scenario, {})[backend] = t
     a = rpc(host_a, label=backend)

@@ -183,7 +183,7 @@ class Outage:
     label: str                   # for the timings
     mode: str                    # lab-path action: "suspend" (queued I/O) or "fail" (failing I/O)
     fencing: bool
-    prefix: str = field(default_factory=lambda: f"fz{uuid.uuid4().hex[:6]}")
+    prefix: str = field(default_factory=lambda: f"volume-fz{uuid.uuid4().hex[:6]}")
     with_kept: bool = False      # a second LV, active SHARED on lab1 only, that lab2 never touches
     # host wall clock (time.time()) unless named *_guest (lab1's clock)
     t_outage: float = 0.0

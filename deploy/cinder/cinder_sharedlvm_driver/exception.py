@@ -118,6 +118,8 @@ CODE_TO_EXCEPTION = {
     "not_active": SharedLVMError,
     "unknown_vg": VolumeGroupUnknown,
     "invalid_argument": InvalidRequest,
+    # cinder's volume_name_template and the agents' [agent] lv_name_pattern disagree.
+    "lv_not_managed": InvalidRequest,
 }
 
 
