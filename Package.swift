@@ -117,7 +117,7 @@ let package = Package(
         // A small RPC peer used by the Python interop and resilience tests.
         .executableTarget(
             name: "aos-rpc-peer",
-            dependencies: ["AOSRuntime", "OsloRPC", "RPCWire", "AMQPClient",
+            dependencies: ["AOSRuntime", "OsloRPC", "RPCWire", "AMQPClient", "AOSAuth",
                            .product(name: "ArgumentParser", package: "swift-argument-parser"),
                            .product(name: "Logging", package: "swift-log"),
                            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],

@@ -24,6 +24,8 @@ struct RPCBench: AsyncParsableCommand {
     @Option(help: "Calls in flight for the throughput run") var concurrency = 16
     @Option(help: "Calls for the throughput run") var throughputCalls = 20000
     @Option(help: "Seconds to let the server settle before reading its idle RSS") var settle = 3.0
+    @Option(help: "Run the server with authorization: admit only this broker user (the URL's user)")
+    var admitUser: String?
 
     func run() async throws {
         LoggingSystem.bootstrap { label in
@@ -37,6 +39,7 @@ struct RPCBench: AsyncParsableCommand {
         let server = Process()
         server.executableURL = peer
         server.arguments = ["serve", "--url", url, "--topic", topic, "--log-level", "warning"]
+            + (admitUser.map { ["--admit-user", $0] } ?? [])
         let out = Pipe()
         server.standardOutput = out
         try server.run()

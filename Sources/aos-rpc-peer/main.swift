@@ -3,6 +3,7 @@
 // reads one JSON request per line on stdin and prints one JSON result per line,
 // so a test can drive a long-lived Swift client across broker restarts.
 import AMQPClient
+import AOSAuth
 import AOSRuntime
 import ArgumentParser
 import Logging
@@ -58,6 +59,8 @@ struct Serve: AsyncParsableCommand {
     @Option var exchange = "openstack"
     @Option var topic = "aos-test"
     @Option var server = "swift-peer"
+    @Option(help: "Admit requests only from this broker user (user_id), through AOSAuth's admission (benchmarks its cost)")
+    var admitUser: String?
 
     func run() async throws {
         let conn = try common.connection(name: "aos-rpc-peer-serve")
@@ -91,8 +94,14 @@ struct Serve: AsyncParsableCommand {
             RPCEndpoint(handlers: handlers),
             RPCEndpoint(namespace: "ns2", version: RPCVersion(major: 2, minor: 1), handlers: v2),
         ])
+        var options = RPCServer.Options()
+        if let admitUser {
+            let rules = Dictionary(uniqueKeysWithValues: handlers.keys.map { ($0, MethodRule(roles: [.admin], mutating: false)) })
+            options.admit = Admission(policy: ServerPolicy(serverName: "aos-rpc-peer", rules: rules),
+                                      configuration: AuthConfiguration(credentials: Credentials(adminUsers: [admitUser]))).hook
+        }
         let server = RPCServer(connection: conn, target: RPCTarget(exchange: exchange, topic: topic, server: server),
-                               dispatcher: dispatcher, logger: logger)
+                               dispatcher: dispatcher, options: options, logger: logger)
         let service = ClosureService {
             try await cancelWhenGracefulShutdown {
                 try await server.run(onReady: { emit(["event": "READY"]) })
