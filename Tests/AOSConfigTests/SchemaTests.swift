@@ -239,9 +239,9 @@ func configErrorText(_ body: () throws -> Void) -> String {
 
     @Test func allSchemaCoversEveryProgram() throws {
         let all = AOSSchemas.all
-        #expect(all.sections == ["DEFAULT", "oslo_messaging_rabbit", "agent", "controller", "aosctl"])
+        #expect(all.sections == ["DEFAULT", "oslo_messaging_rabbit", "agent", "auth", "controller", "aosctl"])
         #expect(all.lenientSections.isEmpty)
-        #expect(all.options.count == CommonOptions.all.count + AgentOptions.options.count
+        #expect(all.options.count == CommonOptions.all.count + AgentOptions.options.count + AuthOptions.options.count
                 + ControllerOptions.options.count + CLIOptions.options.count)
     }
 }

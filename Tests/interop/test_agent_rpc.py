@@ -222,8 +222,9 @@ def test_malformed_messages_do_not_kill_the_agent(agents, hosts, client_for, amq
         producer = kombu.Producer(channel)
 
         def publish(body: str | bytes, content_type: str = "application/json") -> None:
+            # A TTL, as oslo's calls carry: a call that changes state must have a deadline.
             producer.publish(body, exchange="openstack", routing_key=routing_key, content_type=content_type,
-                             content_encoding="utf-8", serializer=None, mandatory=True)
+                             content_encoding="utf-8", serializer=None, mandatory=True, expiration=30)
 
         def with_reply(inner: dict[str, Any]) -> dict[str, Any]:
             msg_id = uuid.uuid4().hex
@@ -302,13 +303,16 @@ def test_call_whose_caller_gave_up_is_not_executed(start_agent, hosts, client_fo
     lv = f"volume-{uuid.uuid4()}"
     a.call({}, "create_lv", vg=VG, name=lv, size_gb=1)
     offset = len(agent.stderr_text())
-    # A slow operation holds the LV (lv_info + activate: ~1 s) ...
-    a.cast({}, "activate_lv", vg=VG, name=lv, mode="exclusive")
+    # A slow operation holds the LV (lv_info + activate: ~1 s); a call, in the background
+    # (casts never change state) ...
+    holder = threading.Thread(target=lambda: a.call({}, "activate_lv", vg=VG, name=lv, mode="exclusive"))
+    holder.start()
     wait_for_stderr(agent, f"target={VG}/{lv} [AgentCore] running request", after=offset)
     # ... so this call waits for the LV longer than its caller does.
     with pytest.raises(oslo_messaging.MessagingTimeout):
         client_for(host_a, timeout=0.3).call({}, "extend_lv", vg=VG, name=lv, size_gb=2)
     wait_for_stderr(agent, "not executing a request whose caller has given up", after=offset)
+    holder.join(timeout=30)
     info = a.call({}, "lv_info", vg=VG, name=lv)
     assert info["size_bytes"] == GiB and info["mode"] == "exclusive"
 
