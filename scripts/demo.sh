@@ -143,10 +143,29 @@ BROKER_STARTED=1
 URL="$(grep '^AOS_TEST_AMQP_URL=' "$DIR/broker/broker.env" | cut -d= -f2- | tr -d "'\"")"
 [[ -n "$URL" ]] || fail "no broker URL in $DIR/broker/broker.env"
 
+# The trust model as a real cloud runs it (docs/security.md): a vhost, one broker user per role
+# (aosctl broker-setup), each process logging in as its own role; the Cinder driver's role is a
+# signing key. The broker's guest user gets nothing.
+BASE="${URL#*@}"
+BASE="${BASE%%/*}"
+apply_broker_setup() {  # aosctl passwords-dir: runs each rabbitmqctl argument vector, no shell
+    "$1" broker-setup --hosts host-a,host-b --vhost aos --password-dir "$2" --json |
+        python3 -c '
+import json, subprocess, sys
+for argv in json.load(sys.stdin):
+    subprocess.run(["bash", sys.argv[1], "ctl", sys.argv[2], *argv], check=True, capture_output=True)
+' "$ROOT/scripts/rabbitmq-private.sh" "$DIR/broker"
+}
+step "Creating the vhost 'aos' and one broker user per role (aosctl broker-setup)" users \
+    apply_broker_setup "$BIN/aosctl" "$DIR/passwords"
+role_url() { echo "amqp://$1:$(cat "$DIR/passwords/$1")@$BASE/aos"; }
+DRIVER_KEY="$("$BIN/aosctl" auth keygen --private-key-file "$DIR/driver.key")"
+
 cat >"$DIR/aos.conf" <<EOF
-# Demo configuration, shared by aos-controller, both agents and aosctl.
+# Demo configuration, shared by aos-controller, both agents and aosctl. transport_url is the
+# operator's (aos-admin); the controller and the agents get their own in the environment.
 [DEFAULT]
-transport_url = $URL
+transport_url = $(role_url aos-admin)
 
 [controller]
 agent_response_timeout = 60
@@ -166,9 +185,8 @@ volume_clear = none
 timeout = 30
 
 [auth]
-# The demo runs every process as the broker's guest user. A real cloud gives each role its own
-# broker user and keeps enforce = true (aosctl broker-setup; docs/security.md).
-enforce = false
+# enforce = true is the default: senders without a role are refused.
+driver_public_keys = $DRIVER_KEY
 EOF
 chmod 600 "$DIR/aos.conf"  # it holds the broker password (the programs warn otherwise)
 
@@ -181,11 +199,13 @@ start_process() {  # name logname command…
 
 printf '==> Starting the controller and two agents'
 start=$SECONDS
-start_process aos-controller controller "$BIN/aos-controller" --config "$DIR/aos.conf" --set DEFAULT.host=demo-controller
+start_process aos-controller controller env AOS_DEFAULT_TRANSPORT_URL="$(role_url aos-controller)" \
+    "$BIN/aos-controller" --config "$DIR/aos.conf" --set DEFAULT.host=demo-controller
 wait_for_line "$DIR/controller.out" '^READY' 30 aos-controller "$LAST_PID"
 id=1
 for h in host-a host-b; do
-    start_process "aos-agent $h" "agent-$h" "$BIN/aos-agent" --config "$DIR/aos.conf" --set "DEFAULT.host=$h" \
+    start_process "aos-agent $h" "agent-$h" env AOS_DEFAULT_TRANSPORT_URL="$(role_url "aos-agent-$h")" \
+        "$BIN/aos-agent" --config "$DIR/aos.conf" --set "DEFAULT.host=$h" \
         --set "agent.state_dir=$DIR/state-$h" --host-id "$id"
     wait_for_line "$DIR/agent-$h.out" "^READY host=$h" 60 "aos-agent $h" "$LAST_PID"
     id=$((id + 1))
@@ -252,7 +272,9 @@ cat <<EOF
   aosctl --direct host-b locks
   aosctl --help
 
-  Python (oslo.messaging) callers: transport_url $(echo "$URL" | sed 's#^amqp://#rabbit://#'), topic aos-controller
+  The Cinder driver (oslo.messaging): agent_transport_url = $(role_url aos-driver | sed 's#^amqp://#rabbit://#')
+    agent_signing_key_file = $DIR/driver.key   (its public key is in [auth] driver_public_keys)
+  Broker users and passwords: $DIR/passwords (aosctl broker-setup; docs/security.md)
   Logs: $DIR/controller.log, $DIR/agent-host-a.log, $DIR/agent-host-b.log
 
 To stop everything: press Ctrl-C here (or: kill $$).

@@ -1,6 +1,9 @@
 import AOSAuth
 import ArgumentParser
 import RPCWire
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// `aosctl broker-setup`: the vhost, one broker user per role and their permissions, as
 /// rabbitmqctl commands (docs/security.md). Prints; the operator runs them on a broker node.
@@ -35,6 +38,10 @@ struct BrokerSetupCommand: ParsableCommand {
         let setup = BrokerSetup(vhost: vhost, exchange: exchange, agentTopic: agentTopic, controllerTopic: controllerTopic,
                                 hosts: list)
         var passwords: [String: String] = [:]
+        if mkdir(passwordDir, 0o700) != 0 && errno != EEXIST {
+            stderrLine("aosctl: invalid_argument: cannot create \(passwordDir): \(String(cString: strerror(errno)))")
+            throw ExitCode(ExitStatus.usage)
+        }
         do {
             for acct in setup.accounts {
                 let path = passwordDir + "/" + acct.user
