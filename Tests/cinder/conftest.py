@@ -143,11 +143,12 @@ def module_spawn(swift_bin: Path, tmp_path_factory: pytest.TempPathFactory) -> I
     started: list[Any] = []
     logs = tmp_path_factory.mktemp("procs")
 
-    def start(executable: str, *args: Any, ready: str = "READY", timeout: float = 30) -> Any:
+    def start(executable: str, *args: Any, ready: str = "READY", timeout: float = 30,
+              env: dict[str, str] | None = None) -> Any:
         path = swift_bin / executable
         if not path.exists():
             pytest.fail(f"executable {path} not found: did `swift build` build it?", pytrace=False)
-        proc = SwiftProcess([str(path), *map(str, args)], dict(os.environ),
+        proc = SwiftProcess([str(path), *map(str, args)], {**os.environ, **(env or {})},
                             logs / f"{executable}-{len(started)}.stderr", cwd=REPO_ROOT)
         started.append(proc)
         proc.ready_line = proc.wait_for_line(ready, timeout=timeout)
@@ -266,6 +267,9 @@ def cinder_env(amqp_url: str, tmp_path_factory: pytest.TempPathFactory) -> Cinde
         "agent_response_timeout = 3\n"
         + "\n[sanlock-novg]\n" + seed_section(amqp_url).split("\n", 1)[1].replace(
             "volume_group = vol", "volume_group = nosuchvg")
+        # For test_authorization.py: transport URL, key and topic are set there per cluster.
+        + "\n[sanlock-signed]\n" + seed_section(amqp_url).split("\n", 1)[1].replace(
+            "volume_backend_name=sanlock", "volume_backend_name=sanlock-signed")
     )
     conf = workdir / "cinder.conf"
     conf.write_text(cinder_conf_text(workdir, seed_section(amqp_url), extra))

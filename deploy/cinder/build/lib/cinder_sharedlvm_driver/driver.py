@@ -1,0 +1,495 @@
+"""Cinder volume driver for one shared (lvmlockd + sanlock) LVM volume group.
+
+Every volume is an LV `volume-<uuid>` of `volume_group`; the VG sits on a SAN LUN that every
+compute node and the cinder-volume node see. LVM commands only act on the host where they run,
+so the driver asks aos-controller (oslo.messaging RPC, `agent_transport_url`) and the
+controller sends each request to the aos-agent of the right host:
+
+* create / extend / delete: any live agent with the VG's lockspace started (extend: the host
+  holding the LV when it is active);
+* attach (`initialize_connection`): activate on the compute host, exclusively for a single
+  attachment, shared when attachments on several hosts need it (multi-attach, live migration);
+  the connection is `{'driver_volume_type': 'local', 'data': {'device_path': ...}}`;
+* detach (`terminate_connection`): deactivate on that host unless another attachment there
+  still uses it, and give exclusivity back to the one host left;
+* image and clone copies: activate on this cinder-volume host's own agent, copy with Cinder's
+  helpers, deactivate (also on failure).
+
+See docs/cinder.md.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Iterator, Optional
+
+from oslo_config import cfg
+from oslo_concurrency import lockutils
+from oslo_log import log as logging
+from oslo_utils import excutils
+from oslo_utils import units
+
+from cinder import exception
+from cinder.image import image_utils
+from cinder import interface
+from cinder.volume import configuration
+from cinder.volume import driver
+from cinder.volume.drivers import lvm as lvm_driver
+from cinder.volume import volume_utils
+
+from cinder_sharedlvm_driver import client as sl_client
+from cinder_sharedlvm_driver import exception as sl_exc
+from cinder_sharedlvm_driver.opts import sharedlvm_opts
+
+LOG = logging.getLogger(__name__)
+
+CONF = cfg.CONF
+CONF.register_opts(sharedlvm_opts, group=configuration.SHARED_CONF_GROUP)
+
+EXCLUSIVE = "exclusive"
+SHARED = "shared"
+
+# Attachment states that no longer use the volume on their host.
+_GONE_ATTACH_STATES = ("detached", "error_attaching", "deleted")
+
+
+def _get(obj: Any, key: str, default: Any = None) -> Any:
+    """Attribute or item access for Cinder objects, dicts and simple test doubles."""
+    if obj is None:
+        return default
+    if isinstance(obj, dict):
+        return obj.get(key, default)
+    try:
+        return getattr(obj, key, default)
+    except Exception:  # a Cinder object that cannot lazy-load the field
+        LOG.debug("cannot read %s of %r", key, obj, exc_info=True)
+        return default
+
+
+def _attachment_host(attachment: Any) -> Optional[str]:
+    connector = _get(attachment, "connector") or {}
+    host = connector.get("host") if isinstance(connector, dict) else None
+    return host or _get(attachment, "attached_host") or None
+
+
+@interface.volumedriver
+class SharedLVMDriver(driver.VolumeDriver):
+    """Shared LVM volume group through aos-controller and per-host aos-agents."""
+
+    VERSION = "1.0.0"
+    # ThirdPartySystems wiki page (required attribute of in-tree drivers).
+    CI_WIKI_NAME = "aos-agent_CI"
+    SUPPORTS_ACTIVE_ACTIVE = False
+    STORAGE_PROTOCOL = "local"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Cinder's LVM options (volume_group, lvm_type, lvm_mirrors, ...) and ours.
+        self.configuration.append_config_values(lvm_driver.volume_opts)
+        self.configuration.append_config_values(sharedlvm_opts)
+        self.backend_name = self.configuration.safe_get("volume_backend_name") or "sharedlvm"
+        self.vg_name = self.configuration.volume_group
+        self._client: Optional[sl_client.ControllerClient] = None
+        self._stats = {}
+
+    @classmethod
+    def get_driver_options(cls) -> list:
+        return sharedlvm_opts + lvm_driver.volume_opts + cls._get_oslo_driver_opts(
+            "volume_backend_name", "volume_clear", "volume_clear_size", "volume_dd_blocksize",
+            "reserved_percentage", "target_protocol", "target_helper")
+
+    # ---- setup ------------------------------------------------------------------------------
+
+    @property
+    def client(self) -> sl_client.ControllerClient:
+        if self._client is None:
+            conf = self.configuration
+            self._client = sl_client.ControllerClient(
+                CONF, conf.agent_transport_url,
+                topic=conf.agent_controller_topic, exchange=conf.agent_control_exchange,
+                response_timeout=conf.agent_response_timeout,
+                query_timeout=conf.agent_query_timeout, vg=self.vg_name,
+                signing_key_file=conf.agent_signing_key_file)
+        return self._client
+
+    @property
+    def cinder_host(self) -> str:
+        """The agent host name of this cinder-volume node (for the data path)."""
+        configured = self.configuration.safe_get("agent_cinder_host")
+        if configured:
+            return configured
+        host = volume_utils.extract_host(self.host, "host") if self.host else None
+        return host or CONF.host
+
+    def _check_configuration(self) -> None:
+        conf = self.configuration
+        problems = []
+        if conf.lvm_type == "thin":
+            problems.append("lvm_type = thin is not supported on a shared (sanlock) VG: use "
+                            "lvm_type = default (thick LVs)")
+        if conf.lvm_mirrors:
+            problems.append(f"lvm_mirrors = {conf.lvm_mirrors} is not supported: set "
+                            "lvm_mirrors = 0 (mirror on the SAN)")
+        if conf.volume_clear not in ("none", "zero"):
+            problems.append(f"volume_clear = {conf.volume_clear} is not supported: none or zero")
+        if not self.vg_name:
+            problems.append("volume_group is empty")
+        if problems:
+            raise exception.InvalidConfigurationValue(
+                value="; ".join(problems), option=f"[{self.backend_name}] section")
+
+    def do_setup(self, context: Any) -> None:
+        self._check_configuration()
+        LOG.info("Shared LVM driver %(version)s: volume group %(vg)s through aos-controller "
+                 "(topic %(topic)s at %(url)s), data-path host %(host)s",
+                 {"version": self.VERSION, "vg": self.vg_name,
+                  "topic": self.configuration.agent_controller_topic,
+                  "url": self.client.url_for_humans, "host": self.cinder_host})
+
+    def check_for_setup_error(self) -> None:
+        """The controller answers, the VG is known to it, and at least one agent serving it
+        is alive with the lockspace started."""
+        self._check_configuration()
+        what = f"check the shared LVM backend {self.backend_name}"
+        agents = self.client.list_agents(what=what).get("agents", [])
+        if not agents:
+            raise sl_exc.AgentUnavailable(
+                data=f"Cannot {what}: aos-controller knows no agent yet. Start aos-agent on "
+                     f"the compute nodes and on this cinder-volume host ({self.cinder_host}); "
+                     f"'aosctl agents' lists them.")
+        serving = [a for a in agents if self.vg_name in (a.get("vgs") or {})]
+        if not serving:
+            served = sorted({vg for a in agents for vg in (a.get("vgs") or {})})
+            raise sl_exc.VolumeGroupUnknown(
+                data=f"Cannot {what}: no agent serves volume group {self.vg_name} (agents "
+                     f"serve: {', '.join(served) or 'none'}). Set volume_group, or add it to "
+                     f"[agent] volume_groups in aos.conf on every node.")
+        live = [a for a in serving if a.get("status") == "alive"
+                and (a.get("vgs") or {}).get(self.vg_name, {}).get("lockspace") == "started"]
+        if not live:
+            states = "; ".join(
+                f"{a.get('host')}: {a.get('status')}, lockspace "
+                f"{(a.get('vgs') or {}).get(self.vg_name, {}).get('lockspace')}" for a in serving)
+            raise sl_exc.AgentUnavailable(
+                data=f"Cannot {what}: no live agent has the lockspace of {self.vg_name} "
+                     f"started ({states}). See 'aosctl agents' and docs/cinder.md "
+                     f"(troubleshooting).")
+        if not any(a.get("host") == self.cinder_host for a in live):
+            LOG.warning("No live aos-agent for this cinder-volume host %(host)s serves %(vg)s: "
+                        "image copies and clones will fail. Run aos-agent here, or set "
+                        "agent_cinder_host to the agent's host name.",
+                        {"host": self.cinder_host, "vg": self.vg_name})
+        stats = self.client.pool_stats(what=what)
+        if not stats.get("available", True):
+            raise sl_exc.AgentUnavailable(
+                data=f"Cannot {what}: {stats.get('error', {}).get('message', 'pool unavailable')}")
+
+    # ---- helpers ---------------------------------------------------------------------------
+
+    def local_path(self, volume: Any, vg: Optional[str] = None) -> str:
+        return f"/dev/{vg or self.vg_name}/{_get(volume, 'name')}"
+
+    def _volume_lock(self, volume: Any):
+        return lockutils.lock(f"cinder-sharedlvm-{_get(volume, 'id')}")
+
+    @staticmethod
+    def _active_on(state: dict) -> dict[str, str]:
+        return {a["host"]: a["mode"] for a in state.get("active_on") or []}
+
+    # ---- volume lifecycle ------------------------------------------------------------------
+
+    def create_volume(self, volume: Any) -> None:
+        name = _get(volume, "name")
+        r = self.client.create_volume(name, _get(volume, "size"),
+                                      what=f"create volume {_get(volume, 'id')} ({self.vg_name}/{name})")
+        LOG.info("Created %(vg)s/%(lv)s (%(size)s bytes) through agent %(host)s",
+                 {"vg": self.vg_name, "lv": name, "size": r.get("size_bytes"), "host": r.get("host")})
+
+    def delete_volume(self, volume: Any) -> None:
+        name = _get(volume, "name")
+        clear = self.configuration.volume_clear
+        r = self.client.delete_volume(
+            name, what=f"delete volume {_get(volume, 'id')} ({self.vg_name}/{name})",
+            volume_clear=clear,
+            volume_clear_size_mb=self.configuration.volume_clear_size if clear != "none" else None)
+        LOG.info("Deleted %(vg)s/%(lv)s (changed=%(changed)s, volume_clear=%(clear)s)",
+                 {"vg": self.vg_name, "lv": name, "changed": r.get("changed"), "clear": clear})
+
+    def extend_volume(self, volume: Any, new_size: int) -> None:
+        name = _get(volume, "name")
+        r = self.client.extend_volume(
+            name, new_size, what=f"extend volume {_get(volume, 'id')} ({self.vg_name}/{name}) "
+                                 f"to {new_size} GiB")
+        LOG.info("Extended %(vg)s/%(lv)s to %(size)s bytes on %(host)s (refreshed on %(ref)s)",
+                 {"vg": self.vg_name, "lv": name, "size": r.get("size_bytes"),
+                  "host": r.get("host"), "ref": r.get("refreshed_hosts")})
+
+    def create_export(self, context: Any, volume: Any, connector: Any) -> None:
+        """No target: the LV is a local device on every host that sees the LUN."""
+        return None
+
+    def ensure_export(self, context: Any, volume: Any) -> None:
+        return None
+
+    def remove_export(self, context: Any, volume: Any) -> None:
+        return None
+
+    def create_snapshot(self, snapshot: Any) -> None:
+        raise sl_exc.SharedLVMError(
+            data="Snapshots are not supported by the shared LVM backend (lvmlockd cannot "
+                 "snapshot an LV that other hosts may activate); use volume clones.",
+            aos_code="not_supported")
+
+    def create_volume_from_snapshot(self, volume: Any, snapshot: Any) -> None:
+        self.create_snapshot(snapshot)
+
+    def delete_snapshot(self, snapshot: Any) -> None:
+        return None  # none can exist
+
+    # ---- stats -----------------------------------------------------------------------------
+
+    def get_volume_stats(self, refresh: bool = False) -> dict:
+        if refresh or not self._stats:
+            self._update_volume_stats()
+        return self._stats
+
+    def _update_volume_stats(self) -> None:
+        conf = self.configuration
+        pool = {
+            "pool_name": self.backend_name,
+            "total_capacity_gb": 0,
+            "free_capacity_gb": 0,
+            "provisioned_capacity_gb": 0,
+            "reserved_percentage": conf.reserved_percentage,
+            "location_info": f"SharedLVMDriver:{self.vg_name}:{conf.lvm_type}:0",
+            "QoS_support": False,
+            "thin_provisioning_support": False,
+            "thick_provisioning_support": True,
+            "max_over_subscription_ratio": 1.0,
+            "total_volumes": 0,
+            "multiattach": True,
+            "backend_state": "down",
+            "filter_function": self.get_filter_function(),
+            "goodness_function": self.get_goodness_function(),
+        }
+        try:
+            s = self.client.pool_stats(what=f"read the capacity of volume group {self.vg_name}")
+        except sl_exc.SharedLVMError as e:
+            LOG.warning("Volume group %(vg)s reported as down to the scheduler: %(err)s",
+                        {"vg": self.vg_name, "err": e})
+        else:
+            if s.get("available", True):
+                total = round(float(s.get("total_capacity_gb", 0)), 2)
+                free = round(float(s.get("free_capacity_gb", 0)), 2)
+                pool.update(total_capacity_gb=total, free_capacity_gb=free,
+                            provisioned_capacity_gb=round(total - free, 2),
+                            total_volumes=int(s.get("lv_count", 0)), backend_state="up")
+            else:
+                LOG.warning("Volume group %(vg)s unavailable: %(err)s",
+                            {"vg": self.vg_name, "err": (s.get("error") or {}).get("message")})
+        self._stats = {
+            "volume_backend_name": self.backend_name,
+            "vendor_name": "Open Source",
+            "driver_version": self.VERSION,
+            "storage_protocol": self.STORAGE_PROTOCOL,
+            "multiattach": True,
+            "sparse_copy_volume": False,
+            "shared_targets": False,
+            "pools": [pool],
+        }
+
+    # ---- attach path -----------------------------------------------------------------------
+
+    def validate_connector(self, connector: Any) -> None:
+        if not isinstance(connector, dict) or not connector.get("host"):
+            raise exception.InvalidConnectorException(missing="host")
+
+    def _other_attachment_hosts(self, volume: Any, host: str) -> dict[str, list]:
+        """Hosts other than `host` with a live attachment of `volume` -> their attachments."""
+        out: dict[str, list] = {}
+        for a in _get(volume, "volume_attachment") or []:
+            if _get(a, "attach_status") in _GONE_ATTACH_STATES:
+                continue
+            h = _attachment_host(a)
+            if h and h != host:
+                out.setdefault(h, []).append(a)
+        return out
+
+    @staticmethod
+    def _pending_instance(volume: Any) -> Optional[str]:
+        """The instance of the attachment being made (reserved: no host yet), when unique."""
+        pending = {_get(a, "instance_uuid") for a in _get(volume, "volume_attachment") or []
+                   if not _attachment_host(a) and _get(a, "attach_status") not in _GONE_ATTACH_STATES}
+        pending.discard(None)
+        return pending.pop() if len(pending) == 1 else None
+
+    def initialize_connection(self, volume: Any, connector: dict) -> dict:
+        """Activates the LV on connector['host']: exclusive when it is the only host with an
+        attachment, shared when attachments on other hosts need it too (multi-attach or a
+        live migration); an exclusive activation elsewhere is converted to shared first."""
+        self.validate_connector(connector)
+        host = connector["host"]
+        name = _get(volume, "name")
+        what = f"attach volume {_get(volume, 'id')} ({self.vg_name}/{name}) on {host}"
+        with self._volume_lock(volume):
+            others = self._other_attachment_hosts(volume, host)
+            if others and not _get(volume, "multiattach", False):
+                instance = self._pending_instance(volume)
+                foreign = sorted(h for h, atts in others.items()
+                                 if instance and all(_get(a, "instance_uuid") not in (None, instance)
+                                                     for a in atts))
+                if foreign:
+                    raise sl_exc.VolumeLockedByOtherHost(
+                        data=f"Cannot {what}: the volume is not multiattach and is attached to "
+                             f"another instance on {', '.join(foreign)}. Detach it there first "
+                             f"or use a multiattach volume type.")
+            if not others:
+                self.client.activate(name, host, EXCLUSIVE, what=what)
+                mode = EXCLUSIVE
+            else:
+                self._share_with(volume, others.keys(), what=what)
+                self.client.activate(name, host, SHARED, what=what)
+                mode = SHARED
+        LOG.info("Volume %(id)s active %(mode)s on %(host)s", {"id": _get(volume, "id"),
+                                                                 "mode": mode, "host": host})
+        return {
+            "driver_volume_type": "local",
+            "data": {"device_path": self.local_path(volume)},
+        }
+
+    def _share_with(self, volume: Any, hosts: Any, *, what: str) -> list[str]:
+        """Converts an exclusive activation on any of `hosts` to shared (a downgrade the holder
+        can do while the device is open). Returns the hosts converted."""
+        name = _get(volume, "name")
+        state = self.client.get_volume(name, what=what)
+        converted = []
+        for h, mode in sorted(self._active_on(state).items()):
+            if h in hosts and mode == EXCLUSIVE:
+                LOG.info("Converting %(lv)s on %(host)s from exclusive to shared",
+                         {"lv": name, "host": h})
+                self.client.activate(name, h, SHARED, what=f"{what} (share it with {h})")
+                converted.append(h)
+        return converted
+
+    def terminate_connection(self, volume: Any, connector: Optional[dict], **kwargs: Any) -> bool:
+        """Deactivates the LV on connector['host'] unless another attachment there still uses
+        it; when a single host is left with a shared activation, makes it exclusive again.
+        Returns True when other attachments of the volume remain (Cinder's convention)."""
+        name = _get(volume, "name")
+        force = bool(kwargs.get("force"))
+        attachments = [a for a in _get(volume, "volume_attachment") or []
+                       if _get(a, "attach_status") not in _GONE_ATTACH_STATES]
+        host = (connector or {}).get("host") if isinstance(connector, dict) else None
+        if not host:
+            LOG.warning("terminate_connection for %(id)s without a connector host: nothing to "
+                        "deactivate", {"id": _get(volume, "id")})
+            return len(attachments) > 1
+        what = f"detach volume {_get(volume, 'id')} ({self.vg_name}/{name}) from {host}"
+        with self._volume_lock(volume):
+            same_host = [a for a in attachments if _attachment_host(a) == host]
+            if len(same_host) > 1:
+                LOG.info("Volume %(id)s stays active on %(host)s: %(n)d attachments there",
+                         {"id": _get(volume, "id"), "host": host, "n": len(same_host)})
+                return True
+            try:
+                r = self.client.deactivate(name, host, what=what)
+            except sl_exc.AgentUnavailable as e:
+                if not force:
+                    raise
+                LOG.error("Forced detach of %(id)s: could not deactivate it on %(host)s (%(err)s); "
+                          "the LV may stay active there until its agent is back",
+                          {"id": _get(volume, "id"), "host": host, "err": e})
+                return len(attachments) > 1
+            remaining = set(self._other_attachment_hosts(volume, host))
+            active = self._active_on(r)
+            if len(remaining) == 1:
+                (last,) = remaining
+                if active.get(last) == SHARED and set(active) == {last}:
+                    try:
+                        self.client.activate(name, last, EXCLUSIVE,
+                                             what=f"{what} (make it exclusive again on {last})")
+                        LOG.info("Volume %(id)s is exclusive again on %(host)s",
+                                 {"id": _get(volume, "id"), "host": last})
+                    except sl_exc.SharedLVMError as e:
+                        # Shared on one host works; only the protection is weaker. Not a failure.
+                        LOG.warning("Volume %(id)s stays shared on %(host)s: %(err)s",
+                                    {"id": _get(volume, "id"), "host": last, "err": e})
+        return len(attachments) > 1
+
+    # ---- data path on this cinder-volume host ----------------------------------------------
+
+    @contextlib.contextmanager
+    def _activated_here(self, volume: Any, *, purpose: str, share_ok: bool) -> Iterator[str]:
+        """Activates the LV on this host's agent for a copy and deactivates it afterwards
+        (also when the copy fails). `share_ok`: for reading a volume that is in use elsewhere,
+        share it with its holders instead of failing (and give exclusivity back after)."""
+        host = self.cinder_host
+        name = _get(volume, "name")
+        what = f"{purpose}: activate {self.vg_name}/{name} on this cinder-volume host {host}"
+        with self._volume_lock(volume):
+            converted: list[str] = []
+            try:
+                r = self.client.activate(name, host, EXCLUSIVE, what=what)
+            except sl_exc.VolumeLockedByOtherHost:
+                if not share_ok:
+                    raise
+                state = self.client.get_volume(name, what=what)
+                holders = set(self._active_on(state)) - {host}
+                converted = self._share_with(volume, holders, what=what)
+                r = self.client.activate(name, host, SHARED, what=what)
+        changed = r.get("changed", True)
+        try:
+            yield self.local_path(volume)
+        finally:
+            if changed:
+                with self._volume_lock(volume):
+                    try:
+                        self.client.deactivate(name, host, what=f"{purpose}: release {name} on {host}")
+                    except sl_exc.SharedLVMError:
+                        LOG.exception("Could not deactivate %(lv)s on %(host)s after %(p)s; "
+                                      "release it with 'aosctl volume deactivate %(lv)s --host "
+                                      "%(host)s'", {"lv": name, "host": host, "p": purpose})
+                    for h in converted:
+                        try:
+                            self.client.activate(name, h, EXCLUSIVE,
+                                                 what=f"{purpose}: give {name} back to {h}")
+                        except sl_exc.SharedLVMError as e:
+                            LOG.warning("%(lv)s stays shared on %(host)s: %(err)s",
+                                        {"lv": name, "host": h, "err": e})
+            else:
+                LOG.debug("%(lv)s was already active on %(host)s before %(p)s: left active",
+                          {"lv": name, "host": host, "p": purpose})
+
+    def copy_image_to_volume(self, context: Any, volume: Any, image_service: Any, image_id: str,
+                             disable_sparse: bool = False) -> None:
+        with self._activated_here(volume, purpose=f"copy image {image_id} to volume "
+                                                  f"{_get(volume, 'id')}", share_ok=False) as path:
+            image_utils.fetch_to_raw(context, image_service, image_id, path,
+                                     self.configuration.volume_dd_blocksize,
+                                     size=_get(volume, "size"), disable_sparse=disable_sparse)
+
+    def copy_volume_to_image(self, context: Any, volume: Any, image_service: Any,
+                             image_meta: dict) -> None:
+        with self._activated_here(volume, purpose=f"upload volume {_get(volume, 'id')} to an "
+                                                  f"image", share_ok=True) as path:
+            volume_utils.upload_volume(context, image_service, image_meta, path, volume)
+
+    def create_cloned_volume(self, volume: Any, src_vref: Any) -> None:
+        src_name = _get(src_vref, "name")
+        self.create_volume(volume)
+        try:
+            purpose = f"clone volume {_get(src_vref, 'id')} to {_get(volume, 'id')}"
+            with self._activated_here(src_vref, purpose=purpose, share_ok=True) as src_path, \
+                    self._activated_here(volume, purpose=purpose, share_ok=False) as dst_path:
+                volume_utils.copy_volume(src_path, dst_path, _get(src_vref, "size") * units.Ki,
+                                         self.configuration.volume_dd_blocksize,
+                                         execute=self._execute, sparse=False)
+        except Exception:
+            with excutils.save_and_reraise_exception():
+                LOG.error("Clone of %(src)s into %(dst)s failed; removing %(dst)s",
+                          {"src": src_name, "dst": _get(volume, "name")})
+                try:
+                    self.client.delete_volume(_get(volume, "name"),
+                                              what=f"remove the failed clone {_get(volume, 'id')}")
+                except sl_exc.SharedLVMError:
+                    LOG.exception("Could not remove the failed clone %s", _get(volume, "name"))
