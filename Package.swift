@@ -130,7 +130,7 @@ let package = Package(
         .testTarget(name: "AOSAuthTests", dependencies: ["AOSAuth", "OsloRPC", "RPCWire"], swiftSettings: strict),
         .testTarget(name: "SharedLVMTests", dependencies: ["SharedLVM"], swiftSettings: strict),
         .testTarget(name: "HypervisorTests", dependencies: ["Hypervisor", "SharedLVM"], swiftSettings: strict),
-        .testTarget(name: "AgentCoreTests", dependencies: ["AgentCore", "SharedLVM", "RPCWire"], swiftSettings: strict),
-        .testTarget(name: "ControllerCoreTests", dependencies: ["ControllerCore", "OsloRPC", "RPCWire"], swiftSettings: strict),
+        .testTarget(name: "AgentCoreTests", dependencies: ["AgentCore", "SharedLVM", "RPCWire", "AOSAuth"], swiftSettings: strict),
+        .testTarget(name: "ControllerCoreTests", dependencies: ["ControllerCore", "OsloRPC", "RPCWire", "AOSAuth"], swiftSettings: strict),
     ]
 )

@@ -1,3 +1,4 @@
+import AOSAuth
 import OsloRPC
 import RPCWire
 import Testing
@@ -299,5 +300,14 @@ struct BadCase: Sendable, CustomTestStringConvertible {
         #expect(c.snapshot.agents["host-a"] == nil)
         _ = try await c.dispatch("agent_announce", ["report": report, "sent_at": .double(60)])
         #expect(c.snapshot.agents["host-a"] != nil)
+    }
+}
+
+@Suite struct ControllerPolicyCoverageTests {
+    @Test func everyControllerMethodHasARule() {
+        let policy = Policies.controller()
+        #expect(Set(policy.rules.keys) == Set(Controller.methods))
+        #expect(policy.rules["agent_announce"]?.roles == [.agent])
+        for m in Policies.controllerMutating { #expect(policy.rules[m]?.mutating == true, "\(m)") }
     }
 }

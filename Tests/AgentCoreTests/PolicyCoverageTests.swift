@@ -1,0 +1,19 @@
+import AOSAuth
+import Testing
+@testable import AgentCore
+
+/// Every method the agent serves has an admission rule, and "mutating" means the same thing
+/// to the service (refused until ready) and to admission (calls on the own queue only).
+@Suite struct AgentPolicyCoverageTests {
+    @Test func everyAgentMethodHasARule() {
+        let policy = Policies.agent(host: "h")
+        for m in AgentMethod.allCases {
+            let rule = policy.rules[m.rawValue]
+            #expect(rule != nil, "no admission rule for \(m.rawValue)")
+            #expect(rule?.mutating == m.isMutating, "\(m.rawValue): mutating differs")
+            #expect(rule?.directedOnly == m.isMutating, "\(m.rawValue): a state change must be directed")
+            #expect(rule?.roles == [.controller, .admin], "\(m.rawValue)")
+        }
+        #expect(Set(policy.rules.keys) == Set(AgentMethod.allCases.map(\.rawValue)))
+    }
+}
