@@ -109,7 +109,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "aos-bench",
-            dependencies: ["OsloRPC", "RPCWire", "AMQPClient",
+            dependencies: ["OsloRPC", "RPCWire", "AMQPClient", "AOSAuth",
                            .product(name: "ArgumentParser", package: "swift-argument-parser"),
                            .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict

@@ -12,7 +12,7 @@ import RPCWire
 @main
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "aos-bench", abstract: "Benchmarks",
-                                                    subcommands: [RPCBench.self, WireBench.self, PublishBench.self])
+                                                    subcommands: [RPCBench.self, WireBench.self, PublishBench.self, AdmissionBench.self])
 }
 
 struct RPCBench: AsyncParsableCommand {
