@@ -15,6 +15,19 @@ struct Arguments {
         .invalidArgument("\(method): \(text)", details: ["argument": .string(key)])
     }
 
+    /// Refuses arguments the method does not take, naming them (printable, cut to 64 characters).
+    func rejectUnknown(_ accepted: Set<String>) throws(ServiceError) {
+        let unknown = raw.keys.filter { !accepted.contains($0) }.sorted()
+        guard let first = unknown.first else { return }
+        let names = unknown.prefix(5).map { name -> String in
+            let cut = String(name.unicodeScalars.prefix(64).map { $0.value < 0x20 || $0.value == 0x7f ? "?" : Character($0) })
+            return "'\(cut)'"
+        }.joined(separator: ", ")
+        let list = accepted.sorted().joined(separator: ", ")
+        throw bad("unknown argument\(unknown.count > 1 ? "s" : "") \(names)\(unknown.count > 5 ? ", …" : "") (accepted: \(list.isEmpty ? "none" : list))",
+                  String(first.prefix(64)))
+    }
+
     func optionalString(_ key: String) throws(ServiceError) -> String? {
         guard let v = raw[key], !v.isNull else { return nil }
         guard let s = v.stringValue else { throw bad("'\(key)' must be a string", key) }

@@ -61,6 +61,22 @@ public final class Controller: Sendable {
         "get_volume", "list_volumes", "pool_stats", "list_agents", "lock_status", "agent_announce",
     ]
 
+    /// The keyword arguments each method takes (docs/rpc-api.md). Anything else is refused
+    /// by name, as oslo refuses an unexpected keyword (TypeError): a typo must not be ignored.
+    static let arguments: [String: Set<String>] = [
+        "create_volume": ["name", "size_bytes", "size_gb", "vg"],
+        "extend_volume": ["name", "size_bytes", "size_gb", "vg"],
+        "delete_volume": ["name", "vg", "volume_clear", "volume_clear_size_mb"],
+        "activate_volume": ["name", "host", "mode", "vg"],
+        "deactivate_volume": ["name", "host", "vg"],
+        "get_volume": ["name", "vg"],
+        "list_volumes": ["vg"],
+        "pool_stats": ["vg"],
+        "list_agents": [],
+        "lock_status": ["host"],
+        "agent_announce": ["report", "sent_at"],
+    ]
+
     /// The oslo endpoint (namespace none, version 1.0) serving every method.
     public var endpoint: RPCEndpoint {
         var handlers: [String: RPCHandler] = [:]
@@ -74,6 +90,7 @@ public final class Controller: Sendable {
     public func dispatch(_ method: String, _ raw: [String: JSONValue],
                          deadline: ContinuousClock.Instant? = nil) async throws -> JSONValue {
         let args = Arguments(raw, method: method)
+        try args.rejectUnknown(Self.arguments[method] ?? [])
         switch method {
         case "create_volume": return try await createVolume(args, deadline: deadline)
         case "extend_volume": return try await extendVolume(args, deadline: deadline)

@@ -311,3 +311,17 @@ struct BadCase: Sendable, CustomTestStringConvertible {
         for m in Policies.controllerMutating { #expect(policy.rules[m]?.mutating == true, "\(m)") }
     }
 }
+
+@Suite struct UnknownArgumentTests {
+    @Test func unknownArgumentsAreRefusedByName() async throws {
+        let agents = FakeAgents()
+        let c = makeController(agents, clock: FakeClock())
+        let e = await expectCode("invalid_argument") {
+            _ = try await c.dispatch("create_volume", ["name": "volume-1", "size_gb": 1, "sise_gb": 2, "x\u{1}": 1])
+        }
+        #expect(e?.message.contains("'sise_gb'") == true)
+        #expect(e?.message.contains("'x?'") == true)
+        #expect(e?.details["argument"] == "sise_gb")
+        _ = await expectCode("invalid_argument") { _ = try await c.dispatch("list_agents", ["verbose": true]) }
+    }
+}
