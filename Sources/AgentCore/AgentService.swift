@@ -267,10 +267,11 @@ public final class AgentService: Sendable {
         case .recover:
             let vg = try vgArgument(&r)
             let stepText = try r.optionalChoice("step", RecoveryStep.allCases.map(\.rawValue)) ?? "plan"
+            let force = try r.optionalBool("force") ?? false
             try r.finish()
             let ready = runtime.withLock { $0.ready }
             guard ready else { throw .agent(.notReady, "the agent on host \(host) is not ready yet; recover refused", host: host) }
-            return try await recover(vg: vg, step: RecoveryStep(rawValue: stepText)!, deadline: deadline)
+            return try await recover(vg: vg, step: RecoveryStep(rawValue: stepText)!, force: force, deadline: deadline)
         case .startLockspace:
             let vg = try vgArgument(&r)
             try r.finish()
