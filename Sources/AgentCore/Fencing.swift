@@ -191,8 +191,18 @@ public struct Fencer: Sendable {
         // (block device, depth below the LVs): walked breadth first, sorted deepest first.
         var queue: [(String, Int)] = []
         var found: [(DMDevice, Int)] = []
-        for d in ([lock].compactMap { $0 } + members.map { $0.0 }) {
-            for x in try await dm.dependencies(of: d.name) where seen.insert(x).inserted { queue.append((x, 1)) }
+        if let lock {
+            for x in try await dm.dependencies(of: lock.name) where seen.insert(x).inserted { queue.append((x, 1)) }
+        }
+        for (d, _) in members {
+            // An LV removed since `dmsetup info` has no dependencies to fail: not a reason
+            // to give up on the others (dmsetup deps never touches the disk, so it does not hang).
+            let deps: [String]
+            do { deps = try await dm.dependencies(of: d.name) } catch {
+                logger.warning("fence: cannot read the dependencies of an LV", metadata: ["device": "\(d.name)", "error": "\(error)"])
+                continue
+            }
+            for x in deps where seen.insert(x).inserted { queue.append((x, 1)) }
         }
         var i = 0
         while i < queue.count {
@@ -209,8 +219,8 @@ public struct Fencer: Sendable {
             if !isOwnLayer { found.append((dev, depth)) }
             // A multipath map's dependencies are its SCSI paths: failing the map is enough.
             if !isOwnLayer, ((try? await dm.table(of: dev.name))?.first?.target == "multipath") { continue }
-            guard depth < 8 else { continue }
-            for x in try await dm.dependencies(of: dev.name) where seen.insert(x).inserted { queue.append((x, depth + 1)) }
+            guard depth < 8, let deps = try? await dm.dependencies(of: dev.name) else { continue }
+            for x in deps where seen.insert(x).inserted { queue.append((x, depth + 1)) }
         }
         // Deepest first: the device whose queue holds the I/O fails before anything stacked on it.
         let paths = found.enumerated().sorted { ($0.element.1, -$0.offset) > ($1.element.1, -$1.offset) }.map { $0.element.0 }
