@@ -115,6 +115,22 @@ struct CrashConsistencyTests {
         try await a.call("deactivate_lv", ["vg": "vg1", "name": "v1"])
     }
 
+    @Test func aDeactivateThatCannotBeCheckedKeepsItsLVOutOfTheRestore() async throws {
+        let c = Cluster()
+        let dir = "\(c.root)/host-a"
+        _ = try await c.agent("host-a", hostId: 1, stateDir: dir, boot: false)
+        writeFile("\(dir)/activations.json", """
+            {"activations": [{"mode": "exclusive", "name": "v1", "vg": "vg1"}], "format": 1, "host": "host-a", \
+            "intents": [{"name": "v1", "op": "deactivate", "vg": "vg1"}]}
+
+            """)
+        c.sim.failLockspace(vg: "vg1", host: "host-a")  // the lockspace does not start: LVM cannot be asked
+        let a = try await c.agent("host-a", hostId: 1, stateDir: dir)
+        #expect(a.health()["restore_failures"]?.arrayValue?.map { $0["code"] } == ["deactivate_pending"])
+        #expect(a.store.intent(vg: "vg1", name: "v1")?.operation == .deactivate)
+        #expect(!c.sim.calls(host: "host-a").contains { $0.method == "activate" })
+    }
+
     @Test func temporaryFilesOfAnInterruptedWriteAreRemovedAtStart() async throws {
         let c = Cluster()
         let dir = "\(c.root)/host-a"
