@@ -26,6 +26,51 @@ public struct ActivationRecord: Sendable, Hashable, Comparable {
     var json: JSONValue { ["vg": .string(vg), "name": .string(name), "mode": .string(mode.rawValue)] }
 }
 
+/// A change of an LV's activation that was about to run when the store was written: the
+/// intent is made durable BEFORE the LVM command and settled (cleared, with the record
+/// updated) after it, so an agent killed in between finds it at its next start and
+/// reconciles it with what LVM shows (`AgentService.reconcileIntents`).
+public struct ActivationIntent: Sendable, Hashable {
+    public enum Operation: Sendable, Hashable {
+        case activate(LVActivationMode)
+        case deactivate
+    }
+
+    public var vg: String
+    public var name: String
+    public var operation: Operation
+
+    public init(vg: String, name: String, operation: Operation) {
+        self.vg = vg
+        self.name = name
+        self.operation = operation
+    }
+
+    public var key: String { "\(vg)/\(name)" }
+
+    var json: JSONValue {
+        switch operation {
+        case .activate(let mode):
+            return ["vg": .string(vg), "name": .string(name), "op": "activate", "mode": .string(mode.rawValue)]
+        case .deactivate:
+            return ["vg": .string(vg), "name": .string(name), "op": "deactivate"]
+        }
+    }
+
+    init?(json: JSONValue) {
+        guard let vg = json["vg"]?.stringValue, let name = json["name"]?.stringValue else { return nil }
+        switch json["op"]?.stringValue {
+        case "activate"?:
+            guard let mode = json["mode"]?.stringValue.flatMap(LVActivationMode.init(rawValue:)) else { return nil }
+            self.init(vg: vg, name: name, operation: .activate(mode))
+        case "deactivate"?:
+            self.init(vg: vg, name: name, operation: .deactivate)
+        default:
+            return nil
+        }
+    }
+}
+
 public struct StoreError: Error, Sendable, CustomStringConvertible {
     public var message: String
     public var description: String { message }
@@ -40,8 +85,12 @@ public struct StoreError: Error, Sendable, CustomStringConvertible {
 /// the file is either the old or the new version, never a mix.
 ///
 /// ```json
-/// {"activations": [{"mode": "exclusive", "name": "volume-1", "vg": "vg1"}], "format": 1, "host": "cmp-1"}
+/// {"activations": [{"mode": "exclusive", "name": "volume-1", "vg": "vg1"}], "format": 1, "host": "cmp-1",
+///  "intents": [{"name": "volume-2", "op": "activate", "mode": "shared", "vg": "vg1"}]}
 /// ```
+///
+/// `intents` (absent when empty; an older agent ignores it) are the activations and
+/// deactivations in progress: written before the LVM command, settled after it.
 public final class ActivationStore: Sendable {
     public static let fileName = "activations.json"
     static let format: Int64 = 1
@@ -49,7 +98,16 @@ public final class ActivationStore: Sendable {
     public let directory: String
     public let path: String
     let host: String
-    private let records: Mutex<[String: ActivationRecord]>
+    private let records: Mutex<State>
+
+    struct State {
+        var records: [String: ActivationRecord] = [:]
+        var intents: [String: ActivationIntent] = [:]
+        /// Tests: consulted before each write with what is written ("intent", "settle");
+        /// false makes that write and every later one fail, as if the process died there.
+        var crashBefore: (@Sendable (String) -> Bool)?
+        var dead = false
+    }
 
     /// What `init` found: the records, and a problem if the file could not be used
     /// (it is then moved aside to `activations.json.corrupt` and the store starts empty).
@@ -65,11 +123,13 @@ public final class ActivationStore: Sendable {
         guard access(directory, W_OK) == 0 else {
             throw StoreError(message: "state directory \(directory) is not writable: \(FileIO.errorText(errno))")
         }
+        // Temp files of a write that a crash interrupted (DurableFile names them by pid).
+        Self.removeTemporaries(directory: directory, prefix: Self.fileName + ".tmp.")
         var problem: String?
-        var loaded: [String: ActivationRecord] = [:]
+        var loaded = State()
         do {
             if let bytes = try FileIO.read(path) {
-                loaded = try Self.decode(bytes, path: path)
+                (loaded.records, loaded.intents) = try Self.decode(bytes, path: path)
             }
         } catch {
             problem = error.message
@@ -80,40 +140,87 @@ public final class ActivationStore: Sendable {
         self.records = Mutex(loaded)
     }
 
-    public var all: [ActivationRecord] { records.withLock { Array($0.values) }.sorted() }
+    public var all: [ActivationRecord] { records.withLock { Array($0.records.values) }.sorted() }
 
     public func record(vg: String, name: String) -> ActivationRecord? {
-        records.withLock { $0["\(vg)/\(name)"] }
+        records.withLock { $0.records["\(vg)/\(name)"] }
     }
 
-    /// Records (or changes the mode of) an activation and persists it.
+    /// Changes in progress (or interrupted by a crash, until reconciled).
+    public var intents: [ActivationIntent] {
+        records.withLock { Array($0.intents.values) }.sorted { $0.key < $1.key }
+    }
+
+    public func intent(vg: String, name: String) -> ActivationIntent? {
+        records.withLock { $0.intents["\(vg)/\(name)"] }
+    }
+
+    /// Records (or changes the mode of) an activation and persists it; settles an intent.
     public func set(_ record: ActivationRecord) throws(StoreError) {
-        try update { $0[record.key] = record }
+        try update("settle") { $0.records[record.key] = record; $0.intents[record.key] = nil }
     }
 
-    /// Forgets an activation and persists that; no-op if it was not recorded.
+    /// Forgets an activation and persists that (settling an intent); no-op if neither exists.
     public func remove(vg: String, name: String) throws(StoreError) {
-        guard record(vg: vg, name: name) != nil else { return }
-        try update { $0["\(vg)/\(name)"] = nil }
+        let key = "\(vg)/\(name)"
+        guard records.withLock({ $0.records[key] != nil || $0.intents[key] != nil }) else { return }
+        try update("settle") { $0.records[key] = nil; $0.intents[key] = nil }
     }
 
-    private func update(_ change: (inout [String: ActivationRecord]) -> Void) throws(StoreError) {
+    /// Makes `intent` durable before the LVM command it describes runs.
+    public func begin(_ intent: ActivationIntent) throws(StoreError) {
+        try update("intent") { $0.intents[intent.key] = intent }
+    }
+
+    /// Drops an intent whose command did not change anything (the record stays as it is).
+    public func abandon(vg: String, name: String) throws(StoreError) {
+        let key = "\(vg)/\(name)"
+        guard records.withLock({ $0.intents[key] != nil }) else { return }
+        try update("settle") { $0.intents[key] = nil }
+    }
+
+    /// Tests: simulate a crash before the first write for which `point` returns false.
+    func crash(before point: @escaping @Sendable (String) -> Bool) {
+        records.withLock { $0.crashBefore = point }
+    }
+
+    private func update(_ what: String, _ change: (inout State) -> Void) throws(StoreError) {
         // Changes are applied and written under one lock so the file always matches the
         // order of changes; writes are small (one line per active LV).
-        try records.withLock { (r: inout [String: ActivationRecord]) throws(StoreError) in
+        try records.withLock { (r: inout State) throws(StoreError) in
+            if r.dead || r.crashBefore.map({ !$0(what) }) == true {
+                r.dead = true
+                throw StoreError(message: "simulated crash before the \(what) write")
+            }
             var next = r
             change(&next)
-            try FileIO.writeAtomically(path, Array(Self.encode(next, host: host).utf8), directory: directory)
+            try FileIO.writeAtomically(path, Array(Self.encode(next.records, next.intents, host: host).utf8), directory: directory)
             r = next
         }
     }
 
-    static func encode(_ records: [String: ActivationRecord], host: String) -> String {
+    static func encode(_ records: [String: ActivationRecord], _ intents: [String: ActivationIntent] = [:], host: String) -> String {
         let list = records.values.sorted().map(\.json)
-        return JSONWriter.serialize(["format": .int(format), "host": .string(host), "activations": .array(list)]) + "\n"
+        var doc: [String: JSONValue] = ["format": .int(format), "host": .string(host), "activations": .array(list)]
+        if !intents.isEmpty { doc["intents"] = .array(intents.values.sorted { $0.key < $1.key }.map(\.json)) }
+        return JSONWriter.serialize(.object(doc)) + "\n"
     }
 
-    static func decode(_ bytes: [UInt8], path: String) throws(StoreError) -> [String: ActivationRecord] {
+    /// Unlinks `prefix*` files of `directory` (temp files left by an interrupted write).
+    static func removeTemporaries(directory: String, prefix: String) {
+        guard let d = opendir(directory) else { return }
+        var names: [String] = []
+        while let entry = readdir(d) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            if name.hasPrefix(prefix) { names.append(name) }
+        }
+        closedir(d)
+        for name in names { unlink(directory + "/" + name) }
+    }
+
+    static func decode(_ bytes: [UInt8], path: String) throws(StoreError) -> ([String: ActivationRecord], [String: ActivationIntent]) {
         let doc: JSONValue
         do { doc = try JSONValue.parse(bytes) } catch {
             throw StoreError(message: "\(path) is not valid JSON: \(error)")
@@ -130,7 +237,14 @@ public final class ActivationStore: Sendable {
             let r = ActivationRecord(vg: vg, name: name, mode: mode)
             out[r.key] = r
         }
-        return out
+        var intents: [String: ActivationIntent] = [:]
+        for item in doc["intents"]?.arrayValue ?? [] {
+            guard let i = ActivationIntent(json: item) else {
+                throw StoreError(message: "\(path) has an unreadable intent \(JSONWriter.serialize(item))")
+            }
+            intents[i.key] = i
+        }
+        return (out, intents)
     }
 }
 

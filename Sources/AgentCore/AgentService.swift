@@ -267,10 +267,11 @@ public final class AgentService: Sendable {
         case .recover:
             let vg = try vgArgument(&r)
             let stepText = try r.optionalChoice("step", RecoveryStep.allCases.map(\.rawValue)) ?? "plan"
+            let force = try r.optionalBool("force") ?? false
             try r.finish()
             let ready = runtime.withLock { $0.ready }
             guard ready else { throw .agent(.notReady, "the agent on host \(host) is not ready yet; recover refused", host: host) }
-            return try await recover(vg: vg, step: RecoveryStep(rawValue: stepText)!, deadline: deadline)
+            return try await recover(vg: vg, step: RecoveryStep(rawValue: stepText)!, force: force, deadline: deadline)
         case .startLockspace:
             let vg = try vgArgument(&r)
             try r.finish()
@@ -528,8 +529,17 @@ public final class AgentService: Sendable {
         let lv = try await lvm("activate_lv", vg, name) { () async throws(LVMError) in try await backend.lvInfo(vg: vg, name: name) }
         let previous = store.record(vg: vg, name: name)
         let already = lv.active && previous?.mode == mode
-        try await lvm("activate_lv \(mode.rawValue)", vg, name) { () async throws(LVMError) in
+        // The intent is durable before LVM changes anything: killed between the activation
+        // and the record, the next start finds it and records what LVM shows.
+        if previous?.mode != mode {
+            try recordIntent(ActivationIntent(vg: vg, name: name, operation: .activate(mode)))
+        }
+        do {
             try await backend.activate(vg: vg, name: name, mode: mode)
+        } catch {
+            if previous?.mode != mode { abandonIntent(vg, name) }
+            noteLockspace(error, vg: vg)
+            throw .lvm(error, operation: "activate_lv \(mode.rawValue)", host: host, vg: vg, lv: name)
         }
         var out = base(vg, name)
         out["mode"] = .string(mode.rawValue)
@@ -564,7 +574,16 @@ public final class AgentService: Sendable {
         }
         var changed = false
         if let lv, lv.active {
-            try await lvm("deactivate_lv", vg, name) { () async throws(LVMError) in try await backend.deactivate(vg: vg, name: name) }
+            // Durable before the LVM command: killed after the deactivation but before the
+            // record is removed, the next start must not re-activate what the caller released.
+            try recordIntent(ActivationIntent(vg: vg, name: name, operation: .deactivate))
+            do {
+                try await backend.deactivate(vg: vg, name: name)
+            } catch {
+                abandonIntent(vg, name)
+                noteLockspace(error, vg: vg)
+                throw .lvm(error, operation: "deactivate_lv", host: host, vg: vg, lv: name)
+            }
             changed = true
             logger.info("deactivated LV", metadata: ["vg": "\(vg)", "lv": "\(name)"])
         }
@@ -572,6 +591,66 @@ public final class AgentService: Sendable {
         if changed || hadRecord { changes.yield() }
         out["changed"] = .bool(changed)
         return .object(out)
+    }
+
+    /// Writes an intent before an LVM command; refuses the request when it cannot (the
+    /// change would not survive a crash consistently).
+    func recordIntent(_ intent: ActivationIntent) throws(ServiceError) {
+        do { try store.begin(intent) } catch {
+            reportStoreProblem(error, vg: intent.vg, name: intent.name)
+            throw ServiceError(code: LVMErrorCode.internal.rawValue,
+                               message: "cannot record the intent to change \(intent.key) on host \(host) (\(error.message)); nothing was done",
+                               details: ["host": .string(host), "vg": .string(intent.vg), "lv": .string(intent.name)])
+        }
+    }
+
+    func abandonIntent(_ vg: String, _ name: String) {
+        do { try store.abandon(vg: vg, name: name) } catch { reportStoreProblem(error, vg: vg, name: name) }
+    }
+
+    /// At start, before the restore: every intent a killed agent left is settled against
+    /// what LVM shows now. Activate + the LV active here: recorded in that mode (it is held,
+    /// so the controller must see it). Deactivate + the LV not active: the record goes (the
+    /// caller released it; the restore must not take it back). Otherwise the command never
+    /// ran: the intent is dropped and the record stays. An intent of a VG whose lockspace
+    /// is not started stays (a deactivate intent then keeps its LV from being restored).
+    func reconcileIntents() async {
+        let pending = store.intents
+        guard !pending.isEmpty else { return }
+        // sanlock is the only source of the lock mode: an activation killed halfway through
+        // a mode change is recorded in the mode the lock really has.
+        let locks = try? await backend.lockStatus()
+        for intent in pending {
+            guard runtime.withLock({ $0.lockspaces[intent.vg] == .started }) else { continue }
+            let active: Bool
+            var held: LVActivationMode?
+            do {
+                let info = try await backend.lvInfo(vg: intent.vg, name: intent.name)
+                active = info.active
+                held = locks?.resources.first { $0.lvUUID == info.uuid }?.mode
+            } catch where error.code == .notFound {
+                active = false
+            } catch {
+                logger.error("cannot reconcile an interrupted activation change", metadata: [
+                    "vg": "\(intent.vg)", "lv": "\(intent.name)", "error": "\(error)"])
+                continue
+            }
+            do {
+                switch (intent.operation, active) {
+                case (.activate(let mode), true):
+                    try store.set(ActivationRecord(vg: intent.vg, name: intent.name, mode: held ?? mode))
+                case (.deactivate, false):
+                    try store.remove(vg: intent.vg, name: intent.name)
+                case (.activate, false), (.deactivate, true):
+                    try store.abandon(vg: intent.vg, name: intent.name)
+                }
+            } catch {
+                reportStoreProblem(error, vg: intent.vg, name: intent.name)
+                continue
+            }
+            logger.notice("reconciled an activation change interrupted by the agent's stop", metadata: [
+                "vg": "\(intent.vg)", "lv": "\(intent.name)", "intent": "\(intent.operation)", "lv_active": "\(active)"])
+        }
     }
 
     /// Drops the LV's activation record and any restore failure; true if there was a record.
@@ -714,6 +793,7 @@ public final class AgentService: Sendable {
             await startLockspace(vg)
         }
         if Task.isCancelled { return }
+        await reconcileIntents()
         await restore()
         if Task.isCancelled { return }
         let summary = runtime.withLock { r -> String in
@@ -815,6 +895,9 @@ public final class AgentService: Sendable {
         guard configuration.lvNames.manages(record.name) else {
             return fail(AgentErrorCode.lvNotManaged.rawValue,
                         "the LV's name matches no pattern of [agent] lv_name_pattern (\(configuration.lvNames)): not re-activated")
+        }
+        if store.intent(vg: record.vg, name: record.name)?.operation == .deactivate {
+            return fail("deactivate_pending", "a deactivate was in progress when the agent stopped and could not be checked: not re-activated")
         }
         let lockspace = runtime.withLock { $0.lockspaces[record.vg] ?? .notStarted }
         guard lockspace == .started else {

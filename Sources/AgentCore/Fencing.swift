@@ -176,19 +176,54 @@ public struct Fencer: Sendable {
             if let key = lock?.vgKey, d.vgKey != key { return nil }
             return (d, split.lv)
         }.sorted { $0.1 < $1.1 }
-        var deps: [String] = []
-        if let lock {
-            deps = try await dm.dependencies(of: lock.name)
-        } else {
-            for (d, _) in members { for x in try await dm.dependencies(of: d.name) where !deps.contains(x) { deps.append(x) } }
-        }
+        // Every PV of the VG that this host maps: the devices below EVERY mapped LV of the VG
+        // (the lock LV and each member), not only below `lvmlock`: a VG on two PVs with LVs
+        // on the second would otherwise keep that PV's multipath device queueing, and the
+        // table swap of its LVs would wait for the queued I/O (the fence fails open).
+        // Device-mapper layers in between (another LV of the VG: a thin pool's data, a
+        // `-real` origin; or a crypt/linear device on top of a multipath map) are walked
+        // through, so the bottom-most path devices are found and failed first.
         let byBlock = Dictionary(all.map { ($0.blockDevice, $0) }, uniquingKeysWith: { a, _ in a })
         let memberNames = Set(members.map { $0.0.name })
-        var paths: [DMDevice] = []
+        let vgKey = lock?.vgKey ?? members.first?.0.vgKey
         var other: [String] = []
-        for d in deps {
-            if let dev = byBlock[d] { if !memberNames.contains(dev.name) { paths.append(dev) } } else { other.append(d) }
+        var seen: Set<String> = []
+        // (block device, depth below the LVs): walked breadth first, sorted deepest first.
+        var queue: [(String, Int)] = []
+        var found: [(DMDevice, Int)] = []
+        if let lock {
+            for x in try await dm.dependencies(of: lock.name) where seen.insert(x).inserted { queue.append((x, 1)) }
         }
+        for (d, _) in members {
+            // An LV removed since `dmsetup info` has no dependencies to fail: not a reason
+            // to give up on the others (dmsetup deps never touches the disk, so it does not hang).
+            let deps: [String]
+            do { deps = try await dm.dependencies(of: d.name) } catch {
+                logger.warning("fence: cannot read the dependencies of an LV", metadata: ["device": "\(d.name)", "error": "\(error)"])
+                continue
+            }
+            for x in deps where seen.insert(x).inserted { queue.append((x, 1)) }
+        }
+        var i = 0
+        while i < queue.count {
+            let (block, depth) = queue[i]
+            i += 1
+            guard let dev = byBlock[block] else {
+                // A bare disk under an LV (not under a DM path device, whose own disks are
+                // its business): reported, it cannot be failed from here.
+                if depth == 1 { other.append(block) }
+                continue
+            }
+            if memberNames.contains(dev.name) { continue }
+            let isOwnLayer = dev.isLV && vgKey != nil && dev.vgKey == vgKey
+            if !isOwnLayer { found.append((dev, depth)) }
+            // A multipath map's dependencies are its SCSI paths: failing the map is enough.
+            if !isOwnLayer, ((try? await dm.table(of: dev.name))?.first?.target == "multipath") { continue }
+            guard depth < 8, let deps = try? await dm.dependencies(of: dev.name) else { continue }
+            for x in deps where seen.insert(x).inserted { queue.append((x, depth + 1)) }
+        }
+        // Deepest first: the device whose queue holds the I/O fails before anything stacked on it.
+        let paths = found.enumerated().sorted { ($0.element.1, -$0.offset) > ($1.element.1, -$1.offset) }.map { $0.element.0 }
         return VGDevices(lvs: members.map { (device: $0.0, name: $0.1) }, lockLV: lock, paths: paths, nonDMPaths: other)
     }
 

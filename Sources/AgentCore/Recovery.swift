@@ -53,6 +53,13 @@ struct RecoveryJournal: Sendable {
         _ = rename(p, "\(p).stale")
     }
 
+    /// The boot and the fence record (its `fenced_at`, nil: none) this recovery belongs to:
+    /// a journal of another boot or of another outage is not this recovery's.
+    var bootID: String = ""
+    var fencedAt: Double?
+    /// What showed the lease storage failed when this recovery first acted (nil: forced, or
+    /// not acted yet).
+    var lossEvidence: String?
     var completed: [String] = []
     var stoppedVMs: [String] = []
     var reactivated: [JSONValue] = []
@@ -65,15 +72,24 @@ struct RecoveryJournal: Sendable {
     static func load(_ dir: String, _ vg: String) -> RecoveryJournal? {
         guard let bytes = try? DurableFile.read(path(dir, vg), limit: 16 << 20), let v = try? JSONValue.parse(bytes) else { return nil }
         func strings(_ k: String) -> [String] { (v[k]?.arrayValue ?? []).compactMap(\.stringValue) }
-        return RecoveryJournal(completed: strings("completed"), stoppedVMs: strings("stopped_vms"),
+        return RecoveryJournal(bootID: v["boot_id"]?.stringValue ?? "", fencedAt: v["fenced_at"]?.doubleValue,
+                               lossEvidence: v["loss_evidence"]?.stringValue,
+                               completed: strings("completed"), stoppedVMs: strings("stopped_vms"),
                                reactivated: v["reactivated"]?.arrayValue ?? [], leftAlone: v["left_alone"]?.arrayValue ?? [],
                                vmsStarted: strings("vms_started"), vmsNotStarted: v["vms_not_started"]?.arrayValue ?? [])
     }
 
     var json: JSONValue {
-        ["completed": .array(completed.map(JSONValue.string)), "stopped_vms": .array(stoppedVMs.map(JSONValue.string)),
+        ["boot_id": .string(bootID), "fenced_at": fencedAt.map(JSONValue.double) ?? .null,
+         "loss_evidence": lossEvidence.map(JSONValue.string) ?? .null,
+         "completed": .array(completed.map(JSONValue.string)), "stopped_vms": .array(stoppedVMs.map(JSONValue.string)),
          "reactivated": .array(reactivated), "left_alone": .array(leftAlone),
          "vms_started": .array(vmsStarted.map(JSONValue.string)), "vms_not_started": .array(vmsNotStarted)]
+    }
+
+    /// Whether this journal belongs to the outage described by `record` in the boot `boot`.
+    func applies(boot: String, record: FenceRecord?) -> Bool {
+        !bootID.isEmpty && bootID == boot && fencedAt == record?.fencedAt
     }
 
     func save(_ dir: String, _ vg: String) throws(DurableFile.Failure) {
@@ -93,7 +109,59 @@ extension AgentService {
     }
 
     /// The agent's `recover` method: runs one step for one VG. Steps are serialized per VG.
-    func recover(vg: String, step: RecoveryStep, deadline: ContinuousClock.Instant?) async throws(ServiceError) -> JSONValue {
+    /// The steps that change something on the host: each re-checks that the lease storage
+    /// of the VG really failed before it acts.
+    static let actingSteps: Set<RecoveryStep> = [.fence, .stopVMs, .deactivate, .drop, .lockStart, .reactivate, .startVMs]
+    /// The steps that may run on a started lockspace: after this recovery deactivated the
+    /// VG's LVs (having confirmed the loss), it drops and starts the lockspace itself.
+    static let afterTeardown: Set<RecoveryStep> = [.drop, .lockStart, .reactivate, .startVMs]
+
+    /// This VG's fence record of this boot, read from disk (the truth, not the agent's memory).
+    func fenceRecordOfThisBoot(_ vg: String) -> FenceRecord? {
+        guard let r = try? FenceRecord.load(stateDirectory: configuration.stateDirectory, vg: vg) else { return nil }
+        let boot = HostFacts.bootID()
+        return r.bootID.isEmpty || boot.isEmpty || r.bootID == boot ? r : nil
+    }
+
+    /// The journal of the current recovery: written in this boot for the fence record that
+    /// is on disk now (or for none). A leftover of another boot or outage is not returned.
+    func currentJournal(_ vg: String) -> RecoveryJournal? {
+        guard let j = RecoveryJournal.load(configuration.stateDirectory, vg) else { return nil }
+        return j.applies(boot: HostFacts.bootID(), record: fenceRecordOfThisBoot(vg)) ? j : nil
+    }
+
+    /// Server-side check before a step acts: does anything show that the VG's lease storage
+    /// failed on this host? Evidence, strongest first: the fence record of this boot (the
+    /// kill command ran: sanlock gave up the lease); this recovery's own journal, once it
+    /// confirmed the loss and tore the VG down (only for the steps after that); LVM asked
+    /// now (`vgs`: "storage failed/errors for sanlock leases"). The agent's remembered
+    /// `lost` state alone is not evidence.
+    func lossEvidence(_ vg: String, step: RecoveryStep) async -> (confirmed: Bool, why: String) {
+        if let r = fenceRecordOfThisBoot(vg) {
+            return (true, "the fence record of this boot (source \(r.source), fenced at \(r.fencedAt))")
+        }
+        if let j = currentJournal(vg), let e = j.lossEvidence, j.completed.contains(RecoveryStep.deactivate.rawValue),
+           Self.afterTeardown.contains(step) {
+            return (true, "this recovery confirmed the loss (\(e)) and deactivated the VG's LVs")
+        }
+        do {
+            switch try await backend.lockspaceProblem(vg: vg) {
+            case .lockStorageFailed?:
+                runtime.withLock { $0.lockspaces[vg] = .lost }
+                return (true, "LVM reports that the lease storage failed")
+            case nil:
+                runtime.withLock { r in if r.lockspaces[vg] == .lost { r.lockspaces[vg] = .started } }
+                return (false, "the lockspace of \(vg) is started and works (LVM and sanlock report no lease failure) and there is no fence record")
+            case let other?:
+                return (false, "the lockspace of \(vg) is \(other.rawValue), but nothing shows that its lease storage failed (no fence record, LVM reports no lease failure)")
+            }
+        } catch {
+            return (false, "cannot confirm that the lease storage failed: \(error.message)")
+        }
+    }
+
+    func recover(vg: String, step: RecoveryStep, force: Bool = false,
+                 deadline: ContinuousClock.Instant?) async throws(ServiceError) -> JSONValue {
         let key = "\(vg)/ recovery"  // not a valid LV name: never collides with an LV's key
         await lvLocks.lock(key)
         defer { lvLocks.unlock(key) }
@@ -106,7 +174,7 @@ extension AgentService {
         logger.notice("recovery step", metadata: ["vg": "\(vg)", "step": "\(step.rawValue)"])
         var out: [String: JSONValue]
         do {
-            out = try await runRecoveryStep(step, vg)
+            out = try await runRecoveryStep(step, vg, force: force)
         } catch {
             logger.error("recovery step failed", metadata: ["vg": "\(vg)", "step": "\(step.rawValue)", "error": "\(error.message)"])
             throw error
@@ -117,7 +185,7 @@ extension AgentService {
         out["vg"] = .string(vg)
         out["seconds"] = .double((ms * 10).rounded() / 10000)
         if step != .plan, out["status"]?.stringValue == "ok", step != .waitPath || out["ready"]?.boolValue == true {
-            var journal = RecoveryJournal.load(configuration.stateDirectory, vg) ?? RecoveryJournal()
+            var journal = currentJournal(vg) ?? newJournal(vg)
             if !journal.completed.contains(step.rawValue) { journal.completed.append(step.rawValue) }
             if step != .finish { try? journal.save(configuration.stateDirectory, vg) }
         }
@@ -143,11 +211,41 @@ extension AgentService {
         return o
     }
 
-    private func runRecoveryStep(_ step: RecoveryStep, _ vg: String) async throws(ServiceError) -> [String: JSONValue] {
+    /// A journal for the outage on disk now, in this boot.
+    func newJournal(_ vg: String) -> RecoveryJournal {
+        RecoveryJournal(bootID: HostFacts.bootID(), fencedAt: fenceRecordOfThisBoot(vg)?.fencedAt)
+    }
+
+    private func runRecoveryStep(_ step: RecoveryStep, _ vg: String, force: Bool) async throws(ServiceError) -> [String: JSONValue] {
         let dir = configuration.stateDirectory
         if step != .plan, step != .waitPath, step != .finish,
-           RecoveryJournal.load(dir, vg)?.completed.contains(step.rawValue) == true {
+           currentJournal(vg)?.completed.contains(step.rawValue) == true {
             return skipped("already done earlier in this recovery")
+        }
+        if Self.actingSteps.contains(step) {
+            let (confirmed, why) = await lossEvidence(vg, step: step)
+            if !confirmed, !force {
+                throw ServiceError(
+                    code: "recovery_refused",
+                    message: "recovery of VG \(vg) on host \(host), step \(step.rawValue) refused: \(why); nothing was done",
+                    details: ["host": .string(host), "vg": .string(vg), "step": .string(step.rawValue), "reason": .string(why),
+                              "hint": .string("if the lockspace of \(vg) on \(host) really was lost, run: aosctl recover --host \(host) --vg \(vg) --execute --force")])
+            }
+            if !confirmed {
+                logger.critical("recovery step forced although the lease loss is not confirmed", metadata: [
+                    "vg": "\(vg)", "step": "\(step.rawValue)", "reason": "\(why)"])
+            }
+            // Tie the journal to this boot and this outage (a leftover is set aside).
+            var journal = currentJournal(vg) ?? {
+                if RecoveryJournal.load(dir, vg) != nil { RecoveryJournal.discard(dir, vg) }
+                return newJournal(vg)
+            }()
+            if confirmed, journal.lossEvidence == nil || journal.fencedAt != fenceRecordOfThisBoot(vg)?.fencedAt {
+                journal.lossEvidence = why
+            }
+            do { try journal.save(dir, vg) } catch {
+                reportStoreProblem(StoreError(message: error.message), vg: vg, name: "(recovery journal)")
+            }
         }
         switch step {
         case .plan: return try await recoveryPlan(vg)
@@ -253,10 +351,11 @@ extension AgentService {
     /// own state first; asks LVM only when the agent believes all is well and no path is
     /// queued (LVM would hang then).
     func currentLockspace(_ vg: String, pathsQueued: Bool) async -> LockspaceState {
-        let known = runtime.withLock { $0.lockspaces[vg] ?? .notStarted }
+        let (known, fenced) = runtime.withLock { ($0.lockspaces[vg] ?? .notStarted, $0.fenced[vg] != nil) }
         // A queued path alone is no proof of a loss (a short blip rides through), and LVM
-        // would hang on it: keep what the agent knows.
-        if known == .lost || pathsQueued { return known }
+        // would hang on it: keep what the agent knows. A loss the kill command recorded stays
+        // a loss; one the agent only inferred from an error text is asked again.
+        if pathsQueued || (known == .lost && fenced) { return known }
         do {
             switch try await backend.lockspaceProblem(vg: vg) {
             case nil: return .started
@@ -284,8 +383,11 @@ extension AgentService {
         let state = await currentLockspace(vg, pathsQueued: queued)
         let fenced = runtime.withLock { $0.fenced[vg] }
         let failing = lvs.contains { $0.device == "failing" }
-        let journal = RecoveryJournal.load(configuration.stateDirectory, vg)
-        let needed = state != .started || fenced != nil || failing || journal != nil
+        // Only this recovery's journal counts (this boot, this fence record), and only once it
+        // tore the VG down: a leftover journal alone does not make a healthy VG need recovery.
+        let journal = currentJournal(vg)
+        let unfinished = journal?.completed.contains(RecoveryStep.deactivate.rawValue) == true
+        let needed = state != .started || fenced != nil || failing || unfinished
         var vmsJSON: JSONValue = .null
         var vmProblem: String?
         if let hypervisor {
@@ -306,7 +408,7 @@ extension AgentService {
         case (.notStarted, .some): reason = "the VG was fenced after a lease loss; its lockspace is not started"
         case (.notStarted, nil): reason = "the lockspace is not started"
         case (.started, .some): reason = "the lockspace is started again, but the fence record is still there"
-        case (.started, nil): reason = failing ? "LVs still have error tables" : (journal != nil ? "an earlier recovery did not finish" : "healthy")
+        case (.started, nil): reason = failing ? "LVs still have error tables" : (unfinished ? "an earlier recovery did not finish" : "healthy")
         }
         if queued { reason += "; the path is suspended (I/O queues): if the outage outlasts sanlock's lease, the kill command fences" }
         var out: [String: JSONValue] = [
@@ -388,7 +490,7 @@ extension AgentService {
         } catch {
             throw recoveryFailure(.stopVMs, vg, error.message, next: "stop the VMs that use LVs of \(vg) on \(host) yourself (virsh destroy NAME), then run recover again")
         }
-        var journal = RecoveryJournal.load(configuration.stateDirectory, vg) ?? RecoveryJournal()
+        var journal = currentJournal(vg) ?? newJournal(vg)
         var stopped: [String] = []
         for u in uses where u.domain.running {
             do { try await hypervisor.stop(u.domain.name) } catch {
@@ -510,7 +612,7 @@ extension AgentService {
 
     func recoveryReactivate(_ vg: String) async throws(ServiceError) -> [String: JSONValue] {
         let (lvs, _) = try await recoveryLVs(vg)
-        var journal = RecoveryJournal.load(configuration.stateDirectory, vg) ?? RecoveryJournal()
+        var journal = currentJournal(vg) ?? newJournal(vg)
         var reactivated: [JSONValue] = []
         var leftAlone: [JSONValue] = []
         var failures: [String] = []
@@ -556,7 +658,7 @@ extension AgentService {
     }
 
     func recoveryStartVMs(_ vg: String) async throws(ServiceError) -> [String: JSONValue] {
-        var journal = RecoveryJournal.load(configuration.stateDirectory, vg) ?? RecoveryJournal()
+        var journal = currentJournal(vg) ?? newJournal(vg)
         guard let hypervisor else { return skipped("no hypervisor configured: VMs are left alone") }
         guard !journal.stoppedVMs.isEmpty else { return skipped("no VM was stopped by this recovery") }
         // "vg/lv" of every LV that is active here again.
@@ -594,7 +696,8 @@ extension AgentService {
 
     func recoveryFinish(_ vg: String) -> [String: JSONValue] {
         let dir = configuration.stateDirectory
-        let journal = RecoveryJournal.load(dir, vg)
+        let journal = currentJournal(vg)
+        if journal == nil, RecoveryJournal.load(dir, vg) != nil { RecoveryJournal.discard(dir, vg) }
         let hadRecord = runtime.withLock { $0.fenced[vg] } != nil
         FenceRecord.archive(stateDirectory: dir, vg: vg, suffix: "recovered-\(Int(HostFacts.now()))")
         if journal != nil { _ = DurableFile.remove(RecoveryJournal.path(dir, vg)) }

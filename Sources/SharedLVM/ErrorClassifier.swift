@@ -14,13 +14,36 @@ public enum LVMErrorClassifier {
     static let rules: [Rule] = [
         Rule(code: .lockedByOtherHost, needles: ["LV locked by other host"]),
         Rule(code: .incompatibleLockMode, needles: ["already locked with incompatible mode"]),
-        // Lease I/O failure; also "VG vol lock skipped: error -221" when the disk returns errors.
+        // Lease storage failed, and only that. From lvm2 (lib/locking/lvmlockd.c: lockd_vg,
+        // lockd_gl, _lockd_lv; codes in daemons/lvmlockd/lvmlockd-client.h):
+        // - EVGKILLED (217), "storage failed for sanlock leases": lvmlockd refuses every op of
+        //   a lockspace after `lvmlockctl --kill` (lvmlockd-core.c, the kill_vg check of the
+        //   lockspace thread), i.e. after sanlock could not renew the lease;
+        // - ELOCKIO (218), "storage errors for sanlock leases": sanlock got I/O errors
+        //   reading/writing the leases (lm_lock_sanlock in lvmlockd-sanlock.c maps -EIO,
+        //   SANLK_LEADER_READ/WRITE, SANLK_DBLOCK_READ/WRITE and -ENOSPC, "the sanlock
+        //   lockspace can disappear if the lease storage fails", to it);
+        // - the same two codes printed by number ("lock failed: error -217"), as the generic
+        //   branches of those functions (and older lvm2 versions) do.
         Rule(code: .lockStorageFailed, needles: [
-            "storage failed for sanlock leases", "lock skipped: error", "lock failed: error",
+            "storage failed for sanlock leases", "storage errors for sanlock leases",
+            "error -217", "error -218",
         ]),
         Rule(code: .lockspaceNotStarted, needles: [
             "due to failed lock", "Global lock failed: check that global lockspace is started",
             "lockspace not found or started",
+        ]),
+        // Lock failures that do NOT mean the lease storage failed, so the lockspace must not be
+        // marked lost for them: ELMERR (221, "lock manager error": any sanlock error the
+        // functions above do not map, e.g. "VG vol lock skipped: error -221"), EIOTIMEOUT (225,
+        // "io timeout": LVM retries it), ELOCKREPAIR (226), EORPHAN (222), EADOPT_*, a VG or
+        // global lock held by another host (-EAGAIN = -11, "held by other host"; by number
+        // "error -11"), and every other "lock failed: error N". Classified before `not_found`:
+        // LVM follows them with "Volume group … not found", which must not read as a missing VG.
+        Rule(code: .internal, needles: [
+            "lock failed: error", "lock skipped: error", "lock manager error",
+            "lock failed: io timeout", "lock skipped: io timeout", "lease needs repair", "orphan lock needs to be adopted",
+            "adopt found", "held by other host",
         ]),
         Rule(code: .busy, needles: [
             "stop failed: LVs must first be deactivated", " in use.", "Can't remove open logical volume",

@@ -133,9 +133,11 @@ public struct RealLVMBackend: LVMBackend {
         let result = try await execute(LVMCommands.lockStart(vg: vg), timeout: timeouts.lockStart)
         // Before `lvmlockctl --drop`, lock-start of a killed lockspace exits 0 and does
         // nothing ("Skipping global lock: storage failed for sanlock leases").
-        if result.stderr.contains("storage failed for sanlock leases") {
+        // The same for lease I/O errors (ELOCKIO: "storage errors for sanlock leases").
+        let needles = ["storage failed for sanlock leases", "storage errors for sanlock leases"]
+        if needles.contains(where: { result.stderr.contains($0) }) {
             let line = result.stderr.split(whereSeparator: \.isNewline)
-                .first { $0.contains("storage failed for sanlock leases") }.map { $0.trimmingWhitespace() } ?? ""
+                .first { l in needles.contains { l.contains($0) } }.map { $0.trimmingWhitespace() } ?? ""
             throw LVMError(code: .lockStorageFailed, message: line, stderr: result.stderr,
                            argv: result.argv, termination: result.termination)
         }

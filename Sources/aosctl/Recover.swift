@@ -18,6 +18,9 @@ struct Recover: AsyncParsableCommand {
             lvmlockd still holds the killed lockspace), lock_start, reactivate (each LV in its
             old mode unless another host holds it now: then it is reported, not taken back),
             start_vms, finish. Idempotent: a finished recovery, or a healthy VG, is a no-op.
+            Every step that acts first checks on the agent that the lease storage really failed
+            (the kill command's fence record of this boot, or LVM reporting it now) and refuses
+            a healthy VG with recovery_refused; --force overrides that check.
             Exit status: 0 done or nothing to do, 1 a step failed (the message names the next
             manual step), 5 agent unreachable, 6 the disk did not come back within --path-timeout.
             """)
@@ -25,6 +28,8 @@ struct Recover: AsyncParsableCommand {
     @Option(help: "Host whose lockspace was lost (its agent's name).") var host: String
     @Option(help: "Volume group (default: the VGs of that host that need recovery, else all it serves).") var vg: String?
     @Flag(help: "Carry the plan out (without it nothing changes).") var execute = false
+    @Flag(help: "Act even where the agent finds no sign that the lease storage failed (no fence record, LVM reports no lease failure): every step refuses such a VG otherwise. Only when you know the lockspace was lost.")
+    var force = false
     @Option(help: "Seconds to wait for the shared disk to be readable again.") var pathTimeout: Int = 600
     @OptionGroup var global: GlobalOptions
 
@@ -74,7 +79,9 @@ struct Recover: AsyncParsableCommand {
     }
 
     private func step(_ s: Session, _ vg: String, _ step: String) async throws(CLIError) -> JSONValue {
-        try await s.agent(host, "recover", ["vg": .string(vg), "step": .string(step)])
+        var args: [String: JSONValue] = ["vg": .string(vg), "step": .string(step)]
+        if force, step != "plan" { args["force"] = true }
+        return try await s.agent(host, "recover", args)
     }
 
     /// One VG: (the JSON document, the human text, the error that stopped it).
@@ -90,7 +97,7 @@ struct Recover: AsyncParsableCommand {
             doc["result"] = ["nothing_to_do": .bool(!needed)]
             return (.object(doc), out, nil)
         }
-        guard needed else {
+        guard needed || force else {
             out += "Nothing to do.\n"
             doc["result"] = ["nothing_to_do": true]
             return (.object(doc), out, nil)

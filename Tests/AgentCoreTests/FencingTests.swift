@@ -165,3 +165,51 @@ struct FencingTests {
         #expect(!FenceNotification.send(stateDirectory: makeTempDir(), vg: "vglab"))  // nobody listens: false, no hang
     }
 }
+
+/// A VG on two PVs (two multipath maps): the lock LV on the first, LVs on the second.
+struct TwoPVFencingTests {
+    func twoPVLayout() -> FakeDeviceMapper {
+        let dm = FakeDeviceMapper()
+        let mp = "1 queue_if_no_path 0 1 1 service-time 0 1 2 8:16 1 1"
+        dm.add("mpatha", block: "dm-0", sectors: 2097152, target: "multipath", params: mp, deps: ["sda", "sdc"], open: 2)
+        dm.add("mpathb", block: "dm-5", sectors: 4194304, target: "multipath", params: mp, deps: ["sdb", "sdd"], open: 1)
+        dm.add("vglab-lvmlock", uuid: lvUUID("L"), block: "dm-1", sectors: 524288, deps: ["dm-0"], open: 1)
+        dm.add("vglab-on--a", uuid: lvUUID("B"), block: "dm-2", deps: ["dm-0"])
+        dm.add("vglab-on--b", uuid: lvUUID("C"), block: "dm-3", sectors: 16384, deps: ["dm-5"], open: 1)
+        dm.add("vglab-both", uuid: lvUUID("D"), block: "dm-4", sectors: 32768, deps: ["dm-0", "dm-5"])
+        dm.add("other-x", uuid: "LVM-" + String(repeating: "Z", count: 64), block: "dm-9", deps: ["vdb"])
+        return dm
+    }
+
+    @Test func everyPVsPathStopsQueueingBeforeAnyLVTableIsReplaced() async {
+        let dm = twoPVLayout()
+        let r = await Fencer(dm: dm, logger: .init(label: "t")).fence(vg: "vglab", host: "h1", modes: [:], source: "kill_command")
+        let calls = dm.calls
+        #expect(Array(calls.prefix(2)) == ["message mpatha fail_if_no_path", "message mpathb fail_if_no_path"])
+        #expect(Set(calls.dropFirst(2)) == ["error vglab-on--a 8192", "error vglab-on--b 16384", "error vglab-both 32768"])
+        #expect(calls.count == 5)
+        #expect(r.complete)
+        #expect(Set(r.paths.map(\.device)) == ["mpatha", "mpathb"] && r.paths.allSatisfy { $0.queuedIfNoPath })
+        #expect(dm.target("mpathb") == "multipath" && dm.target("other-x") == "linear")
+    }
+
+    @Test func withoutALockLVTheLVsStillNameEveryPV() async throws {
+        let dm = twoPVLayout()
+        try await dm.remove("vglab-lvmlock")
+        let found = try await Fencer(dm: dm, logger: .init(label: "t")).devices(of: "vglab")
+        #expect(Set(found.paths.map(\.name)) == ["mpatha", "mpathb"])
+        #expect(found.nonDMPaths.isEmpty)
+    }
+
+    @Test func aCryptLayerOverMultipathFailsTheMultipathMapFirst() async {
+        let dm = FakeDeviceMapper()
+        dm.add("mpatha", block: "dm-0", sectors: 2097152, target: "multipath",
+               params: "1 queue_if_no_path 0 1 1 service-time 0 1 2 8:16 1 1", deps: ["sda"])
+        dm.add("pv-crypt", block: "dm-7", sectors: 2097000, target: "crypt", deps: ["dm-0"])
+        dm.add("vglab-lvmlock", uuid: lvUUID("L"), block: "dm-1", sectors: 524288, deps: ["dm-7"])
+        dm.add("vglab-v", uuid: lvUUID("B"), block: "dm-2", deps: ["dm-7"])
+        let r = await Fencer(dm: dm, logger: .init(label: "t")).fence(vg: "vglab", host: "h1", modes: [:], source: "kill_command")
+        #expect(dm.calls == ["message mpatha fail_if_no_path", "error pv-crypt 2097000", "error vglab-v 8192"])
+        #expect(r.complete)
+    }
+}

@@ -77,9 +77,69 @@ struct RecoveryTests {
         // Run it again: nothing to do, nothing touched.
         c.sim.clearCalls()
         #expect(try await step(a, "plan")["needs_recovery"] == false)
-        #expect(try await step(a, "drop")["status"] == "skipped")
-        #expect(try await step(a, "lock_start")["status"] == "skipped")
+        // Every acting step refuses the healthy VG (checked on the agent, not trusted from
+        // the caller); forced, the lockspace steps still see it works and skip.
+        for s in RecoveryStep.execution where AgentService.actingSteps.contains(s) {
+            let e = await expectError("recovery_refused") { _ = try await step(a, s.rawValue) }
+            #expect(e?.details["step"]?.stringValue == s.rawValue)
+            #expect(e?.message.contains("started and works") == true)
+        }
+        #expect(vms.calls.filter { !$0.hasPrefix("domains") }.sorted() == ["start vm-kept", "stop vm-kept", "stop vm-taken"])
+        #expect(try await a.call("recover", ["vg": "vg1", "step": "drop", "force": true])["status"] == "skipped")
+        #expect(try await a.call("recover", ["vg": "vg1", "step": "lock_start", "force": true])["status"] == "skipped")
         #expect(!c.sim.calls(host: "host-a").contains { ["dropLockspace", "lockStart", "deactivate"].contains($0.method) })
+        #expect(c.sim.lockHolders(vg: "vg1", lv: "kept")?.shared == ["host-a"])
+    }
+
+    @Test func aFalseLostStateIsNotTrustedByRecovery() async throws {
+        let c = Cluster()
+        let vms = InMemoryHypervisor(domains: [Domain(name: "vm-1", running: true, disks: ["/dev/vg1/v1"])])
+        let a = try await agent(c, "host-a", 1, hypervisor: vms)
+        try await a.call("create_lv", ["vg": "vg1", "name": "v1", "size_gb": 1])
+        try await a.call("activate_lv", ["vg": "vg1", "name": "v1", "mode": "exclusive"])
+        // The agent believes the lockspace lost (say, from a misread error text), but the
+        // lease storage works: no fence record, LVM reports nothing.
+        a.runtime.withLock { $0.lockspaces["vg1"] = .lost }
+        c.sim.clearCalls()
+        for s in ["fence", "stop_vms", "deactivate", "drop", "lock_start", "reactivate", "start_vms"] {
+            await expectError("recovery_refused") { _ = try await step(a, s) }
+        }
+        #expect(vms.calls.filter { !$0.hasPrefix("domains") }.isEmpty)
+        #expect(!c.sim.calls(host: "host-a").contains { ["dropLockspace", "lockStart", "deactivate", "activate"].contains($0.method) })
+        #expect(c.sim.lockHolders(vg: "vg1", lv: "v1")?.exclusive == "host-a")
+        // The check corrected the agent's state; the plan sees a healthy VG.
+        #expect(a.health()["vgs"]?["vg1"]?["lockspace"] == "started")
+        #expect(try await step(a, "plan")["needs_recovery"] == false)
+    }
+
+    @Test func aLeftoverJournalAloneNeedsNoRecovery() async throws {
+        let c = Cluster()
+        let a = try await agent(c, "host-a", 1)
+        let dir = "\(c.root)/host-a"
+        // From an earlier boot, and one of this boot tied to a fence record that is gone.
+        writeFile("\(dir)/recovery-vg1.json", #"{"boot_id": "earlier-boot", "loss_evidence": "x", "completed": ["fence", "deactivate", "drop"]}"# + "\n")
+        #expect(try await step(a, "plan")["needs_recovery"] == false)
+        #expect(try await step(a, "plan")["journal"] == nil)
+        writeFile("\(dir)/recovery-vg1.json", #"{"boot_id": "\#(HostFacts.bootID())", "fenced_at": 12.5, "loss_evidence": "x", "completed": ["fence", "deactivate", "drop"]}"# + "\n")
+        #expect(try await step(a, "plan")["needs_recovery"] == false)
+        await expectError("recovery_refused") { _ = try await step(a, "lock_start") }
+        await expectError("recovery_refused") { _ = try await step(a, "reactivate") }
+    }
+
+    @Test func anInterruptedRecoveryOfThisBootContinuesAfterTheLockspaceIsBack() async throws {
+        let c = Cluster()
+        let a = try await agent(c, "host-a", 1)
+        try await a.call("create_lv", ["vg": "vg1", "name": "v1", "size_gb": 1])
+        try await a.call("activate_lv", ["vg": "vg1", "name": "v1", "mode": "shared"])
+        c.sim.failLockspace(vg: "vg1", host: "host-a")
+        await expectError("lock_storage_failed") { try await a.call("create_lv", ["vg": "vg1", "name": "new", "size_gb": 1]) }
+        for s in ["fence", "wait_path", "stop_vms", "deactivate", "drop", "lock_start"] {
+            #expect(try await step(a, s)["status"] != "failed", "step \(s)")
+        }
+        // The fence record went away (archived by hand, say): the journal alone now names no
+        // outage, so the healthy lockspace is not torn down again.
+        FenceRecord.archive(stateDirectory: "\(c.root)/host-a", vg: "vg1", suffix: "by-hand")
+        await expectError("recovery_refused") { _ = try await step(a, "reactivate") }
     }
 
     @Test func aFailedStepNamesTheNextManualStepAndARerunContinues() async throws {

@@ -19,8 +19,10 @@ struct ErrorClassifierTests {
         Case(stderr: "  Cannot access VG vol due to failed lock.\n", code: .lockspaceNotStarted),
         Case(stderr: "  Global lock failed: check that global lockspace is started\n", code: .lockspaceNotStarted),
         Case(stderr: "  VG vol lock failed: storage failed for sanlock leases\n", code: .lockStorageFailed),
+        // ELMERR (-221, sanlock's generic error) is no proof that the lease storage failed,
+        // and the "not found" after it must not read as a missing VG.
         Case(stderr: "  VG vol lock skipped: error -221\n  Volume group \"vol\" not found\n  Cannot process volume group vol\n",
-             code: .lockStorageFailed),
+             code: .internal, line: "VG vol lock skipped: error -221"),
         Case(stderr: "  VG vol stop failed: LVs must first be deactivated\n", code: .busy),
         Case(stderr: "  Logical volume vol/volume-1 in use.\n", code: .busy),
         Case(stderr: "  Failed to find logical volume \"vol/x\"\n", code: .notFound),
@@ -39,6 +41,57 @@ struct ErrorClassifierTests {
         // A warning alone on a successful command is not an error.
         Case(stderr: "  Skipping global lock: lockspace not found or started\n", exit: 0, code: .internal),
     ]
+
+    /// Texts from lvm2's lib/locking/lvmlockd.c that really mean the lease storage failed
+    /// (EVGKILLED, ELOCKIO), in each form it prints them.
+    static let leaseStorageFailed: [String] = [
+        "  VG vol lock failed: storage failed for sanlock leases\n",
+        "  VG vol lock skipped: storage failed for sanlock leases\n  Reading VG vol without a lock.\n",
+        "  VG vol lock failed: storage errors for sanlock leases\n",
+        "  LV vol/volume-1 lock failed: storage failed for sanlock leases\n",
+        "  LV vol/volume-1 lock failed: storage errors for sanlock leases\n",
+        "  Global lock failed: storage failed for sanlock leases\n",
+        "  Global lock failed: storage errors for sanlock leases\n",
+        "  Skipping global lock: storage failed for sanlock leases\n",
+        "  VG vol lock failed: error -217\n",
+        "  LV vol/volume-1 lock failed: error -218\n",
+    ]
+
+    /// Look-alikes: lock failures that do not mean the lease storage failed (a lock held
+    /// elsewhere, sanlock's generic error, an I/O timeout LVM retries, lease repair,
+    /// orphans) and must never mark the lockspace lost.
+    static let lookAlikes: [(stderr: String, code: LVMErrorCode)] = [
+        ("  VG vol lock failed: error -11\n", .internal),
+        ("  VG vol lock failed: held by other host\n  Cannot process volume group vol\n", .internal),
+        ("  VG vol lock failed: held by other host (host_id 2 gen 4)\n", .internal),
+        ("  Global lock failed: held by other host\n", .internal),
+        ("  Global lock failed: error -11\n", .internal),
+        ("  VG vol lock failed: error -221\n", .internal),
+        ("  VG vol lock failed: lock manager error.\n", .internal),
+        ("  Global lock failed: lock manager error\n", .internal),
+        ("  VG vol lock failed: io timeout\n", .internal),
+        ("  LV vol/volume-1 lock failed: io timeout.\n", .internal),
+        ("  LV vol/volume-1 lock failed: sanlock lease needs repair.\n", .internal),
+        ("  VG vol lock failed: orphan lock needs to be adopted.\n", .internal),
+        ("  LV vol/volume-1 lock failed: adopt found no orphan.\n", .internal),
+        ("  LV vol/volume-1 lock failed: error -5\n", .internal),
+        ("  VG vol lock failed: error -225\n  Volume group \"vol\" not found\n", .internal),
+        ("  LV vol/volume-1 lock failed: error -2\n", .internal),
+        ("  LV locked by other host: vol/volume-1 (host_id 2)\n  Failed to lock logical volume vol/volume-1.\n", .lockedByOtherHost),
+        ("  LV vol/volume-1 lock failed: lockspace is inactive\n", .internal),
+        ("  VG vol lock failed: lock start in progress\n", .internal),
+    ]
+
+    @Test(arguments: leaseStorageFailed)
+    func leaseStorageFailureIsRecognised(_ stderr: String) {
+        #expect(LVMErrorClassifier.classify(exitStatus: 5, stderr: stderr) == .lockStorageFailed)
+    }
+
+    @Test func lookAlikesAreNotALostLockspace() {
+        for (stderr, code) in Self.lookAlikes {
+            #expect(LVMErrorClassifier.classify(exitStatus: 5, stderr: stderr) == code, "\(stderr)")
+        }
+    }
 
     @Test(arguments: cases)
     func classifies(_ c: Case) {

@@ -185,6 +185,12 @@ struct RealLVMBackendTests {
         exec.on(["vgchange", "--lock-start"], stderr: "  Skipping global lock: storage failed for sanlock leases\n")
         let error = await #expect(throws: LVMError.self) { try await backend.lockStart(vg: "vol") }
         #expect(error?.code == .lockStorageFailed)
+        exec.on(["vgchange", "--lock-start"], stderr: "  Skipping global lock: storage errors for sanlock leases\n")
+        let io = await #expect(throws: LVMError.self) { try await backend.lockStart(vg: "vol") }
+        #expect(io?.code == .lockStorageFailed && io?.message == "Skipping global lock: storage errors for sanlock leases")
+        // A look-alike (the global lock held elsewhere) is not a lost lockspace.
+        exec.on(["vgchange", "--lock-start"], stderr: "  Skipping global lock: held by other host\n")
+        try await backend.lockStart(vg: "vol")
         exec.on(["vgchange", "--lock-stop"], exit: 5, stderr: "  VG vol stop failed: LVs must first be deactivated\n")
         let stop = await #expect(throws: LVMError.self) { try await backend.lockStop(vg: "vol") }
         #expect(stop?.code == .busy)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from typing import Any, Optional
 
 import oslo_messaging
@@ -91,7 +92,8 @@ class ControllerClient:
 
     def __init__(self, conf: cfg.ConfigOpts, url: Optional[str], *, topic: str, exchange: str,
                  response_timeout: int, query_timeout: int, vg: str,
-                 signing_key_file: Optional[str] = None) -> None:
+                 signing_key_file: Optional[str] = None,
+                 call_monitor_timeout: int = 60) -> None:
         self._conf = conf
         self._signer = signing.RequestSigner.from_file(signing_key_file) if signing_key_file else None
         self._url = url or None
@@ -99,6 +101,10 @@ class ControllerClient:
         self.exchange = exchange
         self.response_timeout = int(response_timeout)
         self.query_timeout = int(min(query_timeout, response_timeout))
+        # oslo's call monitor: the controller sends heartbeats while a call runs; none for
+        # this long and the call fails, whatever its timeout. 0 (or less): no monitor.
+        monitor = int(call_monitor_timeout or 0)
+        self.call_monitor_timeout: Optional[int] = monitor if monitor > 0 else None
         self.vg = vg
         self._lock = threading.Lock()
         self._transport = None
@@ -122,7 +128,8 @@ class ControllerClient:
                                                version=API_VERSION)
                 # retry: a broker outage must fail the call, not block it forever.
                 self._client = oslo_messaging.get_rpc_client(
-                    self._transport, target, timeout=self.response_timeout, retry=3)
+                    self._transport, target, timeout=self.response_timeout, retry=3,
+                    call_monitor_timeout=self.call_monitor_timeout)
             return self._client
 
     def close(self) -> None:
@@ -146,11 +153,20 @@ class ControllerClient:
         ctxt = _request_context()
         if self._signer is not None:
             ctxt[signing.CONTEXT_KEY] = self._signer.sign(self.topic, method, args, version=API_VERSION)
+        started = time.monotonic()
         try:
             result = client.call(ctxt, method, **args)
         except oslo_messaging.RemoteError as e:
             raise self.translate(e, what=what, lv=args.get("name")) from None
         except oslo_messaging.MessagingTimeout:
+            waited = time.monotonic() - started
+            if self.call_monitor_timeout is not None and waited < timeout:
+                raise sl_exc.ControllerUnreachable(
+                    data=f"Cannot {what}: aos-controller stopped answering {method}: no heartbeat "
+                         f"for {self.call_monitor_timeout} s (agent_call_monitor_timeout; gave up "
+                         f"after {waited:.0f} s of {timeout} s). Check that aos-controller runs "
+                         f"('systemctl status aos-controller') on topic '{self.topic}' at "
+                         f"{self.url_for_humans}.") from None
             raise sl_exc.ControllerUnreachable(
                 data=f"Cannot {what}: aos-controller did not answer {method} within {timeout} s "
                      f"(topic '{self.topic}', exchange '{self.exchange}' at "

@@ -24,6 +24,14 @@ sharedlvm_opts = [
                     'something (create, extend, delete, activate, deactivate). The controller '
                     'passes this deadline on: an agent never runs a request after the driver '
                     'gave up.'),
+    cfg.IntOpt('agent_call_monitor_timeout',
+               default=60,
+               min=0,
+               help='Seconds without a heartbeat from aos-controller after which a call in '
+                    'flight fails (oslo.messaging call_monitor_timeout): the controller sends '
+                    'heartbeats while it works on a request, so a dead or stopped controller is '
+                    'noticed in about this time even with a long agent_response_timeout. '
+                    '0 disables the monitor (a call then waits its whole timeout).'),
     cfg.IntOpt('agent_query_timeout',
                default=60,
                min=1,
