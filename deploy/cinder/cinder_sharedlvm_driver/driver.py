@@ -109,7 +109,8 @@ class SharedLVMDriver(driver.VolumeDriver):
                 topic=conf.agent_controller_topic, exchange=conf.agent_control_exchange,
                 response_timeout=conf.agent_response_timeout,
                 query_timeout=conf.agent_query_timeout, vg=self.vg_name,
-                signing_key_file=conf.agent_signing_key_file)
+                signing_key_file=conf.agent_signing_key_file,
+                call_monitor_timeout=conf.agent_call_monitor_timeout)
         return self._client
 
     @property
