@@ -165,6 +165,33 @@ public struct Fencer: Sendable {
         public var nonDMPaths: [String]
     }
 
+    /// The dependencies of each named device, in the order given. A device that cannot be read
+    /// (an LV removed since `dmsetup info`) has none: not a reason to give up on the others
+    /// (dmsetup deps never touches the disk, so it does not hang).
+    func memberDependencies(_ names: [String]) async -> [[String]] {
+        var out = [[String]](repeating: [], count: names.count)
+        let dm = self.dm, logger = self.logger, width = max(1, parallelism)
+        await withTaskGroup(of: (Int, [String]).self) { group in
+            var next = 0
+            func launch() {
+                let i = next, name = names[i]
+                next += 1
+                group.addTask {
+                    do { return (i, try await dm.dependencies(of: name)) } catch {
+                        logger.warning("fence: cannot read the dependencies of an LV", metadata: ["device": "\(name)", "error": "\(error)"])
+                        return (i, [])
+                    }
+                }
+            }
+            while next < names.count && next < width { launch() }
+            while let (i, deps) = await group.next() {
+                out[i] = deps
+                if next < names.count { launch() }
+            }
+        }
+        return out
+    }
+
     public func devices(of vg: String) async throws(DMError) -> VGDevices {
         let all = try await dm.devices()
         let lockName = DMName.lv(vg: vg, lv: "lvmlock")
@@ -194,14 +221,9 @@ public struct Fencer: Sendable {
         if let lock {
             for x in try await dm.dependencies(of: lock.name) where seen.insert(x).inserted { queue.append((x, 1)) }
         }
-        for (d, _) in members {
-            // An LV removed since `dmsetup info` has no dependencies to fail: not a reason
-            // to give up on the others (dmsetup deps never touches the disk, so it does not hang).
-            let deps: [String]
-            do { deps = try await dm.dependencies(of: d.name) } catch {
-                logger.warning("fence: cannot read the dependencies of an LV", metadata: ["device": "\(d.name)", "error": "\(error)"])
-                continue
-            }
+        // One `dmsetup deps` per LV, `parallelism` at a time: sanlock's clock runs while the
+        // fence reads, and a host with hundreds of LVs must still reach its paths quickly.
+        for deps in await memberDependencies(members.map { $0.0.name }) {
             for x in deps where seen.insert(x).inserted { queue.append((x, 1)) }
         }
         var i = 0
