@@ -115,7 +115,7 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(name: "AMQPClientTests", dependencies: ["AMQPClient"], swiftSettings: strict),
-        .testTarget(name: "RPCWireTests", dependencies: ["RPCWire"], swiftSettings: strict),
+        .testTarget(name: "RPCWireTests", dependencies: ["RPCWire"], exclude: ["FuzzCorpus"], swiftSettings: strict),
         .testTarget(name: "OsloRPCTests", dependencies: ["OsloRPC", "RPCWire", "AMQPClient"], swiftSettings: strict),
         .testTarget(name: "AOSConfigTests", dependencies: ["AOSConfig"], swiftSettings: strict),
         .testTarget(name: "SharedLVMTests", dependencies: ["SharedLVM"], swiftSettings: strict),

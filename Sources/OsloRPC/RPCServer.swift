@@ -510,8 +510,8 @@ func waitForCancellation() async {
 /// Bounds how many requests execute at once and lets shutdown wait for them.
 ///
 /// A task holds a slot while it runs its work; what the work returns (sending the reply)
-/// runs after the slot is released. Replies being sent are bounded too (`limit` of them):
-/// a new request waits for a slot while that many are still going out.
+/// runs after the slot is released. Replies being sent are bounded too (`replyLimit` of
+/// them): a new request waits for a slot while that many are still going out.
 final class InflightLimiter: Sendable {
     typealias After = @Sendable () async -> Void
 
@@ -524,9 +524,9 @@ final class InflightLimiter: Sendable {
         var idleWaiters: [CheckedContinuation<Void, Never>] = []
 
         /// Hands free slots to waiting tasks; returns whom to resume.
-        mutating func grant(limit: Int) -> [CheckedContinuation<Void, Never>] {
+        mutating func grant(limit: Int, replyLimit: Int) -> [CheckedContinuation<Void, Never>] {
             var out: [CheckedContinuation<Void, Never>] = []
-            while !queued.isEmpty, running < limit, replying < limit {
+            while !queued.isEmpty, running < limit, replying < replyLimit {
                 running += 1
                 out.append(queued.removeFirst())
             }
@@ -535,11 +535,14 @@ final class InflightLimiter: Sendable {
     }
 
     private let limit: Int
+    private let replyLimit: Int
     private let state = Mutex(State())
     private let onIdle: @Sendable () -> Void
 
-    init(limit: Int, onIdle: @escaping @Sendable () -> Void = {}) {
+    /// `replyLimit` defaults to `limit`, at least 16.
+    init(limit: Int, replyLimit: Int? = nil, onIdle: @escaping @Sendable () -> Void = {}) {
         self.limit = max(1, limit)
+        self.replyLimit = max(1, replyLimit ?? max(16, limit))
         self.onIdle = onIdle
     }
 
@@ -556,14 +559,14 @@ final class InflightLimiter: Sendable {
             let wake = state.withLock { s -> [CheckedContinuation<Void, Never>] in
                 s.running -= 1
                 if after != nil { s.replying += 1 }
-                return s.grant(limit: limit)
+                return s.grant(limit: limit, replyLimit: replyLimit)
             }
             for w in wake { w.resume() }
             if let after {
                 await after()
                 let wake = state.withLock { s -> [CheckedContinuation<Void, Never>] in
                     s.replying -= 1
-                    return s.grant(limit: limit)
+                    return s.grant(limit: limit, replyLimit: replyLimit)
                 }
                 for w in wake { w.resume() }
             }
@@ -574,7 +577,7 @@ final class InflightLimiter: Sendable {
     private func acquire() async {
         await withCheckedContinuation { cont in
             let now = state.withLock { s -> Bool in
-                if s.running < limit && s.replying < limit && s.queued.isEmpty {
+                if s.running < limit && s.replying < replyLimit && s.queued.isEmpty {
                     s.running += 1
                     return true
                 }

@@ -138,7 +138,8 @@ public struct RPCRequest: Sendable, Equatable {
         var context: [String: JSONValue] = [:]
         for (k, v) in o where k.hasPrefix("_context_") { context[String(k.dropFirst(9))] = v }
         let msgID = try optString("_msg_id")
-        let replyQ = try optString("_reply_q")
+        // A request without `_msg_id` is a cast: nobody waits for a reply, whatever `_reply_q` says.
+        let replyQ = msgID == nil ? nil : try optString("_reply_q")
         if msgID != nil && replyQ == nil { throw .malformed("'_msg_id' without '_reply_q'") }
         // Bounded and printable: echoed in the reply and in logs.
         if let msgID, !RPCReplyAddress.isValidMsgID(msgID) {
