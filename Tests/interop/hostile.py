@@ -565,12 +565,11 @@ CLASSES: dict[str, Callable[[HostileGenerator], list[Probe]]] = {
     "undirected_mutating_calls": HostileGenerator.undirected_mutating_calls,
     "foreign_reply_q": HostileGenerator.foreign_reply_queue,
     "big_bodies": HostileGenerator.big_bodies,
+    "forged_announce": HostileGenerator.forged_announce,  # controller only (judged right after)
 }
-# Run after the mutations, as they can stall or confuse a server for a while: unusable reply
-# queue names (a server retries its reply for 60 s), and forged announcements (they can lock
-# agents out of the controller).
+# Run after the mutations, as they can stall a server for a while: unusable reply queue names
+# (a server retries a reply for 60 s).
 LATE_CLASSES: dict[str, Callable[[HostileGenerator], list[Probe]]] = {
     "hostile_context": HostileGenerator.hostile_context,
     "nonexistent_reply_q": HostileGenerator.nonexistent_reply_queue,
-    "forged_announce": HostileGenerator.forged_announce,
 }
