@@ -70,6 +70,9 @@ class Surface:
     arg_specs: tuple[ArgSpec, ...]
     absent_calls: tuple[Call, ...]  # mutating methods on LVs that do not exist: no-ops
     foreign_queues: tuple[str, ...]  # other servers' queues, given as `_reply_q`
+    # Routes where even a well-formed call must not change anything (fanout; the agents' shared
+    # topic: they mutate only for calls on their directed queue).
+    no_mutation_routes: tuple[str, ...] = ("fanout",)
     announce: AnnounceSpec | None = None
 
 
@@ -415,10 +418,10 @@ class HostileGenerator:
                 for _ in range(10) for call in self.surface.mutating_calls for route in self.each_route()]
 
     def undirected_mutating_calls(self) -> list[Probe]:
-        """Mutating calls with a reply queue but through the shared topic or the fanout."""
-        routes = tuple(r for r in self.each_route() if r.name != "directed")
+        """Mutating calls with a reply queue on routes where nothing may change (fanout, agent topic)."""
+        routes = tuple(r for r in self.each_route() if r.name in self.surface.no_mutation_routes)
         return [self.call_probe("undirected_mutating_calls", call[0], call[1], route=route)
-                for _ in range(5) for call in self.surface.mutating_calls for route in routes]
+                for _ in range(10 // len(routes)) for call in self.surface.mutating_calls for route in routes]
 
     def hostile_context(self) -> list[Probe]:
         probes = []

@@ -42,7 +42,7 @@ pytestmark = pytest.mark.timeout(600)
 VG = "vg0"
 MIN_MESSAGES = 10_000
 MIN_MUTATIONS = 4_000
-BARRIER_TIMEOUT = 5.0  # per class; the issue wants < 1 s, which the table shows
+BARRIER_TIMEOUT = 10.0  # generous, per class; the issue wants < 1 s, which the table shows
 FINAL_CALL_TIMEOUT = 10.0
 DRAIN_IDLE = 5.0  # the final wait for answers ends after this long without a new one …
 DRAIN_CAP = 45.0  # … or after this long in all
@@ -490,6 +490,7 @@ def agent_surface(n: Names) -> Surface:
         absent_calls=(("deactivate_lv", {"vg": VG, "name": absent}), ("delete_lv", {"vg": VG, "name": absent}),
                       ("lv_info", {"vg": VG, "name": absent})),
         foreign_queues=("aos-controller", "aos-agent", f"aos-agent.{n.host_b}", f"aos-agent.{n.host_a}"),
+        no_mutation_routes=("topic", "fanout"),
     )
 
 
