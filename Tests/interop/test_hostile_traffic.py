@@ -12,7 +12,7 @@ reply queue must have had an answer, and a valid oslo.messaging call must still 
 The table (class, sent, replies due, got, silent, crashes, state changes, LVM log lines, time,
 valid-call latency) is printed and written to the test's tmp dir as hostile-<kind>.txt.
 
-    scripts/test.sh --no-setup --no-cinder --no-lab -k hostile
+    scripts/test.sh --no-setup --no-cinder --no-lab --interop-only -k hostile
     AOS_HOSTILE_SEED=1234 …            reproduce a run's messages (the seed is printed)
     AOS_HOSTILE_AMQP_URL=amqp://u:p@…  send as another broker user (the servers keep the broker URL)
 """
@@ -35,7 +35,18 @@ from urllib.parse import unquote, urlsplit
 import amqp
 import oslo_messaging
 import pytest
-from hostile import CLASSES, LATE_CLASSES, AnnounceSpec, ArgSpec, HostileGenerator, Probe, Route, Surface, envelope
+from hostile import (
+    CLASSES,
+    LATE_CLASSES,
+    AnnounceSpec,
+    ArgSpec,
+    HostileGenerator,
+    Probe,
+    Route,
+    Surface,
+    envelope,
+    names_reply,
+)
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -116,6 +127,7 @@ class ReplyCollector:
         channel.basic_consume(self.queue, callback=self._on_message, no_ack=True)
         self.replies: dict[str, int] = {}
         self.unmatched = 0
+        self.error = ""  # set when the consumer lost its connection: the counts are then useless
         self.last_reply = time.monotonic()
         self.cond = threading.Condition()
         self._stop = threading.Event()
@@ -128,6 +140,9 @@ class ReplyCollector:
                 self.conn.drain_events(timeout=0.2)
             except TimeoutError:
                 continue
+            except (OSError, amqp.exceptions.AMQPError) as e:
+                self.error = f"{type(e).__name__}: {e}"
+                return
 
     def _on_message(self, message: amqp.Message) -> None:
         body = message.body
@@ -686,6 +701,8 @@ def timed_final_call(call: Callable[[], Any]) -> tuple[float | None, str]:
 def verdict(run: Run, final: float | None, final_error: str, post: list[str]) -> list[str]:
     rows = run.rows
     failures = list(run.fleet.crashes)
+    if run.replies.error:
+        failures.append(f"our reply consumer lost its connection, reply counts are incomplete: {run.replies.error}")
     changed = [f"{r.cls}: {r.state_changes} LV state changes {r.changed[:4]}, {r.lvm_lines} LVM log lines"
                for r in rows if r.state_changes or r.lvm_lines]
     if changed:
@@ -725,3 +742,26 @@ def test_hostile_traffic(kind: str, spawn: Callable[..., Any], amqp_url: str, tm
     assert sum(r.sent for r in run.rows) >= MIN_MESSAGES
     failures = verdict(run, final, final_error, post)
     assert not failures, "\n\n".join(failures)
+
+
+def test_hostile_generator_is_reproducible_and_marks_answers_due() -> None:
+    """The generator alone (no broker): same seed, same bytes; an answer is due exactly when the
+    bytes still name our reply queue and the probe's msg id."""
+    surface = agent_surface(Names.fresh())
+
+    def probes(seed: int) -> list[Probe]:
+        gen = HostileGenerator(surface, "reply_0123", random.Random(seed))
+        return [*gen.truncated_json(), *gen.invalid_json(), *gen.mutating_casts(), *gen.mutations(300)]
+
+    first, again = probes(7), probes(7)
+    assert [p.body for p in first] == [p.body for p in again]
+    assert [p.body for p in first] != [p.body for p in probes(8)]
+    assert all(p.msg_id is None for p in first if p.cls == "mutating_casts")
+    due = [(p.msg_id, p.body) for p in first if p.msg_id is not None]
+    assert due and all(msg_id.encode() in body and b"reply_0123" in body for msg_id, body in due)
+    assert any(p.msg_id is None for p in first if p.cls == "truncated_json")
+    body = envelope({"method": "health", "args": {}, "_msg_id": "ab12", "_reply_q": "reply_0123"})
+    assert names_reply(body, "ab12", "reply_0123")
+    assert not names_reply(body, "ab12", "reply_01")
+    assert not names_reply(body[: body.index(b"reply_0123") + 6], "ab12", "reply_0123")
+    assert not names_reply(body.replace(b"_reply_q", b"_reply_x"), "ab12", "reply_0123")
