@@ -124,7 +124,7 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(name: "AMQPClientTests", dependencies: ["AMQPClient"], swiftSettings: strict),
-        .testTarget(name: "RPCWireTests", dependencies: ["RPCWire"], swiftSettings: strict),
+        .testTarget(name: "RPCWireTests", dependencies: ["RPCWire"], exclude: ["FuzzCorpus"], swiftSettings: strict),
         .testTarget(name: "OsloRPCTests", dependencies: ["OsloRPC", "RPCWire", "AMQPClient"], swiftSettings: strict),
         .testTarget(name: "AOSConfigTests", dependencies: ["AOSConfig"], swiftSettings: strict),
         .testTarget(name: "AOSAuthTests", dependencies: ["AOSAuth", "OsloRPC", "RPCWire"], swiftSettings: strict),

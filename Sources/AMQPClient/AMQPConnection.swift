@@ -106,12 +106,26 @@ public final class AMQPConnection: Sendable {
 
     /// Consumes `queue`; `handler` runs on the I/O thread for each delivery and
     /// must return quickly (hand work to a task or stream). Deliveries are acked
-    /// on receipt. The consumer survives reconnects and queue deletion.
-    /// Returns the consumer tag.
+    /// on receipt unless `options.manualAck`. The consumer survives reconnects and
+    /// queue deletion. Returns the consumer tag.
     @discardableResult
-    public func consume(queue: String, timeout: Duration = .seconds(30),
+    public func consume(queue: String, options: ConsumeOptions = ConsumeOptions(), timeout: Duration = .seconds(30),
                         handler: @escaping @Sendable (AMQPDelivery) -> Void) async throws -> String {
-        try await onConnection(timeout: timeout) { core, done in done(core.consume(queue: queue, handler: handler)) }
+        try await onConnection(timeout: timeout) { core, done in
+            done(core.consume(queue: queue, options: options, handler: handler))
+        }
+    }
+
+    /// Acks a delivery of a manual-ack consumer (on the I/O thread, without waiting).
+    /// Returns false when the connection that delivered it is gone: the broker has put
+    /// the message back in its queue and will deliver it again, so the caller must not
+    /// act on this copy. Returns true at once for deliveries that need no ack.
+    @discardableResult
+    public func ack(_ delivery: AMQPDelivery) -> Bool {
+        guard delivery.needsAck else { return true }
+        let tag = delivery.deliveryTag, gen = delivery.generation
+        guard gen == status.generation.load(ordering: .acquiring) else { return false }
+        return mailbox.post(Job(run: { core in core.ack(tag: tag, generation: gen) }, fail: { _ in }))
     }
 
     /// Consumes `queue` as an AsyncSequence; cancelling iteration cancels the consumer.

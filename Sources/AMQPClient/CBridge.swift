@@ -87,6 +87,12 @@ extension amqp_bytes_t {
         guard len > 0, let b = bytes else { return [] }
         return Array(UnsafeRawBufferPointer(start: b, count: len))
     }
+
+    /// `count` bytes from `from`, clamped to the buffer.
+    func slice(from: Int, count: Int) -> [UInt8] {
+        guard len > 0, let b = bytes, from >= 0, from < len, count > 0 else { return [] }
+        return Array(UnsafeRawBufferPointer(start: b + from, count: min(count, len - from)))
+    }
 }
 
 func decodeTable(_ t: amqp_table_t) -> AMQPTable {

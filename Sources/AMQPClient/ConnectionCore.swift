@@ -10,6 +10,7 @@ import Glibc
 final class ConnectionCore {
     struct Consumer {
         let queue: String
+        let options: ConsumeOptions
         let handler: @Sendable (AMQPDelivery) -> Void
     }
 
@@ -49,6 +50,8 @@ final class ConnectionCore {
     private var consumerOrder: [String] = []
     private var consumers: [String: Consumer] = [:]
     private var nextConsumerTag = 1
+    /// Tags of cancelled manual-ack consumers (one per cancel: small).
+    private var cancelledManualAck: Set<String> = []
     private var prefetch: UInt16
     /// The user the current connection logged in as: stamped as `user_id` on every publish.
     private var loginUser = ""
@@ -230,7 +233,9 @@ final class ConnectionCore {
         for e in exchanges { if let err = rawDeclare(e) { return err } }
         for q in queues { if let err = rawDeclare(q) { return err } }
         for b in bindings { if let err = rawBind(b) { return err } }
-        for tag in consumerOrder { if let con = consumers[tag], let err = rawConsume(queue: con.queue, tag: tag) { return err } }
+        for tag in consumerOrder {
+            if let con = consumers[tag], let err = rawConsume(queue: con.queue, tag: tag, options: con.options) { return err }
+        }
         return nil
     }
 
@@ -257,10 +262,23 @@ final class ConnectionCore {
         return checkReply(conn!, "queue.bind '\(b.queue)' to '\(b.exchange)' key '\(b.routingKey)'")
     }
 
-    private func rawConsume(queue: String, tag: String) -> String? {
+    private func rawConsume(queue: String, tag: String, options: ConsumeOptions) -> String? {
         let a = CArena()
-        _ = amqp_basic_consume(conn!, Self.channel, a.bytes(queue), a.bytes(tag), 0, 0, 0, amqp_empty_table)
-        return checkReply(conn!, "basic.consume '\(queue)'")
+        // basic.qos (not global) applies to the consumers started after it: set this
+        // consumer's own limit, then put back the connection-wide one.
+        let ownQos = options.manualAck && options.prefetch != prefetch
+        if ownQos {
+            _ = amqp_basic_qos(conn!, Self.channel, 0, options.prefetch, 0)
+            if let e = checkReply(conn!, "basic.qos") { return e }
+        }
+        _ = amqp_basic_consume(conn!, Self.channel, a.bytes(queue), a.bytes(tag), 0, options.manualAck ? 0 : 1, 0,
+                               amqp_empty_table)
+        if let e = checkReply(conn!, "basic.consume '\(queue)'") { return e }
+        if ownQos {
+            _ = amqp_basic_qos(conn!, Self.channel, 0, prefetch, 0)
+            if let e = checkReply(conn!, "basic.qos") { return e }
+        }
+        return nil
     }
 
     /// After a failed synchronous method the channel (or connection) is closed by
@@ -353,17 +371,21 @@ final class ConnectionCore {
         return .success(())
     }
 
-    func consume(queue: String, handler: @escaping @Sendable (AMQPDelivery) -> Void) -> Result<String, AMQPError> {
+    func consume(queue: String, options: ConsumeOptions,
+                 handler: @escaping @Sendable (AMQPDelivery) -> Void) -> Result<String, AMQPError> {
         let tag = String(nextConsumerTag)
         nextConsumerTag += 1
-        if let err = rawConsume(queue: queue, tag: tag) { return .failure(methodError(conn!, err) ?? .library(err)) }
-        consumers[tag] = Consumer(queue: queue, handler: handler)
+        if let err = rawConsume(queue: queue, tag: tag, options: options) {
+            return .failure(methodError(conn!, err) ?? .library(err))
+        }
+        consumers[tag] = Consumer(queue: queue, options: options, handler: handler)
         consumerOrder.append(tag)
         return .success(tag)
     }
 
     func cancel(consumerTag: String) {
-        guard consumers.removeValue(forKey: consumerTag) != nil else { return }
+        guard let removed = consumers.removeValue(forKey: consumerTag) else { return }
+        if removed.options.manualAck { cancelledManualAck.insert(consumerTag) }
         consumerOrder.removeAll { $0 == consumerTag }
         guard let c = conn else { return }
         let a = CArena()
@@ -433,15 +455,42 @@ final class ConnectionCore {
 
     private func deliver(_ env: amqp_envelope_t) {
         guard let c = conn else { return }
-        // Acked on receipt, like oslo.messaging (at-most-once): a request is never
-        // executed twice because of a redelivery; duplicates are filtered above us.
-        _ = amqp_basic_ack(c, Self.channel, env.delivery_tag, 0)
         let tag = env.consumer_tag.string
-        guard let consumer = consumers[tag] else { return }
-        let d = AMQPDelivery(body: env.message.body.array, properties: decodeProperties(env.message.properties),
+        guard let consumer = consumers[tag] else {
+            // A manual-ack consumer cancelled meanwhile: give the message back to its queue
+            // (an auto-ack delivery has no tag to reject).
+            if cancelledManualAck.contains(tag) { _ = amqp_basic_reject(c, Self.channel, env.delivery_tag, 1) }
+            return
+        }
+        // Auto-ack consumers were acked by the broker on sending (at-most-once, like
+        // oslo.messaging); manual-ack ones are acked through `ack(tag:generation:)`.
+        let size = env.message.body.len
+        var body: [UInt8], tail: [UInt8] = []
+        if let limit = consumer.options.maxBodyBytes, size > max(0, limit) {
+            // Never copied whole: both ends are kept for a tolerant scan of the reply address.
+            let keep = min(size, max(0, consumer.options.keptBytes))
+            body = env.message.body.slice(from: 0, count: keep)
+            tail = env.message.body.slice(from: size - keep, count: keep)
+        } else {
+            body = env.message.body.array
+        }
+        var d = AMQPDelivery(body: body, properties: decodeProperties(env.message.properties),
                              exchange: env.exchange.string, routingKey: env.routing_key.string,
-                             redelivered: env.redelivered != 0, consumerTag: tag, receivedAt: .now)
+                             redelivered: env.redelivered != 0, consumerTag: tag, receivedAt: .now,
+                             bodySize: size, bodyTail: tail)
+        if consumer.options.manualAck {
+            d.needsAck = true
+            d.deliveryTag = env.delivery_tag
+            d.generation = status.generation.load(ordering: .acquiring)
+        }
         consumer.handler(d)
+    }
+
+    /// Acks a manual-ack delivery, unless the connection it came on is gone (the broker
+    /// has requeued it then, and a tag is only valid on its own connection).
+    func ack(tag: UInt64, generation: UInt64) {
+        guard let c = conn, generation == status.generation.load(ordering: .acquiring) else { return }
+        _ = amqp_basic_ack(c, Self.channel, tag, 0)
     }
 
     private func handle(_ frame: amqp_frame_t) {
@@ -511,7 +560,7 @@ final class ConnectionCore {
         logger.warning("broker cancelled consumer; re-declaring its queue", metadata: ["queue": "\(con.queue)"])
         if let q = queues.first(where: { $0.name == con.queue }), let e = rawDeclare(q) { return lost(e, immediate: false) }
         for b in bindings where b.queue == con.queue { if let e = rawBind(b) { return lost(e, immediate: false) } }
-        if let e = rawConsume(queue: con.queue, tag: tag) { return lost(e, immediate: false) }
+        if let e = rawConsume(queue: con.queue, tag: tag, options: con.options) { return lost(e, immediate: false) }
     }
 
     // MARK: - Failure handling
@@ -528,6 +577,7 @@ final class ConnectionCore {
 
     private func teardown(reason: String) {
         if let c = conn { amqp_destroy_connection(c) }
+        status.generation.add(1, ordering: .releasing)
         conn = nil
         sockfd = -1
         blocked = false
@@ -564,6 +614,7 @@ final class ConnectionCore {
             amqp_destroy_connection(c)
             conn = nil
         }
+        status.generation.add(1, ordering: .releasing)
         for p in pending.values { p.completion(.failure(.closed)) }
         pending = [:]
         status.set(.closed)

@@ -69,6 +69,9 @@ final class Mailbox: Sendable {
 /// Connection state readable from any thread (written only by the I/O thread).
 final class StatusBox: Sendable {
     private let value = Mutex(ConnectionState.connecting)
+    /// Bumped whenever a connection is torn down: delivery tags are only valid on the
+    /// connection that delivered them.
+    let generation = Atomic<UInt64>(1)
     private let observer: (@Sendable (ConnectionState) -> Void)?
 
     init(observer: (@Sendable (ConnectionState) -> Void)?) { self.observer = observer }

@@ -43,9 +43,14 @@ public enum AgentOptions {
         "agent", "lv_name_pattern", type: .list, default: .list(["volume-*"]),
         help: "The LVs this agent may change: shell globs (fnmatch: * ? [..]), comma-separated; an LV whose name matches none is refused (lv_not_managed) by create, extend, refresh, delete, activate and deactivate, and left alone by restore and recovery reactivation; read-only methods still see it. The default is what the Cinder driver creates (cinder's volume_name_template volume-%s); '*' manages every LV of the volume groups.")
 
+    public static let maxRequestBytes = OptionSpec(
+        "agent", "max_request_bytes", type: .integer(min: 4096, max: 16 << 20), default: .int(256 << 10),
+        help: "Largest request body the agent takes; a larger one is refused with a ValueError (an agent's requests are a few hundred bytes).")
+
     public static let options: [OptionSpec] = [
         volumeGroups, stateDir, lvmTimeout, maxConcurrentLVM, announceInterval, pvWaitTimeout,
         lvmBackend, lvmlocalConf, logLevel, volumeClear, volumeClearSize, controllerTopic, libvirtURI, lvNamePattern,
+        maxRequestBytes,
     ]
 
     /// Everything `aos-agent` reads. Other programs' sections in the same file are tolerated.
@@ -69,6 +74,7 @@ public enum AgentOptions {
     public struct Settings: Sendable, Equatable {
         public var messaging: CommonOptions.Messaging
         public var auth: AuthOptions.Settings
+        public var maxRequestBytes: Int
         public var volumeGroups: [String]
         public var stateDir: String
         public var lvmTimeout: Int
@@ -87,6 +93,7 @@ public enum AgentOptions {
         public init(_ c: Configuration) {
             messaging = CommonOptions.Messaging(c)
             auth = AuthOptions.Settings(c)
+            maxRequestBytes = c.int(AgentOptions.maxRequestBytes)
             volumeGroups = c.list(AgentOptions.volumeGroups)
             stateDir = c.string(AgentOptions.stateDir)
             lvmTimeout = c.int(AgentOptions.lvmTimeout)

@@ -19,8 +19,12 @@ public enum ControllerOptions {
         "controller", "log_level", type: .choice(logLevels), default: .string("info"),
         help: "Least severe log level written.")
 
+    public static let maxRequestBytes = OptionSpec(
+        "controller", "max_request_bytes", type: .integer(min: 4096, max: 64 << 20), default: .int(1 << 20),
+        help: "Largest request body the controller takes (announcements of hosts with many LVs are the largest); a larger one is refused with a ValueError.")
+
     public static let options: [OptionSpec] = [
-        topic, agentResponseTimeout, agentStaleAfter, agentDownAfter, preferredHosts, logLevel,
+        topic, agentResponseTimeout, agentStaleAfter, agentDownAfter, preferredHosts, logLevel, maxRequestBytes,
     ]
 
     static let downAfterStale: @Sendable (Configuration) -> String? = { c in
@@ -38,6 +42,7 @@ public enum ControllerOptions {
     public struct Settings: Sendable, Equatable {
         public var messaging: CommonOptions.Messaging
         public var auth: AuthOptions.Settings
+        public var maxRequestBytes: Int
         public var topic: String
         public var agentResponseTimeout: Int
         public var agentStaleAfter: Int
@@ -48,6 +53,7 @@ public enum ControllerOptions {
         public init(_ c: Configuration) {
             messaging = CommonOptions.Messaging(c)
             auth = AuthOptions.Settings(c)
+            maxRequestBytes = c.int(ControllerOptions.maxRequestBytes)
             topic = c.string(ControllerOptions.topic)
             agentResponseTimeout = c.int(ControllerOptions.agentResponseTimeout)
             agentStaleAfter = c.int(ControllerOptions.agentStaleAfter)

@@ -154,9 +154,11 @@ public final class AgentDaemon: Sendable {
         let flavor = broker.flavor
         var options = RPCServer.Options()
         options.flavor = flavor
-        // LVM work is bounded by max_concurrent_lvm inside the service; the server's own
-        // bound only caps requests held in memory.
-        options.maxConcurrency = 256
+        // LVM work is bounded by max_concurrent_lvm inside the service; this bounds the requests
+        // taken off the broker (prefetch follows it): at most 3 queues x (64 + 16) bodies of
+        // max_request_bytes in memory; the rest wait in the broker, deadlines still checked.
+        options.maxConcurrency = 64
+        options.maxRequestBytes = settings.maxRequestBytes
         let auth: AuthConfiguration
         do { auth = try AuthConfiguration(settings.auth) } catch { throw AgentStartupError("\(error)") }
         options.admit = AgentRPC.admission(host: m.host, auth: auth, logger: logger).hook

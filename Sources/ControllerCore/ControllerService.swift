@@ -34,6 +34,7 @@ public struct ControllerService: Sendable {
         controller = Controller(caller: caller, settings: controllerSettings, logger: logger)
         var options = RPCServer.Options()
         options.flavor = flavor
+        options.maxRequestBytes = settings.maxRequestBytes
         options.admit = Admission(policy: Policies.controller(), configuration: try AuthConfiguration(settings.auth),
                                   onEvent: { event in
                                       if case .wouldRefuse(let method, let message) = event {

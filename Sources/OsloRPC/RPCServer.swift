@@ -84,15 +84,39 @@ public struct RPCDispatcher: Sendable {
 /// An oslo.messaging-compatible RPC server: consumes `T`, `T.S` and a private
 /// fanout queue, dispatches to async handlers with bounded concurrency, replies
 /// on the caller's reply queue, sends call-monitor heartbeats, drops duplicates.
+///
+/// Bounded on the receive path: each consumer holds at most `prefetch` unacked
+/// messages, a body above `maxRequestBytes` is never copied whole, and a delivery is
+/// acked when a work slot is free (still before execution: at-most-once, like oslo).
+/// Replies are sent after the slot is released; replies waiting for a missing reply
+/// queue are bounded, and queues found missing are remembered so that later replies
+/// to them are dropped at once.
 public final class RPCServer: Sendable {
     public struct Options: Sendable {
         public var flavor = QueueFlavor()
-        /// Requests executed at once; more wait in process memory (as with oslo, prefetch 0).
+        /// Requests executed at once.
         public var maxConcurrency = 64
+        /// Unacked requests the broker sends each of the three consumers; nil means
+        /// `maxConcurrency` plus a quarter (at least 4) of headroom, so a freed slot finds
+        /// the next request already here.
+        public var prefetch: UInt16?
+        /// The largest request body accepted. A larger one is refused with a ValueError
+        /// reply (when a reply address is found in its first or last bytes) and is never
+        /// parsed nor kept.
+        public var maxRequestBytes = 1_048_576
         /// How many `_unique_id`s to remember (oslo keeps 16; retries need more).
         public var duplicateWindow = 1024
         /// How long to retry a reply whose queue is missing (oslo: 60 s).
         public var replyRetryTimeout: Duration = .seconds(60)
+        /// Replies retried at once for a missing reply queue; more are dropped (logged).
+        public var maxPendingReplyRetries = 32
+        /// Reply queues found missing are remembered this long (oslo: 60 s) and replies
+        /// to them dropped at once; at most `deadReplyQueueCapacity` (oslo: 200) of them.
+        public var deadReplyQueueTTL: Duration = .seconds(60)
+        public var deadReplyQueueCapacity = 200
+        /// Give freed memory back to the system after large messages (Glibc: a fixed mmap
+        /// threshold at start, `malloc_trim` when the server goes idle after one).
+        public var returnMemoryToSystem = true
         /// Drop requests already waiting in `T.S` when the server starts. For a
         /// per-host agent whose callers fail fast while it is down: what queued up
         /// meanwhile was already answered with an error and must not run later.
@@ -100,6 +124,12 @@ public final class RPCServer: Sendable {
         /// Authorization and transport policy (who may call what, and how); nil admits all.
         public var admit: RPCAdmission?
         public init() {}
+
+        var effectivePrefetch: UInt16 {
+            if let prefetch { return prefetch }
+            let n = max(1, maxConcurrency)
+            return UInt16(clamping: n + max(4, n / 4))
+        }
     }
 
     public let target: RPCTarget
@@ -109,6 +139,9 @@ public final class RPCServer: Sendable {
     private let logger: Logger
     private let duplicates: Mutex<DuplicateFilter>
     private let fanoutQueue: String
+    private let replies: ReplySender
+    /// Set when a large message went through; the next idle moment trims the heap.
+    private let sawLargeMessage = Atomic<Bool>(false)
 
     public init(connection: AMQPConnection, target: RPCTarget, dispatcher: RPCDispatcher,
                 options: Options = Options(), logger: Logger) {
@@ -120,6 +153,10 @@ public final class RPCServer: Sendable {
         self.logger = logger
         self.duplicates = Mutex(DuplicateFilter(capacity: options.duplicateWindow))
         self.fanoutQueue = "\(target.topic)_fanout_\(makeUUIDHex())"
+        self.replies = ReplySender(options: options, logger: logger) { [connection] body, queue in
+            try await connection.publish(body, exchange: "", routingKey: queue, properties: .oslo(), mandatory: true,
+                                         timeout: .seconds(30))
+        }
     }
 
     /// Declares the topology (same flags and order as oslo) and serves until the
@@ -128,6 +165,7 @@ public final class RPCServer: Sendable {
     public func run(onReady: (@Sendable () -> Void)? = nil) async throws {
         let f = options.flavor
         let topic = target.topic, server = target.server!
+        if options.returnMemoryToSystem { MemoryReturn.configure() }
         try await connection.declare(exchange: f.topicExchange(target.exchange))
         try await connection.declare(queue: f.topicQueue(topic))
         try await connection.bind(QueueBinding(queue: topic, exchange: target.exchange, routingKey: topic))
@@ -148,14 +186,31 @@ public final class RPCServer: Sendable {
         // Each delivery becomes one task straight from the I/O thread (no stream
         // hop: latency matters). Tasks are unstructured on purpose: on shutdown a
         // request already taken off the queue runs to completion, uncancelled.
-        let inflight = InflightLimiter(limit: options.maxConcurrency)
+        let trim = options.returnMemoryToSystem
+        let inflight = InflightLimiter(limit: options.maxConcurrency) { [weak self] in
+            guard trim, let self, self.sawLargeMessage.exchange(false, ordering: .acquiringAndReleasing) else { return }
+            MemoryReturn.trim()
+        }
+        let consume = ConsumeOptions(manualAck: true, prefetch: options.effectivePrefetch,
+                                     maxBodyBytes: options.maxRequestBytes)
         var tags: [String] = []
         for (q, route) in [(topic, RPCRoute.topic), ("\(topic).\(server)", .directed), (fanoutQueue, .fanout)] {
-            tags.append(try await connection.consume(queue: q) { delivery in
-                inflight.start { await self.process(delivery, route: route) }
+            tags.append(try await connection.consume(queue: q, options: consume) { delivery in
+                inflight.start {
+                    // Acked once a slot is free, before execution (at-most-once). A copy
+                    // whose connection is gone was requeued by the broker: not ours to run.
+                    guard self.connection.ack(delivery) else {
+                        self.logger.debug("dropping a delivery from a lost connection (the broker redelivers it)")
+                        return nil
+                    }
+                    guard let out = await self.process(delivery, route: route) else { return nil }
+                    return { await self.replies.send(out.reply, to: out.queue, retry: true) }
+                }
             })
         }
-        logger.info("RPC server ready", metadata: ["target": "\(target)", "fanout_queue": "\(fanoutQueue)"])
+        logger.info("RPC server ready", metadata: [
+            "target": "\(target)", "fanout_queue": "\(fanoutQueue)", "prefetch": "\(options.effectivePrefetch)",
+            "max_request_bytes": "\(options.maxRequestBytes)"])
         onReady?()
 
         await waitForCancellation()
@@ -165,18 +220,27 @@ public final class RPCServer: Sendable {
         logger.info("RPC server stopped", metadata: ["target": "\(target)"])
     }
 
-    private func process(_ d: AMQPDelivery, route: RPCRoute) async {
+    struct OutgoingReply: Sendable {
+        var reply: RPCReply
+        var queue: String
+    }
+
+    /// Runs one request inside a work slot; returns the reply to send once the slot is free.
+    private func process(_ d: AMQPDelivery, route: RPCRoute) async -> OutgoingReply? {
+        if d.bodySize >= MemoryReturn.largeMessageBytes { sawLargeMessage.store(true, ordering: .releasing) }
         let request: RPCRequest
-        do {
-            request = try RPCRequest.decode(body: d.body, contentType: d.properties.contentType)
-        } catch {
-            logger.warning("dropping malformed RPC message", metadata: ["error": "\(error)", "routing_key": "\(d.routingKey)"])
-            await replyToMalformed(d, error: error)
-            return
+        switch Self.screen(d, maxRequestBytes: options.maxRequestBytes) {
+        case .request(let r):
+            request = r
+        case .refused(let reply, let why):
+            logger.warning("refusing RPC message", metadata: [
+                "error": "\(why)", "size": "\(d.bodySize)", "routing_key": "\(d.routingKey)",
+                "user": "\(d.properties.userID ?? "-")", "reply_queue": "\(reply?.queue ?? "(none found)")"])
+            return reply
         }
         if let u = request.uniqueID, duplicates.withLock({ $0.isDuplicate(u) }) {
             logger.info("ignoring duplicate message", metadata: ["unique_id": "\(u)", "method": "\(request.method)"])
-            return
+            return nil
         }
         var deadline: ContinuousClock.Instant?
         if let exp = d.properties.expiration, let ms = Int64(exp) {
@@ -192,7 +256,7 @@ public final class RPCServer: Sendable {
         if ctx.hasExpired {
             logger.warning("not executing a request whose caller has given up",
                            metadata: ["method": "\(request.method)", "msg_id": "\(request.msgID ?? "-")"])
-            return
+            return nil
         }
         var heartbeat: Task<Void, Never>?
         if let msgID = request.msgID, let replyQ = request.replyQueue, let t = request.monitorTimeout {
@@ -202,7 +266,7 @@ public final class RPCServer: Sendable {
                     while !Task.isCancelled {
                         try? await Task.sleep(for: .seconds(interval))
                         if Task.isCancelled { break }
-                        await self.send(.heartbeat(msgID: msgID, uniqueID: makeUUIDHex()), to: replyQ, retry: false)
+                        await self.replies.send(.heartbeat(msgID: msgID, uniqueID: makeUUIDHex()), to: replyQ, retry: false)
                     }
                 }
             } else {
@@ -234,38 +298,202 @@ public final class RPCServer: Sendable {
             }
         }
         heartbeat?.cancel()
-        if var reply, let replyQ = request.replyQueue, request.msgID != nil {
-            reply.uniqueID = makeUUIDHex()
-            await send(reply, to: replyQ, retry: true)
+        guard var reply, let replyQ = request.replyQueue, request.msgID != nil else { return nil }
+        reply.uniqueID = makeUUIDHex()
+        return OutgoingReply(reply: reply, queue: replyQ)
+    }
+
+    enum Screened {
+        case request(RPCRequest)
+        /// Not executed; the ValueError reply when a reply address was found.
+        case refused(OutgoingReply?, reason: String)
+    }
+
+    /// Size check and decoding, before anything else looks at a delivery.
+    static func screen(_ d: AMQPDelivery, maxRequestBytes: Int) -> Screened {
+        if d.isTruncated || d.bodySize > maxRequestBytes || d.body.count > maxRequestBytes {
+            let size = max(d.bodySize, d.body.count)
+            let why = "request body of \(size) bytes exceeds the limit of \(maxRequestBytes) bytes"
+            return .refused(malformedReply(d, message: why), reason: why)
+        }
+        do {
+            return .request(try RPCRequest.decode(body: d.body, contentType: d.properties.contentType))
+        } catch {
+            let why = "malformed RPC request: \(error)"
+            return .refused(malformedReply(d, message: why), reason: why)
         }
     }
 
-    /// Bad input must still get a clear error when the caller can be identified.
-    private func replyToMalformed(_ d: AMQPDelivery, error: any Error) async {
-        guard let o = try? OsloEnvelope.unwrap(d.body),
-              case .string(let msgID) = o["_msg_id"] ?? .null,
-              case .string(let replyQ) = o["_reply_q"] ?? .null else { return }
-        let f = RPCFailure(className: "ValueError", module: "builtins", message: "malformed RPC request: \(error)")
-        await send(RPCReply(failure: f, msgID: msgID, uniqueID: makeUUIDHex()), to: replyQ, retry: false)
+    /// Bad input must still get a clear error when the caller can be identified: the
+    /// reply address comes from a tolerant scan (the body did not parse, or was not kept).
+    static func malformedReply(_ d: AMQPDelivery, message: String) -> OutgoingReply? {
+        guard let address = RPCServer.replyAddress(of: d) else { return nil }
+        let f = RPCFailure(className: "ValueError", module: "builtins", message: message)
+        return OutgoingReply(reply: RPCReply(failure: f, msgID: address.msgID, uniqueID: makeUUIDHex()),
+                             queue: address.replyQueue)
     }
 
-    private func send(_ reply: RPCReply, to queue: String, retry: Bool) async {
+    /// Where to answer a request that cannot be decoded: scanned in the kept bytes (both
+    /// ends of a truncated body; oslo callers write `_msg_id` after the arguments).
+    static func replyAddress(of d: AMQPDelivery) -> RPCReplyAddress? {
+        if let a = RPCReplyAddress.scan(d.body) { return a }
+        if !d.bodyTail.isEmpty, let a = RPCReplyAddress.scan(d.bodyTail) { return a }
+        // A body not truncated but longer than the scan window: look at its end too.
+        if d.bodyTail.isEmpty, d.body.count > 65_536 { return RPCReplyAddress.scan(d.body.suffix(65_536)) }
+        return nil
+    }
+}
+
+/// Sends replies outside work slots. A reply whose queue is missing is retried (as
+/// oslo does, up to `replyRetryTimeout`) by a bounded number of background tasks; a
+/// queue still missing then is remembered (`deadReplyQueueTTL`, at most
+/// `deadReplyQueueCapacity`) and later replies to it are dropped at once.
+final class ReplySender: Sendable {
+    typealias Publish = @Sendable (_ body: [UInt8], _ queue: String) async throws -> Void
+
+    private struct State {
+        var retrying = 0
+        var dead: DeadReplyQueues
+        var idleWaiters: [CheckedContinuation<Void, Never>] = []
+    }
+
+    private let publish: Publish
+    private let logger: Logger
+    private let retryTimeout: Duration
+    private let retryInterval: Duration
+    private let maxRetrying: Int
+    private let state: Mutex<State>
+
+    init(options: RPCServer.Options, logger: Logger, retryInterval: Duration = .milliseconds(250),
+         publish: @escaping Publish) {
+        self.publish = publish
+        self.logger = logger
+        self.retryTimeout = options.replyRetryTimeout
+        self.retryInterval = retryInterval
+        self.maxRetrying = max(0, options.maxPendingReplyRetries)
+        self.state = Mutex(State(dead: DeadReplyQueues(ttl: options.deadReplyQueueTTL,
+                                                       capacity: options.deadReplyQueueCapacity)))
+    }
+
+    /// Replies being retried in the background right now.
+    var pendingRetries: Int { state.withLock { $0.retrying } }
+
+    func isDead(_ queue: String) -> Bool { state.withLock { $0.dead.contains(queue, now: .now) } }
+
+    /// One attempt now; with `retry`, a missing queue hands the reply to a background
+    /// retry (if fewer than `maxPendingReplyRetries` are running). Returns after the first
+    /// attempt in every case.
+    func send(_ reply: RPCReply, to queue: String, retry: Bool) async {
+        if isDead(queue) {
+            logger.info("dropping RPC reply: its reply queue was found missing recently",
+                        metadata: ["reply_queue": "\(queue)", "msg_id": "\(reply.msgID)"])
+            return
+        }
         let body = reply.encodeBody()
-        let giveUp = ContinuousClock.now + options.replyRetryTimeout
-        while true {
-            do {
-                try await connection.publish(body, exchange: "", routingKey: queue, properties: .oslo(), mandatory: true,
-                                             timeout: .seconds(30))
-                return
-            } catch AMQPError.unroutable where retry && ContinuousClock.now < giveUp {
-                try? await Task.sleep(for: .milliseconds(250))
-            } catch AMQPError.connectionLost where retry && ContinuousClock.now < giveUp {
-                continue
-            } catch {
-                logger.warning("could not send RPC reply", metadata: ["reply_queue": "\(queue)", "error": "\(error)"])
-                return
+        switch await attempt(body, queue) {
+        case .sent, .failed:
+            return
+        case .missing:
+            guard retry else { return }
+        }
+        let accepted = state.withLock { s -> Bool in
+            guard s.retrying < maxRetrying else { return false }
+            s.retrying += 1
+            return true
+        }
+        guard accepted else {
+            logger.warning("dropping RPC reply: its reply queue is missing and too many replies are already waiting",
+                           metadata: ["reply_queue": "\(queue)", "msg_id": "\(reply.msgID)", "waiting": "\(maxRetrying)"])
+            return
+        }
+        Task {
+            defer { retryFinished() }
+            let giveUp = ContinuousClock.now + retryTimeout
+            while ContinuousClock.now < giveUp {
+                try? await Task.sleep(for: retryInterval)
+                if isDead(queue) {
+                    logger.info("dropping RPC reply: its reply queue was found missing",
+                                metadata: ["reply_queue": "\(queue)", "msg_id": "\(reply.msgID)"])
+                    return
+                }
+                if await attempt(body, queue) != .missing { return }
+            }
+            state.withLock { $0.dead.insert(queue, now: .now) }
+            logger.warning("abandoning RPC reply: its reply queue does not exist (later replies to it are dropped)",
+                           metadata: ["reply_queue": "\(queue)", "msg_id": "\(reply.msgID)", "after": "\(retryTimeout)"])
+        }
+    }
+
+    private func retryFinished() {
+        let waiters = state.withLock { s -> [CheckedContinuation<Void, Never>] in
+            s.retrying -= 1
+            guard s.retrying == 0 else { return [] }
+            defer { s.idleWaiters = [] }
+            return s.idleWaiters
+        }
+        for w in waiters { w.resume() }
+    }
+
+    /// Returns once no reply is being retried (tests, shutdown).
+    func waitForRetries() async {
+        await withCheckedContinuation { cont in
+            let idle = state.withLock { s -> Bool in
+                if s.retrying == 0 { return true }
+                s.idleWaiters.append(cont)
+                return false
+            }
+            if idle { cont.resume() }
+        }
+    }
+
+    private enum Attempt { case sent, missing, failed }
+
+    private func attempt(_ body: [UInt8], _ queue: String) async -> Attempt {
+        do {
+            try await publish(body, queue)
+            return .sent
+        } catch AMQPError.unroutable {
+            return .missing
+        } catch AMQPError.connectionLost {
+            return .missing  // may not have arrived: try again (a duplicate reply is ignored by the caller)
+        } catch {
+            logger.warning("could not send RPC reply", metadata: ["reply_queue": "\(queue)", "error": "\(error)"])
+            return .failed
+        }
+    }
+}
+
+/// Reply queues found missing, remembered for `ttl` (oslo: 60 s, up to 200 queues).
+struct DeadReplyQueues: Sendable {
+    private var expiry: [String: ContinuousClock.Instant] = [:]
+    private var order: [String] = []
+    let ttl: Duration
+    let capacity: Int
+
+    init(ttl: Duration, capacity: Int) {
+        self.ttl = ttl
+        self.capacity = max(1, capacity)
+    }
+
+    var count: Int { expiry.count }
+
+    mutating func insert(_ queue: String, now: ContinuousClock.Instant) {
+        if expiry[queue] == nil {
+            order.append(queue)
+            if order.count > capacity {
+                let oldest = order.removeFirst()
+                expiry[oldest] = nil
             }
         }
+        expiry[queue] = now + ttl
+    }
+
+    mutating func contains(_ queue: String, now: ContinuousClock.Instant) -> Bool {
+        guard let until = expiry[queue] else { return false }
+        if now < until { return true }
+        expiry[queue] = nil
+        order.removeAll { $0 == queue }
+        return false
     }
 }
 
@@ -280,34 +508,76 @@ func waitForCancellation() async {
 }
 
 /// Bounds how many requests execute at once and lets shutdown wait for them.
+///
+/// A task holds a slot while it runs its work; what the work returns (sending the reply)
+/// runs after the slot is released. Replies being sent are bounded too (`replyLimit` of
+/// them): a new request waits for a slot while that many are still going out.
 final class InflightLimiter: Sendable {
+    typealias After = @Sendable () async -> Void
+
     private struct State {
-        /// Started and not finished (queued or running): what shutdown waits for.
+        /// Started and not finished (queued, running or replying): what shutdown waits for.
         var outstanding = 0
         var running = 0
+        var replying = 0
         var queued: [CheckedContinuation<Void, Never>] = []
         var idleWaiters: [CheckedContinuation<Void, Never>] = []
+
+        /// Hands free slots to waiting tasks; returns whom to resume.
+        mutating func grant(limit: Int, replyLimit: Int) -> [CheckedContinuation<Void, Never>] {
+            var out: [CheckedContinuation<Void, Never>] = []
+            while !queued.isEmpty, running < limit, replying < replyLimit {
+                running += 1
+                out.append(queued.removeFirst())
+            }
+            return out
+        }
     }
 
     private let limit: Int
+    private let replyLimit: Int
     private let state = Mutex(State())
+    private let onIdle: @Sendable () -> Void
 
-    init(limit: Int) { self.limit = max(1, limit) }
+    /// `replyLimit` defaults to `limit`, at least 16.
+    init(limit: Int, replyLimit: Int? = nil, onIdle: @escaping @Sendable () -> Void = {}) {
+        self.limit = max(1, limit)
+        self.replyLimit = max(1, replyLimit ?? max(16, limit))
+        self.onIdle = onIdle
+    }
+
+    /// Tasks waiting for a slot (their deliveries are bounded by the consumers' prefetch).
+    var queuedCount: Int { state.withLock { $0.queued.count } }
+    var runningCount: Int { state.withLock { $0.running } }
 
     /// Called from the I/O thread: never blocks, only creates a task.
-    func start(_ work: @escaping @Sendable () async -> Void) {
+    func start(_ work: @escaping @Sendable () async -> After?) {
         state.withLock { $0.outstanding += 1 }
         Task {
             await acquire()
-            await work()
-            release()
+            let after = await work()
+            let wake = state.withLock { s -> [CheckedContinuation<Void, Never>] in
+                s.running -= 1
+                if after != nil { s.replying += 1 }
+                return s.grant(limit: limit, replyLimit: replyLimit)
+            }
+            for w in wake { w.resume() }
+            if let after {
+                await after()
+                let wake = state.withLock { s -> [CheckedContinuation<Void, Never>] in
+                    s.replying -= 1
+                    return s.grant(limit: limit, replyLimit: replyLimit)
+                }
+                for w in wake { w.resume() }
+            }
+            finish()
         }
     }
 
     private func acquire() async {
         await withCheckedContinuation { cont in
             let now = state.withLock { s -> Bool in
-                if s.running < limit {
+                if s.running < limit && s.replying < replyLimit && s.queued.isEmpty {
                     s.running += 1
                     return true
                 }
@@ -318,16 +588,15 @@ final class InflightLimiter: Sendable {
         }
     }
 
-    private func release() {
-        let (next, idle) = state.withLock { s -> (CheckedContinuation<Void, Never>?, [CheckedContinuation<Void, Never>]) in
+    private func finish() {
+        let idle = state.withLock { s -> [CheckedContinuation<Void, Never>]? in
             s.outstanding -= 1
-            var next: CheckedContinuation<Void, Never>?
-            if s.queued.isEmpty { s.running -= 1 } else { next = s.queued.removeFirst() }  // slot handed over
-            var idle: [CheckedContinuation<Void, Never>] = []
-            if s.outstanding == 0 { idle = s.idleWaiters; s.idleWaiters = [] }
-            return (next, idle)
+            guard s.outstanding == 0 else { return nil }
+            defer { s.idleWaiters = [] }
+            return s.idleWaiters
         }
-        next?.resume()
+        guard let idle else { return }
+        onIdle()
         for w in idle { w.resume() }
     }
 

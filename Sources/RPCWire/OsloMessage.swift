@@ -138,8 +138,17 @@ public struct RPCRequest: Sendable, Equatable {
         var context: [String: JSONValue] = [:]
         for (k, v) in o where k.hasPrefix("_context_") { context[String(k.dropFirst(9))] = v }
         let msgID = try optString("_msg_id")
-        let replyQ = try optString("_reply_q")
+        // A request without `_msg_id` is a cast: nobody waits for a reply, whatever `_reply_q` says.
+        let replyQ = msgID == nil ? nil : try optString("_reply_q")
         if msgID != nil && replyQ == nil { throw .malformed("'_msg_id' without '_reply_q'") }
+        // Bounded and printable: echoed in the reply and in logs.
+        if let msgID, !RPCReplyAddress.isValidMsgID(msgID) {
+            throw .malformed("'_msg_id' must be 1 to \(RPCReplyAddress.maxMsgIDBytes) printable ASCII characters")
+        }
+        // Only oslo-shaped reply queue names (see RPCReplyAddress: a reply can reach any queue).
+        if let replyQ, !RPCReplyAddress.isValidReplyQueue(replyQ) {
+            throw .malformed("'_reply_q' is not a reply queue name (reply_[A-Za-z0-9_.:-], at most 255 bytes)")
+        }
         return RPCRequest(method: method, args: args, namespace: try optString("namespace"),
                           version: try optString("version"), msgID: msgID, replyQueue: replyQ,
                           monitorTimeout: timeout, uniqueID: try optString("_unique_id"), context: context)

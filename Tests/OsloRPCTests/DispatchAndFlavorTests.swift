@@ -73,6 +73,7 @@ import RPCWire
                 counters.withLock { $0.running += 1; $0.peak = max($0.peak, $0.running) }
                 await Task.yield()
                 counters.withLock { $0.running -= 1; $0.done += 1 }
+                return nil
             }
         }
         await limiter.waitUntilIdle()

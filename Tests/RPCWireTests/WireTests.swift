@@ -32,7 +32,7 @@ import Testing
     }
 
     @Test func acceptsUnenvelopedAndStringTimeout() throws {
-        let body = #"{"method": "m", "_msg_id": "a", "_reply_q": "q", "_timeout": "4"}"#
+        let body = #"{"method": "m", "_msg_id": "a", "_reply_q": "reply_q", "_timeout": "4"}"#
         let r = try RPCRequest.decode(body: Array(body.utf8), contentType: "application/json")
         #expect(r.monitorTimeout == 4)
         #expect(r.args == [:])

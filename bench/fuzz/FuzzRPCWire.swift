@@ -1,0 +1,23 @@
+// libFuzzer entry over everything a server or client does with untrusted bytes (see
+// RPCWireDecoding). Built by bench/fuzz.sh together with the RPCWire sources, so a
+// crash, a trap or a broken invariant below is a finding.
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func rpcWireFuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
+    let bytes: [UInt8] = data.map { Array(UnsafeBufferPointer(start: $0, count: size)) } ?? []
+    let out = RPCWireDecoding.exercise(bytes)
+    if case .success(let request) = out.request {
+        precondition(RPCWireDecoding.roundTrips(request), "a decoded request does not survive re-encoding")
+        if let q = request.replyQueue { precondition(RPCReplyAddress.isValidReplyQueue(q)) }
+        if let m = request.msgID { precondition(RPCReplyAddress.isValidMsgID(m)) }
+        if let t = request.monitorTimeout { precondition(t.isFinite && t >= 0 && t <= RPCRequest.maxMonitorTimeout) }
+    }
+    if case .success(let reply) = out.reply {
+        // What a client decodes, a server could have sent: it must encode and decode again.
+        precondition((try? RPCReply.decode(body: reply.encodeBody(), contentType: OsloEnvelope.contentType)) != nil)
+    }
+    if let a = out.address {
+        precondition(RPCReplyAddress.isValidReplyQueue(a.replyQueue) && RPCReplyAddress.isValidMsgID(a.msgID))
+    }
+    return 0
+}
