@@ -20,6 +20,7 @@
 #include <amqp.h>
 #include <amqp_tcp_socket.h>
 
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -202,6 +203,13 @@ static int run_client(const char *url, const char *queue, long calls, long warmu
 }
 
 int main(int argc, char **argv) {
+    /* A parent may start us with signals blocked (Foundation's Process does): the server must
+     * still end on the SIGTERM it gets when the benchmark is over. */
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGINT, SIG_DFL);
     if (argc == 4 && strcmp(argv[1], "server") == 0) return run_server(argv[2], argv[3]);
     if (argc == 9 && strcmp(argv[1], "client") == 0)
         return run_client(argv[2], argv[3], parse_count(argv[4], 1, 100000000), parse_count(argv[5], 0, 100000000),
