@@ -348,19 +348,20 @@ struct ScaleBench: AsyncParsableCommand {
         let errPipe = Pipe()
         var env = ProcessInfo.processInfo.environment
         env["AOS_AUTH_ENFORCE"] = "false"
+        env["AOS_DEFAULT_TRANSPORT_URL"] = url  // not on the command line, where ps shows it
         let ctl = try startChild(binary, [
             "--config", config.path,
-            "--set", "DEFAULT.transport_url=\(url)",
             "--set", "DEFAULT.host=aos-bench-ctl-\(tag)",
             "--set", "controller.topic=\(topic)",
             "--set", "controller.agent_stale_after=\(stale)",
             "--set", "controller.agent_down_after=\(down)",
             "--set", "controller.log_level=error",
         ], environment: env, stderr: errPipe)
-        defer { ctl.terminate(); ctl.waitUntilExit() }
+        defer { stop(ctl) }
         let pid = ctl.processIdentifier
         // The controller's log, read line by line for the victim's "agent is down".
         let errorLines = Locked(0)
+        let otherLines = Locked<[String]>([])
         let reader = errPipe.fileHandleForReading
         reader.readabilityHandler = { h in
             let data = h.availableData
@@ -370,6 +371,8 @@ struct ScaleBench: AsyncParsableCommand {
                 errorLines.withLock { $0 += 1 }
                 if line.contains("agent is down"), line.contains(victim) {
                     downSeen.withLock { if $0 == nil { $0 = .now } }
+                } else {
+                    otherLines.withLock { if $0.count < 5 { $0.append(String(line.prefix(300))) } }
                 }
             }
         }
@@ -426,7 +429,7 @@ struct ScaleBench: AsyncParsableCommand {
         }
         defer { play.cancel() }
 
-        print("controller pid \(pid): \(agents) agents, one announcement each every \(interval) s (\(String(format: "%.0f", Double(agents) / Double(interval))) per second), stale after \(stale) s, down after \(down) s")
+        say("controller pid \(pid): \(agents) agents, one announcement each every \(interval) s (\(String(format: "%.0f", Double(agents) / Double(interval))) per second), stale after \(stale) s, down after \(down) s")
         // Every agent announced once (and the controller has them all) before the window opens.
         try await Task.sleep(for: period + .seconds(2))
         stats.withLock { $0.victimStopped = true }
@@ -436,25 +439,34 @@ struct ScaleBench: AsyncParsableCommand {
         let rss = rssKB(pid: pid), hwm = rssKB(pid: pid, field: "VmHWM:")
         let busy = (cpu1 - cpu0) / (ms(w1 - w0) / 1000) * 100
         let s0 = stats.withLock { $0 }
-        print(String(format: "controller CPU over %d s: %.1f %% of one core; RSS %.1f MB (peak %.1f MB)",
+        say(String(format: "controller CPU over %d s: %.1f %% of one core; RSS %.1f MB (peak %.1f MB)",
                      window, busy, Double(rss) / 1024, Double(hwm) / 1024))
-        print("announcements sent: \(s0.sent), failed \(s0.failed), more than 1 s late \(s0.late), max lag \(fmt(ms(s0.maxLag))) ms")
+        say("announcements sent: \(s0.sent), failed \(s0.failed), more than 1 s late \(s0.late), max lag \(fmt(ms(s0.maxLag))) ms")
 
         // list_agents still answers?
         let (conn, client) = players[0]
         var lat: [Double] = []
         var listed = 0
         var victimStatus = "?"
+        var failures: [String] = []
         for _ in 0..<listCalls {
             let t = ContinuousClock.now
-            let r = try await client.call(RPCTarget(topic: topic), method: "list_agents", timeout: .seconds(60))
-            lat.append(ms(ContinuousClock.now - t))
-            let list = r["agents"]?.arrayValue ?? []
-            listed = list.count
-            victimStatus = list.first(where: { $0["host"]?.stringValue == victim })?["status"]?.stringValue ?? "absent"
+            do {
+                let r = try await client.call(RPCTarget(topic: topic), method: "list_agents", timeout: .seconds(20))
+                lat.append(ms(ContinuousClock.now - t))
+                let list = r["agents"]?.arrayValue ?? []
+                listed = list.count
+                victimStatus = list.first(where: { $0["host"]?.stringValue == victim })?["status"]?.stringValue ?? "absent"
+            } catch {
+                failures.append("\(error)")
+            }
         }
         lat.sort()
-        print("list_agents: \(listCalls) calls, median \(fmt(lat[lat.count / 2])) ms, max \(fmt(lat[lat.count - 1])) ms; \(listed) agents listed, stopped agent \(victim): \(victimStatus)")
+        if lat.isEmpty {
+            say("list_agents: no answer to \(listCalls) calls within 20 s each (\(failures.first ?? "?"))")
+        } else {
+            say("list_agents: \(lat.count) of \(listCalls) calls answered, median \(fmt(lat[lat.count / 2])) ms, max \(fmt(lat[lat.count - 1])) ms; \(listed) agents listed, stopped agent \(victim): \(victimStatus)")
+        }
 
         // Down detection: from the stopped agent's last announcement to the controller's log line.
         let deadline = ContinuousClock.now + .seconds(2 * down + 10)
@@ -464,17 +476,33 @@ struct ScaleBench: AsyncParsableCommand {
         let last = stats.withLock { $0.victimLast }
         if let seen = downSeen.withLock({ $0 }), let last {
             let d = ms(seen - last) / 1000
-            print(String(format: "stopped agent marked down %.1f s after its last announcement (%.1f intervals; agent_down_after %d s)",
+            say(String(format: "stopped agent marked down %.1f s after its last announcement (%.1f intervals; agent_down_after %d s)",
                          d, d / Double(interval), down))
         } else {
-            print("stopped agent NOT marked down within \(2 * down + 10) s")
+            say("stopped agent NOT marked down within \(2 * down + 10) s")
         }
-        print("controller log lines at level error: \(errorLines.withLock { $0 })")
+        say("controller log lines at level error: \(errorLines.withLock { $0 })")
+        for line in otherLines.withLock({ $0 }) { say("  \(line)") }
+        say(String(format: "controller RSS at the end: %.1f MB", Double(rssKB(pid: pid)) / 1024))
         play.cancel()
         _ = await play.result
         await conn.close()
         for p in players.dropFirst() { await p.0.close() }
         reader.readabilityHandler = nil
+    }
+
+    /// SIGTERM, and SIGKILL when it has not ended 5 s later (a saturated controller drains slowly).
+    func stop(_ p: Process) {
+        p.terminate()
+        for _ in 0..<50 where p.isRunning { usleep(100_000) }
+        if p.isRunning { kill(p.processIdentifier, SIGKILL) }
+        p.waitUntilExit()
+    }
+
+    /// Prints a figure as soon as it is known (stdout may be a file).
+    func say(_ s: String) {
+        print(s)
+        fflush(nil)
     }
 
     struct PlayStats {
