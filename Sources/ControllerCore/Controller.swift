@@ -123,22 +123,27 @@ public final class Controller: Sendable {
             }
         }
         let t = now()
-        // O(1) in the number of hosts: only this host's liveness and the (indexed) host_id
-        // collisions are looked at here; every other host's transitions are found by the
+        // O(1) in the number of hosts: only this host's liveness is looked at here, and the
+        // (indexed) host_id collisions only when this announcement can change them (a new
+        // host, another host_id, back from down); every other change is found by the
         // service's 1 s `checkLiveness` timer. Lock order: view, then monitor.
         let (isNew, taken, change, logConflicts) = view.withLock { v in
             let isNew = !v.isKnown(report.host)
+            let previousID = v.agents[report.host]?.report.hostID
             guard v.apply(report, sentAt: sentAt, receivedAt: t) else {
                 return (isNew, false, nil as LivenessChange?, [Int: [String]]?.none)
             }
             let state = v.liveness(of: report.host, now: t)
-            let conflicts = v.hostIDConflicts(now: t)
             return monitor.withLock { m in
                 var change: LivenessChange?
                 if m.liveness[report.host] != state {
                     change = LivenessChange(host: report.host, old: m.liveness[report.host], new: state)
                     m.liveness[report.host] = state
                 }
+                guard isNew || previousID != report.hostID || change?.old == .down else {
+                    return (isNew, true, change, nil)
+                }
+                let conflicts = v.hostIDConflicts(now: t)
                 return (isNew, true, change, m.noteConflicts(conflicts, at: t) ? conflicts : nil)
             }
         }
