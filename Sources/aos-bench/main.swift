@@ -196,7 +196,10 @@ enum FloorProgram {
         }
         var binary = dir.appendingPathComponent("rpc_floor")
         if !fm.isWritableFile(atPath: dir.path) {
-            binary = fm.temporaryDirectory.appendingPathComponent("aos-bench-rpc_floor")
+            // A fresh directory of our own (not a guessable name in /tmp); compiled again each run.
+            let own = fm.temporaryDirectory.appendingPathComponent("aos-bench-\(makeUUIDHex())")
+            try fm.createDirectory(at: own, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o700])
+            binary = own.appendingPathComponent("rpc_floor")
         }
         func mtime(_ u: URL) -> Date? { (try? fm.attributesOfItem(atPath: u.path))?[.modificationDate] as? Date }
         if let b = mtime(binary), let s = mtime(src), b >= s { return binary }
