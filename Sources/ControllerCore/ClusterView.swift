@@ -110,6 +110,11 @@ public struct ClusterView: Sendable {
     /// a controller (re)start requests are still tried until the agents have announced.
     public let startedAt: ContinuousClock.Instant
     public private(set) var agents: [String: Agent] = [:]
+    /// Hosts by the sanlock host_id they last announced, kept up to date by `apply`, and the
+    /// ids announced by more than one host: collision checks look at those only, so they cost
+    /// nothing per announcement however many hosts there are.
+    private var hostsByID: [Int: Set<String>] = [:]
+    private var sharedIDs: Set<Int> = []
     /// Activations the controller made itself since the host's last report, so routing
     /// sees them before the agent's next announcement.
     private var pending: [String: [LVKey: ActivationMode?]] = [:]
@@ -130,10 +135,27 @@ public struct ClusterView: Sendable {
            old.report.instanceID == report.instanceID {
             return false
         }
-        let count = (agents[report.host]?.announcements ?? 0) + 1
+        let previous = agents[report.host]
+        let count = (previous?.announcements ?? 0) + 1
+        if previous?.report.hostID != report.hostID {
+            if let id = previous?.report.hostID { unindex(report.host, id: id) }
+            if let id = report.hostID { index(report.host, id: id) }
+        }
         agents[report.host] = Agent(report: report, lastSeen: receivedAt, sentAt: sentAt, announcements: count)
         pending[report.host] = nil
         return true
+    }
+
+    private mutating func index(_ host: String, id: Int) {
+        hostsByID[id, default: []].insert(host)
+        if hostsByID[id, default: []].count > 1 { sharedIDs.insert(id) }
+    }
+
+    private mutating func unindex(_ host: String, id: Int) {
+        hostsByID[id]?.remove(host)
+        let count = hostsByID[id]?.count ?? 0
+        if count == 0 { hostsByID[id] = nil }
+        if count < 2 { sharedIDs.remove(id) }
     }
 
     /// Records an activation change the controller just made through an agent.
@@ -212,12 +234,13 @@ public struct ClusterView: Sendable {
     }
 
     /// Groups of two or more hosts (none of them down) that announce the same sanlock host_id.
+    /// Looks only at ids more than one host has announced (kept by `apply`): O(colliding hosts).
     public func hostIDConflicts(now: ContinuousClock.Instant) -> [Int: [String]] {
-        var byID: [Int: [String]] = [:]
-        for a in agents.values {
-            guard let id = a.report.hostID, liveness(of: a.report.host, now: now) != .down else { continue }
-            byID[id, default: []].append(a.report.host)
+        var out: [Int: [String]] = [:]
+        for id in sharedIDs {
+            let live = (hostsByID[id] ?? []).filter { liveness(of: $0, now: now) != .down }
+            if live.count > 1 { out[id] = live.sorted() }
         }
-        return byID.filter { $0.value.count > 1 }.mapValues { $0.sorted() }
+        return out
     }
 }

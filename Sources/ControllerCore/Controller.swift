@@ -38,6 +38,21 @@ public final class Controller: Sendable {
         var liveness: [String: Liveness] = [:]
         var reportedConflicts: [Int: [String]] = [:]
         var lastConflictLog: ContinuousClock.Instant?
+
+        /// Whether to log `conflicts` now: when they changed, and once a minute while a
+        /// collision persists (it must not go unnoticed).
+        mutating func noteConflicts(_ conflicts: [Int: [String]], at t: ContinuousClock.Instant) -> Bool {
+            if conflicts != reportedConflicts {
+                reportedConflicts = conflicts
+                lastConflictLog = t
+                return !conflicts.isEmpty
+            }
+            if !conflicts.isEmpty, let last = lastConflictLog, t - last >= .seconds(60) {
+                lastConflictLog = t
+                return true
+            }
+            return false
+        }
     }
 
     public init(caller: any AgentCaller, settings: ControllerSettings, logger: Logger,
@@ -125,9 +140,29 @@ public final class Controller: Sendable {
             }
         }
         let t = now()
-        let (isNew, taken) = view.withLock { v in
+        // O(1) in the number of hosts: only this host's liveness is looked at here, and the
+        // (indexed) host_id collisions only when this announcement can change them (a new
+        // host, another host_id, back from down); every other change is found by the
+        // service's 1 s `checkLiveness` timer. Lock order: view, then monitor.
+        let (isNew, taken, change, logConflicts) = view.withLock { v in
             let isNew = !v.isKnown(report.host)
-            return (isNew, v.apply(report, sentAt: sentAt, receivedAt: t))
+            let previousID = v.agents[report.host]?.report.hostID
+            guard v.apply(report, sentAt: sentAt, receivedAt: t) else {
+                return (isNew, false, nil as LivenessChange?, [Int: [String]]?.none)
+            }
+            let state = v.liveness(of: report.host, now: t)
+            return monitor.withLock { m in
+                var change: LivenessChange?
+                if m.liveness[report.host] != state {
+                    change = LivenessChange(host: report.host, old: m.liveness[report.host], new: state)
+                    m.liveness[report.host] = state
+                }
+                guard isNew || previousID != report.hostID || change?.old == .down else {
+                    return (isNew, true, change, nil)
+                }
+                let conflicts = v.hostIDConflicts(now: t)
+                return (isNew, true, change, m.noteConflicts(conflicts, at: t) ? conflicts : nil)
+            }
         }
         guard taken else { return }
         if isNew {
@@ -135,49 +170,54 @@ public final class Controller: Sendable {
                 "host": "\(report.host)", "host_id": "\(report.hostID.map(String.init) ?? "?")",
                 "version": "\(report.version ?? "?")", "ready": "\(report.ready)"])
         }
-        checkLiveness()
+        if let change { log([change]) }
+        if let logConflicts { log(conflicts: logConflicts) }
     }
 
-    /// Logs liveness transitions and host_id collisions. Called on each announcement and
-    /// periodically by the service.
+    struct LivenessChange: Equatable {
+        var host: String
+        var old: Liveness?
+        var new: Liveness
+    }
+
+    /// Logs liveness transitions and host_id collisions: one pass over the hosts, called
+    /// every second by the service (announcements only look at their own host).
     public func checkLiveness() {
         let t = now()
-        let (states, conflicts) = view.withLock { v in
-            (Dictionary(uniqueKeysWithValues: v.agents.keys.map { ($0, v.liveness(of: $0, now: t)) }),
-             v.hostIDConflicts(now: t))
-        }
-        let (changes, logConflicts) = monitor.withLock { m -> ([(String, Liveness?, Liveness)], Bool) in
-            var changes: [(String, Liveness?, Liveness)] = []
-            for (h, s) in states.sorted(by: { $0.key < $1.key }) where m.liveness[h] != s {
-                changes.append((h, m.liveness[h], s))
-                m.liveness[h] = s
+        let (changes, logConflicts) = view.withLock { v in
+            let conflicts = v.hostIDConflicts(now: t)
+            return monitor.withLock { m -> ([LivenessChange], [Int: [String]]?) in
+                var changes: [LivenessChange] = []
+                for host in v.agents.keys {
+                    let state = v.liveness(of: host, now: t)
+                    if m.liveness[host] != state {
+                        changes.append(LivenessChange(host: host, old: m.liveness[host], new: state))
+                        m.liveness[host] = state
+                    }
+                }
+                return (changes, m.noteConflicts(conflicts, at: t) ? conflicts : nil)
             }
-            // Repeat a persisting collision once a minute: it must not go unnoticed.
-            var log = false
-            if conflicts != m.reportedConflicts {
-                log = !conflicts.isEmpty
-                m.reportedConflicts = conflicts
-                m.lastConflictLog = t
-            } else if !conflicts.isEmpty, let last = m.lastConflictLog, t - last >= .seconds(60) {
-                log = true
-                m.lastConflictLog = t
-            }
-            return (changes, log)
         }
-        for (h, old, new) in changes {
-            switch new {
-            case .alive where old != nil: logger.notice("agent is alive again", metadata: ["host": "\(h)"])
+        log(changes.sorted { $0.host < $1.host })
+        if let logConflicts { log(conflicts: logConflicts) }
+    }
+
+    private func log(_ changes: [LivenessChange]) {
+        for c in changes {
+            switch c.new {
+            case .alive where c.old != nil: logger.notice("agent is alive again", metadata: ["host": "\(c.host)"])
             case .alive: break
-            case .stale: logger.warning("agent is late with its announcement (stale)", metadata: ["host": "\(h)"])
+            case .stale: logger.warning("agent is late with its announcement (stale)", metadata: ["host": "\(c.host)"])
             case .down: logger.error("agent is down: no announcement within agent_down_after; requests to it fail with agent_unavailable",
-                                     metadata: ["host": "\(h)"])
+                                     metadata: ["host": "\(c.host)"])
             }
         }
-        if logConflicts {
-            for (id, hosts) in conflicts.sorted(by: { $0.key < $1.key }) {
-                logger.error("HOST_ID COLLISION: several hosts announce the same sanlock host_id; sanlock leases will fight. Give each host a unique host_id in /etc/lvm/lvmlocal.conf",
-                             metadata: ["host_id": "\(id)", "hosts": "\(hosts.joined(separator: ","))"])
-            }
+    }
+
+    private func log(conflicts: [Int: [String]]) {
+        for (id, hosts) in conflicts.sorted(by: { $0.key < $1.key }) {
+            logger.error("HOST_ID COLLISION: several hosts announce the same sanlock host_id; sanlock leases will fight. Give each host a unique host_id in /etc/lvm/lvmlocal.conf",
+                         metadata: ["host_id": "\(id)", "hosts": "\(hosts.joined(separator: ","))"])
         }
     }
 
