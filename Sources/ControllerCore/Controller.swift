@@ -129,15 +129,18 @@ public final class Controller: Sendable {
     func announce(_ args: Arguments) throws(ServiceError) {
         guard let reportJSON = args.raw["report"] else { throw .invalidArgument("agent_announce: missing 'report'") }
         let report = try AgentReport(json: reportJSON)
-        let sentAt = args.raw["sent_at"]?.doubleValue
-        if let sentAt {
-            let skew = sentAt - wallClock()
-            let allowed = Double(settings.maxClockSkew.components.seconds)
-            guard sentAt.isFinite, abs(skew) <= allowed else {
-                throw ServiceError(code: "invalid_argument",
-                                   message: "agent_announce from \(report.host): sent_at is \(abs(skew) < 1e9 ? "\(Int(skew)) s" : "years") off from the controller's clock (allowed: ±\(Int(allowed)) s); check NTP on both hosts",
+        // Agents always send sent_at (unix seconds); without it a report could not be ordered
+        // and could pin a host's state, so it is required.
+        guard let sentAt = args.raw["sent_at"]?.doubleValue else {
+            throw .invalidArgument("agent_announce from \(report.host): 'sent_at' must be a number (unix seconds)",
                                    details: ["argument": "sent_at", "host": .string(report.host)])
-            }
+        }
+        let skew = sentAt - wallClock()
+        let allowed = Double(settings.maxClockSkew.components.seconds)
+        guard sentAt.isFinite, abs(skew) <= allowed else {
+            throw ServiceError(code: "invalid_argument",
+                               message: "agent_announce from \(report.host): sent_at is \(abs(skew) < 1e9 ? "\(Int(skew)) s" : "years") off from the controller's clock (allowed: ±\(Int(allowed)) s); check NTP on both hosts",
+                               details: ["argument": "sent_at", "host": .string(report.host)])
         }
         let t = now()
         // O(1) in the number of hosts: only this host's liveness is looked at here, and the

@@ -122,9 +122,9 @@ TIMEOUT_BAD: tuple[Json, ...] = (
 # Raw JSON tokens Python's json would never write for a float.
 TIMEOUT_TOKENS: tuple[str, ...] = ("NaN", "Infinity", "-Infinity", "1e999", "-1e999", "1" + "0" * 400)
 EXPIRATION_ODD: tuple[str, ...] = ("4294967295", "4294967294", "2147483648", "+60000", "0060000", "86400000000")
-EXPIRATION_EXPIRED: tuple[str, ...] = ("0", "1")
+EXPIRATION_EXPIRED: tuple[str, ...] = ("0", "1", "-0")  # "-0" is 0 ms: expired on arrival
 EXPIRATION_GARBAGE: tuple[str, ...] = (
-    "abc", "-1", "1e3", "nan", "inf", "99999999999999999999", " ", "60000 ", "6e4", "0x10", "1.5", "\u0661", "-0",
+    "abc", "-1", "1e3", "nan", "inf", "99999999999999999999", " ", "60000 ", "6e4", "0x10", "1.5", "\u0661",
     "18446744073709551616",
 )
 ENVELOPE_VERSIONS: tuple[Json, ...] = ("1.0", "3.0", "2.1", "2", "", "2.0\u0000", " 2.0", 2.0, 2, None, True, [], {})
@@ -172,6 +172,14 @@ def envelope(inner: Json, version: Json = "2.0") -> bytes:
 def names_reply(body: bytes, msg_id: str, reply_queue: str) -> bool:
     """True when a tolerant scan of `body` finds this msg id and reply queue as oslo keys."""
     return has_key(body, b"_msg_id", msg_id) and has_key(body, b"_reply_q", reply_queue)
+
+
+def names_reply_once(body: bytes, msg_id: str, reply_queue: str) -> bool:
+    """`names_reply`, and each key appears once: a mutation that copied a key elsewhere leaves
+    it open which copy a parser keeps (JSON's last one wins), so no particular answer is due."""
+    def count(key: bytes) -> int:
+        return len(re.findall(rb'\\?"' + re.escape(key) + rb'\\?"\s*:', body))
+    return count(b"_msg_id") == 1 and count(b"_reply_q") == 1 and names_reply(body, msg_id, reply_queue)
 
 
 def has_key(body: bytes, key: bytes, value: str) -> bool:
@@ -432,6 +440,10 @@ class HostileGenerator:
             for key in keys:
                 for value in values:
                     call = self.pick(self.surface.read_calls)
+                    if key == "_unique_id" and isinstance(value, str):
+                        # Each round must be a new request: the same id again is a duplicate,
+                        # which servers drop without an answer (as oslo does).
+                        value = value + self.hex_id()
                     probes.append(self.call_probe("hostile_context", call[0], call[1], extra={key: value}))
         for value in (5, None, [], {}, "", "x" * 10240, True):  # unusable ids: no answer can be matched
             call = self.pick(self.surface.read_calls)
@@ -523,7 +535,8 @@ class HostileGenerator:
                 body = envelope(self.mutate(dumps(req).encode()).decode("latin-1"))
             else:
                 body = self.mutate(envelope(req))
-            probes.append(self.probe("mutations", body, msg_id))
+            due = msg_id if names_reply_once(body, msg_id, self.reply_queue) else None
+            probes.append(Probe(cls="mutations", body=body, route=self.route(), msg_id=due))
         return probes
 
     def mutate(self, data: bytes) -> bytes:
