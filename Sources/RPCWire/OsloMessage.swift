@@ -92,7 +92,7 @@ public struct RPCRequest: Sendable, Equatable {
         if let msgID {
             o["_msg_id"] = .string(msgID)
             o["_reply_q"] = replyQueue.map(JSONValue.string) ?? .null
-            o["_timeout"] = monitorTimeout.map { $0.rounded() == $0 ? .int(Int64($0)) : .double($0) } ?? .null
+            o["_timeout"] = monitorTimeout.map { $0.rounded() == $0 && abs($0) < 9e15 ? .int(Int64($0)) : .double($0) } ?? .null
         }
         if let uniqueID { o["_unique_id"] = .string(uniqueID) }
         for (k, v) in context { o["_context_" + k] = v }

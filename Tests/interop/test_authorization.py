@@ -24,6 +24,7 @@ import oslo_messaging
 import pytest
 
 from conftest import REPO_ROOT, make_oslo_conf
+from test_controller_e2e import wait_for
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -164,21 +165,11 @@ def dep(secured, spawn, tmp_path, swift_bin) -> Deployment:
     d.start_agent(d.host_a, 1)
     d.start_agent(d.host_b, 2)
     d.start_controller()
-    wait_for(lambda: {a["host"]: a["status"] for a in d.driver("list_agents")["agents"]}.get(d.host_b) == "alive"
-             and {a["host"]: a["status"] for a in d.driver("list_agents")["agents"]}.get(d.host_a) == "alive",
-             what="both agents alive")
+    def both_alive() -> bool:
+        status = {a["host"]: a["status"] for a in d.driver("list_agents")["agents"]}
+        return status.get(d.host_a) == status.get(d.host_b) == "alive"
+    wait_for(both_alive, what="both agents alive")
     return d
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 20, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(0.1)  # polling interval, not synchronisation
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
 
 
 def refused(fn: Callable[[], Any]) -> oslo_messaging.RemoteError:
