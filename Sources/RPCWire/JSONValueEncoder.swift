@@ -1,0 +1,202 @@
+/// Encodes `Encodable` values into a `JSONValue` tree (the form the RPC layer sends).
+///
+/// `nil` optionals are left out of objects (the synthesized `encodeIfPresent`), so a response
+/// carries only what it has; a type that wants an explicit `null` encodes it itself. Integers
+/// wider than JSON's safe 64-bit range (a `UInt64` above `Int64.max`) are a programming error
+/// reported as `EncodingError`, never a trap.
+public struct JSONValueEncoder: Sendable {
+    public init() {}
+
+    public func encode<T: Encodable>(_ value: T) throws -> JSONValue {
+        if let v = value as? JSONValue { return v }
+        let root = Slot()
+        try value.encode(to: ValueEncoder(slot: root, codingPath: []))
+        return root.value
+    }
+}
+
+/// A place a value is written to; objects and arrays fill in as their children encode.
+/// (Members and items live in stored arrays, appended in place: no copy per element.)
+private final class Slot {
+    enum Kind { case value, object, array }
+
+    var kind = Kind.value
+    private var scalar = JSONValue.null
+    private var members: [(String, Slot)] = []
+    private var items: [Slot] = []
+
+    /// Writing a scalar (or a whole JSONValue) replaces whatever was there.
+    var content: JSONValue {
+        get { value }
+        set {
+            kind = .value
+            scalar = newValue
+        }
+    }
+
+    var count: Int { items.count }
+
+    var value: JSONValue {
+        switch kind {
+        case .value: return scalar
+        case .object:
+            var out: [String: JSONValue] = [:]
+            out.reserveCapacity(members.count)
+            for (k, s) in members { out[k] = s.value }  // a later write of a key wins
+            return .object(out)
+        case .array: return .array(items.map(\.value))
+        }
+    }
+
+    func member(_ key: String) -> Slot {
+        beginObject()
+        let slot = Slot()
+        members.append((key, slot))
+        return slot
+    }
+
+    func beginObject() {
+        if kind != .object { kind = .object; members = [] }
+    }
+
+    func beginArray() {
+        if kind != .array { kind = .array; items = [] }
+    }
+
+    func appendItem() -> Slot {
+        beginArray()
+        let slot = Slot()
+        items.append(slot)
+        return slot
+    }
+}
+
+private struct AnyEncodingKey: CodingKey {
+    var stringValue: String
+    var intValue: Int?
+    init(stringValue: String) { self.stringValue = stringValue }
+    init(intValue: Int) {
+        self.stringValue = String(intValue)
+        self.intValue = intValue
+    }
+}
+
+private struct ValueEncoder: Encoder {
+    let slot: Slot
+    let codingPath: [any CodingKey]
+    var userInfo: [CodingUserInfoKey: Any] { [:] }
+
+    func container<Key: CodingKey>(keyedBy type: Key.Type) -> KeyedEncodingContainer<Key> {
+        slot.beginObject()
+        return KeyedEncodingContainer(KeyedEncoder<Key>(slot: slot, codingPath: codingPath))
+    }
+
+    func unkeyedContainer() -> any UnkeyedEncodingContainer {
+        slot.beginArray()
+        return UnkeyedEncoder(slot: slot, codingPath: codingPath)
+    }
+
+    func singleValueContainer() -> any SingleValueEncodingContainer { SingleEncoder(slot: slot, codingPath: codingPath) }
+}
+
+/// Writes one value into a slot: scalars directly, everything else through its own encode(to:).
+private func write<T: Encodable>(_ value: T, into slot: Slot, path: [any CodingKey]) throws {
+    switch value {
+    case let v as JSONValue: slot.content = v
+    case let v as String: slot.content = .string(v)
+    case let v as Bool: slot.content = .bool(v)
+    case let v as Double: slot.content = .double(v)
+    case let v as Int: slot.content = .int(Int64(v))
+    case let v as Int64: slot.content = .int(v)
+    case let v as Int32: slot.content = .int(Int64(v))
+    case let v as UInt32: slot.content = .int(Int64(v))
+    case let v as UInt64: slot.content = try integer(v, path: path)
+    default: try value.encode(to: ValueEncoder(slot: slot, codingPath: path))
+    }
+}
+
+private func integer<I: BinaryInteger>(_ v: I, path: [any CodingKey]) throws -> JSONValue {
+    guard let i = Int64(exactly: v) else {
+        throw EncodingError.invalidValue(v, .init(codingPath: path, debugDescription: "\(v) does not fit a 64-bit signed integer"))
+    }
+    return .int(i)
+}
+
+private struct KeyedEncoder<Key: CodingKey>: KeyedEncodingContainerProtocol {
+    let slot: Slot
+    let codingPath: [any CodingKey]
+
+    mutating func encodeNil(forKey key: Key) throws { slot.member(key.stringValue).content = .null }
+
+    mutating func encode<T: Encodable>(_ value: T, forKey key: Key) throws {
+        try write(value, into: slot.member(key.stringValue), path: codingPath + [key])
+    }
+
+    mutating func nestedContainer<NestedKey: CodingKey>(keyedBy keyType: NestedKey.Type, forKey key: Key) -> KeyedEncodingContainer<NestedKey> {
+        let child = slot.member(key.stringValue)
+        child.beginObject()
+        return KeyedEncodingContainer(KeyedEncoder<NestedKey>(slot: child, codingPath: codingPath + [key]))
+    }
+
+    mutating func nestedUnkeyedContainer(forKey key: Key) -> any UnkeyedEncodingContainer {
+        let child = slot.member(key.stringValue)
+        child.beginArray()
+        return UnkeyedEncoder(slot: child, codingPath: codingPath + [key])
+    }
+
+    mutating func superEncoder() -> any Encoder { ValueEncoder(slot: slot.member("super"), codingPath: codingPath) }
+    mutating func superEncoder(forKey key: Key) -> any Encoder {
+        ValueEncoder(slot: slot.member(key.stringValue), codingPath: codingPath + [key])
+    }
+}
+
+private struct UnkeyedEncoder: UnkeyedEncodingContainer {
+    let slot: Slot
+    let codingPath: [any CodingKey]
+    var count: Int { slot.count }
+
+    mutating func encodeNil() throws { slot.appendItem().content = .null }
+
+    mutating func encode<T: Encodable>(_ value: T) throws {
+        let key = AnyEncodingKey(intValue: count)
+        try write(value, into: slot.appendItem(), path: codingPath + [key])
+    }
+
+    mutating func nestedContainer<NestedKey: CodingKey>(keyedBy keyType: NestedKey.Type) -> KeyedEncodingContainer<NestedKey> {
+        let key = AnyEncodingKey(intValue: count)
+        let child = slot.appendItem()
+        child.beginObject()
+        return KeyedEncodingContainer(KeyedEncoder<NestedKey>(slot: child, codingPath: codingPath + [key]))
+    }
+
+    mutating func nestedUnkeyedContainer() -> any UnkeyedEncodingContainer {
+        let key = AnyEncodingKey(intValue: count)
+        let child = slot.appendItem()
+        child.beginArray()
+        return UnkeyedEncoder(slot: child, codingPath: codingPath + [key])
+    }
+
+    mutating func superEncoder() -> any Encoder { ValueEncoder(slot: slot.appendItem(), codingPath: codingPath) }
+}
+
+private struct SingleEncoder: SingleValueEncodingContainer {
+    let slot: Slot
+    let codingPath: [any CodingKey]
+
+    mutating func encodeNil() throws { slot.content = .null }
+    mutating func encode(_ value: Bool) throws { slot.content = .bool(value) }
+    mutating func encode(_ value: String) throws { slot.content = .string(value) }
+    mutating func encode(_ value: Double) throws { slot.content = .double(value) }
+    mutating func encode(_ value: Float) throws { slot.content = .double(Double(value)) }
+    mutating func encode(_ value: Int) throws { slot.content = .int(Int64(value)) }
+    mutating func encode(_ value: Int8) throws { slot.content = .int(Int64(value)) }
+    mutating func encode(_ value: Int16) throws { slot.content = .int(Int64(value)) }
+    mutating func encode(_ value: Int32) throws { slot.content = .int(Int64(value)) }
+    mutating func encode(_ value: Int64) throws { slot.content = .int(value) }
+    mutating func encode(_ value: UInt) throws { slot.content = try integer(value, path: codingPath) }
+    mutating func encode(_ value: UInt8) throws { slot.content = .int(Int64(value)) }
+    mutating func encode(_ value: UInt16) throws { slot.content = .int(Int64(value)) }
+    mutating func encode(_ value: UInt32) throws { slot.content = .int(Int64(value)) }
+    mutating func encode(_ value: UInt64) throws { slot.content = try integer(value, path: codingPath) }
+    mutating func encode<T: Encodable>(_ value: T) throws { try write(value, into: slot, path: codingPath) }
+}
