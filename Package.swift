@@ -46,11 +46,15 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(name: "AOSConfig", swiftSettings: strict),
+        // The API both servers and aosctl share: each method with its traits (who may call it,
+        // how), typed requests and responses, and every wire error code with its exception
+        // class and CLI exit status.
+        .target(name: "AOSAPI", dependencies: ["RPCWire"], swiftSettings: strict),
         // Who sent a request (broker-checked user_id or an Ed25519 signature) and whether that
         // role may call that method in that way: the servers' admission policy.
         .target(
             name: "AOSAuth",
-            dependencies: ["OsloRPC", "RPCWire", "AOSConfig", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: ["OsloRPC", "RPCWire", "AOSAPI", "AOSConfig", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: strict
         ),
         // Startup plumbing shared by the executables (config loading, logging, console).
@@ -75,14 +79,14 @@ let package = Package(
         ),
         .target(
             name: "AgentCore",
-            dependencies: ["OsloRPC", "RPCWire", "SharedLVM", "Hypervisor", "AOSConfig", "AOSRuntime", "AMQPClient", "AOSAuth",
+            dependencies: ["OsloRPC", "RPCWire", "SharedLVM", "Hypervisor", "AOSConfig", "AOSRuntime", "AMQPClient", "AOSAuth", "AOSAPI",
                            .product(name: "Logging", package: "swift-log"),
                            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
             swiftSettings: strict
         ),
         .target(
             name: "ControllerCore",
-            dependencies: ["OsloRPC", "RPCWire", "AOSConfig", "AOSRuntime", "AMQPClient", "AOSAuth",
+            dependencies: ["OsloRPC", "RPCWire", "AOSConfig", "AOSRuntime", "AMQPClient", "AOSAuth", "AOSAPI",
                            .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
@@ -102,14 +106,14 @@ let package = Package(
         ),
         .executableTarget(
             name: "aosctl",
-            dependencies: ["AOSRuntime", "OsloRPC", "RPCWire", "AOSConfig", "AMQPClient", "AOSAuth",
+            dependencies: ["AOSRuntime", "OsloRPC", "RPCWire", "AOSConfig", "AMQPClient", "AOSAuth", "AOSAPI",
                            .product(name: "ArgumentParser", package: "swift-argument-parser"),
                            .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
         .executableTarget(
             name: "aos-bench",
-            dependencies: ["OsloRPC", "RPCWire", "AMQPClient", "AOSAuth",
+            dependencies: ["OsloRPC", "RPCWire", "AMQPClient", "AOSAuth", "AOSAPI",
                            .product(name: "ArgumentParser", package: "swift-argument-parser"),
                            .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
@@ -117,7 +121,7 @@ let package = Package(
         // A small RPC peer used by the Python interop and resilience tests.
         .executableTarget(
             name: "aos-rpc-peer",
-            dependencies: ["AOSRuntime", "OsloRPC", "RPCWire", "AMQPClient", "AOSAuth",
+            dependencies: ["AOSRuntime", "OsloRPC", "RPCWire", "AMQPClient", "AOSAuth", "AOSAPI",
                            .product(name: "ArgumentParser", package: "swift-argument-parser"),
                            .product(name: "Logging", package: "swift-log"),
                            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
@@ -127,10 +131,11 @@ let package = Package(
         .testTarget(name: "RPCWireTests", dependencies: ["RPCWire"], exclude: ["FuzzCorpus"], swiftSettings: strict),
         .testTarget(name: "OsloRPCTests", dependencies: ["OsloRPC", "RPCWire", "AMQPClient"], swiftSettings: strict),
         .testTarget(name: "AOSConfigTests", dependencies: ["AOSConfig"], swiftSettings: strict),
-        .testTarget(name: "AOSAuthTests", dependencies: ["AOSAuth", "OsloRPC", "RPCWire"], swiftSettings: strict),
+        .testTarget(name: "AOSAuthTests", dependencies: ["AOSAuth", "AOSAPI", "OsloRPC", "RPCWire"], swiftSettings: strict),
+        .testTarget(name: "AOSAPITests", dependencies: ["AOSAPI", "RPCWire", "SharedLVM"], swiftSettings: strict),
         .testTarget(name: "SharedLVMTests", dependencies: ["SharedLVM"], swiftSettings: strict),
         .testTarget(name: "HypervisorTests", dependencies: ["Hypervisor", "SharedLVM"], swiftSettings: strict),
-        .testTarget(name: "AgentCoreTests", dependencies: ["AgentCore", "SharedLVM", "RPCWire", "AOSAuth"], swiftSettings: strict),
-        .testTarget(name: "ControllerCoreTests", dependencies: ["ControllerCore", "OsloRPC", "RPCWire", "AOSAuth"], swiftSettings: strict),
+        .testTarget(name: "AgentCoreTests", dependencies: ["AgentCore", "SharedLVM", "RPCWire", "AOSAuth", "AOSAPI"], swiftSettings: strict),
+        .testTarget(name: "ControllerCoreTests", dependencies: ["ControllerCore", "OsloRPC", "RPCWire", "AOSAuth", "AOSAPI"], swiftSettings: strict),
     ]
 )

@@ -1,36 +1,28 @@
+import AOSAPI
 import OsloRPC
 import RPCWire
 import Synchronization
 
-/// How one RPC method may be called, and by whom.
-public struct MethodRule: Sendable, Equatable {
-    /// Roles allowed to call it.
-    public var roles: Set<Role>
-    /// It changes state: accepted only as a call (a caller waiting for the answer, with a
-    /// deadline), never as a cast or a fanout copy.
-    public var mutating: Bool
-    /// It must arrive on the server's own queue (`T.S`): the caller chose this server.
-    public var directedOnly: Bool
-
-    public init(roles: Set<Role>, mutating: Bool, directedOnly: Bool = false) {
-        self.roles = roles
-        self.mutating = mutating
-        self.directedOnly = directedOnly
-    }
-}
-
 /// A server's method table for admission: which rule applies to which method.
 public struct ServerPolicy: Sendable {
     public var serverName: String
-    public var rules: [String: MethodRule]
+    /// Each method's traits, by wire name (from the API module's method enum).
+    public var rules: [String: MethodTraits]
     /// Checks that need the arguments (an announcement names its own host); returns why not.
     public var argumentCheck: (@Sendable (Principal, String, [String: JSONValue]) -> String?)?
 
-    public init(serverName: String, rules: [String: MethodRule],
+    public init(serverName: String, rules: [String: MethodTraits],
                 argumentCheck: (@Sendable (Principal, String, [String: JSONValue]) -> String?)? = nil) {
         self.serverName = serverName
         self.rules = rules
         self.argumentCheck = argumentCheck
+    }
+
+    /// The policy of a server that serves exactly the methods of `M`.
+    public init<M: APIMethod>(serverName: String, methods: M.Type,
+                              argumentCheck: (@Sendable (Principal, String, [String: JSONValue]) -> String?)? = nil) {
+        self.init(serverName: serverName, rules: Dictionary(uniqueKeysWithValues: M.allCases.map { ($0.rawValue, $0.traits) }),
+                  argumentCheck: argumentCheck)
     }
 }
 
@@ -52,7 +44,7 @@ public struct AuthConfiguration: Sendable, Equatable {
 
 /// The wire code of every refusal (`NotAuthorized` for Python callers).
 public enum AdmissionError {
-    public static let code = "not_authorized"
+    public static let code = WireErrorCode.notAuthorized.rawValue
 
     static func failure(_ message: String, reason: String, method: String) -> RPCFailure {
         ServiceError(code: code, message: message,
@@ -109,7 +101,7 @@ public final class Admission: Sendable {
                 "\(method) must be sent to \(policy.serverName)'s own queue (a call with server=\(policy.serverName)), not to the shared topic",
                 reason: "transport", method: method)
         }
-        return identityRefusal(ctx, args, method: method, allowed: rule.roles)
+        return identityRefusal(ctx, args, method: method, allowed: rule.callers)
     }
 
     private func identityRefusal(_ ctx: RPCCallContext, _ args: [String: JSONValue], method: String,

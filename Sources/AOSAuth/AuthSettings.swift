@@ -1,3 +1,4 @@
+import AOSAPI
 import AOSConfig
 
 extension AuthConfiguration {

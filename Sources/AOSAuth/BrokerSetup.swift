@@ -1,3 +1,4 @@
+import AOSAPI
 /// The broker side of the trust model as data: one vhost, one user per role (one per agent
 /// host) and the narrowest configure/write/read and topic permissions that let each role do
 /// its job (docs/security.md explains each regex). `aosctl broker-setup` prints or applies it.

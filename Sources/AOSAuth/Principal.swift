@@ -1,17 +1,4 @@
-/// The roles of the trust model (docs/security.md).
-public enum Role: String, Sendable, Hashable, CaseIterable, CustomStringConvertible {
-    /// The Cinder volume driver: volume operations and queries, through the controller only.
-    case driver
-    /// The controller: commands agents.
-    case controller
-    /// An agent: announces itself (and only itself) to the controller.
-    case agent
-    /// The operator (`aosctl`): everything.
-    case admin
-
-    public var description: String { rawValue }
-}
-
+import AOSAPI
 /// Who sent a request, established from something the sender cannot forge.
 public struct Principal: Sendable, Equatable, CustomStringConvertible {
     public enum Evidence: Sendable, Equatable {

@@ -1,3 +1,4 @@
+import AOSAPI
 import AOSAuth
 import Logging
 import OsloRPC

@@ -1,3 +1,4 @@
+import AOSAPI
 import Hypervisor
 import Logging
 import RPCWire
@@ -11,34 +12,6 @@ import Musl
 
 public enum AgentVersion {
     public static let current = "0.1.0"
-}
-
-/// The agent's RPC methods (topic `aos-agent`, server = host name, version 1.0).
-public enum AgentMethod: String, Sendable, CaseIterable {
-    case createLV = "create_lv"
-    case extendLV = "extend_lv"
-    case refreshLV = "refresh_lv"
-    case deleteLV = "delete_lv"
-    case activateLV = "activate_lv"
-    case deactivateLV = "deactivate_lv"
-    case lvInfo = "lv_info"
-    case listLVs = "list_lvs"
-    case vgInfo = "vg_info"
-    case lockStatus = "lock_status"
-    case health
-    /// `vgchange --lock-start VG`: the step of a recovery (after `lvmlockctl --drop`) and
-    /// the only way out of the `lost` state without restarting the agent.
-    case startLockspace = "start_lockspace"
-    /// One step of the lockspace recovery (`aosctl recover`): `plan` changes nothing.
-    case recover
-
-    /// Methods that change LVM state; refused with `not_ready` until the boot sequence is done.
-    public var isMutating: Bool {
-        switch self {
-        case .createLV, .extendLV, .refreshLV, .deleteLV, .activateLV, .deactivateLV, .startLockspace, .recover: return true
-        case .lvInfo, .listLVs, .vgInfo, .lockStatus, .health: return false
-        }
-    }
 }
 
 /// The LVs this agent may change (`[agent] lv_name_pattern`): shell globs matched with

@@ -6,6 +6,7 @@
 //   aos-bench scale --url URL --agents 2000 --interval 10
 // plays N agents announcing to an aos-controller next to this binary (ScaleBench below).
 import AMQPClient
+import AOSAPI
 import AOSAuth
 import ArgumentParser
 import Foundation

@@ -3,6 +3,7 @@
 // reads one JSON request per line on stdin and prints one JSON result per line,
 // so a test can drive a long-lived Swift client across broker restarts.
 import AMQPClient
+import AOSAPI
 import AOSAuth
 import AOSRuntime
 import ArgumentParser
@@ -96,7 +97,7 @@ struct Serve: AsyncParsableCommand {
         ])
         var options = RPCServer.Options()
         if let admitUser {
-            let rules = Dictionary(uniqueKeysWithValues: handlers.keys.map { ($0, MethodRule(roles: [.admin], mutating: false)) })
+            let rules = Dictionary(uniqueKeysWithValues: handlers.keys.map { ($0, MethodTraits(callers: [.admin], mutating: false)) })
             options.admit = Admission(policy: ServerPolicy(serverName: "aos-rpc-peer", rules: rules),
                                       configuration: AuthConfiguration(credentials: Credentials(adminUsers: [admitUser]))).hook
         }

@@ -1,3 +1,4 @@
+import AOSAPI
 import AOSAuth
 import OsloRPC
 import RPCWire
@@ -62,7 +63,7 @@ func reason(_ f: RPCFailure?) -> String? { f.flatMap { ServiceError(failure: $0)
     }
 
     @Test func castsAndFanoutNeverMutate() {
-        for m in Policies.agentMutating {
+        for m in AgentMethod.allCases.filter(\.isMutating).map(\.rawValue) {
             #expect(reason(admission.check(context(m, user: "aos-controller", route: .fanout), [:])) == "transport", "\(m)")
             #expect(reason(admission.check(context(m, user: "aos-controller", call: false), [:])) == "transport", "\(m)")
             #expect(reason(admission.check(context(m, user: "aos-controller", route: .topic), [:])) == "transport", "\(m)")

@@ -1,3 +1,4 @@
+import AOSAPI
 import AOSAuth
 import Testing
 @testable import AgentCore
@@ -12,7 +13,7 @@ import Testing
             #expect(rule != nil, "no admission rule for \(m.rawValue)")
             #expect(rule?.mutating == m.isMutating, "\(m.rawValue): mutating differs")
             #expect(rule?.directedOnly == m.isMutating, "\(m.rawValue): a state change must be directed")
-            #expect(rule?.roles == [.controller, .admin], "\(m.rawValue)")
+            #expect(rule?.callers == [.controller, .admin], "\(m.rawValue)")
         }
         #expect(Set(policy.rules.keys) == Set(AgentMethod.allCases.map(\.rawValue)))
     }

@@ -1,3 +1,4 @@
+import AOSAPI
 import AOSAuth
 import OsloRPC
 import RPCWire
@@ -307,8 +308,8 @@ struct BadCase: Sendable, CustomTestStringConvertible {
     @Test func everyControllerMethodHasARule() {
         let policy = Policies.controller()
         #expect(Set(policy.rules.keys) == Set(Controller.methods))
-        #expect(policy.rules["agent_announce"]?.roles == [.agent])
-        for m in Policies.controllerMutating { #expect(policy.rules[m]?.mutating == true, "\(m)") }
+        #expect(policy.rules["agent_announce"]?.callers == [.agent])
+        for m in ControllerMethod.allCases where m.isMutating { #expect(policy.rules[m.rawValue]?.mutating == true, "\(m)") }
     }
 }
 

@@ -120,6 +120,19 @@ CODE_TO_EXCEPTION = {
     "invalid_argument": InvalidRequest,
     # cinder's volume_name_template and the agents' [agent] lv_name_pattern disagree.
     "lv_not_managed": InvalidRequest,
+    "unknown_method": InvalidRequest,
+    "agent_restarted": AgentUnavailable,
+    "unreachable": ControllerUnreachable,
+    # Codes the controller does not send the driver (recovery, restore reports, aosctl's
+    # own), mapped so that the table is total: the contract test checks it against the
+    # Swift enum WireErrorCode.
+    "internal": SharedLVMError,
+    "recovery_refused": SharedLVMError,
+    "recovery_failed": SharedLVMError,
+    "deactivate_pending": SharedLVMError,
+    "domain_not_found": SharedLVMError,
+    "remote_error": SharedLVMError,
+    "other": SharedLVMError,
 }
 
 

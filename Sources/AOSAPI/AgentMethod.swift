@@ -1,0 +1,33 @@
+/// The agent's RPC methods (topic `aos-agent`, server = host name, version 1.0; docs/agent.md).
+public enum AgentMethod: String, APIMethod {
+    case createLV = "create_lv"
+    case extendLV = "extend_lv"
+    case refreshLV = "refresh_lv"
+    case deleteLV = "delete_lv"
+    case activateLV = "activate_lv"
+    case deactivateLV = "deactivate_lv"
+    case lvInfo = "lv_info"
+    case listLVs = "list_lvs"
+    case vgInfo = "vg_info"
+    case lockStatus = "lock_status"
+    case health
+    /// `vgchange --lock-start VG`: the step of a recovery (after `lvmlockctl --drop`) and
+    /// the only way out of the `lost` state without restarting the agent.
+    case startLockspace = "start_lockspace"
+    /// One step of the lockspace recovery (`aosctl recover`): `plan` changes nothing.
+    case recover
+
+    /// Methods that change LVM state; refused with `not_ready` until the boot sequence is done.
+    public var isMutating: Bool {
+        switch self {
+        case .createLV, .extendLV, .refreshLV, .deleteLV, .activateLV, .deactivateLV, .startLockspace, .recover: return true
+        case .lvInfo, .listLVs, .vgInfo, .lockStatus, .health: return false
+        }
+    }
+
+    /// Only the controller and the admin command an agent; every state change is a call
+    /// addressed to this agent's own queue (`aos-agent.<host>`) with a deadline.
+    public var traits: MethodTraits {
+        MethodTraits(callers: [.controller, .admin], mutating: isMutating, directedOnly: isMutating)
+    }
+}

@@ -1,0 +1,31 @@
+/// The controller's RPC methods (topic `aos-controller`, version 1.0; docs/rpc-api.md).
+public enum ControllerMethod: String, APIMethod {
+    case createVolume = "create_volume"
+    case extendVolume = "extend_volume"
+    case deleteVolume = "delete_volume"
+    case activateVolume = "activate_volume"
+    case deactivateVolume = "deactivate_volume"
+    case getVolume = "get_volume"
+    case listVolumes = "list_volumes"
+    case poolStats = "pool_stats"
+    case listAgents = "list_agents"
+    case lockStatus = "lock_status"
+    /// An agent's report of itself (a cast, every `announce_interval`, and at every change).
+    case agentAnnounce = "agent_announce"
+
+    public var isMutating: Bool {
+        switch self {
+        case .createVolume, .extendVolume, .deleteVolume, .activateVolume, .deactivateVolume: return true
+        case .getVolume, .listVolumes, .poolStats, .listAgents, .lockStatus, .agentAnnounce: return false
+        }
+    }
+
+    /// Volume operations and queries come from the Cinder driver and the admin; an
+    /// announcement only from an agent (and, checked with its arguments, for its own host).
+    public var traits: MethodTraits {
+        switch self {
+        case .agentAnnounce: return MethodTraits(callers: [.agent], mutating: false)
+        default: return MethodTraits(callers: [.driver, .admin], mutating: isMutating)
+        }
+    }
+}
