@@ -22,8 +22,9 @@ import os
 import sys
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -130,7 +131,7 @@ class Cluster:
             ready="READY", timeout=30)
         return self.controller
 
-    def start(self) -> "Cluster":
+    def start(self) -> Cluster:
         self.start_agent(self.host_a, 1)
         self.start_agent(self.host_b, 2)
         self.start_controller()
@@ -214,11 +215,10 @@ class CinderEnv:
     """Cinder's global CONF loaded from the test cinder.conf, a migrated database, a context."""
 
     def __init__(self, conf_path: Path) -> None:
-        from oslo_config import cfg
-
         from cinder import context, objects, rpc
         from cinder.common import config  # noqa: F401 - registers [DEFAULT] options
         from cinder.db import migration
+        from oslo_config import cfg
 
         self.conf_path = conf_path
         self.CONF = cfg.CONF
@@ -237,7 +237,7 @@ class CinderEnv:
             self.ctx, f"{BACKEND}-multiattach",
             {"volume_backend_name": BACKEND, "multiattach": "<is> True"})
 
-    def manager(self, cluster: "Cluster", service_name: str = BACKEND):
+    def manager(self, cluster: Cluster, service_name: str = BACKEND):
         """cinder-volume's VolumeManager for backend `service_name` on the cluster's host A,
         with its driver set up and checked (what init_host does), once the agents are alive.
         The only change to the seed's section: the cluster's own controller topic."""

@@ -36,8 +36,8 @@ import subprocess
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator, Optional
 
 import pytest
 
@@ -195,7 +195,7 @@ class SwiftProcess:
     """
 
     def __init__(self, argv: list[str], env: dict[str, str], stderr_path: Path,
-                 cwd: Optional[Path] = None) -> None:
+                 cwd: Path | None = None) -> None:
         self.argv = argv
         self.stderr_path = stderr_path
         self._stderr = open(stderr_path, "wb")
@@ -203,9 +203,9 @@ class SwiftProcess:
             argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
             stderr=self._stderr, text=True, bufsize=1, start_new_session=True,
         )
-        self.ready_line: Optional[str] = None
+        self.ready_line: str | None = None
         self.output: list[str] = []  # every stdout line, for diagnostics
-        self._lines: queue.Queue[Optional[str]] = queue.Queue()
+        self._lines: queue.Queue[str | None] = queue.Queue()
         self._reader = threading.Thread(target=self._read, name=f"stdout-{argv[0]}", daemon=True)
         self._reader.start()
 
@@ -233,10 +233,10 @@ class SwiftProcess:
         return (
             f"{' '.join(self.argv)} (pid {self.proc.pid}, exit {self.proc.poll()})\n"
             f"--- stdout ---\n" + "\n".join(self.output[-50:]) +
-            f"\n--- stderr (tail) ---\n" + "\n".join(self.stderr_text().splitlines()[-50:])
+            "\n--- stderr (tail) ---\n" + "\n".join(self.stderr_text().splitlines()[-50:])
         )
 
-    def next_line(self, timeout: float = 10) -> Optional[str]:
+    def next_line(self, timeout: float = 10) -> str | None:
         """The next stdout line, None at EOF; AssertionError after timeout seconds."""
         try:
             return self._lines.get(timeout=timeout)
@@ -265,7 +265,7 @@ class SwiftProcess:
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
 
-    def stop(self, grace: float = 5) -> Optional[int]:
+    def stop(self, grace: float = 5) -> int | None:
         """SIGTERM, then SIGKILL (to its whole process group) after grace seconds."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
@@ -297,8 +297,8 @@ def spawn(swift_bin: Path, tmp_path: Path, request: pytest.FixtureRequest) -> It
     """
     started: list[SwiftProcess] = []
 
-    def start(executable: str, *args: str, ready: Optional[str] = "READY", timeout: float = 30,
-              env: Optional[dict[str, str]] = None) -> SwiftProcess:
+    def start(executable: str, *args: str, ready: str | None = "READY", timeout: float = 30,
+              env: dict[str, str] | None = None) -> SwiftProcess:
         path = Path(executable) if "/" in executable else swift_bin / executable
         if not path.exists():
             pytest.fail(f"executable {path} not found: did `swift build` build it?", pytrace=False)

@@ -16,8 +16,9 @@ import os
 import subprocess
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
 import amqp
 import oslo_messaging
@@ -128,7 +129,7 @@ class Deployment:
 
     # ---- callers ------------------------------------------------------------------------
 
-    def oslo_call(self, user: str, topic: str, method: str, *, server: Optional[str] = None,
+    def oslo_call(self, user: str, topic: str, method: str, *, server: str | None = None,
                   signer: Any = None, timeout: float = 20, **kwargs: Any) -> Any:
         transport = oslo_messaging.get_rpc_transport(make_oslo_conf(), url=self.url(user, "rabbit"))
         try:
@@ -179,8 +180,8 @@ def refused(fn: Callable[[], Any]) -> oslo_messaging.RemoteError:
     return info.value
 
 
-def request(method: str, args: dict[str, Any], *, reply_q: Optional[str] = None,
-            context: Optional[dict[str, Any]] = None) -> bytes:
+def request(method: str, args: dict[str, Any], *, reply_q: str | None = None,
+            context: dict[str, Any] | None = None) -> bytes:
     inner: dict[str, Any] = {"method": method, "args": args, "version": "1.0",
                              "_unique_id": uuid.uuid4().hex}
     if reply_q:
@@ -191,7 +192,7 @@ def request(method: str, args: dict[str, Any], *, reply_q: Optional[str] = None,
 
 
 def publish(conn: amqp.Connection, body: bytes, *, exchange: str, routing_key: str, user: str,
-            expiration_ms: Optional[int] = 30_000) -> None:
+            expiration_ms: int | None = 30_000) -> None:
     ch = conn.channel()
     props: dict[str, Any] = {"content_type": "application/json", "content_encoding": "utf-8", "user_id": user}
     if expiration_ms is not None:

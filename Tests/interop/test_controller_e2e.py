@@ -14,8 +14,9 @@ import signal
 import subprocess
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import oslo_messaging
 import pytest
@@ -205,8 +206,9 @@ def test_every_api_call_with_results_and_error_codes(cluster, ctl):
     # Bad input: a clear InvalidArgument, nothing reaches an agent.
     for kwargs in ({"vg": VG, "name": "--help", "size_gb": 1}, {"vg": VG, "name": "x"},
                    {"vg": VG, "name": "x", "size_bytes": -1}, {"vg": VG, "name": "a;b", "size_gb": 1}):
-        assert remote_error(lambda: ctl("create_volume", **kwargs)).exc_type == "InvalidArgument"
-    assert remote_error(lambda: ctl("activate_volume", vg=VG, name="x", host=a, mode="both")).exc_type == "InvalidArgument"
+        assert remote_error(lambda kw=kwargs: ctl("create_volume", **kw)).exc_type == "InvalidArgument"
+    e = remote_error(lambda: ctl("activate_volume", vg=VG, name="x", host=a, mode="both"))
+    assert e.exc_type == "InvalidArgument"
     assert remote_error(lambda: ctl("create_volume", vg="nope", name="x", size_gb=1)).exc_type == "UnknownVg"
     e = remote_error(lambda: ctl("activate_volume", vg=VG, name="x", host="no-such-host"))
     assert e.exc_type == "AgentUnavailable"
@@ -272,7 +274,8 @@ def test_controller_restart_rebuilds_its_view(cluster, ctl):
     cluster.start_controller("ctl-2")
     # Within an announcement interval the new controller knows both agents and the activation.
     wait_alive(ctl, a, b)
-    wait_for(lambda: active_on(ctl("get_volume", vg=VG, name="volume-r")) == {(a, "exclusive")}, what="activation rebuilt")
+    wait_for(lambda: active_on(ctl("get_volume", vg=VG, name="volume-r")) == {(a, "exclusive")},
+             what="activation rebuilt")
     e = remote_error(lambda: ctl("activate_volume", vg=VG, name="volume-r", host=b))
     assert e.exc_type == "LockedByOtherHost" and a in e.value
     ctl("deactivate_volume", vg=VG, name="volume-r", host=a)
