@@ -108,7 +108,8 @@ lint_mypy() {
 }
 
 lint_swift() {
-    local out rc=0 n
+    local out rc=0 n shown=40
+    [[ "$swift_mode" == report ]] && shown=5
     need swift "install the Swift toolchain" || return 1
     out="$(mktemp "${TMPDIR:-/tmp}/aos-lint-swift.XXXXXX")"
     swift format lint --strict --parallel -r "${SWIFT_DIRS[@]}" >"$out" 2>&1 || rc=$?
@@ -116,8 +117,8 @@ lint_swift() {
     if ((rc == 0)); then
         echo "swift format: no findings in ${SWIFT_DIRS[*]}"
     else
-        head -n 40 "$out"
-        ((n > 40)) && echo "… ($n findings in all)"
+        head -n "$shown" "$out"
+        ((n > shown)) && echo "… ($n findings in all)"
         echo "findings by rule:"
         grep -o ': \(error\|warning\): \[[A-Za-z]*\]' "$out" | sed 's/.*\[//; s/\]//' | sort | uniq -c | sort -rn
         echo "fix with: swift format format -i --parallel -r ${SWIFT_DIRS[*]}"
