@@ -38,6 +38,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -78,6 +79,15 @@ def to_rabbit_url(url: str) -> str:
     if url.startswith("amqp://"):
         return "rabbit://" + url[len("amqp://"):]
     return url
+
+
+@pytest.fixture
+def tls(broker_env: dict[str, str]) -> tuple[int, str]:
+    """The private broker's TLS listener: (port, CA file of its certificate, which names localhost)."""
+    port, ca = os.environ.get("AOS_TEST_AMQPS_PORT"), os.environ.get("AOS_TEST_TLS_CA")
+    if not port or not ca:
+        pytest.fail("the private broker has no TLS listener (AOS_TEST_AMQPS_PORT / AOS_TEST_TLS_CA unset)")
+    return int(port), ca
 
 
 @pytest.fixture(scope="session")
@@ -185,6 +195,50 @@ def swift_bin() -> Path:
     if not path.is_dir():
         pytest.fail(f"Swift bin path {path} does not exist: run `swift build` first", pytrace=False)
     return path
+
+
+# ---- the programs' arguments for a test cluster (here and in Tests/cinder) -----------------
+
+def start_sim_agent(spawn: Callable[..., SwiftProcess], conf: Path, state: Path, host: str, host_id: int,
+                    vg: str, *extra: str, env: dict[str, str] | None = None) -> SwiftProcess:
+    """aos-agent (configuration file `conf`, then `extra`) as host `host` of the simulated shared
+    VG `vg`, started until READY. Agents given the same `state` folder share one VG (its state
+    file); each keeps its state_dir below it. They announce every second and do not wait for the PV."""
+    return spawn("aos-agent", "--config", conf, *sim_agent_args(state, host, host_id, vg), *extra,
+                 env=env, ready=f"READY host={host}", timeout=60)
+
+
+def sim_agent_args(state: Path, host: str, host_id: int, vg: str) -> list[str]:
+    """The arguments of start_sim_agent's aos-agent."""
+    return [
+        "--set", f"DEFAULT.host={host}",
+        "--set", "agent.lvm_backend=simulated",
+        "--set", f"agent.simulated_state_file={state / 'cluster.json'}",
+        "--set", f"agent.volume_groups={vg}",
+        "--set", f"agent.state_dir={state / host}",
+        "--set", "agent.announce_interval=1",
+        "--set", "agent.pv_wait_timeout=0",
+        "--host-id", str(host_id),
+    ]
+
+
+def controller_args(host: str) -> list[str]:
+    """aos-controller's arguments for a test cluster: an agent is stale 2 s and down 3 s after
+    its last announcement (the agents announce every second); debug log."""
+    return [
+        "--set", f"DEFAULT.host={host}",
+        "--set", "controller.agent_stale_after=2",
+        "--set", "controller.agent_down_after=3",
+        "--set", "controller.log_level=debug",
+    ]
+
+
+def start_cluster(cluster: Any) -> Any:
+    """Starts a test cluster's two agents (host_a with host_id 1, host_b with 2) and its controller."""
+    cluster.start_agent(cluster.host_a, 1)
+    cluster.start_agent(cluster.host_b, 2)
+    cluster.start_controller()
+    return cluster
 
 
 class SwiftProcess:

@@ -24,7 +24,7 @@ import amqp
 import oslo_messaging
 import pytest
 
-from conftest import REPO_ROOT, make_oslo_conf
+from conftest import REPO_ROOT, controller_args, make_oslo_conf, start_cluster, start_sim_agent
 from test_controller_e2e import wait_for
 
 pytestmark = pytest.mark.timeout(240)
@@ -99,30 +99,16 @@ class Deployment:
         return f"{scheme}://{user}:{self.password(user)}@{self.hostport}/{self.vhost}"
 
     def start_agent(self, host: str, host_id: int) -> Any:
-        proc = self.spawn(
-            "aos-agent", "--config", self.conf,
-            "--set", f"DEFAULT.host={host}",
-            "--set", "auth.enforce=true",
-            "--set", "agent.lvm_backend=simulated",
-            "--set", f"agent.simulated_state_file={self.tmp / 'cluster.json'}",
-            "--set", f"agent.volume_groups={VG}",
-            "--set", f"agent.state_dir={self.tmp / host}",
-            "--set", "agent.announce_interval=1",
-            "--set", "agent.pv_wait_timeout=0",
-            "--host-id", str(host_id),
-            env={"AOS_DEFAULT_TRANSPORT_URL": self.url(f"aos-agent-{host}")},
-            ready=f"READY host={host}", timeout=60)
+        proc = start_sim_agent(self.spawn, self.conf, self.tmp, host, host_id, VG, "--set", "auth.enforce=true",
+                               env={"AOS_DEFAULT_TRANSPORT_URL": self.url(f"aos-agent-{host}")})
         self.agents[host] = proc
         return proc
 
     def start_controller(self) -> Any:
         self.controller = self.spawn(
             "aos-controller", "--config", self.conf,
-            "--set", "DEFAULT.host=ctl-authz",
+            *controller_args("ctl-authz"),
             "--set", "auth.enforce=true",
-            "--set", "controller.agent_stale_after=2",
-            "--set", "controller.agent_down_after=3",
-            "--set", "controller.log_level=debug",
             env={"AOS_DEFAULT_TRANSPORT_URL": self.url("aos-controller")},
             ready="READY", timeout=30)
         return self.controller
@@ -162,10 +148,7 @@ class Deployment:
 
 @pytest.fixture
 def dep(secured, spawn, tmp_path, swift_bin) -> Deployment:
-    d = Deployment(secured, spawn, tmp_path, swift_bin)
-    d.start_agent(d.host_a, 1)
-    d.start_agent(d.host_b, 2)
-    d.start_controller()
+    d = start_cluster(Deployment(secured, spawn, tmp_path, swift_bin))
     def both_alive() -> bool:
         status = {a["host"]: a["status"] for a in d.driver("list_agents")["agents"]}
         return status.get(d.host_a) == status.get(d.host_b) == "alive"

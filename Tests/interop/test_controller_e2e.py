@@ -21,6 +21,8 @@ from typing import Any
 import oslo_messaging
 import pytest
 
+from conftest import controller_args, start_cluster, start_sim_agent
+
 pytestmark = pytest.mark.timeout(240)
 
 VG = "vg0"
@@ -45,18 +47,8 @@ class Cluster:
         self.controllers: list[Any] = []
 
     def start_agent(self, host: str, host_id: int):
-        proc = self.spawn(
-            "aos-agent", "--config", self.conf,
-            "--set", f"DEFAULT.transport_url={self.amqp_url}",
-            "--set", f"DEFAULT.host={host}",
-            "--set", "agent.lvm_backend=simulated",
-            "--set", f"agent.simulated_state_file={self.tmp / 'cluster.json'}",
-            "--set", f"agent.volume_groups={VG}",
-            "--set", f"agent.state_dir={self.tmp / host}",
-            "--set", "agent.announce_interval=1",
-            "--set", "agent.pv_wait_timeout=0",
-            "--host-id", str(host_id),
-            ready=f"READY host={host}", timeout=60)
+        proc = start_sim_agent(self.spawn, self.conf, self.tmp, host, host_id, VG,
+                               "--set", f"DEFAULT.transport_url={self.amqp_url}")
         self.agents[host] = proc
         return proc
 
@@ -64,11 +56,8 @@ class Cluster:
         proc = self.spawn(
             "aos-controller", "--config", self.conf,
             "--set", f"DEFAULT.transport_url={self.amqp_url}",
-            "--set", f"DEFAULT.host={name}",
-            "--set", "controller.agent_stale_after=2",
-            "--set", "controller.agent_down_after=3",
+            *controller_args(name),
             "--set", "controller.agent_response_timeout=60",
-            "--set", "controller.log_level=debug",
             *extra,
             ready="READY", timeout=30)
         self.controllers.append(proc)
@@ -82,11 +71,7 @@ class Cluster:
 
 @pytest.fixture
 def cluster(spawn, amqp_url, tmp_path, swift_bin) -> Cluster:
-    c = Cluster(spawn, amqp_url, tmp_path, swift_bin)
-    c.start_agent(c.host_a, 1)
-    c.start_agent(c.host_b, 2)
-    c.start_controller()
-    return c
+    return start_cluster(Cluster(spawn, amqp_url, tmp_path, swift_bin))
 
 
 @pytest.fixture

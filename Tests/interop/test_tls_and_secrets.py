@@ -29,14 +29,6 @@ pytestmark = pytest.mark.timeout(180)
 VG = "vg1"
 
 
-@pytest.fixture
-def tls(broker_env):
-    port, ca = os.environ.get("AOS_TEST_AMQPS_PORT"), os.environ.get("AOS_TEST_TLS_CA")
-    if not port or not ca:
-        pytest.fail("the private broker has no TLS listener (AOS_TEST_AMQPS_PORT / AOS_TEST_TLS_CA unset)")
-    return int(port), ca
-
-
 def write_conf(path: Path, text: str, mode: int = 0o600) -> Path:
     path.write_text(text)
     path.chmod(mode)

@@ -158,14 +158,20 @@ def test_pool_stats_match_vgs(g1: Guest, hosts, rpc) -> None:
     assert vg["pv_count"] == int(row["pv_count"]) == 1 and vg["lock_type"] == row["vg_lock_type"] == "sanlock"
 
 
+def hold_exclusive_and_shared(a: Any, ex: str, sh: str) -> None:
+    """Creates LVs `ex` and `sh` (4 MiB) through agent `a` and activates them there: `ex`
+    exclusively, `sh` shared."""
+    for name in (ex, sh):
+        a.call("create_lv", vg=VG, name=name, size_bytes=4 * MiB)
+    a.call("activate_lv", vg=VG, name=ex, mode="exclusive")
+    a.call("activate_lv", vg=VG, name=sh, mode="shared")
+
+
 def test_lock_status_matches_sanlock(g1: Guest, g2: Guest, hosts, rpc, lv) -> None:
     a, b = rpc(hosts[0]), rpc(hosts[1])
     ex, sh = f"{lv}-ex", f"{lv}-sh"
     try:
-        a.call("create_lv", vg=VG, name=ex, size_bytes=4 * MiB)
-        a.call("create_lv", vg=VG, name=sh, size_bytes=4 * MiB)
-        a.call("activate_lv", vg=VG, name=ex, mode="exclusive")
-        a.call("activate_lv", vg=VG, name=sh, mode="shared")
+        hold_exclusive_and_shared(a, ex, sh)
         b.call("activate_lv", vg=VG, name=sh, mode="shared")
         status = a.call("lock_status")
         raw = g1.run_cmd(["sanlock", "client", "status"], check=True).stdout
@@ -255,10 +261,7 @@ def test_agent_restart_keeps_and_restores_activations(g1: Guest, hosts, rpc, lv)
     a, b = rpc(hosts[0]), rpc(hosts[1])
     ex, sh = f"{lv}-ex", f"{lv}-sh"
     try:
-        for name in (ex, sh):
-            a.call("create_lv", vg=VG, name=name, size_bytes=4 * MiB)
-        a.call("activate_lv", vg=VG, name=ex, mode="exclusive")
-        a.call("activate_lv", vg=VG, name=sh, mode="shared")
+        hold_exclusive_and_shared(a, ex, sh)
         g1.agent_stop()
         assert "LVs are left as they are" in g1.agent_log()
         assert b.error("activate_lv", vg=VG, name=ex, mode="exclusive").exc_type == "LockedByOtherHost"
@@ -331,10 +334,7 @@ def test_clean_reboot_restores_activations(g1: Guest, hosts, rpc, lv) -> None:
     a, b = rpc(hosts[0]), rpc(hosts[1])
     ex, sh = f"{lv}-ex", f"{lv}-sh"
     try:
-        for name in (ex, sh):
-            a.call("create_lv", vg=VG, name=name, size_bytes=4 * MiB)
-        a.call("activate_lv", vg=VG, name=ex, mode="exclusive")
-        a.call("activate_lv", vg=VG, name=sh, mode="shared")
+        hold_exclusive_and_shared(a, ex, sh)
         b.call("activate_lv", vg=VG, name=sh, mode="shared")
         _reboot(g1, "clean")
         h = a.call("health")
