@@ -103,18 +103,26 @@ venv_install() {
     "$dir/bin/python" -m pip install -q --disable-pip-version-check "$@"
 }
 
-setup_venv() {
-    local want
-    [[ -f "$REQUIREMENTS" ]] || { echo "setup: $REQUIREMENTS missing" >&2; exit 1; }
-    want="$(sha256sum "$REQUIREMENTS" | cut -d' ' -f1)"
-    if venv_current "$VENV" "$want" 'import oslo_messaging, pytest'; then
-        log "venv up to date: $VENV"
+# requirements_venv LABEL DIR REQUIREMENTS CHECK REPORT: DIR holds what REQUIREMENTS pins, rebuilt
+# when that file changes (its hash is kept in DIR/.requirements.sha256). CHECK is Python that must
+# run in it; REPORT is Python that prints what was installed.
+requirements_venv() {
+    local label="$1" dir="$2" req="$3" check="$4" report="$5" want
+    [[ -f "$req" ]] || { echo "setup: $req missing" >&2; exit 1; }
+    want="$(sha256sum "$req" | cut -d' ' -f1)"
+    if venv_current "$dir" "$want" "$check"; then
+        log "$label up to date: $dir"
         return 0
     fi
-    log "creating venv $VENV from $REQUIREMENTS"
-    venv_install "$VENV" -r "$REQUIREMENTS"
-    echo "$want" >"$VENV/.requirements.sha256"
-    log "venv ready: $("$VENV/bin/python" -W ignore -c 'import oslo_messaging, importlib.metadata as m; print("oslo.messaging", m.version("oslo.messaging"))')"
+    log "creating $label $dir from $req"
+    venv_install "$dir" -r "$req"
+    echo "$want" >"$dir/.requirements.sha256"
+    log "$label ready: $("$dir/bin/python" -W ignore -c "$report")"
+}
+
+setup_venv() {
+    requirements_venv venv "$VENV" "$REQUIREMENTS" 'import oslo_messaging, pytest' \
+        'import oslo_messaging, importlib.metadata as m; print("oslo.messaging", m.version("oslo.messaging"))'
 }
 
 CINDER_REQUIREMENTS="$ROOT/Tests/cinder/requirements.txt"
@@ -152,16 +160,8 @@ LINT_VENV="$ROOT/.venv/lint"  # inside .venv/: already git-ignored
 
 # The lint tools (scripts/lint.sh): ruff and mypy, pinned, in a venv of their own.
 setup_lint_venv() {
-    local want
-    want="$(sha256sum "$LINT_REQUIREMENTS" | cut -d' ' -f1)"
-    if venv_current "$LINT_VENV" "$want" 'import mypy'; then
-        log "lint venv up to date: $LINT_VENV"
-        return 0
-    fi
-    log "creating lint venv $LINT_VENV from $LINT_REQUIREMENTS"
-    venv_install "$LINT_VENV" -r "$LINT_REQUIREMENTS"
-    echo "$want" >"$LINT_VENV/.requirements.sha256"
-    log "lint venv ready: $("$LINT_VENV/bin/ruff" --version), $("$LINT_VENV/bin/mypy" --version)"
+    requirements_venv "lint venv" "$LINT_VENV" "$LINT_REQUIREMENTS" 'import mypy' \
+        'import importlib.metadata as m; print("ruff", m.version("ruff") + ", mypy", m.version("mypy"))'
 }
 
 case "${1:-all}" in
