@@ -6,18 +6,13 @@ Starts nothing itself.
   .venv/bin/python bench/dead_reply_stall.py AMQP_URL QUEUE [--count 100] [--method echo]
 """
 import argparse
-import json
 import sys
 import time
 import uuid
 
 import kombu
 
-
-def call_body(method, reply_q):
-    inner = {"method": method, "args": {"x": 1}, "_msg_id": uuid.uuid4().hex, "_reply_q": reply_q,
-             "_timeout": None, "_unique_id": uuid.uuid4().hex}
-    return json.dumps({"oslo.version": "2.0", "oslo.message": json.dumps(inner)})
+from rawrpc import call_body, drain_until, reply_queue
 
 
 def main():
@@ -32,12 +27,10 @@ def main():
     got = {}
     with kombu.Connection(a.url) as conn:
         ch = conn.channel()
-        q = kombu.Queue(reply_q, exchange=kombu.Exchange("", type="direct"), routing_key=reply_q,
-                        durable=False, auto_delete=True, channel=ch)
-        q.declare()
+        q = reply_queue(ch, reply_q)
         producer = kombu.Producer(ch)
         for _ in range(a.count):
-            producer.publish(call_body(a.method, f"reply_missing_{uuid.uuid4().hex}"), exchange="",
+            producer.publish(call_body(a.method, {"x": 1}, f"reply_missing_{uuid.uuid4().hex}"), exchange="",
                              routing_key=a.queue, content_type="application/json", serializer=None)
 
         def on_reply(body, message):
@@ -46,13 +39,9 @@ def main():
 
         with kombu.Consumer(ch, queues=[q], callbacks=[on_reply], accept=["json", "application/json"]):
             t0 = time.monotonic()
-            producer.publish(call_body(a.method, reply_q), exchange="", routing_key=a.queue,
+            producer.publish(call_body(a.method, {"x": 1}, reply_q), exchange="", routing_key=a.queue,
                              content_type="application/json", serializer=None)
-            while "t" not in got and time.monotonic() - t0 < a.timeout:
-                try:
-                    conn.drain_events(timeout=1)
-                except (TimeoutError, OSError):
-                    pass
+            drain_until(conn, lambda: "t" in got, a.timeout)
     if "t" in got:
         print(f"valid call answered {1000 * (got['t'] - t0):.1f} ms after {a.count} calls to missing reply queues")
         return 0

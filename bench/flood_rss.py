@@ -16,6 +16,8 @@ import uuid
 
 import kombu
 
+from rawrpc import call_body, drain_until, reply_queue
+
 
 def rss_kb(pid):
     with open(f"/proc/{pid}/status") as f:
@@ -55,26 +57,14 @@ def main():
 
     with kombu.Connection(a.url) as conn:
         ch = conn.channel()
-        q = kombu.Queue(reply_q, exchange=kombu.Exchange("", type="direct"), routing_key=reply_q,
-                        durable=False, auto_delete=True, channel=ch)
-        q.declare()
+        q = reply_queue(ch, reply_q)
         producer = kombu.Producer(ch)
         blob = "x" * a.size
         with kombu.Consumer(ch, queues=[q], callbacks=[on_reply], accept=["json", "application/json"]):
             for _ in range(a.count):
-                inner = {"method": a.method, "args": {"blob": blob}, "_msg_id": uuid.uuid4().hex,
-                         "_reply_q": reply_q, "_timeout": None, "_unique_id": uuid.uuid4().hex}
-                body = json.dumps({"oslo.version": "2.0", "oslo.message": json.dumps(inner)})
-                producer.publish(body, exchange="", routing_key=a.queue, content_type="application/json",
-                                 content_encoding="utf-8", serializer=None)
-            deadline = time.monotonic() + 120
-            while replies["n"] < a.count and time.monotonic() < deadline:
-                try:
-                    conn.drain_events(timeout=1)
-                except TimeoutError:
-                    pass
-                except OSError:
-                    pass
+                producer.publish(call_body(a.method, {"blob": blob}, reply_q), exchange="", routing_key=a.queue,
+                                 content_type="application/json", content_encoding="utf-8", serializer=None)
+            drain_until(conn, lambda: replies["n"] >= a.count, 120)
     after = rss_kb(a.pid)
     time.sleep(a.wait)
     later = rss_kb(a.pid)

@@ -15,8 +15,8 @@ import threading
 import time
 import uuid
 
-from oslo_config import cfg
 import oslo_messaging as om
+from oslo_config import cfg
 
 
 class Endpoint:

@@ -261,6 +261,7 @@ if ((once)); then
     exit 0
 fi
 
+# shellcheck disable=SC2034  # read by the INT trap set above
 RUNNING=1
 bold "The system is running. Try it from another terminal:"
 cat <<EOF

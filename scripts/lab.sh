@@ -97,7 +97,8 @@ build_image() { # prints the image dir; builds it when not cached
     rm -rf "$dir"
     mv "$tmp" "$dir"
     # Keep the cache small: the two newest images.
-    ls -1dt "$CACHE"/image-* 2>/dev/null | grep -v '\.tmp\.' | tail -n +3 | xargs -r rm -rf
+    find "$CACHE" -maxdepth 1 -name 'image-*' ! -name '*.tmp.*' -printf '%T@\t%p\n' | sort -rn | tail -n +3 |
+        cut -f2- | while IFS= read -r old; do rm -rf "$old"; done
     log "guest image built in $(($(now) - t0)) s: $(grep -E '^(kernel|initrd_bytes)=' "$dir/image.info" | tr '\n' ' ')"
     echo "$dir"
 }

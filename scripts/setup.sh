@@ -5,12 +5,14 @@
 #   scripts/setup.sh --apt      only the Debian packages
 #   scripts/setup.sh --venv     only the venv
 #   scripts/setup.sh --cinder-venv  only the Cinder driver test venv (.venv/cinder)
+#   scripts/setup.sh --lint-venv    only the lint tools' venv (.venv/lint: ruff, mypy)
 #
 # Debian packages come from APT_PACKAGES below (add to that one list). The venv is rebuilt when
 # Tests/interop/requirements.txt changes (its hash is kept in .venv/.requirements.sha256).
 # The Cinder driver tests get a second venv, .venv/cinder: the real cinder from PyPI
 # (Tests/cinder/requirements.txt, every dependency pinned by Tests/cinder/constraints.txt) plus
-# the driver package installed from deploy/cinder; rebuilt when any of those change.
+# the driver package installed from deploy/cinder; rebuilt when any of those change. The lint
+# tools (ruff, mypy) get a third, .venv/lint, from scripts/lint-requirements.txt.
 # Environment: PYTHON (default python3) is the interpreter the venv is made from.
 set -euo pipefail
 
@@ -24,6 +26,7 @@ APT_PACKAGES=(
     libvirt-clients  # virsh, used by the lockspace-recovery code paths
     qemu-system-x86 mmdebstrap cpio  # the VM lab (scripts/lab.sh): TCG guests built from Debian packages
     openssl          # throw-away CA and certificate for the broker's TLS listener
+    shellcheck       # scripts/lint.sh: the shell scripts
 )
 
 REQUIREMENTS="$ROOT/Tests/interop/requirements.txt"
@@ -83,22 +86,43 @@ setup_apt() {
     # that one is not ours and is left alone.
 }
 
-setup_venv() {
-    local want have=""
-    [[ -f "$REQUIREMENTS" ]] || { echo "setup: $REQUIREMENTS missing" >&2; exit 1; }
-    want="$(sha256sum "$REQUIREMENTS" | cut -d' ' -f1)"
-    [[ -f "$VENV/.requirements.sha256" ]] && have="$(cat "$VENV/.requirements.sha256")"
-    if [[ "$want" == "$have" ]] && "$VENV/bin/python" -c 'import oslo_messaging, pytest' 2>/dev/null; then
-        log "venv up to date: $VENV"
+# venv_current DIR WANT CHECK: true when DIR was built for hash WANT and `python -c CHECK` works.
+venv_current() {
+    local dir="$1" want="$2" check="$3" have=""
+    [[ -f "$dir/.requirements.sha256" ]] && have="$(cat "$dir/.requirements.sha256")"
+    [[ "$want" == "$have" ]] && "$dir/bin/python" -c "$check" 2>/dev/null
+}
+
+# venv_install DIR PIP-ARGS…: creates DIR when missing and pip-installs PIP-ARGS into it.
+venv_install() {
+    local dir="$1"
+    shift
+    if [[ ! -x "$dir/bin/python" ]]; then
+        "$PYTHON" -m venv "$dir"
+    fi
+    "$dir/bin/python" -m pip install -q --disable-pip-version-check "$@"
+}
+
+# requirements_venv LABEL DIR REQUIREMENTS CHECK REPORT: DIR holds what REQUIREMENTS pins, rebuilt
+# when that file changes (its hash is kept in DIR/.requirements.sha256). CHECK is Python that must
+# run in it; REPORT is Python that prints what was installed.
+requirements_venv() {
+    local label="$1" dir="$2" req="$3" check="$4" report="$5" want
+    [[ -f "$req" ]] || { echo "setup: $req missing" >&2; exit 1; }
+    want="$(sha256sum "$req" | cut -d' ' -f1)"
+    if venv_current "$dir" "$want" "$check"; then
+        log "$label up to date: $dir"
         return 0
     fi
-    log "creating venv $VENV from $REQUIREMENTS"
-    if [[ ! -x "$VENV/bin/python" ]]; then
-        "$PYTHON" -m venv "$VENV"
-    fi
-    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$REQUIREMENTS"
-    echo "$want" >"$VENV/.requirements.sha256"
-    log "venv ready: $("$VENV/bin/python" -W ignore -c 'import oslo_messaging, importlib.metadata as m; print("oslo.messaging", m.version("oslo.messaging"))')"
+    log "creating $label $dir from $req"
+    venv_install "$dir" -r "$req"
+    echo "$want" >"$dir/.requirements.sha256"
+    log "$label ready: $("$dir/bin/python" -W ignore -c "$report")"
+}
+
+setup_venv() {
+    requirements_venv venv "$VENV" "$REQUIREMENTS" 'import oslo_messaging, pytest' \
+        'import oslo_messaging, importlib.metadata as m; print("oslo.messaging", m.version("oslo.messaging"))'
 }
 
 CINDER_REQUIREMENTS="$ROOT/Tests/cinder/requirements.txt"
@@ -114,34 +138,38 @@ cinder_venv_hash() {
 }
 
 setup_cinder_venv() {
-    local want have="" build t0=$SECONDS
+    local want build t0=$SECONDS
     want="$(cinder_venv_hash)"
-    [[ -f "$CINDER_VENV/.requirements.sha256" ]] && have="$(cat "$CINDER_VENV/.requirements.sha256")"
-    if [[ "$want" == "$have" ]] && "$CINDER_VENV/bin/python" -c 'import cinder.volume.driver, cinder_sharedlvm_driver.driver, pytest' 2>/dev/null; then
+    if venv_current "$CINDER_VENV" "$want" 'import cinder.volume.driver, cinder_sharedlvm_driver.driver, pytest'; then
         log "cinder venv up to date: $CINDER_VENV"
         return 0
     fi
     log "creating cinder venv $CINDER_VENV from $CINDER_REQUIREMENTS"
-    if [[ ! -x "$CINDER_VENV/bin/python" ]]; then
-        "$PYTHON" -m venv "$CINDER_VENV"
-    fi
-    "$CINDER_VENV/bin/python" -m pip install -q --disable-pip-version-check \
-        -r "$CINDER_REQUIREMENTS" -c "$CINDER_CONSTRAINTS"
+    venv_install "$CINDER_VENV" -r "$CINDER_REQUIREMENTS" -c "$CINDER_CONSTRAINTS"
     # Build from a copy: pip/setuptools would leave build/ and *.egg-info in the work tree.
     build="$(mktemp -d "${TMPDIR:-/tmp}/aos-cinder-driver.XXXXXX")"
     cp -r "$ROOT/deploy/cinder/." "$build/"
-    "$CINDER_VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps \
-        --force-reinstall "$build"
+    venv_install "$CINDER_VENV" --no-deps --force-reinstall "$build"
     rm -rf "$build"
     echo "$want" >"$CINDER_VENV/.requirements.sha256"
     log "cinder venv ready in $((SECONDS - t0))s: $("$CINDER_VENV/bin/python" -W ignore -c 'import importlib.metadata as m; print("cinder", m.version("cinder"), "+ cinder-sharedlvm-driver", m.version("cinder-sharedlvm-driver"))')"
 }
 
+LINT_REQUIREMENTS="$ROOT/scripts/lint-requirements.txt"
+LINT_VENV="$ROOT/.venv/lint"  # inside .venv/: already git-ignored
+
+# The lint tools (scripts/lint.sh): ruff and mypy, pinned, in a venv of their own.
+setup_lint_venv() {
+    requirements_venv "lint venv" "$LINT_VENV" "$LINT_REQUIREMENTS" 'import mypy' \
+        'import importlib.metadata as m; print("ruff", m.version("ruff") + ", mypy", m.version("mypy"))'
+}
+
 case "${1:-all}" in
-all) setup_apt; setup_venv; setup_cinder_venv ;;
+all) setup_apt; setup_venv; setup_cinder_venv; setup_lint_venv ;;
 --apt) setup_apt ;;
 --venv) setup_venv ;;
 --cinder-venv) setup_cinder_venv ;;
--h | --help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-*) echo "usage: $0 [--apt|--venv|--cinder-venv]" >&2; exit 2 ;;
+--lint-venv) setup_lint_venv ;;
+-h | --help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+*) echo "usage: $0 [--apt|--venv|--cinder-venv|--lint-venv]" >&2; exit 2 ;;
 esac

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # THE test command: installs what is missing, builds, starts a private RabbitMQ, runs every test.
 #
-#   scripts/test.sh                  setup, swift build, broker, swift test, pytest Tests/interop,
-#                                    pytest Tests/cinder (Cinder driver, in .venv/cinder)
+#   scripts/test.sh                  setup, lint (scripts/lint.sh), swift build, broker, swift test,
+#                                    pytest Tests/interop, pytest Tests/cinder (in .venv/cinder), VM lab
+#   scripts/test.sh --lint-only      setup and lint only (shellcheck, ruff, mypy, swift format)
+#   scripts/test.sh --no-lint        skip the lint stage
 #   scripts/test.sh --swift-only     skip the Python interop tests
 #   scripts/test.sh --interop-only   skip `swift test` (still builds: the interop tests run binaries)
 #   scripts/test.sh --no-cinder      skip the Cinder driver tests (Tests/cinder)
@@ -17,6 +19,7 @@
 #   SWIFT_TEST_ARGS="…"            extra arguments for `swift test` (e.g. "--filter AOSConfigTests")
 #   AOS_SWIFT_SCRATCH_PATH=DIR     build in DIR instead of .build (swift --scratch-path; the interop
 #                                  fixtures look for binaries there too)
+#   AOS_LINT_SWIFT=strict|report   whether Swift format findings fail the lint stage (scripts/lint.sh)
 # Exit status: 0 when every stage that ran passed, 1 otherwise, 2 on bad usage.
 set -euo pipefail
 
@@ -28,6 +31,8 @@ run_interop=1
 run_setup=1
 run_cinder=1
 run_lab=1
+run_lint=1
+lint_only=0
 pytest_args=()
 while (($#)); do
     case "$1" in
@@ -36,6 +41,8 @@ while (($#)); do
     --interop-only) run_swift=0 ;;
     --no-setup) run_setup=0 ;;
     --no-cinder) run_cinder=0 ;;
+    --no-lint) run_lint=0 ;;
+    --lint-only) lint_only=1 ;;
     -k)
         [[ $# -ge 2 ]] || { echo "test.sh: -k needs an expression" >&2; exit 2; }
         pytest_args+=(-k "$2")
@@ -47,13 +54,17 @@ while (($#)); do
         pytest_args+=("$@")
         break
         ;;
-    -h | --help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "test.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
     esac
     shift
 done
 if ((!run_swift && !run_interop)); then
     echo "test.sh: --swift-only and --interop-only exclude each other" >&2
+    exit 2
+fi
+if ((lint_only && !run_lint)); then
+    echo "test.sh: --lint-only and --no-lint exclude each other" >&2
     exit 2
 fi
 
@@ -82,6 +93,23 @@ run_stage() {
         record "$name" "FAILED (exit $rc)" $((SECONDS - t0))
     fi
     return "$rc"
+}
+
+# run_pytest NAME PYTHON DIR: pytest DIR (with the -k/-- arguments) under PYTHON; pytest's "no
+# tests collected" (exit 5) is recorded as ok, loudly.
+run_pytest() {
+    local name="$1" python="$2" dir="$3" t0=$SECONDS rc=0
+    note "$name: pytest $dir ${pytest_args[*]}"
+    "$python" -m pytest -q -p no:cacheprovider \
+        --timeout="${AOS_INTEROP_TEST_TIMEOUT:-300}" "$dir" "${pytest_args[@]}" || rc=$?
+    case "$rc" in
+    0) record "$name" ok $((SECONDS - t0)) ;;
+    5)
+        echo "!!!!!!!! test.sh: pytest collected NO $name tests (exit 5) — counted as ok for now !!!!!!!!"
+        record "$name" "ok (NO TESTS COLLECTED)" $((SECONDS - t0))
+        ;;
+    *) record "$name" "FAILED (pytest exit $rc)" $((SECONDS - t0)) ;;
+    esac
 }
 
 # shellcheck disable=SC2317  # reached through the EXIT trap
@@ -131,6 +159,16 @@ else
     record setup "skipped (--no-setup)" 0
 fi
 
+# Lint first: it takes seconds. A finding fails the run, but the other stages still run.
+if ((run_lint)); then
+    run_stage lint bash "$ROOT/scripts/lint.sh" || true
+else
+    record lint "skipped (--no-lint)" 0
+fi
+if ((lint_only)); then
+    exit "$failed"
+fi
+
 swift_flags=()
 if [[ -n "${AOS_SWIFT_SCRATCH_PATH:-}" ]]; then
     swift_flags=(--scratch-path "$AOS_SWIFT_SCRATCH_PATH")
@@ -165,38 +203,14 @@ fi
 if ((run_interop)); then
     # The interop tests run even after a failed build: those needing binaries fail by themselves,
     # the others still tell something.
-    note "interop: pytest Tests/interop ${pytest_args[*]}"
-    t0=$SECONDS
-    rc=0
-    "$ROOT/.venv/bin/python" -m pytest -q -p no:cacheprovider \
-        --timeout="${AOS_INTEROP_TEST_TIMEOUT:-300}" Tests/interop "${pytest_args[@]}" || rc=$?
-    case "$rc" in
-    0) record interop ok $((SECONDS - t0)) ;;
-    5)
-        echo "!!!!!!!! test.sh: pytest collected NO interop tests (exit 5) — counted as ok for now !!!!!!!!"
-        record interop "ok (NO TESTS COLLECTED)" $((SECONDS - t0))
-        ;;
-    *) record interop "FAILED (pytest exit $rc)" $((SECONDS - t0)) ;;
-    esac
+    run_pytest interop "$ROOT/.venv/bin/python" Tests/interop
 else
     record interop "skipped (--swift-only)" 0
 fi
 
 # The Cinder driver (deploy/cinder) against the real cinder package, a controller and two agents.
 if ((run_interop && run_cinder)); then
-    note "cinder: pytest Tests/cinder ${pytest_args[*]}"
-    t0=$SECONDS
-    rc=0
-    "$ROOT/.venv/cinder/bin/python" -m pytest -q -p no:cacheprovider \
-        --timeout="${AOS_INTEROP_TEST_TIMEOUT:-300}" Tests/cinder "${pytest_args[@]}" || rc=$?
-    case "$rc" in
-    0) record cinder ok $((SECONDS - t0)) ;;
-    5)
-        echo "!!!!!!!! test.sh: pytest collected NO cinder tests (exit 5) — counted as ok for now !!!!!!!!"
-        record cinder "ok (NO TESTS COLLECTED)" $((SECONDS - t0))
-        ;;
-    *) record cinder "FAILED (pytest exit $rc)" $((SECONDS - t0)) ;;
-    esac
+    run_pytest cinder "$ROOT/.venv/cinder/bin/python" Tests/cinder
 elif ((!run_interop)); then
     record cinder "skipped (--swift-only)" 0
 else

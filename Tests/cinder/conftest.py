@@ -22,8 +22,9 @@ import os
 import sys
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -101,19 +102,9 @@ class Cluster:
         self.controller: Any = None
 
     def start_agent(self, host: str, host_id: int) -> Any:
-        proc = self._start(
-            "aos-agent", "--config", self.conf,
-            "--set", f"DEFAULT.transport_url={self.amqp_url}",
-            "--set", f"DEFAULT.host={host}",
-            "--set", "agent.lvm_backend=simulated",
-            "--set", f"agent.simulated_state_file={self.tmp / 'cluster.json'}",
-            "--set", f"agent.volume_groups={VG}",
-            "--set", f"agent.state_dir={self.tmp / host}",
-            "--set", "agent.announce_interval=1",
-            "--set", "agent.pv_wait_timeout=0",
-            "--set", f"agent.controller_topic={self.topic}",
-            "--host-id", str(host_id),
-            ready=f"READY host={host}", timeout=60)
+        proc = _interop.start_sim_agent(self._start, self.conf, self.tmp, host, host_id, VG,
+                                        "--set", f"DEFAULT.transport_url={self.amqp_url}",
+                                        "--set", f"agent.controller_topic={self.topic}")
         self.agents[host] = proc
         return proc
 
@@ -121,20 +112,14 @@ class Cluster:
         self.controller = self._start(
             "aos-controller", "--config", self.conf,
             "--set", f"DEFAULT.transport_url={self.amqp_url}",
-            "--set", f"DEFAULT.host=ctl-{uuid.uuid4().hex[:6]}",
+            *_interop.controller_args(f"ctl-{uuid.uuid4().hex[:6]}"),
             "--set", f"controller.topic={self.topic}",
-            "--set", "controller.agent_stale_after=2",
-            "--set", "controller.agent_down_after=3",
             "--set", "controller.agent_response_timeout=60",
-            "--set", "controller.log_level=debug",
             ready="READY", timeout=30)
         return self.controller
 
-    def start(self) -> "Cluster":
-        self.start_agent(self.host_a, 1)
-        self.start_agent(self.host_b, 2)
-        self.start_controller()
-        return self
+    def start(self) -> Cluster:
+        return _interop.start_cluster(self)
 
 
 @pytest.fixture(scope="module")
@@ -214,11 +199,10 @@ class CinderEnv:
     """Cinder's global CONF loaded from the test cinder.conf, a migrated database, a context."""
 
     def __init__(self, conf_path: Path) -> None:
-        from oslo_config import cfg
-
         from cinder import context, objects, rpc
         from cinder.common import config  # noqa: F401 - registers [DEFAULT] options
         from cinder.db import migration
+        from oslo_config import cfg
 
         self.conf_path = conf_path
         self.CONF = cfg.CONF
@@ -237,7 +221,7 @@ class CinderEnv:
             self.ctx, f"{BACKEND}-multiattach",
             {"volume_backend_name": BACKEND, "multiattach": "<is> True"})
 
-    def manager(self, cluster: "Cluster", service_name: str = BACKEND):
+    def manager(self, cluster: Cluster, service_name: str = BACKEND):
         """cinder-volume's VolumeManager for backend `service_name` on the cluster's host A,
         with its driver set up and checked (what init_host does), once the agents are alive.
         The only change to the seed's section: the cluster's own controller topic."""

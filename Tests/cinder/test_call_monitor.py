@@ -12,7 +12,6 @@ import pytest
 
 from cinder_sharedlvm_driver import client as sl_client
 from cinder_sharedlvm_driver import exception as sl_exc
-
 from conftest import VG
 
 MONITOR = 4

@@ -14,15 +14,13 @@ import uuid
 from typing import Any
 
 import pytest
-
 from cinder import exception
 from cinder.image import image_utils
 from cinder.volume import volume_utils
 from oslo_utils import importutils
 
 from cinder_sharedlvm_driver import exception as sl_exc
-
-from conftest import BACKEND, VG, active_on, wait_for
+from conftest import BACKEND, VG, active_on
 
 pytestmark = pytest.mark.timeout(240)
 

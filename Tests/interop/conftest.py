@@ -36,8 +36,9 @@ import subprocess
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator, Optional
+from typing import Any
 
 import pytest
 
@@ -78,6 +79,15 @@ def to_rabbit_url(url: str) -> str:
     if url.startswith("amqp://"):
         return "rabbit://" + url[len("amqp://"):]
     return url
+
+
+@pytest.fixture
+def tls(broker_env: dict[str, str]) -> tuple[int, str]:
+    """The private broker's TLS listener: (port, CA file of its certificate, which names localhost)."""
+    port, ca = os.environ.get("AOS_TEST_AMQPS_PORT"), os.environ.get("AOS_TEST_TLS_CA")
+    if not port or not ca:
+        pytest.fail("the private broker has no TLS listener (AOS_TEST_AMQPS_PORT / AOS_TEST_TLS_CA unset)")
+    return int(port), ca
 
 
 @pytest.fixture(scope="session")
@@ -187,6 +197,50 @@ def swift_bin() -> Path:
     return path
 
 
+# ---- the programs' arguments for a test cluster (here and in Tests/cinder) -----------------
+
+def start_sim_agent(spawn: Callable[..., SwiftProcess], conf: Path, state: Path, host: str, host_id: int,
+                    vg: str, *extra: str, env: dict[str, str] | None = None) -> SwiftProcess:
+    """aos-agent (configuration file `conf`, then `extra`) as host `host` of the simulated shared
+    VG `vg`, started until READY. Agents given the same `state` folder share one VG (its state
+    file); each keeps its state_dir below it. They announce every second and do not wait for the PV."""
+    return spawn("aos-agent", "--config", conf, *sim_agent_args(state, host, host_id, vg), *extra,
+                 env=env, ready=f"READY host={host}", timeout=60)
+
+
+def sim_agent_args(state: Path, host: str, host_id: int, vg: str) -> list[str]:
+    """The arguments of start_sim_agent's aos-agent."""
+    return [
+        "--set", f"DEFAULT.host={host}",
+        "--set", "agent.lvm_backend=simulated",
+        "--set", f"agent.simulated_state_file={state / 'cluster.json'}",
+        "--set", f"agent.volume_groups={vg}",
+        "--set", f"agent.state_dir={state / host}",
+        "--set", "agent.announce_interval=1",
+        "--set", "agent.pv_wait_timeout=0",
+        "--host-id", str(host_id),
+    ]
+
+
+def controller_args(host: str) -> list[str]:
+    """aos-controller's arguments for a test cluster: an agent is stale 2 s and down 3 s after
+    its last announcement (the agents announce every second); debug log."""
+    return [
+        "--set", f"DEFAULT.host={host}",
+        "--set", "controller.agent_stale_after=2",
+        "--set", "controller.agent_down_after=3",
+        "--set", "controller.log_level=debug",
+    ]
+
+
+def start_cluster(cluster: Any) -> Any:
+    """Starts a test cluster's two agents (host_a with host_id 1, host_b with 2) and its controller."""
+    cluster.start_agent(cluster.host_a, 1)
+    cluster.start_agent(cluster.host_b, 2)
+    cluster.start_controller()
+    return cluster
+
+
 class SwiftProcess:
     """A running executable whose stdout is read line by line on a thread.
 
@@ -195,7 +249,7 @@ class SwiftProcess:
     """
 
     def __init__(self, argv: list[str], env: dict[str, str], stderr_path: Path,
-                 cwd: Optional[Path] = None) -> None:
+                 cwd: Path | None = None) -> None:
         self.argv = argv
         self.stderr_path = stderr_path
         self._stderr = open(stderr_path, "wb")
@@ -203,9 +257,9 @@ class SwiftProcess:
             argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
             stderr=self._stderr, text=True, bufsize=1, start_new_session=True,
         )
-        self.ready_line: Optional[str] = None
+        self.ready_line: str | None = None
         self.output: list[str] = []  # every stdout line, for diagnostics
-        self._lines: queue.Queue[Optional[str]] = queue.Queue()
+        self._lines: queue.Queue[str | None] = queue.Queue()
         self._reader = threading.Thread(target=self._read, name=f"stdout-{argv[0]}", daemon=True)
         self._reader.start()
 
@@ -233,10 +287,10 @@ class SwiftProcess:
         return (
             f"{' '.join(self.argv)} (pid {self.proc.pid}, exit {self.proc.poll()})\n"
             f"--- stdout ---\n" + "\n".join(self.output[-50:]) +
-            f"\n--- stderr (tail) ---\n" + "\n".join(self.stderr_text().splitlines()[-50:])
+            "\n--- stderr (tail) ---\n" + "\n".join(self.stderr_text().splitlines()[-50:])
         )
 
-    def next_line(self, timeout: float = 10) -> Optional[str]:
+    def next_line(self, timeout: float = 10) -> str | None:
         """The next stdout line, None at EOF; AssertionError after timeout seconds."""
         try:
             return self._lines.get(timeout=timeout)
@@ -265,7 +319,7 @@ class SwiftProcess:
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
 
-    def stop(self, grace: float = 5) -> Optional[int]:
+    def stop(self, grace: float = 5) -> int | None:
         """SIGTERM, then SIGKILL (to its whole process group) after grace seconds."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
@@ -297,8 +351,8 @@ def spawn(swift_bin: Path, tmp_path: Path, request: pytest.FixtureRequest) -> It
     """
     started: list[SwiftProcess] = []
 
-    def start(executable: str, *args: str, ready: Optional[str] = "READY", timeout: float = 30,
-              env: Optional[dict[str, str]] = None) -> SwiftProcess:
+    def start(executable: str, *args: str, ready: str | None = "READY", timeout: float = 30,
+              env: dict[str, str] | None = None) -> SwiftProcess:
         path = Path(executable) if "/" in executable else swift_bin / executable
         if not path.exists():
             pytest.fail(f"executable {path} not found: did `swift build` build it?", pytrace=False)

@@ -128,6 +128,7 @@ EXPIRATION_GARBAGE: tuple[str, ...] = (
     "18446744073709551616",
 )
 ENVELOPE_VERSIONS: tuple[Json, ...] = ("1.0", "3.0", "2.1", "2", "", "2.0\u0000", " 2.0", 2.0, 2, None, True, [], {})
+NO_VERSION = object()  # an envelope without "oslo.version" at all
 CONTENT_TYPES: tuple[str | None, ...] = (
     "text/plain", "application/octet-stream", "", None, "application/json; charset=latin1", "APPLICATION/JSON",
     "application/x-msgpack", "x" * 255,
@@ -243,6 +244,10 @@ class HostileGenerator:
     def pick(self, calls: tuple[Call, ...]) -> Call:
         return self.rng.choice(calls)
 
+    def read_request(self) -> tuple[dict[str, Json], str]:
+        """The request of a read-only call picked at random, with our reply queue, and its msg id."""
+        return self.request(*self.pick(self.surface.read_calls))
+
     def each_route(self) -> tuple[Route, ...]:
         return self.surface.routes
 
@@ -272,27 +277,30 @@ class HostileGenerator:
                 probes.append(Probe("expiration", body, self.route(), expiration=value))
         return probes
 
-    def envelope_version(self) -> list[Probe]:
+    def read_probes(self, cls: str, rounds: int, values: tuple[Any, ...],
+                    body: Callable[[dict[str, Json], Any], bytes]) -> list[Probe]:
+        """`rounds` times, for each of `values`: a probe of class `cls` whose bytes are
+        body(request, value) for a fresh read request."""
         probes = []
-        for _ in range(16):
-            for version in ENVELOPE_VERSIONS:
-                req, msg_id = self.request(*self.pick(self.surface.read_calls))
-                probes.append(self.probe("envelope_version", envelope(req, version), msg_id))
-            req, msg_id = self.request(*self.pick(self.surface.read_calls))
-            no_version = dumps({"oslo.message": dumps(req)}).encode()
-            probes.append(self.probe("envelope_version", no_version, msg_id))
+        for _ in range(rounds):
+            for value in values:
+                req, msg_id = self.read_request()
+                probes.append(self.probe(cls, body(req, value), msg_id))
         return probes
 
+    def envelope_version(self) -> list[Probe]:
+        def body(req: dict[str, Json], version: Any) -> bytes:
+            if version is NO_VERSION:
+                return dumps({"oslo.message": dumps(req)}).encode()
+            return envelope(req, version)
+        return self.read_probes("envelope_version", 16, (*ENVELOPE_VERSIONS, NO_VERSION), body)
+
     def message_not_string(self) -> list[Probe]:
-        probes = []
-        for _ in range(35):
-            for shape in NOT_STRING_MESSAGES:
-                req, msg_id = self.request(*self.pick(self.surface.read_calls))
-                inner: Json = {"object": req, "list": [req], "number": 5, "null": None, "bool": True,
-                               "nested": {"oslo.message": dumps(req)}}[shape]
-                body = dumps({"oslo.version": "2.0", "oslo.message": inner}).encode()
-                probes.append(self.probe("message_not_string", body, msg_id))
-        return probes
+        def body(req: dict[str, Json], shape: str) -> bytes:
+            inner: Json = {"object": req, "list": [req], "number": 5, "null": None, "bool": True,
+                           "nested": {"oslo.message": dumps(req)}}[shape]
+            return dumps({"oslo.version": "2.0", "oslo.message": inner}).encode()
+        return self.read_probes("message_not_string", 35, NOT_STRING_MESSAGES, body)
 
     def invalid_json(self) -> list[Probe]:
         probes = []
@@ -312,12 +320,12 @@ class HostileGenerator:
         )
         for _ in range(14):
             for spoil in spoilers:
-                req, msg_id = self.request(*self.pick(self.surface.read_calls))
+                req, msg_id = self.read_request()
                 probes.append(self.probe("invalid_json", envelope(spoil(dumps(req))), msg_id))
-                req, msg_id = self.request(*self.pick(self.surface.read_calls))
+                req, msg_id = self.read_request()
                 outer = spoil(envelope(req).decode())  # the envelope itself broken
                 probes.append(self.probe("invalid_json", outer.encode("utf-8", "surrogatepass"), msg_id))
-            req, msg_id = self.request(*self.pick(self.surface.read_calls))
+            req, msg_id = self.read_request()
             probes.append(self.probe("invalid_json", envelope(req) + b"\xff\xfe", msg_id))
             probes.append(self.probe("invalid_json", b"\xff\xfe not json" + envelope(req), msg_id))
         return probes
@@ -378,7 +386,7 @@ class HostileGenerator:
         probes = [self.call_probe("args_not_object", self.pick(self.surface.mutating_calls)[0], a)
                   for _ in range(18) for a in NON_OBJECT_ARGS]
         for _ in range(20):
-            req, msg_id = self.request(*self.pick(self.surface.read_calls))
+            req, msg_id = self.read_request()
             del req["args"]
             probes.append(self.probe("args_not_object", envelope(req), msg_id))
         return probes
@@ -455,23 +463,18 @@ class HostileGenerator:
             probes.append(self.probe("hostile_context", envelope(req), msg_id))
         return probes
 
+    def other_reply_queue(self, cls: str, reply_q: str) -> Probe:
+        """A read request whose replies go to `reply_q`, not ours: no answer is due to us."""
+        req, _ = self.read_request()
+        req["_reply_q"] = reply_q
+        return Probe(cls, envelope(req), self.route())
+
     def nonexistent_reply_queue(self) -> list[Probe]:
-        probes = []
-        for _ in range(100):
-            call = self.pick(self.surface.read_calls)
-            req, _ = self.request(call[0], call[1])
-            req["_reply_q"] = f"reply_{self.hex_id()}"
-            probes.append(Probe("nonexistent_reply_q", envelope(req), self.route()))
-        return probes
+        return [self.other_reply_queue("nonexistent_reply_q", f"reply_{self.hex_id()}") for _ in range(100)]
 
     def foreign_reply_queue(self) -> list[Probe]:
-        probes = []
-        for i in range(100):
-            call = self.pick(self.surface.read_calls)
-            req, _ = self.request(call[0], call[1])
-            req["_reply_q"] = self.surface.foreign_queues[i % len(self.surface.foreign_queues)]
-            probes.append(Probe("foreign_reply_q", envelope(req), self.route()))
-        return probes
+        foreign = self.surface.foreign_queues
+        return [self.other_reply_queue("foreign_reply_q", foreign[i % len(foreign)]) for i in range(100)]
 
     def big_bodies(self) -> list[Probe]:
         probes = []

@@ -149,8 +149,8 @@ def test_read_only_operations(agents, hosts, client_for):
         locks = a.call({}, "lock_status")
         assert locks["host_id"] == 1
         assert [ls["vg"] for ls in locks["lockspaces"]] == [VG]
-        assert {"name": lv, "mode": "shared"}.items() <= {k: v for l in locks["locks"] if l["name"] == lv
-                                                         for k, v in l.items()}.items()
+        assert {"name": lv, "mode": "shared"}.items() <= {k: v for lk in locks["locks"] if lk["name"] == lv
+                                                         for k, v in lk.items()}.items()
         h = a.call({}, "health")
         assert h["host"] == host_a and h["host_id"] == 1 and h["ready"] is True
         assert h["vgs"] == {VG: {"lockspace": "started"}}
@@ -386,7 +386,7 @@ def test_sigterm_and_restart_restore_activations(start_agent, hosts, client_for)
     assert sorted((x["name"], x["mode"]) for x in h["active_lvs"]) == sorted([(ex_lv, "exclusive"), (sh_lv, "shared")])
     assert h["restore_failures"] == []
     assert "restored activation" in agent_a2.stderr_text()
-    locks = {l["name"]: l["mode"] for l in a.call({}, "lock_status")["locks"]}
+    locks = {lk["name"]: lk["mode"] for lk in a.call({}, "lock_status")["locks"]}
     assert locks == {ex_lv: "exclusive", sh_lv: "shared"}
     err = remote_error(b.call, {}, "activate_lv", vg=VG, name=ex_lv, mode="shared")
     assert err.exc_type == "LockedByOtherHost"

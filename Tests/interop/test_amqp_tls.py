@@ -11,14 +11,6 @@ from peers import READY, SwiftClientPeer
 pytestmark = pytest.mark.timeout(120)
 
 
-@pytest.fixture
-def tls(broker_env):
-    port, ca = os.environ.get("AOS_TEST_AMQPS_PORT"), os.environ.get("AOS_TEST_TLS_CA")
-    if not port or not ca:
-        pytest.fail("the private broker has no TLS listener (AOS_TEST_AMQPS_PORT / AOS_TEST_TLS_CA unset)")
-    return int(port), ca
-
-
 def test_tls_call_with_ca_file_and_hostname_verification(spawn, amqp_url, unique_topic, swift_bin, tls, tmp_path):
     port, ca = tls
     spawn("aos-rpc-peer", "serve", "--url", amqp_url, "--topic", unique_topic, ready=READY)

@@ -16,14 +16,15 @@ import os
 import subprocess
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
 import amqp
 import oslo_messaging
 import pytest
 
-from conftest import REPO_ROOT, make_oslo_conf
+from conftest import REPO_ROOT, controller_args, make_oslo_conf, start_cluster, start_sim_agent
 from test_controller_e2e import wait_for
 
 pytestmark = pytest.mark.timeout(240)
@@ -98,37 +99,23 @@ class Deployment:
         return f"{scheme}://{user}:{self.password(user)}@{self.hostport}/{self.vhost}"
 
     def start_agent(self, host: str, host_id: int) -> Any:
-        proc = self.spawn(
-            "aos-agent", "--config", self.conf,
-            "--set", f"DEFAULT.host={host}",
-            "--set", "auth.enforce=true",
-            "--set", "agent.lvm_backend=simulated",
-            "--set", f"agent.simulated_state_file={self.tmp / 'cluster.json'}",
-            "--set", f"agent.volume_groups={VG}",
-            "--set", f"agent.state_dir={self.tmp / host}",
-            "--set", "agent.announce_interval=1",
-            "--set", "agent.pv_wait_timeout=0",
-            "--host-id", str(host_id),
-            env={"AOS_DEFAULT_TRANSPORT_URL": self.url(f"aos-agent-{host}")},
-            ready=f"READY host={host}", timeout=60)
+        proc = start_sim_agent(self.spawn, self.conf, self.tmp, host, host_id, VG, "--set", "auth.enforce=true",
+                               env={"AOS_DEFAULT_TRANSPORT_URL": self.url(f"aos-agent-{host}")})
         self.agents[host] = proc
         return proc
 
     def start_controller(self) -> Any:
         self.controller = self.spawn(
             "aos-controller", "--config", self.conf,
-            "--set", "DEFAULT.host=ctl-authz",
+            *controller_args("ctl-authz"),
             "--set", "auth.enforce=true",
-            "--set", "controller.agent_stale_after=2",
-            "--set", "controller.agent_down_after=3",
-            "--set", "controller.log_level=debug",
             env={"AOS_DEFAULT_TRANSPORT_URL": self.url("aos-controller")},
             ready="READY", timeout=30)
         return self.controller
 
     # ---- callers ------------------------------------------------------------------------
 
-    def oslo_call(self, user: str, topic: str, method: str, *, server: Optional[str] = None,
+    def oslo_call(self, user: str, topic: str, method: str, *, server: str | None = None,
                   signer: Any = None, timeout: float = 20, **kwargs: Any) -> Any:
         transport = oslo_messaging.get_rpc_transport(make_oslo_conf(), url=self.url(user, "rabbit"))
         try:
@@ -161,10 +148,7 @@ class Deployment:
 
 @pytest.fixture
 def dep(secured, spawn, tmp_path, swift_bin) -> Deployment:
-    d = Deployment(secured, spawn, tmp_path, swift_bin)
-    d.start_agent(d.host_a, 1)
-    d.start_agent(d.host_b, 2)
-    d.start_controller()
+    d = start_cluster(Deployment(secured, spawn, tmp_path, swift_bin))
     def both_alive() -> bool:
         status = {a["host"]: a["status"] for a in d.driver("list_agents")["agents"]}
         return status.get(d.host_a) == status.get(d.host_b) == "alive"
@@ -179,8 +163,8 @@ def refused(fn: Callable[[], Any]) -> oslo_messaging.RemoteError:
     return info.value
 
 
-def request(method: str, args: dict[str, Any], *, reply_q: Optional[str] = None,
-            context: Optional[dict[str, Any]] = None) -> bytes:
+def request(method: str, args: dict[str, Any], *, reply_q: str | None = None,
+            context: dict[str, Any] | None = None) -> bytes:
     inner: dict[str, Any] = {"method": method, "args": args, "version": "1.0",
                              "_unique_id": uuid.uuid4().hex}
     if reply_q:
@@ -191,7 +175,7 @@ def request(method: str, args: dict[str, Any], *, reply_q: Optional[str] = None,
 
 
 def publish(conn: amqp.Connection, body: bytes, *, exchange: str, routing_key: str, user: str,
-            expiration_ms: Optional[int] = 30_000) -> None:
+            expiration_ms: int | None = 30_000) -> None:
     ch = conn.channel()
     props: dict[str, Any] = {"content_type": "application/json", "content_encoding": "utf-8", "user_id": user}
     if expiration_ms is not None:

@@ -14,11 +14,14 @@ import signal
 import subprocess
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import oslo_messaging
 import pytest
+
+from conftest import controller_args, start_cluster, start_sim_agent
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -44,18 +47,8 @@ class Cluster:
         self.controllers: list[Any] = []
 
     def start_agent(self, host: str, host_id: int):
-        proc = self.spawn(
-            "aos-agent", "--config", self.conf,
-            "--set", f"DEFAULT.transport_url={self.amqp_url}",
-            "--set", f"DEFAULT.host={host}",
-            "--set", "agent.lvm_backend=simulated",
-            "--set", f"agent.simulated_state_file={self.tmp / 'cluster.json'}",
-            "--set", f"agent.volume_groups={VG}",
-            "--set", f"agent.state_dir={self.tmp / host}",
-            "--set", "agent.announce_interval=1",
-            "--set", "agent.pv_wait_timeout=0",
-            "--host-id", str(host_id),
-            ready=f"READY host={host}", timeout=60)
+        proc = start_sim_agent(self.spawn, self.conf, self.tmp, host, host_id, VG,
+                               "--set", f"DEFAULT.transport_url={self.amqp_url}")
         self.agents[host] = proc
         return proc
 
@@ -63,11 +56,8 @@ class Cluster:
         proc = self.spawn(
             "aos-controller", "--config", self.conf,
             "--set", f"DEFAULT.transport_url={self.amqp_url}",
-            "--set", f"DEFAULT.host={name}",
-            "--set", "controller.agent_stale_after=2",
-            "--set", "controller.agent_down_after=3",
+            *controller_args(name),
             "--set", "controller.agent_response_timeout=60",
-            "--set", "controller.log_level=debug",
             *extra,
             ready="READY", timeout=30)
         self.controllers.append(proc)
@@ -81,11 +71,7 @@ class Cluster:
 
 @pytest.fixture
 def cluster(spawn, amqp_url, tmp_path, swift_bin) -> Cluster:
-    c = Cluster(spawn, amqp_url, tmp_path, swift_bin)
-    c.start_agent(c.host_a, 1)
-    c.start_agent(c.host_b, 2)
-    c.start_controller()
-    return c
+    return start_cluster(Cluster(spawn, amqp_url, tmp_path, swift_bin))
 
 
 @pytest.fixture
@@ -205,8 +191,9 @@ def test_every_api_call_with_results_and_error_codes(cluster, ctl):
     # Bad input: a clear InvalidArgument, nothing reaches an agent.
     for kwargs in ({"vg": VG, "name": "--help", "size_gb": 1}, {"vg": VG, "name": "x"},
                    {"vg": VG, "name": "x", "size_bytes": -1}, {"vg": VG, "name": "a;b", "size_gb": 1}):
-        assert remote_error(lambda: ctl("create_volume", **kwargs)).exc_type == "InvalidArgument"
-    assert remote_error(lambda: ctl("activate_volume", vg=VG, name="x", host=a, mode="both")).exc_type == "InvalidArgument"
+        assert remote_error(lambda kw=kwargs: ctl("create_volume", **kw)).exc_type == "InvalidArgument"
+    e = remote_error(lambda: ctl("activate_volume", vg=VG, name="x", host=a, mode="both"))
+    assert e.exc_type == "InvalidArgument"
     assert remote_error(lambda: ctl("create_volume", vg="nope", name="x", size_gb=1)).exc_type == "UnknownVg"
     e = remote_error(lambda: ctl("activate_volume", vg=VG, name="x", host="no-such-host"))
     assert e.exc_type == "AgentUnavailable"
@@ -272,7 +259,8 @@ def test_controller_restart_rebuilds_its_view(cluster, ctl):
     cluster.start_controller("ctl-2")
     # Within an announcement interval the new controller knows both agents and the activation.
     wait_alive(ctl, a, b)
-    wait_for(lambda: active_on(ctl("get_volume", vg=VG, name="volume-r")) == {(a, "exclusive")}, what="activation rebuilt")
+    wait_for(lambda: active_on(ctl("get_volume", vg=VG, name="volume-r")) == {(a, "exclusive")},
+             what="activation rebuilt")
     e = remote_error(lambda: ctl("activate_volume", vg=VG, name="volume-r", host=b))
     assert e.exc_type == "LockedByOtherHost" and a in e.value
     ctl("deactivate_volume", vg=VG, name="volume-r", host=a)

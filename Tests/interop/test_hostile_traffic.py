@@ -35,6 +35,7 @@ from urllib.parse import unquote, urlsplit
 import amqp
 import oslo_messaging
 import pytest
+
 from hostile import (
     CLASSES,
     LATE_CLASSES,
@@ -483,7 +484,8 @@ def agent_surface(n: Names) -> Surface:
           for a, k in (("name", "name"), ("vg", "vg"), ("mode", "mode"))),
         *(ArgSpec("deactivate_lv", {"vg": VG, "name": lv["ex_a"]}, a, k) for a, k in (("name", "name"), ("vg", "vg"))),
         *(ArgSpec("delete_lv", {"vg": VG, "name": lv["off1"]}, a, k)
-          for a, k in (("name", "name"), ("vg", "vg"), ("volume_clear", "clear"), ("volume_clear_size_mb", "clear_mb"))),
+          for a, k in (("name", "name"), ("vg", "vg"), ("volume_clear", "clear"),
+                       ("volume_clear_size_mb", "clear_mb"))),
         *(ArgSpec("extend_lv", {"vg": VG, "name": lv["off1"], "size_gb": 2}, a, k)
           for a, k in (("size_gb", "size"), ("shared_update", "bool"), ("name", "name"))),
         ArgSpec("lv_info", {"vg": VG, "name": lv["ex_a"]}, "name", "name"),
@@ -633,7 +635,8 @@ def view_mismatches(ctl: Any, agent_client: Callable[[str], Any], host: str) -> 
     if entry is None:
         return ["missing from list_agents"]
     own = agent_client(host).call({}, "health")
-    wrong = [f"{k}={entry.get(k)!r} (agent: {own.get(k)!r})" for k in VIEW_KEYS if k in entry and entry[k] != own.get(k)]
+    wrong = [f"{k}={entry.get(k)!r} (agent: {own.get(k)!r})"
+             for k in VIEW_KEYS if k in entry and entry[k] != own.get(k)]
     return wrong + ([f"status {entry['status']}"] if entry.get("status") != "alive" else [])
 
 

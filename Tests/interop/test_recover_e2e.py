@@ -19,9 +19,13 @@ pytestmark = pytest.mark.timeout(240)
 
 NODE_XML = """<node>
 <domain type='test'><name>vm-db</name><memory>65536</memory><os><type>hvm</type></os>
-  <devices><disk type='block' device='disk'><source dev='/dev/{vg}/volume-db'/><target dev='vda'/></disk></devices></domain>
+  <devices>
+    <disk type='block' device='disk'><source dev='/dev/{vg}/volume-db'/><target dev='vda'/></disk>
+  </devices></domain>
 <domain type='test'><name>vm-web</name><memory>65536</memory><os><type>hvm</type></os>
-  <devices><disk type='file' device='disk'><source file='/var/lib/libvirt/images/web.qcow2'/><target dev='vda'/></disk></devices></domain>
+  <devices>
+    <disk type='file' device='disk'><source file='/var/lib/libvirt/images/web.qcow2'/><target dev='vda'/></disk>
+  </devices></domain>
 </node>
 """
 
@@ -47,7 +51,8 @@ def run_json(c: Cluster, *args: str) -> tuple[int, dict]:
 def test_fence_then_recover_with_vms(host, swift_bin: Path) -> None:
     c, h = host
     state = c.tmp / h
-    for args in (["volume", "create", "volume-db", "--size", "1G"], ["volume", "create", "volume-shared", "--size", "1G"],
+    for args in (["volume", "create", "volume-db", "--size", "1G"],
+                 ["volume", "create", "volume-shared", "--size", "1G"],
                  ["volume", "activate", "volume-db", "--host", h, "--exclusive"],
                  ["volume", "activate", "volume-shared", "--host", h, "--shared"]):
         r = c.aosctl("--direct", h, *args, "--vg", VG)
@@ -85,13 +90,15 @@ def test_fence_then_recover_with_vms(host, swift_bin: Path) -> None:
     assert steps["fence"]["status"] == "skipped"  # the kill command did it
     assert steps["stop_vms"]["stopped"] == ["vm-db"]
     assert steps["start_vms"]["started"] == ["vm-db"]
-    assert sorted((x["name"], x["mode"]) for x in done["result"]["reactivated"]) == [("volume-db", "exclusive"), ("volume-shared", "shared")]
+    reactivated = sorted((x["name"], x["mode"]) for x in done["result"]["reactivated"])
+    assert reactivated == [("volume-db", "exclusive"), ("volume-shared", "shared")]
     assert done["result"]["left_alone"] == []
     assert all(isinstance(s["seconds"], float) for s in done["steps"])
 
     health = json.loads(c.aosctl("--direct", h, "agents", "--json").stdout)
     assert health["vgs"][VG]["lockspace"] == "started" and "fenced" not in health["vgs"][VG]
-    assert sorted((a["name"], a["mode"]) for a in health["active_lvs"]) == [("volume-db", "exclusive"), ("volume-shared", "shared")]
+    active = sorted((a["name"], a["mode"]) for a in health["active_lvs"])
+    assert active == [("volume-db", "exclusive"), ("volume-shared", "shared")]
     assert (state / f"lockspace-lost-{VG}.json").exists() is False
 
     # A second run is a no-op.

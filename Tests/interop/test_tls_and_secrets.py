@@ -16,17 +16,17 @@ from pathlib import Path
 
 import pytest
 
+from test_controller_e2e import VG as CVG
+from test_controller_e2e import (
+    Cluster,
+    ctl,  # noqa: F401 - a pytest fixture, found by its name
+    remote_error,
+    wait_alive,
+)
+
 pytestmark = pytest.mark.timeout(180)
 
 VG = "vg1"
-
-
-@pytest.fixture
-def tls(broker_env):
-    port, ca = os.environ.get("AOS_TEST_AMQPS_PORT"), os.environ.get("AOS_TEST_TLS_CA")
-    if not port or not ca:
-        pytest.fail("the private broker has no TLS listener (AOS_TEST_AMQPS_PORT / AOS_TEST_TLS_CA unset)")
-    return int(port), ca
 
 
 def write_conf(path: Path, text: str, mode: int = 0o600) -> Path:
@@ -54,7 +54,8 @@ def connections(broker_ctl) -> list[dict]:
         if isinstance(props, dict):
             name = props.get("connection_name")
         else:
-            name = next((p[2] for p in props if isinstance(p, list) and len(p) == 3 and p[0] == "connection_name"), None)
+            name = next((p[2] for p in props
+                         if isinstance(p, list) and len(p) == 3 and p[0] == "connection_name"), None)
         out.append({"name": name, "port": row.get("port"), "ssl": row.get("ssl")})
     return out
 
@@ -107,7 +108,8 @@ def test_password_from_environment_and_warnings(spawn, swift_bin, amqp_url, tmp_
     assert "warning" not in r.stderr, r.stderr
 
     # The password on the command line: a warning that names the way out, never the password.
-    r = aosctl(swift_bin, "--config", str(conf), "--url", amqp_url, "--json", "--direct", host, "locks", "--timeout", "20")
+    r = aosctl(swift_bin, "--config", str(conf), "--url", amqp_url, "--json", "--direct", host, "locks",
+               "--timeout", "20")
     assert r.returncode == 0, r.stderr
     assert "aosctl: warning: the broker password is on the command line" in r.stderr, r.stderr
     assert "AOS_DEFAULT_TRANSPORT_URL" in r.stderr and "guest@" not in r.stderr, r.stderr
@@ -122,17 +124,17 @@ def test_password_from_environment_and_warnings(spawn, swift_bin, amqp_url, tmp_
 
     # The agent and the controller say the same at startup.
     host2 = f"sec2-{uuid.uuid4().hex[:8]}"
-    exposed2 = write_conf(tmp_path / "exposed2.conf", agent_conf(tmp_path, host2, amqp_url, ssl=False, ca=""), mode=0o640)
+    exposed2 = write_conf(tmp_path / "exposed2.conf", agent_conf(tmp_path, host2, amqp_url, ssl=False, ca=""),
+                          mode=0o640)
     agent2 = spawn("aos-agent", "--config", exposed2, "--host-id", "2", ready=f"READY host={host2}", timeout=60)
     assert f"aos-agent: warning: configuration file {exposed2} holds the broker password" in agent2.stderr_text()
     controller = spawn("aos-controller", "--config", exposed2, "--set", f"controller.topic=aos-ctl-{host2}",
                        ready="READY", timeout=60)
-    assert f"aos-controller: warning: configuration file {exposed2} holds the broker password" in controller.stderr_text()
+    assert (f"aos-controller: warning: configuration file {exposed2} holds the broker password"
+            in controller.stderr_text())
 
 
 # ---- issue 11, item 6: only our LVs, through the controller and aosctl -------------------------
-
-from test_controller_e2e import VG as CVG, Cluster, ctl, remote_error, wait_alive  # noqa: E402,F401
 
 
 def test_agent_refuses_lvs_outside_lv_name_pattern(spawn, amqp_url, tmp_path, swift_bin, ctl):  # noqa: F811

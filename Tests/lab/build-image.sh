@@ -42,8 +42,9 @@ fi
 [[ -n "$kpkg" ]] || { log "cannot find the kernel package (run apt-get update?)"; exit 1; }
 log "kernel package $kpkg"
 download_kernel() {
-    (cd "$WORK" && apt-get download -q "$kpkg" 2>&1 | grep -v 'unsandboxed as root' >&2 || true)
-    ls "$WORK"/linux-image-*.deb 2>/dev/null | head -1
+    (cd "$WORK" && apt-get download -q "$kpkg" 2>&1 | grep -v 'unsandboxed as root' >&2) || true
+    local debs=("$WORK"/linux-image-*.deb)
+    if [[ -e "${debs[0]}" ]]; then echo "${debs[0]}"; fi
 }
 deb="$(download_kernel)"
 if [[ ! -f "$deb" ]]; then
@@ -80,7 +81,7 @@ mkdir -p "$ROOT/lib/modules/$kver"
 for m in "${MODULES[@]}"; do
     chroot "$ROOT" modprobe -d /tmp/kmods -S "$kver" --show-depends "$m"
 done | awk '$1 == "insmod" {print $2}' | sort -u | while read -r ko; do
-    rel="${ko#/tmp/kmods/lib/modules/$kver/}"
+    rel="${ko#/tmp/kmods/lib/modules/"$kver"/}"
     mkdir -p "$ROOT/lib/modules/$kver/$(dirname "$rel")"
     cp "$ROOT$ko" "$ROOT/lib/modules/$kver/$rel"
 done
@@ -120,6 +121,7 @@ cp "$WORK/kernel/boot/vmlinuz-$kver" "$OUT/vmlinuz"
     echo "build_seconds=$((SECONDS - t0))"
     echo "initrd_bytes=$(stat -c %s "$OUT/initrd.cpio")"
     echo "packages=$include"
+    # shellcheck disable=SC2016  # dpkg-query's own ${field} syntax, not the shell's
     chroot "$ROOT" dpkg-query -W -f='${Package}=${Version}\n' lvm2 lvm2-lockd sanlock qemu-guest-agent librabbitmq4 | sed 's/^/version: /'
 } >"$OUT/image.info"
 log "done in $((SECONDS - t0)) s: $(du -h "$OUT/initrd.cpio" | cut -f1) initramfs"

@@ -36,8 +36,9 @@ import sys
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional
+from typing import Any
 
 import pytest
 
@@ -45,7 +46,6 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 sys.path.insert(0, str(HERE))
 
-import labvm  # noqa: E402
 from labvm import LAB_CONTROLLER_TOPIC, VG, Guest, Lab, log  # noqa: E402
 
 # The servers refuse senders without a role by default ([auth] enforce). These suites run as

@@ -28,9 +28,9 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Sequence
 from urllib.parse import urlsplit, urlunsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -108,7 +108,7 @@ class Guest:
         """The shared disk as LVM on this guest sees it."""
         return PATH_DM_DEVICE if self.path_dm else SHARED_DISK
 
-    def pid(self) -> Optional[int]:
+    def pid(self) -> int | None:
         try:
             return int(self.path("pid").read_text().strip())
         except (OSError, ValueError):
@@ -167,7 +167,7 @@ class Guest:
         self.qga.close()
         log(f"{self.name}: qemu pid {self.pid()}")
 
-    def wait_booted(self, timeout: float = 300, previous_boot: Optional[str] = None) -> float:
+    def wait_booted(self, timeout: float = 300, previous_boot: str | None = None) -> float:
         """Until the guest agent answers and /init has finished (a new boot if previous_boot)."""
         start = time.monotonic()
         deadline = start + timeout
@@ -299,7 +299,7 @@ class Guest:
 
 
 class Lab:
-    def __init__(self, run: Path, image: Optional[Path] = None, names: Sequence[str] = ("lab1", "lab2")) -> None:
+    def __init__(self, run: Path, image: Path | None = None, names: Sequence[str] = ("lab1", "lab2")) -> None:
         self.run = run.resolve()
         meta = self.meta()
         if image is None:
@@ -321,7 +321,7 @@ class Lab:
         meta.update(kv)
         (self.run / "lab.json").write_text(json.dumps(meta, indent=2) + "\n")
 
-    def prepare(self, agent_bin: Optional[Path]) -> None:
+    def prepare(self, agent_bin: Path | None) -> None:
         (self.run / "share").mkdir(parents=True, exist_ok=True)
         shared = self.run / "shared.img"
         if not shared.exists():

@@ -23,14 +23,14 @@ from __future__ import annotations
 import argparse
 import base64
 import json
-import os
 import random
 import socket
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Optional, Sequence
+from typing import Any
 
 
 class QGAError(Exception):
@@ -40,11 +40,11 @@ class QGAError(Exception):
 @dataclass
 class Result:
     argv: list[str]
-    exit: Optional[int]          # None when killed by a signal (see signal)
+    exit: int | None          # None when killed by a signal (see signal)
     stdout: str
     stderr: str
     seconds: float
-    signal: Optional[int] = None
+    signal: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -55,18 +55,18 @@ class Result:
                 + (f" signal {self.signal}" if self.signal else "")
                 + f" in {self.seconds:.2f}s\n--- stdout ---\n{self.stdout}--- stderr ---\n{self.stderr}")
 
-    def check(self) -> "Result":
+    def check(self) -> Result:
         if self.exit != 0:
             raise QGAError(f"guest command failed: {self}")
         return self
 
 
 class QGA:
-    def __init__(self, path: str, env: Optional[dict[str, str]] = None) -> None:
+    def __init__(self, path: str, env: dict[str, str] | None = None) -> None:
         self.path = path
         self.env = env or {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
                            "LC_ALL": "C", "HOME": "/root"}
-        self._sock: Optional[socket.socket] = None
+        self._sock: socket.socket | None = None
         self._buf = b""
         self._lock = threading.RLock()
 
@@ -102,7 +102,7 @@ class QGA:
             sock.settimeout(min(remaining, 5))
             try:
                 chunk = sock.recv(65536)
-            except socket.timeout:
+            except TimeoutError:
                 continue
             if not chunk:
                 raise ConnectionError("guest agent socket closed")
@@ -128,7 +128,7 @@ class QGA:
             if msg.get("return") == token:
                 return
 
-    def command(self, execute: str, arguments: Optional[dict[str, Any]] = None,
+    def command(self, execute: str, arguments: dict[str, Any] | None = None,
                 timeout: float = 30) -> Any:
         """One QMP-style command; returns its "return" value or raises QGAError."""
         deadline = time.monotonic() + timeout
@@ -153,7 +153,7 @@ class QGA:
         """Waits until the guest agent answers (boot); returns the seconds waited."""
         start = time.monotonic()
         deadline = start + timeout
-        last: Optional[BaseException] = None
+        last: BaseException | None = None
         while time.monotonic() < deadline:
             try:
                 self.command("guest-ping", timeout=min(2, max(0.5, deadline - time.monotonic())))
@@ -165,7 +165,7 @@ class QGA:
         raise TimeoutError(f"guest agent at {self.path} not answering after {timeout}s: {last!r}")
 
     # ---- exec ------------------------------------------------------------------------
-    def spawn(self, argv: Sequence[str], input_data: Optional[bytes] = None) -> int:
+    def spawn(self, argv: Sequence[str], input_data: bytes | None = None) -> int:
         args: dict[str, Any] = {"path": argv[0], "arg": list(argv[1:]), "capture-output": True,
                                 "env": [f"{k}={v}" for k, v in self.env.items()]}
         if input_data is not None:
@@ -189,7 +189,7 @@ class QGA:
             delay = min(delay * 1.5, 0.25)
 
     def run(self, argv: Sequence[str], timeout: float = 120, check: bool = False,
-            input_data: Optional[bytes] = None) -> Result:
+            input_data: bytes | None = None) -> Result:
         started = time.monotonic()
         pid = self.spawn(argv, input_data)
         result = self.wait(pid, argv, timeout, started)

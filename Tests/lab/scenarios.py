@@ -9,9 +9,9 @@ one level up (the agent's operations instead of the LVMBackend protocol).
 
 from __future__ import annotations
 
-import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any
 
 import oslo_messaging
 
@@ -23,7 +23,7 @@ MiB = 1 << 20
 class Outcome:
     ok: bool
     result: Any = None
-    exc_type: Optional[str] = None
+    exc_type: str | None = None
     message: str = ""
 
     def __repr__(self) -> str:
@@ -76,7 +76,8 @@ class Side:
     def fails(self, exc_type: str, method: str, **kwargs: Any) -> str:
         out = self._run(method, kwargs)
         assert not out.ok, f"{self.label} {method} {kwargs}: expected {exc_type}, got success {out.result}"
-        assert out.exc_type == exc_type, f"{self.label} {method} {kwargs}: expected {exc_type}, got {out.exc_type}: {out.message}"
+        assert out.exc_type == exc_type, \
+            f"{self.label} {method} {kwargs}: expected {exc_type}, got {out.exc_type}: {out.message}"
         return out.message
 
 
@@ -85,14 +86,14 @@ class Ctx:
     a: Side
     b: Side
     lv: str                                   # prefix of this scenario's LV names
-    device_size: Callable[[str, str], Optional[int]]  # (side label "a"/"b", lv) -> bytes, None if unknown
+    device_size: Callable[[str, str], int | None]  # (side label "a"/"b", lv) -> bytes, None if unknown
 
     def name(self, suffix: str) -> str:
         return f"{self.lv}-{suffix}"
 
 
 def lock_modes(side: Side) -> dict[str, str]:
-    return {l["name"]: l["mode"] for l in side.ok("lock_status")["locks"] if l.get("name")}
+    return {lk["name"]: lk["mode"] for lk in side.ok("lock_status")["locks"] if lk.get("name")}
 
 
 # ---- scenarios -------------------------------------------------------------------------------

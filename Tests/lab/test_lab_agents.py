@@ -13,8 +13,7 @@ import os
 import re
 import time
 import uuid
-from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import pytest
 
@@ -28,7 +27,7 @@ MiB = 1 << 20
 TRANSCRIPTS: dict[str, dict[str, S.Transcript]] = {}
 
 
-def dev_size(g: Guest, lv: str) -> Optional[int]:
+def dev_size(g: Guest, lv: str) -> int | None:
     r = g.run_cmd(["blockdev", "--getsize64", f"/dev/{VG}/{lv}"], timeout=30)
     return int(r.stdout.strip()) if r.exit == 0 else None
 
@@ -128,7 +127,7 @@ def _compare(real: Any, sim: Any, path: str, out: dict[str, list[str]]) -> None:
             _compare(rv, sv, f"{path}.{k}" if path else k, out)
         return
     if isinstance(real, list) and isinstance(sim, list) and len(real) == len(sim):
-        for i, (rv, sv) in enumerate(zip(real, sim)):
+        for i, (rv, sv) in enumerate(zip(real, sim, strict=True)):
             _compare(rv, sv, f"{path}[{i}]", out)
         return
     if real != sim:
@@ -159,14 +158,20 @@ def test_pool_stats_match_vgs(g1: Guest, hosts, rpc) -> None:
     assert vg["pv_count"] == int(row["pv_count"]) == 1 and vg["lock_type"] == row["vg_lock_type"] == "sanlock"
 
 
+def hold_exclusive_and_shared(a: Any, ex: str, sh: str) -> None:
+    """Creates LVs `ex` and `sh` (4 MiB) through agent `a` and activates them there: `ex`
+    exclusively, `sh` shared."""
+    for name in (ex, sh):
+        a.call("create_lv", vg=VG, name=name, size_bytes=4 * MiB)
+    a.call("activate_lv", vg=VG, name=ex, mode="exclusive")
+    a.call("activate_lv", vg=VG, name=sh, mode="shared")
+
+
 def test_lock_status_matches_sanlock(g1: Guest, g2: Guest, hosts, rpc, lv) -> None:
     a, b = rpc(hosts[0]), rpc(hosts[1])
     ex, sh = f"{lv}-ex", f"{lv}-sh"
     try:
-        a.call("create_lv", vg=VG, name=ex, size_bytes=4 * MiB)
-        a.call("create_lv", vg=VG, name=sh, size_bytes=4 * MiB)
-        a.call("activate_lv", vg=VG, name=ex, mode="exclusive")
-        a.call("activate_lv", vg=VG, name=sh, mode="shared")
+        hold_exclusive_and_shared(a, ex, sh)
         b.call("activate_lv", vg=VG, name=sh, mode="shared")
         status = a.call("lock_status")
         raw = g1.run_cmd(["sanlock", "client", "status"], check=True).stdout
@@ -174,11 +179,11 @@ def test_lock_status_matches_sanlock(g1: Guest, g2: Guest, hosts, rpc, lv) -> No
         # r lvm_<vg>:<LV UUID>:/dev/mapper/<vg>-lvmlock:<offset>:<SH | lease version> p <pid>
         raw_locks = {m.group(1): ("shared" if m.group(2) == "SH" else "exclusive")
                      for m in re.finditer(r"^r lvm_vglab:([^:]+):/dev/mapper/vglab-lvmlock:\d+:(\S+) p \d+", raw, re.M)}
-        mine = {l["lv_uuid"]: l["mode"] for l in status["locks"]}
+        mine = {lk["lv_uuid"]: lk["mode"] for lk in status["locks"]}
         assert mine == raw_locks, (status, raw)
         assert mine[uuids[ex]] == "exclusive" and mine[uuids[sh]] == "shared"
-        assert {(l["name"], l["mode"]) for l in status["locks"]} >= {(ex, "exclusive"), (sh, "shared")}
-        assert f"s lvm_vglab:1:/dev/mapper/vglab-lvmlock:0" in raw
+        assert {(lk["name"], lk["mode"]) for lk in status["locks"]} >= {(ex, "exclusive"), (sh, "shared")}
+        assert "s lvm_vglab:1:/dev/mapper/vglab-lvmlock:0" in raw
         assert status["lockspaces"][0]["host_id"] == 1 and status["lockspaces"][0]["vg"] == VG
         # lv_active_exclusively is a local device-mapper notion: LVM says "active exclusively"
         # even for the shared lock; the agent's mode comes from its record / sanlock.
@@ -256,10 +261,7 @@ def test_agent_restart_keeps_and_restores_activations(g1: Guest, hosts, rpc, lv)
     a, b = rpc(hosts[0]), rpc(hosts[1])
     ex, sh = f"{lv}-ex", f"{lv}-sh"
     try:
-        for name in (ex, sh):
-            a.call("create_lv", vg=VG, name=name, size_bytes=4 * MiB)
-        a.call("activate_lv", vg=VG, name=ex, mode="exclusive")
-        a.call("activate_lv", vg=VG, name=sh, mode="shared")
+        hold_exclusive_and_shared(a, ex, sh)
         g1.agent_stop()
         assert "LVs are left as they are" in g1.agent_log()
         assert b.error("activate_lv", vg=VG, name=ex, mode="exclusive").exc_type == "LockedByOtherHost"
@@ -332,16 +334,14 @@ def test_clean_reboot_restores_activations(g1: Guest, hosts, rpc, lv) -> None:
     a, b = rpc(hosts[0]), rpc(hosts[1])
     ex, sh = f"{lv}-ex", f"{lv}-sh"
     try:
-        for name in (ex, sh):
-            a.call("create_lv", vg=VG, name=name, size_bytes=4 * MiB)
-        a.call("activate_lv", vg=VG, name=ex, mode="exclusive")
-        a.call("activate_lv", vg=VG, name=sh, mode="shared")
+        hold_exclusive_and_shared(a, ex, sh)
         b.call("activate_lv", vg=VG, name=sh, mode="shared")
         _reboot(g1, "clean")
         h = a.call("health")
         assert h["ready"] is True and h["restore_failures"] == [], h
         assert active_modes(a) == {ex: "exclusive", sh: "shared"}
-        assert {(l["name"], l["mode"]) for l in a.call("lock_status")["locks"]} == {(ex, "exclusive"), (sh, "shared")}
+        locks = {(lk["name"], lk["mode"]) for lk in a.call("lock_status")["locks"]}
+        assert locks == {(ex, "exclusive"), (sh, "shared")}
         assert dev_size(g1, ex) == 4 * MiB and dev_size(g1, sh) == 4 * MiB
         assert "restored activation" in g1.agent_log()
         assert b.error("activate_lv", vg=VG, name=ex, mode="exclusive").exc_type == "LockedByOtherHost"

@@ -29,8 +29,9 @@ import re
 import subprocess
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Optional
+from typing import Any
 
 import oslo_messaging
 import pytest
@@ -71,7 +72,7 @@ def guest_time(r: Result, key: str = "at") -> float:
 
 def clock_offset(g: Guest) -> float:
     """The guest's wall clock minus the host's, from the fastest of three round trips."""
-    best: Optional[tuple[float, float]] = None
+    best: tuple[float, float] | None = None
     for _ in range(3):
         t1 = time.time()
         r = g.run_cmd(["date", "+%s.%N"], timeout=30, check=True)
@@ -149,12 +150,12 @@ class FaultLab:
                 pytest.fail(f"{what}: not within {timeout:.0f}s\n{self.diag()}", pytrace=False)
             time.sleep(0.5)
 
-    def lab1_lockspace_in_controller(self) -> Optional[str]:
+    def lab1_lockspace_in_controller(self) -> str | None:
         rows = self.api.call({}, "list_agents")["agents"]
         row = next((x for x in rows if x["host"] == self.h1), None)
         return None if row is None else row.get("vgs", {}).get(VG, {}).get("lockspace")
 
-    def aosctl(self, *args: str, timeout: float = 420) -> tuple[subprocess.CompletedProcess, Optional[dict]]:
+    def aosctl(self, *args: str, timeout: float = 420) -> tuple[subprocess.CompletedProcess, dict | None]:
         """aosctl ARGS --json against the lab (its broker, the lab controller's topic)."""
         binary = swift_bin_dir() / "aosctl"
         if not binary.exists():
@@ -188,18 +189,18 @@ class Outage:
     # host wall clock (time.time()) unless named *_guest (lab1's clock)
     t_outage: float = 0.0
     outage_guest: float = 0.0
-    t_kill: Optional[float] = None
-    t_lost_seen: Optional[float] = None
-    t_takeover: Optional[float] = None
+    t_kill: float | None = None
+    t_lost_seen: float | None = None
+    t_takeover: float | None = None
     t_restored: float = 0.0
     restore_begin_guest: float = 0.0   # writes completing from here on went through the returned path
     restored_guest: float = 0.0
     t_verified: float = 0.0
-    record: Optional[dict] = None
+    record: dict | None = None
     path_after_fence: str = ""
     tables_after_fence: dict[str, str] = field(default_factory=dict)
-    lost_health: Optional[dict] = None
-    refused: Optional[oslo_messaging.RemoteError] = None
+    lost_health: dict | None = None
+    refused: oslo_messaging.RemoteError | None = None
     writer: list[str] = field(default_factory=list)
     blocks: dict[int, str] = field(default_factory=dict)
     needs_recovery: bool = False
@@ -235,7 +236,8 @@ def _poll_fence(fl: FaultLab, o: Outage) -> None:
             o.tables_after_fence[lv] = fl.g1.run_cmd(["dmsetup", "table", dm_name(lv)], timeout=30).stdout.strip()
     elif o.t_lost_seen is None and fl.lab1_lockspace_in_controller() == "lost":
         o.t_lost_seen = time.time()
-        log(f"{o.label}: the controller shows lab1's lockspace lost {o.t_lost_seen - (o.t_kill or 0):.1f}s after the kill")
+        log(f"{o.label}: the controller shows lab1's lockspace lost "
+            f"{o.t_lost_seen - (o.t_kill or 0):.1f}s after the kill")
         o.lost_health = fl.a.call("health")
         # Refused by the agent at once (no LVM command runs).
         try:
@@ -269,7 +271,7 @@ def run_outage(fl: FaultLab, o: Outage) -> None:
     o.t_outage, o.outage_guest = time.time(), guest_time(r)
     log(f"{o.label}: lab1's path: {o.mode} ({path_status(g1)})")
 
-    last: Optional[oslo_messaging.RemoteError] = None
+    last: oslo_messaging.RemoteError | None = None
     while o.t_takeover is None:
         if time.time() - o.t_outage > TAKEOVER_TIMEOUT:
             pytest.fail(f"{o.label}: lab2 could not take {o.taken} within {TAKEOVER_TIMEOUT}s of the outage "
@@ -400,7 +402,8 @@ def recover_by_hand(fl: FaultLab, o: Outage) -> None:
             break
         time.sleep(3)  # retry interval for lvmlockd's background removal, not synchronisation
     for lv in lvs:  # whatever is still there (a fenced LV with its error table)
-        sh(f"dmsetup info {dm_name(lv)} >/dev/null 2>&1 || exit 0; lvchange -an {VG}/{lv} || dmsetup remove {dm_name(lv)}")
+        sh(f"dmsetup info {dm_name(lv)} >/dev/null 2>&1 || exit 0; "
+           f"lvchange -an {VG}/{lv} || dmsetup remove {dm_name(lv)}")
     assert ok, "recovery by hand failed:\n" + "\n".join(steps)
     # lab2 gives the LV back first, so the agent's restore of its records does not fail.
     if o.lab2_holds:
@@ -546,6 +549,7 @@ def test_recover_after_fencing(fl: FaultLab, failing_outage: Outage) -> None:
 
     # Again: nothing to do, exit 0.
     p, again = fl.aosctl("recover", "--host", fl.h1, "--vg", VG, "--execute")
-    assert p.returncode == 0 and again is not None, f"second aosctl recover: exit {p.returncode}\n{p.stdout}\n{p.stderr}"
+    assert p.returncode == 0 and again is not None, \
+        f"second aosctl recover: exit {p.returncode}\n{p.stdout}\n{p.stderr}"
     assert again["result"]["nothing_to_do"] is True, json.dumps(again, indent=1)
     assert a.call("lv_info", vg=VG, name=o.kept)["mode"] == "shared"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import threading
 import time
-from typing import Any, Optional
+from typing import Any
 
 import oslo_messaging
 from oslo_config import cfg
@@ -64,7 +64,7 @@ def to_rabbit_url(url: str) -> str:
     return url
 
 
-def mask_url(url: Optional[str]) -> str:
+def mask_url(url: str | None) -> str:
     """The URL without its passwords, for messages and logs."""
     if not url:
         return "(Cinder's transport_url)"
@@ -90,9 +90,9 @@ def _request_context() -> dict[str, Any]:
 class ControllerClient:
     """Calls aos-controller; every failure becomes a `SharedLVMError` subclass."""
 
-    def __init__(self, conf: cfg.ConfigOpts, url: Optional[str], *, topic: str, exchange: str,
+    def __init__(self, conf: cfg.ConfigOpts, url: str | None, *, topic: str, exchange: str,
                  response_timeout: int, query_timeout: int, vg: str,
-                 signing_key_file: Optional[str] = None,
+                 signing_key_file: str | None = None,
                  call_monitor_timeout: int = 60) -> None:
         self._conf = conf
         self._signer = signing.RequestSigner.from_file(signing_key_file) if signing_key_file else None
@@ -104,7 +104,7 @@ class ControllerClient:
         # oslo's call monitor: the controller sends heartbeats while a call runs; none for
         # this long and the call fails, whatever its timeout. 0 (or less): no monitor.
         monitor = int(call_monitor_timeout or 0)
-        self.call_monitor_timeout: Optional[int] = monitor if monitor > 0 else None
+        self.call_monitor_timeout: int | None = monitor if monitor > 0 else None
         self.vg = vg
         self._lock = threading.Lock()
         self._transport = None
@@ -123,7 +123,7 @@ class ControllerClient:
                 except (oslo_messaging.InvalidTransportURL, oslo_messaging.DriverLoadFailure) as e:
                     raise sl_exc.ControllerUnreachable(
                         data=f"agent_transport_url {mask_url(self._url)} is not usable: {e}. "
-                             f"Use amqp://USER:PASS@HOST:5672/VHOST (or rabbit://…).")
+                             f"Use amqp://USER:PASS@HOST:5672/VHOST (or rabbit://…).") from e
                 target = oslo_messaging.Target(exchange=self.exchange, topic=self.topic,
                                                version=API_VERSION)
                 # retry: a broker outage must fail the call, not block it forever.
@@ -181,8 +181,8 @@ class ControllerClient:
         return result
 
     @staticmethod
-    def translate(error: "oslo_messaging.RemoteError", *, what: str,
-                  lv: Optional[str] = None) -> sl_exc.SharedLVMError:
+    def translate(error: oslo_messaging.RemoteError, *, what: str,
+                  lv: str | None = None) -> sl_exc.SharedLVMError:
         code = sl_exc.code_from_class_name(error.exc_type or "")
         cls = sl_exc.CODE_TO_EXCEPTION.get(code, sl_exc.SharedLVMError)
         text = (error.value or "").strip() or (error.exc_type or "unknown error")
@@ -200,8 +200,8 @@ class ControllerClient:
     def extend_volume(self, name: str, size_gb: int, *, what: str) -> dict:
         return self.call("extend_volume", what=what, vg=self.vg, name=name, size_gb=int(size_gb))
 
-    def delete_volume(self, name: str, *, what: str, volume_clear: Optional[str] = None,
-                      volume_clear_size_mb: Optional[int] = None) -> dict:
+    def delete_volume(self, name: str, *, what: str, volume_clear: str | None = None,
+                      volume_clear_size_mb: int | None = None) -> dict:
         return self.call("delete_volume", what=what, vg=self.vg, name=name,
                          volume_clear=volume_clear, volume_clear_size_mb=volume_clear_size_mb)
 

@@ -21,21 +21,17 @@ See docs/cinder.md.
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Iterator, Optional
+from collections.abc import Iterator
+from typing import Any
 
-from oslo_config import cfg
-from oslo_concurrency import lockutils
-from oslo_log import log as logging
-from oslo_utils import excutils
-from oslo_utils import units
-
-from cinder import exception
+from cinder import exception, interface
 from cinder.image import image_utils
-from cinder import interface
-from cinder.volume import configuration
-from cinder.volume import driver
+from cinder.volume import configuration, driver, volume_utils
 from cinder.volume.drivers import lvm as lvm_driver
-from cinder.volume import volume_utils
+from oslo_concurrency import lockutils
+from oslo_config import cfg
+from oslo_log import log as logging
+from oslo_utils import excutils, units
 
 from cinder_sharedlvm_driver import client as sl_client
 from cinder_sharedlvm_driver import exception as sl_exc
@@ -66,7 +62,7 @@ def _get(obj: Any, key: str, default: Any = None) -> Any:
         return default
 
 
-def _attachment_host(attachment: Any) -> Optional[str]:
+def _attachment_host(attachment: Any) -> str | None:
     connector = _get(attachment, "connector") or {}
     host = connector.get("host") if isinstance(connector, dict) else None
     return host or _get(attachment, "attached_host") or None
@@ -89,8 +85,8 @@ class SharedLVMDriver(driver.VolumeDriver):
         self.configuration.append_config_values(sharedlvm_opts)
         self.backend_name = self.configuration.safe_get("volume_backend_name") or "sharedlvm"
         self.vg_name = self.configuration.volume_group
-        self._client: Optional[sl_client.ControllerClient] = None
-        self._stats = {}
+        self._client: sl_client.ControllerClient | None = None
+        self._stats: dict[str, Any] = {}
 
     @classmethod
     def get_driver_options(cls) -> list:
@@ -187,7 +183,7 @@ class SharedLVMDriver(driver.VolumeDriver):
 
     # ---- helpers ---------------------------------------------------------------------------
 
-    def local_path(self, volume: Any, vg: Optional[str] = None) -> str:
+    def local_path(self, volume: Any, vg: str | None = None) -> str:
         return f"/dev/{vg or self.vg_name}/{_get(volume, 'name')}"
 
     def _volume_lock(self, volume: Any):
@@ -317,7 +313,7 @@ class SharedLVMDriver(driver.VolumeDriver):
         return out
 
     @staticmethod
-    def _pending_instance(volume: Any) -> Optional[str]:
+    def _pending_instance(volume: Any) -> str | None:
         """The instance of the attachment being made (reserved: no host yet), when unique."""
         pending = {_get(a, "instance_uuid") for a in _get(volume, "volume_attachment") or []
                    if not _attachment_host(a) and _get(a, "attach_status") not in _GONE_ATTACH_STATES}
@@ -372,7 +368,7 @@ class SharedLVMDriver(driver.VolumeDriver):
                 converted.append(h)
         return converted
 
-    def terminate_connection(self, volume: Any, connector: Optional[dict], **kwargs: Any) -> bool:
+    def terminate_connection(self, volume: Any, connector: dict | None, **kwargs: Any) -> bool:
         """Deactivates the LV on connector['host'] unless another attachment there still uses
         it; when a single host is left with a shared activation, makes it exclusive again.
         Returns True when other attachments of the volume remain (Cinder's convention)."""

@@ -16,7 +16,7 @@ import json
 import os
 import secrets
 import time
-from typing import Any, Optional
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
@@ -25,7 +25,7 @@ CONTEXT_KEY = "aos_auth"
 VERSION = "aos-rpc-sig-v1"
 
 
-def signed_bytes(target: str, method: str, namespace: Optional[str], version: Optional[str],
+def signed_bytes(target: str, method: str, namespace: str | None, version: str | None,
                  ts_ms: int, nonce: str, args: dict[str, Any]) -> bytes:
     """The canonical form both sides compute: json.dumps with sorted keys, ASCII only."""
     doc = [VERSION, target, method, namespace, version, ts_ms, nonce, args]
@@ -39,7 +39,7 @@ class RequestSigner:
         self._key = private_key
 
     @classmethod
-    def from_file(cls, path: str) -> "RequestSigner":
+    def from_file(cls, path: str) -> RequestSigner:
         mode = os.stat(path).st_mode
         if mode & 0o077:
             raise ValueError(f"{path} is readable by others (mode {oct(mode & 0o777)}): chmod 600 it")
@@ -48,7 +48,7 @@ class RequestSigner:
         return cls(Ed25519PrivateKey.from_private_bytes(raw))
 
     @classmethod
-    def generate(cls) -> "RequestSigner":
+    def generate(cls) -> RequestSigner:
         return cls(Ed25519PrivateKey.generate())
 
     @property
@@ -62,9 +62,9 @@ class RequestSigner:
         raw = self._key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
         return base64.b64encode(raw).decode("ascii")
 
-    def sign(self, target: str, method: str, args: dict[str, Any], *, namespace: Optional[str] = None,
-             version: Optional[str] = None, ts_ms: Optional[int] = None,
-             nonce: Optional[str] = None) -> dict[str, Any]:
+    def sign(self, target: str, method: str, args: dict[str, Any], *, namespace: str | None = None,
+             version: str | None = None, ts_ms: int | None = None,
+             nonce: str | None = None) -> dict[str, Any]:
         """The `aos_auth` context entry for one request."""
         ts_ms = int(time.time() * 1000) if ts_ms is None else ts_ms
         nonce = secrets.token_hex(16) if nonce is None else nonce
