@@ -33,9 +33,17 @@ let package = Package(
             pkgConfig: "librabbitmq",
             providers: [.apt(["librabbitmq-dev"])]
         ),
+        // Host plumbing with no LVM and no AMQP in it: the command runner (argv only, minimal
+        // environment, timeouts), named OS threads, durable files, async locks and one-shot
+        // values that honour cancellation, the retry policy, and sd_notify.
+        .target(
+            name: "HostSupport",
+            dependencies: [.product(name: "Subprocess", package: "swift-subprocess")],
+            swiftSettings: strict
+        ),
         .target(
             name: "AMQPClient",
-            dependencies: ["CRabbitMQ", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["CRabbitMQ", "HostSupport", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
         // Pure oslo.messaging wire format: envelope, messages, failures, dispatch rules.
@@ -61,23 +69,19 @@ let package = Package(
         ),
         .target(
             name: "SharedLVM",
-            dependencies: [
-                .product(name: "Subprocess", package: "swift-subprocess"),
-                .product(name: "Logging", package: "swift-log"),
-            ],
+            dependencies: ["HostSupport", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
         // The VMs on this host that use LVs (libvirt through `virsh` by argv), for recovery.
         .target(
             name: "Hypervisor",
-            dependencies: ["SharedLVM"],
+            dependencies: ["SharedLVM", "HostSupport"],
             swiftSettings: strict
         ),
         .target(
             name: "AgentCore",
             dependencies: ["OsloRPC", "RPCWire", "SharedLVM", "Hypervisor", "AOSConfig", "AOSRuntime", "AMQPClient", "AOSAuth",
-                           .product(name: "Logging", package: "swift-log"),
-                           .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
+                           "HostSupport", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
         .target(
@@ -128,9 +132,11 @@ let package = Package(
         .testTarget(name: "OsloRPCTests", dependencies: ["OsloRPC", "RPCWire", "AMQPClient"], swiftSettings: strict),
         .testTarget(name: "AOSConfigTests", dependencies: ["AOSConfig"], swiftSettings: strict),
         .testTarget(name: "AOSAuthTests", dependencies: ["AOSAuth", "OsloRPC", "RPCWire"], swiftSettings: strict),
-        .testTarget(name: "SharedLVMTests", dependencies: ["SharedLVM"], swiftSettings: strict),
-        .testTarget(name: "HypervisorTests", dependencies: ["Hypervisor", "SharedLVM"], swiftSettings: strict),
-        .testTarget(name: "AgentCoreTests", dependencies: ["AgentCore", "SharedLVM", "RPCWire", "AOSAuth"], swiftSettings: strict),
+        .testTarget(name: "HostSupportTests", dependencies: ["HostSupport"], swiftSettings: strict),
+        .testTarget(name: "SharedLVMTests", dependencies: ["SharedLVM", "HostSupport"], swiftSettings: strict),
+        .testTarget(name: "HypervisorTests", dependencies: ["Hypervisor", "SharedLVM", "HostSupport"], swiftSettings: strict),
+        .testTarget(name: "AgentCoreTests", dependencies: ["AgentCore", "SharedLVM", "Hypervisor", "HostSupport", "AOSConfig",
+                                                          "AOSRuntime", "AMQPClient", "RPCWire", "AOSAuth"], swiftSettings: strict),
         .testTarget(name: "ControllerCoreTests", dependencies: ["ControllerCore", "OsloRPC", "RPCWire", "AOSAuth"], swiftSettings: strict),
     ]
 )

@@ -2,6 +2,7 @@ import AMQPClient
 import AOSAuth
 import AOSConfig
 import AOSRuntime
+import HostSupport
 import Hypervisor
 import Logging
 import OsloRPC

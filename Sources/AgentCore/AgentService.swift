@@ -1,3 +1,4 @@
+import HostSupport
 import Hypervisor
 import Logging
 import RPCWire

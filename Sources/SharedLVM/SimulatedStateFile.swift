@@ -1,4 +1,5 @@
 import FoundationEssentials
+import HostSupport
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)

@@ -1,3 +1,4 @@
+import HostSupport
 import Synchronization
 import Testing
 import RPCWire

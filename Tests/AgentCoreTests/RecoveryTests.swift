@@ -1,3 +1,4 @@
+import HostSupport
 import Hypervisor
 import Testing
 import RPCWire
