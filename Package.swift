@@ -1,8 +1,13 @@
 // swift-tools-version:6.1
 // aos-agent: shared-LVM (lvmlockd + sanlock) agent system for OpenStack.
-// Dependencies point one way: CRabbitMQ <- AMQPClient <- OsloRPC -> RPCWire;
-// SharedLVM and AOSConfig are leaves; AgentCore/ControllerCore compose them;
-// executables are thin.
+// Module graph (dependencies point one way; each target declares exactly what it imports):
+//   HostSupport (leaf: command runner, threads, durable files, async locks, retry policy)
+//   CRabbitMQ, HostSupport <- AMQPClient <- OsloRPC -> RPCWire (pure wire format)
+//   AOSConfig (leaf) <- AOSAuth (with OsloRPC) and AOSRuntime (with OsloRPC: startup plumbing)
+//   HostSupport <- SharedLVM <- SimulatedLVM, Hypervisor, LVMTestSupport (test targets only)
+//   AgentCore = SharedLVM + SimulatedLVM + Hypervisor + OsloRPC + AOSAuth + AOSRuntime
+//   ControllerCore = OsloRPC + AOSAuth + AOSRuntime (no LVM)
+//   executables (aos-agent, aos-controller, aosctl, aos-bench, aos-rpc-peer) are thin.
 import PackageDescription
 
 let strict: [SwiftSetting] = [
@@ -61,15 +66,31 @@ let package = Package(
             dependencies: ["OsloRPC", "RPCWire", "AOSConfig", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: strict
         ),
-        // Startup plumbing shared by the executables (config loading, logging, console).
+        // Startup plumbing shared by the executables (--config/--set, config loading, logging,
+        // console, the broker connection).
         .target(
             name: "AOSRuntime",
-            dependencies: ["AOSConfig", "AMQPClient", "OsloRPC", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["AOSConfig", "AMQPClient", "OsloRPC", .product(name: "Logging", package: "swift-log"),
+                           .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: strict
         ),
         .target(
             name: "SharedLVM",
             dependencies: ["HostSupport", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict
+        ),
+        // The simulated LVM cluster (`[agent] lvm_backend = simulated`): lvmlockd's lock rules
+        // in memory or in a JSON file shared by several agent processes; for demos and tests.
+        .target(
+            name: "SimulatedLVM",
+            dependencies: ["SharedLVM", "HostSupport"],
+            swiftSettings: strict
+        ),
+        // Test support, for test targets only (never linked into an executable): the LVM
+        // behaviour suite every backend must pass and the scripted command executor.
+        .target(
+            name: "LVMTestSupport",
+            dependencies: ["SharedLVM", "HostSupport"],
             swiftSettings: strict
         ),
         // The VMs on this host that use LVs (libvirt through `virsh` by argv), for recovery.
@@ -80,7 +101,7 @@ let package = Package(
         ),
         .target(
             name: "AgentCore",
-            dependencies: ["OsloRPC", "RPCWire", "SharedLVM", "Hypervisor", "AOSConfig", "AOSRuntime", "AMQPClient", "AOSAuth",
+            dependencies: ["OsloRPC", "RPCWire", "SharedLVM", "SimulatedLVM", "Hypervisor", "AOSConfig", "AOSRuntime", "AMQPClient", "AOSAuth",
                            "HostSupport", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
@@ -92,7 +113,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "aos-agent",
-            dependencies: ["AOSRuntime", "AgentCore", "AOSConfig", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            dependencies: ["AOSRuntime", "AgentCore", "AOSConfig", "SharedLVM", .product(name: "ArgumentParser", package: "swift-argument-parser"),
                            .product(name: "Logging", package: "swift-log"),
                            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
             swiftSettings: strict
@@ -129,14 +150,16 @@ let package = Package(
         ),
         .testTarget(name: "AMQPClientTests", dependencies: ["AMQPClient"], swiftSettings: strict),
         .testTarget(name: "RPCWireTests", dependencies: ["RPCWire"], exclude: ["FuzzCorpus"], swiftSettings: strict),
-        .testTarget(name: "OsloRPCTests", dependencies: ["OsloRPC", "RPCWire", "AMQPClient"], swiftSettings: strict),
+        .testTarget(name: "OsloRPCTests", dependencies: ["OsloRPC", "RPCWire", "AMQPClient", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
         .testTarget(name: "AOSConfigTests", dependencies: ["AOSConfig"], swiftSettings: strict),
         .testTarget(name: "AOSAuthTests", dependencies: ["AOSAuth", "OsloRPC", "RPCWire"], swiftSettings: strict),
         .testTarget(name: "HostSupportTests", dependencies: ["HostSupport"], swiftSettings: strict),
-        .testTarget(name: "SharedLVMTests", dependencies: ["SharedLVM", "HostSupport"], swiftSettings: strict),
-        .testTarget(name: "HypervisorTests", dependencies: ["Hypervisor", "SharedLVM", "HostSupport"], swiftSettings: strict),
-        .testTarget(name: "AgentCoreTests", dependencies: ["AgentCore", "SharedLVM", "Hypervisor", "HostSupport", "AOSConfig",
+        .testTarget(name: "SharedLVMTests", dependencies: ["SharedLVM", "HostSupport", "LVMTestSupport"], swiftSettings: strict),
+        .testTarget(name: "SimulatedLVMTests", dependencies: ["SimulatedLVM", "SharedLVM", "LVMTestSupport"], swiftSettings: strict),
+        .testTarget(name: "HypervisorTests", dependencies: ["Hypervisor", "SharedLVM", "HostSupport", "LVMTestSupport"], swiftSettings: strict),
+        .testTarget(name: "AgentCoreTests", dependencies: ["AgentCore", "SharedLVM", "SimulatedLVM", "LVMTestSupport", "Hypervisor", "HostSupport", "AOSConfig",
                                                           "AOSRuntime", "AMQPClient", "RPCWire", "AOSAuth"], swiftSettings: strict),
-        .testTarget(name: "ControllerCoreTests", dependencies: ["ControllerCore", "OsloRPC", "RPCWire", "AOSAuth"], swiftSettings: strict),
+        .testTarget(name: "ControllerCoreTests", dependencies: ["ControllerCore", "OsloRPC", "RPCWire", "AOSAuth",
+                                                              .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
     ]
 )

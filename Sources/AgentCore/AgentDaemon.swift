@@ -8,6 +8,7 @@ import Logging
 import OsloRPC
 import RPCWire
 import SharedLVM
+import SimulatedLVM
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)

@@ -1,5 +1,6 @@
 import HostSupport
 import Hypervisor
+import SimulatedLVM
 import Testing
 import RPCWire
 import SharedLVM

@@ -1,4 +1,5 @@
 import HostSupport
+import LVMTestSupport
 import Testing
 import SharedLVM
 @testable import Hypervisor

@@ -1,4 +1,5 @@
 import HostSupport
+import SharedLVM
 import Synchronization
 
 /// A `CommandExecuting` for tests: records every argv and answers from a script of canned

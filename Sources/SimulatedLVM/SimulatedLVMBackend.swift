@@ -1,6 +1,8 @@
+import HostSupport
+import SharedLVM
+
 /// One host of a `SimulatedCluster`, as `LVMBackend`. Failures carry LVM's own stderr texts
 /// and go through `LVMErrorClassifier`, so the simulator and the classifier cannot drift apart.
-import HostSupport
 public struct SimulatedLVMBackend: LVMBackend {
     public let cluster: SimulatedCluster
     public let hostName: String

@@ -1,3 +1,5 @@
+import SharedLVM
+
 /// Two hosts on one shared VG, as the behaviour suite needs them. Both hosts must have
 /// the VG's lockspace started when a scenario begins (scenarios leave it that way).
 public struct LVMBehaviourHosts: Sendable {
