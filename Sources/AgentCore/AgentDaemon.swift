@@ -74,7 +74,7 @@ public final class AgentDaemon: Sendable {
         for vg in settings.volumeGroups {
             do { try VGName.validate(vg) } catch { throw AgentStartupError("[agent] volume_groups: \(error.message)") }
         }
-        let simulated = settings.lvmBackend == "simulated"
+        let simulated = settings.lvmBackend == .simulated
 
         // host_id: lvmlocal.conf is the single source of truth on real hosts.
         let hostId: Int
