@@ -5,7 +5,8 @@
 //   CRabbitMQ, HostSupport <- AMQPClient <- OsloRPC -> RPCWire (pure wire format)
 //   AOSConfig (leaf) <- AOSAuth (with OsloRPC) and AOSRuntime (with OsloRPC: startup plumbing)
 //   HostSupport <- SharedLVM <- SimulatedLVM, Hypervisor, LVMTestSupport (test targets only)
-//   AgentCore = SharedLVM + SimulatedLVM + Hypervisor + OsloRPC + AOSAuth + AOSRuntime
+//   AgentCore = SharedLVM + Hypervisor + OsloRPC + AOSAuth + AOSRuntime (any LVMBackend);
+//   aos-agent picks the backend by [agent] lvm_backend: RealLVMBackend or SimulatedLVM
 //   ControllerCore = OsloRPC + AOSAuth + AOSRuntime (no LVM)
 //   executables (aos-agent, aos-controller, aosctl, aos-bench, aos-rpc-peer) are thin.
 import PackageDescription
@@ -101,7 +102,7 @@ let package = Package(
         ),
         .target(
             name: "AgentCore",
-            dependencies: ["OsloRPC", "RPCWire", "SharedLVM", "SimulatedLVM", "Hypervisor", "AOSConfig", "AOSRuntime", "AMQPClient", "AOSAuth",
+            dependencies: ["OsloRPC", "RPCWire", "SharedLVM", "Hypervisor", "AOSConfig", "AOSRuntime", "AMQPClient", "AOSAuth",
                            "HostSupport", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
@@ -113,7 +114,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "aos-agent",
-            dependencies: ["AOSRuntime", "AgentCore", "AOSConfig", "SharedLVM", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            dependencies: ["AOSRuntime", "AgentCore", "AOSConfig", "SharedLVM", "SimulatedLVM", "Hypervisor", .product(name: "ArgumentParser", package: "swift-argument-parser"),
                            .product(name: "Logging", package: "swift-log"),
                            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
             swiftSettings: strict

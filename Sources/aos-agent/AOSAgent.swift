@@ -65,8 +65,12 @@ struct AgentServe: AsyncParsableCommand {
         let logger = bootstrapLogging(label: "aos-agent", level: Logger.Level(rawValue: settings.logLevel) ?? .info)
         let daemon: AgentDaemon
         do {
-            daemon = try AgentDaemon(configuration: loaded, hostIdOverride: hostId, simulateReboot: simulateReboot,
-                                     environment: HostEnvironment.environment(), logger: logger)
+            daemon = try AgentDaemon(
+                configuration: loaded, hostIdOverride: hostId,
+                hostLVM: { (id) throws(AgentStartupError) in
+                    try HostLVMChoice.make(configuration: loaded, hostId: id, simulateReboot: simulateReboot, logger: logger)
+                },
+                environment: HostEnvironment.environment(), logger: logger)
         } catch {
             logger.critical("cannot start: \(error.message)")
             Console.err("aos-agent: \(error.message)")

@@ -65,9 +65,7 @@ struct AgentFence: AsyncParsableCommand {
         if let store = try? ActivationStore(directory: settings.stateDir, host: host) {
             for r in store.all where r.vg == vg { modes[r.name] = r.mode }
         }
-        // A simulated host has no device-mapper devices of its own (demos, tests).
-        let dm: any DeviceMapping = settings.lvmBackend == .simulated ? NoDeviceMapper() : DMSetup(timeout: .seconds(5))
-        let fencer = Fencer(dm: dm, logger: logger, budget: .seconds(max(1, budget)))
+        let fencer = Fencer(dm: HostLVMChoice.deviceMapper(settings.lvmBackend), logger: logger, budget: .seconds(max(1, budget)))
         let record = await fencer.fence(vg: vg, host: host, modes: modes, source: "kill_command")
         do { try record.save(stateDirectory: settings.stateDir) } catch {
             logger.error("cannot write the fence record", metadata: ["error": "\(error)"])
