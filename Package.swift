@@ -1,10 +1,11 @@
 // swift-tools-version:6.1
 // aos-agent: shared-LVM (lvmlockd + sanlock) agent system for OpenStack.
 // Module graph (dependencies point one way; each target declares exactly what it imports):
-//   HostSupport (leaf: command runner, threads, durable files, async locks, retry policy)
+//   HostSupport (leaf, no dependencies: threads, durable files, async locks, retry policy)
+//   HostSupport <- HostCommands (the command runner, on swift-subprocess)
 //   CRabbitMQ, HostSupport <- AMQPClient <- OsloRPC -> RPCWire (pure wire format)
 //   AOSConfig (leaf) <- AOSAuth (with OsloRPC) and AOSRuntime (with OsloRPC: startup plumbing)
-//   HostSupport <- SharedLVM <- SimulatedLVM, Hypervisor, LVMTestSupport (test targets only)
+//   HostCommands <- SharedLVM <- SimulatedLVM, Hypervisor, LVMTestSupport (test targets only)
 //   AgentCore = SharedLVM + Hypervisor + OsloRPC + AOSAuth + AOSRuntime (any LVMBackend);
 //   aos-agent picks the backend by [agent] lvm_backend: RealLVMBackend or SimulatedLVM
 //   ControllerCore = OsloRPC + AOSAuth + AOSRuntime (no LVM)
@@ -39,12 +40,16 @@ let package = Package(
             pkgConfig: "librabbitmq",
             providers: [.apt(["librabbitmq-dev"])]
         ),
-        // Host plumbing with no LVM and no AMQP in it: the command runner (argv only, minimal
-        // environment, timeouts), named OS threads, durable files, async locks and one-shot
-        // values that honour cancellation, the retry policy, and sd_notify.
+        // Host plumbing with no LVM and no AMQP in it, and no dependencies: named OS threads,
+        // durable files, async locks and one-shot values that honour cancellation, the retry
+        // policy, sd_notify. A leaf AMQPClient can depend on.
+        .target(name: "HostSupport", swiftSettings: strict),
+        // Running host commands (lvm, dmsetup, virsh, dd): argv only, a minimal environment,
+        // timeouts. Apart from HostSupport so that programs without commands (controller,
+        // aosctl) do not link swift-subprocess.
         .target(
-            name: "HostSupport",
-            dependencies: [.product(name: "Subprocess", package: "swift-subprocess")],
+            name: "HostCommands",
+            dependencies: ["HostSupport", .product(name: "Subprocess", package: "swift-subprocess")],
             swiftSettings: strict
         ),
         .target(
@@ -77,33 +82,33 @@ let package = Package(
         ),
         .target(
             name: "SharedLVM",
-            dependencies: ["HostSupport", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["HostCommands", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
         // The simulated LVM cluster (`[agent] lvm_backend = simulated`): lvmlockd's lock rules
         // in memory or in a JSON file shared by several agent processes; for demos and tests.
         .target(
             name: "SimulatedLVM",
-            dependencies: ["SharedLVM", "HostSupport"],
+            dependencies: ["SharedLVM", "HostCommands", "HostSupport"],
             swiftSettings: strict
         ),
         // Test support, for test targets only (never linked into an executable): the LVM
         // behaviour suite every backend must pass and the scripted command executor.
         .target(
             name: "LVMTestSupport",
-            dependencies: ["SharedLVM", "HostSupport"],
+            dependencies: ["SharedLVM", "HostCommands"],
             swiftSettings: strict
         ),
         // The VMs on this host that use LVs (libvirt through `virsh` by argv), for recovery.
         .target(
             name: "Hypervisor",
-            dependencies: ["SharedLVM", "HostSupport"],
+            dependencies: ["SharedLVM", "HostCommands"],
             swiftSettings: strict
         ),
         .target(
             name: "AgentCore",
             dependencies: ["OsloRPC", "RPCWire", "SharedLVM", "Hypervisor", "AOSConfig", "AOSRuntime", "AMQPClient", "AOSAuth",
-                           "HostSupport", .product(name: "Logging", package: "swift-log")],
+                           "HostSupport", "HostCommands", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
         .target(
@@ -155,10 +160,11 @@ let package = Package(
         .testTarget(name: "AOSConfigTests", dependencies: ["AOSConfig"], swiftSettings: strict),
         .testTarget(name: "AOSAuthTests", dependencies: ["AOSAuth", "OsloRPC", "RPCWire"], swiftSettings: strict),
         .testTarget(name: "HostSupportTests", dependencies: ["HostSupport"], swiftSettings: strict),
-        .testTarget(name: "SharedLVMTests", dependencies: ["SharedLVM", "HostSupport", "LVMTestSupport"], swiftSettings: strict),
+        .testTarget(name: "HostCommandsTests", dependencies: ["HostCommands"], swiftSettings: strict),
+        .testTarget(name: "SharedLVMTests", dependencies: ["SharedLVM", "HostCommands", "LVMTestSupport"], swiftSettings: strict),
         .testTarget(name: "SimulatedLVMTests", dependencies: ["SimulatedLVM", "SharedLVM", "LVMTestSupport"], swiftSettings: strict),
-        .testTarget(name: "HypervisorTests", dependencies: ["Hypervisor", "SharedLVM", "HostSupport", "LVMTestSupport"], swiftSettings: strict),
-        .testTarget(name: "AgentCoreTests", dependencies: ["AgentCore", "SharedLVM", "SimulatedLVM", "LVMTestSupport", "Hypervisor", "HostSupport", "AOSConfig",
+        .testTarget(name: "HypervisorTests", dependencies: ["Hypervisor", "SharedLVM", "HostCommands", "LVMTestSupport"], swiftSettings: strict),
+        .testTarget(name: "AgentCoreTests", dependencies: ["AgentCore", "SharedLVM", "SimulatedLVM", "LVMTestSupport", "Hypervisor", "HostSupport", "HostCommands", "AOSConfig",
                                                           "AOSRuntime", "AMQPClient", "RPCWire", "AOSAuth"], swiftSettings: strict),
         .testTarget(name: "ControllerCoreTests", dependencies: ["ControllerCore", "OsloRPC", "RPCWire", "AOSAuth",
                                                               .product(name: "Logging", package: "swift-log")], swiftSettings: strict),

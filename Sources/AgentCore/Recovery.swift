@@ -1,3 +1,4 @@
+import HostCommands
 import HostSupport
 import Hypervisor
 import Logging

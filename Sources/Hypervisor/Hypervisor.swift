@@ -1,4 +1,4 @@
-import HostSupport
+import HostCommands
 import SharedLVM
 
 /// A libvirt domain as recovery needs it: is it holding its disks open, and which disks.

@@ -1,4 +1,4 @@
-import HostSupport
+import HostCommands
 import SharedLVM
 
 /// libvirt through the `virsh` CLI, by argv (`virsh -c URI …`): no libvirt C binding to

@@ -4,7 +4,7 @@
 /// I/O), and `lvchange -an` fails while the disk is unreadable. `dmsetup` still works: it
 /// only talks to the kernel, never to the disk. So the kill command and the recovery steps
 /// that must work during an outage go through this interface, not through `LVMBackend`.
-import HostSupport
+import HostCommands
 
 /// One mapped device as `dmsetup info -c` reports it.
 public struct DMDevice: Sendable, Hashable {

@@ -1,4 +1,4 @@
-import HostSupport
+import HostCommands
 import Logging
 
 /// `LVMBackend` on real lvm2 + lvmlockd + sanlock: runs the commands of `LVMCommands`

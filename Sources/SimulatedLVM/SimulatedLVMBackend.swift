@@ -1,4 +1,4 @@
-import HostSupport
+import HostCommands
 import SharedLVM
 
 /// One host of a `SimulatedCluster`, as `LVMBackend`. Failures carry LVM's own stderr texts

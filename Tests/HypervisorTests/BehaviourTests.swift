@@ -1,5 +1,5 @@
 import Foundation
-import HostSupport
+import HostCommands
 import Synchronization
 import Testing
 import SharedLVM

@@ -1,4 +1,4 @@
-import HostSupport
+import HostCommands
 import LVMTestSupport
 import Testing
 import SharedLVM

@@ -1,3 +1,4 @@
+import HostSupport
 import Subprocess
 #if canImport(Glibc)
 import Glibc

@@ -1,5 +1,5 @@
 import Testing
-import HostSupport
+import HostCommands
 
 /// The real runner with harmless programs (no LVM here).
 struct CommandRunnerTests {

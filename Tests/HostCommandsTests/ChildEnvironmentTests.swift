@@ -1,5 +1,5 @@
 import Testing
-import HostSupport
+import HostCommands
 #if canImport(Glibc)
 import Glibc
 #endif
