@@ -1,8 +1,16 @@
 // swift-tools-version:6.1
 // aos-agent: shared-LVM (lvmlockd + sanlock) agent system for OpenStack.
-// Dependencies point one way: CRabbitMQ <- AMQPClient <- OsloRPC -> RPCWire;
-// SharedLVM and AOSConfig are leaves; AgentCore/ControllerCore compose them;
-// executables are thin.
+// Module graph (dependencies point one way; each target declares exactly what it imports):
+//   HostSupport (leaf, no dependencies: threads, durable files, async locks, retry policy)
+//   HostSupport <- HostCommands (the command runner, on swift-subprocess)
+//   CRabbitMQ, HostSupport <- AMQPClient <- OsloRPC -> RPCWire (pure wire format)
+//   RPCWire <- AOSAPI (the API table: methods, traits, typed requests/responses, wire error codes)
+//   AOSConfig (leaf), AOSAPI <- AOSAuth (with OsloRPC) and AOSRuntime (with OsloRPC: startup plumbing)
+//   HostCommands <- SharedLVM <- SimulatedLVM, Hypervisor, LVMTestSupport (test targets only)
+//   AgentCore = SharedLVM + Hypervisor + OsloRPC + AOSAPI + AOSAuth + AOSRuntime (any LVMBackend);
+//   aos-agent picks the backend by [agent] lvm_backend: RealLVMBackend or SimulatedLVM
+//   ControllerCore = OsloRPC + AOSAPI + AOSAuth + AOSRuntime (no LVM)
+//   executables (aos-agent, aos-controller, aosctl, aos-bench, aos-rpc-peer) are thin.
 import PackageDescription
 
 let strict: [SwiftSetting] = [
@@ -33,9 +41,21 @@ let package = Package(
             pkgConfig: "librabbitmq",
             providers: [.apt(["librabbitmq-dev"])]
         ),
+        // Host plumbing with no LVM and no AMQP in it, and no dependencies: named OS threads,
+        // durable files, async locks and one-shot values that honour cancellation, the retry
+        // policy, sd_notify. A leaf AMQPClient can depend on.
+        .target(name: "HostSupport", swiftSettings: strict),
+        // Running host commands (lvm, dmsetup, virsh, dd): argv only, a minimal environment,
+        // timeouts. Apart from HostSupport so that programs without commands (controller,
+        // aosctl) do not link swift-subprocess.
+        .target(
+            name: "HostCommands",
+            dependencies: ["HostSupport", .product(name: "Subprocess", package: "swift-subprocess")],
+            swiftSettings: strict
+        ),
         .target(
             name: "AMQPClient",
-            dependencies: ["CRabbitMQ", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["CRabbitMQ", "HostSupport", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
         // Pure oslo.messaging wire format: envelope, messages, failures, dispatch rules.
@@ -57,31 +77,43 @@ let package = Package(
             dependencies: ["OsloRPC", "RPCWire", "AOSAPI", "AOSConfig", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: strict
         ),
-        // Startup plumbing shared by the executables (config loading, logging, console).
+        // Startup plumbing shared by the executables (--config/--set, config loading, logging,
+        // console, the broker connection).
         .target(
             name: "AOSRuntime",
-            dependencies: ["AOSConfig", "AMQPClient", "OsloRPC", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["AOSConfig", "AMQPClient", "OsloRPC", .product(name: "Logging", package: "swift-log"),
+                           .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: strict
         ),
         .target(
             name: "SharedLVM",
-            dependencies: [
-                .product(name: "Subprocess", package: "swift-subprocess"),
-                .product(name: "Logging", package: "swift-log"),
-            ],
+            dependencies: ["HostCommands", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict
+        ),
+        // The simulated LVM cluster (`[agent] lvm_backend = simulated`): lvmlockd's lock rules
+        // in memory or in a JSON file shared by several agent processes; for demos and tests.
+        .target(
+            name: "SimulatedLVM",
+            dependencies: ["SharedLVM", "HostCommands", "HostSupport"],
+            swiftSettings: strict
+        ),
+        // Test support, for test targets only (never linked into an executable): the LVM
+        // behaviour suite every backend must pass and the scripted command executor.
+        .target(
+            name: "LVMTestSupport",
+            dependencies: ["SharedLVM", "HostCommands"],
             swiftSettings: strict
         ),
         // The VMs on this host that use LVs (libvirt through `virsh` by argv), for recovery.
         .target(
             name: "Hypervisor",
-            dependencies: ["SharedLVM"],
+            dependencies: ["SharedLVM", "HostCommands"],
             swiftSettings: strict
         ),
         .target(
             name: "AgentCore",
             dependencies: ["OsloRPC", "RPCWire", "SharedLVM", "Hypervisor", "AOSConfig", "AOSRuntime", "AMQPClient", "AOSAuth", "AOSAPI",
-                           .product(name: "Logging", package: "swift-log"),
-                           .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
+                           "HostSupport", "HostCommands", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
         .target(
@@ -92,7 +124,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "aos-agent",
-            dependencies: ["AOSRuntime", "AgentCore", "AOSConfig", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            dependencies: ["AOSRuntime", "AgentCore", "AOSConfig", "SharedLVM", "SimulatedLVM", "Hypervisor", .product(name: "ArgumentParser", package: "swift-argument-parser"),
                            .product(name: "Logging", package: "swift-log"),
                            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
             swiftSettings: strict
@@ -129,13 +161,18 @@ let package = Package(
         ),
         .testTarget(name: "AMQPClientTests", dependencies: ["AMQPClient"], swiftSettings: strict),
         .testTarget(name: "RPCWireTests", dependencies: ["RPCWire"], exclude: ["FuzzCorpus"], swiftSettings: strict),
-        .testTarget(name: "OsloRPCTests", dependencies: ["OsloRPC", "RPCWire", "AMQPClient"], swiftSettings: strict),
+        .testTarget(name: "OsloRPCTests", dependencies: ["OsloRPC", "RPCWire", "AMQPClient", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
         .testTarget(name: "AOSConfigTests", dependencies: ["AOSConfig"], swiftSettings: strict),
         .testTarget(name: "AOSAuthTests", dependencies: ["AOSAuth", "AOSAPI", "OsloRPC", "RPCWire"], swiftSettings: strict),
         .testTarget(name: "AOSAPITests", dependencies: ["AOSAPI", "RPCWire", "SharedLVM"], swiftSettings: strict),
-        .testTarget(name: "SharedLVMTests", dependencies: ["SharedLVM"], swiftSettings: strict),
-        .testTarget(name: "HypervisorTests", dependencies: ["Hypervisor", "SharedLVM"], swiftSettings: strict),
-        .testTarget(name: "AgentCoreTests", dependencies: ["AgentCore", "SharedLVM", "RPCWire", "AOSAuth", "AOSAPI"], swiftSettings: strict),
-        .testTarget(name: "ControllerCoreTests", dependencies: ["ControllerCore", "OsloRPC", "RPCWire", "AOSAuth", "AOSAPI"], swiftSettings: strict),
+        .testTarget(name: "HostSupportTests", dependencies: ["HostSupport"], swiftSettings: strict),
+        .testTarget(name: "HostCommandsTests", dependencies: ["HostCommands"], swiftSettings: strict),
+        .testTarget(name: "SharedLVMTests", dependencies: ["SharedLVM", "HostCommands", "LVMTestSupport"], swiftSettings: strict),
+        .testTarget(name: "SimulatedLVMTests", dependencies: ["SimulatedLVM", "SharedLVM", "LVMTestSupport"], swiftSettings: strict),
+        .testTarget(name: "HypervisorTests", dependencies: ["Hypervisor", "SharedLVM", "HostCommands", "LVMTestSupport"], swiftSettings: strict),
+        .testTarget(name: "AgentCoreTests", dependencies: ["AgentCore", "SharedLVM", "SimulatedLVM", "LVMTestSupport", "Hypervisor", "HostSupport", "HostCommands", "AOSConfig",
+                                                          "AOSRuntime", "AMQPClient", "RPCWire", "AOSAuth", "AOSAPI"], swiftSettings: strict),
+        .testTarget(name: "ControllerCoreTests", dependencies: ["ControllerCore", "OsloRPC", "RPCWire", "AOSAuth", "AOSAPI",
+                                                              .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
     ]
 )

@@ -1,4 +1,5 @@
 import CRabbitMQ
+import HostSupport
 import Logging
 #if canImport(Glibc)
 import Glibc

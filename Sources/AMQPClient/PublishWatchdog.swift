@@ -1,5 +1,6 @@
 import CRabbitMQ
 import Dispatch
+import HostSupport
 import Synchronization
 #if canImport(Glibc)
 import Glibc

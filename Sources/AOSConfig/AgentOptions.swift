@@ -1,3 +1,10 @@
+/// Which LVM the agent drives (`[agent] lvm_backend`): the host's LVM commands, or the
+/// simulated cluster of the SimulatedLVM module (tests, demos).
+public enum LVMBackendKind: String, Sendable, CaseIterable {
+    case real
+    case simulated
+}
+
 /// The agent's options (`aos-agent`): `[agent]` plus the common messaging options.
 public enum AgentOptions {
     public static let volumeGroups = OptionSpec(
@@ -19,7 +26,7 @@ public enum AgentOptions {
         "agent", "pv_wait_timeout", type: .integer(min: 0), default: .int(300),
         help: "Seconds to wait at startup for the volume groups' physical volumes to appear (0: do not wait).")
     public static let lvmBackend = OptionSpec(
-        "agent", "lvm_backend", type: .choice(["real", "simulated"]), default: .string("real"),
+        "agent", "lvm_backend", type: .choice(LVMBackendKind.allCases.map(\.rawValue)), default: .string(LVMBackendKind.real.rawValue),
         help: "'real' runs the LVM commands; 'simulated' keeps volumes in memory with lvmlockd's lock rules (tests, demos).")
     public static let lvmlocalConf = OptionSpec(
         "agent", "lvmlocal_conf", type: .string, default: .string("/etc/lvm/lvmlocal.conf"),
@@ -81,7 +88,7 @@ public enum AgentOptions {
         public var maxConcurrentLVM: Int
         public var announceInterval: Int
         public var pvWaitTimeout: Int
-        public var lvmBackend: String
+        public var lvmBackend: LVMBackendKind
         public var lvmlocalConf: String
         public var logLevel: String
         public var volumeClear: String
@@ -100,7 +107,8 @@ public enum AgentOptions {
             maxConcurrentLVM = c.int(AgentOptions.maxConcurrentLVM)
             announceInterval = c.int(AgentOptions.announceInterval)
             pvWaitTimeout = c.int(AgentOptions.pvWaitTimeout)
-            lvmBackend = c.string(AgentOptions.lvmBackend)
+            // The schema admits only the enum's raw values; the default is `real`.
+            lvmBackend = LVMBackendKind(rawValue: c.string(AgentOptions.lvmBackend)) ?? .real
             lvmlocalConf = c.string(AgentOptions.lvmlocalConf)
             logLevel = c.string(AgentOptions.logLevel)
             volumeClear = c.string(AgentOptions.volumeClear)

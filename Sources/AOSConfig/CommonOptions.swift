@@ -6,7 +6,7 @@ public enum CommonOptions {
         default: .string("rabbit://guest:guest@localhost:5672/"), secret: true,
         help: "The RabbitMQ broker(s) to use, as an oslo.messaging transport URL: rabbit://user:password@host:5672[,user:password@host2:5672]/vhost. amqp:// means the same (AMQP 0-9-1). It holds the broker password: keep this file mode 600 (or 640 root:aos), or set it in the environment; never on a command line.")
     public static let host = OptionSpec(
-        "DEFAULT", "host", type: .string, default: .string(SystemInfo.hostName()),
+        "DEFAULT", "host", type: .string, default: .string(HostEnvironment.hostName()),
         help: "This node's name: the agent's RPC server name, the same name nova and cinder use as 'host'.",
         defaultText: "the system host name")
     public static let controlExchange = OptionSpec(

@@ -32,8 +32,8 @@ public enum LVMLocalConf {
 
     /// Reads the file at `path`; a missing file means no host_id (nil).
     public static func hostID(path: String) throws(ConfigError) -> Int? {
-        guard SystemInfo.fileExists(path) else { return nil }
-        return try hostID(fromText: try SystemInfo.readTextFile(path), fileName: path)
+        guard HostEnvironment.fileExists(path) else { return nil }
+        return try hostID(fromText: try HostEnvironment.readTextFile(path), fileName: path)
     }
 
     // MARK: - tokenizer

@@ -1,3 +1,4 @@
+import HostSupport
 import RPCWire
 import SharedLVM
 import Synchronization

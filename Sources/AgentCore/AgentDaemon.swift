@@ -2,6 +2,7 @@ import AMQPClient
 import AOSAuth
 import AOSConfig
 import AOSRuntime
+import HostSupport
 import Hypervisor
 import Logging
 import OsloRPC
@@ -59,9 +60,10 @@ public final class AgentDaemon: Sendable {
     /// - Parameters:
     ///   - hostIdOverride: `--host-id`, accepted only with the simulated backend (the real
     ///     host_id must come from lvmlocal.conf, the one source sanlock also uses).
-    ///   - simulateReboot: simulated backend only: forget this host's devices and locks first,
-    ///     as a reboot would (used to show that restore really re-activates).
-    public init(configuration c: Configuration, hostIdOverride: Int?, simulateReboot: Bool = false,
+    ///   - hostLVM: the LVM this host drives, for its sanlock host_id: the executable builds
+    ///     it for `[agent] lvm_backend` (real LVM, or the SimulatedLVM module).
+    public init(configuration c: Configuration, hostIdOverride: Int?,
+                hostLVM: (_ hostId: Int) throws(AgentStartupError) -> AgentHostLVM,
                 environment: [String: String], logger: Logger) throws(AgentStartupError) {
         let settings = AgentOptions.Settings(c)
         let m = settings.messaging
@@ -72,7 +74,7 @@ public final class AgentDaemon: Sendable {
         for vg in settings.volumeGroups {
             do { try VGName.validate(vg) } catch { throw AgentStartupError("[agent] volume_groups: \(error.message)") }
         }
-        let simulated = settings.lvmBackend == "simulated"
+        let simulated = settings.lvmBackend == .simulated
 
         // host_id: lvmlocal.conf is the single source of truth on real hosts.
         let hostId: Int
@@ -95,31 +97,8 @@ public final class AgentDaemon: Sendable {
             hostId = read
         }
 
-        let backend: any LVMBackend
-        let dm: any DeviceMapping
-        var hypervisor: (any Hypervisor)? = nil
-        if simulated {
-            dm = NoDeviceMapper()
-            // Simulated hosts have no VMs of their own; only libvirt's test driver makes sense.
-            if settings.libvirtURI.hasPrefix("test:") { hypervisor = VirshHypervisor(uri: settings.libvirtURI) }
-            let file = c.string(AgentSimulationOptions.stateFile)
-            let latency = Duration.milliseconds(c.int(AgentSimulationOptions.latencyMS))
-            let cluster = file.isEmpty ? SimulatedCluster(latency: latency) : SimulatedCluster(stateFile: file, latency: latency)
-            let size = UInt64(c.int(AgentSimulationOptions.vgSizeGB)) << 30
-            for vg in settings.volumeGroups { cluster.ensureVolumeGroup(vg, sizeBytes: size) }
-            if simulateReboot { cluster.rebootHost(m.host) }
-            backend = SimulatedLVMBackend(cluster: cluster, hostName: m.host, hostId: hostId)
-            logger.notice("using the SIMULATED LVM backend", metadata: ["state_file": "\(file.isEmpty ? "(memory)" : file)"])
-        } else {
-            guard !simulateReboot else { throw AgentStartupError("--simulate-reboot is only for the simulated backend") }
-            var lvmLogger = Logger(label: "aos.lvm")
-            lvmLogger.logLevel = logger.logLevel
-            backend = RealLVMBackend(timeouts: .init(command: .seconds(settings.lvmTimeout),
-                                                     lockStart: .seconds(max(settings.lvmTimeout, 300))),
-                                     logger: lvmLogger)
-            dm = DMSetup()
-            if !settings.libvirtURI.isEmpty { hypervisor = VirshHypervisor(uri: settings.libvirtURI) }
-        }
+        let lvm = try hostLVM(hostId)
+        let (backend, dm, hypervisor) = (lvm.backend, lvm.dm, lvm.hypervisor)
 
         let notifier = SystemdNotifier(environment: environment)
         self.notifier = notifier

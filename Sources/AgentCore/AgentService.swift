@@ -1,4 +1,5 @@
 import AOSAPI
+import HostSupport
 import Hypervisor
 import Logging
 import RPCWire

@@ -1,4 +1,5 @@
 import AMQPClient
+import HostSupport
 import Synchronization
 #if canImport(Glibc)
 import Glibc

@@ -1,3 +1,4 @@
+import HostSupport
 import Logging
 import RPCWire
 import SharedLVM

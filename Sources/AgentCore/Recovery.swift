@@ -1,3 +1,5 @@
+import HostCommands
+import HostSupport
 import Hypervisor
 import Logging
 import RPCWire

@@ -1,3 +1,4 @@
+import HostCommands
 import SharedLVM
 
 /// A libvirt domain as recovery needs it: is it holding its disks open, and which disks.

@@ -1,3 +1,4 @@
+import HostCommands
 import SharedLVM
 
 /// libvirt through the `virsh` CLI, by argv (`virsh -c URI …`): no libvirt C binding to
@@ -15,7 +16,7 @@ public struct VirshHypervisor: Hypervisor {
     public let executor: any CommandExecuting
     public let timeout: Duration
 
-    public init(uri: String, executor: any CommandExecuting = LVMCommandRunner(), timeout: Duration = .seconds(30)) {
+    public init(uri: String, executor: any CommandExecuting = CommandRunner(), timeout: Duration = .seconds(30)) {
         self.uri = uri
         self.executor = executor
         self.timeout = timeout
@@ -97,7 +98,7 @@ public struct VirshHypervisor: Hypervisor {
             result = try await executor.run(argv, timeout: timeout)
         } catch {
             throw HypervisorError(kind: .unavailable, message: "cannot run virsh (is libvirt-clients installed?): \(error.message)",
-                                  argv: argv, stderr: error.stderr, termination: error.termination)
+                                  argv: argv)
         }
         if result.termination == .timedOut {
             throw HypervisorError(message: "virsh \(args.first ?? "") did not finish within \(timeout) and was killed; "

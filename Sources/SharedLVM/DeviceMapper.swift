@@ -4,6 +4,7 @@
 /// I/O), and `lvchange -an` fails while the disk is unreadable. `dmsetup` still works: it
 /// only talks to the kernel, never to the disk. So the kill command and the recovery steps
 /// that must work during an outage go through this interface, not through `LVMBackend`.
+import HostCommands
 
 /// One mapped device as `dmsetup info -c` reports it.
 public struct DMDevice: Sendable, Hashable {
@@ -126,7 +127,7 @@ public struct DMSetup: DeviceMapping {
     public var executor: any CommandExecuting
     public var timeout: Duration
 
-    public init(executor: any CommandExecuting = LVMCommandRunner(), timeout: Duration = .seconds(10)) {
+    public init(executor: any CommandExecuting = CommandRunner(), timeout: Duration = .seconds(10)) {
         self.executor = executor
         self.timeout = timeout
     }

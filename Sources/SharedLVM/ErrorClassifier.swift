@@ -5,6 +5,7 @@
 /// ordered: the more specific lock texts win over generic ones, because LVM often prints
 /// several lines ("LV locked by other host: vol/lv1" then "Failed to lock logical volume").
 /// Commands run with LC_ALL=C so the texts are English.
+import HostCommands
 public enum LVMErrorClassifier {
     struct Rule: Sendable {
         let code: LVMErrorCode

@@ -1,3 +1,4 @@
+import HostCommands
 /// Stable error codes for everything the LVM layer can report.
 ///
 /// The raw values travel on the wire (RPC replies, `--json` output of the admin CLI),
@@ -37,24 +38,8 @@ public enum LVMErrorCode: String, Sendable, Hashable, Codable, CaseIterable {
     case `internal` = "internal"
 }
 
-/// How a command ended. `timedOut` means the runner killed it (SIGKILL) after its timeout.
-public enum CommandTermination: Sendable, Hashable, CustomStringConvertible {
-    case exited(Int32)
-    case signaled(Int32)
-    case timedOut
-
-    public var isSuccess: Bool { self == .exited(0) }
-
-    public var description: String {
-        switch self {
-        case .exited(let code): return "exit \(code)"
-        case .signaled(let signal): return "signal \(signal)"
-        case .timedOut: return "timed out"
-        }
-    }
-}
-
-/// The one error type of the LVM layer, thrown by both backends and by the command runner.
+/// The one error type of the LVM layer, thrown by both backends (a command that could not
+/// run at all, `CommandLaunchError`, becomes `.internal`).
 ///
 /// `argv` is the command that ran (or, for the simulator and for validation failures,
 /// the command the real backend would have run; empty when no command applies).
@@ -89,6 +74,11 @@ public struct LVMError: Error, Sendable, Hashable, CustomStringConvertible {
 
     static func invalid(_ message: String) -> LVMError {
         LVMError(code: .invalidArgument, message: message)
+    }
+
+    /// A command that did not run at all (missing executable, spawn failure, output limit).
+    public init(_ launch: CommandLaunchError) {
+        self.init(code: .internal, message: launch.message, argv: launch.argv)
     }
 }
 

@@ -1,3 +1,4 @@
+import HostCommands
 import Logging
 
 /// `LVMBackend` on real lvm2 + lvmlockd + sanlock: runs the commands of `LVMCommands`
@@ -25,7 +26,7 @@ public struct RealLVMBackend: LVMBackend {
     /// the caller's to log, since only it knows whether a failure is expected.
     public let logger: Logger
 
-    public init(executor: any CommandExecuting = LVMCommandRunner(), timeouts: Timeouts = Timeouts(),
+    public init(executor: any CommandExecuting = CommandRunner(), timeouts: Timeouts = Timeouts(),
                 logger: Logger = Logger(label: "aos.lvm")) {
         self.executor = executor
         self.timeouts = timeouts
@@ -43,7 +44,8 @@ public struct RealLVMBackend: LVMBackend {
     func runLogged(_ argv: [String], timeout: Duration) async throws(LVMError) -> CommandResult {
         let clock = ContinuousClock()
         let start = clock.now
-        let result = try await executor.run(argv, timeout: timeout)
+        let result: CommandResult
+        do { result = try await executor.run(argv, timeout: timeout) } catch { throw LVMError(error) }
         logger.debug("lvm command finished", metadata: [
             "argv": .string(argv.joined(separator: " ")),
             "result": .string(result.termination.description),
@@ -235,3 +237,7 @@ public struct RealLVMBackend: LVMBackend {
         }
     }
 }
+
+/// The command runner's former name (it runs virsh and dd too, and lives in HostSupport now);
+/// kept only until AgentCore's recovery code (`readable`) and its tests say `CommandRunner`.
+public typealias LVMCommandRunner = CommandRunner

@@ -36,12 +36,7 @@ struct AgentServe: AsyncParsableCommand {
             Exit status: 0 after a graceful stop, 1 startup error, 2 configuration error.
             """)
 
-    @Option(help: "Configuration file (default: /etc/aos/aos.conf when it exists).")
-    var config: String?
-
-    @Option(name: .customLong("set"), help: ArgumentHelp("Override one option, e.g. agent.volume_groups=vg1 (repeatable).",
-                                                          valueName: "section.key=value"))
-    var overrides: [String] = []
+    @OptionGroup var configurationSource: ConfigurationArguments
 
     @Flag(help: "Print the effective configuration (secrets masked) and exit.")
     var printConfig = false
@@ -61,13 +56,7 @@ struct AgentServe: AsyncParsableCommand {
             Console.out("aos-agent \(AgentVersion.current)\n")
             return
         }
-        let loaded: Configuration
-        do {
-            loaded = try loadConfiguration()
-        } catch {
-            Console.err("aos-agent: configuration error:\n\(error)")
-            throw ExitCode(2)
-        }
+        let loaded = try configurationSource.loadOrExit(AgentSimulationOptions.agentSchema, program: "aos-agent")
         if printConfig {
             Console.out(loaded.dump())
             return
@@ -76,8 +65,12 @@ struct AgentServe: AsyncParsableCommand {
         let logger = bootstrapLogging(label: "aos-agent", level: Logger.Level(rawValue: settings.logLevel) ?? .info)
         let daemon: AgentDaemon
         do {
-            daemon = try AgentDaemon(configuration: loaded, hostIdOverride: hostId, simulateReboot: simulateReboot,
-                                     environment: SystemInfo.environment(), logger: logger)
+            daemon = try AgentDaemon(
+                configuration: loaded, hostIdOverride: hostId,
+                hostLVM: { (id) throws(AgentStartupError) in
+                    try HostLVMChoice.make(configuration: loaded, hostId: id, simulateReboot: simulateReboot, logger: logger)
+                },
+                environment: HostEnvironment.environment(), logger: logger)
         } catch {
             logger.critical("cannot start: \(error.message)")
             Console.err("aos-agent: \(error.message)")
@@ -93,9 +86,5 @@ struct AgentServe: AsyncParsableCommand {
             gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         try await group.run()
         await daemon.close()
-    }
-
-    func loadConfiguration() throws(ConfigError) -> Configuration {
-        try ProgramConfiguration.load(schema: AgentSimulationOptions.agentSchema, path: config, overrides: overrides)
     }
 }

@@ -27,13 +27,10 @@ struct AgentFence: AsyncParsableCommand {
             Exit 0 when all of the VG's I/O is failed: lvmlockctl then drops the VG's locks
             itself. Exit 1 otherwise: the locks stay, and sanlock's watchdog (if any) resets
             the host, which is the other safe outcome. Exit 2: bad arguments.
+            Of the configuration only state_dir, host and lvm_backend are used.
             """)
 
-    @Option(help: "Configuration file (default: /etc/aos/aos.conf when it exists); only state_dir and host are used.")
-    var config: String?
-
-    @Option(name: .customLong("set"), help: ArgumentHelp("Override one option (repeatable).", valueName: "section.key=value"))
-    var overrides: [String] = []
+    @OptionGroup var configurationSource: ConfigurationArguments
 
     @Option(help: "Seconds the whole fence may take (sanlock allows about 40).")
     var budget: Int = 25
@@ -48,7 +45,7 @@ struct AgentFence: AsyncParsableCommand {
         }
         let loaded: Configuration
         do {
-            loaded = try ProgramConfiguration.load(schema: AgentSimulationOptions.agentSchema, path: config, overrides: overrides)
+            loaded = try configurationSource.load(AgentSimulationOptions.agentSchema)
         } catch {
             // Fencing must not depend on a readable configuration: use the defaults.
             Console.err("aos-agent fence: configuration error (continuing with defaults):\n\(error)")
@@ -68,9 +65,7 @@ struct AgentFence: AsyncParsableCommand {
         if let store = try? ActivationStore(directory: settings.stateDir, host: host) {
             for r in store.all where r.vg == vg { modes[r.name] = r.mode }
         }
-        // A simulated host has no device-mapper devices of its own (demos, tests).
-        let dm: any DeviceMapping = settings.lvmBackend == "simulated" ? NoDeviceMapper() : DMSetup(timeout: .seconds(5))
-        let fencer = Fencer(dm: dm, logger: logger, budget: .seconds(max(1, budget)))
+        let fencer = Fencer(dm: HostLVMChoice.deviceMapper(settings.lvmBackend), logger: logger, budget: .seconds(max(1, budget)))
         let record = await fencer.fence(vg: vg, host: host, modes: modes, source: "kill_command")
         do { try record.save(stateDirectory: settings.stateDir) } catch {
             logger.error("cannot write the fence record", metadata: ["error": "\(error)"])

@@ -20,24 +20,13 @@ struct AOSController: AsyncParsableCommand {
             Prints 'READY topic=<topic> server=<host>' on stdout once it serves; logs go to stderr.
             """)
 
-    @Option(help: "Configuration file (default: /etc/aos/aos.conf when it exists).")
-    var config: String?
-
-    @Option(name: .customLong("set"), help: ArgumentHelp("Override one option, e.g. controller.agent_response_timeout=60 (repeatable).",
-                                                          valueName: "section.key=value"))
-    var overrides: [String] = []
+    @OptionGroup var configurationSource: ConfigurationArguments
 
     @Flag(help: "Print the effective configuration (secrets masked) and exit.")
     var printConfig = false
 
     func run() async throws {
-        let loaded: Configuration
-        do {
-            loaded = try loadConfiguration()
-        } catch {
-            Console.err("aos-controller: configuration error:\n\(error)")
-            throw ExitCode(2)
-        }
+        let loaded = try configurationSource.loadOrExit(ControllerOptions.schema, program: "aos-controller")
         let settings = ControllerOptions.Settings(loaded)
         if printConfig {
             Console.out(loaded.dump())
@@ -66,11 +55,5 @@ struct AOSController: AsyncParsableCommand {
             gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         try await group.run()
         logger.info("stopped")
-    }
-}
-
-extension AOSController {
-    func loadConfiguration() throws(ConfigError) -> Configuration {
-        try ProgramConfiguration.load(schema: ControllerOptions.schema, path: config, overrides: overrides)
     }
 }

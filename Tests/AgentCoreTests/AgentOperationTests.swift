@@ -1,3 +1,4 @@
+import SimulatedLVM
 import Testing
 import RPCWire
 import SharedLVM

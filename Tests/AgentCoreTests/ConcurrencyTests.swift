@@ -1,3 +1,5 @@
+import HostSupport
+import SimulatedLVM
 import Synchronization
 import Testing
 import RPCWire

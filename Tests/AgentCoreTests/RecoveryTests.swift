@@ -1,4 +1,6 @@
+import HostCommands
 import Hypervisor
+import SimulatedLVM
 import Testing
 import RPCWire
 import SharedLVM

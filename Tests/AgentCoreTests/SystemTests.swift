@@ -1,3 +1,6 @@
+import HostSupport
+import LVMTestSupport
+import SimulatedLVM
 import Testing
 import RPCWire
 import SharedLVM

@@ -1,4 +1,5 @@
 import Foundation
+import HostCommands
 import Synchronization
 import Testing
 import SharedLVM
@@ -151,10 +152,10 @@ struct BehaviourTests {
 /// Passes commands to the real runner and remembers them.
 final class RecordingExecutor: CommandExecuting {
     private let recorded = Mutex<[[String]]>([])
-    let runner = LVMCommandRunner()
+    let runner = CommandRunner()
     var calls: [[String]] { recorded.withLock { $0 } }
 
-    func run(_ argv: [String], timeout: Duration) async throws(LVMError) -> CommandResult {
+    func run(_ argv: [String], timeout: Duration) async throws(CommandLaunchError) -> CommandResult {
         recorded.withLock { $0.append(argv) }
         return try await runner.run(argv, timeout: timeout)
     }
@@ -169,7 +170,7 @@ struct RealVirshEffectTests {
     func replay(_ argv: [String], thenStateOf name: String, uri: String) async throws -> [String] {
         #expect(argv.allSatisfy { !$0.contains("'") })
         let command = argv.dropFirst(3).map { "'\($0)'" }.joined(separator: " ")
-        let result = try await LVMCommandRunner().run(
+        let result = try await CommandRunner().run(
             ["virsh", "-c", uri, "domstate \(name); \(command); domstate \(name)"], timeout: .seconds(30))
         #expect(result.termination.isSuccess, "\(result.stderr)")
         let states: Set<String> = ["running", "shut off"]

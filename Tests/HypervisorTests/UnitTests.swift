@@ -1,3 +1,5 @@
+import HostCommands
+import LVMTestSupport
 import Testing
 import SharedLVM
 @testable import Hypervisor
@@ -281,7 +283,7 @@ struct VirshScriptedTests {
         #expect(error?.termination == .timedOut)
         #expect(error?.message.contains("did not finish within 3") == true)
 
-        let runner = LVMCommandRunner(searchPath: "/nonexistent")
+        let runner = CommandRunner(searchPath: "/nonexistent")
         let missing = await #expect(throws: HypervisorError.self) { try await VirshHypervisor(uri: Self.uri, executor: runner).domains() }
         #expect(missing?.message.hasPrefix("cannot run virsh (is libvirt-clients installed?)") == true)
         #expect(missing?.argv == Self.virsh("list", "--all", "--name"))

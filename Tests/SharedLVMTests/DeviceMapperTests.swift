@@ -1,3 +1,4 @@
+import LVMTestSupport
 import Testing
 @testable import SharedLVM
 

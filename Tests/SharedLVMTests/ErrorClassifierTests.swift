@@ -1,3 +1,4 @@
+import HostCommands
 import Testing
 @testable import SharedLVM
 

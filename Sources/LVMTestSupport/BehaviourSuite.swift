@@ -1,3 +1,5 @@
+import SharedLVM
+
 /// Two hosts on one shared VG, as the behaviour suite needs them. Both hosts must have
 /// the VG's lockspace started when a scenario begins (scenarios leave it that way).
 public struct LVMBehaviourHosts: Sendable {
@@ -20,6 +22,15 @@ public struct LVMBehaviourHosts: Sendable {
     }
 
     public func lv(_ suffix: String) -> String { namePrefix + suffix }
+
+    /// Creates `lv(suffix)` on host A, inactive, then activates it there in `mode` if given.
+    /// Returns its name.
+    public func newLV(_ suffix: String, sizeBytes: UInt64, activeOnA mode: LVActivationMode? = nil) async throws(LVMError) -> String {
+        let name = lv(suffix)
+        _ = try await a.createLV(vg: vg, name: name, sizeBytes: sizeBytes, activate: false)
+        if let mode { try await a.activate(vg: vg, name: name, mode: mode) }
+        return name
+    }
 }
 
 /// A named behavioural check, written once and run against the simulator here and
@@ -136,8 +147,7 @@ public enum LVMBehaviourSuite {
             }
         },
         LVMBehaviourScenario("duplicate create") { h in
-            let name = h.lv("dup")
-            _ = try await h.a.createLV(vg: h.vg, name: name, sizeBytes: 4 * MiB, activate: false)
+            let name = try await h.newLV("dup", sizeBytes: 4 * MiB)
             try await expectError(.alreadyExists, "create again on B") { () throws(LVMError) in
                 _ = try await h.b.createLV(vg: h.vg, name: name, sizeBytes: 4 * MiB, activate: false)
             }
@@ -146,8 +156,7 @@ public enum LVMBehaviourSuite {
             }
         },
         LVMBehaviourScenario("extend grows, shrink refused, same size is a no-op") { h in
-            let name = h.lv("grow")
-            _ = try await h.a.createLV(vg: h.vg, name: name, sizeBytes: 8 * MiB, activate: false)
+            let name = try await h.newLV("grow", sizeBytes: 8 * MiB)
             try await h.b.extendLV(vg: h.vg, name: name, newSizeBytes: 16 * MiB, sharedUpdate: false)
             try expect(try await h.a.lvInfo(vg: h.vg, name: name).sizeBytes == 16 * MiB, "A sees 16 MiB")
             try await expectError(.sizeConflict, "shrink to 8 MiB") { () throws(LVMError) in
@@ -200,9 +209,7 @@ public enum LVMBehaviourSuite {
             try expect(try await lockMode(h.b, lv.uuid) == .shared, "B holds sh")
         },
         LVMBehaviourScenario("extend while shared needs shupdate; others refresh") { h in
-            let name = h.lv("shext")
-            _ = try await h.a.createLV(vg: h.vg, name: name, sizeBytes: 8 * MiB, activate: false)
-            try await h.a.activate(vg: h.vg, name: name, mode: .shared)
+            let name = try await h.newLV("shext", sizeBytes: 8 * MiB, activeOnA: .shared)
             try await h.b.activate(vg: h.vg, name: name, mode: .shared)
             try await expectError(.incompatibleLockMode, "plain lvextend while shared") { () throws(LVMError) in
                 try await h.a.extendLV(vg: h.vg, name: name, newSizeBytes: 16 * MiB, sharedUpdate: false)
@@ -215,9 +222,7 @@ public enum LVMBehaviourSuite {
             try expect(try await h.b.deviceSize(vg: h.vg, name: name) == 16 * MiB, "B sees 16 MiB after refresh")
         },
         LVMBehaviourScenario("extend on exclusive holder only") { h in
-            let name = h.lv("exext")
-            _ = try await h.a.createLV(vg: h.vg, name: name, sizeBytes: 8 * MiB, activate: false)
-            try await h.a.activate(vg: h.vg, name: name, mode: .exclusive)
+            let name = try await h.newLV("exext", sizeBytes: 8 * MiB, activeOnA: .exclusive)
             try await expectError(.lockedByOtherHost, "B extends A's LV") { () throws(LVMError) in
                 try await h.b.extendLV(vg: h.vg, name: name, newSizeBytes: 12 * MiB, sharedUpdate: false)
             }
@@ -225,9 +230,7 @@ public enum LVMBehaviourSuite {
             try expect(try await h.a.deviceSize(vg: h.vg, name: name) == 12 * MiB, "holder's device grew")
         },
         LVMBehaviourScenario("remove refused while active, then works") { h in
-            let name = h.lv("rm")
-            _ = try await h.a.createLV(vg: h.vg, name: name, sizeBytes: 4 * MiB, activate: false)
-            try await h.a.activate(vg: h.vg, name: name, mode: .exclusive)
+            let name = try await h.newLV("rm", sizeBytes: 4 * MiB, activeOnA: .exclusive)
             try await expectError(.lockedByOtherHost, "B removes LV active on A") { () throws(LVMError) in
                 try await h.b.removeLV(vg: h.vg, name: name)
             }
@@ -274,8 +277,7 @@ public enum LVMBehaviourSuite {
             }
         },
         LVMBehaviourScenario("lockspace not started") { h in
-            let name = h.lv("nols")
-            _ = try await h.a.createLV(vg: h.vg, name: name, sizeBytes: 4 * MiB, activate: false)
+            let name = try await h.newLV("nols", sizeBytes: 4 * MiB)
             try await h.b.activate(vg: h.vg, name: name, mode: .exclusive)
             try await expectError(.busy, "lock-stop with an active LV") { () throws(LVMError) in
                 try await h.b.lockStop(vg: h.vg)
@@ -302,9 +304,7 @@ public enum LVMBehaviourSuite {
         },
         LVMBehaviourScenario("busy while the device is open") { h in
             guard let setOpen = h.setOpenOnA else { return }
-            let name = h.lv("open")
-            _ = try await h.a.createLV(vg: h.vg, name: name, sizeBytes: 4 * MiB, activate: false)
-            try await h.a.activate(vg: h.vg, name: name, mode: .exclusive)
+            let name = try await h.newLV("open", sizeBytes: 4 * MiB, activeOnA: .exclusive)
             try await setOpen(name, true)
             try expect(try await h.a.lvInfo(vg: h.vg, name: name).deviceOpen, "attr shows the device open")
             try await expectError(.busy, "-an while open") { () throws(LVMError) in try await h.a.deactivate(vg: h.vg, name: name) }
@@ -313,8 +313,7 @@ public enum LVMBehaviourSuite {
             try await h.a.deactivate(vg: h.vg, name: name)
         },
         LVMBehaviourScenario("deactivate is idempotent") { h in
-            let name = h.lv("idem")
-            _ = try await h.a.createLV(vg: h.vg, name: name, sizeBytes: 4 * MiB, activate: false)
+            let name = try await h.newLV("idem", sizeBytes: 4 * MiB)
             try await h.a.deactivate(vg: h.vg, name: name)
             try await h.b.deactivate(vg: h.vg, name: name)
             try await h.a.activate(vg: h.vg, name: name, mode: .shared)
@@ -323,8 +322,7 @@ public enum LVMBehaviourSuite {
             try await h.a.deactivate(vg: h.vg, name: name)
         },
         LVMBehaviourScenario("zeroing needs the LV active here") { h in
-            let name = h.lv("zero")
-            _ = try await h.a.createLV(vg: h.vg, name: name, sizeBytes: 4 * MiB, activate: false)
+            let name = try await h.newLV("zero", sizeBytes: 4 * MiB)
             try await expectError(.notActive, "zero while inactive") { () throws(LVMError) in
                 try await h.a.zeroLV(vg: h.vg, name: name, bytes: MiB)
             }

@@ -86,8 +86,8 @@ public enum LVSize {
 }
 
 extension LVMError {
-    /// Validates a VG/LV pair; used at the top of every backend method.
-    static func checkNames(vg: String, lv: String? = nil) throws(LVMError) {
+    /// Validates a VG/LV pair; used at the top of every backend method (the real one and the simulator).
+    public static func checkNames(vg: String, lv: String? = nil) throws(LVMError) {
         try VGName.validate(vg)
         if let lv { try LVName.validate(lv) }
     }

@@ -1,10 +1,41 @@
+import HostSupport
 import Subprocess
-import Synchronization
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
+
+/// How a command ended. `timedOut` means the runner killed it (SIGKILL) after its timeout.
+public enum CommandTermination: Sendable, Hashable, CustomStringConvertible {
+    case exited(Int32)
+    case signaled(Int32)
+    case timedOut
+
+    public var isSuccess: Bool { self == .exited(0) }
+
+    public var description: String {
+        switch self {
+        case .exited(let code): return "exit \(code)"
+        case .signaled(let signal): return "signal \(signal)"
+        case .timedOut: return "timed out"
+        }
+    }
+}
+
+/// A command that could not run at all: missing executable, spawn failure, output over its
+/// limit. (A non-zero exit is a `CommandResult`, not this.)
+public struct CommandLaunchError: Error, Sendable, Hashable, CustomStringConvertible {
+    public var message: String
+    public var argv: [String]
+
+    public init(message: String, argv: [String] = []) {
+        self.message = message
+        self.argv = argv
+    }
+
+    public var description: String { argv.isEmpty ? message : "\(message) [\(argv.joined(separator: " "))]" }
+}
 
 /// What a finished command produced.
 public struct CommandResult: Sendable, Hashable {
@@ -21,19 +52,21 @@ public struct CommandResult: Sendable, Hashable {
     }
 }
 
-/// Runs one command given as argv. The seam between the backend and the OS: tests inject
-/// a `ScriptedCommandExecutor` that records argv and returns canned results.
+/// Runs one command given as argv. The seam between the LVM backend, device-mapper and
+/// hypervisor code and the OS: tests inject a scripted executor (LVMTestSupport) that
+/// records argv and returns canned results.
 ///
 /// A non-zero exit is a normal result, not an error; implementations throw only when the
 /// command could not run at all (missing executable, spawn failure).
 public protocol CommandExecuting: Sendable {
-    func run(_ argv: [String], timeout: Duration) async throws(LVMError) -> CommandResult
+    func run(_ argv: [String], timeout: Duration) async throws(CommandLaunchError) -> CommandResult
 }
 
-/// Runs commands through swift-subprocess: argv only (never a shell), a minimal explicit
-/// environment (`childEnvironment`: `LC_ALL=C` so the error texts the classifier knows are
-/// in English), and a timeout after which the child is sent SIGKILL.
-public struct LVMCommandRunner: CommandExecuting {
+/// Runs commands (lvm, dmsetup, virsh, dd) through swift-subprocess: argv only (never a
+/// shell), a minimal explicit environment (`childEnvironment`: `LC_ALL=C` so the error texts
+/// the LVM error classifier knows are in English), and a timeout after which the child is
+/// sent SIGKILL.
+public struct CommandRunner: CommandExecuting {
     /// Variables of the agent's own environment that reach its children, when set: LVM's
     /// configuration directory (an operator's alternative to /etc/lvm). Nothing else is
     /// inherited: the agent's environment may hold secrets (AOS_DEFAULT_TRANSPORT_URL with
@@ -74,23 +107,24 @@ public struct LVMCommandRunner: CommandExecuting {
         self.reapGrace = reapGrace
     }
 
-    public func run(_ argv: [String], timeout: Duration) async throws(LVMError) -> CommandResult {
+    public func run(_ argv: [String], timeout: Duration) async throws(CommandLaunchError) -> CommandResult {
         guard let program = argv.first, !program.isEmpty else {
-            throw LVMError(code: .internal, message: "empty command")
+            throw CommandLaunchError(message: "empty command")
         }
-        let outcome = Outcome()
+        // First result wins; a late reap after the watchdog fired is dropped.
+        let outcome = OneShot<Result<CommandResult, CommandLaunchError>>()
         let runner = self
         // A started LVM command runs to completion or to its timeout even if our caller is
         // cancelled: killing lvcreate halfway because an RPC caller gave up helps no one.
         // Hence an unstructured task (it does not inherit cancellation).
         let work = Task {
             let result = await runner.spawnWithTimeout(argv: argv, timeout: timeout)
-            outcome.resume(result)
+            outcome.fulfil(result)
         }
         let watchdog = Task {
             try? await Task.sleep(for: timeout + runner.reapGrace)
             if !Task.isCancelled {
-                outcome.resume(.success(CommandResult(argv: argv, termination: .timedOut,
+                outcome.fulfil(.success(CommandResult(argv: argv, termination: .timedOut,
                                                       stderr: "child not reaped after SIGKILL")))
             }
         }
@@ -100,7 +134,7 @@ public struct LVMCommandRunner: CommandExecuting {
         return try result.get()
     }
 
-    private func spawnWithTimeout(argv: [String], timeout: Duration) async -> Result<CommandResult, LVMError> {
+    private func spawnWithTimeout(argv: [String], timeout: Duration) async -> Result<CommandResult, CommandLaunchError> {
         let program = argv[0]
         let searchPath = self.searchPath
         let stdoutLimit = self.stdoutLimit, stderrLimit = self.stderrLimit
@@ -109,11 +143,11 @@ public struct LVMCommandRunner: CommandExecuting {
             group.addTask {
                 let executable: Executable = program.contains("/") ? .path(.init(program)) : .name(program)
                 var inherited: [String: String] = [:]
-                for name in LVMCommandRunner.passedThrough {
+                for name in CommandRunner.passedThrough {
                     if let value = getenv(name) { inherited[name] = String(cString: value) }
                 }
                 var variables: [Environment.Key: String] = [:]
-                for (k, v) in LVMCommandRunner.childEnvironment(searchPath: searchPath, inherited: inherited) {
+                for (k, v) in CommandRunner.childEnvironment(searchPath: searchPath, inherited: inherited) {
                     if let key = Environment.Key(rawValue: k) { variables[key] = v }
                 }
                 let environment = Environment.custom(variables)
@@ -136,8 +170,7 @@ public struct LVMCommandRunner: CommandExecuting {
                         stdout: String(decoding: r.standardOutput, as: UTF8.self),
                         stderr: String(decoding: r.standardError, as: UTF8.self))))
                 } catch {
-                    return .finished(.failure(LVMError(
-                        code: .internal, message: "cannot run \(program): \(error)", argv: argv)))
+                    return .finished(.failure(CommandLaunchError(message: "cannot run \(program): \(error)", argv: argv)))
                 }
             }
             group.addTask {
@@ -162,43 +195,13 @@ public struct LVMCommandRunner: CommandExecuting {
                     return result
                 }
             }
-            return .failure(LVMError(code: .internal, message: "command runner lost its result", argv: argv))
+            return .failure(CommandLaunchError(message: "command runner lost its result", argv: argv))
         }
     }
 
     private enum Step: Sendable {
-        case finished(Result<CommandResult, LVMError>)
+        case finished(Result<CommandResult, CommandLaunchError>)
         case timerFired
         case cancelled
-    }
-
-    /// First result wins; later ones (a late reap after the watchdog fired) are dropped.
-    private final class Outcome: Sendable {
-        private struct State {
-            var result: Result<CommandResult, LVMError>?
-            var waiter: CheckedContinuation<Result<CommandResult, LVMError>, Never>?
-        }
-        private let state = Mutex(State())
-
-        func resume(_ result: Result<CommandResult, LVMError>) {
-            let waiter: CheckedContinuation<Result<CommandResult, LVMError>, Never>? = state.withLock { s in
-                guard s.result == nil else { return nil }
-                s.result = result
-                defer { s.waiter = nil }
-                return s.waiter
-            }
-            waiter?.resume(returning: result)
-        }
-
-        func value() async -> Result<CommandResult, LVMError> {
-            await withCheckedContinuation { continuation in
-                let ready: Result<CommandResult, LVMError>? = state.withLock { s in
-                    if let r = s.result { return r }
-                    s.waiter = continuation
-                    return nil
-                }
-                if let ready { continuation.resume(returning: ready) }
-            }
-        }
     }
 }

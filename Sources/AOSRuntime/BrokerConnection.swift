@@ -54,7 +54,7 @@ extension CommonOptions.Messaging {
         let wantsTLS = ssl || url.usesTLS
         var defaults: AMQPConfiguration.TLS?
         if wantsTLS {
-            let ca = !sslCAFile.isEmpty ? sslCAFile : systemCABundles.first(where: SystemInfo.fileExists)
+            let ca = !sslCAFile.isEmpty ? sslCAFile : systemCABundles.first(where: HostEnvironment.fileExists)
             defaults = ca.map {
                 AMQPConfiguration.TLS(caFile: $0, certFile: sslCertFile.isEmpty ? nil : sslCertFile,
                                       keyFile: sslKeyFile.isEmpty ? nil : sslKeyFile)

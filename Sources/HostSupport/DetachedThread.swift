@@ -1,6 +1,7 @@
-import CRabbitMQ
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Musl)
+import Musl
 #endif
 
 /// A named, detached OS thread for a loop that blocks in the kernel (poll, a C library
@@ -21,7 +22,7 @@ public enum DetachedThread {
         var tid = pthread_t()
         let rc = pthread_create(&tid, nil, { arg in
             let b = Unmanaged<Body>.fromOpaque(arg!).takeRetainedValue()
-            _ = b.name.withCString { aos_set_thread_name($0) }
+            nameCurrentThread(b.name)
             b.run()
             return nil
         }, box.toOpaque())
@@ -32,4 +33,14 @@ public enum DetachedThread {
         pthread_detach(tid)
         return true
     }
+}
+
+/// Names the calling thread through /proc/thread-self/comm (what pthread_setname_np does
+/// on Linux; Glibc's Swift module does not export it). The kernel keeps 15 bytes.
+private func nameCurrentThread(_ name: String) {
+    let fd = open("/proc/thread-self/comm", O_WRONLY | O_CLOEXEC)
+    guard fd >= 0 else { return }
+    defer { close(fd) }
+    let bytes = Array(name.utf8.prefix(15))
+    _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
 }

@@ -6,8 +6,9 @@ import Musl
 import Darwin
 #endif
 
-/// Small system helpers that avoid Foundation.
-public enum SystemInfo {
+/// What the host tells a process, read without Foundation: its host name, the process
+/// environment, and whether a file exists / what a text file holds (configuration files).
+public enum HostEnvironment {
     /// The host name (gethostname), as nova and cinder use for `host`; "localhost" if unknown.
     public static func hostName() -> String {
         var buffer = [CChar](repeating: 0, count: 256)

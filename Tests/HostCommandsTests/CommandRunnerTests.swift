@@ -1,9 +1,9 @@
 import Testing
-@testable import SharedLVM
+import HostCommands
 
 /// The real runner with harmless programs (no LVM here).
 struct CommandRunnerTests {
-    let runner = LVMCommandRunner()
+    let runner = CommandRunner()
 
     @Test func capturesOutputAndStatus() async throws {
         let result = try await runner.run(["sh", "-c", "echo out; echo err >&2; exit 3"], timeout: .seconds(10))
@@ -40,10 +40,9 @@ struct CommandRunnerTests {
     }
 
     @Test func missingExecutable() async {
-        let error = await #expect(throws: LVMError.self) {
+        let error = await #expect(throws: CommandLaunchError.self) {
             _ = try await runner.run(["no-such-lvm-tool"], timeout: .seconds(5))
         }
-        #expect(error?.code == .internal)
         #expect(error?.argv == ["no-such-lvm-tool"])
     }
 
@@ -55,10 +54,10 @@ struct CommandRunnerTests {
     }
 
     @Test func stdoutLimit() async {
-        let small = LVMCommandRunner(stdoutLimit: 16)
-        let error = await #expect(throws: LVMError.self) {
+        let small = CommandRunner(stdoutLimit: 16)
+        let error = await #expect(throws: CommandLaunchError.self) {
             _ = try await small.run(["sh", "-c", "head -c 100000 /dev/zero"], timeout: .seconds(10))
         }
-        #expect(error?.code == .internal)
+        #expect(error?.argv.first == "sh")
     }
 }

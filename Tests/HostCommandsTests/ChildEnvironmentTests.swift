@@ -1,5 +1,5 @@
 import Testing
-@testable import SharedLVM
+import HostCommands
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -13,7 +13,7 @@ struct ChildEnvironmentTests {
         // while other tests run).
         #expect(setenv("AOS_TEST_CHILD_ENV_PROBE", "rabbit://aos:TopSecret@ctl/", 1) == 0)
         #expect(getenv("AOS_TEST_CHILD_ENV_PROBE") != nil)
-        let result = try await LVMCommandRunner().run(["/usr/bin/env"], timeout: .seconds(10))
+        let result = try await CommandRunner().run(["/usr/bin/env"], timeout: .seconds(10))
         #expect(result.termination.isSuccess)
         let lines = result.stdout.split(separator: "\n").map(String.init)
         let names = Set(lines.compactMap { $0.split(separator: "=", maxSplits: 1).first.map(String.init) })
@@ -26,7 +26,7 @@ struct ChildEnvironmentTests {
     }
 
     @Test func onlyLVMsConfigurationDirectoryPassesThrough() {
-        let env = LVMCommandRunner.childEnvironment(
+        let env = CommandRunner.childEnvironment(
             searchPath: "/sbin", inherited: ["LVM_SYSTEM_DIR": "/etc/lvm-alt", "AOS_DEFAULT_TRANSPORT_URL": "x",
                                              "HOME": "/root", "LD_PRELOAD": "/tmp/x.so", "PATH": "/tmp/evil"])
         #expect(env == ["PATH": "/sbin", "LC_ALL": "C", "LVM_SUPPRESS_FD_WARNINGS": "1", "LVM_SYSTEM_DIR": "/etc/lvm-alt"])

@@ -1,3 +1,4 @@
+import SharedLVM
 import Synchronization
 
 /// One recorded call on a simulated host, so agent tests can assert what ran

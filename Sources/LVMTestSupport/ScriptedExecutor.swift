@@ -1,3 +1,5 @@
+import HostCommands
+import SharedLVM
 import Synchronization
 
 /// A `CommandExecuting` for tests: records every argv and answers from a script of canned
@@ -56,7 +58,7 @@ public final class ScriptedCommandExecutor: CommandExecuting {
 
     public func reset() { state.withLock { $0.calls = []; $0.timeouts = [] } }
 
-    public func run(_ argv: [String], timeout: Duration) async throws(LVMError) -> CommandResult {
+    public func run(_ argv: [String], timeout: Duration) async throws(CommandLaunchError) -> CommandResult {
         let fallback = self.fallback
         return state.withLock { s in
             s.calls.append(argv)

@@ -1,4 +1,6 @@
 import FoundationEssentials
+import HostSupport
+import SharedLVM
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)

@@ -1,3 +1,6 @@
+import HostCommands
+import SharedLVM
+
 /// One host of a `SimulatedCluster`, as `LVMBackend`. Failures carry LVM's own stderr texts
 /// and go through `LVMErrorClassifier`, so the simulator and the classifier cannot drift apart.
 public struct SimulatedLVMBackend: LVMBackend {
@@ -51,36 +54,34 @@ public struct SimulatedLVMBackend: LVMBackend {
         try await operation("extendLV", [vg, name, "\(newSizeBytes)", "sharedUpdate=\(sharedUpdate)"]) { (s) throws(LVMError) in
             try LVMError.checkNames(vg: vg, lv: name)
             try LVSize.validate(newSizeBytes)
-            var group = try self.group(s, vg, argv)
-            try self.requireLockspace(group, argv, failedText: "VG \(vg) lock failed: storage failed for sanlock leases")
-            var lv = try self.lv(group, name, argv)
-            if sharedUpdate {
-                // shupdate takes the LV lock shared: only an exclusive holder elsewhere conflicts.
-                if let holder = lv.exclusiveHolder, holder != hostName {
-                    throw Self.fail(argv, "LV locked by other host: \(vg)/\(name)")
+            try self.changeLV(&s, vg: vg, name: name, argv,
+                              lockspaceFailedText: "VG \(vg) lock failed: storage failed for sanlock leases") { (lv, group) throws(LVMError) in
+                if sharedUpdate {
+                    // shupdate takes the LV lock shared: only an exclusive holder elsewhere conflicts.
+                    if let holder = lv.exclusiveHolder, holder != hostName {
+                        throw Self.fail(argv, "LV locked by other host: \(vg)/\(name)")
+                    }
+                } else {
+                    if lv.sharedHolders.contains(hostName) {
+                        throw Self.fail(argv, "LV is already locked with incompatible mode: \(vg)/\(name)")
+                    }
+                    if lv.holders(except: hostName) {
+                        throw Self.fail(argv, "LV locked by other host: \(vg)/\(name)")
+                    }
                 }
-            } else {
-                if lv.sharedHolders.contains(hostName) {
-                    throw Self.fail(argv, "LV is already locked with incompatible mode: \(vg)/\(name)")
+                let extents = Self.extents(newSizeBytes, group.extentSize)
+                if extents == lv.extents { return }  // same size: a retried request, no-op
+                if extents < lv.extents {
+                    throw Self.fail(argv, "New size given (\(extents) extents) not larger than existing size (\(lv.extents) extents)")
                 }
-                if lv.holders(except: hostName) {
-                    throw Self.fail(argv, "LV locked by other host: \(vg)/\(name)")
+                guard extents - lv.extents <= group.freeExtents else {
+                    throw Self.fail(argv, "Volume group \"\(vg)\" has insufficient free space (\(group.freeExtents) extents): \(extents - lv.extents) required.")
                 }
+                lv.extents = extents
+                // The extending host reloads its own device; other hosts keep the old size
+                // until `lvchange --refresh` (lvmlockd does not refresh them with sanlock).
+                if lv.devices[hostName] != nil { lv.devices[hostName]!.sizeBytes = extents * group.extentSize }
             }
-            let extents = Self.extents(newSizeBytes, group.extentSize)
-            if extents == lv.extents { return }  // same size: a retried request, no-op
-            if extents < lv.extents {
-                throw Self.fail(argv, "New size given (\(extents) extents) not larger than existing size (\(lv.extents) extents)")
-            }
-            guard extents - lv.extents <= group.freeExtents else {
-                throw Self.fail(argv, "Volume group \"\(vg)\" has insufficient free space (\(group.freeExtents) extents): \(extents - lv.extents) required.")
-            }
-            lv.extents = extents
-            // The extending host reloads its own device; other hosts keep the old size
-            // until `lvchange --refresh` (lvmlockd does not refresh them with sanlock).
-            if lv.devices[hostName] != nil { lv.devices[hostName]!.sizeBytes = extents * group.extentSize }
-            group.lvs[name] = lv
-            s.vgs[vg] = group
         }
     }
 
@@ -107,70 +108,55 @@ public struct SimulatedLVMBackend: LVMBackend {
     public func activate(vg: String, name: String, mode: LVActivationMode) async throws(LVMError) {
         let argv = LVMCommands.activate(vg: vg, name: name, mode: mode)
         try await operation("activate", [vg, name, mode.rawValue]) { (s) throws(LVMError) in
-            try LVMError.checkNames(vg: vg, lv: name)
-            var group = try self.group(s, vg, argv)
             // With a killed lockspace lvchange -aey printed the same text as not started.
-            try self.requireLockspace(group, argv, failedText: "Cannot access VG \(vg) due to failed lock.")
-            var lv = try self.lv(group, name, argv)
-            let conflict: Bool
-            switch mode {
-            case .exclusive: conflict = lv.holders(except: hostName)
-            case .shared: conflict = lv.exclusiveHolder.map { $0 != hostName } ?? false
+            try self.changeLV(&s, vg: vg, name: name, argv,
+                              lockspaceFailedText: "Cannot access VG \(vg) due to failed lock.") { (lv, group) throws(LVMError) in
+                let conflict: Bool
+                switch mode {
+                case .exclusive: conflict = lv.holders(except: hostName)
+                case .shared: conflict = lv.exclusiveHolder.map { $0 != hostName } ?? false
+                }
+                if conflict {
+                    throw Self.fail(argv, "LV locked by other host: \(vg)/\(name)", "Failed to lock logical volume \(vg)/\(name).")
+                }
+                switch mode {
+                case .exclusive:
+                    if lv.exclusiveHolder != hostName { lv.leaseVersion += 1 }
+                    lv.sharedHolders.remove(hostName)
+                    lv.exclusiveHolder = hostName
+                case .shared:
+                    if lv.exclusiveHolder == hostName { lv.exclusiveHolder = nil }
+                    lv.sharedHolders.insert(hostName)
+                }
+                // Activating an already active LV does not reload its table (size stays).
+                if lv.devices[hostName] == nil {
+                    lv.devices[hostName] = .init(sizeBytes: lv.extents * group.extentSize)
+                }
             }
-            if conflict {
-                throw Self.fail(argv, "LV locked by other host: \(vg)/\(name)", "Failed to lock logical volume \(vg)/\(name).")
-            }
-            switch mode {
-            case .exclusive:
-                if lv.exclusiveHolder != hostName { lv.leaseVersion += 1 }
-                lv.sharedHolders.remove(hostName)
-                lv.exclusiveHolder = hostName
-            case .shared:
-                if lv.exclusiveHolder == hostName { lv.exclusiveHolder = nil }
-                lv.sharedHolders.insert(hostName)
-            }
-            // Activating an already active LV does not reload its table (size stays).
-            if lv.devices[hostName] == nil {
-                lv.devices[hostName] = .init(sizeBytes: lv.extents * group.extentSize)
-            }
-            group.lvs[name] = lv
-            s.vgs[vg] = group
         }
     }
 
     public func deactivate(vg: String, name: String) async throws(LVMError) {
         let argv = LVMCommands.deactivate(vg: vg, name: name)
         try await operation("deactivate", [vg, name]) { (s) throws(LVMError) in
-            try LVMError.checkNames(vg: vg, lv: name)
-            var group = try self.group(s, vg, argv)
             // Unlocking works in a killed lockspace (that is how recovery deactivates).
-            if !group.startedHosts.contains(hostName) {
-                throw Self.fail(argv, "Cannot access VG \(vg) due to failed lock.")
+            try self.changeLV(&s, vg: vg, name: name, argv, lockspaceFailedText: nil) { (lv, _) throws(LVMError) in
+                if lv.devices[hostName]?.open == true {
+                    throw Self.fail(argv, "Logical volume \(vg)/\(name) in use.")
+                }
+                lv.devices[hostName] = nil
+                if lv.exclusiveHolder == hostName { lv.exclusiveHolder = nil }
+                lv.sharedHolders.remove(hostName)
             }
-            var lv = try self.lv(group, name, argv)
-            if lv.devices[hostName]?.open == true {
-                throw Self.fail(argv, "Logical volume \(vg)/\(name) in use.")
-            }
-            lv.devices[hostName] = nil
-            if lv.exclusiveHolder == hostName { lv.exclusiveHolder = nil }
-            lv.sharedHolders.remove(hostName)
-            group.lvs[name] = lv
-            s.vgs[vg] = group
         }
     }
 
     public func refresh(vg: String, name: String) async throws(LVMError) {
         let argv = LVMCommands.refresh(vg: vg, name: name)
         try await operation("refresh", [vg, name]) { (s) throws(LVMError) in
-            try LVMError.checkNames(vg: vg, lv: name)
-            var group = try self.group(s, vg, argv)
-            if !group.startedHosts.contains(hostName) {
-                throw Self.fail(argv, "Cannot access VG \(vg) due to failed lock.")
+            try self.changeLV(&s, vg: vg, name: name, argv, lockspaceFailedText: nil) { (lv, group) throws(LVMError) in
+                if lv.devices[hostName] != nil { lv.devices[hostName]!.sizeBytes = lv.extents * group.extentSize }
             }
-            var lv = try self.lv(group, name, argv)
-            if lv.devices[hostName] != nil { lv.devices[hostName]!.sizeBytes = lv.extents * group.extentSize }
-            group.lvs[name] = lv
-            s.vgs[vg] = group
         }
     }
 
@@ -347,6 +333,25 @@ public struct SimulatedLVMBackend: LVMBackend {
             throw Self.fail(argv, "Failed to find logical volume \"\(group.name)/\(name)\"")
         }
         return lv
+    }
+
+    /// The frame of the methods that change one LV: names checked, VG and LV looked up, the
+    /// lockspace checked, `body` applied to the LV, the LV stored back. `lockspaceFailedText`
+    /// is what LVM prints when this host's lockspace failed; nil where a failed lockspace
+    /// still works (unlock, refresh) and only a lockspace not joined at all is refused.
+    private func changeLV(_ s: inout State, vg: String, name: String, _ argv: [String], lockspaceFailedText: String?,
+                          _ body: (inout LV, VG) throws(LVMError) -> Void) throws(LVMError) {
+        try LVMError.checkNames(vg: vg, lv: name)
+        var group = try self.group(s, vg, argv)
+        if let lockspaceFailedText {
+            try requireLockspace(group, argv, failedText: lockspaceFailedText)
+        } else if !group.startedHosts.contains(hostName) {
+            throw Self.fail(argv, "Cannot access VG \(vg) due to failed lock.")
+        }
+        var lv = try self.lv(group, name, argv)
+        try body(&lv, group)
+        group.lvs[name] = lv
+        s.vgs[vg] = group
     }
 
     private func requireLockspace(_ group: VG, _ argv: [String], failedText: String) throws(LVMError) {

@@ -18,12 +18,12 @@ public enum ProgramConfiguration {
     /// (`SecretExposure`).
     public static func load(schema: ConfigSchema, path: String?, overrides: [String],
                             warn: (String) -> Void = { Console.err($0) }) throws(ConfigError) -> Configuration {
-        let path = path ?? (SystemInfo.fileExists(defaultPath) ? defaultPath : nil)
+        let path = path ?? (HostEnvironment.fileExists(defaultPath) ? defaultPath : nil)
         var text: String?
-        if let path { text = try SystemInfo.readTextFile(path) }
+        if let path { text = try HostEnvironment.readTextFile(path) }
         var parsed: [ConfigOverride] = []
         for o in overrides { parsed.append(try ConfigOverride.parse(o)) }
-        let config = try schema.load(iniText: text, fileName: path ?? "aos.conf", env: SystemInfo.environment(),
+        let config = try schema.load(iniText: text, fileName: path ?? "aos.conf", env: HostEnvironment.environment(),
                                      overrides: parsed)
         for w in SecretExposure.warnings(config, path: path) { warn("\(schema.component): warning: \(w)") }
         return config

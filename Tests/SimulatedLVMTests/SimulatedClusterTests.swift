@@ -1,5 +1,7 @@
+import LVMTestSupport
 import Testing
-@testable import SharedLVM
+@testable import SimulatedLVM
+import SharedLVM
 
 /// Two simulated hosts on one fresh shared VG, lockspaces started.
 func simulatedHosts(vgSize: UInt64 = 1 << 30) async throws -> (SimulatedCluster, LVMBehaviourHosts) {
