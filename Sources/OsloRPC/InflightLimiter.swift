@@ -9,12 +9,9 @@ final class InflightLimiter: Sendable {
     typealias After = @Sendable () async -> Void
 
     private struct State {
-        /// Started and not finished (queued, running or replying): what shutdown waits for.
-        var outstanding = 0
         var running = 0
         var replying = 0
         var queued: [CheckedContinuation<Void, Never>] = []
-        var idleWaiters: [CheckedContinuation<Void, Never>] = []
 
         /// Hands free slots to waiting tasks; returns whom to resume.
         mutating func grant(limit: Int, replyLimit: Int) -> [CheckedContinuation<Void, Never>] {
@@ -30,6 +27,8 @@ final class InflightLimiter: Sendable {
     private let limit: Int
     private let replyLimit: Int
     private let state = Mutex(State())
+    /// Started and not finished (queued, running or replying): what shutdown waits for.
+    private let outstanding = IdleGate()
     private let onIdle: @Sendable () -> Void
 
     /// `replyLimit` defaults to `limit`, at least 16.
@@ -45,7 +44,7 @@ final class InflightLimiter: Sendable {
 
     /// Called from the I/O thread: never blocks, only creates a task.
     func start(_ work: @escaping @Sendable () async -> After?) {
-        state.withLock { $0.outstanding += 1 }
+        _ = outstanding.enter()
         Task {
             await acquire()
             let after = await work()
@@ -63,7 +62,7 @@ final class InflightLimiter: Sendable {
                 }
                 for w in wake { w.resume() }
             }
-            finish()
+            outstanding.leave(onIdle: onIdle)
         }
     }
 
@@ -81,26 +80,5 @@ final class InflightLimiter: Sendable {
         }
     }
 
-    private func finish() {
-        let idle = state.withLock { s -> [CheckedContinuation<Void, Never>]? in
-            s.outstanding -= 1
-            guard s.outstanding == 0 else { return nil }
-            defer { s.idleWaiters = [] }
-            return s.idleWaiters
-        }
-        guard let idle else { return }
-        onIdle()
-        for w in idle { w.resume() }
-    }
-
-    func waitUntilIdle() async {
-        await withCheckedContinuation { cont in
-            let idle = state.withLock { s -> Bool in
-                if s.outstanding == 0 { return true }
-                s.idleWaiters.append(cont)
-                return false
-            }
-            if idle { cont.resume() }
-        }
-    }
+    func waitUntilIdle() async { await outstanding.waitUntilIdle() }
 }

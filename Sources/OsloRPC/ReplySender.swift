@@ -11,9 +11,7 @@ final class ReplySender: Sendable {
     typealias Publish = @Sendable (_ body: [UInt8], _ queue: String) async throws -> Void
 
     private struct State {
-        var retrying = 0
         var dead: DeadReplyQueues
-        var idleWaiters: [CheckedContinuation<Void, Never>] = []
     }
 
     private let publish: Publish
@@ -22,6 +20,7 @@ final class ReplySender: Sendable {
     private let retryInterval: Duration
     private let maxRetrying: Int
     private let state: Mutex<State>
+    private let retries = IdleGate()
 
     init(options: RPCServer.Options, logger: Logger, retryInterval: Duration = .milliseconds(250),
          publish: @escaping Publish) {
@@ -35,7 +34,7 @@ final class ReplySender: Sendable {
     }
 
     /// Replies being retried in the background right now.
-    var pendingRetries: Int { state.withLock { $0.retrying } }
+    var pendingRetries: Int { retries.count }
 
     func isDead(_ queue: String) -> Bool { state.withLock { $0.dead.contains(queue, now: .now) } }
 
@@ -55,18 +54,13 @@ final class ReplySender: Sendable {
         case .missing:
             guard retry else { return }
         }
-        let accepted = state.withLock { s -> Bool in
-            guard s.retrying < maxRetrying else { return false }
-            s.retrying += 1
-            return true
-        }
-        guard accepted else {
+        guard retries.enter(limit: maxRetrying) else {
             logger.warning("dropping RPC reply: its reply queue is missing and too many replies are already waiting",
                            metadata: ["reply_queue": "\(queue)", "msg_id": "\(reply.msgID)", "waiting": "\(maxRetrying)"])
             return
         }
         Task {
-            defer { retryFinished() }
+            defer { retries.leave() }
             let giveUp = ContinuousClock.now + retryTimeout
             while ContinuousClock.now < giveUp {
                 try? await Task.sleep(for: retryInterval)
@@ -83,27 +77,8 @@ final class ReplySender: Sendable {
         }
     }
 
-    private func retryFinished() {
-        let waiters = state.withLock { s -> [CheckedContinuation<Void, Never>] in
-            s.retrying -= 1
-            guard s.retrying == 0 else { return [] }
-            defer { s.idleWaiters = [] }
-            return s.idleWaiters
-        }
-        for w in waiters { w.resume() }
-    }
-
     /// Returns once no reply is being retried (tests, shutdown).
-    func waitForRetries() async {
-        await withCheckedContinuation { cont in
-            let idle = state.withLock { s -> Bool in
-                if s.retrying == 0 { return true }
-                s.idleWaiters.append(cont)
-                return false
-            }
-            if idle { cont.resume() }
-        }
-    }
+    func waitForRetries() async { await retries.waitUntilIdle() }
 
     private enum Attempt { case sent, missing, failed }
 
