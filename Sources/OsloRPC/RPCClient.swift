@@ -161,7 +161,7 @@ public final class RPCClient: Sendable {
             }
             for (id, p) in expired {
                 let monitorFired = p.monitorDeadline.map { $0 < p.deadline && $0 <= now } ?? false
-                let after = monitorFired ? p.monitor! : p.deadline - p.start
+                let after = monitorFired ? p.monitor ?? .zero : p.deadline - p.start
                 p.continuation.resume(throwing: RPCCallError.timedOut(method: p.method, msgID: id, after: after,
                                                                       monitor: monitorFired))
             }

@@ -86,7 +86,7 @@ public final class RPCServer: Sendable {
     /// deletes its fanout queue. `onReady` runs once consumers are in place.
     public func run(onReady: (@Sendable () -> Void)? = nil) async throws {
         let f = options.flavor
-        let topic = target.topic, server = target.server!
+        let topic = target.topic, server = target.server ?? ""  // set: checked in init
         if options.returnMemoryToSystem { MemoryReturn.configure() }
         try await connection.declare(exchange: f.topicExchange(target.exchange))
         try await connection.declare(queue: f.topicQueue(topic))
