@@ -107,10 +107,11 @@ public final class RPCClient: Sendable {
                     s.sweeperRunning = true
                     return true
                 }
+                // Started whatever happens next: it clears `sweeperRunning` once nothing is pending.
+                if startSweeper { Task { await self.sweepTimeouts() } }
                 // Cancelled before the entry existed: the handler below found nothing to end.
                 if Task.isCancelled { return finish(msgID, .failure(CancellationError())) }
                 publishRequest(body, msgID: msgID, target: target, deadline: deadline)
-                if startSweeper { Task { await self.sweepTimeouts() } }
             }
         } onCancel: {
             self.finish(msgID, .failure(CancellationError()))
