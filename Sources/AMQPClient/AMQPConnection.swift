@@ -174,3 +174,11 @@ public final class AMQPConnection: Sendable {
         }
     }
 }
+
+/// What `AMQPConnection.state` reports (and `onStateChange` is told).
+public enum ConnectionState: Sendable, Equatable {
+    case connecting
+    case connected(host: String)
+    case disconnected(reason: String)
+    case closed
+}

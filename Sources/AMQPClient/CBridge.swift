@@ -36,9 +36,9 @@ final class CArena {
     func table(_ t: AMQPTable) -> amqp_table_t {
         guard !t.isEmpty else { return amqp_empty_table }
         let entries = UnsafeMutablePointer<amqp_table_entry_t>.allocate(capacity: t.count)
-        for (i, key) in t.keys.sorted().enumerated() {
+        for (i, (key, value)) in t.sorted(by: { $0.key < $1.key }).enumerated() {
             var v = amqp_field_value_t()
-            switch t[key]! {
+            switch value {
             case .bool(let b):
                 v.kind = UInt8(AMQP_FIELD_KIND_BOOLEAN.rawValue)
                 v.value.boolean = b ? 1 : 0
@@ -139,12 +139,13 @@ func replyDescription(_ r: amqp_rpc_reply_t) -> (code: Int, text: String) {
     case AMQP_RESPONSE_LIBRARY_EXCEPTION:
         return (0, String(cString: amqp_error_string2(r.library_error)))
     case AMQP_RESPONSE_SERVER_EXCEPTION:
+        guard let decoded = r.reply.decoded else { return (0, "undecoded server method \(r.reply.id)") }
         switch r.reply.id {
         case AOS_CONNECTION_CLOSE:
-            let m = r.reply.decoded!.assumingMemoryBound(to: amqp_connection_close_t.self).pointee
+            let m = decoded.assumingMemoryBound(to: amqp_connection_close_t.self).pointee
             return (Int(m.reply_code), m.reply_text.string)
         case AOS_CHANNEL_CLOSE:
-            let m = r.reply.decoded!.assumingMemoryBound(to: amqp_channel_close_t.self).pointee
+            let m = decoded.assumingMemoryBound(to: amqp_channel_close_t.self).pointee
             return (Int(m.reply_code), m.reply_text.string)
         default:
             return (0, "unexpected server method \(r.reply.id)")

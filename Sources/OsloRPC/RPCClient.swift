@@ -43,6 +43,8 @@ public final class RPCClient: Sendable {
     private struct State {
         var pending: [String: Pending] = [:]
         var replyQueueReady: Task<Void, any Error>?
+        /// The reply queue is declared and consumed (the common case: no task to await).
+        var replyQueueConsumed = false
         var declaredExchanges: Set<String> = []
         /// One timer task per client, alive only while calls are pending (a task
         /// per call costs a scheduler wake-up on the hot path).
@@ -67,9 +69,15 @@ public final class RPCClient: Sendable {
     /// Calls `method` and returns its result. `timeout` bounds the whole call and
     /// travels as the message TTL, so a server never picks it up after the caller
     /// gave up. `monitorTimeout` (≥ 2 s) asks the server for heartbeats.
+    ///
+    /// Cancelling the calling task ends the call at once with `CancellationError` (not an
+    /// `RPCCallError`), whether it is still waiting for the broker or already for the reply:
+    /// its pending-reply entry is released and a reply arriving later is dropped. A request
+    /// already published may still run on the server.
     public func call(_ target: RPCTarget, method: String, args: [String: JSONValue] = [:],
                      context: [String: JSONValue] = [:], timeout: Duration = .seconds(60),
                      monitorTimeout: Duration? = nil, namespace: String? = nil, version: String? = nil) async throws -> JSONValue {
+        try Task.checkCancellation()
         let start = ContinuousClock.now
         let deadline = start + timeout
         do {
@@ -90,18 +98,28 @@ public final class RPCClient: Sendable {
                                  replyQueue: replyQueue, monitorTimeout: monitorTimeout?.seconds.rounded(),
                                  uniqueID: makeUUIDHex(), context: context)
         let body = request.encodeBody()
-        return try await withCheckedThrowingContinuation { (cont: CheckedContinuation<JSONValue, any Error>) in
-            let startSweeper = state.withLock { s -> Bool in
-                s.pending[msgID] = Pending(continuation: cont, method: method, start: start, deadline: deadline,
-                                           monitor: monitorTimeout, monitorDeadline: monitorTimeout.map { .now + $0 })
-                if s.sweeperRunning { return false }
-                s.sweeperRunning = true
-                return true
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (cont: CheckedContinuation<JSONValue, any Error>) in
+                let startSweeper = state.withLock { s -> Bool in
+                    s.pending[msgID] = Pending(continuation: cont, method: method, start: start, deadline: deadline,
+                                               monitor: monitorTimeout, monitorDeadline: monitorTimeout.map { .now + $0 })
+                    if s.sweeperRunning { return false }
+                    s.sweeperRunning = true
+                    return true
+                }
+                // Started whatever happens next: it clears `sweeperRunning` once nothing is pending.
+                if startSweeper { Task { await self.sweepTimeouts() } }
+                // Cancelled before the entry existed: the handler below found nothing to end.
+                if Task.isCancelled { return finish(msgID, .failure(CancellationError())) }
+                publishRequest(body, msgID: msgID, target: target, deadline: deadline)
             }
-            publishRequest(body, msgID: msgID, target: target, deadline: deadline)
-            if startSweeper { Task { await self.sweepTimeouts() } }
+        } onCancel: {
+            self.finish(msgID, .failure(CancellationError()))
         }
     }
+
+    /// Calls waiting for a reply (tests).
+    var pendingCount: Int { state.withLock { $0.pending.count } }
 
     /// Publishes a call; if the connection breaks mid-publish it retries with the
     /// same `_unique_id`, which the server's duplicate filter turns into one call.
@@ -144,7 +162,7 @@ public final class RPCClient: Sendable {
             }
             for (id, p) in expired {
                 let monitorFired = p.monitorDeadline.map { $0 < p.deadline && $0 <= now } ?? false
-                let after = monitorFired ? p.monitor! : p.deadline - p.start
+                let after = monitorFired ? p.monitor ?? .zero : p.deadline - p.start
                 p.continuation.resume(throwing: RPCCallError.timedOut(method: p.method, msgID: id, after: after,
                                                                       monitor: monitorFired))
             }
@@ -186,7 +204,8 @@ public final class RPCClient: Sendable {
     }
 
     private func ensureReplyQueue(timeout: Duration) async throws {
-        let task = state.withLock { s -> Task<Void, any Error> in
+        let task = state.withLock { s -> Task<Void, any Error>? in
+            if s.replyQueueConsumed { return nil }
             if let t = s.replyQueueReady { return t }
             let t = Task {
                 try await self.connection.declare(queue: self.flavor.transientQueue(self.replyQueue), timeout: timeout)
@@ -197,8 +216,12 @@ public final class RPCClient: Sendable {
             s.replyQueueReady = t
             return t
         }
+        guard let task else { return }
         do {
-            try await task.value
+            try await valueUnlessCancelled(task)
+            state.withLock { $0.replyQueueConsumed = true }
+        } catch is CancellationError {
+            throw CancellationError()  // the declaration goes on for the next caller
         } catch {
             state.withLock { if $0.replyQueueReady == task { $0.replyQueueReady = nil } }
             throw error
@@ -207,8 +230,11 @@ public final class RPCClient: Sendable {
 
     private func ensureExchange(_ e: ExchangeDeclaration, timeout: Duration) async throws {
         if state.withLock({ $0.declaredExchanges.contains(e.name) }) { return }
-        try await connection.declare(exchange: e, timeout: timeout)
-        state.withLock { _ = $0.declaredExchanges.insert(e.name) }
+        // In a task of its own so that a cancelled caller need not wait for it.
+        try await valueUnlessCancelled(Task {
+            try await self.connection.declare(exchange: e, timeout: timeout)
+            self.state.withLock { _ = $0.declaredExchanges.insert(e.name) }
+        })
     }
 
     // MARK: Cast

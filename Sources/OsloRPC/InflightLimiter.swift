@@ -1,0 +1,84 @@
+import Synchronization
+
+/// Bounds how many requests execute at once and lets shutdown wait for them.
+///
+/// A task holds a slot while it runs its work; what the work returns (sending the reply)
+/// runs after the slot is released. Replies being sent are bounded too (`replyLimit` of
+/// them): a new request waits for a slot while that many are still going out.
+final class InflightLimiter: Sendable {
+    typealias After = @Sendable () async -> Void
+
+    private struct State {
+        var running = 0
+        var replying = 0
+        var queued: [CheckedContinuation<Void, Never>] = []
+
+        /// Hands free slots to waiting tasks; returns whom to resume.
+        mutating func grant(limit: Int, replyLimit: Int) -> [CheckedContinuation<Void, Never>] {
+            var out: [CheckedContinuation<Void, Never>] = []
+            while !queued.isEmpty, running < limit, replying < replyLimit {
+                running += 1
+                out.append(queued.removeFirst())
+            }
+            return out
+        }
+    }
+
+    private let limit: Int
+    private let replyLimit: Int
+    private let state = Mutex(State())
+    /// Started and not finished (queued, running or replying): what shutdown waits for.
+    private let outstanding = IdleGate()
+    private let onIdle: @Sendable () -> Void
+
+    /// `replyLimit` defaults to `limit`, at least 16.
+    init(limit: Int, replyLimit: Int? = nil, onIdle: @escaping @Sendable () -> Void = {}) {
+        self.limit = max(1, limit)
+        self.replyLimit = max(1, replyLimit ?? max(16, limit))
+        self.onIdle = onIdle
+    }
+
+    /// Tasks waiting for a slot (their deliveries are bounded by the consumers' prefetch).
+    var queuedCount: Int { state.withLock { $0.queued.count } }
+    var runningCount: Int { state.withLock { $0.running } }
+
+    /// Called from the I/O thread: never blocks, only creates a task.
+    func start(_ work: @escaping @Sendable () async -> After?) {
+        _ = outstanding.enter()
+        Task {
+            await acquire()
+            let after = await work()
+            let wake = state.withLock { s -> [CheckedContinuation<Void, Never>] in
+                s.running -= 1
+                if after != nil { s.replying += 1 }
+                return s.grant(limit: limit, replyLimit: replyLimit)
+            }
+            for w in wake { w.resume() }
+            if let after {
+                await after()
+                let wake = state.withLock { s -> [CheckedContinuation<Void, Never>] in
+                    s.replying -= 1
+                    return s.grant(limit: limit, replyLimit: replyLimit)
+                }
+                for w in wake { w.resume() }
+            }
+            outstanding.leave(onIdle: onIdle)
+        }
+    }
+
+    private func acquire() async {
+        await withCheckedContinuation { cont in
+            let now = state.withLock { s -> Bool in
+                if s.running < limit && s.replying < replyLimit && s.queued.isEmpty {
+                    s.running += 1
+                    return true
+                }
+                s.queued.append(cont)
+                return false
+            }
+            if now { cont.resume() }
+        }
+    }
+
+    func waitUntilIdle() async { await outstanding.waitUntilIdle() }
+}

@@ -1,0 +1,132 @@
+import AMQPClient
+import Logging
+import RPCWire
+import Synchronization
+
+/// Sends replies outside work slots. A reply whose queue is missing is retried (as
+/// oslo does, up to `replyRetryTimeout`) by a bounded number of background tasks; a
+/// queue still missing then is remembered (`deadReplyQueueTTL`, at most
+/// `deadReplyQueueCapacity`) and later replies to it are dropped at once.
+final class ReplySender: Sendable {
+    typealias Publish = @Sendable (_ body: [UInt8], _ queue: String) async throws -> Void
+
+    private struct State {
+        var dead: DeadReplyQueues
+    }
+
+    private let publish: Publish
+    private let logger: Logger
+    private let retryTimeout: Duration
+    private let retryInterval: Duration
+    private let maxRetrying: Int
+    private let state: Mutex<State>
+    private let retries = IdleGate()
+
+    init(options: RPCServer.Options, logger: Logger, retryInterval: Duration = .milliseconds(250),
+         publish: @escaping Publish) {
+        self.publish = publish
+        self.logger = logger
+        self.retryTimeout = options.replyRetryTimeout
+        self.retryInterval = retryInterval
+        self.maxRetrying = max(0, options.maxPendingReplyRetries)
+        self.state = Mutex(State(dead: DeadReplyQueues(ttl: options.deadReplyQueueTTL,
+                                                       capacity: options.deadReplyQueueCapacity)))
+    }
+
+    /// Replies being retried in the background right now.
+    var pendingRetries: Int { retries.count }
+
+    func isDead(_ queue: String) -> Bool { state.withLock { $0.dead.contains(queue, now: .now) } }
+
+    /// One attempt now; with `retry`, a missing queue hands the reply to a background
+    /// retry (if fewer than `maxPendingReplyRetries` are running). Returns after the first
+    /// attempt in every case.
+    func send(_ reply: RPCReply, to queue: String, retry: Bool) async {
+        if isDead(queue) {
+            logger.info("dropping RPC reply: its reply queue was found missing recently",
+                        metadata: ["reply_queue": "\(queue)", "msg_id": "\(reply.msgID)"])
+            return
+        }
+        let body = reply.encodeBody()
+        switch await attempt(body, queue) {
+        case .sent, .failed:
+            return
+        case .missing:
+            guard retry else { return }
+        }
+        guard retries.enter(limit: maxRetrying) else {
+            logger.warning("dropping RPC reply: its reply queue is missing and too many replies are already waiting",
+                           metadata: ["reply_queue": "\(queue)", "msg_id": "\(reply.msgID)", "waiting": "\(maxRetrying)"])
+            return
+        }
+        Task {
+            defer { retries.leave() }
+            let giveUp = ContinuousClock.now + retryTimeout
+            while ContinuousClock.now < giveUp {
+                try? await Task.sleep(for: retryInterval)
+                if isDead(queue) {
+                    logger.info("dropping RPC reply: its reply queue was found missing",
+                                metadata: ["reply_queue": "\(queue)", "msg_id": "\(reply.msgID)"])
+                    return
+                }
+                if await attempt(body, queue) != .missing { return }
+            }
+            state.withLock { $0.dead.insert(queue, now: .now) }
+            logger.warning("abandoning RPC reply: its reply queue does not exist (later replies to it are dropped)",
+                           metadata: ["reply_queue": "\(queue)", "msg_id": "\(reply.msgID)", "after": "\(retryTimeout)"])
+        }
+    }
+
+    /// Returns once no reply is being retried (tests, shutdown).
+    func waitForRetries() async { await retries.waitUntilIdle() }
+
+    private enum Attempt { case sent, missing, failed }
+
+    private func attempt(_ body: [UInt8], _ queue: String) async -> Attempt {
+        do {
+            try await publish(body, queue)
+            return .sent
+        } catch AMQPError.unroutable {
+            return .missing
+        } catch AMQPError.connectionLost {
+            return .missing  // may not have arrived: try again (a duplicate reply is ignored by the caller)
+        } catch {
+            logger.warning("could not send RPC reply", metadata: ["reply_queue": "\(queue)", "error": "\(error)"])
+            return .failed
+        }
+    }
+}
+
+/// Reply queues found missing, remembered for `ttl` (oslo: 60 s, up to 200 queues).
+struct DeadReplyQueues: Sendable {
+    private var expiry: [String: ContinuousClock.Instant] = [:]
+    private var order: [String] = []
+    let ttl: Duration
+    let capacity: Int
+
+    init(ttl: Duration, capacity: Int) {
+        self.ttl = ttl
+        self.capacity = max(1, capacity)
+    }
+
+    var count: Int { expiry.count }
+
+    mutating func insert(_ queue: String, now: ContinuousClock.Instant) {
+        if expiry[queue] == nil {
+            order.append(queue)
+            if order.count > capacity {
+                let oldest = order.removeFirst()
+                expiry[oldest] = nil
+            }
+        }
+        expiry[queue] = now + ttl
+    }
+
+    mutating func contains(_ queue: String, now: ContinuousClock.Instant) -> Bool {
+        guard let until = expiry[queue] else { return false }
+        if now < until { return true }
+        expiry[queue] = nil
+        order.removeAll { $0 == queue }
+        return false
+    }
+}
