@@ -31,10 +31,6 @@ static inline int aos_eventfd(unsigned int initval, int flags) {
     return eventfd(initval, flags);
 }
 
-static inline int aos_set_thread_name(const char *name) {
-    return pthread_setname_np(pthread_self(), name);
-}
-
 static inline int aos_errno(void) { return errno; }
 
 // Method ids are defined as cast macros, which Swift does not import.
