@@ -216,7 +216,7 @@ public struct LVInfo: APIResponse, Equatable {
     public var size_bytes: Int64
     public var active: Bool
     public var device_open: Bool
-    public var mode: LVMode?
+    @AlwaysPresent public var mode: LVMode?
     public var device_path: String
     public var attr: String
 
@@ -232,24 +232,6 @@ public struct LVInfo: APIResponse, Equatable {
         self.mode = mode
         self.device_path = device_path
         self.attr = attr
-    }
-
-    enum CodingKeys: String, CodingKey {
-        case host, vg, name, uuid, size_bytes, active, device_open, mode, device_path, attr
-    }
-
-    public func encode(to encoder: any Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encodeIfPresent(host, forKey: .host)
-        try c.encode(vg, forKey: .vg)
-        try c.encode(name, forKey: .name)
-        try c.encode(uuid, forKey: .uuid)
-        try c.encode(size_bytes, forKey: .size_bytes)
-        try c.encode(active, forKey: .active)
-        try c.encode(device_open, forKey: .device_open)
-        try c.encode(mode, forKey: .mode)  // null when the agent has no record
-        try c.encode(device_path, forKey: .device_path)
-        try c.encode(attr, forKey: .attr)
     }
 }
 

@@ -152,7 +152,7 @@ public enum LVDeviceState: String, WireEnum {
 /// An LV recovery cares about (`plan.lvs`): its old mode (null: unknown), its device, openers.
 public struct RecoveryLV: Codable, Sendable, Equatable {
     public var name: String
-    public var mode: LVMode?
+    @AlwaysPresent public var mode: LVMode?
     public var device: LVDeviceState
     public var open: Int
     public var device_path: String
@@ -163,17 +163,6 @@ public struct RecoveryLV: Codable, Sendable, Equatable {
         self.device = device
         self.open = open
         self.device_path = device_path
-    }
-
-    enum CodingKeys: String, CodingKey { case name, mode, device, open, device_path }
-
-    public func encode(to encoder: any Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(name, forKey: .name)
-        try c.encode(mode, forKey: .mode)
-        try c.encode(device, forKey: .device)
-        try c.encode(open, forKey: .open)
-        try c.encode(device_path, forKey: .device_path)
     }
 }
 
@@ -248,7 +237,7 @@ public struct DeactivatedLV: Codable, Sendable, Equatable {
 /// `reason`. `mode` is always present (null: the agent never knew it).
 public struct RecoveryLVOutcome: Codable, Sendable, Equatable {
     public var name: String
-    public var mode: LVMode?
+    @AlwaysPresent public var mode: LVMode?
     public var code: String?
     public var reason: String?
 
@@ -257,16 +246,6 @@ public struct RecoveryLVOutcome: Codable, Sendable, Equatable {
         self.mode = mode
         self.code = code
         self.reason = reason
-    }
-
-    enum CodingKeys: String, CodingKey { case name, mode, code, reason }
-
-    public func encode(to encoder: any Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(name, forKey: .name)
-        try c.encode(mode, forKey: .mode)
-        try c.encodeIfPresent(code, forKey: .code)
-        try c.encodeIfPresent(reason, forKey: .reason)
     }
 }
 

@@ -74,7 +74,7 @@ public struct StartLockspaceResult: APIResponse, Equatable {
 public struct LockStatusResult: APIResponse, Equatable {
     public var host: String
     public var host_id: Int
-    public var daemon: String?
+    @AlwaysPresent public var daemon: String?
     public var lockspaces: [SanlockLockspace]
     public var locks: [SanlockLock]
 
@@ -84,17 +84,6 @@ public struct LockStatusResult: APIResponse, Equatable {
         self.daemon = daemon
         self.lockspaces = lockspaces
         self.locks = locks
-    }
-
-    enum CodingKeys: String, CodingKey { case host, host_id, daemon, lockspaces, locks }
-
-    public func encode(to encoder: any Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(host, forKey: .host)
-        try c.encode(host_id, forKey: .host_id)
-        try c.encode(daemon, forKey: .daemon)
-        try c.encode(lockspaces, forKey: .lockspaces)
-        try c.encode(locks, forKey: .locks)
     }
 }
 
@@ -106,7 +95,7 @@ public struct SanlockLockspace: Codable, Sendable, Equatable {
     public var path: String
     public var offset: Int64
     /// "ADD", "REM"… while sanlock changes it; null otherwise (always present).
-    public var transition: String?
+    @AlwaysPresent public var transition: String?
 
     public init(name: String, vg: String, host_id: Int, path: String, offset: Int64, transition: String?) {
         self.name = name
@@ -115,18 +104,6 @@ public struct SanlockLockspace: Codable, Sendable, Equatable {
         self.path = path
         self.offset = offset
         self.transition = transition
-    }
-
-    enum CodingKeys: String, CodingKey { case name, vg, host_id, path, offset, transition }
-
-    public func encode(to encoder: any Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(name, forKey: .name)
-        try c.encode(vg, forKey: .vg)
-        try c.encode(host_id, forKey: .host_id)
-        try c.encode(path, forKey: .path)
-        try c.encode(offset, forKey: .offset)
-        try c.encode(transition, forKey: .transition)
     }
 }
 
@@ -137,10 +114,10 @@ public struct SanlockLock: Codable, Sendable, Equatable {
     public var lv_uuid: String
     public var mode: LVMode
     public var offset: Int64
-    public var lease_version: Int64?
-    public var pid: Int64?
-    public var vg: String?
-    public var name: String?
+    @AlwaysPresent public var lease_version: Int64?
+    @AlwaysPresent public var pid: Int64?
+    @AlwaysPresent public var vg: String?
+    @AlwaysPresent public var name: String?
 
     public init(lockspace: String, lv_uuid: String, mode: LVMode, offset: Int64, lease_version: Int64?, pid: Int64?,
                 vg: String?, name: String?) {
@@ -152,20 +129,6 @@ public struct SanlockLock: Codable, Sendable, Equatable {
         self.pid = pid
         self.vg = vg
         self.name = name
-    }
-
-    enum CodingKeys: String, CodingKey { case lockspace, lv_uuid, mode, offset, lease_version, pid, vg, name }
-
-    public func encode(to encoder: any Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(lockspace, forKey: .lockspace)
-        try c.encode(lv_uuid, forKey: .lv_uuid)
-        try c.encode(mode, forKey: .mode)
-        try c.encode(offset, forKey: .offset)
-        try c.encode(lease_version, forKey: .lease_version)
-        try c.encode(pid, forKey: .pid)
-        try c.encode(vg, forKey: .vg)
-        try c.encode(name, forKey: .name)
     }
 }
 

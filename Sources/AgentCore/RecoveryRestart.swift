@@ -40,7 +40,9 @@ extension LockspaceRecovery {
         var attempts = 0
         var (after, problem) = (LockspaceState?.none, String?.none)
         repeat {
-            if attempts > 0 { try? await Task.sleep(for: .seconds(3)) }
+            if attempts > 0 {
+                do { try await Task.sleep(for: .seconds(3)) } catch { break }  // cancelled: stop retrying
+            }
             attempts += 1
             await agent.startLockspace(vg)
             (after, problem) = agent.state.read { ($0.lockspaces[vg], $0.vgProblems[vg]) }
