@@ -32,11 +32,13 @@ extension AgentService {
             return try await withLV(lv, deadline) { () async throws(ServiceError) in
                 try await self.extendLV(lv, size, sharedUpdate: r.shared_update ?? false)
             }.wireValue()
-        case .refreshLV:
-            let r = try decode(RefreshLVRequest.self, args, m)
+        case .refreshLV, .deactivateLV:
+            let r = try decode(LVRequest.self, args, m)
             let lv = try target(m, vg: r.vg, name: r.name)
             try admit(m, lv)
-            return try await withLV(lv, deadline) { () async throws(ServiceError) in try await self.refreshLV(lv) }.wireValue()
+            return try await withLV(lv, deadline) { () async throws(ServiceError) -> JSONValue in
+                m == .refreshLV ? try await self.refreshLV(lv).wireValue() : try await self.deactivateLV(lv).wireValue()
+            }
         case .deleteLV:
             let r = try decode(DeleteLVRequest.self, args, m)
             let lv = try target(m, vg: r.vg, name: r.name)
@@ -56,11 +58,6 @@ extension AgentService {
             try admit(m, lv)
             let mode = (r.mode ?? .exclusive).lvm
             return try await withLV(lv, deadline) { () async throws(ServiceError) in try await self.activateLV(lv, mode) }.wireValue()
-        case .deactivateLV:
-            let r = try decode(DeactivateLVRequest.self, args, m)
-            let lv = try target(m, vg: r.vg, name: r.name)
-            try admit(m, lv)
-            return try await withLV(lv, deadline) { () async throws(ServiceError) in try await self.deactivateLV(lv) }.wireValue()
         case .lvInfo:
             let r = try decode(LVInfoRequest.self, args, m)
             let lv = try target(m, vg: r.vg, name: r.name)
