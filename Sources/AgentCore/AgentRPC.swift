@@ -24,8 +24,8 @@ public enum AgentRPC {
             handlers[name] = { ctx, args in
                 if let expected = ctx.context[instanceContextKey]?.stringValue, expected != service.instanceID {
                     throw ServiceError(
-                        code: "agent_restarted",
-                        message: "\(name) was sent to an earlier run of the agent on \(service.host) and was not executed; retry it",
+                        .agentRestarted,
+                        "\(name) was sent to an earlier run of the agent on \(service.host) and was not executed; retry it",
                         details: ["host": .string(service.host), "method": .string(name),
                                   "expected_instance": .string(expected), "instance": .string(service.instanceID)])
                 }

@@ -238,6 +238,3 @@ public struct RealLVMBackend: LVMBackend {
     }
 }
 
-/// The command runner's former name (it runs virsh and dd too, and lives in HostSupport now);
-/// kept only until AgentCore's recovery code (`readable`) and its tests say `CommandRunner`.
-public typealias LVMCommandRunner = CommandRunner

@@ -1,5 +1,6 @@
 import HostCommands
 import Hypervisor
+import AOSAPI
 import SimulatedLVM
 import Testing
 import RPCWire
@@ -81,7 +82,7 @@ struct RecoveryTests {
         #expect(try await step(a, "plan")["needs_recovery"] == false)
         // Every acting step refuses the healthy VG (checked on the agent, not trusted from
         // the caller); forced, the lockspace steps still see it works and skip.
-        for s in RecoveryStep.execution where AgentService.actingSteps.contains(s) {
+        for s in RecoveryStep.execution where s.acts {
             let e = await expectError("recovery_refused") { _ = try await step(a, s.rawValue) }
             #expect(e?.details["step"]?.stringValue == s.rawValue)
             #expect(e?.message.contains("started and works") == true)
@@ -101,7 +102,7 @@ struct RecoveryTests {
         try await a.call("activate_lv", ["vg": "vg1", "name": "v1", "mode": "exclusive"])
         // The agent believes the lockspace lost (say, from a misread error text), but the
         // lease storage works: no fence record, LVM reports nothing.
-        a.runtime.withLock { $0.lockspaces["vg1"] = .lost }
+        a.state.update { $0.lockspaces["vg1"] = .lost }
         c.sim.clearCalls()
         for s in ["fence", "stop_vms", "deactivate", "drop", "lock_start", "reactivate", "start_vms"] {
             await expectError("recovery_refused") { _ = try await step(a, s) }
@@ -152,7 +153,7 @@ struct RecoveryTests {
         c.sim.failLockspace(vg: "vg1", host: "host-a")
         c.sim.setOpen(host: "host-a", vg: "vg1", lv: "busy", true)
         _ = try? await a.call("lv_info", ["vg": "vg1", "name": "nope"])
-        a.runtime.withLock { $0.lockspaces["vg1"] = .lost }
+        a.state.update { $0.lockspaces["vg1"] = .lost }
         for s in ["fence", "wait_path", "stop_vms"] { _ = try await step(a, s) }
         let e = await expectError("recovery_failed") { _ = try await step(a, "deactivate") }
         #expect(e?.details["step"] == "deactivate")
@@ -184,12 +185,12 @@ struct RecoveryTests {
 
     @Test func withoutVirshTheVMStepIsSkippedAndDeactivateGuardsOpenLVs() async throws {
         let c = Cluster()
-        let noVirsh = VirshHypervisor(uri: "qemu:///system", executor: LVMCommandRunner(searchPath: "/nonexistent"))
+        let noVirsh = VirshHypervisor(uri: "qemu:///system", executor: CommandRunner(searchPath: "/nonexistent"))
         let a = try await agent(c, "host-a", 1, hypervisor: noVirsh)
         try await a.call("create_lv", ["vg": "vg1", "name": "v1", "size_gb": 1])
         try await a.call("activate_lv", ["vg": "vg1", "name": "v1", "mode": "exclusive"])
         c.sim.failLockspace(vg: "vg1", host: "host-a")
-        a.runtime.withLock { $0.lockspaces["vg1"] = .lost }
+        a.state.update { $0.lockspaces["vg1"] = .lost }
         let plan = try await step(a, "plan")
         #expect(plan["vms_problem"]?.stringValue?.contains("cannot run virsh") == true)
         let stop = try await step(a, "stop_vms")
