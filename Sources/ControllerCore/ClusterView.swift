@@ -1,23 +1,11 @@
+import AOSAPI
 import RPCWire
 
-/// How recently an agent announced itself.
-public enum Liveness: String, Sendable, Comparable {
-    /// Announced within `agent_stale_after`: gets requests.
-    case alive
-    /// Late, but not yet `agent_down_after`: still gets requests sent to it by name, and is
-    /// used for "any host" requests only when no alive agent qualifies.
-    case stale
-    /// Silent for `agent_down_after` or longer: requests to it fail at once with `agent_unavailable`.
-    case down
+/// How recently an agent announced itself (the wire's `status`, AOSAPI).
+public typealias Liveness = AOSAPI.Liveness
 
-    private var rank: Int { self == .alive ? 0 : self == .stale ? 1 : 2 }
-    public static func < (a: Liveness, b: Liveness) -> Bool { a.rank < b.rank }
-}
-
-/// Activation mode of an LV on one host.
-public enum ActivationMode: String, Sendable, Hashable {
-    case exclusive, shared
-}
+/// Activation mode of an LV on one host (the agents' `mode`, AOSAPI).
+public typealias ActivationMode = LVMode
 
 /// One LV's activation on one host.
 public struct Activation: Sendable, Hashable {

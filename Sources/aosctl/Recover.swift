@@ -1,3 +1,4 @@
+import AOSAPI
 import ArgumentParser
 import RPCWire
 #if canImport(Glibc)
@@ -117,10 +118,9 @@ struct Recover: AsyncParsableCommand {
                     let deadline = start + .seconds(pathTimeout)
                     while r["ready"]?.boolValue != true {
                         guard clock.now < deadline else {
-                            let e = CLIError(code: "timed_out",
-                                             message: "the shared disk did not become readable on \(host) within \(pathTimeout) s: \(text(r["message"]))",
-                                             details: ["step": .string(name), "hint": .string("next: check the path (multipath -ll, dmsetup info -c), then run aosctl recover --host \(host) --vg \(vg) --execute again")],
-                                             status: ExitStatus.timeout)
+                            let e = CLIError(.timedOut,
+                                             "the shared disk did not become readable on \(host) within \(pathTimeout) s: \(text(r["message"]))",
+                                             details: ["step": .string(name), "hint": .string("next: check the path (multipath -ll, dmsetup info -c), then run aosctl recover --host \(host) --vg \(vg) --execute again")])
                             steps.append(stepRecord(name, "failed", clock.now - start, e.message))
                             doc["steps"] = .array(steps)
                             return (.object(doc), out, e)

@@ -223,7 +223,7 @@ import Testing
     @Test func listAgentsFlagsHostIDCollision() async throws {
         let c = makeController(agents, clock: clock)
         try await announce(c, agents, [("host-a", 5), ("host-b", 5), ("host-c", 6)])
-        let r = c.listAgents()
+        let r = try c.listAgents().wireValue()
         let list = try #require(r["agents"]?.arrayValue)
         #expect(list.map { $0["host"] } == ["host-a", "host-b", "host-c"])
         #expect(list[0]["host_id_conflict"] == true && list[0]["host_id_conflict_with"] == ["host-b"])
