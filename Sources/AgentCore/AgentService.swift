@@ -70,15 +70,6 @@ public struct AgentServiceConfiguration: Sendable {
     }
 }
 
-/// The lockspace of a VG as this agent knows it.
-public enum LockspaceState: String, Sendable {
-    case started
-    case notStarted = "not_started"
-    /// sanlock lost the lease storage (LVM said `storage failed for sanlock leases`):
-    /// needs the recovery procedure (deactivate, drop, lock-start, reactivate).
-    case lost
-}
-
 /// An activation the agent had recorded but could not restore at boot.
 public struct RestoreFailure: Sendable, Hashable {
     public var record: ActivationRecord

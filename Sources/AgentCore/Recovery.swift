@@ -1,3 +1,4 @@
+import AOSAPI
 import Hypervisor
 import Logging
 import RPCWire
@@ -6,27 +7,8 @@ import SharedLVM
 import Glibc
 #endif
 
-/// The steps of a lockspace recovery, in order (`aosctl recover` calls them one by one
-/// through the agent's `recover` method; `plan` changes nothing).
-///
-/// The order follows what worked in the lab (lvm-lab-notes, "A host losing the shared
-/// disk"): fail queued I/O before the path returns, deactivate every LV of the VG while
-/// no VM uses it, drop the killed lockspace, start it again, and re-activate each LV in
-/// its old mode only if no other host took it meanwhile.
-public enum RecoveryStep: String, Sendable, CaseIterable {
-    case plan
-    case fence
-    case waitPath = "wait_path"
-    case stopVMs = "stop_vms"
-    case deactivate
-    case drop
-    case lockStart = "lock_start"
-    case reactivate
-    case startVMs = "start_vms"
-    case finish
-
-    public static let execution: [RecoveryStep] = allCases.filter { $0 != .plan }
-
+extension RecoveryStep {
+    /// What the step does, for the plan.
     var summary: String {
         switch self {
         case .plan: return "show what recovery would do"

@@ -1,3 +1,4 @@
+import AOSAPI
 import Testing
 import RPCWire
 import SharedLVM

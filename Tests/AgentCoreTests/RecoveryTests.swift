@@ -1,4 +1,5 @@
 import Hypervisor
+import AOSAPI
 import Testing
 import RPCWire
 import SharedLVM
