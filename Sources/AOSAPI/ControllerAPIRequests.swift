@@ -88,9 +88,7 @@ public typealias ListVolumesRequest = VGSelectRequest
 public typealias PoolStatsRequest = VGSelectRequest
 
 /// `list_agents`: no arguments (any is refused by name).
-public struct ListAgentsRequest: APIRequest, Equatable {
-    public init() {}
-}
+public typealias ListAgentsRequest = NoArguments
 
 /// `lock_status`: the host whose agent is asked.
 public struct LockStatusRequest: APIRequest, Equatable {
@@ -101,10 +99,10 @@ public struct LockStatusRequest: APIRequest, Equatable {
 /// `agent_announce` (a cast from an agent): its `health()` report and when it sent it (unix
 /// seconds; required, so that reports can be ordered and a replayed one refused).
 public struct AgentAnnounceRequest: APIRequest, Equatable {
-    public var report: JSONValue
+    public var report: AgentHealth
     public var sent_at: Double
 
-    public init(report: JSONValue, sent_at: Double) {
+    public init(report: AgentHealth, sent_at: Double) {
         self.report = report
         self.sent_at = sent_at
     }

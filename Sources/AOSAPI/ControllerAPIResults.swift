@@ -219,36 +219,23 @@ public struct PoolStatsResult: APIResponse, Equatable {
 public struct ListAgentsResult: APIResponse, Equatable {
     /// One agent. `host_id` and `version` are always present (`null` when the agent did not say).
     public struct Agent: Codable, Sendable, Equatable {
-        /// An LV active on that host, from its report.
-        public struct ActiveLV: Codable, Sendable, Equatable {
-            public var vg: String
-            public var name: String
-            public var mode: LVMode
-
-            public init(vg: String, name: String, mode: LVMode) {
-                self.vg = vg
-                self.name = name
-                self.mode = mode
-            }
-        }
-
         public var host: String
         public var status: Liveness
         public var last_seen_seconds_ago: Double
         public var host_id: Int64?
         public var version: String?
         public var ready: Bool
-        /// The agent's own per-VG entries (`lockspace`, `problem`, `fenced`, `hint`…), passed through.
-        public var vgs: [String: JSONValue]
+        /// The agent's own per-VG entries (`lockspace`, `problem`, `fenced`, `hint`), from its report.
+        public var vgs: [String: VGHealth]
         public var active_lvs: [ActiveLV]
-        /// The agent's `restore_failures`, passed through.
-        public var restore_failures: JSONValue
+        /// The agent's `restore_failures`, from its report.
+        public var restore_failures: [RestoreFailureInfo]
         public var host_id_conflict: Bool
         /// The other hosts announcing the same host_id (only with a conflict).
         public var host_id_conflict_with: [String]?
 
         public init(host: String, status: Liveness, last_seen_seconds_ago: Double, host_id: Int64?, version: String?,
-                    ready: Bool, vgs: [String: JSONValue], active_lvs: [ActiveLV], restore_failures: JSONValue,
+                    ready: Bool, vgs: [String: VGHealth], active_lvs: [ActiveLV], restore_failures: [RestoreFailureInfo],
                     host_id_conflict: Bool, host_id_conflict_with: [String]? = nil) {
             self.host = host
             self.status = status
@@ -276,9 +263,9 @@ public struct ListAgentsResult: APIResponse, Equatable {
             host_id = try c.decodeIfPresent(Int64.self, forKey: .host_id)
             version = try c.decodeIfPresent(String.self, forKey: .version)
             ready = try c.decode(Bool.self, forKey: .ready)
-            vgs = try c.decodeIfPresent([String: JSONValue].self, forKey: .vgs) ?? [:]
+            vgs = try c.decodeIfPresent([String: VGHealth].self, forKey: .vgs) ?? [:]
             active_lvs = try c.decodeIfPresent([ActiveLV].self, forKey: .active_lvs) ?? []
-            restore_failures = try c.decodeIfPresent(JSONValue.self, forKey: .restore_failures) ?? .null
+            restore_failures = try c.decodeIfPresent([RestoreFailureInfo].self, forKey: .restore_failures) ?? []
             host_id_conflict = try c.decode(Bool.self, forKey: .host_id_conflict)
             host_id_conflict_with = try c.decodeIfPresent([String].self, forKey: .host_id_conflict_with)
         }

@@ -52,6 +52,30 @@ extension Controller {
         return result
     }
 
+    /// Calls one agent with a typed request and reads its typed result (`callAgent` below).
+    func callAgent<R: Decodable>(_ host: String, _ method: AgentMethod, _ request: some Encodable, as type: R.Type,
+                                 deadline: ContinuousClock.Instant?) async throws -> R {
+        let raw = try await callAgent(host, method, request.wireValue().objectValue ?? [:], deadline: deadline)
+        return try agentResult(R.self, raw, host: host, method: method)
+    }
+
+    /// The best agent for `vg` (`onAnyAgent` below) with a typed request and result.
+    func onAnyAgent<R: Decodable>(vg: String, _ method: AgentMethod, _ request: some Encodable, as type: R.Type,
+                                  deadline: ContinuousClock.Instant?) async throws -> (String, R) {
+        let (host, raw) = try await onAnyAgent(vg: vg, method, request.wireValue().objectValue ?? [:], deadline: deadline)
+        return (host, try agentResult(R.self, raw, host: host, method: method))
+    }
+
+    /// An agent's result as its API type (docs/agent.md); keys a newer agent adds are ignored.
+    func agentResult<R: Decodable>(_ type: R.Type, _ raw: JSONValue, host: String, method: AgentMethod) throws(ServiceError) -> R {
+        do {
+            return try JSONValueDecoder().decode(R.self, from: raw, rejectUnknownKeys: false)
+        } catch {
+            throw ServiceError(.internal, "the agent on \(host) answered \(method.rawValue) with a result the controller cannot read: \(error)",
+                               details: ["host": .string(host), "method": .string(method.rawValue)])
+        }
+    }
+
     /// Runs `operation` while `failure` is checked every `interval`: the first to finish wins
     /// (the operation's result or error, or the failure found) and the other is cancelled.
     /// Both run as children of this task, so cancelling the caller cancels them too.
@@ -105,7 +129,7 @@ extension Controller {
     func noAgent(vg: String, at t: ContinuousClock.Instant) -> ServiceError {
         let v = snapshot
         let states = v.agents.sorted { $0.key < $1.key }.map { h, a in
-            "\(h): \(v.liveness(of: h, now: t).rawValue), lockspace \(v.lockspace(of: h, vg: vg) ?? "not served")\(a.report.ready ? "" : ", not ready")"
+            "\(h): \(v.liveness(of: h, now: t).rawValue), lockspace \(v.lockspace(of: h, vg: vg)?.rawValue ?? "not served")\(a.report.ready ? "" : ", not ready")"
         }
         if !v.agents.isEmpty, !v.knownVGs.contains(vg) {
             return ServiceError(.unknownVG, "no agent serves volume group \(vg) (agents serve: \(v.knownVGs.joined(separator: ", ")))",

@@ -99,7 +99,7 @@ public final class Controller: Sendable {
         case .listAgents:
             _ = try request(ListAgentsRequest.self)
             return try listAgents().wireValue()
-        case .lockStatus: return try await lockStatus(request(LockStatusRequest.self), deadline: deadline)
+        case .lockStatus: return try await lockStatus(request(LockStatusRequest.self), deadline: deadline).wireValue()
         case .agentAnnounce:
             try announce(request(AgentAnnounceRequest.self))
             return .null

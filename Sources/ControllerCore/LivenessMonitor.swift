@@ -71,7 +71,7 @@ final class LivenessMonitor: Sendable {
 extension Controller {
     /// `agent_announce`: takes an agent's report into the view.
     func announce(_ request: AgentAnnounceRequest) throws(ServiceError) {
-        let report = try AgentReport(json: request.report)
+        let report = try AgentReport(health: request.report)
         // Agents always send sent_at (unix seconds); a report far from our clock could be a
         // forged or replayed one pinning a host's state, so it is refused.
         let sentAt = request.sent_at

@@ -108,7 +108,7 @@ extension VGSelectRequest: CheckedRequest {
     func check(_ method: String) throws(ServiceError) { try Check.vg(vg, method) }
 }
 
-extension ListAgentsRequest: CheckedRequest {
+extension NoArguments: CheckedRequest {
     func check(_ method: String) throws(ServiceError) {}
 }
 

@@ -11,12 +11,10 @@ extension Controller {
 
     func createVolume(_ r: CreateVolumeRequest, deadline: ContinuousClock.Instant?) async throws -> CreateVolumeResult {
         let vg = try await resolveVG(r.vg, method: .createVolume, deadline: deadline)
-        let (host, a) = try await onAnyAgent(vg: vg, .createLV,
-                                             ["vg": .string(vg), "name": .string(r.name), "size_bytes": .int(r.bytes)],
-                                             deadline: deadline)
-        let size = a["size_bytes"]?.int64Value ?? r.bytes
-        logger.info("volume created", metadata: ["lv": "\(vg)/\(r.name)", "host": "\(host)", "size_bytes": "\(size)"])
-        return CreateVolumeResult(vg: vg, name: r.name, size_bytes: size, changed: a["changed"]?.boolValue ?? true, host: host)
+        let (host, a) = try await onAnyAgent(vg: vg, .createLV, CreateLVRequest(vg: vg, name: r.name, size_bytes: r.bytes),
+                                             as: CreateLVResult.self, deadline: deadline)
+        logger.info("volume created", metadata: ["lv": "\(vg)/\(r.name)", "host": "\(host)", "size_bytes": "\(a.size_bytes)"])
+        return CreateVolumeResult(vg: vg, name: r.name, size_bytes: a.size_bytes, changed: a.changed, host: host)
     }
 
     func deleteVolume(_ r: DeleteVolumeRequest, deadline: ContinuousClock.Instant?) async throws -> DeleteVolumeResult {
@@ -30,19 +28,16 @@ extension Controller {
                 details: ["vg": .string(vg), "name": .string(r.name), "holder_host": .string(active[0].host),
                           "holders": holders(active)])
         }
-        var agentArgs: [String: JSONValue] = ["vg": .string(vg), "name": .string(r.name)]
-        if let clear = r.volume_clear { agentArgs["volume_clear"] = .string(clear.rawValue) }
-        if let mb = r.volume_clear_size_mb { agentArgs["volume_clear_size_mb"] = .int(mb) }
-        let host: String, a: JSONValue
+        let request = DeleteLVRequest(vg: vg, name: r.name, volume_clear: r.volume_clear, volume_clear_size_mb: r.volume_clear_size_mb)
+        let host: String, a: DeleteLVResult
         do {
-            (host, a) = try await onAnyAgent(vg: vg, .deleteLV, agentArgs, deadline: deadline)
+            (host, a) = try await onAnyAgent(vg: vg, .deleteLV, request, as: DeleteLVResult.self, deadline: deadline)
         } catch let e as ServiceError {
             throw enrichConflict(e, lv: lv, target: nil, action: "delete")
         }
         view.withLock { $0.recordDeleted(lv) }
-        let changed = a["changed"]?.boolValue ?? true
-        logger.info("volume deleted", metadata: ["lv": "\(lv)", "host": "\(host)", "changed": "\(changed)"])
-        return DeleteVolumeResult(vg: vg, name: r.name, changed: changed, host: host)
+        logger.info("volume deleted", metadata: ["lv": "\(lv)", "host": "\(host)", "changed": "\(a.changed)"])
+        return DeleteVolumeResult(vg: vg, name: r.name, changed: a.changed, host: host)
     }
 
     func extendVolume(_ r: ExtendVolumeRequest, deadline: ContinuousClock.Instant?) async throws -> ExtendVolumeResult {
@@ -55,9 +50,9 @@ extension Controller {
             return (acts, ExtendPlan.plan(activations: acts, preferred: settings.preferredHosts,
                                           isDown: { v.liveness(of: $0, now: t) == .down }))
         }
-        let base: [String: JSONValue] = ["vg": .string(vg), "name": .string(name), "size_bytes": .int(r.bytes)]
+        let base = ExtendLVRequest(vg: vg, name: name, size_bytes: r.bytes)
         var host: String
-        var a: JSONValue
+        var a: ExtendLVResult
         var refreshed: [String] = []
         do {
             switch plan {
@@ -67,19 +62,20 @@ extension Controller {
                     "volume \(lv) is active \(describe(acts)), and the agent on \(h) is down: it could not see the new size. Deactivate it there (or bring the agent back) and retry",
                     details: ["vg": .string(vg), "name": .string(name), "host": .string(h)])
             case .anyHost:
-                (host, a) = try await onAnyAgent(vg: vg, .extendLV, base, deadline: deadline)
+                (host, a) = try await onAnyAgent(vg: vg, .extendLV, base, as: ExtendLVResult.self, deadline: deadline)
             case .onHolder(let h):
                 host = h
-                a = try await callAgent(h, .extendLV, base, deadline: deadline)
+                a = try await callAgent(h, .extendLV, base, as: ExtendLVResult.self, deadline: deadline)
             case .sharedUpdate(let primary, let others):
                 host = primary
-                var args = base
-                args["shared_update"] = true
-                a = try await callAgent(primary, .extendLV, args, deadline: deadline)
+                var shared = base
+                shared.shared_update = true
+                a = try await callAgent(primary, .extendLV, shared, as: ExtendLVResult.self, deadline: deadline)
                 var failures: [String: JSONValue] = [:]
                 for h in others {
                     do {
-                        _ = try await callAgent(h, .refreshLV, ["vg": .string(vg), "name": .string(name)], deadline: deadline)
+                        _ = try await callAgent(h, .refreshLV, RefreshLVRequest(vg: vg, name: name), as: RefreshLVResult.self,
+                                                deadline: deadline)
                         refreshed.append(h)
                     } catch let e as ServiceError {
                         failures[h] = ["code": .string(e.code), "message": .string(e.message)]
@@ -90,17 +86,16 @@ extension Controller {
                         .refreshFailed,
                         "volume \(lv) was extended on \(primary), but \(failures.keys.sorted().joined(separator: ", ")) could not refresh it and still see the old size; retry the extend (it is idempotent) or run 'lvchange --refresh \(lv)' there",
                         details: ["vg": .string(vg), "name": .string(name), "host": .string(primary),
-                                  "size_bytes": .int(a["size_bytes"]?.int64Value ?? r.bytes), "failures": .object(failures),
+                                  "size_bytes": .int(a.size_bytes), "failures": .object(failures),
                                   "refreshed_hosts": .array(refreshed.map(JSONValue.string))])
                 }
             }
         } catch let e as ServiceError {
             throw enrichConflict(e, lv: lv, target: nil, action: "extend")
         }
-        if a["refreshed"]?.boolValue == true, !refreshed.contains(host) { refreshed.insert(host, at: 0) }
-        let size = a["size_bytes"]?.int64Value ?? r.bytes
-        logger.info("volume extended", metadata: ["lv": "\(lv)", "host": "\(host)", "size_bytes": "\(size)"])
-        return ExtendVolumeResult(vg: vg, name: name, size_bytes: size, changed: a["changed"]?.boolValue ?? true, host: host,
+        if a.refreshed, !refreshed.contains(host) { refreshed.insert(host, at: 0) }
+        logger.info("volume extended", metadata: ["lv": "\(lv)", "host": "\(host)", "size_bytes": "\(a.size_bytes)"])
+        return ExtendVolumeResult(vg: vg, name: name, size_bytes: a.size_bytes, changed: a.changed, host: host,
                                   refreshed_hosts: refreshed, active_on: activeOn(lv))
     }
 
@@ -108,26 +103,27 @@ extension Controller {
         let mode = r.mode ?? .exclusive
         let vg = try await resolveVG(r.vg, method: .activateVolume, deadline: deadline)
         let lv = LVKey(vg: vg, name: r.name)
-        let a: JSONValue
+        let a: ActivateLVResult
         do {
-            a = try await callAgent(r.host, .activateLV, ["vg": .string(vg), "name": .string(r.name), "mode": .string(mode.rawValue)],
+            a = try await callAgent(r.host, .activateLV, ActivateLVRequest(vg: vg, name: r.name, mode: mode), as: ActivateLVResult.self,
                                     deadline: deadline)
         } catch let e as ServiceError {
             throw enrichConflict(e, lv: lv, target: r.host, action: "activate \(mode.rawValue)")
         }
         view.withLock { $0.recordActivation(lv, host: r.host, mode: mode) }
         logger.info("volume activated", metadata: ["lv": "\(lv)", "host": "\(r.host)", "mode": "\(mode.rawValue)"])
-        return ActivateVolumeResult(vg: vg, name: r.name, host: r.host, mode: mode, changed: a["changed"]?.boolValue ?? true,
+        return ActivateVolumeResult(vg: vg, name: r.name, host: r.host, mode: mode, changed: a.changed,
                                     active_on: activeOn(lv))
     }
 
     func deactivateVolume(_ r: DeactivateVolumeRequest, deadline: ContinuousClock.Instant?) async throws -> DeactivateVolumeResult {
         let vg = try await resolveVG(r.vg, method: .deactivateVolume, deadline: deadline)
         let lv = LVKey(vg: vg, name: r.name)
-        let a = try await callAgent(r.host, .deactivateLV, ["vg": .string(vg), "name": .string(r.name)], deadline: deadline)
+        let a = try await callAgent(r.host, .deactivateLV, DeactivateLVRequest(vg: vg, name: r.name), as: DeactivateLVResult.self,
+                                    deadline: deadline)
         view.withLock { $0.recordActivation(lv, host: r.host, mode: nil) }
         logger.info("volume deactivated", metadata: ["lv": "\(lv)", "host": "\(r.host)"])
-        return DeactivateVolumeResult(vg: vg, name: r.name, host: r.host, changed: a["changed"]?.boolValue ?? true,
+        return DeactivateVolumeResult(vg: vg, name: r.name, host: r.host, changed: a.changed,
                                       active_on: activeOn(lv))
     }
 

@@ -22,13 +22,12 @@ struct AgentsList: AsyncParsableCommand {
                 : table(["HOST", "STATUS", "HOST_ID", "LAST_SEEN", "READY", "LOCKSPACES", "ACTIVE_LVS", "VERSION"],
                         r.agents.map { a in
                             [a.host, a.status.rawValue, (a.host_id.map(String.init) ?? "-") + (a.host_id_conflict ? " (CONFLICT)" : ""),
-                             "\(a.last_seen_seconds_ago)s ago", a.ready ? "yes" : "no", lockspaces(.object(a.vgs)),
+                             "\(a.last_seen_seconds_ago)s ago", a.ready ? "yes" : "no", lockspaces(a.vgs),
                              String(a.active_lvs.count), a.version ?? "-"]
                         })
             for a in r.agents {
-                for (vg, entry) in a.vgs.sorted(by: { $0.key < $1.key })
-                where entry["lockspace"]?.stringValue == "lost" || entry["fenced"] != nil {
-                    let fenced = entry["fenced"].map { $0.isNull ? "" : " (I/O fenced\($0["complete"]?.boolValue == false ? " PARTIALLY" : ""))" } ?? ""
+                for (vg, entry) in a.vgs.sorted(by: { $0.key < $1.key }) where entry.lockspace == .lost || entry.fenced != nil {
+                    let fenced = entry.fenced.map { " (I/O fenced\($0.complete ? "" : " PARTIALLY"))" } ?? ""
                     out += "WARNING: host \(a.host) lost the sanlock lockspace of VG \(vg)\(fenced): run aosctl recover --host \(a.host) --vg \(vg)\n"
                 }
             }
@@ -41,6 +40,11 @@ struct AgentsList: AsyncParsableCommand {
 }
 
 /// `{vg: {lockspace}}` → "vg0=started".
+func lockspaces(_ vgs: [String: VGHealth]) -> String {
+    vgs.isEmpty ? "-" : vgs.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value.lockspace.rawValue)" }.joined(separator: ",")
+}
+
+
 func lockspaces(_ v: JSONValue?) -> String {
     let o = v?.objectValue ?? [:]
     if o.isEmpty { return "-" }

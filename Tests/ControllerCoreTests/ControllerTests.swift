@@ -42,7 +42,7 @@ import Testing
 
     @Test func createSkipsAgentsWithoutLockspace() async throws {
         let c = makeController(agents, clock: clock)
-        try await announce(c, agents, [("host-a", 1)], lockspace: "lost")
+        try await announce(c, agents, [("host-a", 1)], lockspace: .lost)
         try await announce(c, agents, [("host-b", 2)])
         let r = try await c.dispatch("create_volume", ["vg": "vg0", "name": "volume-1", "size_gb": 1])
         #expect(r["host"] == "host-b")
@@ -130,6 +130,18 @@ import Testing
         }
         #expect(ContinuousClock.now - start < .seconds(5))
         try await advancer.value
+        // The abandoned call was cancelled, and had ended before the error was returned.
+        #expect(agents.state.withLock { $0.cancelled } == ["host-a"])
+    }
+
+    @Test func cancellingTheCallerCancelsTheAgentCall() async throws {
+        let c = try await ready()
+        agents.setHanging("host-a")
+        let call = Task { try await c.dispatch("activate_volume", ["vg": "vg0", "name": "v", "host": "host-a"]) }
+        while agents.calls.isEmpty { try await Task.sleep(for: .milliseconds(5)) }
+        call.cancel()
+        _ = await call.result
+        #expect(agents.state.withLock { $0.cancelled } == ["host-a"])
     }
 
     @Test func agentTimeoutNeverExceedsCallersDeadline() async throws {

@@ -168,7 +168,7 @@ final class LogCapture: Sendable {
             sent += 1
             // Now and then an older report of the same run, which is ignored.
             let stale = rng.next() % 10 == 0
-            v.apply(AgentReport(host: host, hostID: id, raw: ["instance_id": "run-1"]),
+            v.apply(AgentReport(host: host, hostID: id, instanceID: "run-1"),
                     sentAt: stale ? sent - 50 : sent, receivedAt: t)
             t += .seconds(Int64(rng.next() % 3))
             if step % 50 == 0 {
