@@ -50,6 +50,16 @@ struct SizedVolumeOptions: ParsableArguments {
 
     /// The size in bytes (validated).
     var bytes: Int64 { parseSize(size) ?? 0 }
+
+    /// Runs `agentMethod` on the --direct host or `controllerMethod` on the controller with the
+    /// name and the size in bytes; `describe` turns the result into the human text.
+    func run(agentMethod: String, controllerMethod: String, describe: @escaping (JSONValue) -> String) async throws {
+        try await runCommand(global) { s throws(CLIError) in
+            let r = try await s.volumeCall(direct: global.direct, agentMethod: agentMethod, controllerMethod: controllerMethod,
+                                           vg: vg, ["name": .string(name), "size_bytes": .int(bytes)])
+            return (r, describe(r))
+        }
+    }
 }
 
 extension Session {
@@ -61,6 +71,15 @@ extension Session {
         do { args = try request.wireValue() } catch { throw CLIError(error) }
         let raw = try await controller(method.rawValue, args.objectValue ?? [:])
         return (raw, try decode(R.self, raw, from: "the controller"))
+    }
+
+    /// Calls `host`'s agent with a typed request and decodes its result (raw result as above).
+    func agent<R: Decodable>(_ host: String, _ method: AgentMethod, _ request: some Encodable,
+                             as type: R.Type) async throws(CLIError) -> (raw: JSONValue, result: R) {
+        let args: JSONValue
+        do { args = try request.wireValue() } catch { throw CLIError(error) }
+        let raw = try await agent(host, method.rawValue, args.objectValue ?? [:])
+        return (raw, try decode(R.self, raw, from: "the agent on \(host)"))
     }
 
     /// A server's result as a typed value; keys this build does not know are ignored.

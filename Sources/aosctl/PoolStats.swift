@@ -10,9 +10,9 @@ struct PoolStats: AsyncParsableCommand {
 
     func run() async throws {
         try await options.run(direct: { s, host, vg throws(CLIError) in
-            let r = try await s.agent(host, "vg_info", ["vg": .string(vg)])
-            return (r, table(["VG", "SIZE", "FREE", "LVS", "LOCKSPACE_ON_\(host.uppercased())"],
-                             [[vg, humanSize(r["size_bytes"]), humanSize(r["free_bytes"]), text(r["lv_count"]), text(r["lockspace"])]]))
+            let (raw, r) = try await s.agent(host, .vgInfo, VGInfoRequest(vg: vg), as: VGInfo.self)
+            return (raw, table(["VG", "SIZE", "FREE", "LVS", "LOCKSPACE_ON_\(host.uppercased())"],
+                               [[vg, humanSize(r.size_bytes), humanSize(r.free_bytes), String(r.lv_count), r.lockspace.rawValue]]))
         }, controller: { s throws(CLIError) in
             let (raw, r) = try await s.controller(.poolStats, PoolStatsRequest(vg: options.vg), as: PoolStatsResult.self)
             var out = table(["VG", "SIZE", "FREE", "LVS", "ACTIVE_LVS", "AVAILABLE"],

@@ -9,13 +9,11 @@ struct VolumeCreate: AsyncParsableCommand {
 
     func run() async throws {
         let name = volume.name
-        try await runCommand(volume.global) { s throws(CLIError) in
-            let r = try await s.volumeCall(direct: volume.global.direct, agentMethod: "create_lv", controllerMethod: "create_volume",
-                                           vg: volume.vg, ["name": .string(name), "size_bytes": .int(volume.bytes)])
+        try await volume.run(agentMethod: "create_lv", controllerMethod: "create_volume") { r in
             let what = "\(text(r["vg"]))/\(name) (\(humanSize(r["size_bytes"])))"
-            return (r, r["changed"]?.boolValue == false
+            return r["changed"]?.boolValue == false
                 ? "Volume \(what) already exists with that size; nothing changed."
-                : "Created volume \(what) on \(text(r["host"])); it is inactive on every host.")
+                : "Created volume \(what) on \(text(r["host"])); it is inactive on every host."
         }
     }
 }

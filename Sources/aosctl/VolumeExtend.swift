@@ -9,15 +9,12 @@ struct VolumeExtend: AsyncParsableCommand {
 
     func run() async throws {
         let name = volume.name
-        try await runCommand(volume.global) { s throws(CLIError) in
-            let r = try await s.volumeCall(direct: volume.global.direct, agentMethod: "extend_lv", controllerMethod: "extend_volume",
-                                           vg: volume.vg, ["name": .string(name), "size_bytes": .int(volume.bytes)])
+        try await volume.run(agentMethod: "extend_lv", controllerMethod: "extend_volume") { r in
             let what = "\(text(r["vg"]))/\(name)"
-            if r["changed"]?.boolValue == false { return (r, "Volume \(what) is already \(humanSize(r["size_bytes"])); nothing changed.") }
-            var out = "Extended volume \(what) to \(humanSize(r["size_bytes"])) on \(text(r["host"]))."
+            if r["changed"]?.boolValue == false { return "Volume \(what) is already \(humanSize(r["size_bytes"])); nothing changed." }
             let refreshed = (r["refreshed_hosts"]?.arrayValue ?? []).compactMap(\.stringValue)
-            if !refreshed.isEmpty { out += " Refreshed on: \(refreshed.joined(separator: ", "))." }
-            return (r, out)
+            return "Extended volume \(what) to \(humanSize(r["size_bytes"])) on \(text(r["host"]))."
+                + (refreshed.isEmpty ? "" : " Refreshed on: \(refreshed.joined(separator: ", ")).")
         }
     }
 }

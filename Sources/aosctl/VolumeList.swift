@@ -10,10 +10,9 @@ struct VolumeList: AsyncParsableCommand {
 
     func run() async throws {
         try await options.run(direct: { s, host, vg throws(CLIError) in
-            let r = try await s.agent(host, "list_lvs", ["vg": .string(vg)])
-            let lvs = r["lvs"]?.arrayValue ?? []
-            return (r, lvs.isEmpty ? "No volumes in \(vg).\n" : table(["NAME", "SIZE", "ACTIVE_ON_\(host.uppercased())", "MODE"], lvs.map {
-                [text($0["name"]), humanSize($0["size_bytes"]), text($0["active"]), text($0["mode"])]
+            let (raw, r) = try await s.agent(host, .listLVs, ListLVsRequest(vg: vg), as: ListLVsResult.self)
+            return (raw, r.lvs.isEmpty ? "No volumes in \(vg).\n" : table(["NAME", "SIZE", "ACTIVE_ON_\(host.uppercased())", "MODE"], r.lvs.map {
+                [$0.name, humanSize($0.size_bytes), $0.active ? "yes" : "no", $0.mode?.rawValue ?? "-"]
             }))
         }, controller: { s throws(CLIError) in
             let (raw, r) = try await s.controller(.listVolumes, ListVolumesRequest(vg: options.vg), as: ListVolumesResult.self)
