@@ -101,7 +101,7 @@ public final class Controller: Sendable {
             return try listAgents().wireValue()
         case .lockStatus: return try await lockStatus(request(LockStatusRequest.self), deadline: deadline).wireValue()
         case .agentAnnounce:
-            try announce(request(AgentAnnounceRequest.self))
+            try announce(raw)
             return .null
         }
     }

@@ -69,19 +69,14 @@ final class LivenessMonitor: Sendable {
 }
 
 extension Controller {
-    /// `agent_announce`: takes an agent's report into the view.
-    func announce(_ request: AgentAnnounceRequest) throws(ServiceError) {
+    /// `agent_announce`: takes an agent's report into the view. The clock is checked before
+    /// the report's shape, so a forged or replayed announcement is refused (and logged) as such
+    /// whatever else it holds.
+    func announce(_ raw: [String: JSONValue]) throws(ServiceError) {
+        try checkClock(sentAt: raw["sent_at"]?.doubleValue, host: raw["report"]?["host"]?.stringValue)
+        let request = try AgentAnnounceRequest.decode(raw, method: ControllerMethod.agentAnnounce.rawValue)
         let report = try AgentReport(health: request.report)
-        // Agents always send sent_at (unix seconds); a report far from our clock could be a
-        // forged or replayed one pinning a host's state, so it is refused.
         let sentAt = request.sent_at
-        let skew = sentAt - wallClock()
-        let allowed = Double(settings.maxClockSkew.components.seconds)
-        guard sentAt.isFinite, abs(skew) <= allowed else {
-            throw ServiceError(.invalidArgument,
-                               "agent_announce from \(report.host): sent_at is \(abs(skew) < 1e9 ? "\(Int(skew)) s" : "years") off from the controller's clock (allowed: ±\(Int(allowed)) s); check NTP on both hosts",
-                               details: ["argument": "sent_at", "host": .string(report.host)])
-        }
         let t = now()
         // O(1) in the number of hosts: only this host's liveness is looked at here, and the
         // (indexed) host_id collisions only when this announcement can change them (a new
@@ -111,6 +106,22 @@ extension Controller {
         }
         if let change { monitor.log([change]) }
         if let logConflicts { monitor.log(conflicts: logConflicts) }
+    }
+
+    /// Refuses a `sent_at` (unix seconds) further than `maxClockSkew` from our clock: a report
+    /// far from it could be a forged or replayed one pinning a host's state.
+    func checkClock(sentAt: Double?, host: String?) throws(ServiceError) {
+        guard let sentAt else { return }  // missing or not a number: the request's decoding says so
+        let skew = sentAt - wallClock()
+        let allowed = Double(settings.maxClockSkew.components.seconds)
+        guard sentAt.isFinite, abs(skew) <= allowed else {
+            let from = host.map { " from \(JSONValue.printable($0, limit: 255))" } ?? ""
+            var details: [String: JSONValue] = ["argument": "sent_at"]
+            if let host { details["host"] = .string(host) }
+            throw ServiceError(.invalidArgument,
+                               "agent_announce\(from): sent_at is \(abs(skew) < 1e9 ? "\(Int(skew)) s" : "years") off from the controller's clock (allowed: ±\(Int(allowed)) s); check NTP on both hosts",
+                               details: details)
+        }
     }
 
     /// Logs liveness transitions and host_id collisions: one pass over the hosts, called

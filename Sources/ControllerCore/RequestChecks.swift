@@ -115,8 +115,3 @@ extension NoArguments: CheckedRequest {
 extension LockStatusRequest: CheckedRequest {
     func check(_ method: String) throws(ServiceError) { try Check.host(host, method) }
 }
-
-/// The report is checked as it is read (`AgentReport`), `sent_at` against the clock (`announce`).
-extension AgentAnnounceRequest: CheckedRequest {
-    func check(_ method: String) throws(ServiceError) {}
-}

@@ -311,6 +311,11 @@ struct BadCase: Sendable, CustomTestStringConvertible {
             }
         }
         #expect(c.snapshot.agents["host-a"] == nil)
+        // The clock is checked first: a replayed report is refused as such whatever its shape.
+        let e = await expectCode("invalid_argument") {
+            _ = try await c.dispatch("agent_announce", ["report": ["host": "host-a", "ready": false], "sent_at": 86_400])
+        }
+        #expect(e?.message.contains("agent_announce from host-a: sent_at is") == true && e?.details["argument"] == "sent_at")
         _ = try await c.dispatch("agent_announce", ["report": report, "sent_at": .double(60)])
         #expect(c.snapshot.agents["host-a"] != nil)
     }
