@@ -12,10 +12,9 @@ struct AgentsList: AsyncParsableCommand {
     func run() async throws {
         try await runCommand(global) { s throws(CLIError) in
             if let host = global.direct {
-                let h = try await s.agent(host, "health")
-                return (h, table(["HOST", "HOST_ID", "READY", "LOCKSPACES", "ACTIVE_LVS", "VERSION"],
-                                 [[text(h["host"]), text(h["host_id"]), text(h["ready"]), lockspaces(h["vgs"]),
-                                   String(h["active_lvs"]?.arrayValue?.count ?? 0), text(h["version"])]]))
+                let (raw, h) = try await s.agent(host, .health, NoArguments(), as: AgentHealth.self)
+                return (raw, table(["HOST", "HOST_ID", "READY", "LOCKSPACES", "ACTIVE_LVS", "VERSION"],
+                                   [[h.host, String(h.host_id), h.ready ? "yes" : "no", lockspaces(h.vgs), String(h.active_lvs.count), h.version]]))
             }
             let (raw, r) = try await s.controller(.listAgents, ListAgentsRequest(), as: ListAgentsResult.self)
             var out = r.agents.isEmpty ? "No agent has announced itself to the controller yet.\n"
@@ -42,11 +41,4 @@ struct AgentsList: AsyncParsableCommand {
 /// `{vg: {lockspace}}` → "vg0=started".
 func lockspaces(_ vgs: [String: VGHealth]) -> String {
     vgs.isEmpty ? "-" : vgs.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value.lockspace.rawValue)" }.joined(separator: ",")
-}
-
-
-func lockspaces(_ v: JSONValue?) -> String {
-    let o = v?.objectValue ?? [:]
-    if o.isEmpty { return "-" }
-    return o.keys.sorted().map { "\($0)=\(o[$0]?["lockspace"]?.stringValue ?? "?")" }.joined(separator: ",")
 }
