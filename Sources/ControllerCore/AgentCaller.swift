@@ -1,4 +1,5 @@
 import AMQPClient
+import AOSAPI
 import Logging
 import OsloRPC
 import RPCWire
@@ -21,17 +22,6 @@ extension AgentCaller {
                      instance: String?) async throws -> JSONValue {
         try await call(host: host, method: method, args: args, timeout: timeout)
     }
-}
-
-/// Codes the controller itself produces (besides the agents' codes, which it passes on).
-public enum ControllerErrorCode {
-    public static let agentUnavailable = "agent_unavailable"
-    public static let timedOut = "timed_out"
-    public static let messagingError = "messaging_error"
-    public static let refreshFailed = "refresh_failed"
-    public static let busy = "busy"
-    public static let invalidArgument = "invalid_argument"
-    public static let internalError = "internal"
 }
 
 /// The agents' RPC API over oslo.messaging: topic `aos-agent`, server = host, version 1.0.
@@ -74,17 +64,17 @@ public struct RPCAgentCaller: AgentCaller {
             if se.details["host"] == nil { se.details["host"] = .string(host) }
             return se
         case .timedOut:
-            return ServiceError(code: ControllerErrorCode.timedOut,
-                                message: "the agent on \(host) did not answer \(method) within \(formatSeconds(timeout))",
+            return ServiceError(.timedOut,
+                                "the agent on \(host) did not answer \(method) within \(formatSeconds(timeout))",
                                 details: ["host": .string(host), "method": .string(method),
                                           "timeout": .double(timeout.secondsValue)])
         case .undeliverable:
-            return ServiceError(code: ControllerErrorCode.agentUnavailable,
-                                message: "no agent is listening for host \(host) (is aos-agent running there?)",
+            return ServiceError(.agentUnavailable,
+                                "no agent is listening for host \(host) (is aos-agent running there?)",
                                 details: ["host": .string(host), "method": .string(method)])
         case .transport(let amqp):
-            return ServiceError(code: ControllerErrorCode.messagingError,
-                                message: "could not reach the message broker to call the agent on \(host): \(amqp)",
+            return ServiceError(.messagingError,
+                                "could not reach the message broker to call the agent on \(host): \(amqp)",
                                 details: ["host": .string(host), "method": .string(method)])
         }
     }

@@ -1,23 +1,11 @@
+import AOSAPI
 import RPCWire
 
-/// How recently an agent announced itself.
-public enum Liveness: String, Sendable, Comparable {
-    /// Announced within `agent_stale_after`: gets requests.
-    case alive
-    /// Late, but not yet `agent_down_after`: still gets requests sent to it by name, and is
-    /// used for "any host" requests only when no alive agent qualifies.
-    case stale
-    /// Silent for `agent_down_after` or longer: requests to it fail at once with `agent_unavailable`.
-    case down
+/// How recently an agent announced itself (the wire's `status`, AOSAPI).
+public typealias Liveness = AOSAPI.Liveness
 
-    private var rank: Int { self == .alive ? 0 : self == .stale ? 1 : 2 }
-    public static func < (a: Liveness, b: Liveness) -> Bool { a.rank < b.rank }
-}
-
-/// Activation mode of an LV on one host.
-public enum ActivationMode: String, Sendable, Hashable {
-    case exclusive, shared
-}
+/// Activation mode of an LV on one host (the agents' `mode`, AOSAPI).
+public typealias ActivationMode = LVMode
 
 /// One LV's activation on one host.
 public struct Activation: Sendable, Hashable {
@@ -35,53 +23,52 @@ public struct LVKey: Sendable, Hashable, Comparable, CustomStringConvertible {
     public static func < (a: LVKey, b: LVKey) -> Bool { (a.vg, a.name) < (b.vg, b.name) }
 }
 
-/// An agent's announcement (its `health()` report), decoded leniently: unknown fields are
-/// kept in `raw` and missing ones get neutral values, so agents of other versions still count.
+/// An agent's announcement (its `health()` report, `AgentHealth`), as the view keeps it.
 public struct AgentReport: Sendable, Equatable {
     public var host: String
     public var hostID: Int?
     public var version: String?
     public var ready: Bool
-    /// Lockspace state per VG: "started", "not_started", "lost".
-    public var lockspaces: [String: String]
-    public var activeLVs: [LVKey: ActivationMode]
-    public var restoreFailures: JSONValue
-    public var raw: [String: JSONValue]
     /// The agent run that sent it (a new one after every agent start).
-    public var instanceID: String? { raw["instance_id"]?.stringValue }
+    public var instanceID: String?
+    /// The agent's own per-VG entries (lockspace state, problem, fence record, hint).
+    public var vgs: [String: VGHealth]
+    public var activeLVs: [LVKey: ActivationMode]
+    public var restoreFailures: [RestoreFailureInfo]
 
-    public init(host: String, hostID: Int? = nil, version: String? = nil, ready: Bool = true,
-                lockspaces: [String: String] = [:], activeLVs: [LVKey: ActivationMode] = [:],
-                restoreFailures: JSONValue = .array([]), raw: [String: JSONValue] = [:]) {
+    public init(host: String, hostID: Int? = nil, version: String? = nil, ready: Bool = true, instanceID: String? = nil,
+                vgs: [String: VGHealth] = [:], activeLVs: [LVKey: ActivationMode] = [:],
+                restoreFailures: [RestoreFailureInfo] = []) {
         self.host = host
         self.hostID = hostID
         self.version = version
         self.ready = ready
-        self.lockspaces = lockspaces
+        self.instanceID = instanceID
+        self.vgs = vgs
         self.activeLVs = activeLVs
         self.restoreFailures = restoreFailures
-        self.raw = raw
     }
 
-    /// Decodes a `health()` object. Throws `invalid_argument` when it has no host name.
-    public init(json: JSONValue) throws(ServiceError) {
-        guard let o = json.objectValue else { throw .invalidArgument("report is not an object") }
-        guard let host = o["host"]?.stringValue, !host.isEmpty else {
-            throw .invalidArgument("report has no 'host'")
-        }
-        var lockspaces: [String: String] = [:]
-        for (vg, v) in o["vgs"]?.objectValue ?? [:] {
-            lockspaces[vg] = v["lockspace"]?.stringValue ?? v.stringValue ?? "unknown"
+    /// A report with only lockspace states per VG (tests, and the view's own bookkeeping).
+    public init(host: String, hostID: Int? = nil, ready: Bool = true, lockspaces: [String: LockspaceState],
+                activeLVs: [LVKey: ActivationMode] = [:]) {
+        self.init(host: host, hostID: hostID, ready: ready, vgs: lockspaces.mapValues { VGHealth(lockspace: $0) },
+                  activeLVs: activeLVs)
+    }
+
+    /// The report of an announcement. Refuses a report without a host name (`invalid_argument`).
+    public init(health h: AgentHealth) throws(ServiceError) {
+        guard !h.host.isEmpty else {
+            throw ServiceError(.invalidArgument, "agent_announce: the report has an empty 'host'", details: ["argument": "report"])
         }
         var active: [LVKey: ActivationMode] = [:]
-        for entry in o["active_lvs"]?.arrayValue ?? [] {
-            guard let vg = entry["vg"]?.stringValue, let name = entry["name"]?.stringValue else { continue }
-            active[LVKey(vg: vg, name: name)] = ActivationMode(rawValue: entry["mode"]?.stringValue ?? "") ?? .exclusive
-        }
-        self.init(host: host, hostID: o["host_id"]?.int64Value.map { Int($0) }, version: o["version"]?.stringValue,
-                  ready: o["ready"]?.boolValue ?? true, lockspaces: lockspaces, activeLVs: active,
-                  restoreFailures: o["restore_failures"] ?? .array([]), raw: o)
+        for lv in h.active_lvs { active[LVKey(vg: lv.vg, name: lv.name)] = lv.mode }
+        self.init(host: h.host, hostID: h.host_id, version: h.version, ready: h.ready, instanceID: h.instance_id,
+                  vgs: h.vgs, activeLVs: active, restoreFailures: h.restore_failures)
     }
+
+    /// Lockspace state per VG.
+    public var lockspaces: [String: LockspaceState] { vgs.mapValues(\.lockspace) }
 }
 
 /// Liveness thresholds, in seconds.
@@ -216,16 +203,16 @@ public struct ClusterView: Sendable {
 
     /// VG names any agent reports.
     public var knownVGs: [String] {
-        Set(agents.values.flatMap { $0.report.lockspaces.keys }).sorted()
+        Set(agents.values.flatMap { $0.report.vgs.keys }).sorted()
     }
 
-    public func lockspace(of host: String, vg: String) -> String? { agents[host]?.report.lockspaces[vg] }
+    public func lockspace(of host: String, vg: String) -> LockspaceState? { agents[host]?.report.vgs[vg]?.lockspace }
 
     /// Hosts (not down) whose lockspace for `vg` is started and that are ready, best first:
     /// alive before stale, then `preferred` order, then by name.
     public func candidates(vg: String, preferred: [String], now: ContinuousClock.Instant) -> [String] {
         let eligible = agents.values.filter { a in
-            a.report.ready && a.report.lockspaces[vg] == "started" && liveness(of: a.report.host, now: now) != .down
+            a.report.ready && a.report.vgs[vg]?.lockspace == .started && liveness(of: a.report.host, now: now) != .down
         }.map(\.report.host)
         func rank(_ h: String) -> (Int, Int, String) {
             (liveness(of: h, now: now) == .alive ? 0 : 1, preferred.firstIndex(of: h) ?? preferred.count, h)

@@ -51,8 +51,8 @@ public struct ControllerService: Sendable {
     public func run(onReady: @escaping @Sendable () -> Void) async throws {
         let controller = self.controller
         let monitor = Task {
-            while !Task.isCancelled {
-                try? await Task.sleep(for: .seconds(1))
+            // Ends when cancelled (the sleep throws then).
+            while (try? await Task.sleep(for: .seconds(1))) != nil {
                 controller.checkLiveness()
             }
         }

@@ -1,5 +1,6 @@
 // aosctl: the admin CLI of the shared-LVM system (docs/cli.md). Talks to the controller's RPC
 // API, or with --direct HOST to one node's agent. Data on stdout, messages on stderr.
+import AOSAPI
 import ArgumentParser
 #if canImport(Glibc)
 import Glibc
@@ -38,7 +39,7 @@ struct AOSCtl: AsyncParsableCommand {
             if error is ExitCode { exit(withError: error) }
             // Argument parsing and validation problems are usage errors: exit 2.
             stderrLine(fullMessage(for: error))
-            Glibc.exit(code == .validationFailure ? ExitStatus.usage : code.rawValue)
+            Glibc.exit(code == .validationFailure ? CLIExitStatus.usage.rawValue : code.rawValue)
         }
     }
 }

@@ -1,3 +1,4 @@
+import AOSAPI
 import ArgumentParser
 import RPCWire
 
@@ -11,40 +12,33 @@ struct AgentsList: AsyncParsableCommand {
     func run() async throws {
         try await runCommand(global) { s throws(CLIError) in
             if let host = global.direct {
-                let h = try await s.agent(host, "health")
-                return (h, table(["HOST", "HOST_ID", "READY", "LOCKSPACES", "ACTIVE_LVS", "VERSION"],
-                                 [[text(h["host"]), text(h["host_id"]), text(h["ready"]), lockspaces(h["vgs"]),
-                                   String(h["active_lvs"]?.arrayValue?.count ?? 0), text(h["version"])]]))
+                let (raw, h) = try await s.agent(host, .health, NoArguments(), as: AgentHealth.self)
+                return (raw, table(["HOST", "HOST_ID", "READY", "LOCKSPACES", "ACTIVE_LVS", "VERSION"],
+                                   [[h.host, String(h.host_id), h.ready ? "yes" : "no", lockspaces(h.vgs), String(h.active_lvs.count), h.version]]))
             }
-            let r = try await s.controller("list_agents")
-            let agents = r["agents"]?.arrayValue ?? []
-            var out = agents.isEmpty ? "No agent has announced itself to the controller yet.\n"
+            let (raw, r) = try await s.controller(.listAgents, ListAgentsRequest(), as: ListAgentsResult.self)
+            var out = r.agents.isEmpty ? "No agent has announced itself to the controller yet.\n"
                 : table(["HOST", "STATUS", "HOST_ID", "LAST_SEEN", "READY", "LOCKSPACES", "ACTIVE_LVS", "VERSION"],
-                        agents.map { a in
-                            [text(a["host"]), text(a["status"]),
-                             text(a["host_id"]) + (a["host_id_conflict"]?.boolValue == true ? " (CONFLICT)" : ""),
-                             "\(text(a["last_seen_seconds_ago"]))s ago", text(a["ready"]), lockspaces(a["vgs"]),
-                             String(a["active_lvs"]?.arrayValue?.count ?? 0), text(a["version"])]
+                        r.agents.map { a in
+                            [a.host, a.status.rawValue, (a.host_id.map(String.init) ?? "-") + (a.host_id_conflict ? " (CONFLICT)" : ""),
+                             "\(a.last_seen_seconds_ago)s ago", a.ready ? "yes" : "no", lockspaces(a.vgs),
+                             String(a.active_lvs.count), a.version ?? "-"]
                         })
-            for a in agents {
-                for (vg, entry) in (a["vgs"]?.objectValue ?? [:]).sorted(by: { $0.key < $1.key })
-                where entry["lockspace"]?.stringValue == "lost" || entry["fenced"] != nil {
-                    let fenced = entry["fenced"].map { $0.isNull ? "" : " (I/O fenced\($0["complete"]?.boolValue == false ? " PARTIALLY" : ""))" } ?? ""
-                    out += "WARNING: host \(text(a["host"])) lost the sanlock lockspace of VG \(vg)\(fenced): run aosctl recover --host \(text(a["host"])) --vg \(vg)\n"
+            for a in r.agents {
+                for (vg, entry) in a.vgs.sorted(by: { $0.key < $1.key }) where entry.lockspace == .lost || entry.fenced != nil {
+                    let fenced = entry.fenced.map { " (I/O fenced\($0.complete ? "" : " PARTIALLY"))" } ?? ""
+                    out += "WARNING: host \(a.host) lost the sanlock lockspace of VG \(vg)\(fenced): run aosctl recover --host \(a.host) --vg \(vg)\n"
                 }
             }
-            for c in r["host_id_conflicts"]?.arrayValue ?? [] {
-                let hosts = (c["hosts"]?.arrayValue ?? []).compactMap(\.stringValue).joined(separator: ", ")
-                out += "WARNING: hosts \(hosts) all use sanlock host_id \(text(c["host_id"])): give each a unique host_id in /etc/lvm/lvmlocal.conf\n"
+            for c in r.host_id_conflicts {
+                out += "WARNING: hosts \(c.hosts.joined(separator: ", ")) all use sanlock host_id \(c.host_id): give each a unique host_id in /etc/lvm/lvmlocal.conf\n"
             }
-            return (r, out)
+            return (raw, out)
         }
     }
 }
 
 /// `{vg: {lockspace}}` → "vg0=started".
-func lockspaces(_ v: JSONValue?) -> String {
-    let o = v?.objectValue ?? [:]
-    if o.isEmpty { return "-" }
-    return o.keys.sorted().map { "\($0)=\(o[$0]?["lockspace"]?.stringValue ?? "?")" }.joined(separator: ",")
+func lockspaces(_ vgs: [String: VGHealth]) -> String {
+    vgs.isEmpty ? "-" : vgs.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value.lockspace.rawValue)" }.joined(separator: ",")
 }

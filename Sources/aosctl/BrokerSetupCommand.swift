@@ -1,3 +1,4 @@
+import AOSAPI
 import AOSAuth
 import ArgumentParser
 import RPCWire
@@ -40,7 +41,7 @@ struct BrokerSetupCommand: ParsableCommand {
         var passwords: [String: String] = [:]
         if mkdir(passwordDir, 0o700) != 0 && errno != EEXIST {
             stderrLine("aosctl: invalid_argument: cannot create \(passwordDir): \(String(cString: strerror(errno)))")
-            throw ExitCode(ExitStatus.usage)
+            throw ExitCode(CLIExitStatus.usage.rawValue)
         }
         do {
             for acct in setup.accounts {
@@ -55,7 +56,7 @@ struct BrokerSetupCommand: ParsableCommand {
             }
         } catch {
             stderrLine("aosctl: \(error.code): \(error.message)")
-            throw ExitCode(error.status)
+            throw ExitCode(error.status.rawValue)
         }
         let commands = setup.commands { passwords[$0] ?? "" }
         if json {
@@ -110,7 +111,7 @@ struct AuthKeygen: ParsableCommand {
         let key = SigningKey.Private()
         do { try SecretFiles.create(privateKeyFile, key.base64) } catch {
             stderrLine("aosctl: \(error.code): \(error.message)")
-            throw ExitCode(error.status)
+            throw ExitCode(error.status.rawValue)
         }
         if json {
             stdoutLine(JSONWriter.serialize(["public_key": .string(key.publicKey.base64), "private_key_file": .string(privateKeyFile)]))

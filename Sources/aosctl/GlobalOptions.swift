@@ -1,4 +1,5 @@
 import AMQPClient
+import AOSAPI
 import AOSConfig
 import AOSRuntime
 import ArgumentParser
@@ -73,7 +74,7 @@ struct Session {
         do {
             loaded = try loadConfiguration(options)
         } catch {
-            throw CLIError(code: "invalid_argument", message: "configuration error:\n\(error)", status: ExitStatus.usage)
+            throw CLIError(.invalidArgument, "configuration error:\n\(error)")
         }
         let settings = CLIOptions.Settings(loaded)
         let logger = bootstrapLogging(label: "aosctl", level: Logger.Level(rawValue: settings.logLevel) ?? .warning)
@@ -82,7 +83,7 @@ struct Session {
             // [oslo_messaging_rabbit] ssl, ssl_ca_file, … apply here as in the daemons.
             amqp = try settings.messaging.amqpConfiguration()
         } catch {
-            throw CLIError(code: "invalid_argument", message: "bad transport URL: \(error)", status: ExitStatus.usage)
+            throw CLIError(.invalidArgument, "bad transport URL: \(error)")
         }
         amqp.connectionName = "aosctl"
         amqp.reconnectInitialDelay = .milliseconds(200)
@@ -92,9 +93,8 @@ struct Session {
         do {
             try await connection.waitUntilConnected(timeout: min(timeout, .seconds(10)))
         } catch {
-            throw CLIError(code: "messaging_error",
-                           message: "cannot reach the message broker \(amqp.url) (check --url / transport_url and that RabbitMQ runs): \(error)",
-                           status: ExitStatus.unreachable)
+            throw CLIError(.messagingError,
+                           "cannot reach the message broker \(amqp.url) (check --url / transport_url and that RabbitMQ runs): \(error)")
         }
         var flavor = QueueFlavor(options: amqp.url.query)
         flavor.durableQueues = settings.messaging.amqpDurableQueues || flavor.durableQueues
@@ -120,7 +120,7 @@ struct Session {
         } catch let e as RPCCallError {
             throw CLIError(e, calling: "the controller (topic \(topic))")
         } catch {
-            throw CLIError(code: "internal", message: "\(error)", status: ExitStatus.other)
+            throw CLIError(.internal, "\(error)")
         }
     }
 
@@ -134,7 +134,7 @@ struct Session {
             if case .undeliverable = e { err.code = "agent_unavailable" }
             throw err
         } catch {
-            throw CLIError(code: "internal", message: "\(error)", status: ExitStatus.other)
+            throw CLIError(.internal, "\(error)")
         }
     }
 
@@ -158,8 +158,8 @@ struct Session {
         let health = try await agent(host, "health")
         let vgs = (health["vgs"]?.objectValue ?? [:]).keys.sorted()
         guard vgs.count == 1 else {
-            throw CLIError(code: "invalid_argument",
-                           message: "name the volume group with --vg (the agent on \(host) serves \(vgs.isEmpty ? "none" : vgs.joined(separator: ", ")))")
+            throw CLIError(.invalidArgument,
+                           "name the volume group with --vg (the agent on \(host) serves \(vgs.isEmpty ? "none" : vgs.joined(separator: ", ")))")
         }
         return vgs[0]
     }
@@ -168,7 +168,7 @@ struct Session {
 /// Runs one command: opens a session, runs `body`, prints its result (JSON or human text),
 /// maps errors to messages and exit codes.
 func runCommand(_ options: GlobalOptions, _ body: (Session) async throws(CLIError) -> (JSONValue, String)) async throws {
-    var status = ExitStatus.ok
+    var status = CLIExitStatus.ok
     do {
         let session = try await Session.open(options)
         do {
@@ -183,7 +183,7 @@ func runCommand(_ options: GlobalOptions, _ body: (Session) async throws(CLIErro
         report(error, json: options.json)
         status = error.status
     }
-    if status != ExitStatus.ok { throw ExitCode(status) }
+    if status != .ok { throw ExitCode(status.rawValue) }
 }
 
 func report(_ e: CLIError, json: Bool) {

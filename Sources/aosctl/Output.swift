@@ -1,3 +1,4 @@
+import AOSAPI
 import RPCWire
 
 /// Plain-text table: a header row and left-aligned columns separated by two spaces.
@@ -15,8 +16,10 @@ func table(_ header: [String], _ rows: [[String]]) -> String {
 }
 
 /// "1.0 GiB", "512 MiB", "0 B".
-func humanSize(_ v: JSONValue?) -> String {
-    guard let b = v?.int64Value else { return "-" }
+func humanSize(_ v: JSONValue?) -> String { humanSize(v?.int64Value) }
+
+func humanSize(_ bytes: Int64?) -> String {
+    guard let b = bytes else { return "-" }
     let units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"]
     var x = Double(b)
     var u = 0
@@ -31,6 +34,15 @@ func activeOnText(_ v: JSONValue?) -> String {
     let list = v?.arrayValue ?? []
     if list.isEmpty { return "-" }
     return list.map { "\($0["host"]?.stringValue ?? "?") (\($0["mode"]?.stringValue ?? "?"))" }.joined(separator: ", ")
+}
+
+func activeOnText(_ list: [ActiveOn]) -> String {
+    list.isEmpty ? "-" : list.map { "\($0.host) (\($0.mode.rawValue))" }.joined(separator: ", ")
+}
+
+/// " Active on: host-a (shared)." when the result has `active_on` (the agent's results do not).
+func activeOnSuffix(_ r: JSONValue) -> String {
+    r["active_on"] != nil ? " Active on: \(activeOnText(r["active_on"]))." : ""
 }
 
 func text(_ v: JSONValue?) -> String {

@@ -1,3 +1,4 @@
+import AOSAPI
 import ArgumentParser
 import RPCWire
 
@@ -5,32 +6,25 @@ import RPCWire
 struct PoolStats: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "stats", abstract: "Capacity, LV count and lockspace health per host.")
 
-    @Option(help: "Volume group (default: the only one the agents serve).") var vg: String?
-    @OptionGroup var global: GlobalOptions
+    @OptionGroup var options: VGOptions
 
     func run() async throws {
-        try await runCommand(global) { s throws(CLIError) in
-            if let host = global.direct {
-                let vg = try await s.directVG(host, vg)
-                let r = try await s.agent(host, "vg_info", ["vg": .string(vg)])
-                return (r, table(["VG", "SIZE", "FREE", "LVS", "LOCKSPACE_ON_\(host.uppercased())"],
-                                 [[vg, humanSize(r["size_bytes"]), humanSize(r["free_bytes"]), text(r["lv_count"]), text(r["lockspace"])]]))
-            }
-            var args: [String: JSONValue] = [:]
-            if let vg { args["vg"] = .string(vg) }
-            let r = try await s.controller("pool_stats", args)
+        try await options.run(direct: { s, host, vg throws(CLIError) in
+            let (raw, r) = try await s.agent(host, .vgInfo, VGInfoRequest(vg: vg), as: VGInfo.self)
+            return (raw, table(["VG", "SIZE", "FREE", "LVS", "LOCKSPACE_ON_\(host.uppercased())"],
+                               [[vg, humanSize(r.size_bytes), humanSize(r.free_bytes), String(r.lv_count), r.lockspace.rawValue]]))
+        }, controller: { s throws(CLIError) in
+            let (raw, r) = try await s.controller(.poolStats, PoolStatsRequest(vg: options.vg), as: PoolStatsResult.self)
             var out = table(["VG", "SIZE", "FREE", "LVS", "ACTIVE_LVS", "AVAILABLE"],
-                            [[text(r["vg"]), humanSize(r["total_bytes"]), humanSize(r["free_bytes"]), text(r["lv_count"]),
-                              text(r["active_lv_count"]), text(r["available"])]])
-            let hosts = r["hosts"]?.objectValue ?? [:]
+                            [[r.vg, humanSize(r.total_bytes), humanSize(r.free_bytes), String(r.lv_count),
+                              String(r.active_lv_count), r.available ? "yes" : "no"]])
+            let hosts = r.hosts.sorted { $0.key < $1.key }
             if !hosts.isEmpty {
-                out += "\n" + table(["HOST", "STATUS", "LOCKSPACE"], hosts.keys.sorted().map {
-                    [$0, text(hosts[$0]?["status"]), text(hosts[$0]?["lockspace"])]
-                })
+                out += "\n" + table(["HOST", "STATUS", "LOCKSPACE"], hosts.map { [$0.key, $0.value.status.rawValue, $0.value.lockspace] })
             }
-            for h in hosts.keys.sorted() { if let hint = hosts[h]?["hint"]?.stringValue { out += "WARNING: \(h): lockspace lost; \(hint)\n" } }
-            if let e = r["error"] { out += "\nNot available: \(text(e["message"]))\n" }
-            return (r, out)
-        }
+            for (h, entry) in hosts { if let hint = entry.hint { out += "WARNING: \(h): lockspace lost; \(hint)\n" } }
+            if let e = r.error { out += "\nNot available: \(e.message)\n" }
+            return (raw, out)
+        })
     }
 }

@@ -1,3 +1,4 @@
+import AOSAPI
 import ArgumentParser
 import RPCWire
 #if canImport(Glibc)
@@ -70,28 +71,23 @@ struct Recover: AsyncParsableCommand {
 
     private func chooseVGs(_ s: Session) async throws(CLIError) -> [String] {
         if let vg { return [vg] }
-        let health = try await s.agent(host, "health")
-        let served = health["vgs"]?.objectValue ?? [:]
-        let troubled = served.keys.sorted().filter { v in
-            served[v]?["lockspace"]?.stringValue != "started" || served[v]?["fenced"] != nil
-        }
+        let served = try await s.agent(host, .health, NoArguments(), as: AgentHealth.self).result.vgs
+        let troubled = served.keys.sorted().filter { v in served[v]?.lockspace != .started || served[v]?.fenced != nil }
         return troubled.isEmpty ? served.keys.sorted() : troubled
     }
 
-    private func step(_ s: Session, _ vg: String, _ step: String) async throws(CLIError) -> JSONValue {
-        var args: [String: JSONValue] = ["vg": .string(vg), "step": .string(step)]
-        if force, step != "plan" { args["force"] = true }
-        return try await s.agent(host, "recover", args)
+    private func step(_ s: Session, _ vg: String, _ step: RecoveryStep) async throws(CLIError) -> (raw: JSONValue, result: RecoverResult) {
+        try await s.agent(host, .recover, RecoverRequest(vg: vg, step: step, force: force && step != .plan ? true : nil),
+                          as: RecoverResult.self)
     }
 
     /// One VG: (the JSON document, the human text, the error that stopped it).
     private func recover(_ s: Session, vg: String) async -> (JSONValue, String, CLIError?) {
         var doc: [String: JSONValue] = ["host": .string(host), "vg": .string(vg), "executed": .bool(execute), "steps": .array([])]
-        let plan: JSONValue
-        do { plan = try await step(s, vg, "plan") } catch { return (.object(doc), "", error) }
-        doc["plan"] = plan
+        let plan: RecoverResult
+        do { (doc["plan"], plan) = try await step(s, vg, .plan) } catch { return (.object(doc), "", error) }
         var out = planText(plan, vg: vg)
-        let needed = plan["needs_recovery"]?.boolValue ?? true
+        let needed = plan.needs_recovery ?? true
         guard execute else {
             out += needed ? "Nothing changed. Run again with --execute to carry this out.\n" : ""
             doc["result"] = ["nothing_to_do": .bool(!needed)]
@@ -102,57 +98,58 @@ struct Recover: AsyncParsableCommand {
             doc["result"] = ["nothing_to_do": true]
             return (.object(doc), out, nil)
         }
-        let names = (plan["steps"]?.arrayValue ?? []).compactMap { $0["step"]?.stringValue }
+        let names = (plan.steps ?? []).map(\.step)
         var steps: [JSONValue] = []
+        var summary: RecoverySummary?
         let clock = ContinuousClock()
         let total = clock.now
         for (i, name) in names.enumerated() {
-            let label = "[\(i + 1)/\(names.count)] \(name)"
+            let label = "[\(i + 1)/\(names.count)] \(name.rawValue)"
             let start = clock.now
-            var r: JSONValue
+            var (raw, r): (JSONValue, RecoverResult)
             do {
-                r = try await step(s, vg, name)
-                if name == "wait_path", r["ready"]?.boolValue != true {
-                    stderrLine("\(label): \(text(r["message"])); waiting up to \(pathTimeout) s")
+                (raw, r) = try await step(s, vg, name)
+                if name == .waitPath, r.ready != true {
+                    stderrLine("\(label): \(r.message); waiting up to \(pathTimeout) s")
                     let deadline = start + .seconds(pathTimeout)
-                    while r["ready"]?.boolValue != true {
+                    while r.ready != true {
                         guard clock.now < deadline else {
-                            let e = CLIError(code: "timed_out",
-                                             message: "the shared disk did not become readable on \(host) within \(pathTimeout) s: \(text(r["message"]))",
-                                             details: ["step": .string(name), "hint": .string("next: check the path (multipath -ll, dmsetup info -c), then run aosctl recover --host \(host) --vg \(vg) --execute again")],
-                                             status: ExitStatus.timeout)
-                            steps.append(stepRecord(name, "failed", clock.now - start, e.message))
+                            let e = CLIError(.timedOut,
+                                             "the shared disk did not become readable on \(host) within \(pathTimeout) s: \(r.message)",
+                                             details: ["step": .string(name.rawValue), "hint": .string("next: check the path (multipath -ll, dmsetup info -c), then run aosctl recover --host \(host) --vg \(vg) --execute again")])
+                            steps.append(stepRecord(name.rawValue, "failed", clock.now - start, e.message))
                             doc["steps"] = .array(steps)
                             return (.object(doc), out, e)
                         }
                         try? await Task.sleep(for: .seconds(2))
-                        r = try await step(s, vg, name)
+                        (raw, r) = try await step(s, vg, name)
                     }
                 }
             } catch {
                 stderrLine("\(label): FAILED after \(seconds(clock.now - start)) s")
-                steps.append(stepRecord(name, "failed", clock.now - start, error.message, details: error.details))
+                steps.append(stepRecord(name.rawValue, "failed", clock.now - start, error.message, details: error.details))
                 doc["steps"] = .array(steps)
-                out += "Step \(name) failed. Nothing after it was done.\n"
+                out += "Step \(name.rawValue) failed. Nothing after it was done.\n"
                 if let next = error.details["next_step"]?.stringValue { out += "Next manual step: \(next)\n" }
                 return (.object(doc), out, error)
             }
-            let status = r["status"]?.stringValue ?? "ok"
-            stderrLine("\(label): \(status) (\(seconds(clock.now - start)) s) \(text(r["message"]))")
-            var rec = stepRecord(name, status, clock.now - start, r["message"]?.stringValue ?? "")
-            if case .object(var o) = rec, case .object(let extra) = r {
+            let status = r.status.rawValue
+            stderrLine("\(label): \(status) (\(seconds(clock.now - start)) s) \(r.message)")
+            var rec = stepRecord(name.rawValue, status, clock.now - start, r.message)
+            if case .object(var o) = rec, case .object(let extra) = raw {
                 for k in ["reactivated", "left_alone", "stopped", "started", "not_started", "deactivated", "paths"] where extra[k] != nil { o[k] = extra[k] }
                 rec = .object(o)
             }
             steps.append(rec)
-            if name == "finish", case .object(var result)? = r["result"] {
+            if name == .finish, case .object(var result)? = raw["result"] {
                 result["nothing_to_do"] = false
                 doc["result"] = .object(result)
+                summary = r.result
             }
         }
         doc["steps"] = .array(steps)
         doc["seconds"] = .double(seconds(clock.now - total))
-        out += summaryText(doc["result"], vg: vg, took: clock.now - total)
+        out += summaryText(summary, vg: vg, took: clock.now - total)
         return (.object(doc), out, nil)
     }
 
@@ -166,48 +163,46 @@ struct Recover: AsyncParsableCommand {
 
     private func seconds(_ d: Duration) -> Double { (Double(d / .milliseconds(1)) / 100).rounded() / 10 }
 
-    private func planText(_ p: JSONValue, vg: String) -> String {
+    private func planText(_ p: RecoverResult, vg: String) -> String {
         var out = "Recovery of VG \(vg) on host \(host)\n"
-        out += "  Lockspace: \(text(p["lockspace"])) — \(text(p["reason"]))\n"
-        if let f = p["fenced"], !f.isNull {
+        out += "  Lockspace: \(p.lockspace?.rawValue ?? "-") — \(p.reason ?? "-")\n"
+        if let f = p.fenced, !f.isNull {
             out += "  Fenced: \(f["complete"]?.boolValue == true ? "yes, all I/O of the VG fails on this host" : "PARTIALLY") (by \(text(f["source"])), \(f["lvs"]?.arrayValue?.count ?? 0) LVs, \(text(f["duration_ms"])) ms)\n"
         }
-        let paths = p["paths"]?.arrayValue ?? []
+        let paths = p.paths ?? []
         if !paths.isEmpty {
-            out += "  Path: " + paths.map { "\(text($0["device"])) \(text($0["state"]))\($0["readable"]?.boolValue == true ? ", readable" : "")" }
-                .joined(separator: "; ") + "\n"
+            out += "  Path: " + paths.map { "\($0.device) \($0.state.rawValue)\($0.readable ? ", readable" : "")" }.joined(separator: "; ") + "\n"
         }
-        let lvs = p["lvs"]?.arrayValue ?? []
+        let lvs = p.lvs ?? []
         out += lvs.isEmpty ? "  LVs: none recorded or mapped on this host\n"
-            : "  LVs:\n" + table(["NAME", "MODE", "DEVICE", "OPEN"], lvs.map { [text($0["name"]), text($0["mode"]), text($0["device"]), text($0["open"])] })
+            : "  LVs:\n" + table(["NAME", "MODE", "DEVICE", "OPEN"], lvs.map { [$0.name, $0.mode?.rawValue ?? "-", $0.device.rawValue, String($0.open)] })
                 .split(separator: "\n").map { "    \($0)\n" }.joined()
-        if let problem = p["vms_problem"]?.stringValue {
+        if let problem = p.vms_problem {
             out += "  VMs: cannot list them: \(problem)\n"
-        } else if p["hypervisor"]?.boolValue == false {
+        } else if p.hypervisor == false {
             out += "  VMs: not handled (no libvirt_uri on that host)\n"
         } else {
-            let vms = p["vms"]?.arrayValue ?? []
+            let vms = p.vms ?? []
             out += vms.isEmpty ? "  VMs: none use these LVs\n"
-                : "  VMs using them: " + vms.map { "\(text($0["name"]))\($0["running"]?.boolValue == true ? " (running)" : "")" }.joined(separator: ", ") + "\n"
+                : "  VMs using them: " + vms.map { "\($0.name)\($0.running ? " (running)" : "")" }.joined(separator: ", ") + "\n"
         }
-        if p["needs_recovery"]?.boolValue == true {
+        if p.needs_recovery == true {
             out += "  Steps:\n"
-            for (i, st) in (p["steps"]?.arrayValue ?? []).enumerated() { out += "    \(i + 1). \(text(st["step"])): \(text(st["action"]))\n" }
+            for (i, st) in (p.steps ?? []).enumerated() { out += "    \(i + 1). \(st.step.rawValue): \(st.action)\n" }
         } else {
-            out += "  \(text(p["message"]))\n"
+            out += "  \(p.message)\n"
         }
         return out
     }
 
-    private func summaryText(_ r: JSONValue?, vg: String, took: Duration) -> String {
+    private func summaryText(_ r: RecoverySummary?, vg: String, took: Duration) -> String {
         var out = "Recovered VG \(vg) on \(host) in \(seconds(took)) s.\n"
-        let re = r?["reactivated"]?.arrayValue ?? []
-        let left = r?["left_alone"]?.arrayValue ?? []
-        out += re.isEmpty ? "  Re-activated: none\n" : "  Re-activated: " + re.map { "\(text($0["name"])) (\(text($0["mode"])))" }.joined(separator: ", ") + "\n"
-        for l in left { out += "  Left alone: \(text(l["name"])) — \(text(l["reason"]))\n" }
-        let started = r?["vms_started"]?.arrayValue ?? []
-        if !started.isEmpty { out += "  VMs started: " + started.map { text($0) }.joined(separator: ", ") + "\n" }
-        for v in r?["vms_not_started"]?.arrayValue ?? [] { out += "  VM left stopped: \(text(v["name"])) — \(text(v["reason"]))\n" }
+        let re = r?.reactivated ?? []
+        out += re.isEmpty ? "  Re-activated: none\n" : "  Re-activated: " + re.map { "\($0.name) (\($0.mode?.rawValue ?? "-"))" }.joined(separator: ", ") + "\n"
+        for l in r?.left_alone ?? [] { out += "  Left alone: \(l.name) — \(l.reason ?? "-")\n" }
+        let started = r?.vms_started ?? []
+        if !started.isEmpty { out += "  VMs started: " + started.joined(separator: ", ") + "\n" }
+        for v in r?.vms_not_started ?? [] { out += "  VM left stopped: \(v.name) — \(v.reason)\n" }
         return out
     }
 }

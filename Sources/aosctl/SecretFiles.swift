@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import AOSAPI
 
 /// Small files that hold secrets: written 0600 and never over an existing file.
 enum SecretFiles {
@@ -23,12 +24,12 @@ enum SecretFiles {
     static func create(_ path: String, _ text: String) throws(CLIError) {
         let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         guard fd >= 0 else {
-            throw CLIError(code: "invalid_argument", message: "cannot create \(path): \(String(cString: strerror(errno)))")
+            throw CLIError(.invalidArgument, "cannot create \(path): \(String(cString: strerror(errno)))")
         }
         defer { close(fd) }
         let bytes = Array((text + "\n").utf8)
         let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-        guard n == bytes.count else { throw CLIError(code: "other", message: "cannot write \(path)") }
+        guard n == bytes.count else { throw CLIError(.other, "cannot write \(path)") }
     }
 
     /// 32 random characters from [A-Za-z0-9].

@@ -1,3 +1,4 @@
+import AOSAPI
 import ArgumentParser
 import RPCWire
 
@@ -5,26 +6,19 @@ import RPCWire
 struct VolumeList: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "list", abstract: "List the volumes of the volume group.")
 
-    @Option(help: "Volume group (default: the only one the agents serve).") var vg: String?
-    @OptionGroup var global: GlobalOptions
+    @OptionGroup var options: VGOptions
 
     func run() async throws {
-        try await runCommand(global) { s throws(CLIError) in
-            if let host = global.direct {
-                let vg = try await s.directVG(host, vg)
-                let r = try await s.agent(host, "list_lvs", ["vg": .string(vg)])
-                let lvs = r["lvs"]?.arrayValue ?? []
-                return (r, lvs.isEmpty ? "No volumes in \(vg).\n" : table(["NAME", "SIZE", "ACTIVE_ON_\(host.uppercased())", "MODE"], lvs.map {
-                    [text($0["name"]), humanSize($0["size_bytes"]), text($0["active"]), text($0["mode"])]
-                }))
-            }
-            var args: [String: JSONValue] = [:]
-            if let vg { args["vg"] = .string(vg) }
-            let r = try await s.controller("list_volumes", args)
-            let vols = r["volumes"]?.arrayValue ?? []
-            return (r, vols.isEmpty ? "No volumes in \(text(r["vg"])).\n" : table(["NAME", "SIZE", "ACTIVE_ON"], vols.map {
-                [text($0["name"]), humanSize($0["size_bytes"]), activeOnText($0["active_on"])]
+        try await options.run(direct: { s, host, vg throws(CLIError) in
+            let (raw, r) = try await s.agent(host, .listLVs, ListLVsRequest(vg: vg), as: ListLVsResult.self)
+            return (raw, r.lvs.isEmpty ? "No volumes in \(vg).\n" : table(["NAME", "SIZE", "ACTIVE_ON_\(host.uppercased())", "MODE"], r.lvs.map {
+                [$0.name, humanSize($0.size_bytes), $0.active ? "yes" : "no", $0.mode?.rawValue ?? "-"]
             }))
-        }
+        }, controller: { s throws(CLIError) in
+            let (raw, r) = try await s.controller(.listVolumes, ListVolumesRequest(vg: options.vg), as: ListVolumesResult.self)
+            return (raw, r.volumes.isEmpty ? "No volumes in \(r.vg).\n" : table(["NAME", "SIZE", "ACTIVE_ON"], r.volumes.map {
+                [$0.name, humanSize($0.size_bytes), activeOnText($0.active_on)]
+            }))
+        })
     }
 }

@@ -1,3 +1,4 @@
+import AOSAPI
 import RPCWire
 import Testing
 @testable import ControllerCore
@@ -6,31 +7,39 @@ import Testing
     let t0 = ContinuousClock.now
     let policy = LivenessPolicy(staleAfter: .seconds(30), downAfter: .seconds(60))
 
-    func report(_ host: String, id: Int? = 1, lockspace: String = "started", ready: Bool = true,
+    func report(_ host: String, id: Int? = 1, lockspace: LockspaceState = .started, ready: Bool = true,
                 active: [LVKey: ActivationMode] = [:]) -> AgentReport {
         AgentReport(host: host, hostID: id, ready: ready, lockspaces: ["vg0": lockspace], activeLVs: active)
     }
 
     @Test func decodesHealthReport() throws {
         let json: JSONValue = [
-            "host": "host-a", "host_id": 7, "version": "0.1.0", "ready": false,
-            "vgs": ["vg0": ["lockspace": "lost"]],
+            "host": "host-a", "host_id": 7, "version": "0.1.0", "instance_id": "run-1", "ready": false, "phase": "restoring",
+            "vgs": ["vg0": ["lockspace": "lost", "hint": "run: aosctl recover --host host-a --vg vg0"]],
             "active_lvs": [["vg": "vg0", "name": "volume-1", "mode": "shared"], ["vg": "vg0", "name": "volume-2", "mode": "exclusive"]],
-            "restore_failures": [["vg": "vg0", "name": "volume-3", "code": "locked_by_other_host"]],
+            "restore_failures": [["vg": "vg0", "name": "volume-3", "mode": "exclusive", "code": "locked_by_other_host", "message": "held"]],
         ]
-        let r = try AgentReport(json: json)
+        let request = try AgentAnnounceRequest.decode(["report": json, "sent_at": 1], method: "agent_announce")
+        let r = try AgentReport(health: request.report)
         #expect(r.host == "host-a")
         #expect(r.hostID == 7)
         #expect(r.version == "0.1.0")
+        #expect(r.instanceID == "run-1")
         #expect(r.ready == false)
-        #expect(r.lockspaces == ["vg0": "lost"])
+        #expect(r.lockspaces == ["vg0": .lost])
+        #expect(r.vgs["vg0"]?.hint == "run: aosctl recover --host host-a --vg vg0")
         #expect(r.activeLVs == [LVKey(vg: "vg0", name: "volume-1"): .shared, LVKey(vg: "vg0", name: "volume-2"): .exclusive])
-        #expect(r.restoreFailures.arrayValue?.count == 1)
+        #expect(r.restoreFailures.map(\.code) == ["locked_by_other_host"])
     }
 
     @Test func reportWithoutHostIsRejected() {
-        #expect(throws: ServiceError.self) { try AgentReport(json: ["host_id": 1]) }
-        #expect(throws: ServiceError.self) { try AgentReport(json: "nope") }
+        for report: JSONValue in [["host_id": 1], "nope"] {
+            #expect(throws: ServiceError.self) { try AgentAnnounceRequest.decode(["report": report, "sent_at": 1], method: "agent_announce") }
+        }
+        #expect(throws: ServiceError.self) {
+            try AgentReport(health: AgentHealth(host: "", host_id: 1, version: "v", instance_id: "i", ready: true, phase: "ready",
+                                                vgs: [:], active_lvs: [], restore_failures: []))
+        }
     }
 
     @Test func livenessFollowsThresholds() {
@@ -83,7 +92,7 @@ import Testing
         v.apply(report("a", id: 1), sentAt: 1, receivedAt: t0)
         v.apply(report("b", id: 2), sentAt: 1, receivedAt: t0 + .seconds(20))
         v.apply(report("c", id: 3), sentAt: 1, receivedAt: t0 + .seconds(20))
-        v.apply(report("d", id: 4, lockspace: "not_started"), sentAt: 1, receivedAt: t0 + .seconds(20))
+        v.apply(report("d", id: 4, lockspace: .notStarted), sentAt: 1, receivedAt: t0 + .seconds(20))
         v.apply(report("e", id: 5, ready: false), sentAt: 1, receivedAt: t0 + .seconds(20))
         let now = t0 + .seconds(21)
         #expect(v.candidates(vg: "vg0", preferred: [], now: now) == ["a", "b", "c"])
@@ -142,7 +151,7 @@ import Testing
     let policy = LivenessPolicy(staleAfter: .seconds(30), downAfter: .seconds(60))
 
     func report(_ host: String, instance: String) -> AgentReport {
-        AgentReport(host: host, hostID: 1, raw: ["instance_id": .string(instance)])
+        AgentReport(host: host, hostID: 1, instanceID: instance)
     }
 
     @Test func aNewAgentRunReplacesAReportFromTheFuture() {

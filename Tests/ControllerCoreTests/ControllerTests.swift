@@ -42,7 +42,7 @@ import Testing
 
     @Test func createSkipsAgentsWithoutLockspace() async throws {
         let c = makeController(agents, clock: clock)
-        try await announce(c, agents, [("host-a", 1)], lockspace: "lost")
+        try await announce(c, agents, [("host-a", 1)], lockspace: .lost)
         try await announce(c, agents, [("host-b", 2)])
         let r = try await c.dispatch("create_volume", ["vg": "vg0", "name": "volume-1", "size_gb": 1])
         #expect(r["host"] == "host-b")
@@ -130,6 +130,18 @@ import Testing
         }
         #expect(ContinuousClock.now - start < .seconds(5))
         try await advancer.value
+        // The abandoned call was cancelled, and had ended before the error was returned.
+        #expect(agents.state.withLock { $0.cancelled } == ["host-a"])
+    }
+
+    @Test func cancellingTheCallerCancelsTheAgentCall() async throws {
+        let c = try await ready()
+        agents.setHanging("host-a")
+        let call = Task { try await c.dispatch("activate_volume", ["vg": "vg0", "name": "v", "host": "host-a"]) }
+        while agents.calls.isEmpty { try await Task.sleep(for: .milliseconds(5)) }
+        call.cancel()
+        _ = await call.result
+        #expect(agents.state.withLock { $0.cancelled } == ["host-a"])
     }
 
     @Test func agentTimeoutNeverExceedsCallersDeadline() async throws {
@@ -223,7 +235,7 @@ import Testing
     @Test func listAgentsFlagsHostIDCollision() async throws {
         let c = makeController(agents, clock: clock)
         try await announce(c, agents, [("host-a", 5), ("host-b", 5), ("host-c", 6)])
-        let r = c.listAgents()
+        let r = try c.listAgents().wireValue()
         let list = try #require(r["agents"]?.arrayValue)
         #expect(list.map { $0["host"] } == ["host-a", "host-b", "host-c"])
         #expect(list[0]["host_id_conflict"] == true && list[0]["host_id_conflict_with"] == ["host-b"])
@@ -299,6 +311,11 @@ struct BadCase: Sendable, CustomTestStringConvertible {
             }
         }
         #expect(c.snapshot.agents["host-a"] == nil)
+        // The clock is checked first: a replayed report is refused as such whatever its shape.
+        let e = await expectCode("invalid_argument") {
+            _ = try await c.dispatch("agent_announce", ["report": ["host": "host-a", "ready": false], "sent_at": 86_400])
+        }
+        #expect(e?.message.contains("agent_announce from host-a: sent_at is") == true && e?.details["argument"] == "sent_at")
         _ = try await c.dispatch("agent_announce", ["report": report, "sent_at": .double(60)])
         #expect(c.snapshot.agents["host-a"] != nil)
     }

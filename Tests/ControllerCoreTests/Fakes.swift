@@ -1,3 +1,4 @@
+import AOSAPI
 import Logging
 import RPCWire
 import Synchronization
@@ -19,6 +20,8 @@ final class FakeAgents: AgentCaller {
         var calls: [(host: String, method: String, args: [String: JSONValue], timeout: Duration)] = []
         var undeliverable: Set<String> = []
         var hanging: Set<String> = []
+        /// Hosts whose hanging call was cancelled.
+        var cancelled: [String] = []
     }
     let state = Mutex(State())
     let vg: String
@@ -44,25 +47,30 @@ final class FakeAgents: AgentCaller {
             throw ServiceError(code: "agent_unavailable", message: "no agent is listening for host \(host)", details: ["host": .string(host)])
         }
         if hanging {
-            try? await Task.sleep(for: timeout)
+            // Hangs until the timeout, or until the controller cancels the call.
+            if (try? await Task.sleep(for: timeout)) == nil { state.withLock { $0.cancelled.append(host) } }
             throw ServiceError(code: "timed_out", message: "timed out", details: ["host": .string(host)])
         }
         return try state.withLock { s throws(ServiceError) -> JSONValue in try handle(&s, host, method, args) }
     }
 
+    /// Answers as the real agent does, with its API types (AOSAPI, docs/agent.md).
     private func handle(_ s: inout State, _ host: String, _ method: String, _ a: [String: JSONValue]) throws(ServiceError) -> JSONValue {
         let name = a["name"]?.stringValue ?? ""
-        let base: [String: JSONValue] = ["host": .string(host), "vg": .string(vg), "name": .string(name)]
-        func merge(_ extra: [String: JSONValue]) -> JSONValue { .object(base.merging(extra) { _, b in b }) }
+        func info(_ n: String, _ lv: LV, host: String?) -> LVInfo {
+            let mode = lv.holders[host ?? ""].flatMap(LVMode.init(rawValue:))
+            return LVInfo(host: host, vg: vg, name: n, uuid: "uuid-\(n)", size_bytes: lv.size, active: mode != nil, device_open: false,
+                          mode: mode, device_path: "/dev/\(vg)/\(n)", attr: "-wi-------")
+        }
         switch method {
         case "create_lv":
-            let size = a["size_bytes"]!.int64Value!
+            let size = a["size_bytes"]?.int64Value ?? 0
             if let lv = s.lvs[name] {
-                if lv.size == size { return merge(["size_bytes": .int(size), "changed": false]) }
+                if lv.size == size { return try CreateLVResult(host: host, vg: vg, name: name, size_bytes: size, changed: false).wireValue() }
                 throw err("size_conflict", "exists with another size", host)
             }
             s.lvs[name] = LV(size: size)
-            return merge(["size_bytes": .int(size), "changed": true])
+            return try CreateLVResult(host: host, vg: vg, name: name, size_bytes: size, changed: true).wireValue()
         case "extend_lv":
             guard var lv = s.lvs[name] else { throw err("not_found", "no LV \(name)", host) }
             let others = lv.holders.filter { $0.key != host }
@@ -71,20 +79,22 @@ final class FakeAgents: AgentCaller {
                 throw err("locked_by_other_host", "LV locked by other host: \(vg)/\(name)", host)
             }
             if lv.holders[host] == "shared" && !shupdate { throw err("incompatible_lock_mode", "incompatible", host) }
-            let size = a["size_bytes"]!.int64Value!
+            let size = a["size_bytes"]?.int64Value ?? 0
             if size < lv.size { throw err("size_conflict", "cannot shrink", host) }
             let changed = size > lv.size
             lv.size = size
             s.lvs[name] = lv
-            return merge(["size_bytes": .int(size), "changed": .bool(changed), "refreshed": .bool(lv.holders[host] != nil)])
+            return try ExtendLVResult(host: host, vg: vg, name: name, size_bytes: size, changed: changed,
+                                      refreshed: lv.holders[host] != nil).wireValue()
         case "refresh_lv":
             guard let lv = s.lvs[name] else { throw err("not_found", "no LV", host) }
-            return merge(["size_bytes": .int(lv.size)])
+            return try RefreshLVResult(host: host, vg: vg, name: name, size_bytes: lv.size, lv_size_bytes: lv.size,
+                                       active: lv.holders[host] != nil, refreshed: lv.holders[host] != nil).wireValue()
         case "delete_lv":
-            guard let lv = s.lvs[name] else { return merge(["changed": false]) }
+            guard let lv = s.lvs[name] else { return try LVChangeResult(host: host, vg: vg, name: name, changed: false).wireValue() }
             if !lv.holders.isEmpty { throw err("locked_by_other_host", "LV locked by other host: \(vg)/\(name)", host) }
             s.lvs[name] = nil
-            return merge(["changed": true])
+            return try LVChangeResult(host: host, vg: vg, name: name, changed: true).wireValue()
         case "activate_lv":
             guard var lv = s.lvs[name] else { throw err("not_found", "no LV", host) }
             let mode = a["mode"]?.stringValue ?? "exclusive"
@@ -95,38 +105,43 @@ final class FakeAgents: AgentCaller {
             let changed = lv.holders[host] != mode
             lv.holders[host] = mode
             s.lvs[name] = lv
-            return merge(["mode": .string(mode), "changed": .bool(changed)])
+            return try ActivateLVResult(host: host, vg: vg, name: name, mode: LVMode(rawValue: mode) ?? .exclusive, changed: changed,
+                                        device_path: "/dev/\(vg)/\(name)").wireValue()
         case "deactivate_lv":
-            guard var lv = s.lvs[name] else { return merge(["changed": false]) }
+            guard var lv = s.lvs[name] else { return try LVChangeResult(host: host, vg: vg, name: name, changed: false).wireValue() }
             let changed = lv.holders.removeValue(forKey: host) != nil
             s.lvs[name] = lv
-            return merge(["changed": .bool(changed)])
+            return try LVChangeResult(host: host, vg: vg, name: name, changed: changed).wireValue()
         case "lv_info":
             guard let lv = s.lvs[name] else { throw err("not_found", "no LV", host) }
-            return merge(["size_bytes": .int(lv.size)])
+            return try info(name, lv, host: host).wireValue()
         case "list_lvs":
-            return ["host": .string(host), "vg": .string(vg),
-                    "lvs": .array(s.lvs.keys.sorted().map { ["name": .string($0), "size_bytes": .int(s.lvs[$0]!.size)] })]
+            let lvs = s.lvs.sorted { $0.key < $1.key }.map { info($0.key, $0.value, host: nil) }
+            return try ListLVsResult(host: host, vg: vg, lvs: lvs).wireValue()
         case "vg_info":
             let used = s.lvs.values.reduce(Int64(0)) { $0 + $1.size }
-            return ["host": .string(host), "vg": .string(vg), "size_bytes": .int(vgSize), "free_bytes": .int(vgSize - used),
-                    "lv_count": .int(Int64(s.lvs.count)), "lockspace": "started"]
+            return try VGInfo(host: host, vg: vg, uuid: "vg-uuid", size_bytes: vgSize, free_bytes: vgSize - used,
+                              extent_size_bytes: 4 << 20, extent_count: vgSize >> 22, free_extent_count: (vgSize - used) >> 22,
+                              lv_count: Int64(s.lvs.count), pv_count: 1, missing_pv_count: 0, lock_type: "sanlock", shared: true,
+                              lockspace: .started, metadata_area_size_bytes: 1 << 20, metadata_area_free_bytes: 1 << 19).wireValue()
         case "lock_status":
-            return ["host": .string(host), "lockspaces": []]
+            return try LockStatusResult(host: host, host_id: 1, daemon: nil, lockspaces: [], locks: []).wireValue()
         default:
             throw err("invalid_argument", "unknown method", host)
         }
     }
 
     /// The health() report this fake agent would announce for `host`.
-    func report(_ host: String, hostID: Int, lockspace: String = "started", ready: Bool = true) -> JSONValue {
-        let active: [JSONValue] = state.withLock { s in
-            s.lvs.keys.sorted().compactMap { n in
-                s.lvs[n]!.holders[host].map { ["vg": .string(vg), "name": .string(n), "mode": .string($0)] }
+    func report(_ host: String, hostID: Int, lockspace: LockspaceState = .started, ready: Bool = true) -> JSONValue {
+        let active: [ActiveLV] = state.withLock { s in
+            s.lvs.sorted { $0.key < $1.key }.compactMap { n, lv in
+                lv.holders[host].flatMap(LVMode.init(rawValue:)).map { ActiveLV(vg: vg, name: n, mode: $0) }
             }
         }
-        return ["host": .string(host), "host_id": .int(Int64(hostID)), "version": "test", "ready": .bool(ready),
-                "vgs": [vg: ["lockspace": .string(lockspace)]], "active_lvs": .array(active), "restore_failures": []]
+        let health = AgentHealth(host: host, host_id: hostID, version: "test", instance_id: "run-\(host)", ready: ready,
+                                 phase: ready ? "ready" : "restoring", vgs: [vg: VGHealth(lockspace: lockspace)],
+                                 active_lvs: active, restore_failures: [])
+        return (try? health.wireValue()) ?? .null
     }
 }
 
@@ -142,7 +157,7 @@ func makeController(_ agents: FakeAgents, clock: FakeClock, preferred: [String] 
 }
 
 /// Announces `hosts` (name, host_id) from the fake agents' current state.
-func announce(_ c: Controller, _ agents: FakeAgents, _ hosts: [(String, Int)], lockspace: String = "started") async throws {
+func announce(_ c: Controller, _ agents: FakeAgents, _ hosts: [(String, Int)], lockspace: LockspaceState = .started) async throws {
     for (h, id) in hosts {
         _ = try await c.dispatch("agent_announce", ["report": agents.report(h, hostID: id, lockspace: lockspace), "sent_at": 1.0])
     }

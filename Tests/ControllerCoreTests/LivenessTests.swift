@@ -84,7 +84,7 @@ final class LogCapture: Sendable {
         clock.advance(.seconds(29))  // host-b silent for 60 s, host-a for 29 s
         c.checkLiveness()
         #expect(log.transitions == ["host-b stale", "host-b down"])
-        #expect(c.listAgents()["agents"]?.arrayValue?[1]["status"] == "down")
+        #expect((try c.listAgents().wireValue())["agents"]?.arrayValue?[1]["status"] == "down")
 
         // A down host that announces is alive again at once, without waiting for the timer.
         try await announce(c, agents, [("host-b", 2)])
@@ -134,7 +134,7 @@ final class LogCapture: Sendable {
         clock.advance(.seconds(21))  // host-b is down now: it no longer holds the id
         c.checkLiveness()
         #expect(c.snapshot.hostIDConflicts(now: clock.now).isEmpty)
-        #expect(c.listAgents()["host_id_conflicts"] == [])
+        #expect((try c.listAgents().wireValue())["host_id_conflicts"] == [])
         // It comes back with the same id: the collision is back, found on its announcement.
         let before = log.collisions.count
         try await announce(c, agents, [("host-b", 5)])
@@ -168,7 +168,7 @@ final class LogCapture: Sendable {
             sent += 1
             // Now and then an older report of the same run, which is ignored.
             let stale = rng.next() % 10 == 0
-            v.apply(AgentReport(host: host, hostID: id, raw: ["instance_id": "run-1"]),
+            v.apply(AgentReport(host: host, hostID: id, instanceID: "run-1"),
                     sentAt: stale ? sent - 50 : sent, receivedAt: t)
             t += .seconds(Int64(rng.next() % 3))
             if step % 50 == 0 {

@@ -1,0 +1,109 @@
+import RPCWire
+
+// The controller's requests (docs/rpc-api.md, "Methods"). Property names are the wire keys
+// (the keyword arguments). These types fix the shapes and JSON types only: the rules about
+// names and sizes (LVM's characters, 1 byte … 1 PiB, exactly one of size_bytes/size_gb) are
+// checked by the controller before any agent is called.
+
+/// `create_volume`, `extend_volume`: the volume and its (new total) size, as `size_bytes` or
+/// `size_gb` (GiB, as Cinder counts), exactly one of them.
+public struct VolumeSizeRequest: APIRequest, Equatable {
+    public var name: String
+    public var size_bytes: Int64?
+    public var size_gb: Int64?
+    public var vg: String?
+
+    public init(name: String, size_bytes: Int64? = nil, size_gb: Int64? = nil, vg: String? = nil) {
+        self.name = name
+        self.size_bytes = size_bytes
+        self.size_gb = size_gb
+        self.vg = vg
+    }
+}
+
+public typealias CreateVolumeRequest = VolumeSizeRequest
+public typealias ExtendVolumeRequest = VolumeSizeRequest
+
+/// `delete_volume`: `volume_clear` and `volume_clear_size_mb` override the agent's defaults.
+public struct DeleteVolumeRequest: APIRequest, Equatable {
+    public var name: String
+    public var vg: String?
+    public var volume_clear: VolumeClear?
+    public var volume_clear_size_mb: Int64?
+
+    public init(name: String, vg: String? = nil, volume_clear: VolumeClear? = nil, volume_clear_size_mb: Int64? = nil) {
+        self.name = name
+        self.vg = vg
+        self.volume_clear = volume_clear
+        self.volume_clear_size_mb = volume_clear_size_mb
+    }
+}
+
+/// `activate_volume`: `mode` defaults to exclusive.
+public struct ActivateVolumeRequest: APIRequest, Equatable {
+    public var name: String
+    public var host: String
+    public var mode: LVMode?
+    public var vg: String?
+
+    public init(name: String, host: String, mode: LVMode? = nil, vg: String? = nil) {
+        self.name = name
+        self.host = host
+        self.mode = mode
+        self.vg = vg
+    }
+}
+
+/// `deactivate_volume`.
+public struct DeactivateVolumeRequest: APIRequest, Equatable {
+    public var name: String
+    public var host: String
+    public var vg: String?
+
+    public init(name: String, host: String, vg: String? = nil) {
+        self.name = name
+        self.host = host
+        self.vg = vg
+    }
+}
+
+/// `get_volume`.
+public struct GetVolumeRequest: APIRequest, Equatable {
+    public var name: String
+    public var vg: String?
+
+    public init(name: String, vg: String? = nil) {
+        self.name = name
+        self.vg = vg
+    }
+}
+
+/// A request naming at most a VG (default: the only one the agents serve): `list_volumes`, `pool_stats`.
+public struct VGSelectRequest: APIRequest, Equatable {
+    public var vg: String?
+    public init(vg: String? = nil) { self.vg = vg }
+}
+
+public typealias ListVolumesRequest = VGSelectRequest
+public typealias PoolStatsRequest = VGSelectRequest
+
+/// `list_agents`: no arguments (any is refused by name).
+public typealias ListAgentsRequest = NoArguments
+
+/// `lock_status`: the host whose agent is asked.
+public struct LockStatusRequest: APIRequest, Equatable {
+    public var host: String
+    public init(host: String) { self.host = host }
+}
+
+/// `agent_announce` (a cast from an agent): its `health()` report and when it sent it (unix
+/// seconds; required, so that reports can be ordered and a replayed one refused).
+public struct AgentAnnounceRequest: APIRequest, Equatable {
+    public var report: AgentHealth
+    public var sent_at: Double
+
+    public init(report: AgentHealth, sent_at: Double) {
+        self.report = report
+        self.sent_at = sent_at
+    }
+}
