@@ -22,8 +22,8 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
-# `report` until the Swift sources have been through `swift format format -i`; then `strict`.
-SWIFT_MODE_DEFAULT=report
+# `strict`: the sources pass `swift format lint --strict` (report only counts findings, for a migration).
+SWIFT_MODE_DEFAULT=strict
 swift_mode="${AOS_LINT_SWIFT:-$SWIFT_MODE_DEFAULT}"
 case "$swift_mode" in
 strict | report) ;;

@@ -1,6 +1,7 @@
 import CRabbitMQ
 import HostSupport
 import Logging
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -20,8 +21,10 @@ public final class AMQPConnection: Sendable {
     private let mailbox: Mailbox
     private let status: StatusBox
 
-    public init(configuration: AMQPConfiguration, logger: Logger,
-                onStateChange: (@Sendable (ConnectionState) -> Void)? = nil) {
+    public init(
+        configuration: AMQPConfiguration, logger: Logger,
+        onStateChange: (@Sendable (ConnectionState) -> Void)? = nil
+    ) {
         self.configuration = configuration
         self.mailbox = Mailbox()
         self.status = StatusBox(observer: onStateChange)
@@ -63,9 +66,10 @@ public final class AMQPConnection: Sendable {
         return try await withCheckedThrowingContinuation { (cont: CheckedContinuation<T, any Error>) in
             let job = Job(
                 run: { core in
-                    core.whenConnected(deadline: deadline, needsUnblocked: needsUnblocked,
-                                       { core in body(core) { cont.resume(with: $0.mapError { $0 as any Error }) } },
-                                       fail: { cont.resume(throwing: $0) })
+                    core.whenConnected(
+                        deadline: deadline, needsUnblocked: needsUnblocked,
+                        { core in body(core) { cont.resume(with: $0.mapError { $0 as any Error }) } },
+                        fail: { cont.resume(throwing: $0) })
                 },
                 fail: { cont.resume(throwing: $0) })
             if !mailbox.post(job) { cont.resume(throwing: AMQPError.closed) }
@@ -110,8 +114,10 @@ public final class AMQPConnection: Sendable {
     /// on receipt unless `options.manualAck`. The consumer survives reconnects and
     /// queue deletion. Returns the consumer tag.
     @discardableResult
-    public func consume(queue: String, options: ConsumeOptions = ConsumeOptions(), timeout: Duration = .seconds(30),
-                        handler: @escaping @Sendable (AMQPDelivery) -> Void) async throws -> String {
+    public func consume(
+        queue: String, options: ConsumeOptions = ConsumeOptions(), timeout: Duration = .seconds(30),
+        handler: @escaping @Sendable (AMQPDelivery) -> Void
+    ) async throws -> String {
         try await onConnection(timeout: timeout) { core, done in
             done(core.consume(queue: queue, options: options, handler: handler))
         }
@@ -148,29 +154,37 @@ public final class AMQPConnection: Sendable {
     /// the broker to unblock publishers) until `timeout`.
     /// Callback form of `publish` for hot paths: no task or continuation is
     /// created; `completion` runs once, on the I/O thread, and must be quick.
-    public func publish(_ body: [UInt8], exchange: String, routingKey: String,
-                        properties: AMQPProperties = AMQPProperties(), mandatory: Bool = false,
-                        timeout: Duration = .seconds(30),
-                        completion: @escaping @Sendable (Result<Void, AMQPError>) -> Void) {
+    public func publish(
+        _ body: [UInt8], exchange: String, routingKey: String,
+        properties: AMQPProperties = AMQPProperties(), mandatory: Bool = false,
+        timeout: Duration = .seconds(30),
+        completion: @escaping @Sendable (Result<Void, AMQPError>) -> Void
+    ) {
         let deadline = ContinuousClock.now + timeout
         let job = Job(
             run: { core in
-                core.whenConnected(deadline: deadline, needsUnblocked: true, { core in
-                    core.publish(body: body, exchange: exchange, routingKey: routingKey, properties: properties,
-                                 mandatory: mandatory, deadline: deadline, completion: completion)
-                }, fail: { completion(.failure($0)) })
+                core.whenConnected(
+                    deadline: deadline, needsUnblocked: true,
+                    { core in
+                        core.publish(
+                            body: body, exchange: exchange, routingKey: routingKey, properties: properties,
+                            mandatory: mandatory, deadline: deadline, completion: completion)
+                    }, fail: { completion(.failure($0)) })
             },
             fail: { completion(.failure($0)) })
         if !mailbox.post(job) { completion(.failure(.closed)) }
     }
 
-    public func publish(_ body: [UInt8], exchange: String, routingKey: String,
-                        properties: AMQPProperties = AMQPProperties(), mandatory: Bool = false,
-                        timeout: Duration = .seconds(30)) async throws {
+    public func publish(
+        _ body: [UInt8], exchange: String, routingKey: String,
+        properties: AMQPProperties = AMQPProperties(), mandatory: Bool = false,
+        timeout: Duration = .seconds(30)
+    ) async throws {
         let deadline = ContinuousClock.now + timeout
         try await onConnection(timeout: timeout, needsUnblocked: true) { core, done in
-            core.publish(body: body, exchange: exchange, routingKey: routingKey, properties: properties,
-                         mandatory: mandatory, deadline: deadline, completion: done)
+            core.publish(
+                body: body, exchange: exchange, routingKey: routingKey, properties: properties,
+                mandatory: mandatory, deadline: deadline, completion: done)
         }
     }
 }

@@ -1,4 +1,5 @@
 import CRabbitMQ
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -29,7 +30,8 @@ extension ConnectionCore {
                     handle(frame, on: s)
                     continue
                 }
-                let why = r.library_error == AMQP_STATUS_HEARTBEAT_TIMEOUT.rawValue
+                let why =
+                    r.library_error == AMQP_STATUS_HEARTBEAT_TIMEOUT.rawValue
                     ? "missed heartbeats from the broker (no data for 2 x \(config.heartbeat) s)"
                     : String(cString: amqp_error_string2(r.library_error))
                 return lost(why)
@@ -61,10 +63,11 @@ extension ConnectionCore {
         } else {
             body = env.message.body.array
         }
-        var d = AMQPDelivery(body: body, properties: decodeProperties(env.message.properties),
-                             exchange: env.exchange.string, routingKey: env.routing_key.string,
-                             redelivered: env.redelivered != 0, consumerTag: tag, receivedAt: .now,
-                             bodySize: size, bodyTail: tail)
+        var d = AMQPDelivery(
+            body: body, properties: decodeProperties(env.message.properties),
+            exchange: env.exchange.string, routingKey: env.routing_key.string,
+            redelivered: env.redelivered != 0, consumerTag: tag, receivedAt: .now,
+            bodySize: size, bodyTail: tail)
         if consumer.options.manualAck {
             d.needsAck = true
             d.deliveryTag = env.delivery_tag

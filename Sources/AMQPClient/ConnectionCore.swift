@@ -1,5 +1,6 @@
 import CRabbitMQ
 import Logging
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -47,8 +48,9 @@ final class ConnectionCore {
         self.mailbox = mailbox
         self.status = status
         self.topology = Topology(prefetch: config.prefetchCount)
-        self.reconnect = ReconnectPolicy(initialDelay: config.reconnectInitialDelay,
-                                         maxDelay: config.reconnectMaxDelay, hostCount: config.url.hosts.count)
+        self.reconnect = ReconnectPolicy(
+            initialDelay: config.reconnectInitialDelay,
+            maxDelay: config.reconnectMaxDelay, hostCount: config.url.hosts.count)
     }
 
     var session: Session? {
@@ -128,8 +130,10 @@ final class ConnectionCore {
 
     // MARK: - Operations (called from jobs)
 
-    func whenConnected(deadline: ContinuousClock.Instant, needsUnblocked: Bool = false,
-                       _ run: @escaping (ConnectionCore) -> Void, fail: @escaping (AMQPError) -> Void) {
+    func whenConnected(
+        deadline: ContinuousClock.Instant, needsUnblocked: Bool = false,
+        _ run: @escaping (ConnectionCore) -> Void, fail: @escaping (AMQPError) -> Void
+    ) {
         if let s = session, !(needsUnblocked && s.blocked) {
             run(self)
         } else {
@@ -149,7 +153,7 @@ final class ConnectionCore {
         return body(s).mapError { methodError(s, $0.reason) ?? .library($0.reason) }
     }
 
-    private func method(_ body: (Session) -> String?) -> Result<Void, AMQPError> {
+    private func voidMethod(_ body: (Session) -> String?) -> Result<Void, AMQPError> {
         method { (s: Session) -> Result<Void, Session.Failure> in
             if let e = body(s) { return .failure(Session.Failure(e)) }
             return .success(())
@@ -167,20 +171,20 @@ final class ConnectionCore {
     }
 
     func declare(_ e: ExchangeDeclaration) -> Result<Void, AMQPError> {
-        method { $0.declare(e) }.map { topology.record(e) }
+        voidMethod { $0.declare(e) }.map { topology.record(e) }
     }
 
     func declare(_ q: QueueDeclaration) -> Result<Void, AMQPError> {
-        method { $0.declare(q) }.map { topology.record(q) }
+        voidMethod { $0.declare(q) }.map { topology.record(q) }
     }
 
     func bind(_ b: QueueBinding) -> Result<Void, AMQPError> {
-        method { $0.bind(b) }.map { topology.record(b) }
+        voidMethod { $0.bind(b) }.map { topology.record(b) }
     }
 
     func deleteQueue(_ name: String) -> Result<Void, AMQPError> {
         topology.removeQueue(name)
-        return method { $0.deleteQueue(name) }
+        return voidMethod { $0.deleteQueue(name) }
     }
 
     func purgeQueue(_ name: String) -> Result<UInt32, AMQPError> {
@@ -189,14 +193,16 @@ final class ConnectionCore {
 
     func setPrefetch(_ n: UInt16) -> Result<Void, AMQPError> {
         topology.prefetch = n
-        return method { $0.qos(n) }
+        return voidMethod { $0.qos(n) }
     }
 
-    func consume(queue: String, options: ConsumeOptions,
-                 handler: @escaping @Sendable (AMQPDelivery) -> Void) -> Result<String, AMQPError> {
+    func consume(
+        queue: String, options: ConsumeOptions,
+        handler: @escaping @Sendable (AMQPDelivery) -> Void
+    ) -> Result<String, AMQPError> {
         let tag = topology.makeConsumerTag()
         let prefetch = topology.prefetch
-        return method { $0.consume(queue: queue, tag: tag, options: options, connectionPrefetch: prefetch) }.map {
+        return voidMethod { $0.consume(queue: queue, tag: tag, options: options, connectionPrefetch: prefetch) }.map {
             topology.record(Topology.Consumer(queue: queue, options: options, handler: handler), tag: tag)
             return tag
         }
@@ -208,8 +214,10 @@ final class ConnectionCore {
         _ = methodError(s, "basic.cancel")
     }
 
-    func publish(body: [UInt8], exchange: String, routingKey: String, properties: AMQPProperties, mandatory: Bool,
-                 deadline: ContinuousClock.Instant, completion: @escaping Completion) {
+    func publish(
+        body: [UInt8], exchange: String, routingKey: String, properties: AMQPProperties, mandatory: Bool,
+        deadline: ContinuousClock.Instant, completion: @escaping Completion
+    ) {
         guard let s = session else { return completion(.failure(.notConnected(lastError: lastError))) }
         let a = CArena()
         var stamped = properties
@@ -228,8 +236,9 @@ final class ConnectionCore {
             lost(why)
             return
         }
-        confirms.published(exchange: exchange, routingKey: routingKey, mandatory: mandatory, deadline: deadline,
-                           waiter: completion)
+        confirms.published(
+            exchange: exchange, routingKey: routingKey, mandatory: mandatory, deadline: deadline,
+            waiter: completion)
     }
 
     /// Acks a manual-ack delivery, unless the connection it came on is gone (the broker

@@ -40,8 +40,10 @@ public struct QueueDeclaration: Sendable, Hashable {
     public var autoDelete: Bool
     public var arguments: AMQPTable
 
-    public init(name: String, durable: Bool = false, exclusive: Bool = false, autoDelete: Bool = false,
-                arguments: AMQPTable = [:]) {
+    public init(
+        name: String, durable: Bool = false, exclusive: Bool = false, autoDelete: Bool = false,
+        arguments: AMQPTable = [:]
+    ) {
         self.name = name
         self.durable = durable
         self.exclusive = exclusive

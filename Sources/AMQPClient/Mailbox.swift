@@ -1,5 +1,6 @@
 import CRabbitMQ
 import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -17,10 +17,12 @@ public struct AMQPProperties: Sendable, Equatable {
     /// when the publisher did not set it). `AMQPConnection` sets it on every publish.
     public var userID: String?
 
-    public init(contentType: String? = nil, contentEncoding: String? = nil, headers: AMQPTable? = nil,
-                deliveryMode: UInt8? = nil, priority: UInt8? = nil, correlationID: String? = nil,
-                replyTo: String? = nil, expiration: String? = nil, messageID: String? = nil, timestamp: UInt64? = nil,
-                userID: String? = nil) {
+    public init(
+        contentType: String? = nil, contentEncoding: String? = nil, headers: AMQPTable? = nil,
+        deliveryMode: UInt8? = nil, priority: UInt8? = nil, correlationID: String? = nil,
+        replyTo: String? = nil, expiration: String? = nil, messageID: String? = nil, timestamp: UInt64? = nil,
+        userID: String? = nil
+    ) {
         self.contentType = contentType
         self.contentEncoding = contentEncoding
         self.headers = headers
@@ -60,9 +62,11 @@ public struct AMQPDelivery: Sendable {
 
     public var isTruncated: Bool { bodySize > body.count }
 
-    public init(body: [UInt8], properties: AMQPProperties = AMQPProperties(), exchange: String = "",
-                routingKey: String = "", redelivered: Bool = false, consumerTag: String = "",
-                receivedAt: ContinuousClock.Instant = .now, bodySize: Int? = nil, bodyTail: [UInt8] = []) {
+    public init(
+        body: [UInt8], properties: AMQPProperties = AMQPProperties(), exchange: String = "",
+        routingKey: String = "", redelivered: Bool = false, consumerTag: String = "",
+        receivedAt: ContinuousClock.Instant = .now, bodySize: Int? = nil, bodyTail: [UInt8] = []
+    ) {
         self.body = body
         self.properties = properties
         self.exchange = exchange

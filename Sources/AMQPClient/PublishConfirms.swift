@@ -37,11 +37,14 @@ struct PublishConfirms<Waiter> {
 
     /// Records a publish the broker accepted on the socket; returns its delivery tag.
     @discardableResult
-    mutating func published(exchange: String, routingKey: String, mandatory: Bool,
-                            deadline: ContinuousClock.Instant, waiter: Waiter) -> UInt64 {
+    mutating func published(
+        exchange: String, routingKey: String, mandatory: Bool,
+        deadline: ContinuousClock.Instant, waiter: Waiter
+    ) -> UInt64 {
         let tag = nextTag
-        outstanding[tag] = Outstanding(exchange: exchange, routingKey: routingKey, mandatory: mandatory,
-                                       returned: nil, deadline: deadline, waiter: waiter)
+        outstanding[tag] = Outstanding(
+            exchange: exchange, routingKey: routingKey, mandatory: mandatory,
+            returned: nil, deadline: deadline, waiter: waiter)
         nextTag += 1
         return tag
     }
@@ -50,8 +53,10 @@ struct PublishConfirms<Waiter> {
     /// marked, so that its ack fails with `.unroutable`.
     mutating func returned(exchange: String, routingKey: String, reply: String) {
         var oldest: UInt64?
-        for (tag, p) in outstanding where p.mandatory && p.returned == nil && p.exchange == exchange
-            && p.routingKey == routingKey && oldest.map({ tag < $0 }) ?? true {
+        for (tag, p) in outstanding
+        where p.mandatory && p.returned == nil && p.exchange == exchange
+            && p.routingKey == routingKey && oldest.map({ tag < $0 }) ?? true
+        {
             oldest = tag
         }
         if let oldest { outstanding[oldest]?.returned = reply }

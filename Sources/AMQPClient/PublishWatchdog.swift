@@ -2,6 +2,7 @@ import CRabbitMQ
 import Dispatch
 import HostSupport
 import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #endif

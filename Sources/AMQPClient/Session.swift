@@ -1,4 +1,5 @@
 import CRabbitMQ
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -56,13 +57,15 @@ struct Session {
         _ = amqp_set_rpc_timeout(c, &rpcTV)
         let arena = CArena()
         var props = clientProperties(config, arena)
-        let login = aos_amqp_login_plain(c, config.url.virtualHost, 0, 131072, Int32(config.heartbeat), &props,
-                                         host.username, host.password)
+        let login = aos_amqp_login_plain(
+            c, config.url.virtualHost, 0, 131072, Int32(config.heartbeat), &props,
+            host.username, host.password)
         if login.reply_type != AMQP_RESPONSE_NORMAL {
             let (code, text) = replyDescription(login)
-            return fail(code == 403 || text.contains("ACCESS_REFUSED")
-                ? "login refused for user '\(host.username)' on vhost '\(config.url.virtualHost)' (\(text))"
-                : "login to \(broker) failed: \(code > 0 ? "\(code) " : "")\(text)")
+            return fail(
+                code == 403 || text.contains("ACCESS_REFUSED")
+                    ? "login refused for user '\(host.username)' on vhost '\(config.url.virtualHost)' (\(text))"
+                    : "login to \(broker) failed: \(code > 0 ? "\(code) " : "")\(text)")
         }
         _ = amqp_channel_open(c, channel)
         if let e = checkReply(c, "channel.open") { return fail(e) }
@@ -137,22 +140,25 @@ struct Session {
 
     func declare(_ e: ExchangeDeclaration) -> String? {
         let a = CArena()
-        _ = amqp_exchange_declare(handle, Self.channel, a.bytes(e.name), a.bytes(e.type), 0, e.durable ? 1 : 0,
-                                  e.autoDelete ? 1 : 0, 0, a.table(e.arguments))
+        _ = amqp_exchange_declare(
+            handle, Self.channel, a.bytes(e.name), a.bytes(e.type), 0, e.durable ? 1 : 0,
+            e.autoDelete ? 1 : 0, 0, a.table(e.arguments))
         return checkReply("exchange.declare '\(e.name)'")
     }
 
     func declare(_ q: QueueDeclaration) -> String? {
         let a = CArena()
-        _ = amqp_queue_declare(handle, Self.channel, a.bytes(q.name), 0, q.durable ? 1 : 0, q.exclusive ? 1 : 0,
-                               q.autoDelete ? 1 : 0, a.table(q.arguments))
+        _ = amqp_queue_declare(
+            handle, Self.channel, a.bytes(q.name), 0, q.durable ? 1 : 0, q.exclusive ? 1 : 0,
+            q.autoDelete ? 1 : 0, a.table(q.arguments))
         return checkReply("queue.declare '\(q.name)'")
     }
 
     func bind(_ b: QueueBinding) -> String? {
         let a = CArena()
-        _ = amqp_queue_bind(handle, Self.channel, a.bytes(b.queue), a.bytes(b.exchange), a.bytes(b.routingKey),
-                            amqp_empty_table)
+        _ = amqp_queue_bind(
+            handle, Self.channel, a.bytes(b.queue), a.bytes(b.exchange), a.bytes(b.routingKey),
+            amqp_empty_table)
         return checkReply("queue.bind '\(b.queue)' to '\(b.exchange)' key '\(b.routingKey)'")
     }
 
@@ -162,8 +168,9 @@ struct Session {
         // consumer's own limit, then put back the connection-wide one.
         let ownQos = options.manualAck && options.prefetch != connectionPrefetch
         if ownQos, let e = qos(options.prefetch) { return e }
-        _ = amqp_basic_consume(handle, Self.channel, a.bytes(queue), a.bytes(tag), 0, options.manualAck ? 0 : 1, 0,
-                               amqp_empty_table)
+        _ = amqp_basic_consume(
+            handle, Self.channel, a.bytes(queue), a.bytes(tag), 0, options.manualAck ? 0 : 1, 0,
+            amqp_empty_table)
         if let e = checkReply("basic.consume '\(queue)'") { return e }
         if ownQos, let e = qos(connectionPrefetch) { return e }
         return nil

@@ -220,8 +220,10 @@ public struct LVInfo: APIResponse, Equatable {
     public var device_path: String
     public var attr: String
 
-    public init(host: String? = nil, vg: String, name: String, uuid: String, size_bytes: Int64, active: Bool,
-                device_open: Bool, mode: LVMode?, device_path: String, attr: String) {
+    public init(
+        host: String? = nil, vg: String, name: String, uuid: String, size_bytes: Int64, active: Bool,
+        device_open: Bool, mode: LVMode?, device_path: String, attr: String
+    ) {
         self.host = host
         self.vg = vg
         self.name = name

@@ -84,8 +84,10 @@ public struct RecoverResult: APIResponse, Equatable {
     // finish
     public var result: RecoverySummary?
 
-    public init(host: String, vg: String, step: RecoveryStep, status: RecoveryStepStatus, changed: Bool,
-                message: String, seconds: Double = 0) {
+    public init(
+        host: String, vg: String, step: RecoveryStep, status: RecoveryStepStatus, changed: Bool,
+        message: String, seconds: Double = 0
+    ) {
         self.host = host
         self.vg = vg
         self.step = step
@@ -97,8 +99,8 @@ public struct RecoverResult: APIResponse, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case host, vg, step, status, changed, message, seconds, lockspace, needs_recovery, reason, fenced, lvs, vms,
-             vms_problem, hypervisor, steps, journal, paths, ready, record, stopped, deactivated, reactivated,
-             left_alone, started, not_started, result
+            vms_problem, hypervisor, steps, journal, paths, ready, record, stopped, deactivated, reactivated,
+            left_alone, started, not_started, result
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -267,8 +269,10 @@ public struct RecoverySummary: Codable, Sendable, Equatable {
     public var vms_started: [String]
     public var vms_not_started: [VMNotStarted]
 
-    public init(reactivated: [RecoveryLVOutcome] = [], left_alone: [RecoveryLVOutcome] = [], vms_started: [String] = [],
-                vms_not_started: [VMNotStarted] = []) {
+    public init(
+        reactivated: [RecoveryLVOutcome] = [], left_alone: [RecoveryLVOutcome] = [], vms_started: [String] = [],
+        vms_not_started: [VMNotStarted] = []
+    ) {
         self.reactivated = reactivated
         self.left_alone = left_alone
         self.vms_started = vms_started

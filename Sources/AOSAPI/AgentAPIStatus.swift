@@ -31,10 +31,12 @@ public struct VGInfo: APIResponse, Equatable {
     public var metadata_area_size_bytes: Int64
     public var metadata_area_free_bytes: Int64
 
-    public init(host: String, vg: String, uuid: String, size_bytes: Int64, free_bytes: Int64, extent_size_bytes: Int64,
-                extent_count: Int64, free_extent_count: Int64, lv_count: Int64, pv_count: Int64, missing_pv_count: Int64,
-                lock_type: String, shared: Bool, lockspace: LockspaceState, metadata_area_size_bytes: Int64,
-                metadata_area_free_bytes: Int64) {
+    public init(
+        host: String, vg: String, uuid: String, size_bytes: Int64, free_bytes: Int64, extent_size_bytes: Int64,
+        extent_count: Int64, free_extent_count: Int64, lv_count: Int64, pv_count: Int64, missing_pv_count: Int64,
+        lock_type: String, shared: Bool, lockspace: LockspaceState, metadata_area_size_bytes: Int64,
+        metadata_area_free_bytes: Int64
+    ) {
         self.host = host
         self.vg = vg
         self.uuid = uuid
@@ -119,8 +121,10 @@ public struct SanlockLock: Codable, Sendable, Equatable {
     @AlwaysPresent public var vg: String?
     @AlwaysPresent public var name: String?
 
-    public init(lockspace: String, lv_uuid: String, mode: LVMode, offset: Int64, lease_version: Int64?, pid: Int64?,
-                vg: String?, name: String?) {
+    public init(
+        lockspace: String, lv_uuid: String, mode: LVMode, offset: Int64, lease_version: Int64?, pid: Int64?,
+        vg: String?, name: String?
+    ) {
         self.lockspace = lockspace
         self.lv_uuid = lv_uuid
         self.mode = mode
@@ -150,9 +154,11 @@ public struct AgentHealth: APIResponse, Equatable {
     /// The last problems of the activation store; absent when there were none.
     public var state_problems: [String]?
 
-    public init(host: String, host_id: Int, version: String, instance_id: String, ready: Bool, phase: String,
-                vgs: [String: VGHealth], active_lvs: [ActiveLV], restore_failures: [RestoreFailureInfo],
-                state_problems: [String]? = nil) {
+    public init(
+        host: String, host_id: Int, version: String, instance_id: String, ready: Bool, phase: String,
+        vgs: [String: VGHealth], active_lvs: [ActiveLV], restore_failures: [RestoreFailureInfo],
+        state_problems: [String]? = nil
+    ) {
         self.host = host
         self.host_id = host_id
         self.version = version

@@ -56,8 +56,10 @@ public struct ExtendVolumeResult: APIResponse, Equatable {
     public var refreshed_hosts: [String]
     public var active_on: [ActiveOn]
 
-    public init(vg: String, name: String, size_bytes: Int64, changed: Bool, host: String,
-                refreshed_hosts: [String], active_on: [ActiveOn]) {
+    public init(
+        vg: String, name: String, size_bytes: Int64, changed: Bool, host: String,
+        refreshed_hosts: [String], active_on: [ActiveOn]
+    ) {
         self.vg = vg
         self.name = name
         self.size_bytes = size_bytes
@@ -131,8 +133,10 @@ public struct VolumeInfo: APIResponse, Equatable {
     public var active_on: [ActiveOn]
     public var source_host: String?
 
-    public init(vg: String, name: String, size_bytes: Int64? = nil, uuid: String? = nil, attr: String? = nil,
-                active_on: [ActiveOn], source_host: String? = nil) {
+    public init(
+        vg: String, name: String, size_bytes: Int64? = nil, uuid: String? = nil, attr: String? = nil,
+        active_on: [ActiveOn], source_host: String? = nil
+    ) {
         self.vg = vg
         self.name = name
         self.size_bytes = size_bytes
@@ -199,8 +203,10 @@ public struct PoolStatsResult: APIResponse, Equatable {
     public var hosts: [String: Host]
     public var error: ErrorSummary?
 
-    public init(vg: String, total_bytes: Int64, free_bytes: Int64, lv_count: Int64, active_lv_count: Int64,
-                available: Bool, source_host: String?, hosts: [String: Host], error: ErrorSummary? = nil) {
+    public init(
+        vg: String, total_bytes: Int64, free_bytes: Int64, lv_count: Int64, active_lv_count: Int64,
+        available: Bool, source_host: String?, hosts: [String: Host], error: ErrorSummary? = nil
+    ) {
         self.vg = vg
         self.total_bytes = total_bytes
         self.free_bytes = free_bytes
@@ -234,9 +240,11 @@ public struct ListAgentsResult: APIResponse, Equatable {
         /// The other hosts announcing the same host_id (only with a conflict).
         public var host_id_conflict_with: [String]?
 
-        public init(host: String, status: Liveness, last_seen_seconds_ago: Double, host_id: Int64?, version: String?,
-                    ready: Bool, vgs: [String: VGHealth], active_lvs: [ActiveLV], restore_failures: [RestoreFailureInfo],
-                    host_id_conflict: Bool, host_id_conflict_with: [String]? = nil) {
+        public init(
+            host: String, status: Liveness, last_seen_seconds_ago: Double, host_id: Int64?, version: String?,
+            ready: Bool, vgs: [String: VGHealth], active_lvs: [ActiveLV], restore_failures: [RestoreFailureInfo],
+            host_id_conflict: Bool, host_id_conflict_with: [String]? = nil
+        ) {
             self.host = host
             self.status = status
             self.last_seen_seconds_ago = last_seen_seconds_ago

@@ -10,8 +10,10 @@ extension APIRequest {
     /// Decodes a request's keyword arguments strictly (exact JSON types, unknown arguments
     /// refused by name, `null` = absent). Every failure is `invalid_argument` naming the
     /// method and the argument; `details` adds context (the host, for the agent).
-    public static func decode(_ args: [String: JSONValue], method: String,
-                              details: [String: JSONValue] = [:]) throws(ServiceError) -> Self {
+    public static func decode(
+        _ args: [String: JSONValue], method: String,
+        details: [String: JSONValue] = [:]
+    ) throws(ServiceError) -> Self {
         do {
             return try JSONValueDecoder().decode(Self.self, from: .object(args))
         } catch {

@@ -80,8 +80,8 @@ public enum WireErrorCode: String, Sendable, Hashable, CaseIterable, Codable {
         case .timedOut, .expired: return .timeout
         case .notAuthorized: return .notAuthorized
         case .insufficientSpace, .lockspaceNotStarted, .lockStorageFailed, .lockspaceLost, .notActive, .internal,
-             .agentRestarted, .recoveryRefused, .recoveryFailed, .deactivatePending, .domainNotFound, .refreshFailed,
-             .remoteError, .other:
+            .agentRestarted, .recoveryRefused, .recoveryFailed, .deactivatePending, .domainNotFound, .refreshFailed,
+            .remoteError, .other:
             return .failure
         }
     }

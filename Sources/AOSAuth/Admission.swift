@@ -11,18 +11,23 @@ public struct ServerPolicy: Sendable {
     /// Checks that need the arguments (an announcement names its own host); returns why not.
     public var argumentCheck: (@Sendable (Principal, String, [String: JSONValue]) -> String?)?
 
-    public init(serverName: String, rules: [String: MethodTraits],
-                argumentCheck: (@Sendable (Principal, String, [String: JSONValue]) -> String?)? = nil) {
+    public init(
+        serverName: String, rules: [String: MethodTraits],
+        argumentCheck: (@Sendable (Principal, String, [String: JSONValue]) -> String?)? = nil
+    ) {
         self.serverName = serverName
         self.rules = rules
         self.argumentCheck = argumentCheck
     }
 
     /// The policy of a server that serves exactly the methods of `M`.
-    public init<M: APIMethod>(serverName: String, methods: M.Type,
-                              argumentCheck: (@Sendable (Principal, String, [String: JSONValue]) -> String?)? = nil) {
-        self.init(serverName: serverName, rules: Dictionary(uniqueKeysWithValues: M.allCases.map { ($0.rawValue, $0.traits) }),
-                  argumentCheck: argumentCheck)
+    public init<M: APIMethod>(
+        serverName: String, methods: M.Type,
+        argumentCheck: (@Sendable (Principal, String, [String: JSONValue]) -> String?)? = nil
+    ) {
+        self.init(
+            serverName: serverName, rules: Dictionary(uniqueKeysWithValues: M.allCases.map { ($0.rawValue, $0.traits) }),
+            argumentCheck: argumentCheck)
     }
 }
 
@@ -47,8 +52,10 @@ public enum AdmissionError {
     public static let code = WireErrorCode.notAuthorized.rawValue
 
     static func failure(_ message: String, reason: String, method: String) -> RPCFailure {
-        ServiceError(code: code, message: message,
-                     details: ["reason": .string(reason), "method": .string(method)]).rpcFailure
+        ServiceError(
+            code: code, message: message,
+            details: ["reason": .string(reason), "method": .string(method)]
+        ).rpcFailure
     }
 }
 
@@ -66,9 +73,11 @@ public final class Admission: Sendable {
     private let nonces = Mutex(NonceWindow(capacity: 16_384))
     private let onEvent: @Sendable (AdmissionEvent) -> Void
 
-    public init(policy: ServerPolicy, configuration: AuthConfiguration,
-                wallClock: @escaping @Sendable () -> Double = RPCDeadline.wallClockNow,
-                onEvent: @escaping @Sendable (AdmissionEvent) -> Void = { _ in }) {
+    public init(
+        policy: ServerPolicy, configuration: AuthConfiguration,
+        wallClock: @escaping @Sendable () -> Double = RPCDeadline.wallClockNow,
+        onEvent: @escaping @Sendable (AdmissionEvent) -> Void = { _ in }
+    ) {
         self.policy = policy
         self.configuration = configuration
         self.wallClock = wallClock
@@ -104,16 +113,19 @@ public final class Admission: Sendable {
         return identityRefusal(ctx, args, method: method, allowed: rule.callers)
     }
 
-    private func identityRefusal(_ ctx: RPCCallContext, _ args: [String: JSONValue], method: String,
-                                 allowed: Set<Role>) -> RPCFailure? {
+    private func identityRefusal(
+        _ ctx: RPCCallContext, _ args: [String: JSONValue], method: String,
+        allowed: Set<Role>
+    ) -> RPCFailure? {
         let refusal: RPCFailure?
         switch identify(ctx, args) {
         case .failure(let f): refusal = f
         case .success(let principal):
             if !allowed.contains(principal.role) {
                 let roles = allowed.map(\.rawValue).sorted().joined(separator: ", ")
-                refusal = AdmissionError.failure("\(principal) may not call \(method) on \(policy.serverName) (allowed: \(roles))",
-                                                 reason: "role", method: method)
+                refusal = AdmissionError.failure(
+                    "\(principal) may not call \(method) on \(policy.serverName) (allowed: \(roles))",
+                    reason: "role", method: method)
             } else if let why = policy.argumentCheck?(principal, method, args) {
                 refusal = AdmissionError.failure("\(principal): \(why)", reason: "arguments", method: method)
             } else {
@@ -132,42 +144,53 @@ public final class Admission: Sendable {
         let method = ctx.method
         if let user = ctx.userID {
             guard let p = configuration.credentials.principal(brokerUser: user) else {
-                return .failure(AdmissionError.failure(
-                    "broker user '\(printable(user))' has no role here (see [auth] in aos.conf and docs/security.md)",
-                    reason: "unknown_user", method: method))
+                return .failure(
+                    AdmissionError.failure(
+                        "broker user '\(printable(user))' has no role here (see [auth] in aos.conf and docs/security.md)",
+                        reason: "unknown_user", method: method))
             }
             return .success(p)
         }
         guard let entry = ctx.context[RequestSignature.contextKey] else {
-            return .failure(AdmissionError.failure(
-                "unauthenticated request: no broker user_id and no request signature (aos_auth); see docs/security.md",
-                reason: "unauthenticated", method: method))
+            return .failure(
+                AdmissionError.failure(
+                    "unauthenticated request: no broker user_id and no request signature (aos_auth); see docs/security.md",
+                    reason: "unauthenticated", method: method))
         }
         let sig: RequestSignature
         do { sig = try RequestSignature(context: entry) } catch {
             return .failure(AdmissionError.failure("\(error)", reason: "bad_signature", method: method))
         }
         guard let role = configuration.credentials.role(ofKey: sig.key) else {
-            return .failure(AdmissionError.failure("signing key \(sig.key.keyID)… is not configured in [auth]",
-                                                   reason: "unknown_key", method: method))
+            return .failure(
+                AdmissionError.failure(
+                    "signing key \(sig.key.keyID)… is not configured in [auth]",
+                    reason: "unknown_key", method: method))
         }
         let skewMillis = Double(configuration.maxClockSkew.components.seconds) * 1000
         let now = wallClock() * 1000
         guard abs(now - Double(sig.timestampMillis)) <= skewMillis else {
-            return .failure(AdmissionError.failure(
-                "request signature time is \(Int((Double(sig.timestampMillis) - now) / 1000)) s from this host's clock (allowed: ±\(configuration.maxClockSkew.components.seconds) s); check NTP",
-                reason: "clock_skew", method: method))
+            return .failure(
+                AdmissionError.failure(
+                    "request signature time is \(Int((Double(sig.timestampMillis) - now) / 1000)) s from this host's clock (allowed: ±\(configuration.maxClockSkew.components.seconds) s); check NTP",
+                    reason: "clock_skew", method: method))
         }
-        guard sig.isValid(target: ctx.routingKey, method: method, namespace: ctx.namespace, version: ctx.version,
-                          args: args) else {
-            return .failure(AdmissionError.failure(
-                "request signature by key \(sig.key.keyID)… does not match this request (was it made for routing key '\(printable(ctx.routingKey))'?)",
-                reason: "bad_signature", method: method))
+        guard
+            sig.isValid(
+                target: ctx.routingKey, method: method, namespace: ctx.namespace, version: ctx.version,
+                args: args)
+        else {
+            return .failure(
+                AdmissionError.failure(
+                    "request signature by key \(sig.key.keyID)… does not match this request (was it made for routing key '\(printable(ctx.routingKey))'?)",
+                    reason: "bad_signature", method: method))
         }
         let fresh = nonces.withLock { $0.insert(sig.nonce, expiresAt: Double(sig.timestampMillis) + skewMillis, now: now) }
         guard fresh else {
-            return .failure(AdmissionError.failure("replayed request (nonce \(sig.nonce) already used)",
-                                                   reason: "replay", method: method))
+            return .failure(
+                AdmissionError.failure(
+                    "replayed request (nonce \(sig.nonce) already used)",
+                    reason: "replay", method: method))
         }
         return .success(Principal(role: role, evidence: .signature(keyID: sig.key.keyID)))
     }

@@ -23,8 +23,10 @@ extension AuthConfiguration {
         let credentials = Credentials(
             controllerUsers: Set(s.controllerUsers), adminUsers: Set(s.adminUsers), driverUsers: Set(s.driverUsers),
             agentUserFormat: s.agentUserFormat,
-            signingKeys: [.driver: try keys(s.driverPublicKeys, "driver_public_keys"),
-                          .admin: try keys(s.adminPublicKeys, "admin_public_keys")])
+            signingKeys: [
+                .driver: try keys(s.driverPublicKeys, "driver_public_keys"),
+                .admin: try keys(s.adminPublicKeys, "admin_public_keys"),
+            ])
         self.init(enforce: s.enforce, credentials: credentials, maxClockSkew: .seconds(s.maxClockSkew))
     }
 }

@@ -1,4 +1,5 @@
 import AOSAPI
+
 /// Who sent a request, established from something the sender cannot forge.
 public struct Principal: Sendable, Equatable, CustomStringConvertible {
     public enum Evidence: Sendable, Equatable {
@@ -42,9 +43,11 @@ public struct Credentials: Sendable, Equatable {
     /// Ed25519 public keys (raw 32 bytes) allowed to sign requests, by role.
     public var signingKeys: [Role: [SigningKey.Public]]
 
-    public init(controllerUsers: Set<String> = ["aos-controller"], adminUsers: Set<String> = ["aos-admin"],
-                driverUsers: Set<String> = ["aos-driver"], agentUserFormat: String = "aos-agent-{host}",
-                signingKeys: [Role: [SigningKey.Public]] = [:]) {
+    public init(
+        controllerUsers: Set<String> = ["aos-controller"], adminUsers: Set<String> = ["aos-admin"],
+        driverUsers: Set<String> = ["aos-driver"], agentUserFormat: String = "aos-agent-{host}",
+        signingKeys: [Role: [SigningKey.Public]] = [:]
+    ) {
         self.controllerUsers = controllerUsers
         self.adminUsers = adminUsers
         self.driverUsers = driverUsers

@@ -30,7 +30,8 @@ public enum SigningKey {
 
         public init?(base64 text: String) {
             guard let data = Data(base64Encoded: text.trimmingSpaces()), data.count == 32,
-                  (try? Curve25519.Signing.PrivateKey(rawRepresentation: data)) != nil else { return nil }
+                (try? Curve25519.Signing.PrivateKey(rawRepresentation: data)) != nil
+            else { return nil }
             raw = Array(data)
         }
 
@@ -65,8 +66,10 @@ public struct RequestSignature: Sendable, Equatable {
     public var signature: [UInt8]
 
     /// The bytes a signer signs and a verifier checks.
-    public static func signedBytes(target: String, method: String, namespace: String?, version: String?,
-                                   timestampMillis: Int64, nonce: String, args: [String: JSONValue]) -> [UInt8] {
+    public static func signedBytes(
+        target: String, method: String, namespace: String?, version: String?,
+        timestampMillis: Int64, nonce: String, args: [String: JSONValue]
+    ) -> [UInt8] {
         let doc: JSONValue = .array([
             .string(Self.version), .string(target), .string(method),
             namespace.map(JSONValue.string) ?? .null, version.map(JSONValue.string) ?? .null,
@@ -76,20 +79,27 @@ public struct RequestSignature: Sendable, Equatable {
     }
 
     /// Signs a request (used by tests and tools; the Python driver has its own signer).
-    public static func sign(with key: SigningKey.Private, target: String, method: String, namespace: String? = nil,
-                            version: String? = nil, timestampMillis: Int64, nonce: String,
-                            args: [String: JSONValue]) -> JSONValue {
-        let bytes = signedBytes(target: target, method: method, namespace: namespace, version: version,
-                                timestampMillis: timestampMillis, nonce: nonce, args: args)
+    public static func sign(
+        with key: SigningKey.Private, target: String, method: String, namespace: String? = nil,
+        version: String? = nil, timestampMillis: Int64, nonce: String,
+        args: [String: JSONValue]
+    ) -> JSONValue {
+        let bytes = signedBytes(
+            target: target, method: method, namespace: namespace, version: version,
+            timestampMillis: timestampMillis, nonce: nonce, args: args)
         let sig = (try? key.key.signature(for: bytes)).map { Data($0) } ?? Data()
-        return ["key": .string(key.publicKey.base64), "ts": .int(timestampMillis), "nonce": .string(nonce),
-                "sig": .string(sig.base64EncodedString())]
+        return [
+            "key": .string(key.publicKey.base64), "ts": .int(timestampMillis), "nonce": .string(nonce),
+            "sig": .string(sig.base64EncodedString()),
+        ]
     }
 
     public enum DecodeError: Error, Equatable, CustomStringConvertible {
         case malformed(String)
         public var description: String {
-            switch self { case .malformed(let m): return "malformed request signature (\(RequestSignature.contextKey)): \(m)" }
+            switch self {
+            case .malformed(let m): return "malformed request signature (\(RequestSignature.contextKey)): \(m)"
+            }
         }
     }
 
@@ -101,7 +111,8 @@ public struct RequestSignature: Sendable, Equatable {
         }
         guard case .int(let ts)? = o["ts"], ts > 0 else { throw .malformed("'ts' is not a positive integer (unix ms)") }
         guard case .string(let nonce)? = o["nonce"], (8...64).contains(nonce.utf8.count),
-              nonce.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) }) else {
+            nonce.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) })
+        else {
             throw .malformed("'nonce' must be 8 to 64 lowercase hex digits")
         }
         guard case .string(let s)? = o["sig"], s.utf8.count <= 128, let sig = Data(base64Encoded: s), sig.count == 64 else {
@@ -114,11 +125,14 @@ public struct RequestSignature: Sendable, Equatable {
     }
 
     /// True when the signature is valid for these request fields.
-    public func isValid(target: String, method: String, namespace: String?, version: String?,
-                        args: [String: JSONValue]) -> Bool {
+    public func isValid(
+        target: String, method: String, namespace: String?, version: String?,
+        args: [String: JSONValue]
+    ) -> Bool {
         guard let pk = try? Curve25519.Signing.PublicKey(rawRepresentation: key.raw) else { return false }
-        let bytes = Self.signedBytes(target: target, method: method, namespace: namespace, version: version,
-                                     timestampMillis: timestampMillis, nonce: nonce, args: args)
+        let bytes = Self.signedBytes(
+            target: target, method: method, namespace: namespace, version: version,
+            timestampMillis: timestampMillis, nonce: nonce, args: args)
         return pk.isValidSignature(signature, for: bytes)
     }
 }

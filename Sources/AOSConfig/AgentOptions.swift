@@ -45,14 +45,19 @@ public enum AgentOptions {
         help: "Topic of the controllers the agent announces itself to (their [controller] topic).")
     public static let libvirtURI = OptionSpec(
         "agent", "libvirt_uri", type: .string, default: .string("qemu:///system"),
-        help: "libvirt URI (virsh -c) of this host's VMs, which lockspace recovery stops and starts again; empty: recovery leaves VMs alone.")
+        help:
+            "libvirt URI (virsh -c) of this host's VMs, which lockspace recovery stops and starts again; empty: recovery leaves VMs alone.")
     public static let lvNamePattern = OptionSpec(
         "agent", "lv_name_pattern", type: .list, default: .list(["volume-*"]),
-        help: "The LVs this agent may change: shell globs (fnmatch: * ? [..]), comma-separated; an LV whose name matches none is refused (lv_not_managed) by create, extend, refresh, delete, activate and deactivate, and left alone by restore and recovery reactivation; read-only methods still see it. The default is what the Cinder driver creates (cinder's volume_name_template volume-%s); '*' manages every LV of the volume groups.")
+        help:
+            "The LVs this agent may change: shell globs (fnmatch: * ? [..]), comma-separated; an LV whose name matches none is refused (lv_not_managed) by create, extend, refresh, delete, activate and deactivate, and left alone by restore and recovery reactivation; read-only methods still see it. The default is what the Cinder driver creates (cinder's volume_name_template volume-%s); '*' manages every LV of the volume groups."
+    )
 
     public static let maxRequestBytes = OptionSpec(
         "agent", "max_request_bytes", type: .integer(min: 4096, max: 16 << 20), default: .int(256 << 10),
-        help: "Largest request body the agent takes; a larger one is refused with a ValueError (an agent's requests are a few hundred bytes).")
+        help:
+            "Largest request body the agent takes; a larger one is refused with a ValueError (an agent's requests are a few hundred bytes)."
+    )
 
     public static let options: [OptionSpec] = [
         volumeGroups, stateDir, lvmTimeout, maxConcurrentLVM, announceInterval, pvWaitTimeout,

@@ -2,7 +2,9 @@
 public enum AuthOptions {
     public static let enforce = OptionSpec(
         "auth", "enforce", type: .boolean, default: .bool(true),
-        help: "Refuse requests from senders without a role (broker user or signing key below). false only logs them: for migrating a running cloud, never for production.")
+        help:
+            "Refuse requests from senders without a role (broker user or signing key below). false only logs them: for migrating a running cloud, never for production."
+    )
     public static let controllerUsers = OptionSpec(
         "auth", "controller_users", type: .list, default: .list(["aos-controller"]),
         help: "Broker users of the controllers (they command agents).")

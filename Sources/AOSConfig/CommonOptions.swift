@@ -4,7 +4,9 @@ public enum CommonOptions {
     public static let transportURL = OptionSpec(
         "DEFAULT", "transport_url", type: .url(schemes: ["rabbit", "amqp", "amqps"]),
         default: .string("rabbit://guest:guest@localhost:5672/"), secret: true,
-        help: "The RabbitMQ broker(s) to use, as an oslo.messaging transport URL: rabbit://user:password@host:5672[,user:password@host2:5672]/vhost. amqp:// means the same (AMQP 0-9-1). It holds the broker password: keep this file mode 600 (or 640 root:aos), or set it in the environment; never on a command line.")
+        help:
+            "The RabbitMQ broker(s) to use, as an oslo.messaging transport URL: rabbit://user:password@host:5672[,user:password@host2:5672]/vhost. amqp:// means the same (AMQP 0-9-1). It holds the broker password: keep this file mode 600 (or 640 root:aos), or set it in the environment; never on a command line."
+    )
     public static let host = OptionSpec(
         "DEFAULT", "host", type: .string, default: .string(HostEnvironment.hostName()),
         help: "This node's name: the agent's RPC server name, the same name nova and cinder use as 'host'.",
@@ -27,7 +29,9 @@ public enum CommonOptions {
         help: "Unacknowledged messages a consumer may hold (basic.qos prefetch); 0 means unlimited.")
     public static let ssl = OptionSpec(
         "oslo_messaging_rabbit", "ssl", type: .boolean, default: .bool(false),
-        help: "Connect to the broker over TLS, as oslo.messaging does: also with a rabbit:// or amqp:// URL, on the URL's port (RabbitMQ's TLS listener is usually 5671).")
+        help:
+            "Connect to the broker over TLS, as oslo.messaging does: also with a rabbit:// or amqp:// URL, on the URL's port (RabbitMQ's TLS listener is usually 5671)."
+    )
     public static let sslCAFile = OptionSpec(
         "oslo_messaging_rabbit", "ssl_ca_file", type: .string, default: .string(""),
         help: "CA bundle to verify the broker's certificate (empty: the system's bundle, e.g. /etc/ssl/certs/ca-certificates.crt).")

@@ -11,8 +11,10 @@ public struct ConfigSchema: Sendable {
 
     private var index: [OptionKey: Int]
 
-    public init(component: String, options: [OptionSpec], lenientSections: Set<String> = [],
-                checks: [@Sendable (Configuration) -> String?] = []) {
+    public init(
+        component: String, options: [OptionSpec], lenientSections: Set<String> = [],
+        checks: [@Sendable (Configuration) -> String?] = []
+    ) {
         self.component = component
         self.options = []
         self.index = [:]
@@ -27,7 +29,8 @@ public struct ConfigSchema: Sendable {
             }
             envNames[option.key.environmentName] = option.key
             if case .failure(let p) = option.parse(option.defaultValue.description), option.defaultText == nil,
-               option.defaultValue != .list([]) {
+                option.defaultValue != .list([])
+            {
                 preconditionFailure("default of \(option.key) does not parse: \(p.message)")
             }
             index[option.key] = self.options.count
@@ -40,9 +43,10 @@ public struct ConfigSchema: Sendable {
         var merged = options
         for o in other.options where index[o.key] == nil { merged.append(o) }
         let sections = Set(merged.map(\.section))
-        return ConfigSchema(component: component ?? self.component, options: merged,
-                            lenientSections: lenientSections.union(other.lenientSections).subtracting(sections),
-                            checks: checks + other.checks)
+        return ConfigSchema(
+            component: component ?? self.component, options: merged,
+            lenientSections: lenientSections.union(other.lenientSections).subtracting(sections),
+            checks: checks + other.checks)
     }
 
     public func option(_ section: String, _ name: String) -> OptionSpec? {
@@ -64,8 +68,10 @@ public struct ConfigSchema: Sendable {
     ///   - env: the process environment; only `AOS_<SECTION>_<KEY>` names of declared options
     ///     are read (others, like AOS_TEST_*, are ignored).
     ///   - overrides: command-line values, applied in order (the last wins).
-    public func load(iniText: String?, fileName: String = "aos.conf", env: [String: String] = [:],
-                     overrides: [ConfigOverride] = []) throws(ConfigError) -> Configuration {
+    public func load(
+        iniText: String?, fileName: String = "aos.conf", env: [String: String] = [:],
+        overrides: [ConfigOverride] = []
+    ) throws(ConfigError) -> Configuration {
         var raw: [OptionKey: (text: String, source: ValueSource)] = [:]
         var problems: [ConfigError.Problem] = []
         let known = Set(sections)
@@ -82,8 +88,10 @@ public struct ConfigSchema: Sendable {
                 if index[key] != nil {
                     raw[key] = (entry.value, .file(fileName, line: entry.line))
                 } else if known.contains(entry.section) && !lenientSections.contains(entry.section) {
-                    problems.append(.init(file: fileName, line: entry.line,
-                                          message: unknownOptionMessage(entry.key, in: entry.section)))
+                    problems.append(
+                        .init(
+                            file: fileName, line: entry.line,
+                            message: unknownOptionMessage(entry.key, in: entry.section)))
                 }
                 // else: an unknown section (reported above) or another program's section.
             }
@@ -95,7 +103,8 @@ public struct ConfigSchema: Sendable {
         for o in overrides {
             let key = OptionKey(o.section, o.key)
             guard index[key] != nil else {
-                let message = known.contains(o.section)
+                let message =
+                    known.contains(o.section)
                     ? unknownOptionMessage(o.key, in: o.section) : unknownSectionMessage(o.section)
                 problems.append(.init(origin: "command line", message: message))
                 continue

@@ -21,14 +21,17 @@ public enum ControllerOptions {
 
     public static let maxRequestBytes = OptionSpec(
         "controller", "max_request_bytes", type: .integer(min: 4096, max: 64 << 20), default: .int(1 << 20),
-        help: "Largest request body the controller takes (announcements of hosts with many LVs are the largest); a larger one is refused with a ValueError.")
+        help:
+            "Largest request body the controller takes (announcements of hosts with many LVs are the largest); a larger one is refused with a ValueError."
+    )
 
     public static let options: [OptionSpec] = [
         topic, agentResponseTimeout, agentStaleAfter, agentDownAfter, preferredHosts, logLevel, maxRequestBytes,
     ]
 
     static let downAfterStale: @Sendable (Configuration) -> String? = { c in
-        c.int(agentDownAfter) >= c.int(agentStaleAfter) ? nil
+        c.int(agentDownAfter) >= c.int(agentStaleAfter)
+            ? nil
             : "[controller] agent_down_after (\(c.int(agentDownAfter))) must not be less than agent_stale_after (\(c.int(agentStaleAfter)))"
     }
 

@@ -4,17 +4,17 @@ extension ConfigSchema {
     /// config/aos.conf.example is `AOSSchemas.all.exampleINI()`; a test keeps them equal.
     public func exampleINI() -> String {
         var out = """
-        # aos.conf: configuration of aos-agent, aos-controller and aosctl (one file may serve all).
-        #
-        # Generated from the option schemas in Sources/AOSConfig; do not edit by hand:
-        #   AOS_WRITE_EXAMPLE_CONFIG=1 swift test --filter AOSConfigTests.ExampleConfigTests
-        #
-        # Every option is shown commented out with its default. Precedence: command line
-        # (--set section.key=value) > environment (AOS_<SECTION>_<KEY>) > this file > defaults.
-        # Syntax as oslo.config: `key = value`, `#` or `;` comment lines, indented lines continue
-        # a value. Unknown sections and options are errors.
+            # aos.conf: configuration of aos-agent, aos-controller and aosctl (one file may serve all).
+            #
+            # Generated from the option schemas in Sources/AOSConfig; do not edit by hand:
+            #   AOS_WRITE_EXAMPLE_CONFIG=1 swift test --filter AOSConfigTests.ExampleConfigTests
+            #
+            # Every option is shown commented out with its default. Precedence: command line
+            # (--set section.key=value) > environment (AOS_<SECTION>_<KEY>) > this file > defaults.
+            # Syntax as oslo.config: `key = value`, `#` or `;` comment lines, indented lines continue
+            # a value. Unknown sections and options are errors.
 
-        """
+            """
         var currentSection: String?
         for option in options {
             if option.section != currentSection {

@@ -81,12 +81,16 @@ public enum INIParser {
             pending = nil
             guard let section else {
                 if skippingBadSection { return }
-                problems.append(.init(file: fileName, line: p.line,
-                                      message: "'\(p.key) = …' comes before any [section] header"))
+                problems.append(
+                    .init(
+                        file: fileName, line: p.line,
+                        message: "'\(p.key) = …' comes before any [section] header"))
                 return
             }
-            entries.append(INIEntry(section: section, key: p.key,
-                                    value: p.lines.joined(separator: "\n"), line: p.line))
+            entries.append(
+                INIEntry(
+                    section: section, key: p.key,
+                    value: p.lines.joined(separator: "\n"), line: p.line))
         }
 
         var lineNumber = 0
@@ -104,16 +108,20 @@ public enum INIParser {
                 if pending != nil {
                     pending!.lines.append(String(trimLeading(line)))
                 } else {
-                    problems.append(.init(file: fileName, line: lineNumber,
-                                          message: "indented line continues nothing (no 'key = value' before it)"))
+                    problems.append(
+                        .init(
+                            file: fileName, line: lineNumber,
+                            message: "indented line continues nothing (no 'key = value' before it)"))
                 }
                 continue
             }
             flush()
             if first == "[" {
                 guard line.last == "]" else {
-                    problems.append(.init(file: fileName, line: lineNumber,
-                                          message: "section header '\(line)' does not end with ']'"))
+                    problems.append(
+                        .init(
+                            file: fileName, line: lineNumber,
+                            message: "section header '\(line)' does not end with ']'"))
                     section = nil
                     skippingBadSection = true
                     continue
@@ -139,9 +147,9 @@ public enum INIParser {
                 case (nil, nil):
                     problems.append(.init(file: fileName, line: lineNumber, message: "line is not 'key = value'"))
                     continue
-                case let (e?, nil): sep = e
-                case let (nil, c?): sep = c
-                case let (e?, c?): sep = min(e, c)
+                case (let e?, nil): sep = e
+                case (nil, let c?): sep = c
+                case (let e?, let c?): sep = min(e, c)
                 }
                 let key = trim(line[..<sep])
                 guard !key.isEmpty else {

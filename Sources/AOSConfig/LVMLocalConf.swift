@@ -24,8 +24,9 @@ public enum LVMLocalConf {
             throw ConfigError(file: fileName, line: line, "host_id = \(token.kind.display): not an integer")
         }
         guard hostIDRange.contains(id) else {
-            throw ConfigError(file: fileName, line: line,
-                              "host_id = \(id): out of range \(hostIDRange.lowerBound)..\(hostIDRange.upperBound)")
+            throw ConfigError(
+                file: fileName, line: line,
+                "host_id = \(id): out of range \(hostIDRange.lowerBound)..\(hostIDRange.upperBound)")
         }
         return id
     }
@@ -40,8 +41,8 @@ public enum LVMLocalConf {
 
     struct Token {
         enum Kind {
-            case word(String)      // name, number, bare value
-            case string(String)    // "…"
+            case word(String)  // name, number, bare value
+            case string(String)  // "…"
             case punct(Character)  // { } [ ] = ,
 
             var display: String {
@@ -62,7 +63,7 @@ public enum LVMLocalConf {
         var chars = Array(text.unicodeScalars)[...]
         func isWordChar(_ c: Unicode.Scalar) -> Bool {
             !(c == "{" || c == "}" || c == "[" || c == "]" || c == "=" || c == "," || c == "\"" || c == "#"
-              || c == " " || c == "\t" || c == "\n" || c == "\r")
+                || c == " " || c == "\t" || c == "\n" || c == "\r")
         }
         while let c = chars.first {
             switch c {

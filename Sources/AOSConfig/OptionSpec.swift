@@ -28,9 +28,9 @@ public enum OptionType: Sendable, Equatable {
 
 private func rangeText<T: Comparable & CustomStringConvertible>(_ lo: T?, _ hi: T?) -> String {
     switch (lo, hi) {
-    case let (l?, h?): return ", \(l)..\(h)"
-    case let (l?, nil): return ", at least \(l)"
-    case let (nil, h?): return ", at most \(h)"
+    case (let l?, let h?): return ", \(l)..\(h)"
+    case (let l?, nil): return ", at least \(l)"
+    case (nil, let h?): return ", at most \(h)"
     case (nil, nil): return ""
     }
 }
@@ -88,8 +88,10 @@ public struct OptionSpec: Sendable {
     public var section: String { key.section }
     public var name: String { key.name }
 
-    public init(_ section: String, _ name: String, type: OptionType, default defaultValue: ConfigValue,
-                secret: Bool = false, help: String, defaultText: String? = nil) {
+    public init(
+        _ section: String, _ name: String, type: OptionType, default defaultValue: ConfigValue,
+        secret: Bool = false, help: String, defaultText: String? = nil
+    ) {
         self.key = OptionKey(section, name)
         self.type = type
         self.defaultValue = defaultValue

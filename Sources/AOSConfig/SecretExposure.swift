@@ -53,17 +53,22 @@ public enum SecretExposure {
     ///
     /// A file holding the password may be read by its owner, and by its group only when that
     /// group is `aos` (`chown root:aos`, `chmod 640`: a group of aos services only).
-    public static func warnings(_ config: Configuration, path: String?,
-                                access: (String) -> FileAccess? = fileAccess) -> [String] {
+    public static func warnings(
+        _ config: Configuration, path: String?,
+        access: (String) -> FileAccess? = fileAccess
+    ) -> [String] {
         let option = CommonOptions.transportURL
         guard config.schema.option(option.section, option.name) != nil,
-              Secrets.urlHasPassword(config.string(option)) else { return [] }
+            Secrets.urlHasPassword(config.string(option))
+        else { return [] }
         let env = option.key.environmentName
         switch config.source(option) {
         case .commandLine:
-            return ["the broker password is on the command line ([DEFAULT] transport_url from --url or --set), "
+            return [
+                "the broker password is on the command line ([DEFAULT] transport_url from --url or --set), "
                     + "where every local user can read it (ps, /proc/PID/cmdline); put transport_url in the "
-                    + "configuration file (chmod 600) or in the environment variable \(env) instead"]
+                    + "configuration file (chmod 600) or in the environment variable \(env) instead"
+            ]
         case .file(let name, _):
             let file = path ?? name
             guard let info = access(file) else { return [] }
@@ -71,10 +76,12 @@ public enum SecretExposure {
             let group = info.mode & 0o040 != 0 && info.group != trustedGroup
             guard others || group else { return [] }
             let who = others ? "every local user" : "group '\(info.group ?? "?")'"
-            return ["configuration file \(file) holds the broker password ([DEFAULT] transport_url) and is readable by "
+            return [
+                "configuration file \(file) holds the broker password ([DEFAULT] transport_url) and is readable by "
                     + "\(who) (mode \(octal(info.mode))); fix: chmod 600 \(file) (the aos services run as root), or, "
                     + "if a service must read it as another user: chown root:\(trustedGroup) \(file) && chmod 640 \(file), "
-                    + "with only aos services in group \(trustedGroup)"]
+                    + "with only aos services in group \(trustedGroup)"
+            ]
         case .environment, .defaultValue:
             return []
         }

@@ -56,8 +56,9 @@ extension CommonOptions.Messaging {
         if wantsTLS {
             let ca = !sslCAFile.isEmpty ? sslCAFile : systemCABundles.first(where: HostEnvironment.fileExists)
             defaults = ca.map {
-                AMQPConfiguration.TLS(caFile: $0, certFile: sslCertFile.isEmpty ? nil : sslCertFile,
-                                      keyFile: sslKeyFile.isEmpty ? nil : sslKeyFile)
+                AMQPConfiguration.TLS(
+                    caFile: $0, certFile: sslCertFile.isEmpty ? nil : sslCertFile,
+                    keyFile: sslKeyFile.isEmpty ? nil : sslKeyFile)
             }
         }
         var amqp = try AMQPConfiguration(url: url, tlsDefaults: defaults)
@@ -69,8 +70,9 @@ extension CommonOptions.Messaging {
             if let c = q["ssl_cert_file"] { t?.certFile = c }
             if let k = q["ssl_key_file"] { t?.keyFile = k }
             guard let t else {
-                throw .malformed("[oslo_messaging_rabbit] ssl = true but no CA file: set ssl_ca_file "
-                                 + "(none of the system bundles \(systemCABundles.joined(separator: ", ")) exists)")
+                throw .malformed(
+                    "[oslo_messaging_rabbit] ssl = true but no CA file: set ssl_ca_file "
+                        + "(none of the system bundles \(systemCABundles.joined(separator: ", ")) exists)")
             }
             amqp.tls = t
         }

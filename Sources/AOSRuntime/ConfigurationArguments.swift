@@ -7,8 +7,11 @@ public struct ConfigurationArguments: ParsableArguments {
     @Option(help: "Configuration file (default: /etc/aos/aos.conf when it exists).")
     public var config: String?
 
-    @Option(name: .customLong("set"), help: ArgumentHelp("Override one option, e.g. DEFAULT.host=cmp-1 (repeatable).",
-                                                          valueName: "section.key=value"))
+    @Option(
+        name: .customLong("set"),
+        help: ArgumentHelp(
+            "Override one option, e.g. DEFAULT.host=cmp-1 (repeatable).",
+            valueName: "section.key=value"))
     public var overrides: [String] = []
 
     public init() {}

@@ -1,5 +1,6 @@
 import AOSConfig
 import Logging
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -16,15 +17,18 @@ public enum ProgramConfiguration {
     /// Says on stderr (`<program>: warning: …`, before logging is set up) where the broker
     /// password is exposed: on the command line, or in a file that others may read
     /// (`SecretExposure`).
-    public static func load(schema: ConfigSchema, path: String?, overrides: [String],
-                            warn: (String) -> Void = { Console.err($0) }) throws(ConfigError) -> Configuration {
+    public static func load(
+        schema: ConfigSchema, path: String?, overrides: [String],
+        warn: (String) -> Void = { Console.err($0) }
+    ) throws(ConfigError) -> Configuration {
         let path = path ?? (HostEnvironment.fileExists(defaultPath) ? defaultPath : nil)
         var text: String?
         if let path { text = try HostEnvironment.readTextFile(path) }
         var parsed: [ConfigOverride] = []
         for o in overrides { parsed.append(try ConfigOverride.parse(o)) }
-        let config = try schema.load(iniText: text, fileName: path ?? "aos.conf", env: HostEnvironment.environment(),
-                                     overrides: parsed)
+        let config = try schema.load(
+            iniText: text, fileName: path ?? "aos.conf", env: HostEnvironment.environment(),
+            overrides: parsed)
         for w in SecretExposure.warnings(config, path: path) { warn("\(schema.component): warning: \(w)") }
         return config
     }

@@ -2,6 +2,7 @@ import HostSupport
 import RPCWire
 import SharedLVM
 import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -158,14 +159,18 @@ public final class ActivationStore: Sendable {
 
     /// Records (or changes the mode of) an activation and persists it; settles an intent.
     public func set(_ record: ActivationRecord) throws(StoreError) {
-        try update("settle") { $0.records[record.key] = record; $0.intents[record.key] = nil }
+        try update("settle") {
+            $0.records[record.key] = record; $0.intents[record.key] = nil
+        }
     }
 
     /// Forgets an activation and persists that (settling an intent); no-op if neither exists.
     public func remove(vg: String, name: String) throws(StoreError) {
         let key = "\(vg)/\(name)"
         guard records.withLock({ $0.records[key] != nil || $0.intents[key] != nil }) else { return }
-        try update("settle") { $0.records[key] = nil; $0.intents[key] = nil }
+        try update("settle") {
+            $0.records[key] = nil; $0.intents[key] = nil
+        }
     }
 
     /// Makes `intent` durable before the LVM command it describes runs.
@@ -232,7 +237,8 @@ public final class ActivationStore: Sendable {
         var out: [String: ActivationRecord] = [:]
         for item in list {
             guard let vg = item["vg"]?.stringValue, let name = item["name"]?.stringValue,
-                  let mode = item["mode"]?.stringValue.flatMap(LVActivationMode.init(rawValue:)) else {
+                let mode = item["mode"]?.stringValue.flatMap(LVActivationMode.init(rawValue:))
+            else {
                 throw StoreError(message: "\(path) has an unreadable entry \(JSONWriter.serialize(item))")
             }
             let r = ActivationRecord(vg: vg, name: name, mode: mode)

@@ -15,8 +15,9 @@ extension AgentService {
             // starting its lockspace now would hide LVs that still have error tables.
             if noteFenced(vg) {
                 state.update { $0.lockspaces[vg] = .lost }
-                logger.critical("VG fenced after a lockspace loss in this boot; not starting its lockspace (run aosctl recover)",
-                                metadata: ["vg": "\(vg)"])
+                logger.critical(
+                    "VG fenced after a lockspace loss in this boot; not starting its lockspace (run aosctl recover)",
+                    metadata: ["vg": "\(vg)"])
                 continue
             }
             guard await waitForPVs(vg) else { continue }
@@ -51,17 +52,21 @@ extension AgentService {
             }
             let waited = clock.now - start
             if waited >= configuration.pvWaitTimeout {
-                let problem = "PVs of \(vg) did not appear within \(configuration.pvWaitTimeout)" + (lastError.map { ": \($0.message)" } ?? "")
+                let problem =
+                    "PVs of \(vg) did not appear within \(configuration.pvWaitTimeout)" + (lastError.map { ": \($0.message)" } ?? "")
                 logger.error("giving up waiting for PVs; the VG stays unavailable", metadata: ["vg": "\(vg)", "problem": "\(problem)"])
                 state.update { $0.vgProblems[vg] = problem }
                 return false
             }
             if clock.now - lastLog >= .seconds(10) {
                 lastLog = clock.now
-                logger.notice("still waiting for PVs", metadata: [
-                    "vg": "\(vg)", "waited_s": "\(waited.components.seconds)",
-                    "timeout_s": "\(configuration.pvWaitTimeout.components.seconds)",
-                    "last_error": "\(lastError.map { "\($0)" } ?? "-")"])
+                logger.notice(
+                    "still waiting for PVs",
+                    metadata: [
+                        "vg": "\(vg)", "waited_s": "\(waited.components.seconds)",
+                        "timeout_s": "\(configuration.pvWaitTimeout.components.seconds)",
+                        "last_error": "\(lastError.map { "\($0)" } ?? "-")",
+                    ])
                 onStatus("waiting for the PVs of \(vg) (\(waited.components.seconds)s)")
             }
             do { try await Task.sleep(for: configuration.pvPollInterval) } catch { return false }
@@ -78,7 +83,8 @@ extension AgentService {
             guard try await backend.lockspaceStarted(vg: vg) else {
                 logger.error("lockspace did not join", metadata: ["vg": "\(vg)"])
                 state.update {
-                    $0.lockStartFailed(vg, problem: "vgchange --lock-start \(vg) succeeded but sanlock shows no lockspace for it", lost: false)
+                    $0.lockStartFailed(
+                        vg, problem: "vgchange --lock-start \(vg) succeeded but sanlock shows no lockspace for it", lost: false)
                 }
                 return
             }
@@ -110,11 +116,14 @@ extension AgentService {
                 let info = try await backend.lvInfo(vg: intent.vg, name: intent.name)
                 active = info.active
                 held = locks?.resources.first { $0.lvUUID == info.uuid }?.mode
-            } catch where error.code == .notFound {
+            } catch  where error.code == .notFound {
                 active = false
             } catch {
-                logger.error("cannot reconcile an interrupted activation change", metadata: [
-                    "vg": "\(intent.vg)", "lv": "\(intent.name)", "error": "\(error)"])
+                logger.error(
+                    "cannot reconcile an interrupted activation change",
+                    metadata: [
+                        "vg": "\(intent.vg)", "lv": "\(intent.name)", "error": "\(error)",
+                    ])
                 continue
             }
             do {
@@ -130,8 +139,11 @@ extension AgentService {
                 reportStoreProblem(error, vg: intent.vg, name: intent.name)
                 continue
             }
-            logger.notice("reconciled an activation change interrupted by the agent's stop", metadata: [
-                "vg": "\(intent.vg)", "lv": "\(intent.name)", "intent": "\(intent.operation)", "lv_active": "\(active)"])
+            logger.notice(
+                "reconciled an activation change interrupted by the agent's stop",
+                metadata: [
+                    "vg": "\(intent.vg)", "lv": "\(intent.name)", "intent": "\(intent.operation)", "lv_active": "\(active)",
+                ])
         }
     }
 
@@ -153,20 +165,26 @@ extension AgentService {
     private func restore(_ record: ActivationRecord) async {
         let key = record.key
         func fail(_ code: String, _ message: String) {
-            logger.error("could not restore activation", metadata: [
-                "vg": "\(record.vg)", "lv": "\(record.name)", "mode": "\(record.mode.rawValue)", "code": "\(code)",
-                "error": "\(message)"])
+            logger.error(
+                "could not restore activation",
+                metadata: [
+                    "vg": "\(record.vg)", "lv": "\(record.name)", "mode": "\(record.mode.rawValue)", "code": "\(code)",
+                    "error": "\(message)",
+                ])
             state.update { $0.restoreFailures[key] = RestoreFailure(record: record, code: code, message: message) }
         }
         guard configuration.volumeGroups.contains(record.vg) else {
             return fail(WireErrorCode.unknownVG.rawValue, "volume group \(record.vg) is no longer in [agent] volume_groups")
         }
         guard configuration.lvNames.manages(record.name) else {
-            return fail(WireErrorCode.lvNotManaged.rawValue,
-                        "the LV's name matches no pattern of [agent] lv_name_pattern (\(configuration.lvNames)): not re-activated")
+            return fail(
+                WireErrorCode.lvNotManaged.rawValue,
+                "the LV's name matches no pattern of [agent] lv_name_pattern (\(configuration.lvNames)): not re-activated")
         }
         if store.intent(vg: record.vg, name: record.name)?.operation == .deactivate {
-            return fail(WireErrorCode.deactivatePending.rawValue, "a deactivate was in progress when the agent stopped and could not be checked: not re-activated")
+            return fail(
+                WireErrorCode.deactivatePending.rawValue,
+                "a deactivate was in progress when the agent stopped and could not be checked: not re-activated")
         }
         let lockspace = state.read { $0.lockspaces[record.vg] ?? .notStarted }
         guard lockspace == .started else {
@@ -180,7 +198,7 @@ extension AgentService {
             try await backend.activate(vg: record.vg, name: record.name, mode: record.mode)
             logger.info("restored activation", metadata: ["vg": "\(record.vg)", "lv": "\(record.name)", "mode": "\(record.mode.rawValue)"])
             state.update { _ = $0.restoreFailures.removeValue(forKey: key) }
-        } catch where error.code == .notFound {
+        } catch  where error.code == .notFound {
             fail(WireErrorCode.notFound.rawValue, "the LV no longer exists; its record is dropped: \(error.message)")
             do { try store.remove(vg: record.vg, name: record.name) } catch {
                 reportStoreProblem(error, vg: record.vg, name: record.name)

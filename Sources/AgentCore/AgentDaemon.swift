@@ -8,6 +8,7 @@ import Logging
 import OsloRPC
 import RPCWire
 import SharedLVM
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -19,7 +20,9 @@ import Musl
 public enum AgentSimulationOptions {
     public static let stateFile = OptionSpec(
         "agent", "simulated_state_file", type: .string, default: .string(""),
-        help: "Simulated backend only: JSON file holding the simulated cluster (VGs, LVs, lock table), shared by every agent process that names it, so several agents act as hosts of one shared VG. Empty: the simulated VG lives in this process's memory.")
+        help:
+            "Simulated backend only: JSON file holding the simulated cluster (VGs, LVs, lock table), shared by every agent process that names it, so several agents act as hosts of one shared VG. Empty: the simulated VG lives in this process's memory."
+    )
     public static let vgSizeGB = OptionSpec(
         "agent", "simulated_vg_size_gb", type: .integer(min: 1, max: 1 << 20), default: .int(100),
         help: "Simulated backend only: size in GiB of each simulated volume group, created on first use.")
@@ -62,9 +65,11 @@ public final class AgentDaemon: Sendable {
     ///     host_id must come from lvmlocal.conf, the one source sanlock also uses).
     ///   - hostLVM: the LVM this host drives, for its sanlock host_id: the executable builds
     ///     it for `[agent] lvm_backend` (real LVM, or the SimulatedLVM module).
-    public init(configuration c: Configuration, hostIdOverride: Int?,
-                hostLVM: (_ hostId: Int) throws(AgentStartupError) -> AgentHostLVM,
-                environment: [String: String], logger: Logger) throws(AgentStartupError) {
+    public init(
+        configuration c: Configuration, hostIdOverride: Int?,
+        hostLVM: (_ hostId: Int) throws(AgentStartupError) -> AgentHostLVM,
+        environment: [String: String], logger: Logger
+    ) throws(AgentStartupError) {
         let settings = AgentOptions.Settings(c)
         let m = settings.messaging
         self.logger = logger
@@ -80,7 +85,9 @@ public final class AgentDaemon: Sendable {
         let hostId: Int
         if let hostIdOverride {
             guard simulated else {
-                throw AgentStartupError("--host-id is only for the simulated backend; with real LVM the host_id comes from \(settings.lvmlocalConf) (local { host_id = N })")
+                throw AgentStartupError(
+                    "--host-id is only for the simulated backend; with real LVM the host_id comes from \(settings.lvmlocalConf) (local { host_id = N })"
+                )
             }
             guard LVMLocalConf.hostIDRange.contains(hostIdOverride) else {
                 throw AgentStartupError("--host-id \(hostIdOverride) is out of range 1..2000")
@@ -92,7 +99,9 @@ public final class AgentDaemon: Sendable {
                 throw AgentStartupError("cannot read the sanlock host_id: \(error)")
             }
             guard let read else {
-                throw AgentStartupError("no sanlock host_id in \(settings.lvmlocalConf): set `local { host_id = N }` with a number 1..2000 unique to this host" + (simulated ? " (or pass --host-id with the simulated backend)" : ""))
+                throw AgentStartupError(
+                    "no sanlock host_id in \(settings.lvmlocalConf): set `local { host_id = N }` with a number 1..2000 unique to this host"
+                        + (simulated ? " (or pass --host-id with the simulated backend)" : ""))
             }
             hostId = read
         }
@@ -108,16 +117,18 @@ public final class AgentDaemon: Sendable {
             volumeClearSizeMiB: settings.volumeClearSizeMiB, pvWaitTimeout: .seconds(settings.pvWaitTimeout),
             lvNames: LVNamePolicy(settings.lvNamePatterns))
         do {
-            service = try AgentService(configuration: serviceConfig, backend: backend, dm: dm, hypervisor: hypervisor, logger: logger,
-                                       onStatus: { notifier.notify("STATUS=\($0)") })
+            service = try AgentService(
+                configuration: serviceConfig, backend: backend, dm: dm, hypervisor: hypervisor, logger: logger,
+                onStatus: { notifier.notify("STATUS=\($0)") })
         } catch {
             throw AgentStartupError("cannot open the state directory: \(error.message)")
         }
         do {
             fenceListener = try FenceListener(stateDirectory: settings.stateDir)
         } catch {
-            logger.warning("no socket for the kill command's notifications; fence records are read every announce_interval instead",
-                           metadata: ["error": "\(error)"])
+            logger.warning(
+                "no socket for the kill command's notifications; fence records are read every announce_interval instead",
+                metadata: ["error": "\(error)"])
             fenceListener = nil
         }
         announceInterval = .seconds(settings.announceInterval)
@@ -141,10 +152,11 @@ public final class AgentDaemon: Sendable {
         let auth: AuthConfiguration
         do { auth = try AuthConfiguration(settings.auth) } catch { throw AgentStartupError("\(error)") }
         options.admit = AgentRPC.admission(host: m.host, auth: auth, logger: logger).hook
-        server = RPCServer(connection: connection,
-                           target: RPCTarget(exchange: m.controlExchange, topic: AgentRPC.topic, server: m.host),
-                           dispatcher: RPCDispatcher(endpoints: [AgentRPC.endpoint(service)]),
-                           options: options, logger: logger)
+        server = RPCServer(
+            connection: connection,
+            target: RPCTarget(exchange: m.controlExchange, topic: AgentRPC.topic, server: m.host),
+            dispatcher: RPCDispatcher(endpoints: [AgentRPC.endpoint(service)]),
+            options: options, logger: logger)
         client = RPCClient(connection: connection, flavor: flavor, logger: logger)
     }
 
@@ -154,11 +166,14 @@ public final class AgentDaemon: Sendable {
     public func run(onServing: @escaping @Sendable () -> Void) async {
         let service = self.service
         let host = service.configuration.host
-        logger.notice("starting", metadata: [
-            "host": "\(host)", "host_id": "\(service.configuration.hostId)",
-            "volume_groups": "\(service.configuration.volumeGroups.joined(separator: ","))",
-            "state_dir": "\(service.configuration.stateDirectory)", "version": "\(AgentVersion.current)",
-            "lv_name_pattern": "\(service.configuration.lvNames)"])
+        logger.notice(
+            "starting",
+            metadata: [
+                "host": "\(host)", "host_id": "\(service.configuration.hostId)",
+                "volume_groups": "\(service.configuration.volumeGroups.joined(separator: ","))",
+                "state_dir": "\(service.configuration.stateDirectory)", "version": "\(AgentVersion.current)",
+                "lv_name_pattern": "\(service.configuration.lvNames)",
+            ])
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.announceLoop() }
             if let listener = fenceListener {
@@ -219,9 +234,10 @@ public final class AgentDaemon: Sendable {
         clock_gettime(CLOCK_REALTIME, &now)
         let sentAt = Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
         do {
-            try await client.fanoutCast(topic: announceTopic, method: AgentRPC.announceMethod,
-                                        args: ["report": service.health(), "sent_at": .double(sentAt)],
-                                        timeout: .seconds(5))
+            try await client.fanoutCast(
+                topic: announceTopic, method: AgentRPC.announceMethod,
+                args: ["report": service.health(), "sent_at": .double(sentAt)],
+                timeout: .seconds(5))
         } catch {
             logger.debug("announcement not sent", metadata: ["error": "\(error)"])
         }

@@ -11,11 +11,14 @@ import SharedLVM
 /// (`expired`) before anything runs.
 extension AgentService {
     /// Runs one request. Every failure is a `ServiceError` with a stable code.
-    public func handle(method: String, args: [String: JSONValue],
-                       deadline: ContinuousClock.Instant? = nil) async throws(ServiceError) -> JSONValue {
+    public func handle(
+        method: String, args: [String: JSONValue],
+        deadline: ContinuousClock.Instant? = nil
+    ) async throws(ServiceError) -> JSONValue {
         guard let m = AgentMethod(rawValue: method) else {
-            throw ServiceError(.unknownMethod, "the agent has no method '\(JSONValue.printable(method))'",
-                               details: ["host": .string(host)])
+            throw ServiceError(
+                .unknownMethod, "the agent has no method '\(JSONValue.printable(method))'",
+                details: ["host": .string(host)])
         }
         switch m {
         case .createLV:
@@ -45,8 +48,9 @@ extension AgentService {
             let clear = r.volume_clear ?? (configuration.volumeClear == "zero" ? .zero : .none)
             let clearMiB = r.volume_clear_size_mb ?? Int64(configuration.volumeClearSizeMiB)
             guard clearMiB >= 0, UInt64(clearMiB) <= LVSize.maxBytes >> 20 else {
-                throw invalid(m, "volume_clear_size_mb",
-                              "argument 'volume_clear_size_mb' must be between 0 and \(LVSize.maxBytes >> 20), got \(clearMiB)")
+                throw invalid(
+                    m, "volume_clear_size_mb",
+                    "argument 'volume_clear_size_mb' must be between 0 and \(LVSize.maxBytes >> 20), got \(clearMiB)")
             }
             try admit(m, lv)
             return try await withLV(lv, deadline) { () async throws(ServiceError) in
@@ -97,8 +101,9 @@ extension AgentService {
 
     /// `invalid_argument` naming the method and the argument.
     func invalid(_ m: AgentMethod, _ argument: String, _ message: String) -> ServiceError {
-        ServiceError(.invalidArgument, "\(m.rawValue): \(message)",
-                     details: ["host": .string(host), "method": .string(m.rawValue), "argument": .string(argument)])
+        ServiceError(
+            .invalidArgument, "\(m.rawValue): \(message)",
+            details: ["host": .string(host), "method": .string(m.rawValue), "argument": .string(argument)])
     }
 
     /// A valid VG name this agent serves.
@@ -106,8 +111,10 @@ extension AgentService {
         do { try VGName.validate(vg) } catch { throw invalid(m, "vg", error.message) }
         guard configuration.volumeGroups.contains(vg) else {
             let served = configuration.volumeGroups.joined(separator: ", ")
-            throw ServiceError(.unknownVG, "volume group \"\(JSONValue.printable(vg))\" is not served by the agent on host \(host) (it serves: \(served.isEmpty ? "none" : served))",
-                               details: ["host": .string(host), "vg": .string(vg)])
+            throw ServiceError(
+                .unknownVG,
+                "volume group \"\(JSONValue.printable(vg))\" is not served by the agent on host \(host) (it serves: \(served.isEmpty ? "none" : served))",
+                details: ["host": .string(host), "vg": .string(vg)])
         }
         return vg
     }
@@ -151,9 +158,11 @@ extension AgentService {
                 "LV \(lv) is not managed by the agent on host \(host): its name matches no pattern of "
                     + "[agent] lv_name_pattern (\(configuration.lvNames)); \(m.rawValue) refused. "
                     + "Add a glob for it to lv_name_pattern if aos should manage it",
-                details: ["host": .string(host), "vg": .string(lv.vg), "lv": .string(lv.name), "method": .string(m.rawValue),
-                          "option": "[agent] lv_name_pattern",
-                          "patterns": .array(configuration.lvNames.patterns.map(JSONValue.string))])
+                details: [
+                    "host": .string(host), "vg": .string(lv.vg), "lv": .string(lv.name), "method": .string(m.rawValue),
+                    "option": "[agent] lv_name_pattern",
+                    "patterns": .array(configuration.lvNames.patterns.map(JSONValue.string)),
+                ])
         }
         if let refusal = state.read({ $0.refusal(of: m, vg: lv.vg, host: host) }) { throw refusal }
     }
@@ -161,8 +170,9 @@ extension AgentService {
     /// `recover` and `start_lockspace` need a finished boot (a lost lockspace is what they are for).
     private func requireBooted(_ m: AgentMethod) throws(ServiceError) {
         guard state.read({ $0.ready }) else {
-            throw ServiceError(.notReady, "the agent on host \(host) is not ready yet; \(m.rawValue) refused",
-                               details: ["host": .string(host)])
+            throw ServiceError(
+                .notReady, "the agent on host \(host) is not ready yet; \(m.rawValue) refused",
+                details: ["host": .string(host)])
         }
     }
 }

@@ -26,8 +26,10 @@ public enum AgentRPC {
                     throw ServiceError(
                         .agentRestarted,
                         "\(name) was sent to an earlier run of the agent on \(service.host) and was not executed; retry it",
-                        details: ["host": .string(service.host), "method": .string(name),
-                                  "expected_instance": .string(expected), "instance": .string(service.instanceID)])
+                        details: [
+                            "host": .string(service.host), "method": .string(name),
+                            "expected_instance": .string(expected), "instance": .string(service.instanceID),
+                        ])
                 }
                 return try await service.handle(method: name, args: args, deadline: ctx.deadline)
             }
@@ -38,9 +40,11 @@ public enum AgentRPC {
     /// Who may call this agent and how (AOSAuth.Policies.agent): the controller and the
     /// admin only; state changes only as calls on `aos-agent.<host>` with a deadline.
     public static func admission(host: String, auth: AuthConfiguration, logger: Logger) -> Admission {
-        Admission(policy: Policies.agent(host: host), configuration: auth, onEvent: { event in
-            logAdmission(event, logger: logger)
-        })
+        Admission(
+            policy: Policies.agent(host: host), configuration: auth,
+            onEvent: { event in
+                logAdmission(event, logger: logger)
+            })
     }
 }
 
@@ -53,7 +57,10 @@ func logAdmission(_ event: AdmissionEvent, logger: Logger) {
     case .refused:
         break
     case .wouldRefuse(let method, let message):
-        logger.warning("[auth] enforce = false: this request would be refused", metadata: [
-            "method": "\(method)", "reason": "\(message)"])
+        logger.warning(
+            "[auth] enforce = false: this request would be refused",
+            metadata: [
+                "method": "\(method)", "reason": "\(message)",
+            ])
     }
 }

@@ -4,6 +4,7 @@ import Hypervisor
 import Logging
 import RPCWire
 import SharedLVM
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -52,10 +53,12 @@ public struct AgentServiceConfiguration: Sendable {
     /// The LVs mutating methods may touch (`[agent] lv_name_pattern`).
     public var lvNames: LVNamePolicy
 
-    public init(host: String, hostId: Int, volumeGroups: [String], stateDirectory: String,
-                maxConcurrentLVM: Int = 4, volumeClear: String = "zero", volumeClearSizeMiB: Int = 0,
-                pvWaitTimeout: Duration = .seconds(300), pvPollInterval: Duration = .seconds(1),
-                version: String = AgentVersion.current, lvNames: LVNamePolicy = .cinderDefault) {
+    public init(
+        host: String, hostId: Int, volumeGroups: [String], stateDirectory: String,
+        maxConcurrentLVM: Int = 4, volumeClear: String = "zero", volumeClearSizeMiB: Int = 0,
+        pvWaitTimeout: Duration = .seconds(300), pvPollInterval: Duration = .seconds(1),
+        version: String = AgentVersion.current, lvNames: LVNamePolicy = .cinderDefault
+    ) {
         self.host = host
         self.hostId = hostId
         self.volumeGroups = volumeGroups
@@ -106,9 +109,11 @@ public final class AgentService: Sendable {
     /// - Parameters:
     ///   - logger: nil logs nothing (tests).
     ///   - onStatus: receives one-line status texts during boot (for sd_notify STATUS=).
-    public init(configuration: AgentServiceConfiguration, backend: any LVMBackend, dm: any DeviceMapping = NoDeviceMapper(),
-                hypervisor: (any Hypervisor)? = nil, logger: Logger? = nil,
-                onStatus: @escaping @Sendable (String) -> Void = { _ in }) throws(StoreError) {
+    public init(
+        configuration: AgentServiceConfiguration, backend: any LVMBackend, dm: any DeviceMapping = NoDeviceMapper(),
+        hypervisor: (any Hypervisor)? = nil, logger: Logger? = nil,
+        onStatus: @escaping @Sendable (String) -> Void = { _ in }
+    ) throws(StoreError) {
         self.configuration = configuration
         self.backend = backend
         self.dm = dm
@@ -122,8 +127,9 @@ public final class AgentService: Sendable {
         var initial = AgentState(volumeGroups: configuration.volumeGroups)
         if let problem = store.loadProblem {
             initial.noteStoreProblem(problem)
-            logger.critical("activation store unreadable; moved aside, starting empty",
-                            metadata: ["path": "\(store.path)", "problem": "\(problem)"])
+            logger.critical(
+                "activation store unreadable; moved aside, starting empty",
+                metadata: ["path": "\(store.path)", "problem": "\(problem)"])
         }
         state = AgentStateOwner(initial)
     }
@@ -134,8 +140,9 @@ public final class AgentService: Sendable {
     public func healthReport() -> AgentHealth {
         let records = store.all
         return state.read {
-            $0.health(host: host, hostId: configuration.hostId, version: configuration.version, instanceID: instanceID,
-                      volumeGroups: configuration.volumeGroups, records: records)
+            $0.health(
+                host: host, hostId: configuration.hostId, version: configuration.version, instanceID: instanceID,
+                volumeGroups: configuration.volumeGroups, records: records)
         }
     }
 
@@ -151,16 +158,20 @@ public final class AgentService: Sendable {
 
     /// One operation at a time per LV, at most `max_concurrent_lvm` at once; the deadline is
     /// checked after both waits so a request the caller gave up on is never executed.
-    func withLV<T>(_ lv: LVRef, _ deadline: ContinuousClock.Instant?,
-                   _ body: () async throws(ServiceError) -> T) async throws(ServiceError) -> T {
+    func withLV<T>(
+        _ lv: LVRef, _ deadline: ContinuousClock.Instant?,
+        _ body: () async throws(ServiceError) -> T
+    ) async throws(ServiceError) -> T {
         let key = lv.description
         await lvLocks.lock(key)
         defer { lvLocks.unlock(key) }
         return try await withSlot(deadline, vg: lv.vg, lv: lv.name, body)
     }
 
-    func withSlot<T>(_ deadline: ContinuousClock.Instant?, vg: String? = nil, lv: String? = nil,
-                     _ body: () async throws(ServiceError) -> T) async throws(ServiceError) -> T {
+    func withSlot<T>(
+        _ deadline: ContinuousClock.Instant?, vg: String? = nil, lv: String? = nil,
+        _ body: () async throws(ServiceError) -> T
+    ) async throws(ServiceError) -> T {
         await slots.acquire()
         defer { slots.release() }
         let target = [vg, lv].compactMap { $0 }.joined(separator: "/")
@@ -169,16 +180,20 @@ public final class AgentService: Sendable {
             var details: [String: JSONValue] = ["host": .string(host)]
             if let vg { details["vg"] = .string(vg) }
             if let lv { details["lv"] = .string(lv) }
-            throw ServiceError(.expired, "the caller's deadline passed before the request for \(target.isEmpty ? "host \(host)" : target) could run on host \(host); nothing was done",
-                               details: details)
+            throw ServiceError(
+                .expired,
+                "the caller's deadline passed before the request for \(target.isEmpty ? "host \(host)" : target) could run on host \(host); nothing was done",
+                details: details)
         }
         logger.debug("running request", metadata: ["target": "\(target)"])
         return try await body()
     }
 
     /// Runs LVM work, turning `LVMError` into the agent's error and noting lockspace trouble.
-    func lvm<T>(_ operation: String, _ vg: String, _ lv: String?,
-                _ body: () async throws(LVMError) -> T) async throws(ServiceError) -> T {
+    func lvm<T>(
+        _ operation: String, _ vg: String, _ lv: String?,
+        _ body: () async throws(LVMError) -> T
+    ) async throws(ServiceError) -> T {
         do {
             return try await body()
         } catch {
@@ -211,8 +226,9 @@ public final class AgentService: Sendable {
     func recordIntent(_ intent: ActivationIntent) throws(ServiceError) {
         do { try store.begin(intent) } catch {
             reportStoreProblem(error, vg: intent.vg, name: intent.name)
-            throw ServiceError(.internal, "cannot record the intent to change \(intent.key) on host \(host) (\(error.message)); nothing was done",
-                               details: ["host": .string(host), "vg": .string(intent.vg), "lv": .string(intent.name)])
+            throw ServiceError(
+                .internal, "cannot record the intent to change \(intent.key) on host \(host) (\(error.message)); nothing was done",
+                details: ["host": .string(host), "vg": .string(intent.vg), "lv": .string(intent.name)])
         }
     }
 
@@ -245,8 +261,9 @@ extension ServiceError {
         details["stderr"] = .string(error.stderr)
         details["argv"] = .array(error.argv.map(JSONValue.string))
         details["operation"] = .string(operation)
-        return ServiceError(code: error.code.rawValue,
-                            message: "\(operation) \(target) on host \(host) failed: \(error.message)",
-                            details: details)
+        return ServiceError(
+            code: error.code.rawValue,
+            message: "\(operation) \(target) on host \(host) failed: \(error.message)",
+            details: details)
     }
 }

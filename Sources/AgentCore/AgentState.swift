@@ -113,8 +113,9 @@ struct AgentState: Sendable, Equatable {
     /// I/O or fail, so the agent refuses at once and says what to do). nil: admitted.
     func refusal(of method: AgentMethod, vg: String, host: String) -> ServiceError? {
         guard ready else {
-            return ServiceError(.notReady, "the agent on host \(host) is not ready yet (\(phase)); \(method.rawValue) refused",
-                                details: ["host": .string(host), "phase": .string(phase)])
+            return ServiceError(
+                .notReady, "the agent on host \(host) is not ready yet (\(phase)); \(method.rawValue) refused",
+                details: ["host": .string(host), "phase": .string(phase)])
         }
         guard lockspaces[vg] == .lost else { return nil }
         return ServiceError(
@@ -122,8 +123,10 @@ struct AgentState: Sendable, Equatable {
             "the sanlock lockspace of VG \(vg) on host \(host) was lost (lease storage failed)"
                 + (fenced[vg] != nil ? " and its I/O on that host was fenced" : "")
                 + "; \(method.rawValue) refused. Recover the host: aosctl recover --host \(host) --vg \(vg) (docs/operations.md)",
-            details: ["host": .string(host), "vg": .string(vg), "method": .string(method.rawValue),
-                      "hint": .string("run: aosctl recover --host \(host) --vg \(vg)")])
+            details: [
+                "host": .string(host), "vg": .string(vg), "method": .string(method.rawValue),
+                "hint": .string("run: aosctl recover --host \(host) --vg \(vg)"),
+            ])
     }
 
     /// The activations the agent holds: its records without a restore failure.
@@ -132,8 +135,10 @@ struct AgentState: Sendable, Equatable {
     }
 
     /// The self-report (`health`, the announcements' payload).
-    func health(host: String, hostId: Int, version: String, instanceID: String, volumeGroups: [String],
-                records: [ActivationRecord]) -> AgentHealth {
+    func health(
+        host: String, hostId: Int, version: String, instanceID: String, volumeGroups: [String],
+        records: [ActivationRecord]
+    ) -> AgentHealth {
         var vgs: [String: VGHealth] = [:]
         for vg in volumeGroups {
             let state = lockspaces[vg] ?? .notStarted

@@ -31,9 +31,12 @@ extension AgentService {
             RecoveryJournal.discard(configuration.stateDirectory, vg)
         }
         if isNew {
-            logger.critical("lockspace lost: the kill command fenced this VG's I/O; run aosctl recover", metadata: [
-                "vg": "\(vg)", "complete": "\(record.complete)", "lvs": "\(record.lvs.count)", "fenced_at": "\(record.fencedAt)",
-                "source": "\(record.source)"])
+            logger.critical(
+                "lockspace lost: the kill command fenced this VG's I/O; run aosctl recover",
+                metadata: [
+                    "vg": "\(vg)", "complete": "\(record.complete)", "lvs": "\(record.lvs.count)", "fenced_at": "\(record.fencedAt)",
+                    "source": "\(record.source)",
+                ])
             changes.yield()
         }
         return true

@@ -1,6 +1,7 @@
 import AMQPClient
 import HostSupport
 import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -78,7 +79,9 @@ public final class FenceListener: Sendable {
     }
 
     public func close() {
-        let first = closed.withLock { c -> Bool in defer { c = true }; return !c }
+        let first = closed.withLock { c -> Bool in
+            defer { c = true }; return !c
+        }
         guard first else { return }
         var b: UInt8 = 1
         _ = write(wakeWrite, &b, 1)
@@ -94,4 +97,3 @@ public final class FenceListener: Sendable {
 }
 
 private func closeFD(_ fd: Int32) { _ = close(fd) }
-

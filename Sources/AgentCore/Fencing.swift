@@ -2,6 +2,7 @@ import HostSupport
 import Logging
 import RPCWire
 import SharedLVM
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -31,8 +32,10 @@ public struct FenceAction: Sendable, Hashable {
         return .object(o)
     }
 
-    init(device: String, lv: String? = nil, mode: LVActivationMode? = nil, action: String, ok: Bool,
-         detail: String? = nil, queuedIfNoPath: Bool = false) {
+    init(
+        device: String, lv: String? = nil, mode: LVActivationMode? = nil, action: String, ok: Bool,
+        detail: String? = nil, queuedIfNoPath: Bool = false
+    ) {
         self.device = device
         self.lv = lv
         self.mode = mode
@@ -44,10 +47,11 @@ public struct FenceAction: Sendable, Hashable {
 
     init?(json: JSONValue) {
         guard let device = json["device"]?.stringValue, let action = json["action"]?.stringValue else { return nil }
-        self.init(device: device, lv: json["name"]?.stringValue,
-                  mode: json["mode"]?.stringValue.flatMap(LVActivationMode.init(rawValue:)), action: action,
-                  ok: json["ok"]?.boolValue ?? false, detail: json["detail"]?.stringValue,
-                  queuedIfNoPath: json["queue_if_no_path"]?.boolValue ?? false)
+        self.init(
+            device: device, lv: json["name"]?.stringValue,
+            mode: json["mode"]?.stringValue.flatMap(LVActivationMode.init(rawValue:)), action: action,
+            ok: json["ok"]?.boolValue ?? false, detail: json["detail"]?.stringValue,
+            queuedIfNoPath: json["queue_if_no_path"]?.boolValue ?? false)
     }
 }
 
@@ -72,13 +76,17 @@ public struct FenceRecord: Sendable, Hashable {
     public static func path(stateDirectory: String, vg: String) -> String { "\(stateDirectory)/\(fileName(vg: vg))" }
 
     public var json: JSONValue {
-        ["format": 1, "vg": .string(vg), "host": .string(host), "fenced_at": .double(fencedAt), "boot_id": .string(bootID),
-         "paths": .array(paths.map(\.json)), "lvs": .array(lvs.map(\.json)), "complete": .bool(complete),
-         "duration_ms": .int(Int64(durationMS)), "source": .string(source)]
+        [
+            "format": 1, "vg": .string(vg), "host": .string(host), "fenced_at": .double(fencedAt), "boot_id": .string(bootID),
+            "paths": .array(paths.map(\.json)), "lvs": .array(lvs.map(\.json)), "complete": .bool(complete),
+            "duration_ms": .int(Int64(durationMS)), "source": .string(source),
+        ]
     }
 
-    public init(vg: String, host: String, fencedAt: Double, bootID: String, paths: [FenceAction], lvs: [FenceAction],
-                complete: Bool, durationMS: Int, source: String) {
+    public init(
+        vg: String, host: String, fencedAt: Double, bootID: String, paths: [FenceAction], lvs: [FenceAction],
+        complete: Bool, durationMS: Int, source: String
+    ) {
         self.vg = vg
         self.host = host
         self.fencedAt = fencedAt
@@ -92,11 +100,12 @@ public struct FenceRecord: Sendable, Hashable {
 
     public init?(json: JSONValue) {
         guard let vg = json["vg"]?.stringValue, let at = json["fenced_at"]?.doubleValue else { return nil }
-        self.init(vg: vg, host: json["host"]?.stringValue ?? "", fencedAt: at, bootID: json["boot_id"]?.stringValue ?? "",
-                  paths: (json["paths"]?.arrayValue ?? []).compactMap(FenceAction.init(json:)),
-                  lvs: (json["lvs"]?.arrayValue ?? []).compactMap(FenceAction.init(json:)),
-                  complete: json["complete"]?.boolValue ?? false,
-                  durationMS: Int(json["duration_ms"]?.int64Value ?? 0), source: json["source"]?.stringValue ?? "kill_command")
+        self.init(
+            vg: vg, host: json["host"]?.stringValue ?? "", fencedAt: at, bootID: json["boot_id"]?.stringValue ?? "",
+            paths: (json["paths"]?.arrayValue ?? []).compactMap(FenceAction.init(json:)),
+            lvs: (json["lvs"]?.arrayValue ?? []).compactMap(FenceAction.init(json:)),
+            complete: json["complete"]?.boolValue ?? false,
+            durationMS: Int(json["duration_ms"]?.int64Value ?? 0), source: json["source"]?.stringValue ?? "kill_command")
     }
 
     /// Reads the record of `vg`, nil when there is none (or it cannot be parsed: logged by the caller).
@@ -179,7 +188,8 @@ public struct Fencer: Sendable {
                 next += 1
                 group.addTask {
                     do { return (i, try await dm.dependencies(of: name)) } catch {
-                        logger.warning("fence: cannot read the dependencies of an LV", metadata: ["device": "\(name)", "error": "\(error)"])
+                        logger.warning(
+                            "fence: cannot read the dependencies of an LV", metadata: ["device": "\(name)", "error": "\(error)"])
                         return (i, [])
                     }
                 }
@@ -241,7 +251,7 @@ public struct Fencer: Sendable {
             let isOwnLayer = dev.isLV && vgKey != nil && dev.vgKey == vgKey
             if !isOwnLayer { found.append((dev, depth)) }
             // A multipath map's dependencies are its SCSI paths: failing the map is enough.
-            if !isOwnLayer, ((try? await dm.table(of: dev.name))?.first?.target == "multipath") { continue }
+            if !isOwnLayer, (try? await dm.table(of: dev.name))?.first?.target == "multipath" { continue }
             guard depth < 8, let deps = try? await dm.dependencies(of: dev.name) else { continue }
             for x in deps where seen.insert(x).inserted { queue.append((x, depth + 1)) }
         }
@@ -253,8 +263,10 @@ public struct Fencer: Sendable {
     /// Fails the VG's I/O on this host. `modes` are the agent's recorded activations.
     /// - Parameter healthyPaths: path devices that work again (recovery after the path came
     ///   back): failing them would cut the VG off for nothing, so they are left alone.
-    public func fence(vg: String, host: String, modes: [String: LVActivationMode], source: String,
-                      healthyPaths: Set<String> = []) async -> FenceRecord {
+    public func fence(
+        vg: String, host: String, modes: [String: LVActivationMode], source: String,
+        healthyPaths: Set<String> = []
+    ) async -> FenceRecord {
         let clock = ContinuousClock()
         let start = clock.now
         let deadline = start + budget
@@ -263,8 +275,9 @@ public struct Fencer: Sendable {
         var lvs: [FenceAction] = []
         var complete = true
         func record() -> FenceRecord {
-            FenceRecord(vg: vg, host: host, fencedAt: fencedAt, bootID: HostFacts.bootID(), paths: paths, lvs: lvs,
-                        complete: complete, durationMS: Int((clock.now - start) / .milliseconds(1)), source: source)
+            FenceRecord(
+                vg: vg, host: host, fencedAt: fencedAt, bootID: HostFacts.bootID(), paths: paths, lvs: lvs,
+                complete: complete, durationMS: Int((clock.now - start) / .milliseconds(1)), source: source)
         }
         let found: VGDevices
         do {
@@ -278,8 +291,10 @@ public struct Fencer: Sendable {
         for name in found.nonDMPaths {
             // A bare disk: its queued I/O cannot be failed from here (dm-multipath can); the
             // LV error tables below still stop new writes.
-            paths.append(FenceAction(device: name, action: "none", ok: true,
-                                     detail: "not a device-mapper device: queued I/O below it cannot be failed"))
+            paths.append(
+                FenceAction(
+                    device: name, action: "none", ok: true,
+                    detail: "not a device-mapper device: queued I/O below it cannot be failed"))
         }
         for p in found.paths {
             if healthyPaths.contains(p.name) {
@@ -306,8 +321,12 @@ public struct Fencer: Sendable {
                 let mode = modes[name]
                 group.addTask {
                     guard clock.now < deadline else {
-                        return (i, FenceAction(device: lv.name, lv: name, mode: mode, action: "none", ok: false,
-                                               detail: "not attempted: time budget spent"))
+                        return (
+                            i,
+                            FenceAction(
+                                device: lv.name, lv: name, mode: mode, action: "none", ok: false,
+                                detail: "not attempted: time budget spent")
+                        )
                     }
                     return (i, await self.failLV(lv, name: name, mode: mode))
                 }
@@ -325,9 +344,12 @@ public struct Fencer: Sendable {
         }
         if paths.contains(where: { !$0.ok }) { complete = false }
         let r = record()
-        logger.critical("fenced the VG's I/O after the loss of its sanlock lease", metadata: [
-            "vg": "\(vg)", "complete": "\(r.complete)", "lvs": "\(lvs.count)", "paths": "\(paths.map(\.device))",
-            "took_ms": "\(r.durationMS)"])
+        logger.critical(
+            "fenced the VG's I/O after the loss of its sanlock lease",
+            metadata: [
+                "vg": "\(vg)", "complete": "\(r.complete)", "lvs": "\(lvs.count)", "paths": "\(paths.map(\.device))",
+                "took_ms": "\(r.durationMS)",
+            ])
         return r
     }
 
@@ -346,8 +368,9 @@ public struct Fencer: Sendable {
                 return FenceAction(device: p.name, action: "fail_if_no_path", ok: true, queuedIfNoPath: queued)
             }
             try await dm.replaceWithErrorTable(p.name, sectors: sectors(table))
-            return FenceAction(device: p.name, action: "error_table", ok: true,
-                               detail: "was \(table.first?.target ?? "?")\(p.suspended ? ", suspended" : "")")
+            return FenceAction(
+                device: p.name, action: "error_table", ok: true,
+                detail: "was \(table.first?.target ?? "?")\(p.suspended ? ", suspended" : "")")
         } catch {
             logger.critical("fence: cannot fail the path device", metadata: ["device": "\(p.name)", "error": "\(error)"])
             return FenceAction(device: p.name, action: "error_table", ok: false, detail: "\(error)")
@@ -361,8 +384,9 @@ public struct Fencer: Sendable {
                 return FenceAction(device: lv.name, lv: name, mode: mode, action: "already_failing", ok: true)
             }
             try await dm.replaceWithErrorTable(lv.name, sectors: sectors(table))
-            return FenceAction(device: lv.name, lv: name, mode: mode, action: "error_table", ok: true,
-                               detail: lv.openCount > 0 ? "open by \(lv.openCount)" : nil)
+            return FenceAction(
+                device: lv.name, lv: name, mode: mode, action: "error_table", ok: true,
+                detail: lv.openCount > 0 ? "open by \(lv.openCount)" : nil)
         } catch {
             logger.critical("fence: cannot fail the LV", metadata: ["device": "\(lv.name)", "error": "\(error)"])
             return FenceAction(device: lv.name, lv: name, mode: mode, action: "error_table", ok: false, detail: "\(error)")
@@ -385,7 +409,9 @@ public enum FenceNotification {
         let message = Array("lockspace_lost \(vg)".utf8)
         let sent = withUnsafePointer(to: &addr) { p in
             p.withMemoryRebound(to: sockaddr.self, capacity: 1) { sa in
-                message.withUnsafeBytes { sendto(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT), sa, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+                message.withUnsafeBytes {
+                    sendto(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT), sa, socklen_t(MemoryLayout<sockaddr_un>.size))
+                }
             }
         }
         return sent == message.count

@@ -12,17 +12,20 @@ extension AgentService {
             let created = try await backend.createLV(vg: vg, name: name, sizeBytes: size, activate: false)
             logger.info("created LV", metadata: ["vg": "\(vg)", "lv": "\(name)", "size_bytes": "\(created.sizeBytes)"])
             return CreateLVResult(host: host, vg: vg, name: name, size_bytes: Int64(clamping: created.sizeBytes), changed: true)
-        } catch where error.code == .alreadyExists {
-            let existing = try await lvm("create_lv", vg, name) { () async throws(LVMError) in try await backend.lvInfo(vg: vg, name: name) }
+        } catch  where error.code == .alreadyExists {
+            let existing = try await lvm("create_lv", vg, name) { () async throws(LVMError) in try await backend.lvInfo(vg: vg, name: name)
+            }
             let group = try await lvm("create_lv", vg, name) { () async throws(LVMError) in try await backend.vgInfo(vg: vg) }
             let wanted = LVSize.roundUp(size, extentSize: max(1, group.extentSizeBytes))
             guard existing.sizeBytes == wanted else {
                 throw ServiceError(
                     .sizeConflict,
                     "create_lv \(lv) on host \(host): the LV exists with \(existing.sizeBytes) bytes, not the requested \(size) bytes (\(wanted) in whole extents)",
-                    details: ["host": .string(host), "vg": .string(vg), "lv": .string(name),
-                              "existing_size_bytes": .int(Int64(clamping: existing.sizeBytes)),
-                              "requested_size_bytes": .int(Int64(clamping: size))])
+                    details: [
+                        "host": .string(host), "vg": .string(vg), "lv": .string(name),
+                        "existing_size_bytes": .int(Int64(clamping: existing.sizeBytes)),
+                        "requested_size_bytes": .int(Int64(clamping: size)),
+                    ])
             }
             return CreateLVResult(host: host, vg: vg, name: name, size_bytes: Int64(clamping: existing.sizeBytes), changed: false)
         } catch {
@@ -47,11 +50,16 @@ extension AgentService {
         }
         let changed = after.sizeBytes != before.sizeBytes
         if changed {
-            logger.info("extended LV", metadata: ["vg": "\(vg)", "lv": "\(name)", "from": "\(before.sizeBytes)",
-                                                  "to": "\(after.sizeBytes)", "shared_update": "\(sharedUpdate)"])
+            logger.info(
+                "extended LV",
+                metadata: [
+                    "vg": "\(vg)", "lv": "\(name)", "from": "\(before.sizeBytes)",
+                    "to": "\(after.sizeBytes)", "shared_update": "\(sharedUpdate)",
+                ])
         }
-        return ExtendLVResult(host: host, vg: vg, name: name, size_bytes: Int64(clamping: after.sizeBytes), changed: changed,
-                              refreshed: refreshed)
+        return ExtendLVResult(
+            host: host, vg: vg, name: name, size_bytes: Int64(clamping: after.sizeBytes), changed: changed,
+            refreshed: refreshed)
     }
 
     func refreshLV(_ lv: LVRef) async throws(ServiceError) -> RefreshLVResult {
@@ -61,8 +69,9 @@ extension AgentService {
             try await lvm("refresh_lv", vg, name) { () async throws(LVMError) in try await backend.refresh(vg: vg, name: name) }
         }
         let device = try await lvm("refresh_lv", vg, name) { () async throws(LVMError) in try await backend.deviceSize(vg: vg, name: name) }
-        return RefreshLVResult(host: host, vg: vg, name: name, size_bytes: Int64(clamping: device ?? info.sizeBytes),
-                               lv_size_bytes: Int64(clamping: info.sizeBytes), active: info.active, refreshed: info.active)
+        return RefreshLVResult(
+            host: host, vg: vg, name: name, size_bytes: Int64(clamping: device ?? info.sizeBytes),
+            lv_size_bytes: Int64(clamping: info.sizeBytes), active: info.active, refreshed: info.active)
     }
 
     func deleteLV(_ lv: LVRef, clear: Bool, clearMiB: UInt64) async throws(ServiceError) -> LVChangeResult {
@@ -70,7 +79,7 @@ extension AgentService {
         let info: LogicalVolume
         do {
             info = try await backend.lvInfo(vg: vg, name: name)
-        } catch where error.code == .notFound {
+        } catch  where error.code == .notFound {
             return LVChangeResult(host: host, vg: vg, name: name, changed: false)
         } catch {
             noteLockspace(error, vg: vg)
@@ -78,8 +87,9 @@ extension AgentService {
         }
         if info.active {
             let mode = store.record(vg: vg, name: name)?.mode.rawValue ?? "unknown mode"
-            throw ServiceError(.busy, "delete_lv \(lv): the LV is active on host \(host) (\(mode)); deactivate it first",
-                               details: ["host": .string(host), "vg": .string(vg), "lv": .string(name), "active_here": true])
+            throw ServiceError(
+                .busy, "delete_lv \(lv): the LV is active on host \(host) (\(mode)); deactivate it first",
+                details: ["host": .string(host), "vg": .string(vg), "lv": .string(name), "active_here": true])
         }
         if clear {
             // Taking the LV exclusively also proves no other host has it active.
@@ -101,7 +111,7 @@ extension AgentService {
             try await backend.removeLV(vg: vg, name: name)
             changed = true
             logger.info("deleted LV", metadata: ["vg": "\(vg)", "lv": "\(name)", "cleared": "\(clear)"])
-        } catch where error.code == .notFound {
+        } catch  where error.code == .notFound {
             changed = false
         } catch {
             noteLockspace(error, vg: vg)
@@ -128,8 +138,9 @@ extension AgentService {
             noteLockspace(error, vg: vg)
             throw .lvm(error, operation: "activate_lv \(mode.rawValue)", host: host, vg: vg, lv: name)
         }
-        var out = ActivateLVResult(host: host, vg: vg, name: name, mode: mode.wire, changed: !already,
-                                   device_path: backend.devicePath(vg: vg, name: name))
+        var out = ActivateLVResult(
+            host: host, vg: vg, name: name, mode: mode.wire, changed: !already,
+            device_path: backend.devicePath(vg: vg, name: name))
         if previous?.mode != mode {
             do {
                 try store.set(ActivationRecord(vg: vg, name: name, mode: mode))
@@ -151,7 +162,7 @@ extension AgentService {
         let info: LogicalVolume?
         do {
             info = try await backend.lvInfo(vg: vg, name: name)
-        } catch where error.code == .notFound {
+        } catch  where error.code == .notFound {
             info = nil
         } catch {
             noteLockspace(error, vg: vg)

@@ -56,8 +56,9 @@ struct LockspaceRecovery: Sendable {
         await agent.lvLocks.lock(key)
         defer { agent.lvLocks.unlock(key) }
         if let deadline, ContinuousClock.now >= deadline {
-            throw ServiceError(.expired, "the caller's deadline passed before recovery step \(step.rawValue) could run; nothing was done",
-                               details: ["host": .string(host), "vg": .string(vg)])
+            throw ServiceError(
+                .expired, "the caller's deadline passed before recovery step \(step.rawValue) could run; nothing was done",
+                details: ["host": .string(host), "vg": .string(vg)])
         }
         let clock = ContinuousClock()
         let start = clock.now
@@ -76,8 +77,12 @@ struct LockspaceRecovery: Sendable {
             if !journal.completed.contains(step) { journal.completed.append(step) }
             if step != .finish { try? journal.save(stateDirectory, vg) }
         }
-        logger.notice("recovery step done", metadata: [
-            "vg": "\(vg)", "step": "\(step.rawValue)", "status": "\(out.status.rawValue)", "took_ms": "\(ms)", "message": "\(out.message)"])
+        logger.notice(
+            "recovery step done",
+            metadata: [
+                "vg": "\(vg)", "step": "\(step.rawValue)", "status": "\(out.status.rawValue)", "took_ms": "\(ms)",
+                "message": "\(out.message)",
+            ])
         return out
     }
 
@@ -91,18 +96,27 @@ struct LockspaceRecovery: Sendable {
                 throw ServiceError(
                     .recoveryRefused,
                     "recovery of VG \(vg) on host \(host), step \(step.rawValue) refused: \(why); nothing was done",
-                    details: ["host": .string(host), "vg": .string(vg), "step": .string(step.rawValue), "reason": .string(why),
-                              "hint": .string("if the lockspace of \(vg) on \(host) really was lost, run: aosctl recover --host \(host) --vg \(vg) --execute --force")])
+                    details: [
+                        "host": .string(host), "vg": .string(vg), "step": .string(step.rawValue), "reason": .string(why),
+                        "hint": .string(
+                            "if the lockspace of \(vg) on \(host) really was lost, run: aosctl recover --host \(host) --vg \(vg) --execute --force"
+                        ),
+                    ])
             }
             if !confirmed {
-                logger.critical("recovery step forced although the lease loss is not confirmed", metadata: [
-                    "vg": "\(vg)", "step": "\(step.rawValue)", "reason": "\(why)"])
+                logger.critical(
+                    "recovery step forced although the lease loss is not confirmed",
+                    metadata: [
+                        "vg": "\(vg)", "step": "\(step.rawValue)", "reason": "\(why)",
+                    ])
             }
             // Tie the journal to this boot and this outage (a leftover is set aside).
-            var journal = currentJournal() ?? {
-                if RecoveryJournal.load(stateDirectory, vg) != nil { RecoveryJournal.discard(stateDirectory, vg) }
-                return newJournal()
-            }()
+            var journal =
+                currentJournal()
+                ?? {
+                    if RecoveryJournal.load(stateDirectory, vg) != nil { RecoveryJournal.discard(stateDirectory, vg) }
+                    return newJournal()
+                }()
             if confirmed, journal.lossEvidence == nil || journal.fencedAt != fenceRecordOfThisBoot()?.fencedAt {
                 journal.lossEvidence = why
             }
@@ -170,9 +184,15 @@ struct LockspaceRecovery: Sendable {
                 return (true, "LVM reports that the lease storage failed")
             case nil:
                 agent.state.update { $0.observeLeaseProblem(vg, nil) }
-                return (false, "the lockspace of \(vg) is started and works (LVM and sanlock report no lease failure) and there is no fence record")
+                return (
+                    false,
+                    "the lockspace of \(vg) is started and works (LVM and sanlock report no lease failure) and there is no fence record"
+                )
             case let other?:
-                return (false, "the lockspace of \(vg) is \(other.rawValue), but nothing shows that its lease storage failed (no fence record, LVM reports no lease failure)")
+                return (
+                    false,
+                    "the lockspace of \(vg) is \(other.rawValue), but nothing shows that its lease storage failed (no fence record, LVM reports no lease failure)"
+                )
             }
         } catch {
             return (false, "cannot confirm that the lease storage failed: \(error.message)")
@@ -183,8 +203,10 @@ struct LockspaceRecovery: Sendable {
 
     /// A step failed: the message says what failed, `next_step` what to do by hand.
     func failure(_ step: RecoveryStep, _ message: String, next: String, extra: [String: JSONValue] = [:]) -> ServiceError {
-        var details: [String: JSONValue] = ["host": .string(host), "vg": .string(vg), "step": .string(step.rawValue),
-                                            "next_step": .string(next), "hint": .string("next: \(next)")]
+        var details: [String: JSONValue] = [
+            "host": .string(host), "vg": .string(vg), "step": .string(step.rawValue),
+            "next_step": .string(next), "hint": .string("next: \(next)"),
+        ]
         for (k, v) in extra { details[k] = v }
         return ServiceError(.recoveryFailed, "recovery of VG \(vg) on host \(host), step \(step.rawValue): \(message)", details: details)
     }

@@ -137,12 +137,14 @@ extension LockspaceRecovery {
         var reason: String
         switch (state, fenced) {
         case (.lost, .some(let f)):
-            reason = "sanlock lost the lease storage; the kill command fenced the VG's I/O \(f.complete ? "completely" : "PARTIALLY") (\(f.lvs.count) LVs)"
+            reason =
+                "sanlock lost the lease storage; the kill command fenced the VG's I/O \(f.complete ? "completely" : "PARTIALLY") (\(f.lvs.count) LVs)"
         case (.lost, nil): reason = "sanlock lost the lease storage (no kill command ran: queued writes may land when the path returns)"
         case (.notStarted, .some): reason = "the VG was fenced after a lease loss; its lockspace is not started"
         case (.notStarted, nil): reason = "the lockspace is not started"
         case (.started, .some): reason = "the lockspace is started again, but the fence record is still there"
-        case (.started, nil): reason = failing ? "LVs still have error tables" : (unfinished ? "an earlier recovery did not finish" : "healthy")
+        case (.started, nil):
+            reason = failing ? "LVs still have error tables" : (unfinished ? "an earlier recovery did not finish" : "healthy")
         }
         if queued { reason += "; the path is suspended (I/O queues): if the outage outlasts sanlock's lease, the kill command fences" }
         out.lockspace = state
@@ -151,8 +153,9 @@ extension LockspaceRecovery {
         out.fenced = fenced?.json
         out.paths = paths
         out.lvs = lvs.map { l in
-            RecoveryLV(name: l.name, mode: l.mode?.wire, device: l.device, open: l.open,
-                       device_path: agent.backend.devicePath(vg: vg, name: l.name))
+            RecoveryLV(
+                name: l.name, mode: l.mode?.wire, device: l.device, open: l.open,
+                device_path: agent.backend.devicePath(vg: vg, name: l.name))
         }
         out.hypervisor = agent.hypervisor != nil
         out.steps = RecoveryStep.execution.map { PlannedStep(step: $0, action: $0.summary) }

@@ -2,6 +2,7 @@ import AOSAPI
 import HostSupport
 import RPCWire
 import SharedLVM
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -73,8 +74,14 @@ struct RecoveryJournal: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case bootID = "boot_id", fencedAt = "fenced_at", lossEvidence = "loss_evidence", completed
-        case stoppedVMs = "stopped_vms", reactivated, leftAlone = "left_alone", vmsStarted = "vms_started"
+        case bootID = "boot_id"
+        case fencedAt = "fenced_at"
+        case lossEvidence = "loss_evidence"
+        case completed
+        case stoppedVMs = "stopped_vms"
+        case reactivated
+        case leftAlone = "left_alone"
+        case vmsStarted = "vms_started"
         case vmsNotStarted = "vms_not_started"
     }
 

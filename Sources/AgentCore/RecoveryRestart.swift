@@ -9,14 +9,20 @@ extension LockspaceRecovery {
     func drop() async throws(ServiceError) -> RecoverResult {
         let state = await currentLockspace(pathsQueued: false)
         guard state == .lost else {
-            return skipped(.drop, state == .started ? "the lockspace works: dropping it would be wrong"
-                           : "lvmlockd no longer holds the lockspace (the kill command's drop, or an earlier recovery)")
+            return skipped(
+                .drop,
+                state == .started
+                    ? "the lockspace works: dropping it would be wrong"
+                    : "lvmlockd no longer holds the lockspace (the kill command's drop, or an earlier recovery)")
         }
         // After the kill command succeeded, lvmlockctl dropped the lockspace itself: sanlock
         // no longer lists it, and a second drop would only fail.
         let held: Bool
         do { held = try await agent.backend.lockspaceStarted(vg: vg) } catch {
-            throw failure(.drop, error.message, next: "run `sanlock client status` on \(host); if it lists lvm_\(vg), run `lvmlockctl --drop \(vg)`, then run recover again")
+            throw failure(
+                .drop, error.message,
+                next: "run `sanlock client status` on \(host); if it lists lvm_\(vg), run `lvmlockctl --drop \(vg)`, then run recover again"
+            )
         }
         guard held else {
             agent.state.update { $0.lockspaces[vg] = .notStarted }
@@ -25,7 +31,8 @@ extension LockspaceRecovery {
         do {
             try await agent.backend.dropLockspace(vg: vg)
         } catch {
-            throw failure(.drop, error.message, next: "run `lvmlockctl --drop \(vg)` on \(host) and read its output, then run recover again")
+            throw failure(
+                .drop, error.message, next: "run `lvmlockctl --drop \(vg)` on \(host) and read its output, then run recover again")
         }
         agent.state.update { $0.lockspaces[vg] = .notStarted }
         return ok(.drop, "dropped the killed lockspace (lvmlockctl --drop \(vg))", changed: true)
@@ -49,9 +56,11 @@ extension LockspaceRecovery {
             (after, problem) = agent.state.read { ($0.lockspaces[vg], $0.vgProblems[vg]) }
         } while after == .notStarted && attempts < 4
         guard after == .started else {
-            throw failure(.lockStart, problem ?? "the lockspace did not start",
-                          next: after == .lost ? "the lease storage still fails: check the path (multipath -ll), then run recover again"
-                              : "run `vgchange --lock-start \(vg)` on \(host) and read its output, then run recover again")
+            throw failure(
+                .lockStart, problem ?? "the lockspace did not start",
+                next: after == .lost
+                    ? "the lease storage still fails: check the path (multipath -ll), then run recover again"
+                    : "run `vgchange --lock-start \(vg)` on \(host) and read its output, then run recover again")
         }
         return ok(.lockStart, "lockspace started" + (attempts > 1 ? " (attempt \(attempts))" : ""), changed: true)
     }
@@ -69,22 +78,28 @@ extension LockspaceRecovery {
                 continue
             }
             guard names.manages(l.name) else {
-                leftAlone.append(RecoveryLVOutcome(name: l.name, mode: mode.wire, code: WireErrorCode.lvNotManaged.rawValue,
-                                                   reason: "its name matches no pattern of [agent] lv_name_pattern (\(names))"))
+                leftAlone.append(
+                    RecoveryLVOutcome(
+                        name: l.name, mode: mode.wire, code: WireErrorCode.lvNotManaged.rawValue,
+                        reason: "its name matches no pattern of [agent] lv_name_pattern (\(names))"))
                 continue
             }
             do {
                 try await agent.backend.activate(vg: vg, name: l.name, mode: mode)
                 reactivated.append(RecoveryLVOutcome(name: l.name, mode: mode.wire))
                 agent.state.update { _ = $0.restoreFailures.removeValue(forKey: "\(vg)/\(l.name)") }
-            } catch where error.code == .lockedByOtherHost || error.code == .incompatibleLockMode {
+            } catch  where error.code == .lockedByOtherHost || error.code == .incompatibleLockMode {
                 // Another host took it while this one was cut off: it is theirs now.
-                leftAlone.append(RecoveryLVOutcome(name: l.name, mode: mode.wire, code: error.code.rawValue,
-                                                   reason: "another host holds it now; not taken back"))
+                leftAlone.append(
+                    RecoveryLVOutcome(
+                        name: l.name, mode: mode.wire, code: error.code.rawValue,
+                        reason: "another host holds it now; not taken back"))
                 agent.forget(vg, l.name)
-            } catch where error.code == .notFound {
-                leftAlone.append(RecoveryLVOutcome(name: l.name, mode: mode.wire, code: WireErrorCode.notFound.rawValue,
-                                                   reason: "the LV no longer exists"))
+            } catch  where error.code == .notFound {
+                leftAlone.append(
+                    RecoveryLVOutcome(
+                        name: l.name, mode: mode.wire, code: WireErrorCode.notFound.rawValue,
+                        reason: "the LV no longer exists"))
                 agent.forget(vg, l.name)
             } catch {
                 agent.noteLockspace(error, vg: vg)
@@ -96,9 +111,10 @@ extension LockspaceRecovery {
         try? journal.save(stateDirectory, vg)
         agent.activationsChanged()
         guard failures.isEmpty else {
-            throw failure(.reactivate, "could not re-activate: \(failures.joined(separator: "; "))",
-                          next: "activate them by hand (lvchange -aey|-asy \(vg)/NAME) or through aosctl volume activate, then run recover again",
-                          extra: ["reactivated": detailJSON(reactivated), "left_alone": detailJSON(leftAlone)])
+            throw failure(
+                .reactivate, "could not re-activate: \(failures.joined(separator: "; "))",
+                next: "activate them by hand (lvchange -aey|-asy \(vg)/NAME) or through aosctl volume activate, then run recover again",
+                extra: ["reactivated": detailJSON(reactivated), "left_alone": detailJSON(leftAlone)])
         }
         var out = ok(.reactivate, "re-activated \(reactivated.count) LV(s); \(leftAlone.count) left alone", changed: !reactivated.isEmpty)
         out.reactivated = reactivated
@@ -114,7 +130,8 @@ extension LockspaceRecovery {
         let back = Set(journal.reactivated.map { "\(vg)/\($0.name)" })
         let all: [Domain]
         do { all = try await hypervisor.domains() } catch {
-            throw failure(.startVMs, error.message, next: "start the VMs \(journal.stoppedVMs.joined(separator: ", ")) yourself (virsh start NAME)")
+            throw failure(
+                .startVMs, error.message, next: "start the VMs \(journal.stoppedVMs.joined(separator: ", ")) yourself (virsh start NAME)")
         }
         var started: [String] = []
         var notStarted: [VMNotStarted] = []
@@ -126,12 +143,14 @@ extension LockspaceRecovery {
                 return !back.contains(lv)
             }
             guard missing.isEmpty else {
-                notStarted.append(VMNotStarted(name: name, reason: "its disk(s) \(missing.joined(separator: ", ")) are not active here again"))
+                notStarted.append(
+                    VMNotStarted(name: name, reason: "its disk(s) \(missing.joined(separator: ", ")) are not active here again"))
                 continue
             }
             do { try await hypervisor.start(name) } catch {
-                throw failure(.startVMs, "cannot start VM \(name): \(error.message)", next: "start VM \(name) yourself (virsh start \(name))",
-                              extra: ["started": detailJSON(started)])
+                throw failure(
+                    .startVMs, "cannot start VM \(name): \(error.message)", next: "start VM \(name) yourself (virsh start \(name))",
+                    extra: ["started": detailJSON(started)])
             }
             started.append(name)
             journal.vmsStarted.append(name)
@@ -139,8 +158,11 @@ extension LockspaceRecovery {
         }
         journal.vmsNotStarted = notStarted
         try? journal.save(stateDirectory, vg)
-        var out = ok(.startVMs, "started \(started.count) VM(s)" + (notStarted.isEmpty ? "" : "; \(notStarted.count) left stopped (their disks are elsewhere now)"),
-                     changed: !started.isEmpty)
+        var out = ok(
+            .startVMs,
+            "started \(started.count) VM(s)"
+                + (notStarted.isEmpty ? "" : "; \(notStarted.count) left stopped (their disks are elsewhere now)"),
+            changed: !started.isEmpty)
         out.started = started
         out.not_started = notStarted
         return out
@@ -155,8 +177,9 @@ extension LockspaceRecovery {
         agent.state.update { $0.recoveryFinished(vg) }
         agent.activationsChanged()
         var out = ok(.finish, "recovery of \(vg) finished", changed: hadRecord || journal != nil)
-        out.result = RecoverySummary(reactivated: journal?.reactivated ?? [], left_alone: journal?.leftAlone ?? [],
-                                     vms_started: journal?.vmsStarted ?? [], vms_not_started: journal?.vmsNotStarted ?? [])
+        out.result = RecoverySummary(
+            reactivated: journal?.reactivated ?? [], left_alone: journal?.leftAlone ?? [],
+            vms_started: journal?.vmsStarted ?? [], vms_not_started: journal?.vmsNotStarted ?? [])
         return out
     }
 }

@@ -17,19 +17,23 @@ extension LockspaceRecovery {
         var modes: [String: LVActivationMode] = [:]
         for r in agent.store.all where r.vg == vg { modes[r.name] = r.mode }
         let healthy = Set(paths.filter(\.readable).map(\.device))
-        let record = await Fencer(dm: agent.dm, logger: logger).fence(vg: vg, host: host, modes: modes, source: "recovery",
-                                                                      healthyPaths: healthy)
+        let record = await Fencer(dm: agent.dm, logger: logger).fence(
+            vg: vg, host: host, modes: modes, source: "recovery",
+            healthyPaths: healthy)
         do { try record.save(stateDirectory: stateDirectory) } catch {
             agent.reportStoreProblem(StoreError(message: error.message), vg: vg, name: "(fence record)")
         }
         agent.noteFenced(vg)
         guard record.complete else {
             let failed = (record.paths + record.lvs).filter { !$0.ok }.map { "\($0.device): \($0.detail ?? "failed")" }
-            throw failure(.fence, "could not fail the I/O of: \(failed.joined(separator: "; "))",
-                          next: "load an error table into each listed device by hand (dmsetup load NAME --table '0 SECTORS error' && dmsetup resume NAME), then run recover again",
-                          extra: ["record": record.json])
+            throw failure(
+                .fence, "could not fail the I/O of: \(failed.joined(separator: "; "))",
+                next:
+                    "load an error table into each listed device by hand (dmsetup load NAME --table '0 SECTORS error' && dmsetup resume NAME), then run recover again",
+                extra: ["record": record.json])
         }
-        var out = ok(.fence, "failed the VG's I/O on this host: \(record.paths.count) path device(s), \(record.lvs.count) LV(s)", changed: true)
+        var out = ok(
+            .fence, "failed the VG's I/O on this host: \(record.paths.count) path device(s), \(record.lvs.count) LV(s)", changed: true)
         out.record = record.json
         return out
     }
@@ -46,8 +50,9 @@ extension LockspaceRecovery {
         let waiting = paths.filter { !$0.readable }
         guard waiting.isEmpty else {
             let what = waiting.map { "\($0.device) is \($0.state.rawValue)\($0.problem.map { " (\($0))" } ?? "")" }
-            var out = RecoverResult(host: host, vg: vg, step: .waitPath, status: .waiting, changed: false,
-                                    message: "the shared disk is not readable yet: \(what.joined(separator: ", "))")
+            var out = RecoverResult(
+                host: host, vg: vg, step: .waitPath, status: .waiting, changed: false,
+                message: "the shared disk is not readable yet: \(what.joined(separator: ", "))")
             out.ready = false
             out.paths = paths
             return out
@@ -59,8 +64,11 @@ extension LockspaceRecovery {
                 logger.warning("could not restore queue_if_no_path", metadata: ["device": "\(p.device)", "error": "\(error)"])
             }
         }
-        var out = ok(.waitPath, "the shared disk is readable again" + (restored.isEmpty ? "" : "; queue_if_no_path restored on \(restored.joined(separator: ", "))"),
-                     changed: !restored.isEmpty)
+        var out = ok(
+            .waitPath,
+            "the shared disk is readable again"
+                + (restored.isEmpty ? "" : "; queue_if_no_path restored on \(restored.joined(separator: ", "))"),
+            changed: !restored.isEmpty)
         out.ready = true
         out.paths = paths
         return out
@@ -72,27 +80,33 @@ extension LockspaceRecovery {
         }
         let (lvs, _) = try await lvStates()
         let uses: [(domain: Domain, disks: [String])]
-        do { uses = try await hypervisor.domains(usingAnyOf: devicePaths(lvs.map(\.name))) } catch where error.kind == .unavailable {
+        do { uses = try await hypervisor.domains(usingAnyOf: devicePaths(lvs.map(\.name))) } catch  where error.kind == .unavailable {
             // No virsh here: nothing to stop through it. A VM still holding an LV open makes
             // the deactivate step stop and name it, so skipping is safe.
             return skipped(.stopVMs, "\(error.message): VMs are left alone (deactivate refuses LVs still in use)")
         } catch {
-            throw failure(.stopVMs, error.message, next: "stop the VMs that use LVs of \(vg) on \(host) yourself (virsh destroy NAME), then run recover again")
+            throw failure(
+                .stopVMs, error.message,
+                next: "stop the VMs that use LVs of \(vg) on \(host) yourself (virsh destroy NAME), then run recover again")
         }
         var journal = currentJournal() ?? newJournal()
         var stopped: [String] = []
         for u in uses where u.domain.running {
             do { try await hypervisor.stop(u.domain.name) } catch {
-                throw failure(.stopVMs, "cannot stop VM \(u.domain.name): \(error.message)",
-                              next: "stop VM \(u.domain.name) yourself (virsh destroy \(u.domain.name)), then run recover again")
+                throw failure(
+                    .stopVMs, "cannot stop VM \(u.domain.name): \(error.message)",
+                    next: "stop VM \(u.domain.name) yourself (virsh destroy \(u.domain.name)), then run recover again")
             }
             stopped.append(u.domain.name)
             if !journal.stoppedVMs.contains(u.domain.name) { journal.stoppedVMs.append(u.domain.name) }
             saveJournal(journal)
         }
         let names = uses.map(\.domain.name)
-        var out = ok(.stopVMs, stopped.isEmpty ? (names.isEmpty ? "no VM uses LVs of \(vg)" : "no running VM uses LVs of \(vg)")
-                     : "stopped \(stopped.joined(separator: ", "))", changed: !stopped.isEmpty)
+        var out = ok(
+            .stopVMs,
+            stopped.isEmpty
+                ? (names.isEmpty ? "no VM uses LVs of \(vg)" : "no running VM uses LVs of \(vg)")
+                : "stopped \(stopped.joined(separator: ", "))", changed: !stopped.isEmpty)
         out.stopped = stopped
         return out
     }
@@ -100,8 +114,11 @@ extension LockspaceRecovery {
     func deactivate() async throws(ServiceError) -> RecoverResult {
         let (lvs, devices) = try await lvStates()
         if let open = lvs.first(where: { $0.open > 0 && $0.device != .absent }) {
-            throw failure(.deactivate, "LV \(vg)/\(open.name) is still open (\(open.open) opener(s))",
-                          next: "find what holds /dev/\(vg)/\(open.name) (fuser -vm /dev/\(vg)/\(open.name); a VM: virsh domblklist), stop it, then run recover again")
+            throw failure(
+                .deactivate, "LV \(vg)/\(open.name) is still open (\(open.open) opener(s))",
+                next:
+                    "find what holds /dev/\(vg)/\(open.name) (fuser -vm /dev/\(vg)/\(open.name); a VM: virsh domblklist), stop it, then run recover again"
+            )
         }
         var actions: [DeactivatedLV] = []
         var failures: [String] = []
@@ -116,8 +133,9 @@ extension LockspaceRecovery {
                         actions.append(DeactivatedLV(name: l.name, how: .lvchange))
                         continue
                     } catch {
-                        logger.notice("lvchange -an failed during recovery; removing the device with dmsetup",
-                                      metadata: ["lv": "\(l.name)", "error": "\(error.message)"])
+                        logger.notice(
+                            "lvchange -an failed during recovery; removing the device with dmsetup",
+                            metadata: ["lv": "\(l.name)", "error": "\(error.message)"])
                     }
                 }
                 do {
@@ -133,7 +151,7 @@ extension LockspaceRecovery {
                     guard info.active else { continue }
                     try await agent.backend.deactivate(vg: vg, name: l.name)
                     actions.append(DeactivatedLV(name: l.name, how: .lvchange))
-                } catch where error.code == .notFound {
+                } catch  where error.code == .notFound {
                     continue
                 } catch {
                     failures.append("\(l.name): \(error.message)")
@@ -141,13 +159,15 @@ extension LockspaceRecovery {
             }
         }
         guard failures.isEmpty else {
-            throw failure(.deactivate, "could not deactivate: \(failures.joined(separator: "; "))",
-                          next: "deactivate those LVs by hand (dmsetup remove \(DMName.lv(vg: vg, lv: "NAME"))), then run recover again",
-                          extra: ["done": detailJSON(actions)])
+            throw failure(
+                .deactivate, "could not deactivate: \(failures.joined(separator: "; "))",
+                next: "deactivate those LVs by hand (dmsetup remove \(DMName.lv(vg: vg, lv: "NAME"))), then run recover again",
+                extra: ["done": detailJSON(actions)])
         }
         agent.activationsChanged()
-        var out = ok(.deactivate, actions.isEmpty ? "no LV of \(vg) was active on this host" : "deactivated \(actions.count) LV(s)",
-                     changed: !actions.isEmpty)
+        var out = ok(
+            .deactivate, actions.isEmpty ? "no LV of \(vg) was active on this host" : "deactivated \(actions.count) LV(s)",
+            changed: !actions.isEmpty)
         out.deactivated = actions
         return out
     }

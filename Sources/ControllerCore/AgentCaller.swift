@@ -13,13 +13,17 @@ public protocol AgentCaller: Sendable {
     /// Same, naming the agent run (`instance_id` from its announcements) the request is
     /// meant for: a restarted agent refuses it with `agent_restarted` instead of running
     /// a request whose caller was already told the agent was unavailable.
-    func call(host: String, method: String, args: [String: JSONValue], timeout: Duration,
-              instance: String?) async throws -> JSONValue
+    func call(
+        host: String, method: String, args: [String: JSONValue], timeout: Duration,
+        instance: String?
+    ) async throws -> JSONValue
 }
 
 extension AgentCaller {
-    public func call(host: String, method: String, args: [String: JSONValue], timeout: Duration,
-                     instance: String?) async throws -> JSONValue {
+    public func call(
+        host: String, method: String, args: [String: JSONValue], timeout: Duration,
+        instance: String?
+    ) async throws -> JSONValue {
         try await call(host: host, method: method, args: args, timeout: timeout)
     }
 }
@@ -32,8 +36,10 @@ public struct RPCAgentCaller: AgentCaller {
     public let topic: String
     public let version: String
 
-    public init(client: RPCClient, exchange: String = "openstack", topic: String = RPCAgentCaller.defaultTopic,
-                version: String = "1.0") {
+    public init(
+        client: RPCClient, exchange: String = "openstack", topic: String = RPCAgentCaller.defaultTopic,
+        version: String = "1.0"
+    ) {
         self.client = client
         self.exchange = exchange
         self.topic = topic
@@ -44,13 +50,16 @@ public struct RPCAgentCaller: AgentCaller {
         try await call(host: host, method: method, args: args, timeout: timeout, instance: nil)
     }
 
-    public func call(host: String, method: String, args: [String: JSONValue], timeout: Duration,
-                     instance: String?) async throws -> JSONValue {
+    public func call(
+        host: String, method: String, args: [String: JSONValue], timeout: Duration,
+        instance: String?
+    ) async throws -> JSONValue {
         let target = RPCTarget(exchange: exchange, topic: topic, server: host)
         let context: [String: JSONValue] = instance.map { ["aos_agent_instance": .string($0)] } ?? [:]
         do {
-            return try await client.call(target, method: method, args: args, context: context, timeout: timeout,
-                                         version: version)
+            return try await client.call(
+                target, method: method, args: args, context: context, timeout: timeout,
+                version: version)
         } catch let e as RPCCallError {
             throw Self.serviceError(e, host: host, method: method, timeout: timeout)
         }
@@ -64,18 +73,23 @@ public struct RPCAgentCaller: AgentCaller {
             if se.details["host"] == nil { se.details["host"] = .string(host) }
             return se
         case .timedOut:
-            return ServiceError(.timedOut,
-                                "the agent on \(host) did not answer \(method) within \(formatSeconds(timeout))",
-                                details: ["host": .string(host), "method": .string(method),
-                                          "timeout": .double(timeout.secondsValue)])
+            return ServiceError(
+                .timedOut,
+                "the agent on \(host) did not answer \(method) within \(formatSeconds(timeout))",
+                details: [
+                    "host": .string(host), "method": .string(method),
+                    "timeout": .double(timeout.secondsValue),
+                ])
         case .undeliverable:
-            return ServiceError(.agentUnavailable,
-                                "no agent is listening for host \(host) (is aos-agent running there?)",
-                                details: ["host": .string(host), "method": .string(method)])
+            return ServiceError(
+                .agentUnavailable,
+                "no agent is listening for host \(host) (is aos-agent running there?)",
+                details: ["host": .string(host), "method": .string(method)])
         case .transport(let amqp):
-            return ServiceError(.messagingError,
-                                "could not reach the message broker to call the agent on \(host): \(amqp)",
-                                details: ["host": .string(host), "method": .string(method)])
+            return ServiceError(
+                .messagingError,
+                "could not reach the message broker to call the agent on \(host): \(amqp)",
+                details: ["host": .string(host), "method": .string(method)])
         }
     }
 }

@@ -13,7 +13,8 @@ extension Controller {
         if known, let age {
             message = "the agent on \(host) is down (last announcement \(formatSeconds(age)) ago); \(method) was not sent"
         } else {
-            message = "no agent has announced itself for host \(host) (known hosts: \(others.isEmpty ? "none" : others.joined(separator: ", ")))"
+            message =
+                "no agent has announced itself for host \(host) (known hosts: \(others.isEmpty ? "none" : others.joined(separator: ", ")))"
         }
         return ServiceError(.agentUnavailable, message, details: ["host": .string(host), "method": .string(method)])
     }
@@ -21,8 +22,10 @@ extension Controller {
     /// Calls one agent: fails at once when it is down, waits at most agent_response_timeout and
     /// never past the caller's deadline, and gives up with `agent_unavailable` as soon as the
     /// agent goes down while the call waits (the call is cancelled then).
-    func callAgent(_ host: String, _ method: AgentMethod, _ args: [String: JSONValue],
-                   deadline: ContinuousClock.Instant?) async throws -> JSONValue {
+    func callAgent(
+        _ host: String, _ method: AgentMethod, _ args: [String: JSONValue],
+        deadline: ContinuousClock.Instant?
+    ) async throws -> JSONValue {
         let name = method.rawValue
         let start = now()
         if view.withLock({ $0.liveness(of: host, now: start) }) == .down {
@@ -32,8 +35,9 @@ extension Controller {
         if let deadline {
             let remaining = deadline - start
             guard remaining > .milliseconds(50) else {
-                throw ServiceError(.timedOut, "the caller's deadline passed before \(name) could be sent to \(host)",
-                                   details: ["host": .string(host), "method": .string(name)])
+                throw ServiceError(
+                    .timedOut, "the caller's deadline passed before \(name) could be sent to \(host)",
+                    details: ["host": .string(host), "method": .string(name)])
             }
             // Leave the caller a moment to receive our answer before it gives up.
             timeout = min(timeout, remaining - min(.seconds(1), remaining / 10))
@@ -53,15 +57,19 @@ extension Controller {
     }
 
     /// Calls one agent with a typed request and reads its typed result (`callAgent` below).
-    func callAgent<R: Decodable>(_ host: String, _ method: AgentMethod, _ request: some Encodable, as type: R.Type,
-                                 deadline: ContinuousClock.Instant?) async throws -> R {
+    func callAgent<R: Decodable>(
+        _ host: String, _ method: AgentMethod, _ request: some Encodable, as type: R.Type,
+        deadline: ContinuousClock.Instant?
+    ) async throws -> R {
         let raw = try await callAgent(host, method, request.wireValue().objectValue ?? [:], deadline: deadline)
         return try agentResult(R.self, raw, host: host, method: method)
     }
 
     /// The best agent for `vg` (`onAnyAgent` below) with a typed request and result.
-    func onAnyAgent<R: Decodable>(vg: String, _ method: AgentMethod, _ request: some Encodable, as type: R.Type,
-                                  deadline: ContinuousClock.Instant?) async throws -> (String, R) {
+    func onAnyAgent<R: Decodable>(
+        vg: String, _ method: AgentMethod, _ request: some Encodable, as type: R.Type,
+        deadline: ContinuousClock.Instant?
+    ) async throws -> (String, R) {
         let (host, raw) = try await onAnyAgent(vg: vg, method, request.wireValue().objectValue ?? [:], deadline: deadline)
         return (host, try agentResult(R.self, raw, host: host, method: method))
     }
@@ -71,17 +79,20 @@ extension Controller {
         do {
             return try JSONValueDecoder().decode(R.self, from: raw, rejectUnknownKeys: false)
         } catch {
-            throw ServiceError(.internal, "the agent on \(host) answered \(method.rawValue) with a result the controller cannot read: \(error)",
-                               details: ["host": .string(host), "method": .string(method.rawValue)])
+            throw ServiceError(
+                .internal, "the agent on \(host) answered \(method.rawValue) with a result the controller cannot read: \(error)",
+                details: ["host": .string(host), "method": .string(method.rawValue)])
         }
     }
 
     /// Runs `operation` while `failure` is checked every `interval`: the first to finish wins
     /// (the operation's result or error, or the failure found) and the other is cancelled.
     /// Both run as children of this task, so cancelling the caller cancels them too.
-    func firstOf<T: Sendable>(_ operation: @escaping @Sendable () async throws -> T,
-                              orFailure failure: @escaping @Sendable () -> ServiceError?,
-                              checkedEvery interval: Duration) async throws -> T {
+    func firstOf<T: Sendable>(
+        _ operation: @escaping @Sendable () async throws -> T,
+        orFailure failure: @escaping @Sendable () -> ServiceError?,
+        checkedEvery interval: Duration
+    ) async throws -> T {
         try await withThrowingTaskGroup(of: T.self) { group in
             group.addTask { try await operation() }
             group.addTask {
@@ -98,8 +109,10 @@ extension Controller {
 
     /// Runs `method` on the best live agent that has `vg`'s lockspace started, moving on to the
     /// next one when an agent turns out to be unavailable. Returns the host and its result.
-    func onAnyAgent(vg: String, _ method: AgentMethod, _ args: [String: JSONValue],
-                    deadline: ContinuousClock.Instant?) async throws -> (String, JSONValue) {
+    func onAnyAgent(
+        vg: String, _ method: AgentMethod, _ args: [String: JSONValue],
+        deadline: ContinuousClock.Instant?
+    ) async throws -> (String, JSONValue) {
         var tried: [String] = []
         var lastError: ServiceError?
         while true {
@@ -132,8 +145,9 @@ extension Controller {
             "\(h): \(v.liveness(of: h, now: t).rawValue), lockspace \(v.lockspace(of: h, vg: vg)?.rawValue ?? "not served")\(a.report.ready ? "" : ", not ready")"
         }
         if !v.agents.isEmpty, !v.knownVGs.contains(vg) {
-            return ServiceError(.unknownVG, "no agent serves volume group \(vg) (agents serve: \(v.knownVGs.joined(separator: ", ")))",
-                                details: ["vg": .string(vg)])
+            return ServiceError(
+                .unknownVG, "no agent serves volume group \(vg) (agents serve: \(v.knownVGs.joined(separator: ", ")))",
+                details: ["vg": .string(vg)])
         }
         return ServiceError(
             .agentUnavailable,
@@ -152,8 +166,10 @@ extension Controller {
                 try await Task.sleep(for: .milliseconds(100))
                 continue
             }
-            throw ServiceError(.invalidArgument,
-                "\(method.rawValue): name the volume group with 'vg'" + (vgs.isEmpty ? " (no agent reports one yet)" : " (agents serve \(vgs.joined(separator: ", ")))"),
+            throw ServiceError(
+                .invalidArgument,
+                "\(method.rawValue): name the volume group with 'vg'"
+                    + (vgs.isEmpty ? " (no agent reports one yet)" : " (agents serve \(vgs.joined(separator: ", ")))"),
                 details: ["argument": "vg"])
         }
     }

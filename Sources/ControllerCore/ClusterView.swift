@@ -36,9 +36,11 @@ public struct AgentReport: Sendable, Equatable {
     public var activeLVs: [LVKey: ActivationMode]
     public var restoreFailures: [RestoreFailureInfo]
 
-    public init(host: String, hostID: Int? = nil, version: String? = nil, ready: Bool = true, instanceID: String? = nil,
-                vgs: [String: VGHealth] = [:], activeLVs: [LVKey: ActivationMode] = [:],
-                restoreFailures: [RestoreFailureInfo] = []) {
+    public init(
+        host: String, hostID: Int? = nil, version: String? = nil, ready: Bool = true, instanceID: String? = nil,
+        vgs: [String: VGHealth] = [:], activeLVs: [LVKey: ActivationMode] = [:],
+        restoreFailures: [RestoreFailureInfo] = []
+    ) {
         self.host = host
         self.hostID = hostID
         self.version = version
@@ -50,10 +52,13 @@ public struct AgentReport: Sendable, Equatable {
     }
 
     /// A report with only lockspace states per VG (tests, and the view's own bookkeeping).
-    public init(host: String, hostID: Int? = nil, ready: Bool = true, lockspaces: [String: LockspaceState],
-                activeLVs: [LVKey: ActivationMode] = [:]) {
-        self.init(host: host, hostID: hostID, ready: ready, vgs: lockspaces.mapValues { VGHealth(lockspace: $0) },
-                  activeLVs: activeLVs)
+    public init(
+        host: String, hostID: Int? = nil, ready: Bool = true, lockspaces: [String: LockspaceState],
+        activeLVs: [LVKey: ActivationMode] = [:]
+    ) {
+        self.init(
+            host: host, hostID: hostID, ready: ready, vgs: lockspaces.mapValues { VGHealth(lockspace: $0) },
+            activeLVs: activeLVs)
     }
 
     /// The report of an announcement. Refuses a report without a host name (`invalid_argument`).
@@ -63,8 +68,9 @@ public struct AgentReport: Sendable, Equatable {
         }
         var active: [LVKey: ActivationMode] = [:]
         for lv in h.active_lvs { active[LVKey(vg: lv.vg, name: lv.name)] = lv.mode }
-        self.init(host: h.host, hostID: h.host_id, version: h.version, ready: h.ready, instanceID: h.instance_id,
-                  vgs: h.vgs, activeLVs: active, restoreFailures: h.restore_failures)
+        self.init(
+            host: h.host, hostID: h.host_id, version: h.version, ready: h.ready, instanceID: h.instance_id,
+            vgs: h.vgs, activeLVs: active, restoreFailures: h.restore_failures)
     }
 
     /// Lockspace state per VG.
@@ -119,7 +125,8 @@ public struct ClusterView: Sendable {
     @discardableResult
     public mutating func apply(_ report: AgentReport, sentAt: Double?, receivedAt: ContinuousClock.Instant) -> Bool {
         if let old = agents[report.host], let oldSent = old.sentAt, let sentAt, sentAt < oldSent,
-           old.report.instanceID == report.instanceID {
+            old.report.instanceID == report.instanceID
+        {
             return false
         }
         let previous = agents[report.host]

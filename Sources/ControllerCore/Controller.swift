@@ -40,9 +40,11 @@ public final class Controller: Sendable {
     let view: Mutex<ClusterView>
     let monitor: LivenessMonitor
 
-    public init(caller: any AgentCaller, settings: ControllerSettings, logger: Logger,
-                now: @escaping @Sendable () -> ContinuousClock.Instant = { .now },
-                wallClock: @escaping @Sendable () -> Double = RPCDeadline.wallClockNow) {
+    public init(
+        caller: any AgentCaller, settings: ControllerSettings, logger: Logger,
+        now: @escaping @Sendable () -> ContinuousClock.Instant = { .now },
+        wallClock: @escaping @Sendable () -> Double = RPCDeadline.wallClockNow
+    ) {
         self.caller = caller
         self.settings = settings
         self.logger = logger
@@ -69,8 +71,10 @@ public final class Controller: Sendable {
     }
 
     /// Runs one API method by its wire name. `deadline` is the caller's (nil for casts and untimed callers).
-    public func dispatch(_ method: String, _ raw: [String: JSONValue],
-                         deadline: ContinuousClock.Instant? = nil) async throws -> JSONValue {
+    public func dispatch(
+        _ method: String, _ raw: [String: JSONValue],
+        deadline: ContinuousClock.Instant? = nil
+    ) async throws -> JSONValue {
         guard let m = ControllerMethod(rawValue: method) else {
             throw ServiceError(.invalidArgument, "unknown method \(method)")
         }
@@ -79,8 +83,10 @@ public final class Controller: Sendable {
 
     /// Decodes the request (unknown arguments refused by name, then the controller's own
     /// checks: nothing invalid reaches an agent), runs the handler, encodes its result.
-    public func dispatch(_ method: ControllerMethod, _ raw: [String: JSONValue],
-                         deadline: ContinuousClock.Instant? = nil) async throws -> JSONValue {
+    public func dispatch(
+        _ method: ControllerMethod, _ raw: [String: JSONValue],
+        deadline: ContinuousClock.Instant? = nil
+    ) async throws -> JSONValue {
         func request<R: CheckedRequest>(_ type: R.Type) throws(ServiceError) -> R {
             let r = try R.decode(raw, method: method.rawValue)
             try r.check(method.rawValue)

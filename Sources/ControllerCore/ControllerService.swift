@@ -27,24 +27,30 @@ public struct ControllerService: Sendable {
         let caller = RPCAgentCaller(client: client, exchange: m.controlExchange)
         var controllerSettings = ControllerSettings(
             agentResponseTimeout: .seconds(settings.agentResponseTimeout),
-            liveness: LivenessPolicy(staleAfter: .seconds(settings.agentStaleAfter),
-                                     downAfter: .seconds(settings.agentDownAfter)),
+            liveness: LivenessPolicy(
+                staleAfter: .seconds(settings.agentStaleAfter),
+                downAfter: .seconds(settings.agentDownAfter)),
             preferredHosts: settings.preferredHosts)
         controllerSettings.maxClockSkew = .seconds(settings.auth.maxClockSkew)
         controller = Controller(caller: caller, settings: controllerSettings, logger: logger)
         var options = RPCServer.Options()
         options.flavor = flavor
         options.maxRequestBytes = settings.maxRequestBytes
-        options.admit = Admission(policy: Policies.controller(), configuration: try AuthConfiguration(settings.auth),
-                                  onEvent: { event in
-                                      if case .wouldRefuse(let method, let message) = event {
-                                          logger.warning("[auth] enforce = false: this request would be refused",
-                                                         metadata: ["method": "\(method)", "reason": "\(message)"])
-                                      }
-                                  }).hook
-        server = RPCServer(connection: connection,
-                           target: RPCTarget(exchange: m.controlExchange, topic: settings.topic, server: m.host),
-                           dispatcher: RPCDispatcher(endpoints: [controller.endpoint]), options: options, logger: logger)
+        options.admit =
+            Admission(
+                policy: Policies.controller(), configuration: try AuthConfiguration(settings.auth),
+                onEvent: { event in
+                    if case .wouldRefuse(let method, let message) = event {
+                        logger.warning(
+                            "[auth] enforce = false: this request would be refused",
+                            metadata: ["method": "\(method)", "reason": "\(message)"])
+                    }
+                }
+            ).hook
+        server = RPCServer(
+            connection: connection,
+            target: RPCTarget(exchange: m.controlExchange, topic: settings.topic, server: m.host),
+            dispatcher: RPCDispatcher(endpoints: [controller.endpoint]), options: options, logger: logger)
     }
 
     /// Serves until cancelled; `onReady` runs once the queues are consumed.

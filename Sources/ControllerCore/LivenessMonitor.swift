@@ -54,16 +54,19 @@ final class LivenessMonitor: Sendable {
             case .alive where c.old != nil: logger.notice("agent is alive again", metadata: ["host": "\(c.host)"])
             case .alive: break
             case .stale: logger.warning("agent is late with its announcement (stale)", metadata: ["host": "\(c.host)"])
-            case .down: logger.error("agent is down: no announcement within agent_down_after; requests to it fail with agent_unavailable",
-                                     metadata: ["host": "\(c.host)"])
+            case .down:
+                logger.error(
+                    "agent is down: no announcement within agent_down_after; requests to it fail with agent_unavailable",
+                    metadata: ["host": "\(c.host)"])
             }
         }
     }
 
     func log(conflicts: [Int: [String]]) {
         for (id, hosts) in conflicts.sorted(by: { $0.key < $1.key }) {
-            logger.error("HOST_ID COLLISION: several hosts announce the same sanlock host_id; sanlock leases will fight. Give each host a unique host_id in /etc/lvm/lvmlocal.conf",
-                         metadata: ["host_id": "\(id)", "hosts": "\(hosts.joined(separator: ","))"])
+            logger.error(
+                "HOST_ID COLLISION: several hosts announce the same sanlock host_id; sanlock leases will fight. Give each host a unique host_id in /etc/lvm/lvmlocal.conf",
+                metadata: ["host_id": "\(id)", "hosts": "\(hosts.joined(separator: ","))"])
         }
     }
 }
@@ -100,9 +103,12 @@ extension Controller {
         }
         guard taken else { return }
         if isNew {
-            logger.info("agent announced itself", metadata: [
-                "host": "\(report.host)", "host_id": "\(report.hostID.map(String.init) ?? "?")",
-                "version": "\(report.version ?? "?")", "ready": "\(report.ready)"])
+            logger.info(
+                "agent announced itself",
+                metadata: [
+                    "host": "\(report.host)", "host_id": "\(report.hostID.map(String.init) ?? "?")",
+                    "version": "\(report.version ?? "?")", "ready": "\(report.ready)",
+                ])
         }
         if let change { monitor.log([change]) }
         if let logConflicts { monitor.log(conflicts: logConflicts) }
@@ -118,9 +124,10 @@ extension Controller {
             let from = host.map { " from \(JSONValue.printable($0, limit: 255))" } ?? ""
             var details: [String: JSONValue] = ["argument": "sent_at"]
             if let host { details["host"] = .string(host) }
-            throw ServiceError(.invalidArgument,
-                               "agent_announce\(from): sent_at is \(abs(skew) < 1e9 ? "\(Int(skew)) s" : "years") off from the controller's clock (allowed: ±\(Int(allowed)) s); check NTP on both hosts",
-                               details: details)
+            throw ServiceError(
+                .invalidArgument,
+                "agent_announce\(from): sent_at is \(abs(skew) < 1e9 ? "\(Int(skew)) s" : "years") off from the controller's clock (allowed: ±\(Int(allowed)) s); check NTP on both hosts",
+                details: details)
         }
     }
 

@@ -10,8 +10,10 @@ public enum ExtendPlan: Sendable, Equatable {
     /// A holder's agent is down: nothing is changed (its device would keep the old size).
     case holderDown(String)
 
-    public static func plan(activations: [Activation], preferred: [String],
-                            isDown: (String) -> Bool) -> ExtendPlan {
+    public static func plan(
+        activations: [Activation], preferred: [String],
+        isDown: (String) -> Bool
+    ) -> ExtendPlan {
         if activations.isEmpty { return .anyHost }
         if let down = activations.first(where: { isDown($0.host) }) { return .holderDown(down.host) }
         if activations.count == 1, activations[0].mode == .exclusive { return .onHolder(activations[0].host) }

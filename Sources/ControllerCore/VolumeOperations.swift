@@ -11,8 +11,9 @@ extension Controller {
 
     func createVolume(_ r: CreateVolumeRequest, deadline: ContinuousClock.Instant?) async throws -> CreateVolumeResult {
         let vg = try await resolveVG(r.vg, method: .createVolume, deadline: deadline)
-        let (host, a) = try await onAnyAgent(vg: vg, .createLV, CreateLVRequest(vg: vg, name: r.name, size_bytes: r.bytes),
-                                             as: CreateLVResult.self, deadline: deadline)
+        let (host, a) = try await onAnyAgent(
+            vg: vg, .createLV, CreateLVRequest(vg: vg, name: r.name, size_bytes: r.bytes),
+            as: CreateLVResult.self, deadline: deadline)
         logger.info("volume created", metadata: ["lv": "\(vg)/\(r.name)", "host": "\(host)", "size_bytes": "\(a.size_bytes)"])
         return CreateVolumeResult(vg: vg, name: r.name, size_bytes: a.size_bytes, changed: a.changed, host: host)
     }
@@ -25,8 +26,10 @@ extension Controller {
         if !active.isEmpty {
             throw ServiceError(
                 .busy, "volume \(lv) is active \(describe(active)): deactivate it there before deleting it",
-                details: ["vg": .string(vg), "name": .string(r.name), "holder_host": .string(active[0].host),
-                          "holders": holders(active)])
+                details: [
+                    "vg": .string(vg), "name": .string(r.name), "holder_host": .string(active[0].host),
+                    "holders": holders(active),
+                ])
         }
         let request = DeleteLVRequest(vg: vg, name: r.name, volume_clear: r.volume_clear, volume_clear_size_mb: r.volume_clear_size_mb)
         let host: String, a: DeleteLVResult
@@ -47,8 +50,12 @@ extension Controller {
         let t = now()
         let (acts, plan) = view.withLock { v in
             let acts = v.activations(of: lv)
-            return (acts, ExtendPlan.plan(activations: acts, preferred: settings.preferredHosts,
-                                          isDown: { v.liveness(of: $0, now: t) == .down }))
+            return (
+                acts,
+                ExtendPlan.plan(
+                    activations: acts, preferred: settings.preferredHosts,
+                    isDown: { v.liveness(of: $0, now: t) == .down })
+            )
         }
         let base = ExtendLVRequest(vg: vg, name: name, size_bytes: r.bytes)
         var host: String
@@ -74,8 +81,9 @@ extension Controller {
                 var failures: [String: JSONValue] = [:]
                 for h in others {
                     do {
-                        _ = try await callAgent(h, .refreshLV, RefreshLVRequest(vg: vg, name: name), as: RefreshLVResult.self,
-                                                deadline: deadline)
+                        _ = try await callAgent(
+                            h, .refreshLV, RefreshLVRequest(vg: vg, name: name), as: RefreshLVResult.self,
+                            deadline: deadline)
                         refreshed.append(h)
                     } catch let e as ServiceError {
                         failures[h] = ["code": .string(e.code), "message": .string(e.message)]
@@ -85,9 +93,11 @@ extension Controller {
                     throw ServiceError(
                         .refreshFailed,
                         "volume \(lv) was extended on \(primary), but \(failures.keys.sorted().joined(separator: ", ")) could not refresh it and still see the old size; retry the extend (it is idempotent) or run 'lvchange --refresh \(lv)' there",
-                        details: ["vg": .string(vg), "name": .string(name), "host": .string(primary),
-                                  "size_bytes": .int(a.size_bytes), "failures": .object(failures),
-                                  "refreshed_hosts": .array(refreshed.map(JSONValue.string))])
+                        details: [
+                            "vg": .string(vg), "name": .string(name), "host": .string(primary),
+                            "size_bytes": .int(a.size_bytes), "failures": .object(failures),
+                            "refreshed_hosts": .array(refreshed.map(JSONValue.string)),
+                        ])
                 }
             }
         } catch let e as ServiceError {
@@ -95,8 +105,9 @@ extension Controller {
         }
         if a.refreshed, !refreshed.contains(host) { refreshed.insert(host, at: 0) }
         logger.info("volume extended", metadata: ["lv": "\(lv)", "host": "\(host)", "size_bytes": "\(a.size_bytes)"])
-        return ExtendVolumeResult(vg: vg, name: name, size_bytes: a.size_bytes, changed: a.changed, host: host,
-                                  refreshed_hosts: refreshed, active_on: activeOn(lv))
+        return ExtendVolumeResult(
+            vg: vg, name: name, size_bytes: a.size_bytes, changed: a.changed, host: host,
+            refreshed_hosts: refreshed, active_on: activeOn(lv))
     }
 
     func activateVolume(_ r: ActivateVolumeRequest, deadline: ContinuousClock.Instant?) async throws -> ActivateVolumeResult {
@@ -105,26 +116,30 @@ extension Controller {
         let lv = LVKey(vg: vg, name: r.name)
         let a: ActivateLVResult
         do {
-            a = try await callAgent(r.host, .activateLV, ActivateLVRequest(vg: vg, name: r.name, mode: mode), as: ActivateLVResult.self,
-                                    deadline: deadline)
+            a = try await callAgent(
+                r.host, .activateLV, ActivateLVRequest(vg: vg, name: r.name, mode: mode), as: ActivateLVResult.self,
+                deadline: deadline)
         } catch let e as ServiceError {
             throw enrichConflict(e, lv: lv, target: r.host, action: "activate \(mode.rawValue)")
         }
         view.withLock { $0.recordActivation(lv, host: r.host, mode: mode) }
         logger.info("volume activated", metadata: ["lv": "\(lv)", "host": "\(r.host)", "mode": "\(mode.rawValue)"])
-        return ActivateVolumeResult(vg: vg, name: r.name, host: r.host, mode: mode, changed: a.changed,
-                                    active_on: activeOn(lv))
+        return ActivateVolumeResult(
+            vg: vg, name: r.name, host: r.host, mode: mode, changed: a.changed,
+            active_on: activeOn(lv))
     }
 
     func deactivateVolume(_ r: DeactivateVolumeRequest, deadline: ContinuousClock.Instant?) async throws -> DeactivateVolumeResult {
         let vg = try await resolveVG(r.vg, method: .deactivateVolume, deadline: deadline)
         let lv = LVKey(vg: vg, name: r.name)
-        let a = try await callAgent(r.host, .deactivateLV, DeactivateLVRequest(vg: vg, name: r.name), as: DeactivateLVResult.self,
-                                    deadline: deadline)
+        let a = try await callAgent(
+            r.host, .deactivateLV, DeactivateLVRequest(vg: vg, name: r.name), as: DeactivateLVResult.self,
+            deadline: deadline)
         view.withLock { $0.recordActivation(lv, host: r.host, mode: nil) }
         logger.info("volume deactivated", metadata: ["lv": "\(lv)", "host": "\(r.host)"])
-        return DeactivateVolumeResult(vg: vg, name: r.name, host: r.host, changed: a.changed,
-                                      active_on: activeOn(lv))
+        return DeactivateVolumeResult(
+            vg: vg, name: r.name, host: r.host, changed: a.changed,
+            active_on: activeOn(lv))
     }
 
     func holders(_ acts: [Activation]) -> JSONValue {
@@ -142,7 +157,8 @@ extension Controller {
         out.details["holders"] = holders(others)
         out.details["agent_message"] = .string(e.message)
         let whereText = target.map { " on \($0)" } ?? ""
-        let hint = others.contains { $0.mode == .exclusive }
+        let hint =
+            others.contains { $0.mode == .exclusive }
             ? "deactivate it on \(others.map(\.host).joined(separator: ", ")) first, or use shared mode on every host for multi-attach"
             : "it is shared there: deactivate it on those hosts first, or activate it shared here too"
         out.details["hint"] = .string(hint)

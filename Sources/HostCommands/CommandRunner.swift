@@ -1,5 +1,6 @@
 import HostSupport
 import Subprocess
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -124,8 +125,11 @@ public struct CommandRunner: CommandExecuting {
         let watchdog = Task {
             try? await Task.sleep(for: timeout + runner.reapGrace)
             if !Task.isCancelled {
-                outcome.fulfil(.success(CommandResult(argv: argv, termination: .timedOut,
-                                                      stderr: "child not reaped after SIGKILL")))
+                outcome.fulfil(
+                    .success(
+                        CommandResult(
+                            argv: argv, termination: .timedOut,
+                            stderr: "child not reaped after SIGKILL")))
             }
         }
         let result = await outcome.value()
@@ -165,10 +169,12 @@ public struct CommandRunner: CommandExecuting {
                     case .exited(let code): termination = .exited(code)
                     case .signaled(let signal): termination = .signaled(signal)
                     }
-                    return .finished(.success(CommandResult(
-                        argv: argv, termination: termination,
-                        stdout: String(decoding: r.standardOutput, as: UTF8.self),
-                        stderr: String(decoding: r.standardError, as: UTF8.self))))
+                    return .finished(
+                        .success(
+                            CommandResult(
+                                argv: argv, termination: termination,
+                                stdout: String(decoding: r.standardOutput, as: UTF8.self),
+                                stderr: String(decoding: r.standardError, as: UTF8.self))))
                 } catch {
                     return .finished(.failure(CommandLaunchError(message: "cannot run \(program): \(error)", argv: argv)))
                 }

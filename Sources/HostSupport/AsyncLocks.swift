@@ -108,15 +108,19 @@ public final class AsyncSemaphore: Sendable {
     }
 
     private func wait(cancellable: Bool) async -> Bool {
-        await parkUnlessGranted(state, cancellable: cancellable, grantNow: { s in
-            guard s.available > 0 else { return false }
-            s.available -= 1
-            return true
-        }, enqueue: { s, ticket, cont in
-            s.waiters.append(ticket, cont)
-        }, remove: { ticket in
-            self.state.withLock { $0.waiters.remove(ticket) }
-        })
+        await parkUnlessGranted(
+            state, cancellable: cancellable,
+            grantNow: { s in
+                guard s.available > 0 else { return false }
+                s.available -= 1
+                return true
+            },
+            enqueue: { s, ticket, cont in
+                s.waiters.append(ticket, cont)
+            },
+            remove: { ticket in
+                self.state.withLock { $0.waiters.remove(ticket) }
+            })
     }
 
     public func release() {
@@ -154,15 +158,19 @@ public final class KeyedAsyncLock: Sendable {
     }
 
     private func wait(_ key: String, cancellable: Bool) async -> Bool {
-        await parkUnlessGranted(entries, cancellable: cancellable, grantNow: { e in
-            guard e[key] == nil else { return false }
-            e[key] = WaitQueue()
-            return true
-        }, enqueue: { e, ticket, cont in
-            e[key]?.append(ticket, cont)
-        }, remove: { ticket in
-            self.entries.withLock { $0[key]?.remove(ticket) }
-        })
+        await parkUnlessGranted(
+            entries, cancellable: cancellable,
+            grantNow: { e in
+                guard e[key] == nil else { return false }
+                e[key] = WaitQueue()
+                return true
+            },
+            enqueue: { e, ticket, cont in
+                e[key]?.append(ticket, cont)
+            },
+            remove: { ticket in
+                self.entries.withLock { $0[key]?.remove(ticket) }
+            })
     }
 
     public func unlock(_ key: String) {

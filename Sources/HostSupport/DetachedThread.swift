@@ -20,12 +20,14 @@ public enum DetachedThread {
     public static func start(name: String, _ body: @escaping @Sendable () -> Void) -> Bool {
         let box = Unmanaged.passRetained(Body(name, body))
         var tid = pthread_t()
-        let rc = pthread_create(&tid, nil, { arg in
-            let b = Unmanaged<Body>.fromOpaque(arg!).takeRetainedValue()
-            nameCurrentThread(b.name)
-            b.run()
-            return nil
-        }, box.toOpaque())
+        let rc = pthread_create(
+            &tid, nil,
+            { arg in
+                let b = Unmanaged<Body>.fromOpaque(arg!).takeRetainedValue()
+                nameCurrentThread(b.name)
+                b.run()
+                return nil
+            }, box.toOpaque())
         guard rc == 0 else {
             box.release()
             return false

@@ -46,8 +46,10 @@ public struct RetryPolicy: Sendable, Hashable {
 
     /// Calls `body` until `done` accepts its value, the tries run out, or the task is
     /// cancelled (then the last value is returned at once, without sleeping again).
-    public func run<Value>(until done: (Value) -> Bool,
-                           _ body: () async -> Value) async -> Outcome<Value> {
+    public func run<Value>(
+        until done: (Value) -> Bool,
+        _ body: () async -> Value
+    ) async -> Outcome<Value> {
         var tries = 1
         var value = await body()
         while !done(value) && allowsAnother(after: tries) {

@@ -85,7 +85,8 @@ enum DomainXML {
                 p += 1
             }
             if name == "source", stack == ["domain", "devices", "disk"],
-               let path = attributes["dev"] ?? attributes["file"] {
+                let path = attributes["dev"] ?? attributes["file"]
+            {
                 sources.append(path)
             }
             if !selfClosing { stack.append(name) }
@@ -115,8 +116,11 @@ enum DomainXML {
             case "gt": out += ">"
             default:
                 var value: UInt32?
-                if entity.hasPrefix("#x") || entity.hasPrefix("#X") { value = UInt32(entity.dropFirst(2), radix: 16) }
-                else if entity.hasPrefix("#") { value = UInt32(entity.dropFirst(1), radix: 10) }
+                if entity.hasPrefix("#x") || entity.hasPrefix("#X") {
+                    value = UInt32(entity.dropFirst(2), radix: 16)
+                } else if entity.hasPrefix("#") {
+                    value = UInt32(entity.dropFirst(1), radix: 10)
+                }
                 guard let value, let scalar = Unicode.Scalar(value) else {
                     throw ParseError(reason: "unknown entity &\(entity); in \(s)")
                 }
@@ -133,7 +137,8 @@ extension String {
         let scalars = unicodeScalars
         let isSpace: (Unicode.Scalar) -> Bool = { $0 == " " || $0 == "\t" || $0 == "\n" || $0 == "\r" }
         guard let first = scalars.firstIndex(where: { !isSpace($0) }),
-              let last = scalars.lastIndex(where: { !isSpace($0) }) else { return "" }
+            let last = scalars.lastIndex(where: { !isSpace($0) })
+        else { return "" }
         return String(scalars[first...last])
     }
 }

@@ -42,8 +42,10 @@ public struct HypervisorError: Error, Sendable, Hashable, CustomStringConvertibl
     public var stderr: String
     public var termination: CommandTermination?
 
-    public init(kind: Kind = .failed, message: String, argv: [String] = [], stderr: String = "",
-                termination: CommandTermination? = nil) {
+    public init(
+        kind: Kind = .failed, message: String, argv: [String] = [], stderr: String = "",
+        termination: CommandTermination? = nil
+    ) {
         self.kind = kind
         self.message = message
         self.argv = argv

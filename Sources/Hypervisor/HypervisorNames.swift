@@ -7,8 +7,9 @@ enum HypervisorNames {
 
     static func validateDomain(_ name: String) throws(HypervisorError) {
         if let problem = domainProblem(name) {
-            throw HypervisorError(kind: .invalidArgument,
-                                  message: "invalid libvirt domain name \(quoted(name)): \(problem)")
+            throw HypervisorError(
+                kind: .invalidArgument,
+                message: "invalid libvirt domain name \(quoted(name)): \(problem)")
         }
     }
 
@@ -28,14 +29,21 @@ enum HypervisorNames {
 
     static func validateURI(_ uri: String) throws(HypervisorError) {
         let problem: String?
-        if uri.isEmpty { problem = "it is empty" }
-        else if uri.utf8.count > maxURIBytes { problem = "it is longer than \(maxURIBytes) bytes" }
-        else if uri.hasPrefix("-") { problem = "it starts with '-'" }
-        else if uri.unicodeScalars.contains(where: isControl) { problem = "it contains control characters" }
-        else { problem = nil }
+        if uri.isEmpty {
+            problem = "it is empty"
+        } else if uri.utf8.count > maxURIBytes {
+            problem = "it is longer than \(maxURIBytes) bytes"
+        } else if uri.hasPrefix("-") {
+            problem = "it starts with '-'"
+        } else if uri.unicodeScalars.contains(where: isControl) {
+            problem = "it contains control characters"
+        } else {
+            problem = nil
+        }
         if let problem {
-            throw HypervisorError(kind: .invalidArgument,
-                                  message: "invalid libvirt URI \(quoted(uri)): \(problem); set it to e.g. qemu:///system")
+            throw HypervisorError(
+                kind: .invalidArgument,
+                message: "invalid libvirt URI \(quoted(uri)): \(problem); set it to e.g. qemu:///system")
         }
     }
 

@@ -50,16 +50,19 @@ public final class InMemoryHypervisor: Hypervisor {
         let outcome: HypervisorError? = state.withLock { s in
             s.calls.append("\(verb) \(name)")
             if let problem = HypervisorNames.domainProblem(name) {
-                return HypervisorError(kind: .invalidArgument,
-                                       message: "invalid libvirt domain name \(HypervisorNames.quoted(name)): \(problem)")
+                return HypervisorError(
+                    kind: .invalidArgument,
+                    message: "invalid libvirt domain name \(HypervisorNames.quoted(name)): \(problem)")
             }
             if s.failing.contains(name) {
-                return HypervisorError(message: "cannot \(verb) libvirt domain \(HypervisorNames.quoted(name)): "
-                                           + "injected failure (InMemoryHypervisor.failing)")
+                return HypervisorError(
+                    message: "cannot \(verb) libvirt domain \(HypervisorNames.quoted(name)): "
+                        + "injected failure (InMemoryHypervisor.failing)")
             }
             guard let index = s.domains.firstIndex(where: { $0.name == name }) else {
-                return HypervisorError(kind: .domainNotFound,
-                                       message: "libvirt domain \(HypervisorNames.quoted(name)) does not exist")
+                return HypervisorError(
+                    kind: .domainNotFound,
+                    message: "libvirt domain \(HypervisorNames.quoted(name)) does not exist")
             }
             s.domains[index].running = running
             return nil

@@ -25,8 +25,9 @@ public struct VirshHypervisor: Hypervisor {
     public func domains() async throws(HypervisorError) -> [Domain] {
         let list = try await virsh(["list", "--all", "--name"])
         guard list.termination.isSuccess else {
-            throw failure(list, "cannot list libvirt domains at URI \(uri)",
-                          hint: "check that libvirtd is running and that the URI is right")
+            throw failure(
+                list, "cannot list libvirt domains at URI \(uri)",
+                hint: "check that libvirtd is running and that the URI is right")
         }
         let names = list.stdout.split(separator: "\n").map(String.init).filter { !$0.isEmpty }
         for name in names {
@@ -81,10 +82,14 @@ public struct VirshHypervisor: Hypervisor {
         let r = try await virsh(["start", name])
         let stderr = r.stderr.lowercased()
         if r.termination.isSuccess || stderr.contains("domain is already active")
-            || stderr.contains("domain is already running") { return }
+            || stderr.contains("domain is already running")
+        {
+            return
+        }
         if isNotFound(r) { throw notFound(r, name) }
-        throw failure(r, "cannot start libvirt domain \(HypervisorNames.quoted(name)) at URI \(uri)",
-                      hint: "see the domain's log under /var/log/libvirt/")
+        throw failure(
+            r, "cannot start libvirt domain \(HypervisorNames.quoted(name)) at URI \(uri)",
+            hint: "see the domain's log under /var/log/libvirt/")
     }
 
     /// Runs `virsh -c URI args…`. Returns non-zero exits to the caller (each operation
@@ -97,13 +102,15 @@ public struct VirshHypervisor: Hypervisor {
         do {
             result = try await executor.run(argv, timeout: timeout)
         } catch {
-            throw HypervisorError(kind: .unavailable, message: "cannot run virsh (is libvirt-clients installed?): \(error.message)",
-                                  argv: argv)
+            throw HypervisorError(
+                kind: .unavailable, message: "cannot run virsh (is libvirt-clients installed?): \(error.message)",
+                argv: argv)
         }
         if result.termination == .timedOut {
-            throw HypervisorError(message: "virsh \(args.first ?? "") did not finish within \(timeout) and was killed; "
-                                      + "check that libvirtd at URI \(uri) is responsive",
-                                  argv: argv, stderr: result.stderr, termination: result.termination)
+            throw HypervisorError(
+                message: "virsh \(args.first ?? "") did not finish within \(timeout) and was killed; "
+                    + "check that libvirtd at URI \(uri) is responsive",
+                argv: argv, stderr: result.stderr, termination: result.termination)
         }
         return result
     }
@@ -115,8 +122,9 @@ public struct VirshHypervisor: Hypervisor {
         case "running", "idle", "paused", "in shutdown", "crashed", "pmsuspended", "no state": return true
         default:
             // Guessing could restart a VM that was meant to be off, or skip one holding an LV.
-            throw HypervisorError(message: "unexpected output from virsh domstate: \(HypervisorNames.quoted(state))",
-                                  argv: r.argv, stderr: r.stderr, termination: r.termination)
+            throw HypervisorError(
+                message: "unexpected output from virsh domstate: \(HypervisorNames.quoted(state))",
+                argv: r.argv, stderr: r.stderr, termination: r.termination)
         }
     }
 
@@ -125,10 +133,11 @@ public struct VirshHypervisor: Hypervisor {
     }
 
     func notFound(_ r: CommandResult, _ name: String) -> HypervisorError {
-        HypervisorError(kind: .domainNotFound,
-                        message: "libvirt domain \(HypervisorNames.quoted(name)) does not exist at URI \(uri); "
-                            + "check the name with `virsh -c \(uri) list --all`",
-                        argv: r.argv, stderr: r.stderr, termination: r.termination)
+        HypervisorError(
+            kind: .domainNotFound,
+            message: "libvirt domain \(HypervisorNames.quoted(name)) does not exist at URI \(uri); "
+                + "check the name with `virsh -c \(uri) list --all`",
+            argv: r.argv, stderr: r.stderr, termination: r.termination)
     }
 
     func failure(_ r: CommandResult, _ what: String, hint: String? = nil) -> HypervisorError {

@@ -12,8 +12,10 @@ public struct LVMBehaviourHosts: Sendable {
     /// nil where that cannot be arranged; scenarios that need it are then skipped.
     public var setOpenOnA: (@Sendable (_ lv: String, _ open: Bool) async throws -> Void)?
 
-    public init(a: any LVMBackend, b: any LVMBackend, vg: String, namePrefix: String = "bt-",
-                setOpenOnA: (@Sendable (_ lv: String, _ open: Bool) async throws -> Void)? = nil) {
+    public init(
+        a: any LVMBackend, b: any LVMBackend, vg: String, namePrefix: String = "bt-",
+        setOpenOnA: (@Sendable (_ lv: String, _ open: Bool) async throws -> Void)? = nil
+    ) {
         self.a = a
         self.b = b
         self.vg = vg
@@ -125,8 +127,9 @@ public enum LVMBehaviourSuite {
             let name = h.lv("inactive")
             let extent = try await h.a.vgInfo(vg: h.vg).extentSizeBytes
             let created = try await h.a.createLV(vg: h.vg, name: name, sizeBytes: 5 * MiB, activate: false)
-            try expect(created.sizeBytes == LVSize.roundUp(5 * MiB, extentSize: extent),
-                       "size rounded up to extents: \(created.sizeBytes)")
+            try expect(
+                created.sizeBytes == LVSize.roundUp(5 * MiB, extentSize: extent),
+                "size rounded up to extents: \(created.sizeBytes)")
             try expect(!created.activeLocally, "created LV must be inactive on A")
             let onB = try await h.b.lvInfo(vg: h.vg, name: name)
             try expect(onB.uuid == created.uuid && onB.sizeBytes == created.sizeBytes, "B sees the same LV")
@@ -272,8 +275,9 @@ public enum LVMBehaviourSuite {
             let name = h.lv("small")
             let lv = try await h.a.createLV(vg: h.vg, name: name, sizeBytes: 4 * MiB, activate: false)
             try await expectError(.insufficientSpace, "extend larger than free") { () throws(LVMError) in
-                try await h.a.extendLV(vg: h.vg, name: name, newSizeBytes: lv.sizeBytes + vg.freeBytes + 64 * MiB,
-                                       sharedUpdate: false)
+                try await h.a.extendLV(
+                    vg: h.vg, name: name, newSizeBytes: lv.sizeBytes + vg.freeBytes + 64 * MiB,
+                    sharedUpdate: false)
             }
         },
         LVMBehaviourScenario("lockspace not started") { h in
@@ -331,8 +335,10 @@ public enum LVMBehaviourSuite {
             try await h.a.zeroLV(vg: h.vg, name: name, bytes: nil)
         },
         LVMBehaviourScenario("invalid input is refused") { h in
-            for bad in ["", "bad name", "-x", "snapshot1", "pvmove0", "x_tmeta", "x_rimage_0", ".", "..", "a/b", "lvmlock",
-                        String(repeating: "x", count: 128)] {
+            for bad in [
+                "", "bad name", "-x", "snapshot1", "pvmove0", "x_tmeta", "x_rimage_0", ".", "..", "a/b", "lvmlock",
+                String(repeating: "x", count: 128),
+            ] {
                 try await expectError(.invalidArgument, "create \"\(bad)\"") { () throws(LVMError) in
                     _ = try await h.a.createLV(vg: h.vg, name: bad, sizeBytes: 4 * MiB, activate: false)
                 }

@@ -56,7 +56,11 @@ public final class ScriptedCommandExecutor: CommandExecuting {
     /// The timeout each call was given, in order.
     public var timeouts: [Duration] { state.withLock { $0.timeouts } }
 
-    public func reset() { state.withLock { $0.calls = []; $0.timeouts = [] } }
+    public func reset() {
+        state.withLock {
+            $0.calls = []; $0.timeouts = []
+        }
+    }
 
     public func run(_ argv: [String], timeout: Duration) async throws(CommandLaunchError) -> CommandResult {
         let fallback = self.fallback

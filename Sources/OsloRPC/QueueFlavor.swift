@@ -84,8 +84,9 @@ public struct QueueFlavor: Sendable, Equatable {
 extension AMQPProperties {
     /// The properties oslo puts on every request and reply.
     static func oslo(expiration: Duration? = nil) -> AMQPProperties {
-        AMQPProperties(contentType: "application/json", contentEncoding: "utf-8", headers: [:], deliveryMode: 2,
-                       priority: 0, expiration: expiration.map { String(max(1, $0.wholeMilliseconds)) })
+        AMQPProperties(
+            contentType: "application/json", contentEncoding: "utf-8", headers: [:], deliveryMode: 2,
+            priority: 0, expiration: expiration.map { String(max(1, $0.wholeMilliseconds)) })
     }
 }
 

@@ -37,10 +37,12 @@ public enum RPCRoute: String, Sendable, Equatable {
 
 extension RPCCallContext {
     /// For servers' tests and other transports: what the RPC server builds from a delivery.
-    public init(forMethod method: String, context: [String: JSONValue] = [:], deadline: ContinuousClock.Instant? = nil,
-                uniqueID: String? = nil, isCall: Bool, userID: String? = nil, route: RPCRoute = .topic,
-                routingKey: String = "", msgID: String? = nil, replyQueue: String? = nil,
-                namespace: String? = nil, version: String? = nil) {
+    public init(
+        forMethod method: String, context: [String: JSONValue] = [:], deadline: ContinuousClock.Instant? = nil,
+        uniqueID: String? = nil, isCall: Bool, userID: String? = nil, route: RPCRoute = .topic,
+        routingKey: String = "", msgID: String? = nil, replyQueue: String? = nil,
+        namespace: String? = nil, version: String? = nil
+    ) {
         self.method = method
         self.context = context
         self.deadline = deadline

@@ -74,9 +74,11 @@ public final class RPCClient: Sendable {
     /// `RPCCallError`), whether it is still waiting for the broker or already for the reply:
     /// its pending-reply entry is released and a reply arriving later is dropped. A request
     /// already published may still run on the server.
-    public func call(_ target: RPCTarget, method: String, args: [String: JSONValue] = [:],
-                     context: [String: JSONValue] = [:], timeout: Duration = .seconds(60),
-                     monitorTimeout: Duration? = nil, namespace: String? = nil, version: String? = nil) async throws -> JSONValue {
+    public func call(
+        _ target: RPCTarget, method: String, args: [String: JSONValue] = [:],
+        context: [String: JSONValue] = [:], timeout: Duration = .seconds(60),
+        monitorTimeout: Duration? = nil, namespace: String? = nil, version: String? = nil
+    ) async throws -> JSONValue {
         try Task.checkCancellation()
         let start = ContinuousClock.now
         let deadline = start + timeout
@@ -94,15 +96,17 @@ public final class RPCClient: Sendable {
         if context[RPCDeadline.contextKey] == nil {
             context[RPCDeadline.contextKey] = .double(RPCDeadline.wallClockNow() + timeout.seconds)
         }
-        let request = RPCRequest(method: method, args: args, namespace: namespace, version: version, msgID: msgID,
-                                 replyQueue: replyQueue, monitorTimeout: monitorTimeout?.seconds.rounded(),
-                                 uniqueID: makeUUIDHex(), context: context)
+        let request = RPCRequest(
+            method: method, args: args, namespace: namespace, version: version, msgID: msgID,
+            replyQueue: replyQueue, monitorTimeout: monitorTimeout?.seconds.rounded(),
+            uniqueID: makeUUIDHex(), context: context)
         let body = request.encodeBody()
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (cont: CheckedContinuation<JSONValue, any Error>) in
                 let startSweeper = state.withLock { s -> Bool in
-                    s.pending[msgID] = Pending(continuation: cont, method: method, start: start, deadline: deadline,
-                                               monitor: monitorTimeout, monitorDeadline: monitorTimeout.map { .now + $0 })
+                    s.pending[msgID] = Pending(
+                        continuation: cont, method: method, start: start, deadline: deadline,
+                        monitor: monitorTimeout, monitorDeadline: monitorTimeout.map { .now + $0 })
                     if s.sweeperRunning { return false }
                     s.sweeperRunning = true
                     return true
@@ -127,8 +131,10 @@ public final class RPCClient: Sendable {
     private func publishRequest(_ body: [UInt8], msgID: String, target: RPCTarget, deadline: ContinuousClock.Instant) {
         let remaining = deadline - .now
         guard remaining > .zero else { return }  // watchTimeout reports it
-        connection.publish(body, exchange: target.exchange, routingKey: target.routingKey,
-                           properties: .oslo(expiration: remaining), mandatory: true, timeout: remaining) { result in
+        connection.publish(
+            body, exchange: target.exchange, routingKey: target.routingKey,
+            properties: .oslo(expiration: remaining), mandatory: true, timeout: remaining
+        ) { result in
             switch result {
             case .success:
                 return
@@ -163,8 +169,10 @@ public final class RPCClient: Sendable {
             for (id, p) in expired {
                 let monitorFired = p.monitorDeadline.map { $0 < p.deadline && $0 <= now } ?? false
                 let after = monitorFired ? p.monitor ?? .zero : p.deadline - p.start
-                p.continuation.resume(throwing: RPCCallError.timedOut(method: p.method, msgID: id, after: after,
-                                                                      monitor: monitorFired))
+                p.continuation.resume(
+                    throwing: RPCCallError.timedOut(
+                        method: p.method, msgID: id, after: after,
+                        monitor: monitorFired))
             }
             guard let next else { return }
             try? await Task.sleep(until: min(next, now + .milliseconds(100)), clock: .continuous)
@@ -231,25 +239,30 @@ public final class RPCClient: Sendable {
     private func ensureExchange(_ e: ExchangeDeclaration, timeout: Duration) async throws {
         if state.withLock({ $0.declaredExchanges.contains(e.name) }) { return }
         // In a task of its own so that a cancelled caller need not wait for it.
-        try await valueUnlessCancelled(Task {
-            try await self.connection.declare(exchange: e, timeout: timeout)
-            self.state.withLock { _ = $0.declaredExchanges.insert(e.name) }
-        })
+        try await valueUnlessCancelled(
+            Task {
+                try await self.connection.declare(exchange: e, timeout: timeout)
+                self.state.withLock { _ = $0.declaredExchanges.insert(e.name) }
+            })
     }
 
     // MARK: Cast
 
     /// Fire-and-forget, like oslo's cast (no reply, no TTL). `mandatory` makes a
     /// cast to a topic nobody listens on fail instead of vanishing.
-    public func cast(_ target: RPCTarget, method: String, args: [String: JSONValue] = [:],
-                     context: [String: JSONValue] = [:], namespace: String? = nil, version: String? = nil,
-                     mandatory: Bool = false, timeout: Duration = .seconds(30)) async throws {
-        let request = RPCRequest(method: method, args: args, namespace: namespace, version: version,
-                                 uniqueID: makeUUIDHex(), context: context)
+    public func cast(
+        _ target: RPCTarget, method: String, args: [String: JSONValue] = [:],
+        context: [String: JSONValue] = [:], namespace: String? = nil, version: String? = nil,
+        mandatory: Bool = false, timeout: Duration = .seconds(30)
+    ) async throws {
+        let request = RPCRequest(
+            method: method, args: args, namespace: namespace, version: version,
+            uniqueID: makeUUIDHex(), context: context)
         do {
             try await ensureExchange(flavor.topicExchange(target.exchange), timeout: timeout)
-            try await connection.publish(request.encodeBody(), exchange: target.exchange, routingKey: target.routingKey,
-                                         properties: .oslo(), mandatory: mandatory, timeout: timeout)
+            try await connection.publish(
+                request.encodeBody(), exchange: target.exchange, routingKey: target.routingKey,
+                properties: .oslo(), mandatory: mandatory, timeout: timeout)
         } catch AMQPError.unroutable(_, _, let reply) {
             throw RPCCallError.undeliverable(target: target, reason: reply)
         } catch let e as AMQPError {
@@ -258,14 +271,17 @@ public final class RPCClient: Sendable {
     }
 
     /// Sends to every server of `topic` through `<topic>_fanout`.
-    public func fanoutCast(topic: String, method: String, args: [String: JSONValue] = [:],
-                           context: [String: JSONValue] = [:], timeout: Duration = .seconds(30)) async throws {
+    public func fanoutCast(
+        topic: String, method: String, args: [String: JSONValue] = [:],
+        context: [String: JSONValue] = [:], timeout: Duration = .seconds(30)
+    ) async throws {
         let target = RPCTarget(topic: topic)
         let request = RPCRequest(method: method, args: args, uniqueID: makeUUIDHex(), context: context)
         do {
             try await ensureExchange(flavor.fanoutExchange(target.fanoutExchange), timeout: timeout)
-            try await connection.publish(request.encodeBody(), exchange: target.fanoutExchange, routingKey: "",
-                                         properties: .oslo(), timeout: timeout)
+            try await connection.publish(
+                request.encodeBody(), exchange: target.fanoutExchange, routingKey: "",
+                properties: .oslo(), timeout: timeout)
         } catch let e as AMQPError {
             throw RPCCallError.transport(e)
         }

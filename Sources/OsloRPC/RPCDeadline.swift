@@ -1,7 +1,8 @@
+import RPCWire
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import RPCWire
 
 /// The caller's absolute deadline, carried in the request context as Unix seconds.
 ///
@@ -21,8 +22,10 @@ public enum RPCDeadline {
     }
 
     /// The deadline on this process's monotonic clock, or nil when absent/invalid.
-    public static func instant(from context: [String: JSONValue],
-                               now: ContinuousClock.Instant = .now) -> ContinuousClock.Instant? {
+    public static func instant(
+        from context: [String: JSONValue],
+        now: ContinuousClock.Instant = .now
+    ) -> ContinuousClock.Instant? {
         guard let unix = context[contextKey]?.doubleValue, unix.isFinite, unix > 0 else { return nil }
         let remaining = unix - wallClockNow()
         // Cap absurd values (a caller with a clock far ahead) at one day.

@@ -12,8 +12,10 @@ public struct RPCEndpoint: Sendable {
     public var version: RPCVersion
     public var handlers: [String: RPCHandler]
 
-    public init(namespace: String? = nil, version: RPCVersion = RPCVersion(major: 1, minor: 0),
-                handlers: [String: RPCHandler] = [:]) {
+    public init(
+        namespace: String? = nil, version: RPCVersion = RPCVersion(major: 1, minor: 0),
+        handlers: [String: RPCHandler] = [:]
+    ) {
         self.namespace = namespace
         self.version = version
         self.handlers = handlers

@@ -14,9 +14,12 @@ extension RPCServer {
         case .request(let r):
             request = r
         case .refused(let reply, let why):
-            logger.warning("refusing RPC message", metadata: [
-                "error": "\(why)", "size": "\(d.bodySize)", "routing_key": "\(d.routingKey)",
-                "user": "\(d.properties.userID ?? "-")", "reply_queue": "\(reply?.queue ?? "(none found)")"])
+            logger.warning(
+                "refusing RPC message",
+                metadata: [
+                    "error": "\(why)", "size": "\(d.bodySize)", "routing_key": "\(d.routingKey)",
+                    "user": "\(d.properties.userID ?? "-")", "reply_queue": "\(reply?.queue ?? "(none found)")",
+                ])
             return reply
         }
         if let u = request.uniqueID, duplicates.withLock({ $0.isDuplicate(u) }) {
@@ -30,13 +33,15 @@ extension RPCServer {
         if let explicit = RPCDeadline.instant(from: request.context) {
             deadline = min(deadline ?? explicit, explicit)
         }
-        let ctx = RPCCallContext(method: request.method, context: request.context, deadline: deadline,
-                                 uniqueID: request.uniqueID, isCall: request.isCall, userID: d.properties.userID,
-                                 route: route, routingKey: d.routingKey, msgID: request.msgID,
-                                 replyQueue: request.replyQueue, namespace: request.namespace, version: request.version)
+        let ctx = RPCCallContext(
+            method: request.method, context: request.context, deadline: deadline,
+            uniqueID: request.uniqueID, isCall: request.isCall, userID: d.properties.userID,
+            route: route, routingKey: d.routingKey, msgID: request.msgID,
+            replyQueue: request.replyQueue, namespace: request.namespace, version: request.version)
         if ctx.hasExpired {
-            logger.warning("not executing a request whose caller has given up",
-                           metadata: ["method": "\(request.method)", "msg_id": "\(request.msgID ?? "-")"])
+            logger.warning(
+                "not executing a request whose caller has given up",
+                metadata: ["method": "\(request.method)", "msg_id": "\(request.msgID ?? "-")"])
             return nil
         }
         var heartbeat: Task<Void, Never>?
@@ -57,9 +62,12 @@ extension RPCServer {
         var reply: RPCReply?
         let admitted: Result<RPCHandler, RPCFailure>
         if let refusal = options.admit?(ctx, request.args) {
-            logger.warning("refused RPC request", metadata: [
-                "method": "\(request.method)", "user": "\(ctx.userID ?? "-")", "route": "\(route.rawValue)",
-                "error": "\(refusal.message)"])
+            logger.warning(
+                "refused RPC request",
+                metadata: [
+                    "method": "\(request.method)", "user": "\(ctx.userID ?? "-")", "route": "\(route.rawValue)",
+                    "error": "\(refusal.message)",
+                ])
             admitted = .failure(refusal)
         } else {
             admitted = dispatcher.handler(for: request)
@@ -72,7 +80,8 @@ extension RPCServer {
                 let result = try await handler(ctx, request.args)
                 reply = RPCReply(result: result, msgID: request.msgID ?? "")
             } catch {
-                let failure = (error as? any RPCFailureConvertible)?.rpcFailure
+                let failure =
+                    (error as? any RPCFailureConvertible)?.rpcFailure
                     ?? RPCFailure(className: "RuntimeError", module: "builtins", message: "\(error)")
                 logger.info("RPC method failed", metadata: ["method": "\(request.method)", "error": "\(failure)"])
                 reply = RPCReply(failure: failure, msgID: request.msgID ?? "")
@@ -110,8 +119,9 @@ extension RPCServer {
     static func malformedReply(_ d: AMQPDelivery, message: String) -> OutgoingReply? {
         guard let address = RPCServer.replyAddress(of: d) else { return nil }
         let f = RPCFailure(className: "ValueError", module: "builtins", message: message)
-        return OutgoingReply(reply: RPCReply(failure: f, msgID: address.msgID, uniqueID: makeUUIDHex()),
-                             queue: address.replyQueue)
+        return OutgoingReply(
+            reply: RPCReply(failure: f, msgID: address.msgID, uniqueID: makeUUIDHex()),
+            queue: address.replyQueue)
     }
 
     /// Where to answer a request that cannot be decoded: scanned in the kept bytes (both

@@ -65,8 +65,10 @@ public final class RPCServer: Sendable {
     /// Set when a large message went through; the next idle moment trims the heap.
     let sawLargeMessage = Atomic<Bool>(false)
 
-    public init(connection: AMQPConnection, target: RPCTarget, dispatcher: RPCDispatcher,
-                options: Options = Options(), logger: Logger) {
+    public init(
+        connection: AMQPConnection, target: RPCTarget, dispatcher: RPCDispatcher,
+        options: Options = Options(), logger: Logger
+    ) {
         precondition(target.server != nil, "an RPC server needs a server name")
         self.connection = connection
         self.target = target
@@ -76,8 +78,9 @@ public final class RPCServer: Sendable {
         self.duplicates = Mutex(DuplicateFilter(capacity: options.duplicateWindow))
         self.fanoutQueue = "\(target.topic)_fanout_\(makeUUIDHex())"
         self.replies = ReplySender(options: options, logger: logger) { [connection] body, queue in
-            try await connection.publish(body, exchange: "", routingKey: queue, properties: .oslo(), mandatory: true,
-                                         timeout: .seconds(30))
+            try await connection.publish(
+                body, exchange: "", routingKey: queue, properties: .oslo(), mandatory: true,
+                timeout: .seconds(30))
         }
     }
 
@@ -92,13 +95,16 @@ public final class RPCServer: Sendable {
         try await connection.declare(queue: f.topicQueue(topic))
         try await connection.bind(QueueBinding(queue: topic, exchange: target.exchange, routingKey: topic))
         try await connection.declare(queue: f.topicQueue("\(topic).\(server)"))
-        try await connection.bind(QueueBinding(queue: "\(topic).\(server)", exchange: target.exchange,
-                                               routingKey: "\(topic).\(server)"))
+        try await connection.bind(
+            QueueBinding(
+                queue: "\(topic).\(server)", exchange: target.exchange,
+                routingKey: "\(topic).\(server)"))
         if options.purgeDirectedQueueOnStart {
             let dropped = try await connection.purgeQueue("\(topic).\(server)")
             if dropped > 0 {
-                logger.warning("dropped requests queued while this server was down (their callers were told it was unavailable)",
-                               metadata: ["queue": "\(topic).\(server)", "count": "\(dropped)"])
+                logger.warning(
+                    "dropped requests queued while this server was down (their callers were told it was unavailable)",
+                    metadata: ["queue": "\(topic).\(server)", "count": "\(dropped)"])
             }
         }
         try await connection.declare(exchange: f.fanoutExchange(target.fanoutExchange))
@@ -113,26 +119,31 @@ public final class RPCServer: Sendable {
             guard trim, let self, self.sawLargeMessage.exchange(false, ordering: .acquiringAndReleasing) else { return }
             MemoryReturn.trim()
         }
-        let consume = ConsumeOptions(manualAck: true, prefetch: options.effectivePrefetch,
-                                     maxBodyBytes: options.maxRequestBytes)
+        let consume = ConsumeOptions(
+            manualAck: true, prefetch: options.effectivePrefetch,
+            maxBodyBytes: options.maxRequestBytes)
         var tags: [String] = []
         for (q, route) in [(topic, RPCRoute.topic), ("\(topic).\(server)", .directed), (fanoutQueue, .fanout)] {
-            tags.append(try await connection.consume(queue: q, options: consume) { delivery in
-                inflight.start {
-                    // Acked once a slot is free, before execution (at-most-once). A copy
-                    // whose connection is gone was requeued by the broker: not ours to run.
-                    guard self.connection.ack(delivery) else {
-                        self.logger.debug("dropping a delivery from a lost connection (the broker redelivers it)")
-                        return nil
+            tags.append(
+                try await connection.consume(queue: q, options: consume) { delivery in
+                    inflight.start {
+                        // Acked once a slot is free, before execution (at-most-once). A copy
+                        // whose connection is gone was requeued by the broker: not ours to run.
+                        guard self.connection.ack(delivery) else {
+                            self.logger.debug("dropping a delivery from a lost connection (the broker redelivers it)")
+                            return nil
+                        }
+                        guard let out = await self.process(delivery, route: route) else { return nil }
+                        return { await self.replies.send(out.reply, to: out.queue, retry: true) }
                     }
-                    guard let out = await self.process(delivery, route: route) else { return nil }
-                    return { await self.replies.send(out.reply, to: out.queue, retry: true) }
-                }
-            })
+                })
         }
-        logger.info("RPC server ready", metadata: [
-            "target": "\(target)", "fanout_queue": "\(fanoutQueue)", "prefetch": "\(options.effectivePrefetch)",
-            "max_request_bytes": "\(options.maxRequestBytes)"])
+        logger.info(
+            "RPC server ready",
+            metadata: [
+                "target": "\(target)", "fanout_queue": "\(fanoutQueue)", "prefetch": "\(options.effectivePrefetch)",
+                "max_request_bytes": "\(options.maxRequestBytes)",
+            ])
         onReady?()
 
         await waitForCancellation()

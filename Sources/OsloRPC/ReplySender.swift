@@ -22,15 +22,20 @@ final class ReplySender: Sendable {
     private let state: Mutex<State>
     private let retries = IdleGate()
 
-    init(options: RPCServer.Options, logger: Logger, retryInterval: Duration = .milliseconds(250),
-         publish: @escaping Publish) {
+    init(
+        options: RPCServer.Options, logger: Logger, retryInterval: Duration = .milliseconds(250),
+        publish: @escaping Publish
+    ) {
         self.publish = publish
         self.logger = logger
         self.retryTimeout = options.replyRetryTimeout
         self.retryInterval = retryInterval
         self.maxRetrying = max(0, options.maxPendingReplyRetries)
-        self.state = Mutex(State(dead: DeadReplyQueues(ttl: options.deadReplyQueueTTL,
-                                                       capacity: options.deadReplyQueueCapacity)))
+        self.state = Mutex(
+            State(
+                dead: DeadReplyQueues(
+                    ttl: options.deadReplyQueueTTL,
+                    capacity: options.deadReplyQueueCapacity)))
     }
 
     /// Replies being retried in the background right now.
@@ -43,8 +48,9 @@ final class ReplySender: Sendable {
     /// attempt in every case.
     func send(_ reply: RPCReply, to queue: String, retry: Bool) async {
         if isDead(queue) {
-            logger.info("dropping RPC reply: its reply queue was found missing recently",
-                        metadata: ["reply_queue": "\(queue)", "msg_id": "\(reply.msgID)"])
+            logger.info(
+                "dropping RPC reply: its reply queue was found missing recently",
+                metadata: ["reply_queue": "\(queue)", "msg_id": "\(reply.msgID)"])
             return
         }
         let body = reply.encodeBody()
@@ -55,8 +61,9 @@ final class ReplySender: Sendable {
             guard retry else { return }
         }
         guard retries.enter(limit: maxRetrying) else {
-            logger.warning("dropping RPC reply: its reply queue is missing and too many replies are already waiting",
-                           metadata: ["reply_queue": "\(queue)", "msg_id": "\(reply.msgID)", "waiting": "\(maxRetrying)"])
+            logger.warning(
+                "dropping RPC reply: its reply queue is missing and too many replies are already waiting",
+                metadata: ["reply_queue": "\(queue)", "msg_id": "\(reply.msgID)", "waiting": "\(maxRetrying)"])
             return
         }
         Task {
@@ -65,15 +72,17 @@ final class ReplySender: Sendable {
             while ContinuousClock.now < giveUp {
                 try? await Task.sleep(for: retryInterval)
                 if isDead(queue) {
-                    logger.info("dropping RPC reply: its reply queue was found missing",
-                                metadata: ["reply_queue": "\(queue)", "msg_id": "\(reply.msgID)"])
+                    logger.info(
+                        "dropping RPC reply: its reply queue was found missing",
+                        metadata: ["reply_queue": "\(queue)", "msg_id": "\(reply.msgID)"])
                     return
                 }
                 if await attempt(body, queue) != .missing { return }
             }
             state.withLock { $0.dead.insert(queue, now: .now) }
-            logger.warning("abandoning RPC reply: its reply queue does not exist (later replies to it are dropped)",
-                           metadata: ["reply_queue": "\(queue)", "msg_id": "\(reply.msgID)", "after": "\(retryTimeout)"])
+            logger.warning(
+                "abandoning RPC reply: its reply queue does not exist (later replies to it are dropped)",
+                metadata: ["reply_queue": "\(queue)", "msg_id": "\(reply.msgID)", "after": "\(retryTimeout)"])
         }
     }
 

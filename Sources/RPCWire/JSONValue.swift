@@ -184,7 +184,9 @@ public enum JSONWriter {
 public enum JSONParseError: Error, Sendable, CustomStringConvertible {
     case invalid(String)
     public var description: String {
-        switch self { case .invalid(let m): return "invalid JSON: \(m)" }
+        switch self {
+        case .invalid(let m): return "invalid JSON: \(m)"
+        }
     }
 }
 

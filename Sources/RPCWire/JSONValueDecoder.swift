@@ -11,7 +11,9 @@ public struct JSONValueDecoder: Sendable {
 
     /// Decodes `T` from `value`. With `rejectUnknownKeys`, a top-level object key that `T` did
     /// not read fails with `.unknownKeys`.
-    public func decode<T: Decodable>(_ type: T.Type, from value: JSONValue, rejectUnknownKeys: Bool = true) throws(JSONValueDecodingError) -> T {
+    public func decode<T: Decodable>(_ type: T.Type, from value: JSONValue, rejectUnknownKeys: Bool = true) throws(JSONValueDecodingError)
+        -> T
+    {
         let tracker = KeyTracker()
         let decoder = ValueDecoder(value: value, codingPath: [], tracker: rejectUnknownKeys ? tracker : nil)
         let result: T
@@ -84,8 +86,9 @@ extension WireEnum {
     public init(from decoder: any Decoder) throws {
         let text = try decoder.singleValueContainer().decode(String.self)
         guard let value = Self(rawValue: text) else {
-            throw JSONValueDecodingError(path: decoder.codingPath.map(\.stringValue),
-                                         problem: .notOneOf(Self.allCases.map(\.rawValue), got: text))
+            throw JSONValueDecodingError(
+                path: decoder.codingPath.map(\.stringValue),
+                problem: .notOneOf(Self.allCases.map(\.rawValue), got: text))
         }
         self = value
     }

@@ -66,9 +66,11 @@ public struct RPCRequest: Sendable, Equatable {
     /// The request context, flattened on the wire as `_context_<key>`.
     public var context: [String: JSONValue]
 
-    public init(method: String, args: [String: JSONValue] = [:], namespace: String? = nil, version: String? = nil,
-                msgID: String? = nil, replyQueue: String? = nil, monitorTimeout: Double? = nil,
-                uniqueID: String? = nil, context: [String: JSONValue] = [:]) {
+    public init(
+        method: String, args: [String: JSONValue] = [:], namespace: String? = nil, version: String? = nil,
+        msgID: String? = nil, replyQueue: String? = nil, monitorTimeout: Double? = nil,
+        uniqueID: String? = nil, context: [String: JSONValue] = [:]
+    ) {
         self.method = method
         self.args = args
         self.namespace = namespace
@@ -149,9 +151,10 @@ public struct RPCRequest: Sendable, Equatable {
         if let replyQ, !RPCReplyAddress.isValidReplyQueue(replyQ) {
             throw .malformed("'_reply_q' is not a reply queue name (reply_[A-Za-z0-9_.:-], at most 255 bytes)")
         }
-        return RPCRequest(method: method, args: args, namespace: try optString("namespace"),
-                          version: try optString("version"), msgID: msgID, replyQueue: replyQ,
-                          monitorTimeout: timeout, uniqueID: try optString("_unique_id"), context: context)
+        return RPCRequest(
+            method: method, args: args, namespace: try optString("namespace"),
+            version: try optString("version"), msgID: msgID, replyQueue: replyQ,
+            monitorTimeout: timeout, uniqueID: try optString("_unique_id"), context: context)
     }
 }
 
@@ -163,8 +166,10 @@ public struct RPCReply: Sendable, Equatable {
     public var msgID: String
     public var uniqueID: String?
 
-    public init(result: JSONValue = .null, failure: RPCFailure? = nil, ending: Bool = true, msgID: String,
-                uniqueID: String? = nil) {
+    public init(
+        result: JSONValue = .null, failure: RPCFailure? = nil, ending: Bool = true, msgID: String,
+        uniqueID: String? = nil
+    ) {
         self.result = result
         self.failure = failure
         self.ending = ending
@@ -203,7 +208,8 @@ public struct RPCReply: Sendable, Equatable {
         default: throw .malformed("'failure' is not a JSON string")
         }
         let ending = o["ending"]?.boolValue ?? false
-        return RPCReply(result: o["result"] ?? .null, failure: failure, ending: ending, msgID: msgID,
-                        uniqueID: o["_unique_id"]?.stringValue)
+        return RPCReply(
+            result: o["result"] ?? .null, failure: failure, ending: ending, msgID: msgID,
+            uniqueID: o["_unique_id"]?.stringValue)
     }
 }

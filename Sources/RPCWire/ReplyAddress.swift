@@ -24,7 +24,8 @@ public struct RPCReplyAddress: Sendable, Equatable {
     public static func isValidReplyQueue(_ name: String) -> Bool {
         let u = name.utf8
         guard u.count > replyQueuePrefix.utf8.count, u.count <= maxQueueNameBytes,
-              name.hasPrefix(replyQueuePrefix) else { return false }
+            name.hasPrefix(replyQueuePrefix)
+        else { return false }
         return u.allSatisfy(isQueueNameByte)
     }
 
@@ -37,8 +38,8 @@ public struct RPCReplyAddress: Sendable, Equatable {
     static func isQueueNameByte(_ c: UInt8) -> Bool {
         switch c {
         case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
-             UInt8(ascii: "0")...UInt8(ascii: "9"),
-             UInt8(ascii: "_"), UInt8(ascii: "."), UInt8(ascii: ":"), UInt8(ascii: "-"):
+            UInt8(ascii: "0")...UInt8(ascii: "9"),
+            UInt8(ascii: "_"), UInt8(ascii: "."), UInt8(ascii: ":"), UInt8(ascii: "-"):
             return true
         default: return false
         }
@@ -57,9 +58,11 @@ public struct RPCReplyAddress: Sendable, Equatable {
     public static func scan(_ body: some Collection<UInt8>, limit: Int = 65_536) -> RPCReplyAddress? {
         let bytes: [UInt8] = Array(body.prefix(max(0, limit)))
         guard let msgID = scanValue(bytes, key: Array("_msg_id".utf8), valid: isMsgIDByte, maxBytes: maxMsgIDBytes),
-              let replyQ = scanValue(bytes, key: Array("_reply_q".utf8), valid: isQueueNameByte,
-                                     maxBytes: maxQueueNameBytes),
-              isValidMsgID(msgID), isValidReplyQueue(replyQ) else { return nil }
+            let replyQ = scanValue(
+                bytes, key: Array("_reply_q".utf8), valid: isQueueNameByte,
+                maxBytes: maxQueueNameBytes),
+            isValidMsgID(msgID), isValidReplyQueue(replyQ)
+        else { return nil }
         return RPCReplyAddress(msgID: msgID, replyQueue: replyQ)
     }
 

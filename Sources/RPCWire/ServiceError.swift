@@ -39,8 +39,9 @@ public struct ServiceError: Error, Sendable, Equatable, CustomStringConvertible,
     public var rpcFailure: RPCFailure {
         var kwargs = details
         kwargs["code"] = .string(code)
-        return RPCFailure(className: Self.className(forCode: code), module: Self.module, message: message,
-                          args: [.string(message)], kwargs: kwargs)
+        return RPCFailure(
+            className: Self.className(forCode: code), module: Self.module, message: message,
+            args: [.string(message)], kwargs: kwargs)
     }
 
     /// Rebuilds a ServiceError from a remote failure (any module: a foreign
@@ -52,8 +53,9 @@ public struct ServiceError: Error, Sendable, Equatable, CustomStringConvertible,
             details["code"] = nil
             self.init(code: code, message: failure.message, details: details)
         } else {
-            self.init(code: "remote_error", message: failure.message,
-                      details: ["class": .string(failure.className), "module": .string(failure.module)])
+            self.init(
+                code: "remote_error", message: failure.message,
+                details: ["class": .string(failure.className), "module": .string(failure.module)])
         }
     }
 

@@ -180,8 +180,9 @@ public struct DMSetup: DeviceMapping {
         }
         guard r.termination.isSuccess else {
             let firstLine = r.stderr.split(separator: "\n").first.map(String.init) ?? ""
-            throw DMError(message: firstLine.isEmpty ? "\(argv[0]) \(argv[1]) failed (\(r.termination))" : firstLine,
-                          argv: argv, stderr: r.stderr, termination: r.termination)
+            throw DMError(
+                message: firstLine.isEmpty ? "\(argv[0]) \(argv[1]) failed (\(r.termination))" : firstLine,
+                argv: argv, stderr: r.stderr, termination: r.termination)
         }
         return r.stdout
     }
@@ -199,9 +200,11 @@ public struct DMSetup: DeviceMapping {
             guard fields.count >= 5 else { continue }
             let n = fields.count
             let name = fields[0...(n - 5)].joined(separator: "|")
-            out.append(DMDevice(name: name, uuid: fields[n - 4], blockDevice: fields[n - 3],
-                                suspended: fields[n - 2].lowercased().hasPrefix("suspend"),
-                                openCount: Int(fields[n - 1]) ?? 0))
+            out.append(
+                DMDevice(
+                    name: name, uuid: fields[n - 4], blockDevice: fields[n - 3],
+                    suspended: fields[n - 2].lowercased().hasPrefix("suspend"),
+                    openCount: Int(fields[n - 1]) ?? 0))
         }
         return out
     }
@@ -224,8 +227,9 @@ public struct DMSetup: DeviceMapping {
         text.split(separator: "\n").compactMap { line in
             let parts = line.split(separator: " ", maxSplits: 3, omittingEmptySubsequences: true)
             guard parts.count >= 3, let start = UInt64(parts[0]), let length = UInt64(parts[1]) else { return nil }
-            return DMTableLine(start: start, length: length, target: String(parts[2]),
-                               params: parts.count > 3 ? String(parts[3]) : "")
+            return DMTableLine(
+                start: start, length: length, target: String(parts[2]),
+                params: parts.count > 3 ? String(parts[3]) : "")
         }
     }
 }

@@ -6,6 +6,7 @@
 /// several lines ("LV locked by other host: vol/lv1" then "Failed to lock logical volume").
 /// Commands run with LC_ALL=C so the texts are English.
 import HostCommands
+
 public enum LVMErrorClassifier {
     struct Rule: Sendable {
         let code: LVMErrorCode
@@ -26,14 +27,18 @@ public enum LVMErrorClassifier {
         //   lockspace can disappear if the lease storage fails", to it);
         // - the same two codes printed by number ("lock failed: error -217"), as the generic
         //   branches of those functions (and older lvm2 versions) do.
-        Rule(code: .lockStorageFailed, needles: [
-            "storage failed for sanlock leases", "storage errors for sanlock leases",
-            "error -217", "error -218",
-        ]),
-        Rule(code: .lockspaceNotStarted, needles: [
-            "due to failed lock", "Global lock failed: check that global lockspace is started",
-            "lockspace not found or started",
-        ]),
+        Rule(
+            code: .lockStorageFailed,
+            needles: [
+                "storage failed for sanlock leases", "storage errors for sanlock leases",
+                "error -217", "error -218",
+            ]),
+        Rule(
+            code: .lockspaceNotStarted,
+            needles: [
+                "due to failed lock", "Global lock failed: check that global lockspace is started",
+                "lockspace not found or started",
+            ]),
         // Lock failures that do NOT mean the lease storage failed, so the lockspace must not be
         // marked lost for them: ELMERR (221, "lock manager error": any sanlock error the
         // functions above do not map, e.g. "VG vol lock skipped: error -221"), EIOTIMEOUT (225,
@@ -41,25 +46,35 @@ public enum LVMErrorClassifier {
         // global lock held by another host (-EAGAIN = -11, "held by other host"; by number
         // "error -11"), and every other "lock failed: error N". Classified before `not_found`:
         // LVM follows them with "Volume group … not found", which must not read as a missing VG.
-        Rule(code: .internal, needles: [
-            "lock failed: error", "lock skipped: error", "lock manager error",
-            "lock failed: io timeout", "lock skipped: io timeout", "lease needs repair", "orphan lock needs to be adopted",
-            "adopt found", "held by other host",
-        ]),
-        Rule(code: .busy, needles: [
-            "stop failed: LVs must first be deactivated", " in use.", "Can't remove open logical volume",
-            "is used by another device",
-        ]),
-        Rule(code: .insufficientSpace, needles: [
-            "insufficient free space", "Insufficient free space", "Insufficient suitable allocatable extents",
-        ]),
+        Rule(
+            code: .internal,
+            needles: [
+                "lock failed: error", "lock skipped: error", "lock manager error",
+                "lock failed: io timeout", "lock skipped: io timeout", "lease needs repair", "orphan lock needs to be adopted",
+                "adopt found", "held by other host",
+            ]),
+        Rule(
+            code: .busy,
+            needles: [
+                "stop failed: LVs must first be deactivated", " in use.", "Can't remove open logical volume",
+                "is used by another device",
+            ]),
+        Rule(
+            code: .insufficientSpace,
+            needles: [
+                "insufficient free space", "Insufficient free space", "Insufficient suitable allocatable extents",
+            ]),
         Rule(code: .alreadyExists, needles: ["already exists in volume group"]),
-        Rule(code: .sizeConflict, needles: [
-            "not larger than existing size", "matches existing size", "not smaller than existing size",
-        ]),
-        Rule(code: .notFound, needles: [
-            "Failed to find logical volume", "not found", "Cannot process volume group",
-        ]),
+        Rule(
+            code: .sizeConflict,
+            needles: [
+                "not larger than existing size", "matches existing size", "not smaller than existing size",
+            ]),
+        Rule(
+            code: .notFound,
+            needles: [
+                "Failed to find logical volume", "not found", "Cannot process volume group",
+            ]),
     ]
 
     /// Classifies a failed command from its exit status and stderr.
@@ -92,16 +107,19 @@ public enum LVMErrorClassifier {
     public static func error(for result: CommandResult) -> LVMError {
         switch result.termination {
         case .timedOut:
-            return LVMError(code: .timedOut, message: "\(result.argv.first ?? "command") did not finish in time and was killed",
-                            stderr: result.stderr, argv: result.argv, termination: .timedOut)
+            return LVMError(
+                code: .timedOut, message: "\(result.argv.first ?? "command") did not finish in time and was killed",
+                stderr: result.stderr, argv: result.argv, termination: .timedOut)
         case .signaled(let signal):
-            return LVMError(code: .internal, message: "\(result.argv.first ?? "command") was killed by signal \(signal)",
-                            stderr: result.stderr, argv: result.argv, termination: result.termination)
+            return LVMError(
+                code: .internal, message: "\(result.argv.first ?? "command") was killed by signal \(signal)",
+                stderr: result.stderr, argv: result.argv, termination: result.termination)
         case .exited(let status):
             let (code, line) = diagnose(exitStatus: status, stderr: result.stderr)
             let message = line.isEmpty ? "\(result.argv.first ?? "command") failed with exit status \(status)" : line
-            return LVMError(code: code, message: message, stderr: result.stderr, argv: result.argv,
-                            termination: result.termination)
+            return LVMError(
+                code: code, message: message, stderr: result.stderr, argv: result.argv,
+                termination: result.termination)
         }
     }
 }

@@ -68,7 +68,9 @@ public enum LVMCommands {
     /// Direct I/O so the zeros reach the shared disk, not this host's page cache;
     /// `count_bytes` makes `count` a byte count, so sizes need not be MiB multiples.
     public static func zero(vg: String, name: String, bytes: UInt64) -> [String] {
-        ["dd", "if=/dev/zero", "of=/dev/\(vg)/\(name)", "bs=1M", "count=\(bytes)",
-         "iflag=count_bytes", "oflag=direct", "conv=fsync", "status=none"]
+        [
+            "dd", "if=/dev/zero", "of=/dev/\(vg)/\(name)", "bs=1M", "count=\(bytes)",
+            "iflag=count_bytes", "oflag=direct", "conv=fsync", "status=none",
+        ]
     }
 }

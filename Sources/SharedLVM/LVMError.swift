@@ -1,4 +1,5 @@
 import HostCommands
+
 /// Stable error codes for everything the LVM layer can report.
 ///
 /// The raw values travel on the wire (RPC replies, `--json` output of the admin CLI),

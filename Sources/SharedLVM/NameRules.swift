@@ -47,7 +47,8 @@ enum NameRules {
         if name.hasPrefix("-") { throw .invalid("\(kind) name \"\(name)\" is invalid: it must not start with '-'") }
         if name == "." || name == ".." { throw .invalid("\(kind) name \"\(name)\" is invalid") }
         for scalar in name.unicodeScalars where !isAllowed(scalar) {
-            let shown = scalar.isASCII && scalar.value >= 0x20 && scalar.value < 0x7f
+            let shown =
+                scalar.isASCII && scalar.value >= 0x20 && scalar.value < 0x7f
                 ? "'\(Character(scalar))'" : "U+\(String(scalar.value, radix: 16, uppercase: true))"
             throw .invalid("\(kind) name \"\(printable(name))\" is invalid: character \(shown) is not allowed (only A-Z a-z 0-9 + _ . -)")
         }

@@ -12,8 +12,10 @@ public struct RealLVMBackend: LVMBackend {
         /// Zeroing gets `command` plus the time to write at this rate (bytes per second).
         public var zeroMinimumBytesPerSecond: UInt64
 
-        public init(command: Duration = .seconds(120), lockStart: Duration = .seconds(300),
-                    zeroMinimumBytesPerSecond: UInt64 = 10 << 20) {
+        public init(
+            command: Duration = .seconds(120), lockStart: Duration = .seconds(300),
+            zeroMinimumBytesPerSecond: UInt64 = 10 << 20
+        ) {
             self.command = command
             self.lockStart = lockStart
             self.zeroMinimumBytesPerSecond = zeroMinimumBytesPerSecond
@@ -26,8 +28,10 @@ public struct RealLVMBackend: LVMBackend {
     /// the caller's to log, since only it knows whether a failure is expected.
     public let logger: Logger
 
-    public init(executor: any CommandExecuting = CommandRunner(), timeouts: Timeouts = Timeouts(),
-                logger: Logger = Logger(label: "aos.lvm")) {
+    public init(
+        executor: any CommandExecuting = CommandRunner(), timeouts: Timeouts = Timeouts(),
+        logger: Logger = Logger(label: "aos.lvm")
+    ) {
         self.executor = executor
         self.timeouts = timeouts
         self.logger = logger
@@ -46,11 +50,13 @@ public struct RealLVMBackend: LVMBackend {
         let start = clock.now
         let result: CommandResult
         do { result = try await executor.run(argv, timeout: timeout) } catch { throw LVMError(error) }
-        logger.debug("lvm command finished", metadata: [
-            "argv": .string(argv.joined(separator: " ")),
-            "result": .string(result.termination.description),
-            "duration_ms": .stringConvertible(Int((clock.now - start) / .milliseconds(1))),
-        ])
+        logger.debug(
+            "lvm command finished",
+            metadata: [
+                "argv": .string(argv.joined(separator: " ")),
+                "result": .string(result.termination.description),
+                "duration_ms": .stringConvertible(Int((clock.now - start) / .milliseconds(1))),
+            ])
         return result
     }
 
@@ -66,7 +72,7 @@ public struct RealLVMBackend: LVMBackend {
         try LVSize.validate(newSizeBytes)
         do {
             try await execute(LVMCommands.extend(vg: vg, name: name, newSizeBytes: newSizeBytes, sharedUpdate: sharedUpdate))
-        } catch where error.code == .sizeConflict {
+        } catch  where error.code == .sizeConflict {
             // lvextend refuses "extending" to the current size; a retried request must succeed.
             let lv = try await lvInfo(vg: vg, name: name)
             let extent = try await vgInfo(vg: vg).extentSizeBytes
@@ -81,8 +87,9 @@ public struct RealLVMBackend: LVMBackend {
         // lvremove would ask "remove active logical volume?"; the agent never wants that.
         let lv = try await lvInfo(vg: vg, name: name)
         if lv.activeLocally {
-            throw LVMError(code: .busy, message: "Logical volume \(vg)/\(name) is active on this host; deactivate it first.",
-                           argv: argv)
+            throw LVMError(
+                code: .busy, message: "Logical volume \(vg)/\(name) is active on this host; deactivate it first.",
+                argv: argv)
         }
         try await execute(argv)
     }
@@ -113,8 +120,9 @@ public struct RealLVMBackend: LVMBackend {
         let result = try await execute(LVMCommands.lvInfo(vg: vg, name: name))
         let lvs = try decode(result) { json throws(LVMError) in try LVMReport.decodeLVs(json) }
         guard let lv = lvs.first(where: { $0.name == name }) else {
-            throw LVMError(code: .notFound, message: "Failed to find logical volume \"\(vg)/\(name)\"",
-                           stderr: result.stderr, argv: result.argv, termination: result.termination)
+            throw LVMError(
+                code: .notFound, message: "Failed to find logical volume \"\(vg)/\(name)\"",
+                stderr: result.stderr, argv: result.argv, termination: result.termination)
         }
         return lv
     }
@@ -124,8 +132,9 @@ public struct RealLVMBackend: LVMBackend {
         let result = try await execute(LVMCommands.vgInfo(vg: vg))
         let vgs = try decode(result) { json throws(LVMError) in try LVMReport.decodeVGs(json) }
         guard let info = vgs.first(where: { $0.name == vg }) else {
-            throw LVMError(code: .notFound, message: "Volume group \"\(vg)\" not found",
-                           stderr: result.stderr, argv: result.argv, termination: result.termination)
+            throw LVMError(
+                code: .notFound, message: "Volume group \"\(vg)\" not found",
+                stderr: result.stderr, argv: result.argv, termination: result.termination)
         }
         return info
     }
@@ -138,10 +147,12 @@ public struct RealLVMBackend: LVMBackend {
         // The same for lease I/O errors (ELOCKIO: "storage errors for sanlock leases").
         let needles = ["storage failed for sanlock leases", "storage errors for sanlock leases"]
         if needles.contains(where: { result.stderr.contains($0) }) {
-            let line = result.stderr.split(whereSeparator: \.isNewline)
+            let line =
+                result.stderr.split(whereSeparator: \.isNewline)
                 .first { l in needles.contains { l.contains($0) } }.map { $0.trimmingWhitespace() } ?? ""
-            throw LVMError(code: .lockStorageFailed, message: line, stderr: result.stderr,
-                           argv: result.argv, termination: result.termination)
+            throw LVMError(
+                code: .lockStorageFailed, message: line, stderr: result.stderr,
+                argv: result.argv, termination: result.termination)
         }
     }
 
@@ -150,8 +161,10 @@ public struct RealLVMBackend: LVMBackend {
         // Short: with queued I/O every LVM command hangs until the path returns.
         let result = try await runLogged(LVMCommands.probe(vg: vg), timeout: .seconds(30))
         if result.termination == .timedOut {
-            throw LVMError(code: .timedOut, message: "vgs \(vg) did not finish within 30 s: LVM hangs, the path to the shared disk is probably down with queued I/O",
-                           stderr: result.stderr, argv: result.argv, termination: result.termination)
+            throw LVMError(
+                code: .timedOut,
+                message: "vgs \(vg) did not finish within 30 s: LVM hangs, the path to the shared disk is probably down with queued I/O",
+                stderr: result.stderr, argv: result.argv, termination: result.termination)
         }
         // After the path returns, vgs of a killed lockspace exits 0 with "VG … lock skipped:
         // storage failed for sanlock leases": read the warnings whatever the exit status.
@@ -182,8 +195,9 @@ public struct RealLVMBackend: LVMBackend {
         do {
             return try SanlockStatus.parse(result.stdout)
         } catch {
-            throw LVMError(code: .internal, message: error.message, stderr: result.stderr, argv: result.argv,
-                           termination: result.termination)
+            throw LVMError(
+                code: .internal, message: error.message, stderr: result.stderr, argv: result.argv,
+                termination: result.termination)
         }
     }
 
@@ -196,8 +210,9 @@ public struct RealLVMBackend: LVMBackend {
             throw LVMErrorClassifier.error(for: result)
         }
         guard let size = UInt64(result.stdout.trimmingWhitespace()) else {
-            throw LVMError(code: .internal, message: "blockdev printed \"\(result.stdout.trimmingWhitespace())\"",
-                           argv: result.argv, termination: result.termination)
+            throw LVMError(
+                code: .internal, message: "blockdev printed \"\(result.stdout.trimmingWhitespace())\"",
+                argv: result.argv, termination: result.termination)
         }
         return size
     }
@@ -223,7 +238,7 @@ public struct RealLVMBackend: LVMBackend {
     public func pvsPresent(vg: String) async throws(LVMError) -> Bool {
         do {
             return try await vgInfo(vg: vg).missingPVCount == 0
-        } catch where error.code == .notFound {
+        } catch  where error.code == .notFound {
             return false
         }
     }
@@ -232,9 +247,9 @@ public struct RealLVMBackend: LVMBackend {
         do {
             return try body(result.stdout)
         } catch {
-            throw LVMError(code: .internal, message: error.message, stderr: result.stderr, argv: result.argv,
-                           termination: result.termination)
+            throw LVMError(
+                code: .internal, message: error.message, stderr: result.stderr, argv: result.argv,
+                termination: result.termination)
         }
     }
 }
-

@@ -43,8 +43,10 @@ public struct SanlockStatus: Sendable, Hashable {
         public var leaseVersion: UInt64?
         public var pid: Int32?
 
-        public init(lockspace: String, lvUUID: String, path: String, offset: UInt64,
-                    mode: LVActivationMode, leaseVersion: UInt64? = nil, pid: Int32? = nil) {
+        public init(
+            lockspace: String, lvUUID: String, path: String, offset: UInt64,
+            mode: LVActivationMode, leaseVersion: UInt64? = nil, pid: Int32? = nil
+        ) {
             self.lockspace = lockspace
             self.lvUUID = lvUUID
             self.path = path
@@ -120,12 +122,14 @@ public struct SanlockStatus: Sendable, Hashable {
         var pid: Int32?
         if let p = words.firstIndex(of: "p"), p + 1 < words.count { pid = Int32(words[p + 1]) }
         if modeField == "SH" {
-            return Resource(lockspace: parts[0], lvUUID: parts[1], path: parts[2], offset: offset,
-                            mode: .shared, pid: pid)
+            return Resource(
+                lockspace: parts[0], lvUUID: parts[1], path: parts[2], offset: offset,
+                mode: .shared, pid: pid)
         }
         guard let version = UInt64(modeField) else { throw malformed(body) }
-        return Resource(lockspace: parts[0], lvUUID: parts[1], path: parts[2], offset: offset,
-                        mode: .exclusive, leaseVersion: version, pid: pid)
+        return Resource(
+            lockspace: parts[0], lvUUID: parts[1], path: parts[2], offset: offset,
+            mode: .exclusive, leaseVersion: version, pid: pid)
     }
 
     /// sanlock escapes ':' inside paths as "\:".

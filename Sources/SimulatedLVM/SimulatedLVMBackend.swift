@@ -33,10 +33,12 @@ public struct SimulatedLVMBackend: LVMBackend {
             }
             let extents = Self.extents(sizeBytes, group.extentSize)
             guard extents <= group.freeExtents else {
-                throw Self.fail(argv, "Volume group \"\(vg)\" has insufficient free space (\(group.freeExtents) extents): \(extents) required.")
+                throw Self.fail(
+                    argv, "Volume group \"\(vg)\" has insufficient free space (\(group.freeExtents) extents): \(extents) required.")
             }
-            var lv = LV(name: name, uuid: SimulatedCluster.lvmUUID(&s.random), extents: extents,
-                        leaseOffset: group.nextLeaseOffset)
+            var lv = LV(
+                name: name, uuid: SimulatedCluster.lvmUUID(&s.random), extents: extents,
+                leaseOffset: group.nextLeaseOffset)
             group.nextLeaseOffset += 1 << 20
             if activate {
                 lv.exclusiveHolder = hostName
@@ -54,8 +56,10 @@ public struct SimulatedLVMBackend: LVMBackend {
         try await operation("extendLV", [vg, name, "\(newSizeBytes)", "sharedUpdate=\(sharedUpdate)"]) { (s) throws(LVMError) in
             try LVMError.checkNames(vg: vg, lv: name)
             try LVSize.validate(newSizeBytes)
-            try self.changeLV(&s, vg: vg, name: name, argv,
-                              lockspaceFailedText: "VG \(vg) lock failed: storage failed for sanlock leases") { (lv, group) throws(LVMError) in
+            try self.changeLV(
+                &s, vg: vg, name: name, argv,
+                lockspaceFailedText: "VG \(vg) lock failed: storage failed for sanlock leases"
+            ) { (lv, group) throws(LVMError) in
                 if sharedUpdate {
                     // shupdate takes the LV lock shared: only an exclusive holder elsewhere conflicts.
                     if let holder = lv.exclusiveHolder, holder != hostName {
@@ -75,7 +79,10 @@ public struct SimulatedLVMBackend: LVMBackend {
                     throw Self.fail(argv, "New size given (\(extents) extents) not larger than existing size (\(lv.extents) extents)")
                 }
                 guard extents - lv.extents <= group.freeExtents else {
-                    throw Self.fail(argv, "Volume group \"\(vg)\" has insufficient free space (\(group.freeExtents) extents): \(extents - lv.extents) required.")
+                    throw Self.fail(
+                        argv,
+                        "Volume group \"\(vg)\" has insufficient free space (\(group.freeExtents) extents): \(extents - lv.extents) required."
+                    )
                 }
                 lv.extents = extents
                 // The extending host reloads its own device; other hosts keep the old size
@@ -93,8 +100,9 @@ public struct SimulatedLVMBackend: LVMBackend {
             let lv = try self.lv(group, name, argv)
             if let device = lv.devices[hostName] {
                 if device.open { throw Self.fail(argv, "Logical volume \(vg)/\(name) in use.") }
-                throw LVMError(code: .busy, message: "Logical volume \(vg)/\(name) is active on this host; deactivate it first.",
-                               argv: argv)
+                throw LVMError(
+                    code: .busy, message: "Logical volume \(vg)/\(name) is active on this host; deactivate it first.",
+                    argv: argv)
             }
             try self.requireLockspace(group, argv, failedText: "VG \(vg) lock failed: storage failed for sanlock leases")
             if lv.holders(except: hostName) {
@@ -109,8 +117,10 @@ public struct SimulatedLVMBackend: LVMBackend {
         let argv = LVMCommands.activate(vg: vg, name: name, mode: mode)
         try await operation("activate", [vg, name, mode.rawValue]) { (s) throws(LVMError) in
             // With a killed lockspace lvchange -aey printed the same text as not started.
-            try self.changeLV(&s, vg: vg, name: name, argv,
-                              lockspaceFailedText: "Cannot access VG \(vg) due to failed lock.") { (lv, group) throws(LVMError) in
+            try self.changeLV(
+                &s, vg: vg, name: name, argv,
+                lockspaceFailedText: "Cannot access VG \(vg) due to failed lock."
+            ) { (lv, group) throws(LVMError) in
                 let conflict: Bool
                 switch mode {
                 case .exclusive: conflict = lv.holders(except: hostName)
@@ -260,11 +270,15 @@ public struct SimulatedLVMBackend: LVMBackend {
                 status.lockspaces.append(.init(name: lockspace, vg: group.name, hostId: hostId, path: path, offset: 0))
                 for lv in group.lvs.values.sorted(by: { $0.leaseOffset < $1.leaseOffset }) {
                     if lv.exclusiveHolder == hostName {
-                        status.resources.append(.init(lockspace: lockspace, lvUUID: lv.uuid, path: path, offset: lv.leaseOffset,
-                                                      mode: .exclusive, leaseVersion: lv.leaseVersion, pid: 1010))
+                        status.resources.append(
+                            .init(
+                                lockspace: lockspace, lvUUID: lv.uuid, path: path, offset: lv.leaseOffset,
+                                mode: .exclusive, leaseVersion: lv.leaseVersion, pid: 1010))
                     } else if lv.sharedHolders.contains(hostName) {
-                        status.resources.append(.init(lockspace: lockspace, lvUUID: lv.uuid, path: path, offset: lv.leaseOffset,
-                                                      mode: .shared, pid: 1010))
+                        status.resources.append(
+                            .init(
+                                lockspace: lockspace, lvUUID: lv.uuid, path: path, offset: lv.leaseOffset,
+                                mode: .shared, pid: 1010))
                     }
                 }
             }
@@ -339,8 +353,10 @@ public struct SimulatedLVMBackend: LVMBackend {
     /// lockspace checked, `body` applied to the LV, the LV stored back. `lockspaceFailedText`
     /// is what LVM prints when this host's lockspace failed; nil where a failed lockspace
     /// still works (unlock, refresh) and only a lockspace not joined at all is refused.
-    private func changeLV(_ s: inout State, vg: String, name: String, _ argv: [String], lockspaceFailedText: String?,
-                          _ body: (inout LV, VG) throws(LVMError) -> Void) throws(LVMError) {
+    private func changeLV(
+        _ s: inout State, vg: String, name: String, _ argv: [String], lockspaceFailedText: String?,
+        _ body: (inout LV, VG) throws(LVMError) -> Void
+    ) throws(LVMError) {
         try LVMError.checkNames(vg: vg, lv: name)
         var group = try self.group(s, vg, argv)
         if let lockspaceFailedText {

@@ -1,6 +1,7 @@
 import FoundationEssentials
 import HostSupport
 import SharedLVM
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)

@@ -1,12 +1,13 @@
+import AOSConfig
 // aos-agent: the node agent. Runs LVM on this host's shared (lvmlockd + sanlock) VGs on
 // request over oslo RPC (topic aos-agent, server = host name), starts the lockspaces at boot
 // and restores the activations it held before a reboot. See docs/agent.md.
 import AOSRuntime
 import AgentCore
-import AOSConfig
 import ArgumentParser
 import Logging
 import ServiceLifecycle
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -47,8 +48,10 @@ struct AgentServe: AsyncParsableCommand {
     @Option(help: "sanlock host_id for the simulated backend (real LVM: only from lvmlocal.conf).")
     var hostId: Int?
 
-    @Flag(help: ArgumentHelp("Simulated backend: drop this host's devices and locks first, as a reboot would.",
-                             visibility: .hidden))
+    @Flag(
+        help: ArgumentHelp(
+            "Simulated backend: drop this host's devices and locks first, as a reboot would.",
+            visibility: .hidden))
     var simulateReboot = false
 
     func run() async throws {
@@ -78,11 +81,13 @@ struct AgentServe: AsyncParsableCommand {
         }
         let host = settings.messaging.host
         let group = ServiceGroup(
-            services: [ClosureService {
-                await cancelWhenGracefulShutdown {
-                    await daemon.run(onServing: { Console.out("READY host=\(host)\n") })
+            services: [
+                ClosureService {
+                    await cancelWhenGracefulShutdown {
+                        await daemon.run(onServing: { Console.out("READY host=\(host)\n") })
+                    }
                 }
-            }],
+            ],
             gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         try await group.run()
         await daemon.close()

@@ -4,6 +4,7 @@ import AgentCore
 import ArgumentParser
 import Logging
 import SharedLVM
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -74,13 +75,18 @@ struct AgentFence: AsyncParsableCommand {
         // Our stderr belongs to whoever started lvmlockctl (sanlock) and may go nowhere: the
         // outcome also goes to syslog (journald), where an operator looks first.
         let failed = (record.paths + record.lvs).filter { !$0.ok }.map(\.device)
-        toSyslog(record.complete ? LOG_CRIT : LOG_ALERT,
-                 "lockspace of VG \(vg) lost: I/O of \(record.lvs.count) LV(s) and \(record.paths.count) path device(s) "
-                 + (record.complete ? "fenced" : "NOT fully fenced (failed: \(failed.joined(separator: ", ")))")
-                 + " in \(record.durationMS) ms; record \(FenceRecord.path(stateDirectory: settings.stateDir, vg: vg)); "
-                 + "run: aosctl recover --host \(host) --vg \(vg)")
-        logger.notice("fence done", metadata: ["vg": "\(vg)", "complete": "\(record.complete)", "agent_notified": "\(told)",
-                                                "took_ms": "\(record.durationMS)"])
+        toSyslog(
+            record.complete ? LOG_CRIT : LOG_ALERT,
+            "lockspace of VG \(vg) lost: I/O of \(record.lvs.count) LV(s) and \(record.paths.count) path device(s) "
+                + (record.complete ? "fenced" : "NOT fully fenced (failed: \(failed.joined(separator: ", ")))")
+                + " in \(record.durationMS) ms; record \(FenceRecord.path(stateDirectory: settings.stateDir, vg: vg)); "
+                + "run: aosctl recover --host \(host) --vg \(vg)")
+        logger.notice(
+            "fence done",
+            metadata: [
+                "vg": "\(vg)", "complete": "\(record.complete)", "agent_notified": "\(told)",
+                "took_ms": "\(record.durationMS)",
+            ])
         if !record.complete { throw ExitCode(1) }
     }
 }

@@ -9,8 +9,10 @@ import SimulatedLVM
 /// cluster (SimulatedLVM, for tests and demos), each with the device mapper and hypervisor
 /// that go with it.
 enum HostLVMChoice {
-    static func make(configuration c: Configuration, hostId: Int, simulateReboot: Bool,
-                     logger: Logger) throws(AgentStartupError) -> AgentHostLVM {
+    static func make(
+        configuration c: Configuration, hostId: Int, simulateReboot: Bool,
+        logger: Logger
+    ) throws(AgentStartupError) -> AgentHostLVM {
         let settings = AgentOptions.Settings(c)
         switch settings.lvmBackend {
         case .simulated:
@@ -25,15 +27,18 @@ enum HostLVMChoice {
             let host = settings.messaging.host
             if simulateReboot { cluster.rebootHost(host) }
             logger.notice("using the SIMULATED LVM backend", metadata: ["state_file": "\(file.isEmpty ? "(memory)" : file)"])
-            return AgentHostLVM(backend: SimulatedLVMBackend(cluster: cluster, hostName: host, hostId: hostId),
-                                dm: NoDeviceMapper(), hypervisor: hypervisor)
+            return AgentHostLVM(
+                backend: SimulatedLVMBackend(cluster: cluster, hostName: host, hostId: hostId),
+                dm: NoDeviceMapper(), hypervisor: hypervisor)
         case .real:
             guard !simulateReboot else { throw AgentStartupError("--simulate-reboot is only for the simulated backend") }
             var lvmLogger = Logger(label: "aos.lvm")
             lvmLogger.logLevel = logger.logLevel
-            let backend = RealLVMBackend(timeouts: .init(command: .seconds(settings.lvmTimeout),
-                                                         lockStart: .seconds(max(settings.lvmTimeout, 300))),
-                                         logger: lvmLogger)
+            let backend = RealLVMBackend(
+                timeouts: .init(
+                    command: .seconds(settings.lvmTimeout),
+                    lockStart: .seconds(max(settings.lvmTimeout, 300))),
+                logger: lvmLogger)
             let hypervisor: (any Hypervisor)? = settings.libvirtURI.isEmpty ? nil : VirshHypervisor(uri: settings.libvirtURI)
             return AgentHostLVM(backend: backend, dm: DMSetup(), hypervisor: hypervisor)
         }

@@ -14,14 +14,16 @@ import Logging
 import OsloRPC
 import RPCWire
 import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #endif
 
 @main
 struct Bench: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "aos-bench", abstract: "Benchmarks",
-                                                    subcommands: [RPCBench.self, WireBench.self, PublishBench.self, AdmissionBench.self, ScaleBench.self])
+    static let configuration = CommandConfiguration(
+        commandName: "aos-bench", abstract: "Benchmarks",
+        subcommands: [RPCBench.self, WireBench.self, PublishBench.self, AdmissionBench.self, ScaleBench.self])
 }
 
 struct RPCBench: AsyncParsableCommand {
@@ -55,13 +57,16 @@ struct RPCBench: AsyncParsableCommand {
         let tag = makeUUIDHex().prefix(8)
         let topic = "aos-bench-\(tag)"
         let here = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-        let server = try startChild(here.appendingPathComponent("aos-rpc-peer"),
-                                    ["serve", "--url", url, "--topic", topic, "--log-level", "warning"]
-                                        + (admitUser.map { ["--admit-user", $0] } ?? []))
+        let server = try startChild(
+            here.appendingPathComponent("aos-rpc-peer"),
+            ["serve", "--url", url, "--topic", topic, "--log-level", "warning"]
+                + (admitUser.map { ["--admit-user", $0] } ?? []))
         defer { server.terminate(); server.waitUntilExit() }
         // The floor's request body is as long as the Swift ping request, so both move the same bytes.
-        let bodyBytes = RPCRequest(method: "ping", msgID: makeUUIDHex(), replyQueue: "reply_\(makeUUIDHex())",
-                                   uniqueID: makeUUIDHex()).encodeBody().count
+        let bodyBytes = RPCRequest(
+            method: "ping", msgID: makeUUIDHex(), replyQueue: "reply_\(makeUUIDHex())",
+            uniqueID: makeUUIDHex()
+        ).encodeBody().count
         var floorServer: Process?
         var floorBinary: URL?
         let floorQueue = "aos-bench-floor-\(tag)"
@@ -74,8 +79,9 @@ struct RPCBench: AsyncParsableCommand {
         try await Task.sleep(for: .seconds(settle))
         let idleRSS = rssKB(pid: server.processIdentifier)
 
-        let conn = AMQPConnection(configuration: try AMQPConfiguration(url: TransportURL(parsing: url)),
-                                  logger: Logger(label: "bench"))
+        let conn = AMQPConnection(
+            configuration: try AMQPConfiguration(url: TransportURL(parsing: url)),
+            logger: Logger(label: "bench"))
         let client = RPCClient(connection: conn, logger: Logger(label: "bench"))
         let target = RPCTarget(topic: topic)
         for _ in 0..<warmup { _ = try await client.call(target, method: "ping", timeout: .seconds(10)) }
@@ -84,20 +90,33 @@ struct RPCBench: AsyncParsableCommand {
         for round in 1...max(1, rounds) {
             var c: Figures?
             if let floorBinary {
-                c = try FloorProgram.runClient(floorBinary, url: url, queue: floorQueue, calls: calls, warmup: warmup,
-                                               throughputCalls: throughputCalls, inFlight: concurrency, bodyBytes: bodyBytes)
+                c = try FloorProgram.runClient(
+                    floorBinary, url: url, queue: floorQueue, calls: calls, warmup: warmup,
+                    throughputCalls: throughputCalls, inFlight: concurrency, bodyBytes: bodyBytes)
             }
             let swift = try await measureSwift(client, target)
             rows.append((c, swift))
             print("round \(round):")
-            if let c { print("  C floor (librabbitmq, \(bodyBytes)-byte body): median \(fmt(c.median)) ms, p99 \(fmt(c.p99)) ms, \(Int(c.throughput)) calls/s with \(concurrency) in flight") }
-            print("  Swift RPCClient -> RPCServer:            median \(fmt(swift.median)) ms, p99 \(fmt(swift.p99)) ms, \(Int(swift.throughput)) calls/s with \(concurrency) in flight")
-            if let c { print("  Swift/C: median \(ratio(swift.median, c.median)), p99 \(ratio(swift.p99, c.p99)), throughput \(Int((swift.throughput / c.throughput * 100).rounded())) % of C") }
+            if let c {
+                print(
+                    "  C floor (librabbitmq, \(bodyBytes)-byte body): median \(fmt(c.median)) ms, p99 \(fmt(c.p99)) ms, \(Int(c.throughput)) calls/s with \(concurrency) in flight"
+                )
+            }
+            print(
+                "  Swift RPCClient -> RPCServer:            median \(fmt(swift.median)) ms, p99 \(fmt(swift.p99)) ms, \(Int(swift.throughput)) calls/s with \(concurrency) in flight"
+            )
+            if let c {
+                print(
+                    "  Swift/C: median \(ratio(swift.median, c.median)), p99 \(ratio(swift.p99, c.p99)), throughput \(Int((swift.throughput / c.throughput * 100).rounded())) % of C"
+                )
+            }
         }
         let loadedRSS = rssKB(pid: server.processIdentifier)
         await conn.close()
 
-        print("sequential: \(calls) calls per run, \(warmup) warm-up; concurrent: \(throughputCalls / concurrency * concurrency) calls with \(concurrency) in flight")
+        print(
+            "sequential: \(calls) calls per run, \(warmup) warm-up; concurrent: \(throughputCalls / concurrency * concurrency) calls with \(concurrency) in flight"
+        )
         print("server RSS: idle \(fmt(Double(idleRSS) / 1024)) MB, after load \(fmt(Double(loadedRSS) / 1024)) MB")
         if rows.count > 1, rows.allSatisfy({ $0.c != nil }) {
             let m = rows.map { $0.swift.median / $0.c!.median }, p = rows.map { $0.swift.p99 / $0.c!.p99 }
@@ -147,8 +166,10 @@ struct RPCBench: AsyncParsableCommand {
 }
 
 /// Starts a child (argv only, no shell) and waits for its READY line on stdout.
-func startChild(_ executable: URL, _ arguments: [String], environment: [String: String]? = nil,
-                stderr: Pipe? = nil) throws -> Process {
+func startChild(
+    _ executable: URL, _ arguments: [String], environment: [String: String]? = nil,
+    stderr: Pipe? = nil
+) throws -> Process {
     let p = Process()
     p.executableURL = executable
     p.arguments = arguments
@@ -212,10 +233,16 @@ enum FloorProgram {
         return binary
     }
 
-    static func runClient(_ binary: URL, url: String, queue: String, calls: Int, warmup: Int, throughputCalls: Int,
-                          inFlight: Int, bodyBytes: Int) throws -> RPCBench.Figures {
-        let out = try capture(binary.path, ["client", url, queue, String(calls), String(warmup), String(throughputCalls),
-                                            String(inFlight), String(bodyBytes)], direct: true)
+    static func runClient(
+        _ binary: URL, url: String, queue: String, calls: Int, warmup: Int, throughputCalls: Int,
+        inFlight: Int, bodyBytes: Int
+    ) throws -> RPCBench.Figures {
+        let out = try capture(
+            binary.path,
+            [
+                "client", url, queue, String(calls), String(warmup), String(throughputCalls),
+                String(inFlight), String(bodyBytes),
+            ], direct: true)
         guard let line = out.split(separator: "\n").first(where: { $0.hasPrefix("FLOOR ") }) else {
             throw ValidationError("rpc_floor printed no FLOOR line: \(out)")
         }
@@ -257,9 +284,10 @@ struct WireBench: AsyncParsableCommand {
     @Option var iterations = 20000
 
     func run() async throws {
-        let req = RPCRequest(method: "activate_lv", args: ["vg": "vol", "name": "volume-0d6c493f-697f-48d5-a2dd-8d7aa2c5542c", "mode": "exclusive"],
-                             msgID: makeUUIDHex(), replyQueue: "reply_\(makeUUIDHex())", uniqueID: makeUUIDHex(),
-                             context: ["request_id": "req-1", "user_id": "u1"])
+        let req = RPCRequest(
+            method: "activate_lv", args: ["vg": "vol", "name": "volume-0d6c493f-697f-48d5-a2dd-8d7aa2c5542c", "mode": "exclusive"],
+            msgID: makeUUIDHex(), replyQueue: "reply_\(makeUUIDHex())", uniqueID: makeUUIDHex(),
+            context: ["request_id": "req-1", "user_id": "u1"])
         let body = req.encodeBody()
         let clock = ContinuousClock()
         var t = clock.now
@@ -270,7 +298,9 @@ struct WireBench: AsyncParsableCommand {
         let dec = clock.now - t
         print("request body \(body.count) bytes: encode \(us(enc / iterations)) us, decode \(us(dec / iterations)) us")
     }
-    func us(_ d: Duration) -> String { String(format: "%.1f", Double(d.components.attoseconds) / 1e12 + Double(d.components.seconds) * 1e6) }
+    func us(_ d: Duration) -> String {
+        String(format: "%.1f", Double(d.components.attoseconds) / 1e12 + Double(d.components.seconds) * 1e6)
+    }
 }
 
 struct PublishBench: AsyncParsableCommand {
@@ -300,8 +330,9 @@ struct PublishBench: AsyncParsableCommand {
 /// `aos-bench admission`: the cost of the trust check per request, without broker noise:
 /// a broker-user request (the Swift callers' path) and a signed one (the Python driver's).
 struct AdmissionBench: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "admission",
-                                                    abstract: "Cost of authorization per request (user_id and Ed25519 paths)")
+    static let configuration = CommandConfiguration(
+        commandName: "admission",
+        abstract: "Cost of authorization per request (user_id and Ed25519 paths)")
     @Option var iterations = 20000
 
     func run() async throws {
@@ -310,9 +341,10 @@ struct AdmissionBench: AsyncParsableCommand {
         var config = AuthConfiguration()
         config.credentials.signingKeys = [.admin: [key.publicKey]]
         let admission = Admission(policy: Policies.agent(host: "h1"), configuration: config)
-        let byUser = RPCCallContext(forMethod: "activate_lv", deadline: .now + .seconds(3600), isCall: true,
-                                    userID: "aos-controller", route: .directed, routingKey: "aos-agent.h1",
-                                    msgID: "m", replyQueue: "reply_x")
+        let byUser = RPCCallContext(
+            forMethod: "activate_lv", deadline: .now + .seconds(3600), isCall: true,
+            userID: "aos-controller", route: .directed, routingKey: "aos-agent.h1",
+            msgID: "m", replyQueue: "reply_x")
         let clock = ContinuousClock()
         var t = clock.now
         for _ in 0..<iterations { precondition(admission.check(byUser, args) == nil) }
@@ -321,8 +353,9 @@ struct AdmissionBench: AsyncParsableCommand {
         let now = Int64(Date().timeIntervalSince1970 * 1000)
         let signedCount = max(1, min(iterations, 5000))
         let contexts: [RPCCallContext] = (0..<signedCount).map { i in
-            let sig = RequestSignature.sign(with: key, target: "aos-agent.h1", method: "activate_lv", version: "1.0",
-                                            timestampMillis: now, nonce: String(format: "%016x", i), args: args)
+            let sig = RequestSignature.sign(
+                with: key, target: "aos-agent.h1", method: "activate_lv", version: "1.0",
+                timestampMillis: now, nonce: String(format: "%016x", i), args: args)
             var c = byUser
             c.userID = nil
             c.version = "1.0"
@@ -397,14 +430,16 @@ struct ScaleBench: AsyncParsableCommand {
         var env = ProcessInfo.processInfo.environment
         env["AOS_AUTH_ENFORCE"] = "false"
         env["AOS_DEFAULT_TRANSPORT_URL"] = url  // not on the command line, where ps shows it
-        let ctl = try startChild(binary, [
-            "--config", config.path,
-            "--set", "DEFAULT.host=aos-bench-ctl-\(tag)",
-            "--set", "controller.topic=\(topic)",
-            "--set", "controller.agent_stale_after=\(stale)",
-            "--set", "controller.agent_down_after=\(down)",
-            "--set", "controller.log_level=error",
-        ], environment: env, stderr: errPipe)
+        let ctl = try startChild(
+            binary,
+            [
+                "--config", config.path,
+                "--set", "DEFAULT.host=aos-bench-ctl-\(tag)",
+                "--set", "controller.topic=\(topic)",
+                "--set", "controller.agent_stale_after=\(stale)",
+                "--set", "controller.agent_down_after=\(down)",
+                "--set", "controller.log_level=error",
+            ], environment: env, stderr: errPipe)
         defer { stop(ctl) }
         let pid = ctl.processIdentifier
         // The controller's log, read line by line for the victim's "agent is down".
@@ -426,17 +461,20 @@ struct ScaleBench: AsyncParsableCommand {
         }
 
         let players = try (0..<connections).map { _ in
-            let conn = AMQPConnection(configuration: try AMQPConfiguration(url: TransportURL(parsing: url)),
-                                      logger: Logger(label: "bench"))
+            let conn = AMQPConnection(
+                configuration: try AMQPConfiguration(url: TransportURL(parsing: url)),
+                logger: Logger(label: "bench"))
             return (conn, RPCClient(connection: conn, logger: Logger(label: "bench")))
         }
         let reports: [JSONValue] = hosts.enumerated().map { i, h in
             let lvs: [JSONValue] = (0..<activeLVs).map { n in
                 ["vg": "vg0", "name": .string(String(format: "volume-%08lx-0000-4000-8000-%012lx", i, n)), "mode": "exclusive"]
             }
-            return ["host": .string(h), "host_id": .int(Int64(i + 1)), "version": "aos-bench", "instance_id": .string(makeUUIDHex()),
-                    "ready": true, "phase": "ready", "vgs": ["vg0": ["lockspace": "started"]],
-                    "active_lvs": .array(lvs), "restore_failures": []]
+            return [
+                "host": .string(h), "host_id": .int(Int64(i + 1)), "version": "aos-bench", "instance_id": .string(makeUUIDHex()),
+                "ready": true, "phase": "ready", "vgs": ["vg0": ["lockspace": "started"]],
+                "active_lvs": .array(lvs), "restore_failures": [],
+            ]
         }
         let stats = Locked(PlayStats())
         let start = ContinuousClock.now
@@ -456,9 +494,10 @@ struct ScaleBench: AsyncParsableCommand {
                                 if i == 0, stats.withLock({ $0.victimStopped }) { continue }
                                 let sentAt = Date().timeIntervalSince1970
                                 do {
-                                    try await player.1.fanoutCast(topic: topic, method: "agent_announce",
-                                                                  args: ["report": reports[i], "sent_at": .double(sentAt)],
-                                                                  timeout: .seconds(5))
+                                    try await player.1.fanoutCast(
+                                        topic: topic, method: "agent_announce",
+                                        args: ["report": reports[i], "sent_at": .double(sentAt)],
+                                        timeout: .seconds(5))
                                     stats.withLock { s in
                                         s.sent += 1
                                         s.maxLag = max(s.maxLag, lag)
@@ -477,7 +516,9 @@ struct ScaleBench: AsyncParsableCommand {
         }
         defer { play.cancel() }
 
-        say("controller pid \(pid): \(agents) agents, one announcement each every \(interval) s (\(String(format: "%.0f", Double(agents) / Double(interval))) per second), stale after \(stale) s, down after \(down) s")
+        say(
+            "controller pid \(pid): \(agents) agents, one announcement each every \(interval) s (\(String(format: "%.0f", Double(agents) / Double(interval))) per second), stale after \(stale) s, down after \(down) s"
+        )
         // Every agent announced once (and the controller has them all) before the window opens.
         try await Task.sleep(for: period + .seconds(2))
         stats.withLock { $0.victimStopped = true }
@@ -487,8 +528,10 @@ struct ScaleBench: AsyncParsableCommand {
         let rss = rssKB(pid: pid), hwm = rssKB(pid: pid, field: "VmHWM:")
         let busy = (cpu1 - cpu0) / (ms(w1 - w0) / 1000) * 100
         let s0 = stats.withLock { $0 }
-        say(String(format: "controller CPU over %d s: %.1f %% of one core; RSS %.1f MB (peak %.1f MB)",
-                     window, busy, Double(rss) / 1024, Double(hwm) / 1024))
+        say(
+            String(
+                format: "controller CPU over %d s: %.1f %% of one core; RSS %.1f MB (peak %.1f MB)",
+                window, busy, Double(rss) / 1024, Double(hwm) / 1024))
         say("announcements sent: \(s0.sent), failed \(s0.failed), more than 1 s late \(s0.late), max lag \(fmt(ms(s0.maxLag))) ms")
 
         // list_agents still answers?
@@ -513,7 +556,9 @@ struct ScaleBench: AsyncParsableCommand {
         if lat.isEmpty {
             say("list_agents: no answer to \(listCalls) calls within 20 s each (\(failures.first ?? "?"))")
         } else {
-            say("list_agents: \(lat.count) of \(listCalls) calls answered, median \(fmt(lat[lat.count / 2])) ms, max \(fmt(lat[lat.count - 1])) ms; \(listed) agents listed, stopped agent \(victim): \(victimStatus)")
+            say(
+                "list_agents: \(lat.count) of \(listCalls) calls answered, median \(fmt(lat[lat.count / 2])) ms, max \(fmt(lat[lat.count - 1])) ms; \(listed) agents listed, stopped agent \(victim): \(victimStatus)"
+            )
         }
 
         // Down detection: from the stopped agent's last announcement to the controller's log line.
@@ -524,8 +569,10 @@ struct ScaleBench: AsyncParsableCommand {
         let last = stats.withLock { $0.victimLast }
         if let seen = downSeen.withLock({ $0 }), let last {
             let d = ms(seen - last) / 1000
-            say(String(format: "stopped agent marked down %.1f s after its last announcement (%.1f intervals; agent_down_after %d s)",
-                         d, d / Double(interval), down))
+            say(
+                String(
+                    format: "stopped agent marked down %.1f s after its last announcement (%.1f intervals; agent_down_after %d s)",
+                    d, d / Double(interval), down))
         } else {
             say("stopped agent NOT marked down within \(2 * down + 10) s")
         }
@@ -565,7 +612,8 @@ struct ScaleBench: AsyncParsableCommand {
     /// utime + stime of `pid`, in seconds (/proc/PID/stat fields 14 and 15, after the command name).
     func cpuSeconds(pid: Int32) -> Double {
         guard let s = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-              let close = s.lastIndex(of: ")") else { return -1 }
+            let close = s.lastIndex(of: ")")
+        else { return -1 }
         let fields = s[s.index(after: close)...].split(separator: " ")
         // fields[0] is the state (field 3): utime is field 14, stime field 15.
         guard fields.count > 12, let u = Double(fields[11]), let st = Double(fields[12]) else { return -1 }

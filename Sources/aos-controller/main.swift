@@ -1,11 +1,12 @@
 // aos-controller: the peer behind the Cinder driver's agent_transport_url. It serves the
 // driver-facing RPC API (docs/rpc-api.md) and routes each request to the right node's agent.
 import AOSConfig
-import ArgumentParser
 import AOSRuntime
+import ArgumentParser
 import ControllerCore
 import Logging
 import ServiceLifecycle
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -40,18 +41,23 @@ struct AOSController: AsyncParsableCommand {
             Console.err("aos-controller: \(error)")
             throw ExitCode(2)
         }
-        logger.info("starting", metadata: [
-            "topic": "\(settings.topic)", "server": "\(settings.messaging.host)",
-            "agent_response_timeout": "\(settings.agentResponseTimeout)",
-            "agent_stale_after": "\(settings.agentStaleAfter)", "agent_down_after": "\(settings.agentDownAfter)",
-            "preferred_hosts": "\(settings.preferredHosts.joined(separator: ","))"])
+        logger.info(
+            "starting",
+            metadata: [
+                "topic": "\(settings.topic)", "server": "\(settings.messaging.host)",
+                "agent_response_timeout": "\(settings.agentResponseTimeout)",
+                "agent_stale_after": "\(settings.agentStaleAfter)", "agent_down_after": "\(settings.agentDownAfter)",
+                "preferred_hosts": "\(settings.preferredHosts.joined(separator: ","))",
+            ])
         let topic = settings.topic, host = settings.messaging.host
         let group = ServiceGroup(
-            services: [ClosureService {
-                try await cancelWhenGracefulShutdown {
-                    try await service.run(onReady: { Console.out("READY topic=\(topic) server=\(host)\n") })
+            services: [
+                ClosureService {
+                    try await cancelWhenGracefulShutdown {
+                        try await service.run(onReady: { Console.out("READY topic=\(topic) server=\(host)\n") })
+                    }
                 }
-            }],
+            ],
             gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         try await group.run()
         logger.info("stopped")

@@ -12,6 +12,7 @@ import OsloRPC
 import RPCWire
 import ServiceLifecycle
 import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -75,8 +76,9 @@ struct Serve: AsyncParsableCommand {
                 let message = args["message"]?.stringValue ?? "boom"
                 let cls = args["class"]?.stringValue ?? "ValueError"
                 let module = args["module"]?.stringValue ?? "builtins"
-                throw RPCFailure(className: cls, module: module, message: message,
-                                 kwargs: args["code"].map { ["code": $0] } ?? [:])
+                throw RPCFailure(
+                    className: cls, module: module, message: message,
+                    kwargs: args["code"].map { ["code": $0] } ?? [:])
             },
             "sleep": { _, args in
                 let secs = args["secs"]?.doubleValue ?? 1
@@ -98,11 +100,15 @@ struct Serve: AsyncParsableCommand {
         var options = RPCServer.Options()
         if let admitUser {
             let rules = Dictionary(uniqueKeysWithValues: handlers.keys.map { ($0, MethodTraits(callers: [.admin], mutating: false)) })
-            options.admit = Admission(policy: ServerPolicy(serverName: "aos-rpc-peer", rules: rules),
-                                      configuration: AuthConfiguration(credentials: Credentials(adminUsers: [admitUser]))).hook
+            options.admit =
+                Admission(
+                    policy: ServerPolicy(serverName: "aos-rpc-peer", rules: rules),
+                    configuration: AuthConfiguration(credentials: Credentials(adminUsers: [admitUser]))
+                ).hook
         }
-        let server = RPCServer(connection: conn, target: RPCTarget(exchange: exchange, topic: topic, server: server),
-                               dispatcher: dispatcher, options: options, logger: logger)
+        let server = RPCServer(
+            connection: conn, target: RPCTarget(exchange: exchange, topic: topic, server: server),
+            dispatcher: dispatcher, options: options, logger: logger)
         let service = ClosureService {
             try await cancelWhenGracefulShutdown {
                 try await server.run(onReady: { emit(["event": "READY"]) })
@@ -127,8 +133,9 @@ struct Client: AsyncParsableCommand {
                 emit(["ok": false, "error": "bad_input"])
                 continue
             }
-            let target = RPCTarget(exchange: o["exchange"]?.stringValue ?? exchange,
-                                   topic: o["topic"]?.stringValue ?? "aos-test", server: o["server"]?.stringValue)
+            let target = RPCTarget(
+                exchange: o["exchange"]?.stringValue ?? exchange,
+                topic: o["topic"]?.stringValue ?? "aos-test", server: o["server"]?.stringValue)
             let method = o["method"]?.stringValue ?? "ping"
             let args = o["args"]?.objectValue ?? [:]
             let timeout = Duration.milliseconds(Int((o["timeout"]?.doubleValue ?? 10) * 1000))
@@ -143,15 +150,18 @@ struct Client: AsyncParsableCommand {
                     try await client.fanoutCast(topic: target.topic, method: method, args: args)
                     emit(["ok": true, "result": nil])
                 default:
-                    let r = try await client.call(target, method: method, args: args,
-                                                  context: o["context"]?.objectValue ?? [:], timeout: timeout,
-                                                  monitorTimeout: monitor, namespace: o["namespace"]?.stringValue,
-                                                  version: o["version"]?.stringValue)
+                    let r = try await client.call(
+                        target, method: method, args: args,
+                        context: o["context"]?.objectValue ?? [:], timeout: timeout,
+                        monitorTimeout: monitor, namespace: o["namespace"]?.stringValue,
+                        version: o["version"]?.stringValue)
                     emit(["ok": true, "result": r, "elapsed": .double((ContinuousClock.now - start).seconds)])
                 }
             } catch let e as RPCCallError {
-                var out: [String: JSONValue] = ["ok": false, "message": .string("\(e)"),
-                                                "elapsed": .double((ContinuousClock.now - start).seconds)]
+                var out: [String: JSONValue] = [
+                    "ok": false, "message": .string("\(e)"),
+                    "elapsed": .double((ContinuousClock.now - start).seconds),
+                ]
                 switch e {
                 case .remote(let f):
                     out["error"] = "remote"

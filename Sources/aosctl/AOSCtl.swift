@@ -2,6 +2,7 @@
 // API, or with --direct HOST to one node's agent. Data on stdout, messages on stderr.
 import AOSAPI
 import ArgumentParser
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -18,8 +19,10 @@ struct AOSCtl: AsyncParsableCommand {
             4 conflict (locked by another host, size conflict, in use…), 5 unreachable (agent,
             controller or broker), 6 timeout, 7 not authorized (the broker user has no role for that).
             """,
-        subcommands: [AgentsList.self, VolumeCommand.self, PoolCommand.self, LocksShow.self, Recover.self,
-                      BrokerSetupCommand.self, AuthCommand.self])
+        subcommands: [
+            AgentsList.self, VolumeCommand.self, PoolCommand.self, LocksShow.self, Recover.self,
+            BrokerSetupCommand.self, AuthCommand.self,
+        ])
 
     /// Parses with global options allowed before the subcommand, and maps usage errors to exit 2.
     static func main() async {
@@ -47,8 +50,10 @@ struct AOSCtl: AsyncParsableCommand {
 struct VolumeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "volume", abstract: "Create, resize, delete, inspect, activate and deactivate volumes.",
-        subcommands: [VolumeCreate.self, VolumeExtend.self, VolumeDelete.self, VolumeShow.self, VolumeList.self,
-                      VolumeActivate.self, VolumeDeactivate.self])
+        subcommands: [
+            VolumeCreate.self, VolumeExtend.self, VolumeDelete.self, VolumeShow.self, VolumeList.self,
+            VolumeActivate.self, VolumeDeactivate.self,
+        ])
 }
 
 struct PoolCommand: AsyncParsableCommand {

@@ -2,6 +2,7 @@ import AOSAPI
 import AOSAuth
 import ArgumentParser
 import RPCWire
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -36,8 +37,9 @@ struct BrokerSetupCommand: ParsableCommand {
         for h in list where !h.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value < 0x7f && $0 != "/" }) {
             throw ValidationError("--hosts: '\(h)' is not a host name")
         }
-        let setup = BrokerSetup(vhost: vhost, exchange: exchange, agentTopic: agentTopic, controllerTopic: controllerTopic,
-                                hosts: list)
+        let setup = BrokerSetup(
+            vhost: vhost, exchange: exchange, agentTopic: agentTopic, controllerTopic: controllerTopic,
+            hosts: list)
         var passwords: [String: String] = [:]
         if mkdir(passwordDir, 0o700) != 0 && errno != EEXIST {
             stderrLine("aosctl: invalid_argument: cannot create \(passwordDir): \(String(cString: strerror(errno)))")
@@ -71,7 +73,11 @@ struct BrokerSetupCommand: ParsableCommand {
 }
 
 func shellQuoted(_ s: String) -> String {
-    if !s.isEmpty && s.unicodeScalars.allSatisfy({ "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./=:,".unicodeScalars.contains($0) }) {
+    if !s.isEmpty
+        && s.unicodeScalars.allSatisfy({
+            "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./=:,".unicodeScalars.contains($0)
+        })
+    {
         return s
     }
     return "'" + s.split(separator: "'", omittingEmptySubsequences: false).joined(separator: "'\\''") + "'"

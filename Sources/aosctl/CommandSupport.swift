@@ -12,8 +12,10 @@ struct VGOptions: ParsableArguments {
 
     /// Runs the command: with --direct, `direct` on that host's agent with the VG to use (the
     /// given one or the only one it serves), otherwise `controller`.
-    func run(direct: (Session, _ host: String, _ vg: String) async throws(CLIError) -> (JSONValue, String),
-             controller: (Session) async throws(CLIError) -> (JSONValue, String)) async throws {
+    func run(
+        direct: (Session, _ host: String, _ vg: String) async throws(CLIError) -> (JSONValue, String),
+        controller: (Session) async throws(CLIError) -> (JSONValue, String)
+    ) async throws {
         try await runCommand(global) { s throws(CLIError) in
             if let host = global.direct { return try await direct(s, host, s.directVG(host, vg)) }
             return try await controller(s)
@@ -55,8 +57,9 @@ struct SizedVolumeOptions: ParsableArguments {
     /// name and the size in bytes; `describe` turns the result into the human text.
     func run(agentMethod: String, controllerMethod: String, describe: @escaping (JSONValue) -> String) async throws {
         try await runCommand(global) { s throws(CLIError) in
-            let r = try await s.volumeCall(direct: global.direct, agentMethod: agentMethod, controllerMethod: controllerMethod,
-                                           vg: vg, ["name": .string(name), "size_bytes": .int(bytes)])
+            let r = try await s.volumeCall(
+                direct: global.direct, agentMethod: agentMethod, controllerMethod: controllerMethod,
+                vg: vg, ["name": .string(name), "size_bytes": .int(bytes)])
             return (r, describe(r))
         }
     }
@@ -65,8 +68,10 @@ struct SizedVolumeOptions: ParsableArguments {
 extension Session {
     /// Calls the controller with a typed request and decodes its result. The raw result is
     /// returned too: `--json` prints it as received, so nothing a newer controller adds is lost.
-    func controller<R: Decodable>(_ method: ControllerMethod, _ request: some Encodable,
-                                  as type: R.Type) async throws(CLIError) -> (raw: JSONValue, result: R) {
+    func controller<R: Decodable>(
+        _ method: ControllerMethod, _ request: some Encodable,
+        as type: R.Type
+    ) async throws(CLIError) -> (raw: JSONValue, result: R) {
         let args: JSONValue
         do { args = try request.wireValue() } catch { throw CLIError(error) }
         let raw = try await controller(method.rawValue, args.objectValue ?? [:])
@@ -74,8 +79,10 @@ extension Session {
     }
 
     /// Calls `host`'s agent with a typed request and decodes its result (raw result as above).
-    func agent<R: Decodable>(_ host: String, _ method: AgentMethod, _ request: some Encodable,
-                             as type: R.Type) async throws(CLIError) -> (raw: JSONValue, result: R) {
+    func agent<R: Decodable>(
+        _ host: String, _ method: AgentMethod, _ request: some Encodable,
+        as type: R.Type
+    ) async throws(CLIError) -> (raw: JSONValue, result: R) {
         let args: JSONValue
         do { args = try request.wireValue() } catch { throw CLIError(error) }
         let raw = try await agent(host, method.rawValue, args.objectValue ?? [:])

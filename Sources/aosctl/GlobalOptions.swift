@@ -6,20 +6,27 @@ import ArgumentParser
 import Logging
 import OsloRPC
 import RPCWire
+
 #if canImport(Glibc)
 import Glibc
 #endif
 
 /// Options every aosctl command takes (before or after the command name).
 struct GlobalOptions: ParsableArguments {
-    @Option(help: "Transport URL of the broker (rabbit:// or amqp://); overrides [DEFAULT] transport_url. Other users can read a command line: aosctl warns when this URL holds a password; keep it in the configuration file (mode 600) or in AOS_DEFAULT_TRANSPORT_URL.")
+    @Option(
+        help:
+            "Transport URL of the broker (rabbit:// or amqp://); overrides [DEFAULT] transport_url. Other users can read a command line: aosctl warns when this URL holds a password; keep it in the configuration file (mode 600) or in AOS_DEFAULT_TRANSPORT_URL."
+    )
     var url: String?
 
     @Option(help: "Configuration file (default: /etc/aos/aos.conf when it exists).")
     var config: String?
 
-    @Option(name: .customLong("set"), help: ArgumentHelp("Override one option, e.g. controller.topic=aos-controller (repeatable).",
-                                                          valueName: "section.key=value"))
+    @Option(
+        name: .customLong("set"),
+        help: ArgumentHelp(
+            "Override one option, e.g. controller.topic=aos-controller (repeatable).",
+            valueName: "section.key=value"))
     var overrides: [String] = []
 
     @Option(help: "Seconds to wait for a reply (default: [aosctl] timeout, 60).")
@@ -93,14 +100,16 @@ struct Session {
         do {
             try await connection.waitUntilConnected(timeout: min(timeout, .seconds(10)))
         } catch {
-            throw CLIError(.messagingError,
-                           "cannot reach the message broker \(amqp.url) (check --url / transport_url and that RabbitMQ runs): \(error)")
+            throw CLIError(
+                .messagingError,
+                "cannot reach the message broker \(amqp.url) (check --url / transport_url and that RabbitMQ runs): \(error)")
         }
         var flavor = QueueFlavor(options: amqp.url.query)
         flavor.durableQueues = settings.messaging.amqpDurableQueues || flavor.durableQueues
         flavor.quorumQueues = settings.messaging.rabbitQuorumQueue || flavor.quorumQueues
-        return Session(options: options, settings: settings, connection: connection,
-                       client: RPCClient(connection: connection, flavor: flavor, logger: logger), timeout: timeout)
+        return Session(
+            options: options, settings: settings, connection: connection,
+            client: RPCClient(connection: connection, flavor: flavor, logger: logger), timeout: timeout)
     }
 
     static func loadConfiguration(_ o: GlobalOptions) throws(ConfigError) -> Configuration {
@@ -115,8 +124,9 @@ struct Session {
     func controller(_ method: String, _ args: [String: JSONValue] = [:]) async throws(CLIError) -> JSONValue {
         let topic = settings.controllerTopic
         do {
-            return try await client.call(RPCTarget(exchange: settings.messaging.controlExchange, topic: topic),
-                                         method: method, args: args, timeout: timeout, version: "1.0")
+            return try await client.call(
+                RPCTarget(exchange: settings.messaging.controlExchange, topic: topic),
+                method: method, args: args, timeout: timeout, version: "1.0")
         } catch let e as RPCCallError {
             throw CLIError(e, calling: "the controller (topic \(topic))")
         } catch {
@@ -127,8 +137,9 @@ struct Session {
     /// Calls one agent's API directly (topic aos-agent, server = host).
     func agent(_ host: String, _ method: String, _ args: [String: JSONValue] = [:]) async throws(CLIError) -> JSONValue {
         do {
-            return try await client.call(RPCTarget(exchange: settings.messaging.controlExchange, topic: "aos-agent", server: host),
-                                         method: method, args: args, timeout: timeout, version: "1.0")
+            return try await client.call(
+                RPCTarget(exchange: settings.messaging.controlExchange, topic: "aos-agent", server: host),
+                method: method, args: args, timeout: timeout, version: "1.0")
         } catch let e as RPCCallError {
             var err = CLIError(e, calling: "the agent on \(host)")
             if case .undeliverable = e { err.code = "agent_unavailable" }
@@ -140,8 +151,10 @@ struct Session {
 
     /// A volume operation: through the controller (which picks or is told the host), or with
     /// --direct straight to that host's agent, whose API needs the VG and takes no host.
-    func volumeCall(direct: String?, agentMethod: String, controllerMethod: String, vg: String?,
-                    host: String? = nil, _ args: [String: JSONValue]) async throws(CLIError) -> JSONValue {
+    func volumeCall(
+        direct: String?, agentMethod: String, controllerMethod: String, vg: String?,
+        host: String? = nil, _ args: [String: JSONValue]
+    ) async throws(CLIError) -> JSONValue {
         var args = args
         if let direct {
             args["vg"] = .string(try await directVG(direct, vg))
@@ -158,8 +171,9 @@ struct Session {
         let health = try await agent(host, "health")
         let vgs = (health["vgs"]?.objectValue ?? [:]).keys.sorted()
         guard vgs.count == 1 else {
-            throw CLIError(.invalidArgument,
-                           "name the volume group with --vg (the agent on \(host) serves \(vgs.isEmpty ? "none" : vgs.joined(separator: ", ")))")
+            throw CLIError(
+                .invalidArgument,
+                "name the volume group with --vg (the agent on \(host) serves \(vgs.isEmpty ? "none" : vgs.joined(separator: ", ")))")
         }
         return vgs[0]
     }

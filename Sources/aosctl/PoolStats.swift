@@ -9,22 +9,35 @@ struct PoolStats: AsyncParsableCommand {
     @OptionGroup var options: VGOptions
 
     func run() async throws {
-        try await options.run(direct: { s, host, vg throws(CLIError) in
-            let (raw, r) = try await s.agent(host, .vgInfo, VGInfoRequest(vg: vg), as: VGInfo.self)
-            return (raw, table(["VG", "SIZE", "FREE", "LVS", "LOCKSPACE_ON_\(host.uppercased())"],
-                               [[vg, humanSize(r.size_bytes), humanSize(r.free_bytes), String(r.lv_count), r.lockspace.rawValue]]))
-        }, controller: { s throws(CLIError) in
-            let (raw, r) = try await s.controller(.poolStats, PoolStatsRequest(vg: options.vg), as: PoolStatsResult.self)
-            var out = table(["VG", "SIZE", "FREE", "LVS", "ACTIVE_LVS", "AVAILABLE"],
-                            [[r.vg, humanSize(r.total_bytes), humanSize(r.free_bytes), String(r.lv_count),
-                              String(r.active_lv_count), r.available ? "yes" : "no"]])
-            let hosts = r.hosts.sorted { $0.key < $1.key }
-            if !hosts.isEmpty {
-                out += "\n" + table(["HOST", "STATUS", "LOCKSPACE"], hosts.map { [$0.key, $0.value.status.rawValue, $0.value.lockspace] })
-            }
-            for (h, entry) in hosts { if let hint = entry.hint { out += "WARNING: \(h): lockspace lost; \(hint)\n" } }
-            if let e = r.error { out += "\nNot available: \(e.message)\n" }
-            return (raw, out)
-        })
+        try await options.run(
+            direct: { s, host, vg throws(CLIError) in
+                let (raw, r) = try await s.agent(host, .vgInfo, VGInfoRequest(vg: vg), as: VGInfo.self)
+                return (
+                    raw,
+                    table(
+                        ["VG", "SIZE", "FREE", "LVS", "LOCKSPACE_ON_\(host.uppercased())"],
+                        [[vg, humanSize(r.size_bytes), humanSize(r.free_bytes), String(r.lv_count), r.lockspace.rawValue]])
+                )
+            },
+            controller: { s throws(CLIError) in
+                let (raw, r) = try await s.controller(.poolStats, PoolStatsRequest(vg: options.vg), as: PoolStatsResult.self)
+                var out = table(
+                    ["VG", "SIZE", "FREE", "LVS", "ACTIVE_LVS", "AVAILABLE"],
+                    [
+                        [
+                            r.vg, humanSize(r.total_bytes), humanSize(r.free_bytes), String(r.lv_count),
+                            String(r.active_lv_count), r.available ? "yes" : "no",
+                        ]
+                    ])
+                let hosts = r.hosts.sorted { $0.key < $1.key }
+                if !hosts.isEmpty {
+                    out +=
+                        "\n"
+                        + table(["HOST", "STATUS", "LOCKSPACE"], hosts.map { [$0.key, $0.value.status.rawValue, $0.value.lockspace] })
+                }
+                for (h, entry) in hosts { if let hint = entry.hint { out += "WARNING: \(h): lockspace lost; \(hint)\n" } }
+                if let e = r.error { out += "\nNot available: \(e.message)\n" }
+                return (raw, out)
+            })
     }
 }

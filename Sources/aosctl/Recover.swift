@@ -1,6 +1,7 @@
 import AOSAPI
 import ArgumentParser
 import RPCWire
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -29,7 +30,10 @@ struct Recover: AsyncParsableCommand {
     @Option(help: "Host whose lockspace was lost (its agent's name).") var host: String
     @Option(help: "Volume group (default: the VGs of that host that need recovery, else all it serves).") var vg: String?
     @Flag(help: "Carry the plan out (without it nothing changes).") var execute = false
-    @Flag(help: "Act even where the agent finds no sign that the lease storage failed (no fence record, LVM reports no lease failure): every step refuses such a VG otherwise. Only when you know the lockspace was lost.")
+    @Flag(
+        help:
+            "Act even where the agent finds no sign that the lease storage failed (no fence record, LVM reports no lease failure): every step refuses such a VG otherwise. Only when you know the lockspace was lost."
+    )
     var force = false
     @Option(help: "Seconds to wait for the shared disk to be readable again.") var pathTimeout: Int = 600
     @OptionGroup var global: GlobalOptions
@@ -77,8 +81,9 @@ struct Recover: AsyncParsableCommand {
     }
 
     private func step(_ s: Session, _ vg: String, _ step: RecoveryStep) async throws(CLIError) -> (raw: JSONValue, result: RecoverResult) {
-        try await s.agent(host, .recover, RecoverRequest(vg: vg, step: step, force: force && step != .plan ? true : nil),
-                          as: RecoverResult.self)
+        try await s.agent(
+            host, .recover, RecoverRequest(vg: vg, step: step, force: force && step != .plan ? true : nil),
+            as: RecoverResult.self)
     }
 
     /// One VG: (the JSON document, the human text, the error that stopped it).
@@ -114,9 +119,15 @@ struct Recover: AsyncParsableCommand {
                     let deadline = start + .seconds(pathTimeout)
                     while r.ready != true {
                         guard clock.now < deadline else {
-                            let e = CLIError(.timedOut,
-                                             "the shared disk did not become readable on \(host) within \(pathTimeout) s: \(r.message)",
-                                             details: ["step": .string(name.rawValue), "hint": .string("next: check the path (multipath -ll, dmsetup info -c), then run aosctl recover --host \(host) --vg \(vg) --execute again")])
+                            let e = CLIError(
+                                .timedOut,
+                                "the shared disk did not become readable on \(host) within \(pathTimeout) s: \(r.message)",
+                                details: [
+                                    "step": .string(name.rawValue),
+                                    "hint": .string(
+                                        "next: check the path (multipath -ll, dmsetup info -c), then run aosctl recover --host \(host) --vg \(vg) --execute again"
+                                    ),
+                                ])
                             steps.append(stepRecord(name.rawValue, "failed", clock.now - start, e.message))
                             doc["steps"] = .array(steps)
                             return (.object(doc), out, e)
@@ -137,7 +148,9 @@ struct Recover: AsyncParsableCommand {
             stderrLine("\(label): \(status) (\(seconds(clock.now - start)) s) \(r.message)")
             var rec = stepRecord(name.rawValue, status, clock.now - start, r.message)
             if case .object(var o) = rec, case .object(let extra) = raw {
-                for k in ["reactivated", "left_alone", "stopped", "started", "not_started", "deactivated", "paths"] where extra[k] != nil { o[k] = extra[k] }
+                for k in ["reactivated", "left_alone", "stopped", "started", "not_started", "deactivated", "paths"] where extra[k] != nil {
+                    o[k] = extra[k]
+                }
                 rec = .object(o)
             }
             steps.append(rec)
@@ -153,10 +166,14 @@ struct Recover: AsyncParsableCommand {
         return (.object(doc), out, nil)
     }
 
-    private func stepRecord(_ name: String, _ status: String, _ d: Duration, _ message: String,
-                            details: [String: JSONValue] = [:]) -> JSONValue {
-        var o: [String: JSONValue] = ["step": .string(name), "status": .string(status), "seconds": .double(seconds(d)),
-                                      "message": .string(message)]
+    private func stepRecord(
+        _ name: String, _ status: String, _ d: Duration, _ message: String,
+        details: [String: JSONValue] = [:]
+    ) -> JSONValue {
+        var o: [String: JSONValue] = [
+            "step": .string(name), "status": .string(status), "seconds": .double(seconds(d)),
+            "message": .string(message),
+        ]
         if let next = details["next_step"] { o["next_step"] = next }
         return .object(o)
     }
@@ -167,15 +184,24 @@ struct Recover: AsyncParsableCommand {
         var out = "Recovery of VG \(vg) on host \(host)\n"
         out += "  Lockspace: \(p.lockspace?.rawValue ?? "-") — \(p.reason ?? "-")\n"
         if let f = p.fenced, !f.isNull {
-            out += "  Fenced: \(f["complete"]?.boolValue == true ? "yes, all I/O of the VG fails on this host" : "PARTIALLY") (by \(text(f["source"])), \(f["lvs"]?.arrayValue?.count ?? 0) LVs, \(text(f["duration_ms"])) ms)\n"
+            out +=
+                "  Fenced: \(f["complete"]?.boolValue == true ? "yes, all I/O of the VG fails on this host" : "PARTIALLY") (by \(text(f["source"])), \(f["lvs"]?.arrayValue?.count ?? 0) LVs, \(text(f["duration_ms"])) ms)\n"
         }
         let paths = p.paths ?? []
         if !paths.isEmpty {
-            out += "  Path: " + paths.map { "\($0.device) \($0.state.rawValue)\($0.readable ? ", readable" : "")" }.joined(separator: "; ") + "\n"
+            out +=
+                "  Path: " + paths.map { "\($0.device) \($0.state.rawValue)\($0.readable ? ", readable" : "")" }.joined(separator: "; ")
+                + "\n"
         }
         let lvs = p.lvs ?? []
-        out += lvs.isEmpty ? "  LVs: none recorded or mapped on this host\n"
-            : "  LVs:\n" + table(["NAME", "MODE", "DEVICE", "OPEN"], lvs.map { [$0.name, $0.mode?.rawValue ?? "-", $0.device.rawValue, String($0.open)] })
+        out +=
+            lvs.isEmpty
+            ? "  LVs: none recorded or mapped on this host\n"
+            : "  LVs:\n"
+                + table(
+                    ["NAME", "MODE", "DEVICE", "OPEN"],
+                    lvs.map { [$0.name, $0.mode?.rawValue ?? "-", $0.device.rawValue, String($0.open)] }
+                )
                 .split(separator: "\n").map { "    \($0)\n" }.joined()
         if let problem = p.vms_problem {
             out += "  VMs: cannot list them: \(problem)\n"
@@ -183,7 +209,9 @@ struct Recover: AsyncParsableCommand {
             out += "  VMs: not handled (no libvirt_uri on that host)\n"
         } else {
             let vms = p.vms ?? []
-            out += vms.isEmpty ? "  VMs: none use these LVs\n"
+            out +=
+                vms.isEmpty
+                ? "  VMs: none use these LVs\n"
                 : "  VMs using them: " + vms.map { "\($0.name)\($0.running ? " (running)" : "")" }.joined(separator: ", ") + "\n"
         }
         if p.needs_recovery == true {
@@ -198,7 +226,10 @@ struct Recover: AsyncParsableCommand {
     private func summaryText(_ r: RecoverySummary?, vg: String, took: Duration) -> String {
         var out = "Recovered VG \(vg) on \(host) in \(seconds(took)) s.\n"
         let re = r?.reactivated ?? []
-        out += re.isEmpty ? "  Re-activated: none\n" : "  Re-activated: " + re.map { "\($0.name) (\($0.mode?.rawValue ?? "-"))" }.joined(separator: ", ") + "\n"
+        out +=
+            re.isEmpty
+            ? "  Re-activated: none\n"
+            : "  Re-activated: " + re.map { "\($0.name) (\($0.mode?.rawValue ?? "-"))" }.joined(separator: ", ") + "\n"
         for l in r?.left_alone ?? [] { out += "  Left alone: \(l.name) — \(l.reason ?? "-")\n" }
         let started = r?.vms_started ?? []
         if !started.isEmpty { out += "  VMs started: " + started.joined(separator: ", ") + "\n" }

@@ -1,7 +1,8 @@
+import AOSAPI
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import AOSAPI
 
 /// Small files that hold secrets: written 0600 and never over an existing file.
 enum SecretFiles {

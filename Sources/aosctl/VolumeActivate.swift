@@ -13,10 +13,12 @@ struct VolumeActivate: AsyncParsableCommand {
     func run() async throws {
         let (name, target) = (volume.name, volume.target)
         try await runCommand(volume.global) { s throws(CLIError) in
-            let r = try await s.volumeCall(direct: volume.global.direct, agentMethod: "activate_lv", controllerMethod: "activate_volume",
-                                           vg: volume.vg, host: target, ["name": .string(name), "mode": .string(mode.rawValue)])
+            let r = try await s.volumeCall(
+                direct: volume.global.direct, agentMethod: "activate_lv", controllerMethod: "activate_volume",
+                vg: volume.vg, host: target, ["name": .string(name), "mode": .string(mode.rawValue)])
             let what = "\(text(r["vg"]))/\(name)"
-            let out = r["changed"]?.boolValue == false
+            let out =
+                r["changed"]?.boolValue == false
                 ? "Volume \(what) was already active (\(mode.rawValue)) on \(target)."
                 : "Activated volume \(what) on \(target) (\(mode.rawValue))."
             return (r, out + activeOnSuffix(r))

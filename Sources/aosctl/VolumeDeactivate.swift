@@ -3,17 +3,21 @@ import RPCWire
 
 /// `aosctl volume deactivate NAME --host H`.
 struct VolumeDeactivate: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "deactivate", abstract: "Deactivate a volume on a host (releases its lock).")
+    static let configuration = CommandConfiguration(
+        commandName: "deactivate", abstract: "Deactivate a volume on a host (releases its lock).")
 
     @OptionGroup var volume: HostVolumeOptions
 
     func run() async throws {
         let (name, target) = (volume.name, volume.target)
         try await runCommand(volume.global) { s throws(CLIError) in
-            let r = try await s.volumeCall(direct: volume.global.direct, agentMethod: "deactivate_lv",
-                                           controllerMethod: "deactivate_volume", vg: volume.vg, host: target, ["name": .string(name)])
+            let r = try await s.volumeCall(
+                direct: volume.global.direct, agentMethod: "deactivate_lv",
+                controllerMethod: "deactivate_volume", vg: volume.vg, host: target, ["name": .string(name)])
             let what = "\(text(r["vg"]))/\(name)"
-            let out = r["changed"]?.boolValue == false ? "Volume \(what) was not active on \(target)."
+            let out =
+                r["changed"]?.boolValue == false
+                ? "Volume \(what) was not active on \(target)."
                 : "Deactivated volume \(what) on \(target)."
             return (r, out + activeOnSuffix(r))
         }

@@ -21,11 +21,16 @@ struct VolumeDelete: AsyncParsableCommand {
             var args: [String: JSONValue] = ["name": .string(name)]
             if let volumeClear { args["volume_clear"] = .string(volumeClear) }
             if let volumeClearSizeMb { args["volume_clear_size_mb"] = .int(Int64(volumeClearSizeMb)) }
-            let r = try await s.volumeCall(direct: global.direct, agentMethod: "delete_lv", controllerMethod: "delete_volume",
-                                           vg: vg, args)
+            let r = try await s.volumeCall(
+                direct: global.direct, agentMethod: "delete_lv", controllerMethod: "delete_volume",
+                vg: vg, args)
             let what = "\(text(r["vg"]))/\(name)"
-            return (r, r["changed"]?.boolValue == false ? "Volume \(what) does not exist; nothing to delete."
-                : "Deleted volume \(what) (on \(text(r["host"]))).")
+            return (
+                r,
+                r["changed"]?.boolValue == false
+                    ? "Volume \(what) does not exist; nothing to delete."
+                    : "Deleted volume \(what) (on \(text(r["host"])))."
+            )
         }
     }
 }

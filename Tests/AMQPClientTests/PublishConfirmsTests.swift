@@ -1,12 +1,15 @@
 import Testing
+
 @testable import AMQPClient
 
 @Suite struct PublishConfirmsTests {
     private typealias Confirms = PublishConfirms<String>
     private let t0 = ContinuousClock.now
 
-    private func publish(_ c: inout Confirms, _ name: String, exchange: String = "x", key: String = "k",
-                         mandatory: Bool = false, after: Duration = .seconds(30)) -> UInt64 {
+    private func publish(
+        _ c: inout Confirms, _ name: String, exchange: String = "x", key: String = "k",
+        mandatory: Bool = false, after: Duration = .seconds(30)
+    ) -> UInt64 {
         c.published(exchange: exchange, routingKey: key, mandatory: mandatory, deadline: t0 + after, waiter: name)
     }
 
@@ -60,8 +63,10 @@ import Testing
         c.returned(exchange: "x", routingKey: "k", reply: "312 NO_ROUTE")
         let settled = c.confirmed(upTo: 4, multiple: true, ok: true)
         #expect(settled.map(\.waiter) == ["plain", "other-key", "first", "second"])
-        #expect(settled.map { Self.error($0.result) } == [
-            nil, nil, .unroutable(exchange: "x", routingKey: "k", reply: "312 NO_ROUTE"), nil])
+        #expect(
+            settled.map { Self.error($0.result) } == [
+                nil, nil, .unroutable(exchange: "x", routingKey: "k", reply: "312 NO_ROUTE"), nil,
+            ])
     }
 
     @Test func aSecondReturnMarksTheNextOne() {
@@ -71,18 +76,21 @@ import Testing
         c.returned(exchange: "x", routingKey: "k", reply: "r1")
         c.returned(exchange: "x", routingKey: "k", reply: "r2")
         c.returned(exchange: "x", routingKey: "k", reply: "r3")  // nothing left to mark
-        #expect(c.confirmed(upTo: 2, multiple: true, ok: true).map { Self.error($0.result) } == [
-            .unroutable(exchange: "x", routingKey: "k", reply: "r1"),
-            .unroutable(exchange: "x", routingKey: "k", reply: "r2"),
-        ])
+        #expect(
+            c.confirmed(upTo: 2, multiple: true, ok: true).map { Self.error($0.result) } == [
+                .unroutable(exchange: "x", routingKey: "k", reply: "r1"),
+                .unroutable(exchange: "x", routingKey: "k", reply: "r2"),
+            ])
     }
 
     @Test func losingTheChannelFailsAllOutstandingAndRestartsTheNumbering() {
         var c = Confirms()
         for n in ["a", "b", "c"] { _ = publish(&c, n) }
         _ = c.confirmed(upTo: 1, multiple: false, ok: true)
-        #expect(outcome(c.channelClosed(.connectionLost("socket closed"))) == [
-            "b:connection to the broker lost: socket closed", "c:connection to the broker lost: socket closed"])
+        #expect(
+            outcome(c.channelClosed(.connectionLost("socket closed"))) == [
+                "b:connection to the broker lost: socket closed", "c:connection to the broker lost: socket closed",
+            ])
         #expect(c.isEmpty && c.soonestDeadline == nil)
         #expect(publish(&c, "fresh") == 1)
         // A late ack for the old channel's tag 3 settles nothing.
@@ -97,9 +105,11 @@ import Testing
         _ = publish(&c, "sooner", after: .milliseconds(500))
         #expect(c.soonestDeadline == t0 + .milliseconds(500))
         #expect(c.expire(now: t0).isEmpty)
-        #expect(outcome(c.expire(now: t0 + .seconds(1))) == [
-            "soon:timed out: no publisher confirm from the broker",
-            "sooner:timed out: no publisher confirm from the broker"])
+        #expect(
+            outcome(c.expire(now: t0 + .seconds(1))) == [
+                "soon:timed out: no publisher confirm from the broker",
+                "sooner:timed out: no publisher confirm from the broker",
+            ])
         #expect(c.soonestDeadline == t0 + .seconds(5))
         #expect(c.count == 1)
     }

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import AMQPClient
 
 @Suite struct ReconnectPolicyTests {
@@ -20,8 +21,11 @@ import Testing
             got.append(p.attemptFailed())
             hosts.append(p.hostIndex)
         }
-        #expect(got == [.zero, .zero, .milliseconds(100), .zero, .zero, .milliseconds(200),
-                        .zero, .zero, .milliseconds(400)])
+        #expect(
+            got == [
+                .zero, .zero, .milliseconds(100), .zero, .zero, .milliseconds(200),
+                .zero, .zero, .milliseconds(400),
+            ])
         #expect(hosts == [0, 1, 2, 0, 1, 2, 0, 1, 2, 0])
     }
 
@@ -50,12 +54,14 @@ import Testing
     }
 
     @Test func jitterIsAppliedToEveryWaitAndClampedToTheLimits() {
-        var p = ReconnectPolicy(initialDelay: .seconds(1), maxDelay: .seconds(4), hostCount: 2,
-                                jitter: { $0 * 3 })
+        var p = ReconnectPolicy(
+            initialDelay: .seconds(1), maxDelay: .seconds(4), hostCount: 2,
+            jitter: { $0 * 3 })
         // No wait between hosts (nothing to spread); each wait tripled, never past maxDelay.
         #expect(delays(&p, 6) == [.zero, .seconds(3), .zero, .seconds(4), .zero, .seconds(4)])
-        var q = ReconnectPolicy(initialDelay: .seconds(1), maxDelay: .seconds(4), hostCount: 1,
-                                jitter: { _ in .seconds(-5) })
+        var q = ReconnectPolicy(
+            initialDelay: .seconds(1), maxDelay: .seconds(4), hostCount: 1,
+            jitter: { _ in .seconds(-5) })
         #expect(q.attemptFailed() == .zero)
         #expect(q.connectionLost() == .zero)
     }

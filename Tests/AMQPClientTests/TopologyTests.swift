@@ -1,4 +1,5 @@
 import Testing
+
 @testable import AMQPClient
 
 @Suite struct TopologyTests {
@@ -18,14 +19,15 @@ import Testing
         let tag2 = t.makeConsumerTag()
         t.record(consumer("q2", manual), tag: tag2)
         #expect(tag1 != tag2)
-        #expect(t.replaySteps == [
-            .qos(10),
-            .exchange(ExchangeDeclaration(name: "x", type: "topic")),
-            .queue(QueueDeclaration(name: "q1")),
-            .binding(QueueBinding(queue: "q1", exchange: "x", routingKey: "k")),
-            .consume(tag: tag1, queue: "q1", options: ConsumeOptions()),
-            .consume(tag: tag2, queue: "q2", options: manual),
-        ])
+        #expect(
+            t.replaySteps == [
+                .qos(10),
+                .exchange(ExchangeDeclaration(name: "x", type: "topic")),
+                .queue(QueueDeclaration(name: "q1")),
+                .binding(QueueBinding(queue: "q1", exchange: "x", routingKey: "k")),
+                .consume(tag: tag1, queue: "q1", options: ConsumeOptions()),
+                .consume(tag: tag2, queue: "q2", options: manual),
+            ])
     }
 
     @Test func noQosStepWithoutAPrefetch() {
@@ -58,11 +60,12 @@ import Testing
         let k = t.makeConsumerTag()
         t.record(consumer("kept"), tag: k)
         t.removeQueue("gone")
-        #expect(t.replaySteps == [
-            .queue(QueueDeclaration(name: "kept")),
-            .binding(QueueBinding(queue: "kept", exchange: "x", routingKey: "k")),
-            .consume(tag: k, queue: "kept", options: ConsumeOptions()),
-        ])
+        #expect(
+            t.replaySteps == [
+                .queue(QueueDeclaration(name: "kept")),
+                .binding(QueueBinding(queue: "kept", exchange: "x", routingKey: "k")),
+                .consume(tag: k, queue: "kept", options: ConsumeOptions()),
+            ])
         #expect(t.consumer(tag: g) == nil)
         #expect(!t.wasCancelledManualAck(tag: g))
     }
@@ -91,12 +94,13 @@ import Testing
         t.record(QueueBinding(queue: "q", exchange: "y", routingKey: "b"))
         let tag = t.makeConsumerTag()
         t.record(consumer("q", manual), tag: tag)
-        #expect(t.resubscribeSteps(tag: tag) == [
-            .queue(QueueDeclaration(name: "q", autoDelete: true)),
-            .binding(QueueBinding(queue: "q", exchange: "x", routingKey: "a")),
-            .binding(QueueBinding(queue: "q", exchange: "y", routingKey: "b")),
-            .consume(tag: tag, queue: "q", options: manual),
-        ])
+        #expect(
+            t.resubscribeSteps(tag: tag) == [
+                .queue(QueueDeclaration(name: "q", autoDelete: true)),
+                .binding(QueueBinding(queue: "q", exchange: "x", routingKey: "a")),
+                .binding(QueueBinding(queue: "q", exchange: "y", routingKey: "b")),
+                .consume(tag: tag, queue: "q", options: manual),
+            ])
         #expect(t.resubscribeSteps(tag: "unknown").isEmpty)
         // A queue declared elsewhere (not through this connection) is only consumed again.
         let tag2 = t.makeConsumerTag()

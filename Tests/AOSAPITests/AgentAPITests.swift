@@ -6,11 +6,15 @@ import Testing
 /// keys that are `null` when unknown stay present, optional additions stay absent.
 @Suite struct AgentAPITests {
     @Test func lvInfoKeepsANullModeAndOmitsHostInLists() throws {
-        let lv = LVInfo(vg: "vg", name: "volume-1", uuid: "u", size_bytes: 1 << 30, active: false, device_open: false,
-                        mode: nil, device_path: "/dev/vg/volume-1", attr: "-wi-------")
+        let lv = LVInfo(
+            vg: "vg", name: "volume-1", uuid: "u", size_bytes: 1 << 30, active: false, device_open: false,
+            mode: nil, device_path: "/dev/vg/volume-1", attr: "-wi-------")
         let json = try lv.wireValue()
-        #expect(json == ["vg": "vg", "name": "volume-1", "uuid": "u", "size_bytes": .int(1 << 30), "active": false,
-                         "device_open": false, "mode": .null, "device_path": "/dev/vg/volume-1", "attr": "-wi-------"])
+        #expect(
+            json == [
+                "vg": "vg", "name": "volume-1", "uuid": "u", "size_bytes": .int(1 << 30), "active": false,
+                "device_open": false, "mode": .null, "device_path": "/dev/vg/volume-1", "attr": "-wi-------",
+            ])
         var withHost = lv
         withHost.host = "h1"
         withHost.mode = .shared
@@ -21,10 +25,14 @@ import Testing
     }
 
     @Test func lockStatusKeepsUnknownValuesAsNull() throws {
-        let r = LockStatusResult(host: "h", host_id: 3, daemon: nil,
-                                 lockspaces: [SanlockLockspace(name: "lvm_vg", vg: "vg", host_id: 3, path: "/dev/x", offset: 0, transition: nil)],
-                                 locks: [SanlockLock(lockspace: "lvm_vg", lv_uuid: "u", mode: .shared, offset: 1, lease_version: nil,
-                                                     pid: nil, vg: nil, name: nil)])
+        let r = LockStatusResult(
+            host: "h", host_id: 3, daemon: nil,
+            lockspaces: [SanlockLockspace(name: "lvm_vg", vg: "vg", host_id: 3, path: "/dev/x", offset: 0, transition: nil)],
+            locks: [
+                SanlockLock(
+                    lockspace: "lvm_vg", lv_uuid: "u", mode: .shared, offset: 1, lease_version: nil,
+                    pid: nil, vg: nil, name: nil)
+            ])
         let json = try r.wireValue()
         #expect(json["daemon"] == .null && json.objectValue?.keys.contains("daemon") == true)
         #expect(json["lockspaces"]?.arrayValue?.first?.objectValue?.keys.contains("transition") == true)
@@ -34,17 +42,19 @@ import Testing
     }
 
     @Test func healthLeavesOutWhatIsNotThere() throws {
-        let h = AgentHealth(host: "h", host_id: 1, version: "0.1.0", instance_id: "i", ready: true, phase: "ready",
-                            vgs: ["vg": VGHealth(lockspace: .started)],
-                            active_lvs: [ActiveLV(vg: "vg", name: "volume-1", mode: .exclusive)], restore_failures: [])
+        let h = AgentHealth(
+            host: "h", host_id: 1, version: "0.1.0", instance_id: "i", ready: true, phase: "ready",
+            vgs: ["vg": VGHealth(lockspace: .started)],
+            active_lvs: [ActiveLV(vg: "vg", name: "volume-1", mode: .exclusive)], restore_failures: [])
         let json = try h.wireValue()
         #expect(json["vgs"] == ["vg": ["lockspace": "started"]])
         #expect(json.objectValue?.keys.contains("state_problems") == false)
         #expect(json["active_lvs"] == [["vg": "vg", "name": "volume-1", "mode": "exclusive"]])
         #expect(try JSONValueDecoder().decode(AgentHealth.self, from: json) == h)
         var lost = h
-        lost.vgs["vg"] = VGHealth(lockspace: .lost, fenced: FencedSummary(at: 1.5, complete: false, lvs: 2, source: "kill_command"),
-                                  hint: "run: aosctl recover --host h --vg vg")
+        lost.vgs["vg"] = VGHealth(
+            lockspace: .lost, fenced: FencedSummary(at: 1.5, complete: false, lvs: 2, source: "kill_command"),
+            hint: "run: aosctl recover --host h --vg vg")
         #expect(try lost.wireValue()["vgs"]?["vg"]?["fenced"] == ["at": 1.5, "complete": false, "lvs": 2, "source": "kill_command"])
     }
 
@@ -64,11 +74,15 @@ import Testing
     }
 
     @Test func requestsDecodeTheWireArgumentsAndRefuseBadOnes() throws {
-        #expect(try CreateLVRequest.decode(["vg": "vg", "name": "n", "size_gb": 2], method: "create_lv")
+        #expect(
+            try CreateLVRequest.decode(["vg": "vg", "name": "n", "size_gb": 2], method: "create_lv")
                 == CreateLVRequest(vg: "vg", name: "n", size_gb: 2))
-        #expect(try RecoverRequest.decode(["vg": "vg", "step": "wait_path", "force": nil], method: "recover")
+        #expect(
+            try RecoverRequest.decode(["vg": "vg", "step": "wait_path", "force": nil], method: "recover")
                 == RecoverRequest(vg: "vg", step: .waitPath))
-        #expect(try DeleteLVRequest.decode(["vg": "vg", "name": "n", "volume_clear": "none"], method: "delete_lv").volume_clear == VolumeClear.none)
+        #expect(
+            try DeleteLVRequest.decode(["vg": "vg", "name": "n", "volume_clear": "none"], method: "delete_lv").volume_clear
+                == VolumeClear.none)
         do {
             _ = try ActivateLVRequest.decode(["vg": "vg", "name": "n", "mode": "both"], method: "activate_lv")
             Issue.record("accepted a bad mode")

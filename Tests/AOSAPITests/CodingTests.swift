@@ -26,8 +26,9 @@ private struct Nested: Codable, Equatable {
     }
 
     @Test func decodesExactTypes() throws {
-        let s = try Sample.decode(["name": "v", "size_bytes": 10, "shared_update": true, "mode": "shared", "ratio": 1],
-                                  method: "m")
+        let s = try Sample.decode(
+            ["name": "v", "size_bytes": 10, "shared_update": true, "mode": "shared", "ratio": 1],
+            method: "m")
         #expect(s == Sample(name: "v", size_bytes: 10, shared_update: true, mode: .shared, ratio: 1))
     }
 

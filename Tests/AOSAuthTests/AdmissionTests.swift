@@ -5,12 +5,15 @@ import RPCWire
 import Testing
 
 /// A request as the RPC server would hand it to admission.
-func context(_ method: String, user: String? = nil, route: RPCRoute = .directed, call: Bool = true,
-             deadline: Bool = true, routingKey: String = "aos-agent.node1",
-             extra: [String: JSONValue] = [:]) -> RPCCallContext {
-    RPCCallContext(forMethod: method, context: extra, deadline: deadline ? .now + .seconds(30) : nil, uniqueID: "u1",
-                   isCall: call, userID: user, route: route, routingKey: routingKey,
-                   msgID: call ? "m1" : nil, replyQueue: call ? "reply_x" : nil)
+func context(
+    _ method: String, user: String? = nil, route: RPCRoute = .directed, call: Bool = true,
+    deadline: Bool = true, routingKey: String = "aos-agent.node1",
+    extra: [String: JSONValue] = [:]
+) -> RPCCallContext {
+    RPCCallContext(
+        forMethod: method, context: extra, deadline: deadline ? .now + .seconds(30) : nil, uniqueID: "u1",
+        isCall: call, userID: user, route: route, routingKey: routingKey,
+        msgID: call ? "m1" : nil, replyQueue: call ? "reply_x" : nil)
 }
 
 func code(_ f: RPCFailure?) -> String? { f.map { ServiceError(failure: $0).code } }
@@ -91,7 +94,8 @@ func reason(_ f: RPCFailure?) -> String? { f.flatMap { ServiceError(failure: $0)
         for user in ["aos-agent-node1", "aos-controller", "guest"] {
             #expect(code(admission.check(context("create_volume", user: user, route: .topic), [:])) == "not_authorized")
         }
-        #expect(reason(admission.check(context("delete_volume", user: "aos-driver", route: .topic, call: false), [:]))
+        #expect(
+            reason(admission.check(context("delete_volume", user: "aos-driver", route: .topic, call: false), [:]))
                 == "transport")
     }
 
@@ -110,10 +114,13 @@ func reason(_ f: RPCFailure?) -> String? { f.flatMap { ServiceError(failure: $0)
     let args: [String: JSONValue] = ["name": "volume-1", "size_gb": 2, "note": "é\u{7f}\"\n", "l": [1, 2.5, nil, true]]
     let now = 1_800_000_000.0
 
-    func signed(target: String = "aos-controller", method: String = "create_volume", args: [String: JSONValue]? = nil,
-                ts: Double? = nil, nonce: String = "0123456789abcdef") -> [String: JSONValue] {
-        let sig = RequestSignature.sign(with: key, target: target, method: method, version: "1.0",
-                                        timestampMillis: Int64((ts ?? now) * 1000), nonce: nonce, args: args ?? self.args)
+    func signed(
+        target: String = "aos-controller", method: String = "create_volume", args: [String: JSONValue]? = nil,
+        ts: Double? = nil, nonce: String = "0123456789abcdef"
+    ) -> [String: JSONValue] {
+        let sig = RequestSignature.sign(
+            with: key, target: target, method: method, version: "1.0",
+            timestampMillis: Int64((ts ?? now) * 1000), nonce: nonce, args: args ?? self.args)
         return [RequestSignature.contextKey: sig]
     }
 
@@ -145,8 +152,9 @@ func reason(_ f: RPCFailure?) -> String? { f.flatMap { ServiceError(failure: $0)
         #expect(reason(a.check(ctx(signed(), method: "delete_volume"), args)) == "bad_signature")
         #expect(reason(a.check(ctx(signed(), routingKey: "aos-controller.other"), args)) == "bad_signature")
         let other = SigningKey.Private()
-        let foreign = RequestSignature.sign(with: other, target: "aos-controller", method: "create_volume", version: "1.0",
-                                            timestampMillis: Int64(now * 1000), nonce: "0123456789abcdee", args: args)
+        let foreign = RequestSignature.sign(
+            with: other, target: "aos-controller", method: "create_volume", version: "1.0",
+            timestampMillis: Int64(now * 1000), nonce: "0123456789abcdee", args: args)
         #expect(reason(a.check(ctx([RequestSignature.contextKey: foreign]), args)) == "unknown_key")
     }
 
@@ -182,9 +190,11 @@ func reason(_ f: RPCFailure?) -> String? { f.flatMap { ServiceError(failure: $0)
     /// The canonical bytes are Python's json.dumps(doc, sort_keys=True): checked here for the
     /// shape, and against Python itself in Tests/interop/test_authorization.py.
     @Test func canonicalFormMatchesPythonJSON() {
-        let bytes = RequestSignature.signedBytes(target: "t", method: "m", namespace: nil, version: "1.0",
-                                                 timestampMillis: 5, nonce: "ab", args: ["b": 1, "a": "é"])
-        #expect(String(decoding: bytes, as: UTF8.self)
+        let bytes = RequestSignature.signedBytes(
+            target: "t", method: "m", namespace: nil, version: "1.0",
+            timestampMillis: 5, nonce: "ab", args: ["b": 1, "a": "é"])
+        #expect(
+            String(decoding: bytes, as: UTF8.self)
                 == #"["aos-rpc-sig-v1", "t", "m", null, "1.0", 5, "ab", {"a": "\u00e9", "b": 1}]"#)
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import AOSConfig
 
 @Suite struct ExampleConfigTests {
@@ -15,7 +16,9 @@ import Testing
             try generated.write(toFile: Self.examplePath, atomically: true, encoding: .utf8)
         }
         let onDisk = try String(contentsOfFile: Self.examplePath, encoding: .utf8)
-        #expect(onDisk == generated, "config/aos.conf.example is stale: run AOS_WRITE_EXAMPLE_CONFIG=1 swift test --filter AOSConfigTests.ExampleConfigTests")
+        #expect(
+            onDisk == generated,
+            "config/aos.conf.example is stale: run AOS_WRITE_EXAMPLE_CONFIG=1 swift test --filter AOSConfigTests.ExampleConfigTests")
     }
 
     @Test func exampleMentionsEveryOptionAndLoads() throws {

@@ -1,9 +1,11 @@
 import Testing
+
 @testable import AOSConfig
 
 @Suite struct INIParserTests {
     @Test func parsesSectionsKeysAndSeparators() throws {
-        let doc = try INIParser.parse("""
+        let doc = try INIParser.parse(
+            """
             # comment
             ; another comment
             [DEFAULT]
@@ -39,7 +41,8 @@ import Testing
     }
 
     @Test func continuationLinesJoinWithNewlines() throws {
-        let doc = try INIParser.parse("""
+        let doc = try INIParser.parse(
+            """
             [a]
             multi = first
                 second
@@ -52,7 +55,8 @@ import Testing
     }
 
     @Test func duplicateSectionsMergeAndLastKeyWins() throws {
-        let doc = try INIParser.parse("""
+        let doc = try INIParser.parse(
+            """
             [a]
             x = 1
             y = 1

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import AOSConfig
 
 @Suite struct LVMLocalConfTests {

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import AOSConfig
 
 /// Expects `body` to throw a ConfigError and returns its text ("" if it did not throw).
@@ -45,20 +46,21 @@ func configErrorText(_ body: () throws -> Void) -> String {
     }
 
     @Test func fileValuesAreTyped() throws {
-        let c = try schema.load(iniText: """
-            [DEFAULT]
-            transport_url = amqp://cinder:s3cret@ctl1:5672,cinder:s3cret@ctl2:5672/openstack
-            host = compute-7
+        let c = try schema.load(
+            iniText: """
+                [DEFAULT]
+                transport_url = amqp://cinder:s3cret@ctl1:5672,cinder:s3cret@ctl2:5672/openstack
+                host = compute-7
 
-            [agent]
-            volume_groups = vg_sanlock, vg_two
-            lvm_backend = simulated
-            max_concurrent_lvm = 8
+                [agent]
+                volume_groups = vg_sanlock, vg_two
+                lvm_backend = simulated
+                max_concurrent_lvm = 8
 
-            [oslo_messaging_rabbit]
-            amqp_durable_queues = Yes
-            rabbit_quorum_queue = on
-            """, fileName: "aos.conf")
+                [oslo_messaging_rabbit]
+                amqp_durable_queues = Yes
+                rabbit_quorum_queue = on
+                """, fileName: "aos.conf")
         let s = AgentOptions.Settings(c)
         #expect(s.messaging.transportURL == "amqp://cinder:s3cret@ctl1:5672,cinder:s3cret@ctl2:5672/openstack")
         #expect(s.messaging.host == "compute-7")
@@ -102,7 +104,8 @@ func configErrorText(_ body: () throws -> Void) -> String {
 
     @Test func overrideParsing() throws {
         #expect(try ConfigOverride.parse("host=n1") == ConfigOverride(section: "DEFAULT", key: "host", value: "n1"))
-        #expect(try ConfigOverride.parse("oslo_messaging_rabbit.ssl=true")
+        #expect(
+            try ConfigOverride.parse("oslo_messaging_rabbit.ssl=true")
                 == ConfigOverride(section: "oslo_messaging_rabbit", key: "ssl", value: "true"))
         #expect(try ConfigOverride.parse("DEFAULT.transport_url=rabbit://a:b@c/x=y").value == "rabbit://a:b@c/x=y")
         #expect(throws: ConfigError.self) { try ConfigOverride.parse("nothing") }
@@ -127,12 +130,15 @@ func configErrorText(_ body: () throws -> Void) -> String {
     }
 
     @Test func unknownSections() {
-        #expect(configErrorText { _ = try schema.load(iniText: "[agnet]\nx = 1\n", fileName: "a.conf") }
+        #expect(
+            configErrorText { _ = try schema.load(iniText: "[agnet]\nx = 1\n", fileName: "a.conf") }
                 == "a.conf:1: unknown section [agnet]; did you mean [agent]?")
-        #expect(configErrorText { _ = try schema.load(iniText: "[default]\nhost = x\n", fileName: "a.conf") }
+        #expect(
+            configErrorText { _ = try schema.load(iniText: "[default]\nhost = x\n", fileName: "a.conf") }
                 == "a.conf:1: unknown section [default]; did you mean [DEFAULT]?")
-        #expect(configErrorText { _ = try schema.load(iniText: "[nova]\nx = 1\n", fileName: "a.conf") }
-            .hasPrefix("a.conf:1: unknown section [nova] (known: [DEFAULT], [oslo_messaging_rabbit], [agent]"))
+        #expect(
+            configErrorText { _ = try schema.load(iniText: "[nova]\nx = 1\n", fileName: "a.conf") }
+                .hasPrefix("a.conf:1: unknown section [nova] (known: [DEFAULT], [oslo_messaging_rabbit], [agent]"))
     }
 
     @Test func otherProgramsSectionsAreTolerated() throws {
@@ -152,7 +158,8 @@ func configErrorText(_ body: () throws -> Void) -> String {
         let ctl = try CLIOptions.schema.load(iniText: shared)
         #expect(ctl.int(CLIOptions.timeout) == 9)
         // The controller owns [controller]: its unknown key is an error there.
-        #expect(configErrorText { _ = try ControllerOptions.schema.load(iniText: shared, fileName: "aos.conf") }
+        #expect(
+            configErrorText { _ = try ControllerOptions.schema.load(iniText: shared, fileName: "aos.conf") }
                 == "aos.conf:7: unknown option 'some_future_option' in [controller]")
     }
 
@@ -171,22 +178,27 @@ func configErrorText(_ body: () throws -> Void) -> String {
     }
 
     @Test func badBoolean() {
-        #expect(configErrorText {
-            _ = try schema.load(iniText: "[oslo_messaging_rabbit]\nssl = maybe\n", fileName: "aos.conf")
-        } == "aos.conf:2: [oslo_messaging_rabbit] ssl = 'maybe': not a boolean (use true or false)")
+        #expect(
+            configErrorText {
+                _ = try schema.load(iniText: "[oslo_messaging_rabbit]\nssl = maybe\n", fileName: "aos.conf")
+            } == "aos.conf:2: [oslo_messaging_rabbit] ssl = 'maybe': not a boolean (use true or false)")
     }
 
     @Test func badEnvironmentAndCommandLineValuesSayWhere() {
         let text = configErrorText {
-            _ = try schema.load(iniText: nil, env: ["AOS_AGENT_LVM_TIMEOUT": "soon"],
-                                overrides: [ConfigOverride(section: "agent", key: "announce_interval", value: "-1"),
-                                            ConfigOverride(section: "agent", key: "bogus", value: "1")])
+            _ = try schema.load(
+                iniText: nil, env: ["AOS_AGENT_LVM_TIMEOUT": "soon"],
+                overrides: [
+                    ConfigOverride(section: "agent", key: "announce_interval", value: "-1"),
+                    ConfigOverride(section: "agent", key: "bogus", value: "1"),
+                ])
         }
-        #expect(text == """
-            command line: unknown option 'bogus' in [agent]
-            environment AOS_AGENT_LVM_TIMEOUT: [agent] lvm_timeout = 'soon': not an integer
-            command line: [agent] announce_interval = '-1': must be between 1 and 3600
-            """)
+        #expect(
+            text == """
+                command line: unknown option 'bogus' in [agent]
+                environment AOS_AGENT_LVM_TIMEOUT: [agent] lvm_timeout = 'soon': not an integer
+                command line: [agent] announce_interval = '-1': must be between 1 and 3600
+                """)
     }
 
     @Test func allProblemsAtOnce() {
@@ -200,12 +212,14 @@ func configErrorText(_ body: () throws -> Void) -> String {
     }
 
     @Test func crossOptionChecks() {
-        #expect(configErrorText {
-            _ = try ControllerOptions.schema.load(iniText: "[controller]\nagent_stale_after = 90\n")
-        } == "[controller] agent_down_after (60) must not be less than agent_stale_after (90)")
-        #expect(configErrorText {
-            _ = try AgentOptions.schema.load(iniText: "[oslo_messaging_rabbit]\nssl_ca_file = /x.pem\n")
-        } == "[oslo_messaging_rabbit] ssl_ca_file given but ssl = false")
+        #expect(
+            configErrorText {
+                _ = try ControllerOptions.schema.load(iniText: "[controller]\nagent_stale_after = 90\n")
+            } == "[controller] agent_down_after (60) must not be less than agent_stale_after (90)")
+        #expect(
+            configErrorText {
+                _ = try AgentOptions.schema.load(iniText: "[oslo_messaging_rabbit]\nssl_ca_file = /x.pem\n")
+            } == "[oslo_messaging_rabbit] ssl_ca_file given but ssl = false")
     }
 
     @Test func controllerAndCLIDefaults() throws {
@@ -241,7 +255,8 @@ func configErrorText(_ body: () throws -> Void) -> String {
         let all = AOSSchemas.all
         #expect(all.sections == ["DEFAULT", "oslo_messaging_rabbit", "agent", "auth", "controller", "aosctl"])
         #expect(all.lenientSections.isEmpty)
-        #expect(all.options.count == CommonOptions.all.count + AgentOptions.options.count + AuthOptions.options.count
+        #expect(
+            all.options.count == CommonOptions.all.count + AgentOptions.options.count + AuthOptions.options.count
                 + ControllerOptions.options.count + CLIOptions.options.count)
     }
 }

@@ -1,5 +1,7 @@
 import Testing
+
 @testable import AOSConfig
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -90,7 +92,8 @@ import Glibc
         #expect(AgentOptions.Settings(c).lvNamePatterns == ["volume-*"])
         let two = try AgentOptions.schema.load(iniText: "[agent]\nlv_name_pattern = volume-*, scratch-?\n")
         #expect(AgentOptions.Settings(two).lvNamePatterns == ["volume-*", "scratch-?"])
-        #expect(try AgentOptions.schema.load(iniText: nil, env: ["AOS_AGENT_LV_NAME_PATTERN": "*"])[AgentOptions.lvNamePattern] == .list(["*"]))
+        #expect(
+            try AgentOptions.schema.load(iniText: nil, env: ["AOS_AGENT_LV_NAME_PATTERN": "*"])[AgentOptions.lvNamePattern] == .list(["*"]))
     }
 
     @Test(arguments: ["", " , ", "vg1/volume-*", "volume *"])

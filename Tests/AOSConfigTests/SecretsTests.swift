@@ -1,4 +1,5 @@
 import Testing
+
 @testable import AOSConfig
 
 @Suite struct SecretsTests {
@@ -40,7 +41,10 @@ import Testing
         let text = configErrorText {
             _ = try AgentOptions.schema.load(iniText: nil, env: ["AOS_DEFAULT_TRANSPORT_URL": "no-scheme-Hunter2"])
         }
-        #expect(text == "environment AOS_DEFAULT_TRANSPORT_URL: [DEFAULT] transport_url = '***': not a URL (expected e.g. rabbit://user:password@host:5672/)")
+        #expect(
+            text
+                == "environment AOS_DEFAULT_TRANSPORT_URL: [DEFAULT] transport_url = '***': not a URL (expected e.g. rabbit://user:password@host:5672/)"
+        )
     }
 }
 

@@ -1,7 +1,8 @@
-import SimulatedLVM
-import Testing
 import RPCWire
 import SharedLVM
+import SimulatedLVM
+import Testing
+
 @testable import AgentCore
 
 struct AgentOperationTests {
@@ -290,8 +291,10 @@ struct AgentOperationTests {
         // From then on mutations are refused at once, naming the VG, the host and what to do,
         // and no LVM command runs.
         c.sim.clearCalls()
-        for (method, extra) in [("activate_lv", ["mode": JSONValue.string("shared")]), ("deactivate_lv", [:]),
-                                ("extend_lv", ["size_gb": 2]), ("delete_lv", [:])] {
+        for (method, extra) in [
+            ("activate_lv", ["mode": JSONValue.string("shared")]), ("deactivate_lv", [:]),
+            ("extend_lv", ["size_gb": 2]), ("delete_lv", [:]),
+        ] {
             var args: [String: JSONValue] = ["vg": "vg1", "name": "volume-1"]
             args.merge(extra) { _, new in new }
             let e = await expectError("lockspace_lost") { try await a.call(method, args) }

@@ -2,6 +2,7 @@ import AOSAPI
 import RPCWire
 import SharedLVM
 import Testing
+
 @testable import AgentCore
 
 /// The agent's state value on its own: transitions, admission and the health report,
@@ -94,8 +95,11 @@ import Testing
         #expect(h.ready && h.phase == "ready" && h.host_id == 7)
         #expect(h.active_lvs == [ActiveLV(vg: "vg1", name: "v1", mode: .shared)])
         #expect(h.restore_failures.map(\.name) == ["v2"])
-        #expect(h.vgs["vg1"] == VGHealth(lockspace: .lost, fenced: FencedSummary(at: 100.5, complete: false, lvs: 0, source: "kill_command"),
-                                         hint: "run: aosctl recover --host h --vg vg1"))
+        #expect(
+            h.vgs["vg1"]
+                == VGHealth(
+                    lockspace: .lost, fenced: FencedSummary(at: 100.5, complete: false, lvs: 0, source: "kill_command"),
+                    hint: "run: aosctl recover --host h --vg vg1"))
         #expect(h.vgs["vg2"] == VGHealth(lockspace: .notStarted, problem: "PVs missing"))
         #expect(h.state_problems == nil)
     }

@@ -1,6 +1,7 @@
-import Testing
 import RPCWire
 import SharedLVM
+import Testing
+
 @testable import AgentCore
 
 /// Generated bad requests: every one must get `invalid_argument` (or `unknown_vg` for a
@@ -33,7 +34,9 @@ struct BadInputTests {
         "snapshot1", "pvmove0", "x_tmeta", "y_rimage_0", "lvmlock", "ü", "a\u{0}b", "vol\"ume", "x'y", "a=b",
         "name with\ttab", "%s%s", "{}", "[x]", "volume-🙂",
     ]
-    static let hostileVGs: [String] = ["--help", "-vg", "../x", "", "vg1;rm -rf /", "vg 1", String(repeating: "v", count: 300), "vg/1", "."]
+    static let hostileVGs: [String] = [
+        "--help", "-vg", "../x", "", "vg1;rm -rf /", "vg 1", String(repeating: "v", count: 300), "vg/1", ".",
+    ]
     static let unservedVGs: [String] = ["vg2", "other", "VG1", "vg1-", "vg1.bak"]
 
     static let wrongTypes: [JSONValue] = [1, 1.5, true, ["a"], ["k": "v"], -7]

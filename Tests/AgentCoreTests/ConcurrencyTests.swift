@@ -1,9 +1,10 @@
 import HostSupport
+import RPCWire
+import SharedLVM
 import SimulatedLVM
 import Synchronization
 import Testing
-import RPCWire
-import SharedLVM
+
 @testable import AgentCore
 
 /// Wraps a backend: every LV/VG command takes `delay`, and the wrapper records how many ran
@@ -42,10 +43,14 @@ final class SlowBackend: LVMBackend {
     }
 
     func createLV(vg: String, name: String, sizeBytes: UInt64, activate: Bool) async throws(LVMError) -> LogicalVolume {
-        try await timed("\(vg)/\(name)") { () async throws(LVMError) in try await inner.createLV(vg: vg, name: name, sizeBytes: sizeBytes, activate: activate) }
+        try await timed("\(vg)/\(name)") { () async throws(LVMError) in
+            try await inner.createLV(vg: vg, name: name, sizeBytes: sizeBytes, activate: activate)
+        }
     }
     func extendLV(vg: String, name: String, newSizeBytes: UInt64, sharedUpdate: Bool) async throws(LVMError) {
-        try await timed("\(vg)/\(name)") { () async throws(LVMError) in try await inner.extendLV(vg: vg, name: name, newSizeBytes: newSizeBytes, sharedUpdate: sharedUpdate) }
+        try await timed("\(vg)/\(name)") { () async throws(LVMError) in
+            try await inner.extendLV(vg: vg, name: name, newSizeBytes: newSizeBytes, sharedUpdate: sharedUpdate)
+        }
     }
     func removeLV(vg: String, name: String) async throws(LVMError) {
         try await timed("\(vg)/\(name)") { () async throws(LVMError) in try await inner.removeLV(vg: vg, name: name) }
@@ -74,7 +79,9 @@ final class SlowBackend: LVMBackend {
     func lockspaceStarted(vg: String) async throws(LVMError) -> Bool { try await inner.lockspaceStarted(vg: vg) }
     func lockStatus() async throws(LVMError) -> SanlockStatus { try await inner.lockStatus() }
     func deviceSize(vg: String, name: String) async throws(LVMError) -> UInt64? { try await inner.deviceSize(vg: vg, name: name) }
-    func zeroLV(vg: String, name: String, bytes: UInt64?) async throws(LVMError) { try await inner.zeroLV(vg: vg, name: name, bytes: bytes) }
+    func zeroLV(vg: String, name: String, bytes: UInt64?) async throws(LVMError) {
+        try await inner.zeroLV(vg: vg, name: name, bytes: bytes)
+    }
     func pvsPresent(vg: String) async throws(LVMError) -> Bool { try await inner.pvsPresent(vg: vg) }
     func lockspaceProblem(vg: String) async throws(LVMError) -> LVMErrorCode? { try await inner.lockspaceProblem(vg: vg) }
     func dropLockspace(vg: String) async throws(LVMError) { try await inner.dropLockspace(vg: vg) }
@@ -93,7 +100,9 @@ struct ConcurrencyTests {
                     try await a.call("create_lv", ["vg": "vg1", "name": name, "size_gb": 1])
                     try await withThrowingTaskGroup(of: Void.self) { inner in
                         inner.addTask { _ = try await a.call("activate_lv", ["vg": "vg1", "name": name, "mode": "shared"]) }
-                        inner.addTask { _ = try await a.call("extend_lv", ["vg": "vg1", "name": name, "size_gb": 2, "shared_update": true]) }
+                        inner.addTask {
+                            _ = try await a.call("extend_lv", ["vg": "vg1", "name": name, "size_gb": 2, "shared_update": true])
+                        }
                         inner.addTask { _ = try await a.call("lv_info", ["vg": "vg1", "name": name]) }
                         inner.addTask { _ = try await a.call("refresh_lv", ["vg": "vg1", "name": name]) }
                         try await inner.waitForAll()
@@ -132,7 +141,9 @@ struct ConcurrencyTests {
         await l.lock("a")
         await l.lock("b")
         #expect(l.heldKeys == 2)
-        let t = Task { await l.lock("a"); l.unlock("a") }
+        let t = Task {
+            await l.lock("a"); l.unlock("a")
+        }
         l.unlock("a")
         await t.value
         l.unlock("b")

@@ -1,7 +1,9 @@
-import Testing
 import RPCWire
 import SharedLVM
+import Testing
+
 @testable import AgentCore
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -104,7 +106,9 @@ struct CrashConsistencyTests {
             a = try await c.agent("host-a", hostId: 1, stateDir: dir)
             for lv in ["v1", "v2", "v3"] {
                 let holders = c.sim.lockHolders(vg: "vg1", lv: lv)
-                let held: LVActivationMode? = holders?.exclusive == "host-a" ? .exclusive
+                let held: LVActivationMode? =
+                    holders?.exclusive == "host-a"
+                    ? .exclusive
                     : (holders?.shared.contains("host-a") == true ? .shared : nil)
                 if held != a.store.record(vg: "vg1", name: lv)?.mode { mismatches += 1 }
             }
@@ -119,7 +123,9 @@ struct CrashConsistencyTests {
         let c = Cluster()
         let dir = "\(c.root)/host-a"
         _ = try await c.agent("host-a", hostId: 1, stateDir: dir, boot: false)
-        writeFile("\(dir)/activations.json", """
+        writeFile(
+            "\(dir)/activations.json",
+            """
             {"activations": [{"mode": "exclusive", "name": "v1", "vg": "vg1"}], "format": 1, "host": "host-a", \
             "intents": [{"name": "v1", "op": "deactivate", "vg": "vg1"}]}
 

@@ -1,9 +1,11 @@
 import Hypervisor
-import Synchronization
-import Testing
 import RPCWire
 import SharedLVM
+import Synchronization
+import Testing
+
 @testable import AgentCore
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -21,8 +23,10 @@ final class FakeDeviceMapper: DeviceMapping {
 
     var calls: [String] { state.withLock { $0.calls } }
 
-    func add(_ name: String, uuid: String = "", block: String, sectors: UInt64 = 8192, target: String = "linear",
-             params: String = "254:16 0", deps: [String] = [], suspended: Bool = false, open: Int = 0) {
+    func add(
+        _ name: String, uuid: String = "", block: String, sectors: UInt64 = 8192, target: String = "linear",
+        params: String = "254:16 0", deps: [String] = [], suspended: Bool = false, open: Int = 0
+    ) {
         state.withLock { s in
             s.devices.append(DMDevice(name: name, uuid: uuid, blockDevice: block, suspended: suspended, openCount: open))
             s.tables[name] = [DMTableLine(start: 0, length: sectors, target: target, params: params)]
@@ -64,9 +68,10 @@ func lvUUID(_ c: Character) -> String { "LVM-" + vgUUID + String(repeating: c, c
 /// The lab's layout on host 1: the shared disk behind dm "sanlock", VG vglab on it.
 func labLayout(suspended: Bool = true, multipath: Bool = false) -> FakeDeviceMapper {
     let dm = FakeDeviceMapper()
-    dm.add("sanlock", block: "dm-0", sectors: 2097152, target: multipath ? "multipath" : "linear",
-           params: multipath ? "1 queue_if_no_path 0 1 1 service-time 0 1 2 8:16 1 1" : "254:16 0",
-           deps: ["vda"], suspended: suspended, open: 2)
+    dm.add(
+        "sanlock", block: "dm-0", sectors: 2_097_152, target: multipath ? "multipath" : "linear",
+        params: multipath ? "1 queue_if_no_path 0 1 1 service-time 0 1 2 8:16 1 1" : "254:16 0",
+        deps: ["vda"], suspended: suspended, open: 2)
     dm.add("vglab-lvmlock", uuid: lvUUID("L"), block: "dm-1", sectors: 524288, deps: ["dm-0"], open: 1)
     dm.add("vglab-t--a", uuid: lvUUID("B"), block: "dm-2", deps: ["dm-0"], open: 1)
     dm.add("vglab-t--b", uuid: lvUUID("C"), block: "dm-3", sectors: 16384, deps: ["dm-0"])
@@ -77,7 +82,8 @@ func labLayout(suspended: Bool = true, multipath: Bool = false) -> FakeDeviceMap
 struct FencingTests {
     @Test func pathFirstThenEveryLVButTheLockLV() async throws {
         let dm = labLayout()
-        let r = await Fencer(dm: dm, logger: .init(label: "t")).fence(vg: "vglab", host: "h1", modes: ["t-a": .exclusive], source: "kill_command")
+        let r = await Fencer(dm: dm, logger: .init(label: "t")).fence(
+            vg: "vglab", host: "h1", modes: ["t-a": .exclusive], source: "kill_command")
         // The path first, alone; then the LVs (several at a time, so in any order).
         #expect(dm.calls.first == "error sanlock 2097152")
         #expect(Set(dm.calls.dropFirst()) == ["error vglab-t--a 8192", "error vglab-t--b 16384"])
@@ -96,8 +102,9 @@ struct FencingTests {
     @Test func hundredsOfLVsAreAllFailedAndRecordedInOrder() async {
         let dm = labLayout()
         for i in 0..<300 {
-            dm.add("vglab-v\(i)", uuid: "LVM-" + vgUUID + String(repeating: "D", count: 28) + String(1000 + i),
-                   block: "dm-\(10 + i)", deps: ["dm-0"])
+            dm.add(
+                "vglab-v\(i)", uuid: "LVM-" + vgUUID + String(repeating: "D", count: 28) + String(1000 + i),
+                block: "dm-\(10 + i)", deps: ["dm-0"])
         }
         let r = await Fencer(dm: dm, logger: .init(label: "t"), parallelism: 8)
             .fence(vg: "vglab", host: "h1", modes: ["v7": .shared], source: "kill_command")
@@ -132,8 +139,9 @@ struct FencingTests {
         let dir = "\(c.root)/host-a"
         let a = try await c.agent("host-a", hostId: 1, stateDir: dir)
         try await a.call("create_lv", ["vg": "vg1", "name": "v1", "size_gb": 1])
-        let record = FenceRecord(vg: "vg1", host: "host-a", fencedAt: HostFacts.now(), bootID: HostFacts.bootID(), paths: [],
-                                 lvs: [], complete: true, durationMS: 12, source: "kill_command")
+        let record = FenceRecord(
+            vg: "vg1", host: "host-a", fencedAt: HostFacts.now(), bootID: HostFacts.bootID(), paths: [],
+            lvs: [], complete: true, durationMS: 12, source: "kill_command")
         try record.save(stateDirectory: dir)
         #expect(a.noteFenced("vg1"))
         let vgs = a.health()["vgs"]?["vg1"]
@@ -171,8 +179,8 @@ struct TwoPVFencingTests {
     func twoPVLayout() -> FakeDeviceMapper {
         let dm = FakeDeviceMapper()
         let mp = "1 queue_if_no_path 0 1 1 service-time 0 1 2 8:16 1 1"
-        dm.add("mpatha", block: "dm-0", sectors: 2097152, target: "multipath", params: mp, deps: ["sda", "sdc"], open: 2)
-        dm.add("mpathb", block: "dm-5", sectors: 4194304, target: "multipath", params: mp, deps: ["sdb", "sdd"], open: 1)
+        dm.add("mpatha", block: "dm-0", sectors: 2_097_152, target: "multipath", params: mp, deps: ["sda", "sdc"], open: 2)
+        dm.add("mpathb", block: "dm-5", sectors: 4_194_304, target: "multipath", params: mp, deps: ["sdb", "sdd"], open: 1)
         dm.add("vglab-lvmlock", uuid: lvUUID("L"), block: "dm-1", sectors: 524288, deps: ["dm-0"], open: 1)
         dm.add("vglab-on--a", uuid: lvUUID("B"), block: "dm-2", deps: ["dm-0"])
         dm.add("vglab-on--b", uuid: lvUUID("C"), block: "dm-3", sectors: 16384, deps: ["dm-5"], open: 1)
@@ -203,9 +211,10 @@ struct TwoPVFencingTests {
 
     @Test func aCryptLayerOverMultipathFailsTheMultipathMapFirst() async {
         let dm = FakeDeviceMapper()
-        dm.add("mpatha", block: "dm-0", sectors: 2097152, target: "multipath",
-               params: "1 queue_if_no_path 0 1 1 service-time 0 1 2 8:16 1 1", deps: ["sda"])
-        dm.add("pv-crypt", block: "dm-7", sectors: 2097000, target: "crypt", deps: ["dm-0"])
+        dm.add(
+            "mpatha", block: "dm-0", sectors: 2_097_152, target: "multipath",
+            params: "1 queue_if_no_path 0 1 1 service-time 0 1 2 8:16 1 1", deps: ["sda"])
+        dm.add("pv-crypt", block: "dm-7", sectors: 2_097_000, target: "crypt", deps: ["dm-0"])
         dm.add("vglab-lvmlock", uuid: lvUUID("L"), block: "dm-1", sectors: 524288, deps: ["dm-7"])
         dm.add("vglab-v", uuid: lvUUID("B"), block: "dm-2", deps: ["dm-7"])
         let r = await Fencer(dm: dm, logger: .init(label: "t")).fence(vg: "vglab", host: "h1", modes: [:], source: "kill_command")

@@ -1,6 +1,7 @@
 import RPCWire
 import SharedLVM
 import Testing
+
 @testable import AgentCore
 
 /// What a request costs inside the agent (decode, checks, the simulated backend, encode),

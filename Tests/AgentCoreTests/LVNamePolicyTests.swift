@@ -1,7 +1,8 @@
 import AOSAPI
-import Testing
 import RPCWire
 import SharedLVM
+import Testing
+
 @testable import AgentCore
 
 /// `[agent] lv_name_pattern`: mutating methods touch only LVs whose names match; other LVs of

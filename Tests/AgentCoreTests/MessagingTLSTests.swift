@@ -11,7 +11,8 @@ struct MessagingTLSTests {
     }
 
     @Test func sslTrueWithRabbitURLUsesTLSOnTheURLsPort() throws {
-        let m = try messaging("""
+        let m = try messaging(
+            """
             [DEFAULT]
             transport_url = rabbit://aos:secret@broker.example:5672/aos
             [oslo_messaging_rabbit]
@@ -21,16 +22,23 @@ struct MessagingTLSTests {
             ssl_key_file = /etc/aos/client.key
             """)
         let amqp = try m.amqpConfiguration()
-        #expect(amqp.tls == AMQPConfiguration.TLS(caFile: "/etc/aos/ca.pem", certFile: "/etc/aos/client.pem",
-                                                  keyFile: "/etc/aos/client.key"))
+        #expect(
+            amqp.tls
+                == AMQPConfiguration.TLS(
+                    caFile: "/etc/aos/ca.pem", certFile: "/etc/aos/client.pem",
+                    keyFile: "/etc/aos/client.key"))
         #expect(amqp.url.hosts.map(\.port) == [5672])
         #expect(amqp.tls?.verifyPeer == true && amqp.tls?.verifyHostname == true)
     }
 
     @Test func sslTrueFromTheEnvironmentWithAmqpURL() throws {
-        let m = try messaging("", env: ["AOS_DEFAULT_TRANSPORT_URL": "amqp://aos:secret@h1:5671,aos:secret@h2:5671/",
-                                        "AOS_OSLO_MESSAGING_RABBIT_SSL": "true",
-                                        "AOS_OSLO_MESSAGING_RABBIT_SSL_CA_FILE": "/ca.pem"])
+        let m = try messaging(
+            "",
+            env: [
+                "AOS_DEFAULT_TRANSPORT_URL": "amqp://aos:secret@h1:5671,aos:secret@h2:5671/",
+                "AOS_OSLO_MESSAGING_RABBIT_SSL": "true",
+                "AOS_OSLO_MESSAGING_RABBIT_SSL_CA_FILE": "/ca.pem",
+            ])
         let amqp = try m.amqpConfiguration()
         #expect(amqp.tls?.caFile == "/ca.pem")
         #expect(amqp.tls?.certFile == nil && amqp.tls?.keyFile == nil)
@@ -42,7 +50,8 @@ struct MessagingTLSTests {
     }
 
     @Test func urlQueryCAFileWinsOverTheOption() throws {
-        let m = try messaging("""
+        let m = try messaging(
+            """
             [DEFAULT]
             transport_url = rabbit://u:p@h:5672/?ssl_ca_file=/from-url.pem
             [oslo_messaging_rabbit]

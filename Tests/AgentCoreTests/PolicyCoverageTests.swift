@@ -1,6 +1,7 @@
 import AOSAPI
 import AOSAuth
 import Testing
+
 @testable import AgentCore
 
 /// Every method the agent serves has an admission rule, and "mutating" means the same thing

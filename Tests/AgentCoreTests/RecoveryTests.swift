@@ -1,21 +1,24 @@
+import AOSAPI
 import HostCommands
 import Hypervisor
-import AOSAPI
-import SimulatedLVM
-import Testing
 import RPCWire
 import SharedLVM
+import SimulatedLVM
+import Testing
+
 @testable import AgentCore
 
 /// The whole recovery on the simulator: host A loses the lockspace, B takes one of A's LVs
 /// after A's leases expire, recovery brings A back without taking that LV from B.
 struct RecoveryTests {
     func agent(_ c: Cluster, _ host: String, _ id: Int, hypervisor: (any Hypervisor)? = nil) async throws -> AgentService {
-        let config = AgentServiceConfiguration(host: host, hostId: id, volumeGroups: ["vg1"], stateDirectory: "\(c.root)/\(host)",
-                                               volumeClear: "none", pvWaitTimeout: .milliseconds(200), pvPollInterval: .milliseconds(20),
-                                               lvNames: .all)
-        let a = try AgentService(configuration: config, backend: SimulatedLVMBackend(cluster: c.sim, hostName: host, hostId: id),
-                                 hypervisor: hypervisor)
+        let config = AgentServiceConfiguration(
+            host: host, hostId: id, volumeGroups: ["vg1"], stateDirectory: "\(c.root)/\(host)",
+            volumeClear: "none", pvWaitTimeout: .milliseconds(200), pvPollInterval: .milliseconds(20),
+            lvNames: .all)
+        let a = try AgentService(
+            configuration: config, backend: SimulatedLVMBackend(cluster: c.sim, hostName: host, hostId: id),
+            hypervisor: hypervisor)
         await a.boot()
         return a
     }
@@ -67,8 +70,11 @@ struct RecoveryTests {
                 #expect(r["result"]?["vms_not_started"]?.arrayValue?.map { $0["name"] } == ["vm-taken"])
             }
         }
-        #expect(statuses == ["fence": "ok", "wait_path": "ok", "stop_vms": "ok", "deactivate": "ok", "drop": "ok",
-                             "lock_start": "ok", "reactivate": "ok", "start_vms": "ok", "finish": "ok"])
+        #expect(
+            statuses == [
+                "fence": "ok", "wait_path": "ok", "stop_vms": "ok", "deactivate": "ok", "drop": "ok",
+                "lock_start": "ok", "reactivate": "ok", "start_vms": "ok", "finish": "ok",
+            ])
         #expect(vms.calls.filter { !$0.hasPrefix("domains") }.sorted() == ["start vm-kept", "stop vm-kept", "stop vm-taken"])
         #expect(c.sim.lockHolders(vg: "vg1", lv: "taken")?.exclusive == "host-b")
         #expect(c.sim.lockHolders(vg: "vg1", lv: "kept")?.shared == ["host-a"])
@@ -120,10 +126,15 @@ struct RecoveryTests {
         let a = try await agent(c, "host-a", 1)
         let dir = "\(c.root)/host-a"
         // From an earlier boot, and one of this boot tied to a fence record that is gone.
-        writeFile("\(dir)/recovery-vg1.json", #"{"boot_id": "earlier-boot", "loss_evidence": "x", "completed": ["fence", "deactivate", "drop"]}"# + "\n")
+        writeFile(
+            "\(dir)/recovery-vg1.json",
+            #"{"boot_id": "earlier-boot", "loss_evidence": "x", "completed": ["fence", "deactivate", "drop"]}"# + "\n")
         #expect(try await step(a, "plan")["needs_recovery"] == false)
         #expect(try await step(a, "plan")["journal"] == nil)
-        writeFile("\(dir)/recovery-vg1.json", #"{"boot_id": "\#(HostFacts.bootID())", "fenced_at": 12.5, "loss_evidence": "x", "completed": ["fence", "deactivate", "drop"]}"# + "\n")
+        writeFile(
+            "\(dir)/recovery-vg1.json",
+            #"{"boot_id": "\#(HostFacts.bootID())", "fenced_at": 12.5, "loss_evidence": "x", "completed": ["fence", "deactivate", "drop"]}"#
+                + "\n")
         #expect(try await step(a, "plan")["needs_recovery"] == false)
         await expectError("recovery_refused") { _ = try await step(a, "lock_start") }
         await expectError("recovery_refused") { _ = try await step(a, "reactivate") }
@@ -173,8 +184,9 @@ struct RecoveryTests {
         let dir = "\(c.root)/host-a"
         // An earlier recovery got this far and was then finished by hand.
         writeFile("\(dir)/recovery-vg1.json", #"{"completed": ["fence", "deactivate", "drop", "lock_start"]}"# + "\n")
-        let record = FenceRecord(vg: "vg1", host: "host-a", fencedAt: HostFacts.now(), bootID: HostFacts.bootID(), paths: [],
-                                 lvs: [], complete: true, durationMS: 3, source: "kill_command")
+        let record = FenceRecord(
+            vg: "vg1", host: "host-a", fencedAt: HostFacts.now(), bootID: HostFacts.bootID(), paths: [],
+            lvs: [], complete: true, durationMS: 3, source: "kill_command")
         try record.save(stateDirectory: dir)
         c.sim.failLockspace(vg: "vg1", host: "host-a")
         #expect(a.noteFenced("vg1"))

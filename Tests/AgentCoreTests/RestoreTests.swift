@@ -1,7 +1,9 @@
-import Testing
 import RPCWire
 import SharedLVM
+import Testing
+
 @testable import AgentCore
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -17,11 +19,12 @@ struct RestoreTests {
             try await a.call("activate_lv", ["vg": "vg1", "name": .string(name), "mode": .string(mode)])
         }
         try await a.call("deactivate_lv", ["vg": "vg1", "name": "v5"])
-        #expect(readFile("\(stateDir)/activations.json") == """
-            {"activations": [{"mode": "exclusive", "name": "v1", "vg": "vg1"}, {"mode": "shared", "name": "v2", "vg": "vg1"}, \
-            {"mode": "exclusive", "name": "v3", "vg": "vg1"}, {"mode": "shared", "name": "v4", "vg": "vg1"}], "format": 1, "host": "host-a"}
+        #expect(
+            readFile("\(stateDir)/activations.json") == """
+                {"activations": [{"mode": "exclusive", "name": "v1", "vg": "vg1"}, {"mode": "shared", "name": "v2", "vg": "vg1"}, \
+                {"mode": "exclusive", "name": "v3", "vg": "vg1"}, {"mode": "shared", "name": "v4", "vg": "vg1"}], "format": 1, "host": "host-a"}
 
-            """)
+                """)
 
         // Host A reboots: its devices and locks are gone. Meanwhile B takes v3 and deletes v4.
         c.sim.rebootHost("host-a")
@@ -35,8 +38,10 @@ struct RestoreTests {
         // Restore ran after the lockspace started, before ready; only recorded LVs were touched.
         let calls = c.sim.calls(host: "host-a").map { "\($0.method) \($0.arguments.joined(separator: " "))" }
         #expect(calls.firstIndex(of: "lockStart vg1")! < calls.firstIndex(of: "activate vg1 v1 exclusive")!)
-        #expect(Set(calls.filter { $0.hasPrefix("activate") }) ==
-                ["activate vg1 v1 exclusive", "activate vg1 v2 shared", "activate vg1 v3 exclusive", "activate vg1 v4 shared"])
+        #expect(
+            Set(calls.filter { $0.hasPrefix("activate") }) == [
+                "activate vg1 v1 exclusive", "activate vg1 v2 shared", "activate vg1 v3 exclusive", "activate vg1 v4 shared",
+            ])
 
         #expect(c.sim.lockHolders(vg: "vg1", lv: "v1")?.exclusive == "host-a")
         #expect(c.sim.lockHolders(vg: "vg1", lv: "v2")?.shared == ["host-a"])
@@ -116,7 +121,10 @@ struct RestoreTests {
         try store.remove(vg: "vg9", name: "none")
         #expect(access("\(dir)/activations.json.tmp", F_OK) != 0)
         let reopened = try ActivationStore(directory: dir, host: "h")
-        #expect(reopened.all == [ActivationRecord(vg: "vg0", name: "b", mode: .shared), ActivationRecord(vg: "vg1", name: "a", mode: .exclusive)])
+        #expect(
+            reopened.all == [
+                ActivationRecord(vg: "vg0", name: "b", mode: .shared), ActivationRecord(vg: "vg1", name: "a", mode: .exclusive),
+            ])
         #expect(reopened.loadProblem == nil)
         var st = stat()
         stat(dir, &st)

@@ -1,10 +1,12 @@
 import HostSupport
 import LVMTestSupport
-import SimulatedLVM
-import Testing
 import RPCWire
 import SharedLVM
+import SimulatedLVM
+import Testing
+
 @testable import AgentCore
+
 #if canImport(Glibc)
 import Glibc
 #endif

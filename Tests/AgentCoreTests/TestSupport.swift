@@ -1,8 +1,10 @@
-import SimulatedLVM
-import Testing
 import RPCWire
 import SharedLVM
+import SimulatedLVM
+import Testing
+
 @testable import AgentCore
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -51,18 +53,23 @@ struct Cluster {
     }
 
     /// A booted agent for `host` (state dir `<root>/<host>` unless given).
-    func agent(_ host: String, hostId: Int, stateDir: String? = nil, maxConcurrent: Int = 4,
-               volumeGroups: [String] = ["vg1"], boot: Bool = true, lvNames: LVNamePolicy = .all) async throws -> AgentService {
+    func agent(
+        _ host: String, hostId: Int, stateDir: String? = nil, maxConcurrent: Int = 4,
+        volumeGroups: [String] = ["vg1"], boot: Bool = true, lvNames: LVNamePolicy = .all
+    ) async throws -> AgentService {
         let backend = SimulatedLVMBackend(cluster: sim, hostName: host, hostId: hostId)
-        return try await makeAgent(backend, host: host, hostId: hostId, stateDir: stateDir ?? "\(root)/\(host)",
-                                   maxConcurrent: maxConcurrent, volumeGroups: volumeGroups, boot: boot, lvNames: lvNames)
+        return try await makeAgent(
+            backend, host: host, hostId: hostId, stateDir: stateDir ?? "\(root)/\(host)",
+            maxConcurrent: maxConcurrent, volumeGroups: volumeGroups, boot: boot, lvNames: lvNames)
     }
 }
 
 /// The agents of these tests manage every LV (`lv_name_pattern = *`): their short names
 /// (v1, kept, …) are not Cinder's; LVNamePolicyTests covers the default.
-func makeAgent(_ backend: any LVMBackend, host: String, hostId: Int, stateDir: String, maxConcurrent: Int = 4,
-               volumeGroups: [String] = ["vg1"], boot: Bool = true, lvNames: LVNamePolicy = .all) async throws -> AgentService {
+func makeAgent(
+    _ backend: any LVMBackend, host: String, hostId: Int, stateDir: String, maxConcurrent: Int = 4,
+    volumeGroups: [String] = ["vg1"], boot: Bool = true, lvNames: LVNamePolicy = .all
+) async throws -> AgentService {
     let config = AgentServiceConfiguration(
         host: host, hostId: hostId, volumeGroups: volumeGroups, stateDirectory: stateDir,
         maxConcurrentLVM: maxConcurrent, volumeClear: "none", pvWaitTimeout: .milliseconds(200),
@@ -75,8 +82,10 @@ func makeAgent(_ backend: any LVMBackend, host: String, hostId: Int, stateDir: S
 extension AgentService {
     /// `handle` with keyword-style arguments, returning the result as an object.
     @discardableResult
-    func call(_ method: String, _ args: [String: JSONValue] = [:],
-              deadline: ContinuousClock.Instant? = nil) async throws -> [String: JSONValue] {
+    func call(
+        _ method: String, _ args: [String: JSONValue] = [:],
+        deadline: ContinuousClock.Instant? = nil
+    ) async throws -> [String: JSONValue] {
         let result = try await handle(method: method, args: args, deadline: deadline)
         guard case .object(let o) = result else {
             Issue.record("\(method) returned a non-object: \(result)")
@@ -88,8 +97,10 @@ extension AgentService {
 
 /// Runs `body`, expects a ServiceError with `code`, returns it.
 @discardableResult
-func expectError(_ code: String, sourceLocation: SourceLocation = #_sourceLocation,
-                 _ body: () async throws -> Void) async -> ServiceError? {
+func expectError(
+    _ code: String, sourceLocation: SourceLocation = #_sourceLocation,
+    _ body: () async throws -> Void
+) async -> ServiceError? {
     do {
         try await body()
     } catch let e as ServiceError {

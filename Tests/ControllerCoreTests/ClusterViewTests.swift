@@ -1,14 +1,17 @@
 import AOSAPI
 import RPCWire
 import Testing
+
 @testable import ControllerCore
 
 @Suite struct ClusterViewTests {
     let t0 = ContinuousClock.now
     let policy = LivenessPolicy(staleAfter: .seconds(30), downAfter: .seconds(60))
 
-    func report(_ host: String, id: Int? = 1, lockspace: LockspaceState = .started, ready: Bool = true,
-                active: [LVKey: ActivationMode] = [:]) -> AgentReport {
+    func report(
+        _ host: String, id: Int? = 1, lockspace: LockspaceState = .started, ready: Bool = true,
+        active: [LVKey: ActivationMode] = [:]
+    ) -> AgentReport {
         AgentReport(host: host, hostID: id, ready: ready, lockspaces: ["vg0": lockspace], activeLVs: active)
     }
 
@@ -17,7 +20,9 @@ import Testing
             "host": "host-a", "host_id": 7, "version": "0.1.0", "instance_id": "run-1", "ready": false, "phase": "restoring",
             "vgs": ["vg0": ["lockspace": "lost", "hint": "run: aosctl recover --host host-a --vg vg0"]],
             "active_lvs": [["vg": "vg0", "name": "volume-1", "mode": "shared"], ["vg": "vg0", "name": "volume-2", "mode": "exclusive"]],
-            "restore_failures": [["vg": "vg0", "name": "volume-3", "mode": "exclusive", "code": "locked_by_other_host", "message": "held"]],
+            "restore_failures": [
+                ["vg": "vg0", "name": "volume-3", "mode": "exclusive", "code": "locked_by_other_host", "message": "held"]
+            ],
         ]
         let request = try AgentAnnounceRequest.decode(["report": json, "sent_at": 1], method: "agent_announce")
         let r = try AgentReport(health: request.report)
@@ -34,11 +39,15 @@ import Testing
 
     @Test func reportWithoutHostIsRejected() {
         for report: JSONValue in [["host_id": 1], "nope"] {
-            #expect(throws: ServiceError.self) { try AgentAnnounceRequest.decode(["report": report, "sent_at": 1], method: "agent_announce") }
+            #expect(throws: ServiceError.self) {
+                try AgentAnnounceRequest.decode(["report": report, "sent_at": 1], method: "agent_announce")
+            }
         }
         #expect(throws: ServiceError.self) {
-            try AgentReport(health: AgentHealth(host: "", host_id: 1, version: "v", instance_id: "i", ready: true, phase: "ready",
-                                                vgs: [:], active_lvs: [], restore_failures: []))
+            try AgentReport(
+                health: AgentHealth(
+                    host: "", host_id: 1, version: "v", instance_id: "i", ready: true, phase: "ready",
+                    vgs: [:], active_lvs: [], restore_failures: []))
         }
     }
 
@@ -121,17 +130,22 @@ import Testing
     }
 
     @Test func exclusiveRunsOnHolder() {
-        #expect(ExtendPlan.plan(activations: [Activation(host: "b", mode: .exclusive)], preferred: ["a"],
-                                isDown: { _ in false }) == .onHolder("b"))
+        #expect(
+            ExtendPlan.plan(
+                activations: [Activation(host: "b", mode: .exclusive)], preferred: ["a"],
+                isDown: { _ in false }) == .onHolder("b"))
     }
 
     @Test func sharedUsesSharedUpdateOnPreferredHolderAndRefreshesOthers() {
         let acts = [Activation(host: "a", mode: .shared), Activation(host: "b", mode: .shared), Activation(host: "c", mode: .shared)]
-        #expect(ExtendPlan.plan(activations: acts, preferred: [], isDown: { _ in false })
+        #expect(
+            ExtendPlan.plan(activations: acts, preferred: [], isDown: { _ in false })
                 == .sharedUpdate(primary: "a", refresh: ["b", "c"]))
-        #expect(ExtendPlan.plan(activations: acts, preferred: ["c"], isDown: { _ in false })
+        #expect(
+            ExtendPlan.plan(activations: acts, preferred: ["c"], isDown: { _ in false })
                 == .sharedUpdate(primary: "c", refresh: ["a", "b"]))
-        #expect(ExtendPlan.plan(activations: [Activation(host: "b", mode: .shared)], preferred: [], isDown: { _ in false })
+        #expect(
+            ExtendPlan.plan(activations: [Activation(host: "b", mode: .shared)], preferred: [], isDown: { _ in false })
                 == .sharedUpdate(primary: "b", refresh: []))
     }
 

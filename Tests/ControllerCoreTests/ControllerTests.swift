@@ -3,6 +3,7 @@ import AOSAuth
 import OsloRPC
 import RPCWire
 import Testing
+
 @testable import ControllerCore
 
 @Suite struct ControllerTests {
@@ -146,8 +147,9 @@ import Testing
 
     @Test func agentTimeoutNeverExceedsCallersDeadline() async throws {
         let c = try await ready(timeout: .seconds(2888))
-        _ = try await c.dispatch("create_volume", ["vg": "vg0", "name": "v", "size_gb": 1],
-                                 deadline: clock.now + .seconds(10))
+        _ = try await c.dispatch(
+            "create_volume", ["vg": "vg0", "name": "v", "size_gb": 1],
+            deadline: clock.now + .seconds(10))
         let t = try #require(agents.lastTimeout)
         #expect(t <= .seconds(10) && t >= .seconds(8))
         _ = try await c.dispatch("get_volume", ["vg": "vg0", "name": "v"])
@@ -158,8 +160,9 @@ import Testing
         let c = try await ready()
         let before = agents.calls.count
         _ = await expectCode("timed_out") {
-            _ = try await c.dispatch("activate_volume", ["vg": "vg0", "name": "v", "host": "host-a"],
-                                     deadline: clock.now - .seconds(1))
+            _ = try await c.dispatch(
+                "activate_volume", ["vg": "vg0", "name": "v", "host": "host-a"],
+                deadline: clock.now - .seconds(1))
         }
         #expect(agents.calls.count == before)
     }
@@ -284,11 +287,18 @@ import Testing
         let remote = RPCAgentCaller.serviceError(
             .remote(ServiceError(code: "not_found", message: "gone").rpcFailure), host: "h", method: "lv_info", timeout: .seconds(5))
         #expect(remote.code == "not_found" && remote.details["host"] == "h")
-        #expect(RPCAgentCaller.serviceError(.undeliverable(target: target, reason: "NO_ROUTE"), host: "h", method: "m",
-                                            timeout: .seconds(5)).code == "agent_unavailable")
-        #expect(RPCAgentCaller.serviceError(.timedOut(method: "m", msgID: "x", after: .seconds(5), monitor: false),
-                                            host: "h", method: "m", timeout: .seconds(5)).code == "timed_out")
-        #expect(RPCAgentCaller.serviceError(.transport(.closed), host: "h", method: "m", timeout: .seconds(5)).code
+        #expect(
+            RPCAgentCaller.serviceError(
+                .undeliverable(target: target, reason: "NO_ROUTE"), host: "h", method: "m",
+                timeout: .seconds(5)
+            ).code == "agent_unavailable")
+        #expect(
+            RPCAgentCaller.serviceError(
+                .timedOut(method: "m", msgID: "x", after: .seconds(5), monitor: false),
+                host: "h", method: "m", timeout: .seconds(5)
+            ).code == "timed_out")
+        #expect(
+            RPCAgentCaller.serviceError(.transport(.closed), host: "h", method: "m", timeout: .seconds(5)).code
                 == "messaging_error")
     }
 }

@@ -3,6 +3,7 @@ import Logging
 import RPCWire
 import Synchronization
 import Testing
+
 @testable import ControllerCore
 
 /// A clock the test moves by hand.
@@ -44,7 +45,8 @@ final class FakeAgents: AgentCaller {
             return (s.undeliverable.contains(host), s.hanging.contains(host))
         }
         if undeliverable {
-            throw ServiceError(code: "agent_unavailable", message: "no agent is listening for host \(host)", details: ["host": .string(host)])
+            throw ServiceError(
+                code: "agent_unavailable", message: "no agent is listening for host \(host)", details: ["host": .string(host)])
         }
         if hanging {
             // Hangs until the timeout, or until the controller cancels the call.
@@ -59,14 +61,17 @@ final class FakeAgents: AgentCaller {
         let name = a["name"]?.stringValue ?? ""
         func info(_ n: String, _ lv: LV, host: String?) -> LVInfo {
             let mode = lv.holders[host ?? ""].flatMap(LVMode.init(rawValue:))
-            return LVInfo(host: host, vg: vg, name: n, uuid: "uuid-\(n)", size_bytes: lv.size, active: mode != nil, device_open: false,
-                          mode: mode, device_path: "/dev/\(vg)/\(n)", attr: "-wi-------")
+            return LVInfo(
+                host: host, vg: vg, name: n, uuid: "uuid-\(n)", size_bytes: lv.size, active: mode != nil, device_open: false,
+                mode: mode, device_path: "/dev/\(vg)/\(n)", attr: "-wi-------")
         }
         switch method {
         case "create_lv":
             let size = a["size_bytes"]?.int64Value ?? 0
             if let lv = s.lvs[name] {
-                if lv.size == size { return try CreateLVResult(host: host, vg: vg, name: name, size_bytes: size, changed: false).wireValue() }
+                if lv.size == size {
+                    return try CreateLVResult(host: host, vg: vg, name: name, size_bytes: size, changed: false).wireValue()
+                }
                 throw err("size_conflict", "exists with another size", host)
             }
             s.lvs[name] = LV(size: size)
@@ -84,12 +89,16 @@ final class FakeAgents: AgentCaller {
             let changed = size > lv.size
             lv.size = size
             s.lvs[name] = lv
-            return try ExtendLVResult(host: host, vg: vg, name: name, size_bytes: size, changed: changed,
-                                      refreshed: lv.holders[host] != nil).wireValue()
+            return try ExtendLVResult(
+                host: host, vg: vg, name: name, size_bytes: size, changed: changed,
+                refreshed: lv.holders[host] != nil
+            ).wireValue()
         case "refresh_lv":
             guard let lv = s.lvs[name] else { throw err("not_found", "no LV", host) }
-            return try RefreshLVResult(host: host, vg: vg, name: name, size_bytes: lv.size, lv_size_bytes: lv.size,
-                                       active: lv.holders[host] != nil, refreshed: lv.holders[host] != nil).wireValue()
+            return try RefreshLVResult(
+                host: host, vg: vg, name: name, size_bytes: lv.size, lv_size_bytes: lv.size,
+                active: lv.holders[host] != nil, refreshed: lv.holders[host] != nil
+            ).wireValue()
         case "delete_lv":
             guard let lv = s.lvs[name] else { return try LVChangeResult(host: host, vg: vg, name: name, changed: false).wireValue() }
             if !lv.holders.isEmpty { throw err("locked_by_other_host", "LV locked by other host: \(vg)/\(name)", host) }
@@ -105,8 +114,10 @@ final class FakeAgents: AgentCaller {
             let changed = lv.holders[host] != mode
             lv.holders[host] = mode
             s.lvs[name] = lv
-            return try ActivateLVResult(host: host, vg: vg, name: name, mode: LVMode(rawValue: mode) ?? .exclusive, changed: changed,
-                                        device_path: "/dev/\(vg)/\(name)").wireValue()
+            return try ActivateLVResult(
+                host: host, vg: vg, name: name, mode: LVMode(rawValue: mode) ?? .exclusive, changed: changed,
+                device_path: "/dev/\(vg)/\(name)"
+            ).wireValue()
         case "deactivate_lv":
             guard var lv = s.lvs[name] else { return try LVChangeResult(host: host, vg: vg, name: name, changed: false).wireValue() }
             let changed = lv.holders.removeValue(forKey: host) != nil
@@ -120,10 +131,12 @@ final class FakeAgents: AgentCaller {
             return try ListLVsResult(host: host, vg: vg, lvs: lvs).wireValue()
         case "vg_info":
             let used = s.lvs.values.reduce(Int64(0)) { $0 + $1.size }
-            return try VGInfo(host: host, vg: vg, uuid: "vg-uuid", size_bytes: vgSize, free_bytes: vgSize - used,
-                              extent_size_bytes: 4 << 20, extent_count: vgSize >> 22, free_extent_count: (vgSize - used) >> 22,
-                              lv_count: Int64(s.lvs.count), pv_count: 1, missing_pv_count: 0, lock_type: "sanlock", shared: true,
-                              lockspace: .started, metadata_area_size_bytes: 1 << 20, metadata_area_free_bytes: 1 << 19).wireValue()
+            return try VGInfo(
+                host: host, vg: vg, uuid: "vg-uuid", size_bytes: vgSize, free_bytes: vgSize - used,
+                extent_size_bytes: 4 << 20, extent_count: vgSize >> 22, free_extent_count: (vgSize - used) >> 22,
+                lv_count: Int64(s.lvs.count), pv_count: 1, missing_pv_count: 0, lock_type: "sanlock", shared: true,
+                lockspace: .started, metadata_area_size_bytes: 1 << 20, metadata_area_free_bytes: 1 << 19
+            ).wireValue()
         case "lock_status":
             return try LockStatusResult(host: host, host_id: 1, daemon: nil, lockspaces: [], locks: []).wireValue()
         default:
@@ -138,18 +151,22 @@ final class FakeAgents: AgentCaller {
                 lv.holders[host].flatMap(LVMode.init(rawValue:)).map { ActiveLV(vg: vg, name: n, mode: $0) }
             }
         }
-        let health = AgentHealth(host: host, host_id: hostID, version: "test", instance_id: "run-\(host)", ready: ready,
-                                 phase: ready ? "ready" : "restoring", vgs: [vg: VGHealth(lockspace: lockspace)],
-                                 active_lvs: active, restore_failures: [])
+        let health = AgentHealth(
+            host: host, host_id: hostID, version: "test", instance_id: "run-\(host)", ready: ready,
+            phase: ready ? "ready" : "restoring", vgs: [vg: VGHealth(lockspace: lockspace)],
+            active_lvs: active, restore_failures: [])
         return (try? health.wireValue()) ?? .null
     }
 }
 
-func makeController(_ agents: FakeAgents, clock: FakeClock, preferred: [String] = [],
-                    timeout: Duration = .seconds(2888)) -> Controller {
-    var settings = ControllerSettings(agentResponseTimeout: timeout,
-                                      liveness: LivenessPolicy(staleAfter: .seconds(30), downAfter: .seconds(60)),
-                                      preferredHosts: preferred)
+func makeController(
+    _ agents: FakeAgents, clock: FakeClock, preferred: [String] = [],
+    timeout: Duration = .seconds(2888)
+) -> Controller {
+    var settings = ControllerSettings(
+        agentResponseTimeout: timeout,
+        liveness: LivenessPolicy(staleAfter: .seconds(30), downAfter: .seconds(60)),
+        preferredHosts: preferred)
     settings.livenessPollInterval = .milliseconds(10)
     var logger = Logger(label: "test")
     logger.logLevel = .critical

@@ -2,6 +2,7 @@ import Logging
 import RPCWire
 import Synchronization
 import Testing
+
 @testable import ControllerCore
 
 /// Log lines a test reads back.
@@ -59,8 +60,9 @@ final class LogCapture: Sendable {
     let log = LogCapture()
 
     func controller() -> Controller {
-        var settings = ControllerSettings(agentResponseTimeout: .seconds(10),
-                                          liveness: LivenessPolicy(staleAfter: .seconds(30), downAfter: .seconds(60)))
+        var settings = ControllerSettings(
+            agentResponseTimeout: .seconds(10),
+            liveness: LivenessPolicy(staleAfter: .seconds(30), downAfter: .seconds(60)))
         settings.livenessPollInterval = .milliseconds(10)
         return Controller(caller: agents, settings: settings, logger: log.logger, now: { clock.now }, wallClock: { 1.0 })
     }
@@ -168,8 +170,9 @@ final class LogCapture: Sendable {
             sent += 1
             // Now and then an older report of the same run, which is ignored.
             let stale = rng.next() % 10 == 0
-            v.apply(AgentReport(host: host, hostID: id, instanceID: "run-1"),
-                    sentAt: stale ? sent - 50 : sent, receivedAt: t)
+            v.apply(
+                AgentReport(host: host, hostID: id, instanceID: "run-1"),
+                sentAt: stale ? sent - 50 : sent, receivedAt: t)
             t += .seconds(Int64(rng.next() % 3))
             if step % 50 == 0 {
                 #expect(v.hostIDConflicts(now: t) == scan(v, now: t), "step \(step)")

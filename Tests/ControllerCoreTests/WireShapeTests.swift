@@ -1,6 +1,7 @@
 import AOSAPI
 import RPCWire
 import Testing
+
 @testable import ControllerCore
 
 /// The results keep exactly the keys and JSON types the Cinder driver and aosctl read
@@ -38,8 +39,10 @@ import Testing
         let c = makeController(agents, clock: clock)
         try await announce(c, agents, [("host-a", 1)])
         let up = try await c.dispatch("pool_stats", [:])
-        let common: Set<String> = ["vg", "total_bytes", "free_bytes", "total_capacity_gb", "free_capacity_gb", "lv_count",
-                                   "active_lv_count", "available", "hosts"]
+        let common: Set<String> = [
+            "vg", "total_bytes", "free_bytes", "total_capacity_gb", "free_capacity_gb", "lv_count",
+            "active_lv_count", "available", "hosts",
+        ]
         #expect(keys(up) == common.union(["source_host"]))
         #expect(up["total_capacity_gb"] == .double(100))
         clock.advance(.seconds(61))
@@ -54,8 +57,11 @@ import Testing
         c.view.withLock { _ = $0.apply(AgentReport(host: "h", lockspaces: ["vg0": .lost]), sentAt: 1, receivedAt: clock.now) }
         let r = try c.listAgents().wireValue()
         let a = try #require(r["agents"]?.arrayValue?.first)
-        #expect(keys(a) == ["host", "status", "last_seen_seconds_ago", "host_id", "version", "ready", "vgs", "active_lvs",
-                            "restore_failures", "host_id_conflict"])
+        #expect(
+            keys(a) == [
+                "host", "status", "last_seen_seconds_ago", "host_id", "version", "ready", "vgs", "active_lvs",
+                "restore_failures", "host_id_conflict",
+            ])
         #expect(a["host_id"] == .null && a["version"] == .null)
         #expect(a["vgs"] == ["vg0": ["lockspace": "lost"]])
         #expect(a["last_seen_seconds_ago"] == .double(0))

@@ -1,5 +1,6 @@
-import Testing
 import HostCommands
+import Testing
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -27,8 +28,11 @@ struct ChildEnvironmentTests {
 
     @Test func onlyLVMsConfigurationDirectoryPassesThrough() {
         let env = CommandRunner.childEnvironment(
-            searchPath: "/sbin", inherited: ["LVM_SYSTEM_DIR": "/etc/lvm-alt", "AOS_DEFAULT_TRANSPORT_URL": "x",
-                                             "HOME": "/root", "LD_PRELOAD": "/tmp/x.so", "PATH": "/tmp/evil"])
+            searchPath: "/sbin",
+            inherited: [
+                "LVM_SYSTEM_DIR": "/etc/lvm-alt", "AOS_DEFAULT_TRANSPORT_URL": "x",
+                "HOME": "/root", "LD_PRELOAD": "/tmp/x.so", "PATH": "/tmp/evil",
+            ])
         #expect(env == ["PATH": "/sbin", "LC_ALL": "C", "LVM_SUPPRESS_FD_WARNINGS": "1", "LVM_SYSTEM_DIR": "/etc/lvm-alt"])
     }
 }

@@ -1,5 +1,5 @@
-import Testing
 import HostCommands
+import Testing
 
 /// The real runner with harmless programs (no LVM here).
 struct CommandRunnerTests {

@@ -18,11 +18,12 @@ struct AsyncLocksTests {
         let log = Log()
         var waiters: [Task<Void, Never>] = []
         for i in 0..<3 {
-            waiters.append(Task {
-                await s.acquire()
-                log.add("\(i)")
-                s.release()
-            })
+            waiters.append(
+                Task {
+                    await s.acquire()
+                    log.add("\(i)")
+                    s.release()
+                })
             while s.waiting < i + 1 { await Task.yield() }
         }
         s.release()
@@ -71,7 +72,9 @@ struct AsyncLocksTests {
     @Test func uncancellableAcquireWaitsThroughCancellation() async {
         let s = AsyncSemaphore(1)
         await s.acquire()
-        let t = Task { await s.acquire(); return "acquired" }
+        let t = Task {
+            await s.acquire(); return "acquired"
+        }
         while s.waiting < 1 { await Task.yield() }
         t.cancel()
         s.release()
@@ -88,11 +91,12 @@ struct AsyncLocksTests {
         let log = Log()
         var waiters: [Task<Void, Never>] = []
         for i in 0..<3 {
-            waiters.append(Task {
-                await l.lock("a")
-                log.add("\(i)")
-                l.unlock("a")
-            })
+            waiters.append(
+                Task {
+                    await l.lock("a")
+                    log.add("\(i)")
+                    l.unlock("a")
+                })
             while l.waiting(for: "a") < i + 1 { await Task.yield() }
         }
         l.unlock("a")
@@ -158,14 +162,15 @@ struct RetryPolicyTests {
 
     @Test func runStopsWhenDoneOrOutOfTries() async {
         let calls = Mutex(0)
-        let done = await RetryPolicy.fixed(.zero, attempts: 4).run(until: { $0 >= 2 }) {
-            calls.withLock { $0 += 1; return $0 }
+        let bumpCalls: () async -> Int = {
+            calls.withLock {
+                $0 += 1; return $0
+            }
         }
+        let done = await RetryPolicy.fixed(.zero, attempts: 4).run(until: { $0 >= 2 }, bumpCalls)
         #expect(done.value == 2 && done.tries == 2)
         calls.withLock { $0 = 0 }
-        let exhausted = await RetryPolicy.fixed(.zero, attempts: 4).run(until: { _ in false }) {
-            calls.withLock { $0 += 1; return $0 }
-        }
+        let exhausted = await RetryPolicy.fixed(.zero, attempts: 4).run(until: { _ in false }, bumpCalls)
         #expect(exhausted.tries == 4)
         #expect(calls.withLock { $0 } == 4)
     }

@@ -1,5 +1,6 @@
 import HostSupport
 import Testing
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -23,6 +24,6 @@ struct DetachedThreadTests {
     }
 }
 
-private extension String {
-    func trimmingSuffixNewline() -> String { hasSuffix("\n") ? String(dropLast()) : self }
+extension String {
+    fileprivate func trimmingSuffixNewline() -> String { hasSuffix("\n") ? String(dropLast()) : self }
 }

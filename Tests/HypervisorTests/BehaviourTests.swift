@@ -1,8 +1,9 @@
 import Foundation
 import HostCommands
+import SharedLVM
 import Synchronization
 import Testing
-import SharedLVM
+
 @testable import Hypervisor
 
 /// The same behaviour, checked against InMemoryHypervisor and against the real `virsh` with
@@ -11,10 +12,12 @@ import SharedLVM
 /// assert what one call does, never state carried from an earlier call.
 enum Fixture {
     static let domains: [Domain] = [
-        Domain(name: "vm-a", running: true,
-               disks: ["/dev/vgtest/volume-1", "/var/lib/nova/instances/a&b/disk 'x\"<>.qcow2"]),
-        Domain(name: "vm-b", running: true,
-               disks: ["/dev/mapper/vg--test-volume--2", "/dev/disk/by-id/dm-name-vgtest-volume--4"]),
+        Domain(
+            name: "vm-a", running: true,
+            disks: ["/dev/vgtest/volume-1", "/var/lib/nova/instances/a&b/disk 'x\"<>.qcow2"]),
+        Domain(
+            name: "vm-b", running: true,
+            disks: ["/dev/mapper/vg--test-volume--2", "/dev/disk/by-id/dm-name-vgtest-volume--4"]),
         Domain(name: "vm-off", running: false, disks: ["/dev/vgtest/volume-3"]),
     ]
 
@@ -28,10 +31,12 @@ enum Fixture {
             for (i, disk) in domain.disks.enumerated() {
                 let target = "vd" + String(UnicodeScalar(UInt8(ascii: "a") + UInt8(i)))
                 let (type, attribute) = disk.hasPrefix("/dev/") ? ("block", "dev") : ("file", "file")
-                xml += "<disk type='\(type)' device='disk'><source \(attribute)=\"\(escape(disk))\"/><target dev='\(target)' bus='virtio'/></disk>\n"
+                xml +=
+                    "<disk type='\(type)' device='disk'><source \(attribute)=\"\(escape(disk))\"/><target dev='\(target)' bus='virtio'/></disk>\n"
             }
             if domain.name == "vm-a" {
-                xml += "<disk type='network' device='disk'><source protocol='rbd' name='pool/img'><host name='mon1' port='6789'/></source><target dev='vdz' bus='virtio'/></disk>\n"
+                xml +=
+                    "<disk type='network' device='disk'><source protocol='rbd' name='pool/img'><host name='mon1' port='6789'/></source><target dev='vdz' bus='virtio'/></disk>\n"
                 xml += "<disk type='file' device='cdrom'><target dev='hdc' bus='ide'/><readonly/></disk>\n"
             }
             xml += "</devices>\n"
@@ -73,8 +78,10 @@ struct Scenario: Sendable, CustomTestStringConvertible {
     }
     var testDescription: String { name }
 
-    static func expectError(_ kind: HypervisorError.Kind, mentioning text: String,
-                            _ body: () async throws(HypervisorError) -> Void) async {
+    static func expectError(
+        _ kind: HypervisorError.Kind, mentioning text: String,
+        _ body: () async throws(HypervisorError) -> Void
+    ) async {
         do {
             try await body()
             Issue.record("expected a \(kind) error mentioning \(text)")
@@ -140,8 +147,9 @@ struct BehaviourTests {
         try await scenario.body(InMemoryHypervisor(domains: Fixture.domains))
     }
 
-    @Test(.enabled(if: virshPresent, "/usr/bin/virsh is absent (Debian: apt-get install libvirt-clients)"),
-          arguments: Scenario.all)
+    @Test(
+        .enabled(if: virshPresent, "/usr/bin/virsh is absent (Debian: apt-get install libvirt-clients)"),
+        arguments: Scenario.all)
     func realVirsh(_ scenario: Scenario) async throws {
         let node = try TestDriverNode()
         defer { node.close() }
@@ -198,7 +206,9 @@ struct RealVirshEffectTests {
     @Test func unreadableNodeFileIsAClearListingError() async {
         let hv = VirshHypervisor(uri: "test:///nonexistent/aos-hv/node.xml")
         let error = await #expect(throws: HypervisorError.self) { try await hv.domains() }
-        #expect(error?.message.hasPrefix("cannot list libvirt domains at URI test:///nonexistent/aos-hv/node.xml: ") == true, "\(String(describing: error))")
+        #expect(
+            error?.message.hasPrefix("cannot list libvirt domains at URI test:///nonexistent/aos-hv/node.xml: ") == true,
+            "\(String(describing: error))")
         #expect(error?.message.contains("failed to connect to the hypervisor") == true)
         #expect(error?.termination == .exited(1))
     }

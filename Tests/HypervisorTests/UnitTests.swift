@@ -1,7 +1,8 @@
 import HostCommands
 import LVMTestSupport
-import Testing
 import SharedLVM
+import Testing
+
 @testable import Hypervisor
 
 struct LVDevicePathTests {
@@ -65,49 +66,50 @@ struct NameValidationTests {
 struct DomainXMLTests {
     @Test func libvirtStyleDump() throws {
         let xml = """
-        <domain type='kvm' id='3' xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>
-          <name>instance-00000001</name>
-          <metadata><nova:instance xmlns:nova="http://openstack.org/xmlns/libvirt/nova/1.1"><nova:name>a &lt;b&gt;</nova:name></nova:instance></metadata>
-          <devices>
-            <emulator>/usr/bin/qemu-system-x86_64</emulator>
-            <disk type='block' device='disk'>
-              <driver name='qemu' type='raw' cache='none' io='native'/>
-              <source dev='/dev/vg_sanlock/volume-1' index='2'/>
-              <backingStore/>
-              <target dev='vda' bus='virtio'/>
-              <serial>1</serial>
-            </disk>
-            <disk type="file" device="disk">
-              <source file="/var/lib/nova/instances/a&amp;b/disk &quot;x&quot; &apos;y&apos; &#60;&#x3e;">
-                <seclabel model='dac' relabel='no'/>
-              </source>
-              <backingStore type='file' index='3'>
-                <format type='raw'/>
-                <source file='/var/lib/nova/instances/_base/abc'/>
-              </backingStore>
-              <mirror type='file' file='/tmp/copy' format='raw' job='copy'>
-                <source file='/tmp/copy'/>
-              </mirror>
-              <target dev='vdb' bus='virtio'/>
-            </disk>
-            <!-- <disk type='block'><source dev='/dev/commented/out'/></disk> -->
-            <disk type='network' device='disk'>
-              <source protocol='rbd' name='pool/img'><host name='mon1' port='6789'/></source>
-            </disk>
-            <disk type='file' device='cdrom'><target dev='hdc' bus='ide'/><readonly/></disk>
-            <disk type = 'block' device = 'disk' ><source  dev = "/dev/mapper/vg-lv" /></disk>
-            <hostdev mode='subsystem'><source><address domain='0x0000'/></source></hostdev>
-            <interface type='bridge'><source bridge='br0'/></interface>
-          </devices>
-          <seclabel type='dynamic' model='apparmor'><label>a>b</label></seclabel>
-        </domain>
+            <domain type='kvm' id='3' xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>
+              <name>instance-00000001</name>
+              <metadata><nova:instance xmlns:nova="http://openstack.org/xmlns/libvirt/nova/1.1"><nova:name>a &lt;b&gt;</nova:name></nova:instance></metadata>
+              <devices>
+                <emulator>/usr/bin/qemu-system-x86_64</emulator>
+                <disk type='block' device='disk'>
+                  <driver name='qemu' type='raw' cache='none' io='native'/>
+                  <source dev='/dev/vg_sanlock/volume-1' index='2'/>
+                  <backingStore/>
+                  <target dev='vda' bus='virtio'/>
+                  <serial>1</serial>
+                </disk>
+                <disk type="file" device="disk">
+                  <source file="/var/lib/nova/instances/a&amp;b/disk &quot;x&quot; &apos;y&apos; &#60;&#x3e;">
+                    <seclabel model='dac' relabel='no'/>
+                  </source>
+                  <backingStore type='file' index='3'>
+                    <format type='raw'/>
+                    <source file='/var/lib/nova/instances/_base/abc'/>
+                  </backingStore>
+                  <mirror type='file' file='/tmp/copy' format='raw' job='copy'>
+                    <source file='/tmp/copy'/>
+                  </mirror>
+                  <target dev='vdb' bus='virtio'/>
+                </disk>
+                <!-- <disk type='block'><source dev='/dev/commented/out'/></disk> -->
+                <disk type='network' device='disk'>
+                  <source protocol='rbd' name='pool/img'><host name='mon1' port='6789'/></source>
+                </disk>
+                <disk type='file' device='cdrom'><target dev='hdc' bus='ide'/><readonly/></disk>
+                <disk type = 'block' device = 'disk' ><source  dev = "/dev/mapper/vg-lv" /></disk>
+                <hostdev mode='subsystem'><source><address domain='0x0000'/></source></hostdev>
+                <interface type='bridge'><source bridge='br0'/></interface>
+              </devices>
+              <seclabel type='dynamic' model='apparmor'><label>a>b</label></seclabel>
+            </domain>
 
-        """
-        #expect(try DomainXML.diskSources(xml) == [
-            "/dev/vg_sanlock/volume-1",
-            "/var/lib/nova/instances/a&b/disk \"x\" 'y' <>",
-            "/dev/mapper/vg-lv",
-        ])
+            """
+        #expect(
+            try DomainXML.diskSources(xml) == [
+                "/dev/vg_sanlock/volume-1",
+                "/var/lib/nova/instances/a&b/disk \"x\" 'y' <>",
+                "/dev/mapper/vg-lv",
+            ])
     }
 
     @Test func attributeValuesMayContainTheOtherQuoteAndGreaterThan() throws {
@@ -153,15 +155,17 @@ struct VirshScriptedTests {
         exec.on(Self.virsh("dumpxml", "vm 2"), stdout: Self.dump())
         let hv = VirshHypervisor(uri: Self.uri, executor: exec, timeout: .seconds(7))
         let domains = try await hv.domains()
-        #expect(domains == [
-            Domain(name: "vm1", running: true, disks: ["/dev/vg/a", "/dev/mapper/vg-b"]),
-            Domain(name: "vm 2", running: false, disks: []),
-        ])
-        #expect(exec.calls == [
-            Self.virsh("list", "--all", "--name"),
-            Self.virsh("domstate", "vm1"), Self.virsh("dumpxml", "vm1"),
-            Self.virsh("domstate", "vm 2"), Self.virsh("dumpxml", "vm 2"),
-        ])
+        #expect(
+            domains == [
+                Domain(name: "vm1", running: true, disks: ["/dev/vg/a", "/dev/mapper/vg-b"]),
+                Domain(name: "vm 2", running: false, disks: []),
+            ])
+        #expect(
+            exec.calls == [
+                Self.virsh("list", "--all", "--name"),
+                Self.virsh("domstate", "vm1"), Self.virsh("dumpxml", "vm1"),
+                Self.virsh("domstate", "vm 2"), Self.virsh("dumpxml", "vm 2"),
+            ])
         #expect(exec.timeouts.allSatisfy { $0 == .seconds(7) })
     }
 
@@ -190,17 +194,20 @@ struct VirshScriptedTests {
         exec.on(Self.virsh("dumpxml"), stdout: Self.dump("/dev/vg/lv"))
         exec.on(Self.virsh("domstate", "gone1"), exit: 1, stderr: "error: failed to get domain 'gone1'\n")
         exec.on(Self.virsh("dumpxml", "gone2"), exit: 1, stderr: "error: failed to get domain 'gone2'\n")
-        #expect(try await VirshHypervisor(uri: Self.uri, executor: exec).domains()
+        #expect(
+            try await VirshHypervisor(uri: Self.uri, executor: exec).domains()
                 == [Domain(name: "vm", running: true, disks: ["/dev/vg/lv"])])
     }
 
     @Test func listingFailureSaysWhatToCheck() async {
         let exec = ScriptedCommandExecutor()
-        let stderr = "error: failed to connect to the hypervisor\nerror: Failed to connect socket to '/var/run/libvirt/libvirt-sock': No such file or directory\n"
+        let stderr =
+            "error: failed to connect to the hypervisor\nerror: Failed to connect socket to '/var/run/libvirt/libvirt-sock': No such file or directory\n"
         exec.on(Self.virsh("list"), exit: 1, stderr: stderr)
         let error = await #expect(throws: HypervisorError.self) { try await VirshHypervisor(uri: Self.uri, executor: exec).domains() }
         #expect(error?.kind == .failed)
-        #expect(error?.message == "cannot list libvirt domains at URI qemu:///system: failed to connect to the hypervisor; "
+        #expect(
+            error?.message == "cannot list libvirt domains at URI qemu:///system: failed to connect to the hypervisor; "
                 + "Failed to connect socket to '/var/run/libvirt/libvirt-sock': No such file or directory; "
                 + "check that libvirtd is running and that the URI is right")
         #expect(error?.argv == Self.virsh("list", "--all", "--name"))
@@ -237,10 +244,13 @@ struct VirshScriptedTests {
     @Test func idempotentTexts() async throws {
         let exec = ScriptedCommandExecutor()
         // The exact texts of virsh 9.0 (test driver and qemu driver share them).
-        exec.on(Self.virsh("destroy"), exit: 1, stderr: "error: Failed to destroy domain 'vm'\nerror: Requested operation is not valid: domain is not running\n")
+        exec.on(
+            Self.virsh("destroy"), exit: 1,
+            stderr: "error: Failed to destroy domain 'vm'\nerror: Requested operation is not valid: domain is not running\n")
         exec.on(Self.virsh("start", "vm"), exit: 1, stderr: "error: Domain is already active\n")
-        exec.on(Self.virsh("start", "raced"), exit: 1,
-                stderr: "error: Failed to start domain 'raced'\nerror: Requested operation is not valid: domain is already running\n")
+        exec.on(
+            Self.virsh("start", "raced"), exit: 1,
+            stderr: "error: Failed to start domain 'raced'\nerror: Requested operation is not valid: domain is already running\n")
         let hv = VirshHypervisor(uri: Self.uri, executor: exec)
         try await hv.stop("vm")
         try await hv.start("vm")
@@ -255,7 +265,10 @@ struct VirshScriptedTests {
         for op in [hv.stop, hv.start] as [@Sendable (String) async throws(HypervisorError) -> Void] {
             let error = await #expect(throws: HypervisorError.self) { try await op("nope") }
             #expect(error?.kind == .domainNotFound)
-            #expect(error?.message == "libvirt domain 'nope' does not exist at URI qemu:///system; check the name with `virsh -c qemu:///system list --all`")
+            #expect(
+                error?.message
+                    == "libvirt domain 'nope' does not exist at URI qemu:///system; check the name with `virsh -c qemu:///system list --all`"
+            )
         }
     }
 
@@ -263,11 +276,16 @@ struct VirshScriptedTests {
         let exec = ScriptedCommandExecutor()
         let stderr = "error: Failed to start domain 'vm'\nerror: Cannot access storage file '/dev/vg/lv': No such file or directory\n"
         exec.on(Self.virsh("start"), exit: 1, stderr: stderr)
-        exec.on(Self.virsh("destroy"), exit: 1, stderr: "error: Failed to destroy domain 'vm'\nerror: Failed to terminate process 4242 with SIGKILL: Device or resource busy\n")
+        exec.on(
+            Self.virsh("destroy"), exit: 1,
+            stderr: "error: Failed to destroy domain 'vm'\nerror: Failed to terminate process 4242 with SIGKILL: Device or resource busy\n")
         let hv = VirshHypervisor(uri: Self.uri, executor: exec)
         let startError = await #expect(throws: HypervisorError.self) { try await hv.start("vm") }
         #expect(startError?.kind == .failed)
-        #expect(startError?.message.hasPrefix("cannot start libvirt domain 'vm' at URI qemu:///system: Failed to start domain 'vm'; Cannot access storage file '/dev/vg/lv'") == true)
+        #expect(
+            startError?.message.hasPrefix(
+                "cannot start libvirt domain 'vm' at URI qemu:///system: Failed to start domain 'vm'; Cannot access storage file '/dev/vg/lv'"
+            ) == true)
         #expect(startError?.stderr == stderr)
         #expect(startError?.argv == Self.virsh("start", "vm"))
         let stopError = await #expect(throws: HypervisorError.self) { try await hv.stop("vm") }
@@ -293,7 +311,9 @@ struct VirshScriptedTests {
         let exec = ScriptedCommandExecutor()
         let error = await #expect(throws: HypervisorError.self) { try await VirshHypervisor(uri: Self.uri, executor: exec).stop("-x") }
         #expect(error?.kind == .invalidArgument)
-        let uriError = await #expect(throws: HypervisorError.self) { try await VirshHypervisor(uri: "--readonly", executor: exec).domains() }
+        let uriError = await #expect(throws: HypervisorError.self) {
+            try await VirshHypervisor(uri: "--readonly", executor: exec).domains()
+        }
         #expect(uriError?.kind == .invalidArgument)
         #expect(exec.calls.isEmpty)
     }
@@ -301,8 +321,10 @@ struct VirshScriptedTests {
 
 struct InMemoryTests {
     @Test func keepsStateRecordsCallsAndFails() async throws {
-        let hv = InMemoryHypervisor(domains: [Domain(name: "vm1", running: true, disks: ["/dev/vg/a"]),
-                                              Domain(name: "vm2", running: false, disks: [])])
+        let hv = InMemoryHypervisor(domains: [
+            Domain(name: "vm1", running: true, disks: ["/dev/vg/a"]),
+            Domain(name: "vm2", running: false, disks: []),
+        ])
         try await hv.stop("vm1")
         try await hv.stop("vm1")
         #expect(hv.current.map(\.running) == [false, false])
@@ -324,8 +346,11 @@ struct InMemoryTests {
         ])
         let matches = try await hv.domains(usingAnyOf: ["/dev/vg-x/lv-1", "/dev/mapper/vg--x-lv--2", "/srv/cd.iso"])
         #expect(matches.map(\.domain.name) == ["a", "b"])
-        #expect(matches.map(\.disks) == [["/dev/mapper/vg--x-lv--1", "/srv/cd.iso"],
-                                         ["/dev/disk/by-id/dm-name-vg--x-lv--2", "/dev/vg-x/lv-1"]])
+        #expect(
+            matches.map(\.disks) == [
+                ["/dev/mapper/vg--x-lv--1", "/srv/cd.iso"],
+                ["/dev/disk/by-id/dm-name-vg--x-lv--2", "/dev/vg-x/lv-1"],
+            ])
         #expect(try await hv.domains(usingAnyOf: []).isEmpty)
     }
 }

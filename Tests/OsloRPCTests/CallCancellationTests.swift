@@ -1,9 +1,10 @@
 import AMQPClient
 import Foundation
 import Logging
-import Testing
-@testable import OsloRPC
 import RPCWire
+import Testing
+
+@testable import OsloRPC
 
 /// Set by scripts/test.sh, which starts a private broker before `swift test`.
 private let brokerURL = ProcessInfo.processInfo.environment["AOS_TEST_AMQP_URL"]
@@ -40,8 +41,10 @@ private func quietLogger() -> Logger {
         // A "server" that takes requests off the queue and never answers.
         try await connection.declare(exchange: QueueFlavor().topicExchange(target.exchange))
         try await connection.declare(queue: QueueDeclaration(name: target.topic, autoDelete: true))
-        try await connection.bind(QueueBinding(queue: target.topic, exchange: target.exchange,
-                                               routingKey: target.routingKey))
+        try await connection.bind(
+            QueueBinding(
+                queue: target.topic, exchange: target.exchange,
+                routingKey: target.routingKey))
         let (arrivals, arrived) = AsyncStream<String>.makeStream()
         try await connection.consume(queue: target.topic) { d in
             arrived.yield((try? RPCRequest.decode(body: d.body, contentType: d.properties.contentType))?.method ?? "?")

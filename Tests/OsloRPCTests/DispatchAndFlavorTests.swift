@@ -1,8 +1,9 @@
 import AMQPClient
+import RPCWire
 import Synchronization
 import Testing
+
 @testable import OsloRPC
-import RPCWire
 
 @Suite struct DispatcherTests {
     let dispatcher = RPCDispatcher(endpoints: [
@@ -70,9 +71,13 @@ import RPCWire
         let counters = Mutex((running: 0, peak: 0, done: 0))
         for _ in 0..<20 {
             limiter.start {
-                counters.withLock { $0.running += 1; $0.peak = max($0.peak, $0.running) }
+                counters.withLock {
+                    $0.running += 1; $0.peak = max($0.peak, $0.running)
+                }
                 await Task.yield()
-                counters.withLock { $0.running -= 1; $0.done += 1 }
+                counters.withLock {
+                    $0.running -= 1; $0.done += 1
+                }
                 return nil
             }
         }

@@ -1,10 +1,11 @@
 import AMQPClient
 import Foundation
 import Logging
+import RPCWire
 import Synchronization
 import Testing
+
 @testable import OsloRPC
-import RPCWire
 
 private let replyQ = "reply_0123456789abcdef0123456789abcdef"
 private let msgID = "0123456789abcdef0123456789abcdef"
@@ -22,8 +23,9 @@ private func failure(_ s: RPCServer.Screened) -> (RPCServer.OutgoingReply?, Stri
     let callInner = "{\"method\": \"ping\", \"args\": {}, \"_msg_id\": \"\(msgID)\", \"_reply_q\": \"\(replyQ)\"}"
 
     @Test func validCallIsPassedOn() {
-        let d = AMQPDelivery(body: OsloEnvelope.wrap(try! JSONValue.parse(callInner)),
-                             properties: AMQPProperties(contentType: OsloEnvelope.contentType))
+        let d = AMQPDelivery(
+            body: OsloEnvelope.wrap(try! JSONValue.parse(callInner)),
+            properties: AMQPProperties(contentType: OsloEnvelope.contentType))
         guard case .request(let r) = RPCServer.screen(d, maxRequestBytes: 1 << 20) else {
             Issue.record("refused a valid call"); return
         }
@@ -51,8 +53,9 @@ private func failure(_ s: RPCServer.Screened) -> (RPCServer.OutgoingReply?, Stri
             #expect(why.contains("malformed"))
         }
         // Wrong content type too.
-        let d = AMQPDelivery(body: OsloEnvelope.wrap(try! JSONValue.parse(callInner)),
-                             properties: AMQPProperties(contentType: "text/plain"))
+        let d = AMQPDelivery(
+            body: OsloEnvelope.wrap(try! JSONValue.parse(callInner)),
+            properties: AMQPProperties(contentType: "text/plain"))
         #expect(failure(RPCServer.screen(d, maxRequestBytes: 1 << 20))?.0?.queue == replyQ)
     }
 
@@ -68,10 +71,12 @@ private func failure(_ s: RPCServer.Screened) -> (RPCServer.OutgoingReply?, Stri
 
     @Test func oversizedBodyIsRefusedWithSizeAndLimit() {
         // As the AMQP layer hands it over: the first and last bytes only.
-        let inner = "{\"method\": \"ping\", \"args\": {\"blob\": \"\(String(repeating: "x", count: 3000))\"}, \"_msg_id\": \"\(msgID)\", \"_reply_q\": \"\(replyQ)\"}"
+        let inner =
+            "{\"method\": \"ping\", \"args\": {\"blob\": \"\(String(repeating: "x", count: 3000))\"}, \"_msg_id\": \"\(msgID)\", \"_reply_q\": \"\(replyQ)\"}"
         let full = OsloEnvelope.wrap(try! JSONValue.parse(inner))
-        let d = AMQPDelivery(body: Array(full.prefix(512)), properties: AMQPProperties(contentType: OsloEnvelope.contentType),
-                             bodySize: full.count, bodyTail: Array(full.suffix(512)))
+        let d = AMQPDelivery(
+            body: Array(full.prefix(512)), properties: AMQPProperties(contentType: OsloEnvelope.contentType),
+            bodySize: full.count, bodyTail: Array(full.suffix(512)))
         #expect(d.isTruncated)
         guard let (reply, why) = failure(RPCServer.screen(d, maxRequestBytes: 2048)) else {
             Issue.record("an oversized body was accepted"); return
@@ -122,8 +127,9 @@ final class FakeBroker: Sendable {
         var o = RPCServer.Options()
         o.maxPendingReplyRetries = retries
         o.replyRetryTimeout = timeout
-        return ReplySender(options: o, logger: Logger(label: "test"), retryInterval: .milliseconds(1),
-                           publish: broker.publish)
+        return ReplySender(
+            options: o, logger: Logger(label: "test"), retryInterval: .milliseconds(1),
+            publish: broker.publish)
     }
 
     @Test func missingReplyQueuesDoNotHoldTheCallerAndAreBounded() async {
@@ -212,7 +218,9 @@ final class FakeBroker: Sendable {
         var it = started.makeAsyncIterator()
         _ = await it.next(); _ = await it.next()
         // Two replies pending = the limit: a third request waits.
-        limiter.start { ran.withLock { $0 += 1 }; startedCont.yield(); return nil }
+        limiter.start {
+            ran.withLock { $0 += 1 }; startedCont.yield(); return nil
+        }
         while limiter.queuedCount == 0 && ran.withLock({ $0 }) < 3 { await Task.yield() }
         #expect(ran.withLock { $0 } == 2)
         open.finish()  // both replies complete

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import RPCWire
 
 private let msgID = "0123456789abcdef0123456789abcdef"
@@ -13,8 +14,10 @@ private func call(timeout raw: String) -> [UInt8] {
 }
 
 @Suite struct DecodeTotalityTests {
-    @Test(arguments: ["\"nan\"", "\"NaN\"", "\"inf\"", "\"-inf\"", "1e300", "1e400", "-1", "\"2**63-1\"",
-                      "9223372036854775807", "18446744073709551616", "\"1e300\"", "604801"])
+    @Test(arguments: [
+        "\"nan\"", "\"NaN\"", "\"inf\"", "\"-inf\"", "1e300", "1e400", "-1", "\"2**63-1\"",
+        "9223372036854775807", "18446744073709551616", "\"1e300\"", "604801",
+    ])
     func outOfRangeTimeoutIsAWireError(raw: String) {
         #expect(throws: WireError.self) {
             _ = try RPCRequest.decode(body: call(timeout: raw), contentType: OsloEnvelope.contentType)
@@ -28,7 +31,8 @@ private func call(timeout raw: String) -> [UInt8] {
     }
 
     @Test func hugeNumbersInArgsDecodeWithoutTrapping() throws {
-        let inner = "{\"method\": \"m\", \"args\": {\"a\": \(String(repeating: "9", count: 400)), \"b\": 1e400, \"c\": -1e400, \"d\": 9223372036854775808}}"
+        let inner =
+            "{\"method\": \"m\", \"args\": {\"a\": \(String(repeating: "9", count: 400)), \"b\": 1e400, \"c\": -1e400, \"d\": 9223372036854775808}}"
         let r = try RPCRequest.decode(body: OsloEnvelope.wrap(try JSONValue.parse(inner)), contentType: OsloEnvelope.contentType)
         #expect(r.args["a"]?.int64Value == nil)
         #expect(r.args["d"]?.int64Value == nil)
@@ -37,10 +41,12 @@ private func call(timeout raw: String) -> [UInt8] {
     }
 
     @Test func forgedReplyQueueAndBadMsgIDAreRefused() {
-        for (k, v) in [("_reply_q", "\"aos-agent.compute-2\""), ("_reply_q", "\"reply_a b\""),
-                       ("_reply_q", "\"reply_\(String(repeating: "x", count: 250))\""),
-                       ("_msg_id", "\"\(String(repeating: "x", count: 256))\""), ("_msg_id", "\"a\\nb\""),
-                       ("_msg_id", "\"\"")] {
+        for (k, v) in [
+            ("_reply_q", "\"aos-agent.compute-2\""), ("_reply_q", "\"reply_a b\""),
+            ("_reply_q", "\"reply_\(String(repeating: "x", count: 250))\""),
+            ("_msg_id", "\"\(String(repeating: "x", count: 256))\""), ("_msg_id", "\"a\\nb\""),
+            ("_msg_id", "\"\""),
+        ] {
             var o: [String: JSONValue] = ["method": "ping", "_msg_id": .string(msgID), "_reply_q": .string(replyQ)]
             o[k] = try! JSONValue.parse(v)
             #expect(throws: WireError.self) {
@@ -75,7 +81,8 @@ private func call(timeout raw: String) -> [UInt8] {
         let plain = "{\"_msg_id\": \"\(msgID)\", \"x\": [[[, \"_reply_q\":\"\(replyQ)\""
         #expect(RPCReplyAddress.scan(Array(plain.utf8)) == expected)
         // Inside the oslo.message string, as oslo.messaging writes it (key order of Python).
-        let escaped = "{\"oslo.version\": \"3.0\", \"oslo.message\": \"{\\\"method\\\": \\\"m\\\", \\\"args\\\": {}, \\\"_msg_id\\\": \\\"\(msgID)\\\", \\\"_reply_q\\\": \\\"\(replyQ)\\\"}\"}"
+        let escaped =
+            "{\"oslo.version\": \"3.0\", \"oslo.message\": \"{\\\"method\\\": \\\"m\\\", \\\"args\\\": {}, \\\"_msg_id\\\": \\\"\(msgID)\\\", \\\"_reply_q\\\": \\\"\(replyQ)\\\"}\"}"
         #expect(RPCReplyAddress.scan(Array(escaped.utf8)) == expected)
     }
 
@@ -131,8 +138,10 @@ private func call(timeout raw: String) -> [UInt8] {
 
     /// The hostile classes that used to leave callers without an answer: the full decode
     /// fails, and the tolerant scan still finds where to send the ValueError.
-    @Test(arguments: ["wrong_envelope_version", "oslo_message_object", "nesting_too_deep", "nesting_too_deep_outer",
-                      "timeout_nan", "timeout_pow", "call_python_order"])
+    @Test(arguments: [
+        "wrong_envelope_version", "oslo_message_object", "nesting_too_deep", "nesting_too_deep_outer",
+        "timeout_nan", "timeout_pow", "call_python_order",
+    ])
     func hostileSeedsStillHaveAReplyAddress(name: String) throws {
         let bytes = [UInt8](try Data(contentsOf: Self.corpus.appendingPathComponent(name + ".json")))
         let out = RPCWireDecoding.exercise(bytes)

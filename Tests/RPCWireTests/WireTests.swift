@@ -1,9 +1,11 @@
 import Testing
+
 @testable import RPCWire
 
 @Suite struct EnvelopeTests {
     // Captured from oslo.messaging 18.3.1 on the wire (reference notes, 8.1).
-    static let capturedCall = #"{"oslo.version": "2.0", "oslo.message": "{\"method\": \"echo\", \"args\": {\"x\": 1, \"s\": \"hi\", \"l\": [1, 2], \"d\": {\"k\": null}}, \"_msg_id\": \"5475938c054440379c6287f47b4cdffe\", \"_reply_q\": \"reply_d56b02da836146b1aca5f70e115eb03b\", \"_timeout\": null, \"_unique_id\": \"5944e42e8bfa43e4b1c2a8a29194942d\", \"_context_user_id\": \"u1\", \"_context_project_id\": \"p1\", \"_context_request_id\": \"req-abc\"}"}"#
+    static let capturedCall =
+        #"{"oslo.version": "2.0", "oslo.message": "{\"method\": \"echo\", \"args\": {\"x\": 1, \"s\": \"hi\", \"l\": [1, 2], \"d\": {\"k\": null}}, \"_msg_id\": \"5475938c054440379c6287f47b4cdffe\", \"_reply_q\": \"reply_d56b02da836146b1aca5f70e115eb03b\", \"_timeout\": null, \"_unique_id\": \"5944e42e8bfa43e4b1c2a8a29194942d\", \"_context_user_id\": \"u1\", \"_context_project_id\": \"p1\", \"_context_request_id\": \"req-abc\"}"}"#
 
     @Test func decodesCapturedOsloCall() throws {
         let r = try RPCRequest.decode(body: Array(Self.capturedCall.utf8), contentType: "application/json")
@@ -18,9 +20,10 @@ import Testing
 
     @Test func roundTripsThroughTheEnvelope() throws {
         let args: [String: JSONValue] = ["name": "volume-1", "size": .int(1 << 40), "ü": "ñ\n\"x\""]
-        let r = RPCRequest(method: "create_lv", args: args,
-                           version: "1.2", msgID: makeUUIDHex(), replyQueue: "reply_x", monitorTimeout: 4,
-                           uniqueID: makeUUIDHex(), context: ["request_id": "req-1"])
+        let r = RPCRequest(
+            method: "create_lv", args: args,
+            version: "1.2", msgID: makeUUIDHex(), replyQueue: "reply_x", monitorTimeout: 4,
+            uniqueID: makeUUIDHex(), context: ["request_id": "req-1"])
         let back = try RPCRequest.decode(body: r.encodeBody(), contentType: "application/json")
         #expect(back == r)
     }
@@ -72,8 +75,9 @@ import Testing
     }
 
     @Test func failureIsAJSONStringAndRoundTrips() throws {
-        let f = RPCFailure(className: "LockedByOtherHost", module: "aos.exceptions", message: "LV locked by other host",
-                           kwargs: ["code": "locked_by_other_host"])
+        let f = RPCFailure(
+            className: "LockedByOtherHost", module: "aos.exceptions", message: "LV locked by other host",
+            kwargs: ["code": "locked_by_other_host"])
         let reply = RPCReply(failure: f, msgID: "m1")
         let inner = try OsloEnvelope.unwrap(reply.encodeBody())
         guard case .string(let text) = inner["failure"] else { Issue.record("failure is not a string"); return }
@@ -148,7 +152,7 @@ import Testing
 
     @Test func decodesEscapesAndBigNumbers() throws {
         #expect(try JSONValue.parse(#""\u00fc\ud83d\ude00\n""#) == .string("ü😀\n"))
-        #expect(try JSONValue.parse("18446744073709551616") == .double(18446744073709551616))
+        #expect(try JSONValue.parse("18446744073709551616") == .double(18_446_744_073_709_551_616))
         #expect(try JSONValue.parse("1e3") == .double(1000))
         #expect(try JSONValue.parse("-0") == .int(0))
     }

@@ -1,14 +1,15 @@
 import LVMTestSupport
 import Testing
+
 @testable import SharedLVM
 
 struct DeviceMapperTests {
     @Test func parsesInfoDepsAndTables() {
         let info = """
-          sanlock||dm-0|Suspended|3
-          vglab-lvmlock|LVM-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAABBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB|dm-1|Active|1
-          vglab-t--a|LVM-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAACCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCC|dm-2|Active|0
-          """
+            sanlock||dm-0|Suspended|3
+            vglab-lvmlock|LVM-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAABBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB|dm-1|Active|1
+            vglab-t--a|LVM-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAACCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCC|dm-2|Active|0
+            """
         let d = DMSetup.parseInfo(info)
         #expect(d.map(\.name) == ["sanlock", "vglab-lvmlock", "vglab-t--a"])
         #expect(d[0].suspended && !d[1].suspended)
@@ -17,7 +18,10 @@ struct DeviceMapperTests {
         #expect(DMSetup.parseInfo("No devices found\n").isEmpty)
         #expect(DMSetup.parseDeps(" 1 dependencies\t: (dm-0)\n") == ["dm-0"])
         #expect(DMSetup.parseDeps("2 dependencies : (sdb) (sdc)") == ["sdb", "sdc"])
-        #expect(DMSetup.parseTable("0 2097152 linear 254:16 0\n") == [DMTableLine(start: 0, length: 2097152, target: "linear", params: "254:16 0")])
+        #expect(
+            DMSetup.parseTable("0 2097152 linear 254:16 0\n") == [
+                DMTableLine(start: 0, length: 2_097_152, target: "linear", params: "254:16 0")
+            ])
         #expect(DMSetup.parseTable("0 8192 error\n").first?.target == "error")
     }
 
@@ -34,8 +38,11 @@ struct DeviceMapperTests {
         let dm = DMSetup(executor: exec)
         try await dm.replaceWithErrorTable("vglab-t--a", sectors: 8192)
         try await dm.message("mpatha", "fail_if_no_path")
-        #expect(exec.calls == [["dmsetup", "load", "vglab-t--a", "--table", "0 8192 error"], ["dmsetup", "resume", "vglab-t--a"],
-                               ["dmsetup", "message", "mpatha", "0", "fail_if_no_path"]])
+        #expect(
+            exec.calls == [
+                ["dmsetup", "load", "vglab-t--a", "--table", "0 8192 error"], ["dmsetup", "resume", "vglab-t--a"],
+                ["dmsetup", "message", "mpatha", "0", "fail_if_no_path"],
+            ])
     }
 
     @Test func refusesOptionLikeNamesAndReportsStderr() async {

@@ -1,5 +1,6 @@
 import HostCommands
 import Testing
+
 @testable import SharedLVM
 
 /// Every text here was seen in the lab (lvm-lab-notes.md), with LVM's two-space indent.
@@ -13,8 +14,9 @@ struct ErrorClassifierTests {
     }
 
     static let cases: [Case] = [
-        Case(stderr: "  LV locked by other host: vol/lv1\n  Failed to lock logical volume vol/lv1.\n",
-             code: .lockedByOtherHost, line: "LV locked by other host: vol/lv1"),
+        Case(
+            stderr: "  LV locked by other host: vol/lv1\n  Failed to lock logical volume vol/lv1.\n",
+            code: .lockedByOtherHost, line: "LV locked by other host: vol/lv1"),
         Case(stderr: "  LV locked by other host: vol/lv1\n", code: .lockedByOtherHost),
         Case(stderr: "  LV is already locked with incompatible mode: vol/lv1\n", code: .incompatibleLockMode),
         Case(stderr: "  Cannot access VG vol due to failed lock.\n", code: .lockspaceNotStarted),
@@ -22,22 +24,27 @@ struct ErrorClassifierTests {
         Case(stderr: "  VG vol lock failed: storage failed for sanlock leases\n", code: .lockStorageFailed),
         // ELMERR (-221, sanlock's generic error) is no proof that the lease storage failed,
         // and the "not found" after it must not read as a missing VG.
-        Case(stderr: "  VG vol lock skipped: error -221\n  Volume group \"vol\" not found\n  Cannot process volume group vol\n",
-             code: .internal, line: "VG vol lock skipped: error -221"),
+        Case(
+            stderr: "  VG vol lock skipped: error -221\n  Volume group \"vol\" not found\n  Cannot process volume group vol\n",
+            code: .internal, line: "VG vol lock skipped: error -221"),
         Case(stderr: "  VG vol stop failed: LVs must first be deactivated\n", code: .busy),
         Case(stderr: "  Logical volume vol/volume-1 in use.\n", code: .busy),
         Case(stderr: "  Failed to find logical volume \"vol/x\"\n", code: .notFound),
-        Case(stderr: "  Volume group \"vol\" not found\n  Cannot process volume group vol\n", code: .notFound,
-             line: "Volume group \"vol\" not found"),
-        Case(stderr: "  Volume group \"vol\" has insufficient free space (447 extents): 2560 required.\n",
-             code: .insufficientSpace),
+        Case(
+            stderr: "  Volume group \"vol\" not found\n  Cannot process volume group vol\n", code: .notFound,
+            line: "Volume group \"vol\" not found"),
+        Case(
+            stderr: "  Volume group \"vol\" has insufficient free space (447 extents): 2560 required.\n",
+            code: .insufficientSpace),
         Case(stderr: "  Logical Volume \"dup\" already exists in volume group \"vol\"\n", code: .alreadyExists),
         Case(stderr: "  New size given (2 extents) not larger than existing size (4 extents)\n", code: .sizeConflict),
         Case(stderr: "  New size (4 extents) matches existing size (4 extents).\n", code: .sizeConflict),
-        Case(stderr: "  lvchange: unrecognized option '--bogus'\n  Error during parsing of command line.\n", exit: 3,
-             code: .invalidArgument, line: "Error during parsing of command line."),
-        Case(stderr: "  /usr/sbin/modprobe failed: 1\n  Required device-mapper target(s) not detected in your kernel.\n",
-             code: .internal, line: "Required device-mapper target(s) not detected in your kernel."),
+        Case(
+            stderr: "  lvchange: unrecognized option '--bogus'\n  Error during parsing of command line.\n", exit: 3,
+            code: .invalidArgument, line: "Error during parsing of command line."),
+        Case(
+            stderr: "  /usr/sbin/modprobe failed: 1\n  Required device-mapper target(s) not detected in your kernel.\n",
+            code: .internal, line: "Required device-mapper target(s) not detected in your kernel."),
         Case(stderr: "", code: .internal),
         // A warning alone on a successful command is not an error.
         Case(stderr: "  Skipping global lock: lockspace not found or started\n", exit: 0, code: .internal),
@@ -114,19 +121,25 @@ struct ErrorClassifierTests {
 
     @Test func errorKeepsArgvStderrAndStatus() {
         let stderr = "  LV locked by other host: vol/lv1\n  Failed to lock logical volume vol/lv1.\n"
-        let error = LVMErrorClassifier.error(for: CommandResult(argv: ["lvchange", "-asy", "vol/lv1"],
-                                                                termination: .exited(5), stderr: stderr))
-        #expect(error == LVMError(code: .lockedByOtherHost, message: "LV locked by other host: vol/lv1",
-                                  stderr: stderr, argv: ["lvchange", "-asy", "vol/lv1"], termination: .exited(5)))
+        let error = LVMErrorClassifier.error(
+            for: CommandResult(
+                argv: ["lvchange", "-asy", "vol/lv1"],
+                termination: .exited(5), stderr: stderr))
+        #expect(
+            error
+                == LVMError(
+                    code: .lockedByOtherHost, message: "LV locked by other host: vol/lv1",
+                    stderr: stderr, argv: ["lvchange", "-asy", "vol/lv1"], termination: .exited(5)))
         #expect(error.description.contains("locked_by_other_host"))
         #expect(error.description.contains("lvchange -asy vol/lv1"))
     }
 
     @Test func wireCodesAreStable() {
-        #expect(LVMErrorCode.allCases.map(\.rawValue) == [
-            "not_found", "already_exists", "insufficient_space", "size_conflict", "locked_by_other_host",
-            "incompatible_lock_mode", "lockspace_not_started", "lock_storage_failed", "lockspace_lost", "busy",
-            "not_active", "timed_out", "invalid_argument", "internal",
-        ])
+        #expect(
+            LVMErrorCode.allCases.map(\.rawValue) == [
+                "not_found", "already_exists", "insufficient_space", "size_conflict", "locked_by_other_host",
+                "incompatible_lock_mode", "lockspace_not_started", "lock_storage_failed", "lockspace_lost", "busy",
+                "not_active", "timed_out", "invalid_argument", "internal",
+            ])
     }
 }

@@ -1,5 +1,6 @@
 import HostCommands
 import Testing
+
 @testable import SharedLVM
 
 /// A command that could not run at all reaches callers as LVMError `internal`, with its argv

@@ -1,9 +1,12 @@
 import Testing
+
 @testable import SharedLVM
 
 struct ValidationTests {
-    @Test(arguments: ["volume-0d6c493f-697f-48d5-a2dd-8d7aa2c5542c", "a", "A.b+c_d-e", "x..y", "_x", "+x",
-                      String(repeating: "v", count: 127)])
+    @Test(arguments: [
+        "volume-0d6c493f-697f-48d5-a2dd-8d7aa2c5542c", "a", "A.b+c_d-e", "x..y", "_x", "+x",
+        String(repeating: "v", count: 127),
+    ])
     func validLVNames(_ name: String) throws {
         try LVName.validate(name)
     }

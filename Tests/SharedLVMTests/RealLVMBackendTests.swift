@@ -1,23 +1,27 @@
 import LVMTestSupport
 import Testing
+
 @testable import SharedLVM
 
 /// The real backend against a scripted executor: exact argv, parsing, classification.
 struct RealLVMBackendTests {
     static let lvFields = "lv_name,vg_name,lv_uuid,lv_size,lv_attr,lv_active,lv_active_locally,lv_active_exclusively,lv_lockargs"
-    static let vgFields = "vg_name,vg_uuid,vg_attr,vg_size,vg_free,vg_extent_size,vg_extent_count,vg_free_count,lv_count,pv_count,vg_missing_pv_count,vg_lock_type,vg_lock_args,vg_mda_size,vg_mda_free"
+    static let vgFields =
+        "vg_name,vg_uuid,vg_attr,vg_size,vg_free,vg_extent_size,vg_extent_count,vg_free_count,lv_count,pv_count,vg_missing_pv_count,vg_lock_type,vg_lock_args,vg_mda_size,vg_mda_free"
     static let report = ["--reportformat", "json", "--units", "b", "--nosuffix"]
 
-    static func lvJSON(_ name: String, size: UInt64, attr: String = "-wi-------", uuid: String = "abcdef-1234-5678-9abc-def0-1234-567890") -> String {
+    static func lvJSON(_ name: String, size: UInt64, attr: String = "-wi-------", uuid: String = "abcdef-1234-5678-9abc-def0-1234-567890")
+        -> String
+    {
         let active = attr.dropFirst(4).first == "a"
         return """
-        {"report":[{"lv":[{"lv_name":"\(name)","vg_name":"vol","lv_uuid":"\(uuid)","lv_size":"\(size)","lv_attr":"\(attr)","lv_active":"\(active ? "active" : "")","lv_active_locally":"\(active ? "active locally" : "")","lv_active_exclusively":"\(active ? "active exclusively" : "")","lv_lockargs":"1.0.0:70254592"}]}]}
-        """
+            {"report":[{"lv":[{"lv_name":"\(name)","vg_name":"vol","lv_uuid":"\(uuid)","lv_size":"\(size)","lv_attr":"\(attr)","lv_active":"\(active ? "active" : "")","lv_active_locally":"\(active ? "active locally" : "")","lv_active_exclusively":"\(active ? "active exclusively" : "")","lv_lockargs":"1.0.0:70254592"}]}]}
+            """
     }
 
     static let vgJSON = """
-    {"report":[{"vg":[{"vg_name":"vol","vg_uuid":"u","vg_attr":"wz--ns","vg_size":"1069547520","vg_free":"532676608","vg_extent_size":"4194304","vg_extent_count":"255","vg_free_count":"127","lv_count":"3","pv_count":"1","vg_missing_pv_count":"0","vg_lock_type":"sanlock","vg_lock_args":"1.0.0:lvmlock","vg_mda_size":"1044480","vg_mda_free":"1039360"}]}]}
-    """
+        {"report":[{"vg":[{"vg_name":"vol","vg_uuid":"u","vg_attr":"wz--ns","vg_size":"1069547520","vg_free":"532676608","vg_extent_size":"4194304","vg_extent_count":"255","vg_free_count":"127","lv_count":"3","pv_count":"1","vg_missing_pv_count":"0","vg_lock_type":"sanlock","vg_lock_args":"1.0.0:lvmlock","vg_mda_size":"1044480","vg_mda_free":"1039360"}]}]}
+        """
 
     let exec = ScriptedCommandExecutor()
     var backend: RealLVMBackend { RealLVMBackend(executor: exec) }
@@ -26,10 +30,11 @@ struct RealLVMBackendTests {
         exec.on(["lvcreate"], stderr: "  WARNING: Logical volume vol/v1 not zeroed.\n")
         exec.on(["lvs"], stdout: Self.lvJSON("v1", size: 8 << 20))
         let lv = try await backend.createLV(vg: "vol", name: "v1", sizeBytes: 5 << 20, activate: false)
-        #expect(exec.calls == [
-            ["lvcreate", "-an", "-Zn", "-n", "v1", "-L", "5242880b", "vol"],
-            ["lvs"] + Self.report + ["-o", Self.lvFields, "vol/v1"],
-        ])
+        #expect(
+            exec.calls == [
+                ["lvcreate", "-an", "-Zn", "-n", "v1", "-L", "5242880b", "vol"],
+                ["lvs"] + Self.report + ["-o", Self.lvFields, "vol/v1"],
+            ])
         #expect(lv.sizeBytes == 8 << 20 && !lv.activeLocally)
     }
 
@@ -41,13 +46,18 @@ struct RealLVMBackendTests {
     }
 
     @Test func createFailures() async throws {
-        exec.on(["lvcreate", "-an", "-Zn", "-n", "dup"], exit: 5, stderr: "  Logical Volume \"dup\" already exists in volume group \"vol\"\n")
-        exec.on(["lvcreate", "-an", "-Zn", "-n", "big"], exit: 5,
-                stderr: "  Volume group \"vol\" has insufficient free space (447 extents): 2560 required.\n")
-        await #expect(throws: LVMError(code: .alreadyExists, message: "Logical Volume \"dup\" already exists in volume group \"vol\"",
-                                       stderr: "  Logical Volume \"dup\" already exists in volume group \"vol\"\n",
-                                       argv: ["lvcreate", "-an", "-Zn", "-n", "dup", "-L", "4194304b", "vol"],
-                                       termination: .exited(5))) {
+        exec.on(
+            ["lvcreate", "-an", "-Zn", "-n", "dup"], exit: 5, stderr: "  Logical Volume \"dup\" already exists in volume group \"vol\"\n")
+        exec.on(
+            ["lvcreate", "-an", "-Zn", "-n", "big"], exit: 5,
+            stderr: "  Volume group \"vol\" has insufficient free space (447 extents): 2560 required.\n")
+        await #expect(
+            throws: LVMError(
+                code: .alreadyExists, message: "Logical Volume \"dup\" already exists in volume group \"vol\"",
+                stderr: "  Logical Volume \"dup\" already exists in volume group \"vol\"\n",
+                argv: ["lvcreate", "-an", "-Zn", "-n", "dup", "-L", "4194304b", "vol"],
+                termination: .exited(5))
+        ) {
             _ = try await backend.createLV(vg: "vol", name: "dup", sizeBytes: 4 << 20, activate: false)
         }
         let error = await #expect(throws: LVMError.self) {
@@ -72,15 +82,17 @@ struct RealLVMBackendTests {
         try await backend.activate(vg: "vol", name: "v1", mode: .shared)
         try await backend.deactivate(vg: "vol", name: "v1")
         try await backend.refresh(vg: "vol", name: "v1")
-        #expect(exec.calls == [
-            ["lvchange", "-aey", "vol/v1"], ["lvchange", "-asy", "vol/v1"],
-            ["lvchange", "-an", "vol/v1"], ["lvchange", "--refresh", "vol/v1"],
-        ])
+        #expect(
+            exec.calls == [
+                ["lvchange", "-aey", "vol/v1"], ["lvchange", "-asy", "vol/v1"],
+                ["lvchange", "-an", "vol/v1"], ["lvchange", "--refresh", "vol/v1"],
+            ])
     }
 
     @Test func activationConflicts() async throws {
-        exec.on(["lvchange", "-asy"], exit: 5,
-                stderr: "  LV locked by other host: vol/lv1\n  Failed to lock logical volume vol/lv1.\n")
+        exec.on(
+            ["lvchange", "-asy"], exit: 5,
+            stderr: "  LV locked by other host: vol/lv1\n  Failed to lock logical volume vol/lv1.\n")
         exec.on(["lvchange", "-aey"], exit: 5, stderr: "  Cannot access VG vol due to failed lock.\n")
         exec.on(["lvchange", "-an"], exit: 5, stderr: "  Logical volume vol/lv1 in use.\n")
         let sh = await #expect(throws: LVMError.self) { try await backend.activate(vg: "vol", name: "lv1", mode: .shared) }
@@ -94,13 +106,15 @@ struct RealLVMBackendTests {
 
     @Test func extendArgvAndErrors() async throws {
         try await backend.extendLV(vg: "vol", name: "v1", newSizeBytes: 16 << 20, sharedUpdate: false)
-        exec.on(["lvextend", "--lockopt", "shupdate"],
-                stderr: "  WARNING: extending LV with a shared lock, other hosts may require LV refresh.\n")
+        exec.on(
+            ["lvextend", "--lockopt", "shupdate"],
+            stderr: "  WARNING: extending LV with a shared lock, other hosts may require LV refresh.\n")
         try await backend.extendLV(vg: "vol", name: "v1", newSizeBytes: 16 << 20, sharedUpdate: true)
-        #expect(exec.calls == [
-            ["lvextend", "-L", "16777216b", "vol/v1"],
-            ["lvextend", "--lockopt", "shupdate", "-L", "16777216b", "vol/v1"],
-        ])
+        #expect(
+            exec.calls == [
+                ["lvextend", "-L", "16777216b", "vol/v1"],
+                ["lvextend", "--lockopt", "shupdate", "-L", "16777216b", "vol/v1"],
+            ])
         exec.on(["lvextend", "-L"], exit: 5, stderr: "  LV is already locked with incompatible mode: vol/v1\n")
         let error = await #expect(throws: LVMError.self) {
             try await backend.extendLV(vg: "vol", name: "v1", newSizeBytes: 32 << 20, sharedUpdate: false)
@@ -137,8 +151,9 @@ struct RealLVMBackendTests {
     }
 
     @Test func listHidesInternalLVs() async throws {
-        exec.on(["lvs"], stdout: ReportModelsTests.lvsAll,
-                stderr: "  Skipping global lock: lockspace not found or started\n  Reading VG vol without a lock.\n")
+        exec.on(
+            ["lvs"], stdout: ReportModelsTests.lvsAll,
+            stderr: "  Skipping global lock: lockspace not found or started\n  Reading VG vol without a lock.\n")
         let lvs = try await backend.listLVs(vg: "vol")
         #expect(exec.calls == [["lvs"] + Self.report + ["-o", Self.lvFields, "vol"]])
         #expect(lvs.map(\.name) == ["volume-0d6c493f-697f-48d5-a2dd-8d7aa2c5542c", "volume-697bd726-e4ae-4c6f-8180-f7dee51421cf"])
@@ -175,10 +190,11 @@ struct RealLVMBackendTests {
         #expect(try await backend.lockspaceStarted(vg: "other") == false)
         let status = try await backend.lockStatus()
         #expect(status.resources.count == 2)
-        #expect(exec.calls == [
-            ["vgchange", "--lock-start", "vol"], ["vgchange", "--lock-stop", "vol"],
-            ["sanlock", "client", "status"], ["sanlock", "client", "status"], ["sanlock", "client", "status"],
-        ])
+        #expect(
+            exec.calls == [
+                ["vgchange", "--lock-start", "vol"], ["vgchange", "--lock-stop", "vol"],
+                ["sanlock", "client", "status"], ["sanlock", "client", "status"], ["sanlock", "client", "status"],
+            ])
         #expect(exec.timeouts.first == .seconds(300), "lock-start gets the long timeout")
     }
 
@@ -211,11 +227,21 @@ struct RealLVMBackendTests {
         try await backend.zeroLV(vg: "vol", name: "v1", bytes: nil)
         try await backend.zeroLV(vg: "vol", name: "v1", bytes: 1 << 40)
         let dd = exec.calls.filter { $0.first == "dd" }
-        #expect(dd == [
-            ["dd", "if=/dev/zero", "of=/dev/vol/v1", "bs=1M", "count=1048576", "iflag=count_bytes", "oflag=direct", "conv=fsync", "status=none"],
-            ["dd", "if=/dev/zero", "of=/dev/vol/v1", "bs=1M", "count=8388608", "iflag=count_bytes", "oflag=direct", "conv=fsync", "status=none"],
-            ["dd", "if=/dev/zero", "of=/dev/vol/v1", "bs=1M", "count=8388608", "iflag=count_bytes", "oflag=direct", "conv=fsync", "status=none"],
-        ])
+        #expect(
+            dd == [
+                [
+                    "dd", "if=/dev/zero", "of=/dev/vol/v1", "bs=1M", "count=1048576", "iflag=count_bytes", "oflag=direct", "conv=fsync",
+                    "status=none",
+                ],
+                [
+                    "dd", "if=/dev/zero", "of=/dev/vol/v1", "bs=1M", "count=8388608", "iflag=count_bytes", "oflag=direct", "conv=fsync",
+                    "status=none",
+                ],
+                [
+                    "dd", "if=/dev/zero", "of=/dev/vol/v1", "bs=1M", "count=8388608", "iflag=count_bytes", "oflag=direct", "conv=fsync",
+                    "status=none",
+                ],
+            ])
     }
 
     @Test func zeroInactive() async throws {

@@ -1,7 +1,8 @@
 import LVMTestSupport
-import Testing
-@testable import SimulatedLVM
 import SharedLVM
+import Testing
+
+@testable import SimulatedLVM
 
 /// Two simulated hosts on one fresh shared VG, lockspaces started.
 func simulatedHosts(vgSize: UInt64 = 1 << 30) async throws -> (SimulatedCluster, LVMBehaviourHosts) {
@@ -39,10 +40,11 @@ struct SimulatedLVMTests {
         cluster.clearCalls()
         _ = try await hosts.a.createLV(vg: "vol", name: "v1", sizeBytes: 4 << 20, activate: false)
         try await hosts.b.activate(vg: "vol", name: "v1", mode: .shared)
-        #expect(cluster.calls == [
-            SimulatedCall(host: "compute-1", method: "createLV", arguments: ["vol", "v1", "4194304", "activate=false"]),
-            SimulatedCall(host: "compute-2", method: "activate", arguments: ["vol", "v1", "shared"]),
-        ])
+        #expect(
+            cluster.calls == [
+                SimulatedCall(host: "compute-1", method: "createLV", arguments: ["vol", "v1", "4194304", "activate=false"]),
+                SimulatedCall(host: "compute-2", method: "activate", arguments: ["vol", "v1", "shared"]),
+            ])
         #expect(cluster.calls(host: "compute-2").count == 1)
     }
 
