@@ -126,7 +126,8 @@ private final class KeyTracker {
     var read: Set<String> = []
 }
 
-private struct AnyKey: CodingKey {
+/// The coding key of a list element (its index), in the paths of both coders.
+struct ListIndexKey: CodingKey {
     var stringValue: String
     var intValue: Int?
     init(stringValue: String) { self.stringValue = stringValue }
@@ -267,7 +268,7 @@ private struct UnkeyedContainer: UnkeyedDecodingContainer {
     var isAtEnd: Bool { currentIndex >= array.count }
 
     private mutating func next() throws -> ValueDecoder {
-        let key = AnyKey(intValue: currentIndex)
+        let key = ListIndexKey(intValue: currentIndex)
         guard !isAtEnd else { throw decoder.fail(.missing, at: codingPath + [key]) }
         defer { currentIndex += 1 }
         return decoder.child(array[currentIndex], key: key)

@@ -71,16 +71,6 @@ private final class Slot {
     }
 }
 
-private struct AnyEncodingKey: CodingKey {
-    var stringValue: String
-    var intValue: Int?
-    init(stringValue: String) { self.stringValue = stringValue }
-    init(intValue: Int) {
-        self.stringValue = String(intValue)
-        self.intValue = intValue
-    }
-}
-
 private struct ValueEncoder: Encoder {
     let slot: Slot
     let codingPath: [any CodingKey]
@@ -160,19 +150,19 @@ private struct UnkeyedEncoder: UnkeyedEncodingContainer {
     mutating func encodeNil() throws { slot.appendItem().content = .null }
 
     mutating func encode<T: Encodable>(_ value: T) throws {
-        let key = AnyEncodingKey(intValue: count)
+        let key = ListIndexKey(intValue: count)
         try write(value, into: slot.appendItem(), path: codingPath + [key])
     }
 
     mutating func nestedContainer<NestedKey: CodingKey>(keyedBy keyType: NestedKey.Type) -> KeyedEncodingContainer<NestedKey> {
-        let key = AnyEncodingKey(intValue: count)
+        let key = ListIndexKey(intValue: count)
         let child = slot.appendItem()
         child.beginObject()
         return KeyedEncodingContainer(KeyedEncoder<NestedKey>(slot: child, codingPath: codingPath + [key]))
     }
 
     mutating func nestedUnkeyedContainer() -> any UnkeyedEncodingContainer {
-        let key = AnyEncodingKey(intValue: count)
+        let key = ListIndexKey(intValue: count)
         let child = slot.appendItem()
         child.beginArray()
         return UnkeyedEncoder(slot: child, codingPath: codingPath + [key])

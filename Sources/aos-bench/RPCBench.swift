@@ -1,0 +1,152 @@
+import AMQPClient
+import AOSAPI
+import AOSAuth
+import ArgumentParser
+import Foundation
+import Logging
+import OsloRPC
+import RPCWire
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct RPCBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rpc", abstract: "RPC round-trip latency, throughput and server RSS, next to the C floor",
+        discussion: """
+            Starts `aos-rpc-peer serve` and, unless --no-floor, the C floor (bench/rpc_floor.c, \
+            compiled next to this binary when missing): the same request/reply on bare \
+            librabbitmq. The C and Swift runs alternate on the same broker, --rounds times, and \
+            each round prints Swift/C ratios.
+            """)
+    @Option(help: "Transport URL of a broker to use") var url: String
+    @Option(help: "Sequential calls to time") var calls = 5000
+    @Option(help: "Warm-up calls") var warmup = 500
+    @Option(help: "Calls in flight for the throughput run") var concurrency = 16
+    @Option(help: "Calls for the throughput run") var throughputCalls = 20000
+    @Option(help: "Seconds to let the server settle before reading its idle RSS") var settle = 3.0
+    @Option(help: "Run the server with authorization: admit only this broker user (the URL's user)")
+    var admitUser: String?
+    @Flag(inversion: .prefixedNo, help: "Run the C floor (bench/rpc_floor.c) in the same run") var floor = true
+    @Option(help: "C floor and Swift runs, alternated") var rounds = 2
+    @Option(help: "bench/rpc_floor.c (default: found above this binary or in the current directory)")
+    var floorSource: String?
+
+    func run() async throws {
+        LoggingSystem.bootstrap { label in
+            var h = StreamLogHandler.standardError(label: label)
+            h.logLevel = .warning
+            return h
+        }
+        let tag = makeUUIDHex().prefix(8)
+        let topic = "aos-bench-\(tag)"
+        let here = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        let server = try startChild(
+            here.appendingPathComponent("aos-rpc-peer"),
+            ["serve", "--url", url, "--topic", topic, "--log-level", "warning"]
+                + (admitUser.map { ["--admit-user", $0] } ?? []))
+        defer { server.terminate(); server.waitUntilExit() }
+        // The floor's request body is as long as the Swift ping request, so both move the same bytes.
+        let bodyBytes = RPCRequest(
+            method: "ping", msgID: makeUUIDHex(), replyQueue: "reply_\(makeUUIDHex())",
+            uniqueID: makeUUIDHex()
+        ).encodeBody().count
+        var floorServer: Process?
+        var floorBinary: URL?
+        let floorQueue = "aos-bench-floor-\(tag)"
+        if floor {
+            let binary = try FloorProgram.ensure(next: here, source: floorSource)
+            floorBinary = binary
+            floorServer = try startChild(binary, ["server", url, floorQueue])
+        }
+        defer { if let f = floorServer { f.terminate(); f.waitUntilExit() } }
+        try await Task.sleep(for: .seconds(settle))
+        let idleRSS = rssKB(pid: server.processIdentifier)
+
+        let conn = AMQPConnection(
+            configuration: try AMQPConfiguration(url: TransportURL(parsing: url)),
+            logger: Logger(label: "bench"))
+        let client = RPCClient(connection: conn, logger: Logger(label: "bench"))
+        let target = RPCTarget(topic: topic)
+        for _ in 0..<warmup { _ = try await client.call(target, method: "ping", timeout: .seconds(10)) }
+
+        var rows: [(c: Figures?, swift: Figures)] = []
+        for round in 1...max(1, rounds) {
+            var c: Figures?
+            if let floorBinary {
+                c = try FloorProgram.runClient(
+                    floorBinary, url: url, queue: floorQueue, calls: calls, warmup: warmup,
+                    throughputCalls: throughputCalls, inFlight: concurrency, bodyBytes: bodyBytes)
+            }
+            let swift = try await measureSwift(client, target)
+            rows.append((c, swift))
+            print("round \(round):")
+            if let c {
+                print(
+                    "  C floor (librabbitmq, \(bodyBytes)-byte body): median \(fmt(c.median)) ms, p99 \(fmt(c.p99)) ms, \(Int(c.throughput)) calls/s with \(concurrency) in flight"
+                )
+            }
+            print(
+                "  Swift RPCClient -> RPCServer:            median \(fmt(swift.median)) ms, p99 \(fmt(swift.p99)) ms, \(Int(swift.throughput)) calls/s with \(concurrency) in flight"
+            )
+            if let c {
+                print(
+                    "  Swift/C: median \(ratio(swift.median, c.median)), p99 \(ratio(swift.p99, c.p99)), throughput \(Int((swift.throughput / c.throughput * 100).rounded())) % of C"
+                )
+            }
+        }
+        let loadedRSS = rssKB(pid: server.processIdentifier)
+        await conn.close()
+
+        print(
+            "sequential: \(calls) calls per run, \(warmup) warm-up; concurrent: \(throughputCalls / concurrency * concurrency) calls with \(concurrency) in flight"
+        )
+        print("server RSS: idle \(fmt(Double(idleRSS) / 1024)) MB, after load \(fmt(Double(loadedRSS) / 1024)) MB")
+        if rows.count > 1, rows.allSatisfy({ $0.c != nil }) {
+            let m = rows.map { $0.swift.median / $0.c!.median }, p = rows.map { $0.swift.p99 / $0.c!.p99 }
+            let t = rows.map { $0.swift.throughput / $0.c!.throughput * 100 }
+            print("Swift/C over \(rows.count) rounds: median \(fmtRange(m, "x")), p99 \(fmtRange(p, "x")), throughput \(fmtRange(t, " %"))")
+        }
+    }
+
+    struct Figures {
+        var median: Double
+        var p99: Double
+        var throughput: Double
+    }
+
+    func measureSwift(_ client: RPCClient, _ target: RPCTarget) async throws -> Figures {
+        var samples: [Double] = []
+        samples.reserveCapacity(calls)
+        let clock = ContinuousClock()
+        for _ in 0..<calls {
+            let t = clock.now
+            _ = try await client.call(target, method: "ping", timeout: .seconds(10))
+            samples.append(ms(clock.now - t))
+        }
+        samples.sort()
+        let median = samples[samples.count / 2]
+        let p99 = samples[min(samples.count - 1, Int(Double(samples.count) * 0.99))]
+
+        let perWorker = throughputCalls / concurrency
+        let t0 = clock.now
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<concurrency {
+                group.addTask {
+                    for _ in 0..<perWorker { _ = try await client.call(target, method: "ping", timeout: .seconds(30)) }
+                }
+            }
+            try await group.waitForAll()
+        }
+        let elapsed = clock.now - t0
+        return Figures(median: median, p99: p99, throughput: Double(perWorker * concurrency) / (ms(elapsed) / 1000))
+    }
+
+    func ratio(_ a: Double, _ b: Double) -> String { String(format: "%.2fx", a / b) }
+    func fmtRange(_ v: [Double], _ unit: String) -> String {
+        let f = unit == "x" ? "%.2f" : "%.0f"
+        return String(format: f, v.min() ?? 0) + "–" + String(format: f, v.max() ?? 0) + unit
+    }
+}
