@@ -192,17 +192,17 @@ public final class AgentDaemon: Sendable {
             notifier.notify("READY=1\nSTATUS=ready, connecting to the broker")
             // The broker may be away at boot: keep trying (the LVs are restored already; the
             // connection itself reconnects with backoff).
-            while !Task.isCancelled {
+            _ = await RetryPolicy.fixed(.seconds(5)).run(until: { $0 }) {
                 do {
                     try await server.run(onReady: { [notifier] in
                         notifier.notify("STATUS=serving")
                         onServing()
                     })
-                    break
+                    return true
                 } catch {
                     logger.error("cannot serve RPC yet; retrying", metadata: ["error": "\(error)"])
                     notifier.notify("STATUS=ready, but cannot serve RPC: \(error)")
-                    do { try await Task.sleep(for: .seconds(5)) } catch { break }
+                    return false
                 }
             }
             notifier.notify("STOPPING=1\nSTATUS=stopping")

@@ -38,23 +38,21 @@ extension LockspaceRecovery {
         return ok(.drop, "dropped the killed lockspace (lvmlockctl --drop \(vg))", changed: true)
     }
 
+    /// lvmlockd removes a dropped lockspace in the background: a lock-start right after the
+    /// drop can exit 0 without joining (seen in the lab), so it is tried up to four times.
+    static let lockStartRetry = RetryPolicy.fixed(.seconds(3), attempts: 4)
+
     func lockStart() async throws(ServiceError) -> RecoverResult {
         if await currentLockspace(pathsQueued: false) == .started {
             agent.state.update { $0.lockspaces[vg] = .started }
             return skipped(.lockStart, "the lockspace is already started")
         }
-        // lvmlockd removes a dropped lockspace in the background: a lock-start right after
-        // the drop can exit 0 without joining (seen in the lab). Try again a few times.
-        var attempts = 0
-        var (after, problem) = (LockspaceState?.none, String?.none)
-        repeat {
-            if attempts > 0 {
-                do { try await Task.sleep(for: .seconds(3)) } catch { break }  // cancelled: stop retrying
-            }
-            attempts += 1
+        let joinedOrFailed: ((LockspaceState?, String?)) -> Bool = { $0.0 != .notStarted }
+        let outcome = await Self.lockStartRetry.run(until: joinedOrFailed) {
             await agent.startLockspace(vg)
-            (after, problem) = agent.state.read { ($0.lockspaces[vg], $0.vgProblems[vg]) }
-        } while after == .notStarted && attempts < 4
+            return agent.state.read { ($0.lockspaces[vg], $0.vgProblems[vg]) }
+        }
+        let ((after, problem), attempts) = (outcome.value, outcome.tries)
         guard after == .started else {
             throw failure(
                 .lockStart, problem ?? "the lockspace did not start",
