@@ -1,16 +1,6 @@
-import AMQPClient
-import AOSAPI
-import AOSAuth
 import ArgumentParser
 import Foundation
-import Logging
-import OsloRPC
-import RPCWire
 import Synchronization
-
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// Starts a child (argv only, no shell) and waits for its READY line on stdout.
 func startChild(

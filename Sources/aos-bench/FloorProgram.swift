@@ -1,16 +1,6 @@
-import AMQPClient
-import AOSAPI
-import AOSAuth
 import ArgumentParser
 import Foundation
-import Logging
-import OsloRPC
 import RPCWire
-import Synchronization
-
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// bench/rpc_floor.c: found, compiled (cc + pkg-config, argv only) and run.
 enum FloorProgram {

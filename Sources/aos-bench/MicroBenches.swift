@@ -6,11 +6,6 @@ import Foundation
 import Logging
 import OsloRPC
 import RPCWire
-import Synchronization
-
-#if canImport(Glibc)
-import Glibc
-#endif
 
 struct WireBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "wire", abstract: "Encode/decode cost of oslo messages")

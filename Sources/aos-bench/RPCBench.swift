@@ -1,16 +1,9 @@
 import AMQPClient
-import AOSAPI
-import AOSAuth
 import ArgumentParser
 import Foundation
 import Logging
 import OsloRPC
 import RPCWire
-import Synchronization
-
-#if canImport(Glibc)
-import Glibc
-#endif
 
 struct RPCBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
