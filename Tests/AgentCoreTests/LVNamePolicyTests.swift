@@ -80,10 +80,7 @@ struct LVNamePolicyTests {
         let stateDir = "\(c.root)/host-a"
         // Recorded while the agent managed every LV; then the pattern narrows and the host reboots.
         let before = try await c.agent("host-a", hostId: 1, stateDir: stateDir)
-        for name in ["volume-1", "scratch"] {
-            try await before.call("create_lv", ["vg": "vg1", "name": .string(name), "size_gb": 1])
-            try await before.call("activate_lv", ["vg": "vg1", "name": .string(name), "mode": "exclusive"])
-        }
+        try await before.createLVs(["volume-1", "scratch"], activate: "exclusive")
         c.sim.rebootHost("host-a")
         c.sim.clearCalls()
         let a = try await c.agent("host-a", hostId: 1, stateDir: stateDir, lvNames: .cinderDefault)
@@ -98,10 +95,7 @@ struct LVNamePolicyTests {
         let c = Cluster()
         let stateDir = "\(c.root)/host-a"
         let before = try await c.agent("host-a", hostId: 1, stateDir: stateDir)
-        for name in ["volume-1", "scratch"] {
-            try await before.call("create_lv", ["vg": "vg1", "name": .string(name), "size_gb": 1])
-            try await before.call("activate_lv", ["vg": "vg1", "name": .string(name), "mode": "exclusive"])
-        }
+        try await before.createLVs(["volume-1", "scratch"], activate: "exclusive")
         let a = try await c.agent("host-a", hostId: 1, stateDir: stateDir, lvNames: .cinderDefault)
         // The lockspace is lost; recovery deactivates every LV (safety), then re-activates ours.
         c.sim.failLockspace(vg: "vg1", host: "host-a")

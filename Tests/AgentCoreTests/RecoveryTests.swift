@@ -143,8 +143,7 @@ struct RecoveryTests {
     @Test func anInterruptedRecoveryOfThisBootContinuesAfterTheLockspaceIsBack() async throws {
         let c = Cluster()
         let a = try await agent(c, "host-a", 1)
-        try await a.call("create_lv", ["vg": "vg1", "name": "v1", "size_gb": 1])
-        try await a.call("activate_lv", ["vg": "vg1", "name": "v1", "mode": "shared"])
+        try await a.createLVs(["v1"], activate: "shared")
         c.sim.failLockspace(vg: "vg1", host: "host-a")
         await expectError("lock_storage_failed") { try await a.call("create_lv", ["vg": "vg1", "name": "new", "size_gb": 1]) }
         for s in ["fence", "wait_path", "stop_vms", "deactivate", "drop", "lock_start"] {
@@ -159,8 +158,7 @@ struct RecoveryTests {
     @Test func aFailedStepNamesTheNextManualStepAndARerunContinues() async throws {
         let c = Cluster()
         let a = try await agent(c, "host-a", 1)
-        try await a.call("create_lv", ["vg": "vg1", "name": "busy", "size_gb": 1])
-        try await a.call("activate_lv", ["vg": "vg1", "name": "busy", "mode": "exclusive"])
+        try await a.createLVs(["busy"], activate: "exclusive")
         c.sim.failLockspace(vg: "vg1", host: "host-a")
         c.sim.setOpen(host: "host-a", vg: "vg1", lv: "busy", true)
         _ = try? await a.call("lv_info", ["vg": "vg1", "name": "nope"])

@@ -80,6 +80,14 @@ func makeAgent(
 }
 
 extension AgentService {
+    /// Creates each LV (1 GiB) in vg1 and activates it in `mode` (nil: leaves it inactive).
+    func createLVs(_ names: [String], activate mode: String? = nil) async throws {
+        for name in names {
+            try await call("create_lv", ["vg": "vg1", "name": .string(name), "size_gb": 1])
+            if let mode { try await call("activate_lv", ["vg": "vg1", "name": .string(name), "mode": .string(mode)]) }
+        }
+    }
+
     /// `handle` with keyword-style arguments, returning the result as an object.
     @discardableResult
     func call(
