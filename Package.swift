@@ -145,7 +145,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "aos-bench",
-            dependencies: ["OsloRPC", "RPCWire", "AMQPClient", "AOSAuth", "AOSAPI",
+            dependencies: ["OsloRPC", "RPCWire", "AMQPClient", "AOSAuth", "AOSAPI", "AgentCore", "SimulatedLVM",
                            .product(name: "ArgumentParser", package: "swift-argument-parser"),
                            .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict

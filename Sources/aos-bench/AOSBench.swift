@@ -11,5 +11,5 @@ import ArgumentParser
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "aos-bench", abstract: "Benchmarks",
-        subcommands: [RPCBench.self, WireBench.self, PublishBench.self, AdmissionBench.self, ScaleBench.self])
+        subcommands: [RPCBench.self, WireBench.self, PublishBench.self, AdmissionBench.self, ScaleBench.self, HandlerBench.self])
 }
