@@ -50,6 +50,14 @@ import Testing
         }
     }
 
+    /// Expects `doc` to contain `mark(name)` for every name.
+    static func expectNamed(_ names: [String], in doc: String, _ what: String, _ mark: (String) -> String) throws {
+        let text = try read(doc)
+        for name in names {
+            #expect(text.contains(mark(name)), "\(doc) has no \(what) for \(name)")
+        }
+    }
+
     @Test func everyWireCodeIsDocumented() throws {
         let docs = try Self.read("docs/agent.md") + Self.read("docs/rpc-api.md")
         for code in WireErrorCode.allCases {
@@ -58,22 +66,13 @@ import Testing
     }
 
     @Test func everyMethodIsDocumented() throws {
-        let agent = try Self.read("docs/agent.md")
-        for m in AgentMethod.allCases {
-            #expect(agent.contains("| `\(m.rawValue)` |"), "docs/agent.md has no row for \(m.rawValue)")
-        }
-        let controller = try Self.read("docs/rpc-api.md")
-        for m in ControllerMethod.allCases {
-            #expect(controller.contains("### \(m.rawValue)"), "docs/rpc-api.md has no section for \(m.rawValue)")
-        }
+        try Self.expectNamed(AgentMethod.allCases.map(\.rawValue), in: "docs/agent.md", "method table row") { "| `\($0)` |" }
+        try Self.expectNamed(ControllerMethod.allCases.map(\.rawValue), in: "docs/rpc-api.md", "section") { "### \($0)" }
     }
 
     /// The documented exit statuses (docs/cli.md's table) are the enum's.
     @Test func exitStatusesAreDocumented() throws {
-        let cli = try Self.read("docs/cli.md")
-        for status in CLIExitStatus.allCases {
-            #expect(cli.contains("| \(status.rawValue) |"), "docs/cli.md's exit table lacks \(status.rawValue)")
-        }
+        try Self.expectNamed(CLIExitStatus.allCases.map { String($0.rawValue) }, in: "docs/cli.md", "exit table row") { "| \($0) |" }
     }
 
     /// The LVM layer's codes travel unchanged: each is a code of the API.
