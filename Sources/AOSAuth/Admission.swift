@@ -221,8 +221,5 @@ struct NonceWindow {
     }
 }
 
-/// Keeps control characters and overlong text out of messages and logs.
-func printable(_ text: String) -> String {
-    let scalars = text.unicodeScalars.prefix(80).map { $0.value < 0x20 || $0.value == 0x7f ? "?" : $0 }
-    return String(String.UnicodeScalarView(scalars)) + (text.unicodeScalars.count > 80 ? "…" : "")
-}
+/// Keeps control characters and overlong text out of messages and logs (RPCWire's rule).
+func printable(_ text: String) -> String { JSONValue.printable(text) }
