@@ -175,9 +175,46 @@ def names_reply(body: bytes, msg_id: str, reply_queue: str) -> bool:
     return has_key(body, b"_msg_id", msg_id) and has_key(body, b"_reply_q", reply_queue)
 
 
+def strict_reply_target(body: bytes) -> tuple[Json, Json] | None:
+    """(`_msg_id`, `_reply_q`) of a body that is a well-formed oslo 2.0 envelope around a JSON
+    object (no NaN, no lone surrogates, no repeated key at the top), None when it is not one.
+
+    For such a body the server parses exactly what Python parses, so the answer due is known
+    without guessing: a mutation that turned `"_msg_id"` into `"\\"_msg_id"` left a cast, and
+    no reply is due although the bytes still look like the key to a scan."""
+    def refuse(_: str) -> Json:
+        raise ValueError("not strict JSON")
+
+    def pairs(items: list[tuple[str, Json]]) -> dict[str, Json]:
+        keys = [k for k, _ in items]
+        if len(set(keys)) != len(keys):
+            raise ValueError("repeated key")
+        for k, v in items:  # a lone surrogate does not survive UTF-8: the server's parser differs
+            for text in (k, v if isinstance(v, str) else ""):
+                text.encode("utf-8")
+        return dict(items)
+    try:
+        outer = json.loads(body, parse_constant=refuse, object_pairs_hook=pairs)
+        if not isinstance(outer, dict) or set(outer) != {"oslo.version", "oslo.message"}:
+            return None
+        if outer["oslo.version"] != "2.0" or not isinstance(outer["oslo.message"], str):
+            return None
+        inner = json.loads(outer["oslo.message"], parse_constant=refuse, object_pairs_hook=pairs)
+    except (ValueError, UnicodeError, RecursionError):
+        return None
+    if not isinstance(inner, dict):
+        return None
+    return inner.get("_msg_id"), inner.get("_reply_q")
+
+
 def names_reply_once(body: bytes, msg_id: str, reply_queue: str) -> bool:
     """`names_reply`, and each key appears once: a mutation that copied a key elsewhere leaves
-    it open which copy a parser keeps (JSON's last one wins), so no particular answer is due."""
+    it open which copy a parser keeps (JSON's last one wins), so no particular answer is due.
+    A body that parses strictly is judged by what it says, not by a scan."""
+    target = strict_reply_target(body)
+    if target is not None:
+        return target == (msg_id, reply_queue)
+
     def count(key: bytes) -> int:
         return len(re.findall(rb'\\?"' + re.escape(key) + rb'\\?"\s*:', body))
     return count(b"_msg_id") == 1 and count(b"_reply_q") == 1 and names_reply(body, msg_id, reply_queue)

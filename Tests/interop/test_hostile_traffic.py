@@ -306,6 +306,7 @@ class Row:
     cls: str
     sent: int = 0
     due: set[str] = field(default_factory=set)
+    probes: dict[str, Probe] = field(default_factory=dict)  # by msg id, to show a silent one
     got: int = 0
     refused_by_broker: int = 0
     crashes: int = 0
@@ -387,6 +388,7 @@ class Run:
                 continue
             if probe.msg_id is not None:
                 row.due.add(probe.msg_id)
+                row.probes[probe.msg_id] = probe
         self.publisher.check()
         row.valid_call = self.valid_calls()
         row.seconds = time.monotonic() - start
@@ -701,6 +703,12 @@ def timed_final_call(call: Callable[[], Any]) -> tuple[float | None, str]:
     return time.monotonic() - start, ""
 
 
+def silent_examples(replies: ReplyCollector, row: Row, limit: int = 3) -> str:
+    """The first few unanswered probes, route and body, so a failure can be reproduced by hand."""
+    missing = [m for m in sorted(row.due) if not replies.answered({m})][:limit]
+    return "".join(f"\n    {row.probes[m].route} {row.probes[m].body[:600]!r}" for m in missing)
+
+
 def verdict(run: Run, final: float | None, final_error: str, post: list[str]) -> list[str]:
     rows = run.rows
     failures = list(run.fleet.crashes)
@@ -710,7 +718,7 @@ def verdict(run: Run, final: float | None, final_error: str, post: list[str]) ->
                for r in rows if r.state_changes or r.lvm_lines]
     if changed:
         failures.append("LVM changed by hostile input (issue 11 wants 0):\n  " + "\n  ".join(changed))
-    silent = [f"{r.cls}: {r.silent} of {len(r.due)}" for r in rows if r.silent]
+    silent = [f"{r.cls}: {r.silent} of {len(r.due)}" + silent_examples(run.replies, r) for r in rows if r.silent]
     if silent:
         failures.append("SILENT CALLERS (known bug until issue 11's fix; wants 0):\n  " + "\n  ".join(silent))
     if final is None:
