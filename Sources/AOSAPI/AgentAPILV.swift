@@ -10,10 +10,14 @@ public enum LVMode: String, WireEnum {
     case shared
 }
 
-/// `volume_clear` of `delete_lv`.
+/// `volume_clear` of `delete_lv` (as Cinder's option): how a deleted volume's data is cleared.
 public enum VolumeClear: String, WireEnum {
+    /// Removed at once; the next LV on those extents may expose the data.
     case none
+    /// Zeroed (the device's zeroing offload when it has one), then removed, as a wipe job.
     case zero
+    /// Random data then zeros, then removed, as a wipe job.
+    case shred
 }
 
 /// A request naming one VG: `list_lvs`, `vg_info`, `start_lockspace`.
@@ -107,7 +111,7 @@ public struct ActivateLVRequest: APIRequest, Equatable {
     }
 }
 
-/// `delete_lv` and `deactivate_lv` → `{host, vg, name, changed}`.
+/// `deactivate_lv` → `{host, vg, name, changed}`.
 public struct LVChangeResult: APIResponse, Equatable {
     public var host: String
     public var vg: String
@@ -122,7 +126,6 @@ public struct LVChangeResult: APIResponse, Equatable {
     }
 }
 
-public typealias DeleteLVResult = LVChangeResult
 public typealias DeactivateLVResult = LVChangeResult
 
 /// `create_lv` → `{host, vg, name, size_bytes, changed}` (the size in whole extents).

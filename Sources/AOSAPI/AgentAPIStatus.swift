@@ -30,13 +30,23 @@ public struct VGInfo: APIResponse, Equatable {
     public var lockspace: LockspaceState
     public var metadata_area_size_bytes: Int64
     public var metadata_area_free_bytes: Int64
+    /// LVs of deleted volumes waiting for (or in) their wipe, and their bytes: used space,
+    /// not yet free. Counted from the LV names (`aos-wipe-*`), so every agent reports them.
+    public var wiping_lv_count: Int64
+    public var wiping_bytes: Int64
+    /// This agent's `volume_clear` default (a pool with `none` can hand out old data).
+    public var volume_clear: VolumeClear
 
     public init(
         host: String, vg: String, uuid: String, size_bytes: Int64, free_bytes: Int64, extent_size_bytes: Int64,
         extent_count: Int64, free_extent_count: Int64, lv_count: Int64, pv_count: Int64, missing_pv_count: Int64,
         lock_type: String, shared: Bool, lockspace: LockspaceState, metadata_area_size_bytes: Int64,
-        metadata_area_free_bytes: Int64
+        metadata_area_free_bytes: Int64, wiping_lv_count: Int64 = 0, wiping_bytes: Int64 = 0,
+        volume_clear: VolumeClear = .zero
     ) {
+        self.wiping_lv_count = wiping_lv_count
+        self.wiping_bytes = wiping_bytes
+        self.volume_clear = volume_clear
         self.host = host
         self.vg = vg
         self.uuid = uuid

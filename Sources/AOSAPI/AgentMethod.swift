@@ -16,12 +16,22 @@ public enum AgentMethod: String, APIMethod {
     case startLockspace = "start_lockspace"
     /// One step of the lockspace recovery (`aosctl recover`): `plan` changes nothing.
     case recover
+    /// Starts a job copying one LV into a new one (returns at once; docs/agent.md, "Jobs").
+    case copyLV = "copy_lv"
+    /// This agent's jobs, unfinished and recently finished.
+    case listJobs = "list_jobs"
+    /// One job by id.
+    case jobInfo = "job_info"
+    /// Asks a copy job to stop (its half-written target is removed); a wipe cannot be cancelled.
+    case cancelJob = "cancel_job"
 
     /// Methods that change LVM state; refused with `not_ready` until the boot sequence is done.
     public var isMutating: Bool {
         switch self {
-        case .createLV, .extendLV, .refreshLV, .deleteLV, .activateLV, .deactivateLV, .startLockspace, .recover: return true
-        case .lvInfo, .listLVs, .vgInfo, .lockStatus, .health: return false
+        case .createLV, .extendLV, .refreshLV, .deleteLV, .activateLV, .deactivateLV, .startLockspace, .recover, .copyLV,
+            .cancelJob:
+            return true
+        case .lvInfo, .listLVs, .vgInfo, .lockStatus, .health, .listJobs, .jobInfo: return false
         }
     }
 

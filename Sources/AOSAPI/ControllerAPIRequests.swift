@@ -107,3 +107,47 @@ public struct AgentAnnounceRequest: APIRequest, Equatable {
         self.sent_at = sent_at
     }
 }
+
+/// `copy_volume`: copies volume `source` into a new volume `target` as a job on a host that
+/// can read the source (its exclusive holder, a host holding it shared, or any live agent when
+/// it is inactive everywhere; `host` picks one). The size defaults to the source's; larger is
+/// allowed. The call returns the job at once; `job_info` follows it.
+public struct CopyVolumeRequest: APIRequest, Equatable {
+    public var source: String
+    public var target: String
+    public var vg: String?
+    public var size_bytes: Int64?
+    public var size_gb: Int64?
+    public var verify: Bool?
+    public var host: String?
+
+    public init(
+        source: String, target: String, vg: String? = nil, size_bytes: Int64? = nil, size_gb: Int64? = nil,
+        verify: Bool? = nil, host: String? = nil
+    ) {
+        self.source = source
+        self.target = target
+        self.vg = vg
+        self.size_bytes = size_bytes
+        self.size_gb = size_gb
+        self.verify = verify
+        self.host = host
+    }
+}
+
+/// `list_jobs`: every live agent's jobs, or only `host`'s.
+public struct ListJobsRequest: APIRequest, Equatable {
+    public var host: String?
+    public init(host: String? = nil) { self.host = host }
+}
+
+/// `job_info`, `cancel_job`: a job by id; `host` (from the job) saves asking every agent.
+public struct ClusterJobRequest: APIRequest, Equatable {
+    public var id: String
+    public var host: String?
+
+    public init(id: String, host: String? = nil) {
+        self.id = id
+        self.host = host
+    }
+}

@@ -70,18 +70,21 @@ public struct ExtendVolumeResult: APIResponse, Equatable {
     }
 }
 
-/// `delete_volume` → `{vg, name, changed, host}`.
+/// `delete_volume` → `{vg, name, changed, host, job}`: `job` is the agent's wipe of the LV
+/// (null when it was removed at once); the volume is gone under its name either way.
 public struct DeleteVolumeResult: APIResponse, Equatable {
     public var vg: String
     public var name: String
     public var changed: Bool
     public var host: String
+    @AlwaysPresent public var job: JobInfo?
 
-    public init(vg: String, name: String, changed: Bool, host: String) {
+    public init(vg: String, name: String, changed: Bool, host: String, job: JobInfo? = nil) {
         self.vg = vg
         self.name = name
         self.changed = changed
         self.host = host
+        self.job = job
     }
 }
 
@@ -198,15 +201,25 @@ public struct PoolStatsResult: APIResponse, Equatable {
     public var free_capacity_gb: Double
     public var lv_count: Int64
     public var active_lv_count: Int64
+    /// Bytes of deleted volumes still waiting for their wipe: counted in the used space (the
+    /// extents are not free until the wipe removed the LV), shown apart for the scheduler.
+    public var wiping_bytes: Int64
+    public var wiping_lv_count: Int64
     public var available: Bool
     public var source_host: String?
     public var hosts: [String: Host]
     public var error: ErrorSummary?
+    /// Warnings an operator should act on (e.g. `volume_clear = none`).
+    public var warnings: [String]
 
     public init(
         vg: String, total_bytes: Int64, free_bytes: Int64, lv_count: Int64, active_lv_count: Int64,
-        available: Bool, source_host: String?, hosts: [String: Host], error: ErrorSummary? = nil
+        available: Bool, source_host: String?, hosts: [String: Host], error: ErrorSummary? = nil,
+        wiping_bytes: Int64 = 0, wiping_lv_count: Int64 = 0, warnings: [String] = []
     ) {
+        self.wiping_bytes = wiping_bytes
+        self.wiping_lv_count = wiping_lv_count
+        self.warnings = warnings
         self.vg = vg
         self.total_bytes = total_bytes
         self.free_bytes = free_bytes
@@ -311,5 +324,52 @@ public struct ListAgentsResult: APIResponse, Equatable {
     public init(agents: [Agent], host_id_conflicts: [HostIDConflict]) {
         self.agents = agents
         self.host_id_conflicts = host_id_conflicts
+    }
+}
+
+/// `copy_volume` → `{vg, source, target, host, changed, job}`.
+public struct CopyVolumeResult: APIResponse, Equatable {
+    public var vg: String
+    public var source: String
+    public var target: String
+    public var host: String
+    public var changed: Bool
+    public var job: JobInfo
+
+    public init(vg: String, source: String, target: String, host: String, changed: Bool, job: JobInfo) {
+        self.vg = vg
+        self.source = source
+        self.target = target
+        self.host = host
+        self.changed = changed
+        self.job = job
+    }
+}
+
+/// `list_jobs` (controller) → every job of the agents asked, newest first, each host's counts,
+/// and the hosts that did not answer (their jobs are missing from the list, not finished).
+public struct ClusterJobsResult: APIResponse, Equatable {
+    public struct HostCounts: Codable, Sendable, Equatable {
+        public var queued: Int64
+        public var running: Int64
+        public var failed: Int64
+        public var wiping_bytes: Int64
+
+        public init(queued: Int64, running: Int64, failed: Int64, wiping_bytes: Int64) {
+            self.queued = queued
+            self.running = running
+            self.failed = failed
+            self.wiping_bytes = wiping_bytes
+        }
+    }
+
+    public var jobs: [JobInfo]
+    public var hosts: [String: HostCounts]
+    public var unreachable: [String: ErrorSummary]
+
+    public init(jobs: [JobInfo], hosts: [String: HostCounts], unreachable: [String: ErrorSummary]) {
+        self.jobs = jobs
+        self.hosts = hosts
+        self.unreachable = unreachable
     }
 }

@@ -12,11 +12,21 @@ public enum ControllerMethod: String, APIMethod {
     case lockStatus = "lock_status"
     /// An agent's report of itself (a cast, every `announce_interval`, and at every change).
     case agentAnnounce = "agent_announce"
+    /// Copies a volume into a new one as a job on a host that can read the source.
+    case copyVolume = "copy_volume"
+    /// Every live agent's jobs (or one host's).
+    case listJobs = "list_jobs"
+    /// One job by id (asked of its host, or of every live agent).
+    case jobInfo = "job_info"
+    /// Cancels a copy job.
+    case cancelJob = "cancel_job"
 
     public var isMutating: Bool {
         switch self {
-        case .createVolume, .extendVolume, .deleteVolume, .activateVolume, .deactivateVolume: return true
-        case .getVolume, .listVolumes, .poolStats, .listAgents, .lockStatus, .agentAnnounce: return false
+        case .createVolume, .extendVolume, .deleteVolume, .activateVolume, .deactivateVolume, .copyVolume, .cancelJob:
+            return true
+        case .getVolume, .listVolumes, .poolStats, .listAgents, .lockStatus, .agentAnnounce, .listJobs, .jobInfo:
+            return false
         }
     }
 

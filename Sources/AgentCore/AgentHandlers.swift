@@ -84,6 +84,8 @@ extension AgentService {
             try requireBooted(m)
             return try await LockspaceRecovery(agent: self, vg: vg)
                 .run(r.step ?? .plan, force: r.force ?? false, deadline: deadline).wireValue()
+        case .copyLV, .listJobs, .jobInfo, .cancelJob:
+            throw ServiceError(.internal, "\(m.rawValue) is not implemented yet", details: ["host": .string(host)])
         case .startLockspace:
             let vg = try servedVG(m, decode(StartLockspaceRequest.self, args, m).vg)
             try requireBooted(m)

@@ -109,6 +109,8 @@ public final class Controller: Sendable {
         case .agentAnnounce:
             try announce(raw)
             return .null
+        case .copyVolume, .listJobs, .jobInfo, .cancelJob:
+            throw ServiceError(.internal, "\(method.rawValue) is not implemented yet")
         }
     }
 }
