@@ -22,6 +22,10 @@
 #   AOS_LAB_KEEP=1           keep the run directory (and, with `run`, leave nothing running anyway)
 #   AOS_LAB_TIMEOUT=SECS     hard limit for the pytest part of `run` (default 2400)
 #   AOS_LAB_CRASH=0          skip the crash-reboot test (it waits ~85 s for sanlock's lease expiry)
+#   AOS_LAB_JOBS_RESTART=0   skip the test that kills the agent in the middle of a wipe job
+#   AOS_LAB_JOBS_BENCH_MB=N  size of the LV the jobs throughput test copies and wipes (default
+#                            1024; 0 skips it)
+#   AOS_LAB_SHARED_SIZE=SIZE the shared disk (truncate -s; default 4G, sparse)
 #   AOS_TEST_AMQP_URL        an already running broker (scripts/test.sh exports it); otherwise a
 #                            private one is started (scripts/rabbitmq-private.sh) and stopped
 # Exit status: that of pytest for run/test; 1 on a setup failure; 2 on bad usage.
@@ -262,7 +266,7 @@ sh) shift; [[ $# -eq 3 ]] || die "usage: lab.sh sh DIR NAME 'SCRIPT'"; exec "$PY
 exec) shift; exec "$PY" "$LAB/labvm.py" exec "$@" ;;
 console) shift; cmd_console "$@" ;;
 down) shift; [[ $# -eq 1 ]] || die "usage: lab.sh down DIR"; stop_guests "$1" ;;
--h | --help) sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//' ;;
+-h | --help) sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//' ;;
 -*) cmd_run "$@" ;;
 *) echo "lab.sh: unknown command '$1' (see --help)" >&2; exit 2 ;;
 esac

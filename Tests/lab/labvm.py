@@ -45,7 +45,9 @@ SHARED_DISK = "/dev/disk/by-id/virtio-shared0"
 PATH_DM_DEVICE = "/dev/mapper/sanlock"
 # lvmlockd --sanlock-timeout: sanlock's I/O timeout. 2 s was stable over many runs (notes).
 SANLOCK_TIMEOUT = int(os.environ.get("AOS_LAB_SANLOCK_TIMEOUT", "2"))
-SHARED_SIZE = os.environ.get("AOS_LAB_SHARED_SIZE", "1G")
+# 4 GiB (sparse): room for the jobs tests' 1 GiB source, copy and scratch LVs next to the
+# 256 MiB lvmlock LV and the other tests' small LVs (Tests/lab/test_lab_jobs.py).
+SHARED_SIZE = os.environ.get("AOS_LAB_SHARED_SIZE", "4G")
 STATE_SIZE = 32 << 20
 GUEST_MEM_MB = int(os.environ.get("AOS_LAB_GUEST_MEM_MB", "1024"))
 
