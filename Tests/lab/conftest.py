@@ -64,6 +64,15 @@ TIMINGS: dict[str, list[float]] = defaultdict(list)
 EVENTS: dict[str, float] = {}
 
 
+REPORTS: list[str] = []
+
+
+def report(text: str) -> None:
+    """A block of text (a measurement table) shown in the run's summary, passing or not."""
+    REPORTS.append(text)
+    log(text)
+
+
 def record(name: str, seconds: float) -> None:
     TIMINGS[name].append(seconds)
 
@@ -324,9 +333,14 @@ def lv(request: pytest.FixtureRequest) -> str:
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
+    tr = terminalreporter
+    if REPORTS:
+        tr.section("lab measurements")
+        for text in REPORTS:
+            for line in text.splitlines():
+                tr.write_line(line)
     if not TIMINGS and not EVENTS:
         return
-    tr = terminalreporter
     tr.section("lab timings")
     for name, secs in EVENTS.items():
         tr.write_line(f"  {name:<55} {secs:7.1f} s")
