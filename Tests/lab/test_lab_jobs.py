@@ -431,7 +431,7 @@ def test_copy_and_wipe_throughput(lab: Lab, g1: Guest, hosts, rpc, lv) -> None:
 
     def row(label: str, secs: float, note: str = "") -> str:
         speed = f"{mb / secs:7.1f} MiB/s" if secs > 0 else "        n/a"
-        return f"  {label:<44} {secs:6.2f} s {speed}  {note}".rstrip()
+        return f"  {label:<47} {secs:6.2f} s {speed}  {note}".rstrip()
 
     lines = [
         f"{BENCH_MB} MiB LV on lab1 (qemu TCG, 1 vCPU, virtio-blk on a raw file, cache=writeback):",
