@@ -100,7 +100,7 @@ SIZE_BAD: tuple[Json, ...] = (
 )
 MODE_BAD: tuple[Json, ...] = ("ex", "", "EXCLUSIVE", "exclusive ", "shared\u0000", "sh", 1, True, [], {}, "x" * 10240)
 BOOL_BAD: tuple[Json, ...] = ("yes", "true", 1, 0, "1", [], {}, 2**64)
-CLEAR_BAD: tuple[Json, ...] = ("shred", "", "ZERO", "zero\u0000", 1, True, [], {})
+CLEAR_BAD: tuple[Json, ...] = ("wipe", "SHRED", "", "ZERO", "zero\u0000", 1, True, [], {})
 CLEAR_MB_BAD: tuple[Json, ...] = (-1, "1", 1.5, 1e300, 2**64, 2**63, True, [], {})
 HOST_BAD: tuple[Json, ...] = ("", "a b", "x" * 300, "\u0000", "h\u00e9", 5, True, [], {}, "x" * 10240)
 BAD_VALUES: dict[str, tuple[Json, ...]] = {
