@@ -296,35 +296,39 @@ def test_upload_of_an_in_use_volume_shares_and_gives_back(volumes, cluster, ctl,
     manager.driver.delete_volume(vol)
 
 
-def test_create_cloned_volume(volumes, cluster, ctl, manager, monkeypatch):
-    a = cluster.host_a
+def test_create_cloned_volume_is_a_copy_job(volumes, cluster, ctl, manager, monkeypatch):
     src = volumes.new(size=1)
-    copies: list[tuple] = []
 
-    def fake_copy(src_path, dst_path, size_in_m, blocksize, **kwargs):
-        copies.append((src_path, dst_path, size_in_m, active_on(ctl, src), active_on(ctl, clone)))
+    def no_local_copy(*args, **kwargs):
+        raise AssertionError("a clone must not copy through the cinder-volume host")
 
-    monkeypatch.setattr(volume_utils, "copy_volume", fake_copy)
+    monkeypatch.setattr(volume_utils, "copy_volume", no_local_copy)
     clone = volumes.new(size=2, create=False)
     manager.driver.create_cloned_volume(clone, src)
-    assert copies == [(f"/dev/{VG}/{src.name}", f"/dev/{VG}/{clone.name}", 1024,
-                       {a: "exclusive"}, {a: "exclusive"})]
-    assert active_on(ctl, src) == {} and active_on(ctl, clone) == {}
+    # The job is finished when the driver returns: the clone has its name and size, and
+    # nothing is left active.
     assert ctl("get_volume", vg=VG, name=clone.name)["size_bytes"] == 2 * GiB
+    assert active_on(ctl, src) == {} and active_on(ctl, clone) == {}
+    (job,) = [j for j in ctl("list_jobs")["jobs"] if j["target"] == clone.name]
+    assert job["kind"] == "copy" and job["source"] == src.name and job["state"] == "succeeded"
 
-    # A failed copy: both released, the half-made clone removed.
-    def broken(*args, **kwargs):
-        raise exception.VolumeBackendAPIException(data="dd failed")
-
-    monkeypatch.setattr(volume_utils, "copy_volume", broken)
+    # Failures arrive as the mapped exceptions, and leave no clone behind.
+    missing = volumes.new(size=1, create=False)
     clone2 = volumes.new(size=1, create=False)
-    with pytest.raises(exception.VolumeBackendAPIException):
-        manager.driver.create_cloned_volume(clone2, src)
-    assert active_on(ctl, src) == {}
+    with pytest.raises(sl_exc.LVNotFound):
+        manager.driver.create_cloned_volume(clone2, missing)
     with pytest.raises(sl_exc.LVNotFound):
         ctl("get_volume", vg=VG, name=clone2.name)
+    with pytest.raises(sl_exc.VolumeSizeConflict):  # the target exists: already_exists
+        manager.driver.create_cloned_volume(clone, src)
     for v in (src, clone):
         manager.driver.delete_volume(v)
+
+
+def test_stats_report_wiping_capacity(manager, ctl):
+    (pool,) = manager.driver.get_volume_stats(refresh=True)["pools"]
+    wiping = ctl("pool_stats", vg=VG)["wiping_bytes"]
+    assert pool["wiping_capacity_gb"] == round(wiping / GiB, 2)
 
 
 # ---- failures ----------------------------------------------------------------------------------
