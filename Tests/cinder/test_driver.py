@@ -325,6 +325,68 @@ def test_create_cloned_volume_is_a_copy_job(volumes, cluster, ctl, manager, monk
         manager.driver.delete_volume(v)
 
 
+class _JobScript:
+    """The controller's side of a clone, scripted: copy_volume's job, then one answer per
+    job_info call (a state, or an exception to raise); cancel_job calls are recorded."""
+
+    def __init__(self, answers: list[Any]) -> None:
+        self.answers = answers
+        self.polls = 0
+        self.cancelled: list[tuple[str, str | None]] = []
+
+    def job(self, state: str, error: dict | None = None) -> dict:
+        return {"id": "job-1", "host": "host-x", "kind": "copy", "state": state, "done_bytes": 0,
+                "total_bytes": GiB, "error": error}
+
+    def install(self, monkeypatch, client) -> None:
+        monkeypatch.setattr(client, "copy_volume", lambda *a, **k: {"host": "host-x", "job": self.job("queued")})
+
+        def job_info(job_id, *, what, host=None):
+            assert (job_id, host) == ("job-1", "host-x")  # asked where the job runs
+            answer = self.answers[min(self.polls, len(self.answers) - 1)]
+            self.polls += 1
+            if isinstance(answer, Exception):
+                raise answer
+            return answer
+
+        monkeypatch.setattr(client, "job_info", job_info)
+        monkeypatch.setattr(client, "cancel_job",
+                            lambda job_id, *, what, host=None: self.cancelled.append((job_id, host)))
+
+
+def test_clone_job_failure_maps_its_error_and_outlasts_a_missing_agent(manager, volumes, monkeypatch):
+    script = _JobScript([])
+    script.answers = [
+        sl_exc.AgentUnavailable(data="agent away", aos_code="agent_unavailable"),
+        script.job("running"),
+        script.job("failed", {"code": "insufficient_space", "message": "VG full"}),
+    ]
+    script.install(monkeypatch, manager.driver.client)
+    src, clone = volumes.new(size=1, create=False), volumes.new(size=1, create=False)
+    with pytest.raises(sl_exc.InsufficientSpace, match="job job-1 on host-x failed: VG full"):
+        manager.driver.create_cloned_volume(clone, src)
+    assert script.polls == 3 and script.cancelled == []
+    cancelled = _JobScript([])
+    cancelled.answers = [cancelled.job("cancelled")]
+    cancelled.install(monkeypatch, manager.driver.client)
+    with pytest.raises(sl_exc.SharedLVMError, match="cancelled"):
+        manager.driver.create_cloned_volume(clone, src)
+
+
+def test_clone_job_past_agent_copy_timeout_is_cancelled(manager, volumes, monkeypatch, cinder_env):
+    script = _JobScript([])
+    script.answers = [script.job("running")]
+    script.install(monkeypatch, manager.driver.client)
+    cinder_env.CONF.set_override("agent_copy_timeout", 1, group=BACKEND)
+    try:
+        with pytest.raises(sl_exc.BackendTimeout, match="agent_copy_timeout"):
+            manager.driver.create_cloned_volume(volumes.new(size=1, create=False),
+                                                volumes.new(size=1, create=False))
+    finally:
+        cinder_env.CONF.clear_override("agent_copy_timeout", group=BACKEND)
+    assert script.cancelled == [("job-1", "host-x")] and script.polls >= 1
+
+
 def test_stats_report_wiping_capacity(manager, ctl):
     (pool,) = manager.driver.get_volume_stats(refresh=True)["pools"]
     wiping = ctl("pool_stats", vg=VG)["wiping_bytes"]
