@@ -98,7 +98,7 @@ extension Session {
     {
         do throws(CLIError) {
             return try await job(id, host: host, method: method)
-        } catch let e where e.code == WireErrorCode.notFound.rawValue && id.count < 36 {
+        } catch let e where e.code == WireErrorCode.notFound.rawValue && id.count < 32 {
             // Maybe a short id from the table: the one job whose id starts with it.
             let jobs = try await listJobs(host: host).result.jobs.filter { $0.id.hasPrefix(id) }
             guard jobs.count == 1 else {
