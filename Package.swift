@@ -87,7 +87,10 @@ let package = Package(
         ),
         .target(
             name: "SharedLVM",
-            dependencies: ["HostCommands", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "HostCommands", "HostSupport", .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
             swiftSettings: strict
         ),
         // The simulated LVM cluster (`[agent] lvm_backend = simulated`): lvmlockd's lock rules

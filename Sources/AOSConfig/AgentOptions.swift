@@ -35,8 +35,15 @@ public enum AgentOptions {
         "agent", "log_level", type: .choice(logLevels), default: .string("info"),
         help: "Least severe log level written.")
     public static let volumeClear = OptionSpec(
-        "agent", "volume_clear", type: .choice(["none", "zero"]), default: .string("zero"),
-        help: "How a deleted volume's data is wiped before its LV is removed (as cinder's volume_clear).")
+        "agent", "volume_clear", type: .choice(["none", "zero", "shred"]), default: .string("zero"),
+        help: "How a deleted volume's data is wiped, by a job after the delete returned, before its LV is removed "
+            + "(as cinder's volume_clear; none hands the old data to the next volume on those extents).")
+    public static let maxConcurrentJobs = OptionSpec(
+        "agent", "max_concurrent_jobs", type: .integer(min: 1, max: 16), default: .int(2),
+        help: "Jobs (wipes of deleted volumes, copies) running at the same time at most; further jobs wait queued.")
+    public static let volumeCopyBpsLimit = OptionSpec(
+        "agent", "volume_copy_bps_limit", type: .integer(min: 0), default: .int(0),
+        help: "Bytes per second all jobs of this agent may move together (as cinder's option; 0: no limit).")
     public static let volumeClearSize = OptionSpec(
         "agent", "volume_clear_size", type: .integer(min: 0), default: .int(0),
         help: "MiB to wipe at the start of a deleted volume; 0 wipes it whole (as cinder's volume_clear_size).")
@@ -61,8 +68,8 @@ public enum AgentOptions {
 
     public static let options: [OptionSpec] = [
         volumeGroups, stateDir, lvmTimeout, maxConcurrentLVM, announceInterval, pvWaitTimeout,
-        lvmBackend, lvmlocalConf, logLevel, volumeClear, volumeClearSize, controllerTopic, libvirtURI, lvNamePattern,
-        maxRequestBytes,
+        lvmBackend, lvmlocalConf, logLevel, volumeClear, volumeClearSize, maxConcurrentJobs, volumeCopyBpsLimit,
+        controllerTopic, libvirtURI, lvNamePattern, maxRequestBytes,
     ]
 
     /// Everything `aos-agent` reads. Other programs' sections in the same file are tolerated.
@@ -98,6 +105,8 @@ public enum AgentOptions {
         public var logLevel: String
         public var volumeClear: String
         public var volumeClearSizeMiB: Int
+        public var maxConcurrentJobs: Int
+        public var volumeCopyBpsLimit: Int
         public var controllerTopic: String
         public var libvirtURI: String
         public var lvNamePatterns: [String]
@@ -118,6 +127,8 @@ public enum AgentOptions {
             logLevel = c.string(AgentOptions.logLevel)
             volumeClear = c.string(AgentOptions.volumeClear)
             volumeClearSizeMiB = c.int(AgentOptions.volumeClearSize)
+            maxConcurrentJobs = c.int(AgentOptions.maxConcurrentJobs)
+            volumeCopyBpsLimit = c.int(AgentOptions.volumeCopyBpsLimit)
             controllerTopic = c.string(AgentOptions.controllerTopic)
             libvirtURI = c.string(AgentOptions.libvirtURI)
             lvNamePatterns = c.list(AgentOptions.lvNamePattern)

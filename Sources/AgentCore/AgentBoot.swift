@@ -27,6 +27,7 @@ extension AgentService {
         await reconcileIntents()
         await restore()
         if Task.isCancelled { return }
+        await resumeJobs()
         let records = store.all
         let summary = state.update { $0.finishBoot(volumeGroups: configuration.volumeGroups, records: records) }
         logger.notice("agent ready", metadata: ["summary": "\(summary)"])

@@ -1,4 +1,5 @@
 import AMQPClient
+import AOSAPI
 import AOSAuth
 import AOSConfig
 import AOSRuntime
@@ -113,9 +114,12 @@ public final class AgentDaemon: Sendable {
         self.notifier = notifier
         let serviceConfig = AgentServiceConfiguration(
             host: m.host, hostId: hostId, volumeGroups: settings.volumeGroups, stateDirectory: settings.stateDir,
-            maxConcurrentLVM: settings.maxConcurrentLVM, volumeClear: settings.volumeClear,
+            maxConcurrentLVM: settings.maxConcurrentLVM,
+            // The schema admits only VolumeClear's raw values.
+            volumeClear: VolumeClear(rawValue: settings.volumeClear) ?? .zero,
             volumeClearSizeMiB: settings.volumeClearSizeMiB, pvWaitTimeout: .seconds(settings.pvWaitTimeout),
-            lvNames: LVNamePolicy(settings.lvNamePatterns))
+            lvNames: LVNamePolicy(settings.lvNamePatterns), maxConcurrentJobs: settings.maxConcurrentJobs,
+            volumeCopyBpsLimit: UInt64(clamping: settings.volumeCopyBpsLimit))
         do {
             service = try AgentService(
                 configuration: serviceConfig, backend: backend, dm: dm, hypervisor: hypervisor, logger: logger,
@@ -206,6 +210,7 @@ public final class AgentDaemon: Sendable {
                 }
             }
             notifier.notify("STOPPING=1\nSTATUS=stopping")
+            await service.stopJobs()
             fenceListener?.close()
             group.cancelAll()
         }

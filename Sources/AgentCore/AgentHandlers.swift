@@ -45,7 +45,7 @@ extension AgentService {
         case .deleteLV:
             let r = try decode(DeleteLVRequest.self, args, m)
             let lv = try target(m, vg: r.vg, name: r.name)
-            let clear = r.volume_clear ?? (configuration.volumeClear == "zero" ? .zero : .none)
+            let clear = r.volume_clear ?? configuration.volumeClear
             let clearMiB = r.volume_clear_size_mb ?? Int64(configuration.volumeClearSizeMiB)
             guard clearMiB >= 0, UInt64(clearMiB) <= LVSize.maxBytes >> 20 else {
                 throw invalid(
@@ -54,7 +54,7 @@ extension AgentService {
             }
             try admit(m, lv)
             return try await withLV(lv, deadline) { () async throws(ServiceError) in
-                try await self.deleteLV(lv, clear: clear == .zero, clearMiB: UInt64(clearMiB))
+                try await self.deleteLV(lv, clear: clear, clearMiB: UInt64(clearMiB))
             }.wireValue()
         case .activateLV:
             let r = try decode(ActivateLVRequest.self, args, m)
@@ -84,8 +84,27 @@ extension AgentService {
             try requireBooted(m)
             return try await LockspaceRecovery(agent: self, vg: vg)
                 .run(r.step ?? .plan, force: r.force ?? false, deadline: deadline).wireValue()
-        case .copyLV, .listJobs, .jobInfo, .cancelJob:
-            throw ServiceError(.internal, "\(m.rawValue) is not implemented yet", details: ["host": .string(host)])
+        case .copyLV:
+            let r = try decode(CopyLVRequest.self, args, m)
+            let source = try target(m, vg: r.vg, name: r.source, argument: "source")
+            let copy = try target(m, vg: r.vg, name: r.target, argument: "target")
+            let size = try r.size_bytes.map { (b) throws(ServiceError) in try requestedSize(m, bytes: b, gb: nil) }
+            try admit(m, source)
+            try admit(m, copy)
+            return try await withLV(copy, deadline) { () async throws(ServiceError) in
+                try await self.copyLV(source, target: copy, size: size, verify: r.verify ?? false)
+            }.wireValue()
+        case .listJobs:
+            _ = try decode(NoArguments.self, args, m)
+            return try listJobs().wireValue()
+        case .jobInfo, .cancelJob:
+            let id = try decode(JobRequest.self, args, m).id
+            guard (1...64).contains(id.utf8.count), id.utf8.allSatisfy({ $0 >= 0x21 && $0 < 0x7f }) else {
+                throw invalid(m, "id", "argument 'id' must be a job id (1 to 64 printable characters), got \"\(JSONValue.printable(id))\"")
+            }
+            if m == .jobInfo { return try jobInfo(id).wireValue() }
+            try requireBooted(m)
+            return try cancelJob(id).wireValue()
         case .startLockspace:
             let vg = try servedVG(m, decode(StartLockspaceRequest.self, args, m).vg)
             try requireBooted(m)
@@ -122,9 +141,9 @@ extension AgentService {
     }
 
     /// A served VG and a valid LV name (the VG is reported first).
-    private func target(_ m: AgentMethod, vg: String, name: String) throws(ServiceError) -> LVRef {
+    private func target(_ m: AgentMethod, vg: String, name: String, argument: String = "name") throws(ServiceError) -> LVRef {
         let vg = try servedVG(m, vg)
-        do { try LVName.validate(name) } catch { throw invalid(m, "name", error.message) }
+        do { try LVName.validate(name) } catch { throw invalid(m, argument, error.message) }
         return LVRef(vg: vg, name: name)
     }
 
@@ -154,6 +173,13 @@ extension AgentService {
     /// Mutating methods touch only the LVs of `[agent] lv_name_pattern`, and only when the
     /// agent is ready and the VG's lockspace was not lost.
     private func admit(_ m: AgentMethod, _ lv: LVRef) throws(ServiceError) {
+        if JobLVName.isJobLV(lv.name) {
+            throw ServiceError(
+                .lvNotManaged,
+                "LV \(lv) belongs to a job of the agent (\(JobLVName.wipePrefix)* and \(JobLVName.copyPrefix)* LVs are "
+                    + "wiped or being copied); \(m.rawValue) refused. See list_jobs",
+                details: ["host": .string(host), "vg": .string(lv.vg), "lv": .string(lv.name), "method": .string(m.rawValue)])
+        }
         guard configuration.lvNames.manages(lv.name) else {
             throw ServiceError(
                 .lvNotManaged,

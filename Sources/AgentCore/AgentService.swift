@@ -43,8 +43,8 @@ public struct AgentServiceConfiguration: Sendable {
     public var volumeGroups: [String]
     public var stateDirectory: String
     public var maxConcurrentLVM: Int
-    /// Default `volume_clear` for delete_lv: "none" or "zero".
-    public var volumeClear: String
+    /// Default `volume_clear` for delete_lv.
+    public var volumeClear: VolumeClear
     /// Default `volume_clear_size` in MiB (0: the whole LV).
     public var volumeClearSizeMiB: Int
     public var pvWaitTimeout: Duration
@@ -52,13 +52,23 @@ public struct AgentServiceConfiguration: Sendable {
     public var version: String
     /// The LVs mutating methods may touch (`[agent] lv_name_pattern`).
     public var lvNames: LVNamePolicy
+    /// Jobs (wipes, copies) running at once.
+    public var maxConcurrentJobs: Int
+    /// Bytes per second all jobs together may move (0: no limit).
+    public var volumeCopyBpsLimit: UInt64
+    /// Bytes a job moves per step (one dd); progress and cancellation happen between steps.
+    public var jobChunkBytes: UInt64
 
     public init(
         host: String, hostId: Int, volumeGroups: [String], stateDirectory: String,
-        maxConcurrentLVM: Int = 4, volumeClear: String = "zero", volumeClearSizeMiB: Int = 0,
+        maxConcurrentLVM: Int = 4, volumeClear: VolumeClear = .zero, volumeClearSizeMiB: Int = 0,
         pvWaitTimeout: Duration = .seconds(300), pvPollInterval: Duration = .seconds(1),
-        version: String = AgentVersion.current, lvNames: LVNamePolicy = .cinderDefault
+        version: String = AgentVersion.current, lvNames: LVNamePolicy = .cinderDefault,
+        maxConcurrentJobs: Int = 2, volumeCopyBpsLimit: UInt64 = 0, jobChunkBytes: UInt64 = 64 << 20
     ) {
+        self.maxConcurrentJobs = maxConcurrentJobs
+        self.volumeCopyBpsLimit = volumeCopyBpsLimit
+        self.jobChunkBytes = jobChunkBytes
         self.host = host
         self.hostId = hostId
         self.volumeGroups = volumeGroups
@@ -103,6 +113,8 @@ public final class AgentService: Sendable {
     /// Yields after every change of the set of active LVs (for announcements).
     public let activationChanges: AsyncStream<Void>
     let state: AgentStateOwner
+    /// Wipes and copies (Jobs/).
+    let jobs: JobRunner
 
     var host: String { configuration.host }
 
@@ -111,7 +123,7 @@ public final class AgentService: Sendable {
     ///   - onStatus: receives one-line status texts during boot (for sd_notify STATUS=).
     public init(
         configuration: AgentServiceConfiguration, backend: any LVMBackend, dm: any DeviceMapping = NoDeviceMapper(),
-        hypervisor: (any Hypervisor)? = nil, logger: Logger? = nil,
+        hypervisor: (any Hypervisor)? = nil, logger: Logger? = nil, jobClock: any JobClock = SystemJobClock(),
         onStatus: @escaping @Sendable (String) -> Void = { _ in }
     ) throws(StoreError) {
         self.configuration = configuration
@@ -122,6 +134,12 @@ public final class AgentService: Sendable {
         self.logger = logger
         self.onStatus = onStatus
         self.store = try ActivationStore(directory: configuration.stateDirectory, host: configuration.host)
+        self.jobs = JobRunner(
+            directory: configuration.stateDirectory, host: configuration.host,
+            limits: JobRunner.Limits(
+                maxConcurrent: configuration.maxConcurrentJobs, bytesPerSecond: configuration.volumeCopyBpsLimit,
+                chunkBytes: max(1 << 20, configuration.jobChunkBytes)),
+            clock: jobClock, logger: logger)
         self.slots = AsyncSemaphore(max(1, configuration.maxConcurrentLVM))
         (activationChanges, changes) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
         var initial = AgentState(volumeGroups: configuration.volumeGroups)

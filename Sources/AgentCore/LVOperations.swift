@@ -74,13 +74,15 @@ extension AgentService {
             lv_size_bytes: Int64(clamping: info.sizeBytes), active: info.active, refreshed: info.active)
     }
 
-    func deleteLV(_ lv: LVRef, clear: Bool, clearMiB: UInt64) async throws(ServiceError) -> LVChangeResult {
+    /// Without clearing: `lvremove` now. With clearing: the LV is renamed out of the volume
+    /// namespace and a wipe job clears and removes it (Jobs/); the call returns at once.
+    func deleteLV(_ lv: LVRef, clear: VolumeClear, clearMiB: UInt64) async throws(ServiceError) -> DeleteLVResult {
         let (vg, name) = (lv.vg, lv.name)
         let info: LogicalVolume
         do {
             info = try await backend.lvInfo(vg: vg, name: name)
         } catch  where error.code == .notFound {
-            return LVChangeResult(host: host, vg: vg, name: name, changed: false)
+            return DeleteLVResult(host: host, vg: vg, name: name, changed: false)
         } catch {
             noteLockspace(error, vg: vg)
             throw .lvm(error, operation: "delete_lv", host: host, vg: vg, lv: name)
@@ -91,34 +93,24 @@ extension AgentService {
                 .busy, "delete_lv \(lv): the LV is active on host \(host) (\(mode)); deactivate it first",
                 details: ["host": .string(host), "vg": .string(vg), "lv": .string(name), "active_here": true])
         }
-        if clear {
-            // Taking the LV exclusively also proves no other host has it active.
-            try await lvm("delete_lv (activate for clearing)", vg, name) { () async throws(LVMError) in
-                try await backend.activate(vg: vg, name: name, mode: .exclusive)
-            }
-            do {
-                try await backend.zeroLV(vg: vg, name: name, bytes: clearMiB > 0 ? clearMiB << 20 : nil)
-            } catch {
-                try? await backend.deactivate(vg: vg, name: name)
-                throw .lvm(error, operation: "delete_lv (clearing)", host: host, vg: vg, lv: name)
-            }
-            try await lvm("delete_lv (deactivate after clearing)", vg, name) { () async throws(LVMError) in
-                try await backend.deactivate(vg: vg, name: name)
-            }
+        if clear != .none {
+            let job = try await startWipe(lv, info: info, clear: clear, clearMiB: clearMiB)
+            _ = forget(vg, name)
+            return DeleteLVResult(host: host, vg: vg, name: name, changed: true, job: job)
         }
         let changed: Bool
         do {
             try await backend.removeLV(vg: vg, name: name)
             changed = true
-            logger.info("deleted LV", metadata: ["vg": "\(vg)", "lv": "\(name)", "cleared": "\(clear)"])
+            logger.info("deleted LV", metadata: ["vg": "\(vg)", "lv": "\(name)", "cleared": "false"])
         } catch  where error.code == .notFound {
             changed = false
         } catch {
             noteLockspace(error, vg: vg)
             throw .lvm(error, operation: "delete_lv", host: host, vg: vg, lv: name)
         }
-        forget(vg, name)
-        return LVChangeResult(host: host, vg: vg, name: name, changed: changed)
+        _ = forget(vg, name)
+        return DeleteLVResult(host: host, vg: vg, name: name, changed: changed)
     }
 
     func activateLV(_ lv: LVRef, _ mode: LVActivationMode) async throws(ServiceError) -> ActivateLVResult {

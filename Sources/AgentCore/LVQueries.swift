@@ -28,6 +28,9 @@ extension AgentService {
         let g = try await lvm("vg_info", vg, nil) { () async throws(LVMError) in try await backend.vgInfo(vg: vg) }
         let started = try await lvm("vg_info", vg, nil) { () async throws(LVMError) in try await backend.lockspaceStarted(vg: vg) }
         let lockspace = state.update { $0.observeLockspace(vg, sanlockJoined: started) }
+        // Deleted volumes waiting for their wipe, whichever host's job it is: used, not free.
+        let lvs = try await lvm("vg_info", vg, nil) { () async throws(LVMError) in try await backend.listLVs(vg: vg) }
+        let wiping = lvs.filter { $0.name.hasPrefix(JobLVName.wipePrefix) }
         return VGInfo(
             host: host, vg: vg, uuid: g.uuid, size_bytes: Int64(clamping: g.sizeBytes), free_bytes: Int64(clamping: g.freeBytes),
             extent_size_bytes: Int64(clamping: g.extentSizeBytes), extent_count: Int64(clamping: g.extentCount),
@@ -35,7 +38,9 @@ extension AgentService {
             pv_count: Int64(clamping: g.pvCount), missing_pv_count: Int64(clamping: g.missingPVCount),
             lock_type: g.lockType, shared: g.shared, lockspace: lockspace,
             metadata_area_size_bytes: Int64(clamping: g.metadataAreaSizeBytes),
-            metadata_area_free_bytes: Int64(clamping: g.metadataAreaFreeBytes))
+            metadata_area_free_bytes: Int64(clamping: g.metadataAreaFreeBytes),
+            wiping_lv_count: Int64(wiping.count), wiping_bytes: Int64(clamping: wiping.reduce(0) { $0 &+ $1.sizeBytes }),
+            volume_clear: configuration.volumeClear)
     }
 
     func lockStatus() async throws(ServiceError) -> LockStatusResult {

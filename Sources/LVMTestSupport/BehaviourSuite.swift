@@ -325,14 +325,41 @@ public enum LVMBehaviourSuite {
             try await h.a.deactivate(vg: h.vg, name: name)
             try await h.a.deactivate(vg: h.vg, name: name)
         },
-        LVMBehaviourScenario("zeroing needs the LV active here") { h in
-            let name = try await h.newLV("zero", sizeBytes: 4 * MiB)
-            try await expectError(.notActive, "zero while inactive") { () throws(LVMError) in
-                try await h.a.zeroLV(vg: h.vg, name: name, bytes: MiB)
+        LVMBehaviourScenario("job I/O needs the LVs active here") { h in
+            let name = try await h.newLV("fill", sizeBytes: 4 * MiB)
+            let copy = try await h.newLV("fillcopy", sizeBytes: 4 * MiB)
+            try await expectError(.notActive, "fill while inactive") { () throws(LVMError) in
+                _ = try await h.a.fillRange(vg: h.vg, name: name, offset: 0, length: MiB, fill: .zeros)
             }
             try await h.a.activate(vg: h.vg, name: name, mode: .exclusive)
-            try await h.a.zeroLV(vg: h.vg, name: name, bytes: MiB)
-            try await h.a.zeroLV(vg: h.vg, name: name, bytes: nil)
+            try await expectError(.notActive, "copy into an inactive LV") { () throws(LVMError) in
+                try await h.a.copyRange(vg: h.vg, source: name, target: copy, offset: 0, length: MiB)
+            }
+            _ = try await h.a.fillRange(vg: h.vg, name: name, offset: MiB, length: MiB, fill: .random)
+            let used = try await h.a.fillRange(vg: h.vg, name: name, offset: 0, length: MiB, fill: .zeroOffload)
+            try expect(used == .zeroOffload || used == .zeros, "zeroing says how it zeroed")
+            try await h.a.activate(vg: h.vg, name: copy, mode: .exclusive)
+            try await h.a.copyRange(vg: h.vg, source: name, target: copy, offset: 0, length: 4 * MiB)
+            let a = try await h.a.checksum(vg: h.vg, name: name, length: 4 * MiB)
+            let b = try await h.a.checksum(vg: h.vg, name: copy, length: 4 * MiB)
+            try expect(a == b, "a copy has the source's checksum")
+            _ = try await h.a.fillRange(vg: h.vg, name: copy, offset: 0, length: 4 * MiB, fill: .zeros)
+            try expect(try await h.a.checksum(vg: h.vg, name: copy, length: 4 * MiB) != a, "zeroed: another checksum")
+            try await h.a.deactivate(vg: h.vg, name: copy)
+        },
+        LVMBehaviourScenario("rename needs the LV inactive everywhere and a free name") { h in
+            let name = try await h.newLV("ren", sizeBytes: 4 * MiB)
+            let other = try await h.newLV("renother", sizeBytes: 4 * MiB)
+            try await expectError(.alreadyExists, "rename onto an existing LV") { () throws(LVMError) in
+                try await h.a.renameLV(vg: h.vg, from: name, to: other)
+            }
+            try await h.b.activate(vg: h.vg, name: name, mode: .exclusive)
+            try await expectError(.lockedByOtherHost, "rename while B holds it") { () throws(LVMError) in
+                try await h.a.renameLV(vg: h.vg, from: name, to: name + "x")
+            }
+            try await h.b.deactivate(vg: h.vg, name: name)
+            try await h.a.renameLV(vg: h.vg, from: name, to: name + "x")
+            try await h.a.removeLV(vg: h.vg, name: name + "x")
         },
         LVMBehaviourScenario("invalid input is refused") { h in
             for bad in [

@@ -13,6 +13,16 @@ public enum LVActivationMode: String, Sendable, Hashable, Codable, CaseIterable 
 ///
 /// Every method throws only `LVMError`; names and sizes are validated before any command
 /// runs (`invalid_argument`). Sizes are bytes; LVM rounds them up to whole extents.
+/// What a job writes over a range of an LV.
+public enum RangeFill: String, Sendable, Hashable, Codable {
+    /// Ask the device to zero the range itself (`blkdiscard --zeroout`).
+    case zeroOffload
+    /// Write zeros.
+    case zeros
+    /// Write random data (the first pass of a shred).
+    case random
+}
+
 public protocol LVMBackend: Sendable {
     /// `lvcreate`. With `activate: false` the LV is created inactive (`-an`), which is
     /// what the agent wants when the creator is not the user; otherwise it is activated
@@ -67,9 +77,19 @@ public protocol LVMBackend: Sendable {
     /// LV is not active here. Differs from `lvInfo` size after a shared extend until `refresh`.
     func deviceSize(vg: String, name: String) async throws(LVMError) -> UInt64?
 
-    /// Writes zeros over the first `bytes` of the LV (nil: all of it) for `volume_clear`.
-    /// The LV must be active on this host (`not_active` otherwise).
-    func zeroLV(vg: String, name: String, bytes: UInt64?) async throws(LVMError)
+    /// `lvrename`: the LV must be inactive everywhere (LVM takes its lock exclusively).
+    func renameLV(vg: String, from: String, to: String) async throws(LVMError)
+
+    /// Job I/O on an LV active on this host: writes `fill` over `length` bytes at `offset`.
+    /// Returns how it was done: `.zeroOffload` falls back to `.zeros` when the device cannot.
+    func fillRange(vg: String, name: String, offset: UInt64, length: UInt64, fill: RangeFill) async throws(LVMError) -> RangeFill
+
+    /// Job I/O: copies `length` bytes at `offset` of `source` to the same offset of `target`
+    /// (both active on this host).
+    func copyRange(vg: String, source: String, target: String, offset: UInt64, length: UInt64) async throws(LVMError)
+
+    /// SHA-256 (hex) of the first `length` bytes of an LV active on this host.
+    func checksum(vg: String, name: String, length: UInt64) async throws(LVMError) -> String
 
     /// Boot wait: true once the VG is visible with none of its PVs missing.
     func pvsPresent(vg: String) async throws(LVMError) -> Bool

@@ -58,19 +58,36 @@ public enum LVMCommands {
         ["blockdev", "--getsize64", "/dev/\(vg)/\(name)"]
     }
 
-    /// Bytes to zero: the request rounded up to 4 KiB (O_DIRECT writes must be
-    /// block-aligned), never past the end of the LV; nil means the whole LV.
-    public static func zeroCount(requested: UInt64?, lvSize: UInt64) -> UInt64 {
-        guard let requested else { return lvSize }
-        return min(LVSize.roundUp(requested, extentSize: 4096), lvSize)
+    /// `lvrename VG OLD NEW` (a job's hidden name, or its final one).
+    public static func rename(vg: String, from: String, to: String) -> [String] {
+        ["lvrename", vg, from, to]
     }
 
-    /// Direct I/O so the zeros reach the shared disk, not this host's page cache;
-    /// `count_bytes` makes `count` a byte count, so sizes need not be MiB multiples.
-    public static func zero(vg: String, name: String, bytes: UInt64) -> [String] {
-        [
-            "dd", "if=/dev/zero", "of=/dev/\(vg)/\(name)", "bs=1M", "count=\(bytes)",
-            "iflag=count_bytes", "oflag=direct", "conv=fsync", "status=none",
+    /// Job I/O yields the disk to the VMs: best-effort class, lowest priority.
+    static let jobIOPriority = ["ionice", "-c2", "-n7"]
+
+    /// Asks the device to zero a range itself (WRITE SAME / WRITE ZEROES); fails where the
+    /// device cannot, and the caller then writes zeros.
+    public static func zeroOut(device: String, offset: UInt64, length: UInt64) -> [String] {
+        jobIOPriority + ["blkdiscard", "--zeroout", "--offset", "\(offset)", "--length", "\(length)", device]
+    }
+
+    /// Writes `length` bytes from `input` (`/dev/zero`, `/dev/urandom`) at `offset`, direct I/O
+    /// (the data must reach the shared disk, not this host's page cache), byte-addressed.
+    public static func fill(device: String, input: String, offset: UInt64, length: UInt64) -> [String] {
+        jobIOPriority + [
+            "dd", "if=\(input)", "of=\(device)", "bs=4M", "seek=\(offset)", "count=\(length)",
+            "iflag=count_bytes,fullblock", "oflag=direct,seek_bytes", "conv=fsync,notrunc", "status=none",
+        ]
+    }
+
+    /// Copies `length` bytes at `offset` from one device to the same offset of another, direct
+    /// I/O both ways (no host cache holds stale blocks of a shared LV), byte-addressed.
+    public static func copy(source: String, target: String, offset: UInt64, length: UInt64) -> [String] {
+        jobIOPriority + [
+            "dd", "if=\(source)", "of=\(target)", "bs=4M", "skip=\(offset)", "seek=\(offset)", "count=\(length)",
+            "iflag=direct,skip_bytes,count_bytes,fullblock", "oflag=direct,seek_bytes", "conv=fsync,notrunc",
+            "status=none",
         ]
     }
 }

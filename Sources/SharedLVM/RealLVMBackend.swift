@@ -217,17 +217,52 @@ public struct RealLVMBackend: LVMBackend {
         return size
     }
 
-    public func zeroLV(vg: String, name: String, bytes: UInt64?) async throws(LVMError) {
+    public func renameLV(vg: String, from: String, to: String) async throws(LVMError) {
+        try LVMError.checkNames(vg: vg, lv: from)
+        try LVMError.checkNames(vg: vg, lv: to)
+        try await execute(LVMCommands.rename(vg: vg, from: from, to: to))
+    }
+
+    public func fillRange(
+        vg: String, name: String, offset: UInt64, length: UInt64, fill: RangeFill
+    ) async throws(LVMError) -> RangeFill {
         try LVMError.checkNames(vg: vg, lv: name)
-        let lv = try await lvInfo(vg: vg, name: name)
-        let count = LVMCommands.zeroCount(requested: bytes, lvSize: lv.sizeBytes)
-        let argv = LVMCommands.zero(vg: vg, name: name, bytes: count)
-        guard lv.activeLocally else {
-            throw LVMError(code: .notActive, message: "Logical volume \(vg)/\(name) is not active on this host", argv: argv)
+        let device = devicePath(vg: vg, name: name)
+        let timeout = ioTimeout(length)
+        if fill == .zeroOffload {
+            let argv = LVMCommands.zeroOut(device: device, offset: offset, length: length)
+            let result = try await runLogged(argv, timeout: timeout)
+            if result.termination.isSuccess { return .zeroOffload }
+            // No WRITE ZEROES / WRITE SAME on this device (or no blkdiscard): write them.
+            logger.info(
+                "device cannot zero a range itself; writing zeros", metadata: ["device": "\(device)", "stderr": "\(result.stderr)"])
         }
-        guard count > 0 else { return }
-        let seconds = count / max(timeouts.zeroMinimumBytesPerSecond, 1)
-        let result = try await runLogged(argv, timeout: timeouts.command + .seconds(Int64(clamping: seconds)))
+        let input = fill == .random ? "/dev/urandom" : "/dev/zero"
+        try await io(LVMCommands.fill(device: device, input: input, offset: offset, length: length), timeout: timeout)
+        return fill == .random ? .random : .zeros
+    }
+
+    public func copyRange(vg: String, source: String, target: String, offset: UInt64, length: UInt64) async throws(LVMError) {
+        try LVMError.checkNames(vg: vg, lv: source)
+        try LVMError.checkNames(vg: vg, lv: target)
+        let argv = LVMCommands.copy(
+            source: devicePath(vg: vg, name: source), target: devicePath(vg: vg, name: target), offset: offset, length: length)
+        try await io(argv, timeout: ioTimeout(length))
+    }
+
+    public func checksum(vg: String, name: String, length: UInt64) async throws(LVMError) -> String {
+        try LVMError.checkNames(vg: vg, lv: name)
+        return try await DeviceChecksum.sha256(path: devicePath(vg: vg, name: name), length: length)
+    }
+
+    /// A job's chunk gets `command` plus the time to move it at `zeroMinimumBytesPerSecond`.
+    private func ioTimeout(_ length: UInt64) -> Duration {
+        timeouts.command + .seconds(Int64(clamping: length / max(timeouts.zeroMinimumBytesPerSecond, 1)))
+    }
+
+    /// A dd of job I/O; a missing device node means the LV is not active here.
+    private func io(_ argv: [String], timeout: Duration) async throws(LVMError) {
+        let result = try await runLogged(argv, timeout: timeout)
         guard result.termination.isSuccess else {
             var error = LVMErrorClassifier.error(for: result)
             if result.stderr.contains("No such file or directory") { error.code = .notActive }

@@ -39,6 +39,9 @@ public final class SimulatedCluster: Sendable {
         var sharedHolders: Set<String> = []
         var devices: [String: Device] = [:]
         var leaseVersion: UInt64 = 0
+        /// The LV's content, per MiB block: a tag written by a test or copied; a block that is
+        /// absent reads as zeros. Optional so state files of older builds still load.
+        var data: [UInt64: UInt32]?
 
         func holders(except host: String) -> Bool {
             (exclusiveHolder.map { $0 != host } ?? false) || sharedHolders.contains { $0 != host }
@@ -68,6 +71,10 @@ public final class SimulatedCluster: Sendable {
         var hostIds: [String: Int] = [:]
         var calls: [SimulatedCall] = []
         var random: UInt64
+        /// Whether the simulated disk can zero a range itself (`blkdiscard --zeroout`).
+        var zeroOffload = true
+        /// Job I/O (fill, copy) fails this many more times (a failing disk, for retry tests).
+        var ioFailures = 0
     }
 
     let state: Mutex<State>
@@ -185,6 +192,35 @@ public final class SimulatedCluster: Sendable {
     public func setPVsPresent(vg: String, _ present: Bool) {
         mutate { s in s.vgs[vg]?.pvsPresent = present }
     }
+
+    /// Writes `tag` over the first `bytes` of an LV (whole MiB blocks), as a tenant would.
+    public func writeData(vg: String, lv: String, tag: UInt32, bytes: UInt64) {
+        mutate { s in
+            guard var l = s.vgs[vg]?.lvs[lv] else { return }
+            var data = l.data ?? [:]
+            for block in 0..<Self.blocks(bytes) { data[block] = tag }
+            l.data = data
+            s.vgs[vg]?.lvs[lv] = l
+        }
+    }
+
+    /// The non-zero MiB blocks of an LV (block → tag); nil when there is no such LV.
+    public func data(vg: String, lv: String) -> [UInt64: UInt32]? {
+        mutate { s in s.vgs[vg]?.lvs[lv].map { $0.data ?? [:] } }
+    }
+
+    /// The names of the VG's LVs (without the lock LV), sorted.
+    public func lvNames(vg: String) -> [String] {
+        mutate { s in s.vgs[vg].map { Array($0.lvs.keys).sorted() } ?? [] }
+    }
+
+    /// Whether the disk zeroes ranges itself (default true); false makes wipes write zeros.
+    public func setZeroOffload(_ supported: Bool) { mutate { $0.zeroOffload = supported } }
+
+    /// The next `count` job I/O operations fail (`internal`, as an I/O error would).
+    public func failNextIO(_ count: Int) { mutate { $0.ioFailures = count } }
+
+    static func blocks(_ bytes: UInt64) -> UInt64 { bytes / (1 << 20) + (bytes % (1 << 20) == 0 ? 0 : 1) }
 
     // MARK: Inspection
 

@@ -295,17 +295,100 @@ public struct SimulatedLVMBackend: LVMBackend {
         }
     }
 
-    public func zeroLV(vg: String, name: String, bytes: UInt64?) async throws(LVMError) {
-        try await operation("zeroLV", [vg, name, bytes.map { "\($0)" } ?? "all"]) { (s) throws(LVMError) in
-            try LVMError.checkNames(vg: vg, lv: name)
-            let group = try self.group(s, vg, LVMCommands.lvInfo(vg: vg, name: name))
-            let lv = try self.lv(group, name, LVMCommands.lvInfo(vg: vg, name: name))
-            let size = lv.extents * group.extentSize
-            let argv = LVMCommands.zero(vg: vg, name: name, bytes: LVMCommands.zeroCount(requested: bytes, lvSize: size))
-            guard lv.devices[hostName] != nil else {
-                throw LVMError(code: .notActive, message: "Logical volume \(vg)/\(name) is not active on this host", argv: argv)
+    public func renameLV(vg: String, from: String, to: String) async throws(LVMError) {
+        let argv = LVMCommands.rename(vg: vg, from: from, to: to)
+        try await operation("renameLV", [vg, from, to]) { (s) throws(LVMError) in
+            try LVMError.checkNames(vg: vg, lv: from)
+            try LVMError.checkNames(vg: vg, lv: to)
+            var group = try self.group(s, vg, argv)
+            var lv = try self.lv(group, from, argv)
+            try self.requireLockspace(group, argv, failedText: "VG \(vg) lock failed: storage failed for sanlock leases")
+            if group.lvs[to] != nil {
+                throw Self.fail(argv, "Logical Volume \"\(to)\" already exists in volume group \"\(vg)\"")
             }
+            if lv.devices[hostName] != nil || lv.holders(except: hostName) {
+                throw Self.fail(argv, "LV locked by other host: \(vg)/\(from)")
+            }
+            lv.name = to
+            group.lvs[from] = nil
+            group.lvs[to] = lv
+            s.vgs[vg] = group
         }
+    }
+
+    public func fillRange(
+        vg: String, name: String, offset: UInt64, length: UInt64, fill: RangeFill
+    ) async throws(LVMError) -> RangeFill {
+        let device = devicePath(vg: vg, name: name)
+        let input = fill == .random ? "/dev/urandom" : "/dev/zero"
+        let argv = LVMCommands.fill(device: device, input: input, offset: offset, length: length)
+        return try await operation("fillRange", [vg, name, "\(offset)", "\(length)", fill.rawValue]) { (s) throws(LVMError) in
+            try LVMError.checkNames(vg: vg, lv: name)
+            var lv = try self.activeHere(s, vg, name, argv)
+            try Self.consumeIOFailure(&s, argv)
+            var data = lv.data ?? [:]
+            for block in Self.blockRange(offset, length) { data[block] = fill == .random ? UInt32.max : nil }
+            lv.data = data
+            s.vgs[vg]?.lvs[name] = lv
+            return fill == .zeroOffload && !s.zeroOffload ? .zeros : fill
+        }
+    }
+
+    public func copyRange(vg: String, source: String, target: String, offset: UInt64, length: UInt64) async throws(LVMError) {
+        let argv = LVMCommands.copy(
+            source: devicePath(vg: vg, name: source), target: devicePath(vg: vg, name: target), offset: offset, length: length)
+        try await operation("copyRange", [vg, source, target, "\(offset)", "\(length)"]) { (s) throws(LVMError) in
+            try LVMError.checkNames(vg: vg, lv: source)
+            try LVMError.checkNames(vg: vg, lv: target)
+            let from = try self.activeHere(s, vg, source, argv)
+            var to = try self.activeHere(s, vg, target, argv)
+            try Self.consumeIOFailure(&s, argv)
+            var data = to.data ?? [:]
+            for block in Self.blockRange(offset, length) { data[block] = from.data?[block] }
+            to.data = data
+            s.vgs[vg]?.lvs[target] = to
+        }
+    }
+
+    /// Not SHA-256: a digest of the simulated content (block tags), equal for equal content.
+    public func checksum(vg: String, name: String, length: UInt64) async throws(LVMError) -> String {
+        let argv = ["sha256", devicePath(vg: vg, name: name)]
+        return try await operation("checksum", [vg, name, "\(length)"]) { (s) throws(LVMError) in
+            try LVMError.checkNames(vg: vg, lv: name)
+            let lv = try self.activeHere(s, vg, name, argv)
+            var hash: UInt64 = 0xcbf2_9ce4_8422_2325  // FNV-1a over (block, tag) and the length
+            func mix(_ value: UInt64) {
+                for shift in stride(from: 0, to: 64, by: 8) { hash = (hash ^ (value >> UInt64(shift) & 0xff)) &* 0x100_0000_01b3 }
+            }
+            mix(length)
+            for block in Self.blockRange(0, length) {
+                if let tag = lv.data?[block] {
+                    mix(block)
+                    mix(UInt64(tag))
+                }
+            }
+            return String(hash, radix: 16)
+        }
+    }
+
+    /// The LV, which must be active on this host (job I/O opens its device).
+    private func activeHere(_ s: State, _ vg: String, _ name: String, _ argv: [String]) throws(LVMError) -> LV {
+        let lv = try self.lv(try self.group(s, vg, argv), name, argv)
+        guard lv.devices[hostName] != nil else {
+            throw LVMError(code: .notActive, message: "Logical volume \(vg)/\(name) is not active on this host", argv: argv)
+        }
+        return lv
+    }
+
+    private static func consumeIOFailure(_ s: inout State, _ argv: [String]) throws(LVMError) {
+        guard s.ioFailures > 0 else { return }
+        s.ioFailures -= 1
+        throw LVMError(code: .internal, message: "dd: error writing: Input/output error", argv: argv)
+    }
+
+    private static func blockRange(_ offset: UInt64, _ length: UInt64) -> Range<UInt64> {
+        guard length > 0 else { return 0..<0 }
+        return (offset >> 20)..<SimulatedCluster.blocks(offset + length)
     }
 
     public func pvsPresent(vg: String) async throws(LVMError) -> Bool {

@@ -20,7 +20,7 @@ struct HandlerBench: AsyncParsableCommand {
         try FileManager.default.createDirectory(atPath: stateDir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: stateDir) }
         let config = AgentServiceConfiguration(
-            host: "bench", hostId: 1, volumeGroups: ["vg1"], stateDirectory: stateDir, volumeClear: "none", lvNames: .all)
+            host: "bench", hostId: 1, volumeGroups: ["vg1"], stateDirectory: stateDir, volumeClear: .none, lvNames: .all)
         let agent = try AgentService(
             configuration: config, backend: SimulatedLVMBackend(cluster: cluster, hostName: "bench", hostId: 1))
         await agent.boot()

@@ -171,7 +171,7 @@ func configErrorText(_ body: () throws -> Void) -> String {
         ("lvm_timeout = 0", "aos.conf:2: [agent] lvm_timeout = '0': must be at least 1"),
         ("lvm_timeout = 1.5", "aos.conf:2: [agent] lvm_timeout = '1.5': not an integer"),
         ("lvm_backend = rael", "aos.conf:2: [agent] lvm_backend = 'rael': must be one of real, simulated (did you mean 'real'?)"),
-        ("volume_clear = shred", "aos.conf:2: [agent] volume_clear = 'shred': must be one of none, zero"),
+        ("volume_clear = wipe", "aos.conf:2: [agent] volume_clear = 'wipe': must be one of none, zero, shred"),
     ])
     func badValues(line: String, expected: String) {
         #expect(configErrorText { _ = try schema.load(iniText: "[agent]\n\(line)\n", fileName: "aos.conf") } == expected)

@@ -98,7 +98,7 @@ struct BadInputTests {
             }
         }
         for mode in badModes { add("activate_lv", ["vg": "vg1", "name": "v1", "mode": mode]) }
-        for clear in ["shred", "", "ZERO", "none "] as [JSONValue] + [1, true] {
+        for clear in ["wipe", "", "ZERO", "none "] as [JSONValue] + [1, true] {
             add("delete_lv", ["vg": "vg1", "name": "v1", "volume_clear": clear])
         }
         for size in [-1, 1.5, "10", .int(Int64.max), true] as [JSONValue] {

@@ -79,8 +79,15 @@ final class SlowBackend: LVMBackend {
     func lockspaceStarted(vg: String) async throws(LVMError) -> Bool { try await inner.lockspaceStarted(vg: vg) }
     func lockStatus() async throws(LVMError) -> SanlockStatus { try await inner.lockStatus() }
     func deviceSize(vg: String, name: String) async throws(LVMError) -> UInt64? { try await inner.deviceSize(vg: vg, name: name) }
-    func zeroLV(vg: String, name: String, bytes: UInt64?) async throws(LVMError) {
-        try await inner.zeroLV(vg: vg, name: name, bytes: bytes)
+    func renameLV(vg: String, from: String, to: String) async throws(LVMError) { try await inner.renameLV(vg: vg, from: from, to: to) }
+    func fillRange(vg: String, name: String, offset: UInt64, length: UInt64, fill: RangeFill) async throws(LVMError) -> RangeFill {
+        try await inner.fillRange(vg: vg, name: name, offset: offset, length: length, fill: fill)
+    }
+    func copyRange(vg: String, source: String, target: String, offset: UInt64, length: UInt64) async throws(LVMError) {
+        try await inner.copyRange(vg: vg, source: source, target: target, offset: offset, length: length)
+    }
+    func checksum(vg: String, name: String, length: UInt64) async throws(LVMError) -> String {
+        try await inner.checksum(vg: vg, name: name, length: length)
     }
     func pvsPresent(vg: String) async throws(LVMError) -> Bool { try await inner.pvsPresent(vg: vg) }
     func lockspaceProblem(vg: String) async throws(LVMError) -> LVMErrorCode? { try await inner.lockspaceProblem(vg: vg) }

@@ -14,7 +14,7 @@ struct RecoveryTests {
     func agent(_ c: Cluster, _ host: String, _ id: Int, hypervisor: (any Hypervisor)? = nil) async throws -> AgentService {
         let config = AgentServiceConfiguration(
             host: host, hostId: id, volumeGroups: ["vg1"], stateDirectory: "\(c.root)/\(host)",
-            volumeClear: "none", pvWaitTimeout: .milliseconds(200), pvPollInterval: .milliseconds(20),
+            volumeClear: .none, pvWaitTimeout: .milliseconds(200), pvPollInterval: .milliseconds(20),
             lvNames: .all)
         let a = try AgentService(
             configuration: config, backend: SimulatedLVMBackend(cluster: c.sim, hostName: host, hostId: id),

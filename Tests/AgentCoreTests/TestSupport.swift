@@ -72,7 +72,7 @@ func makeAgent(
 ) async throws -> AgentService {
     let config = AgentServiceConfiguration(
         host: host, hostId: hostId, volumeGroups: volumeGroups, stateDirectory: stateDir,
-        maxConcurrentLVM: maxConcurrent, volumeClear: "none", pvWaitTimeout: .milliseconds(200),
+        maxConcurrentLVM: maxConcurrent, volumeClear: .none, pvWaitTimeout: .milliseconds(200),
         pvPollInterval: .milliseconds(20), lvNames: lvNames)
     let agent = try AgentService(configuration: config, backend: backend)
     if boot { await agent.boot() }

@@ -73,7 +73,13 @@ struct RealLVMBackendTests {
         await #expect(throws: LVMError.self) { try await backend.activate(vg: "-vol", name: "ok", mode: .exclusive) }
         await #expect(throws: LVMError.self) { try await backend.removeLV(vg: "vol", name: "snapshot1") }
         await #expect(throws: LVMError.self) { try await backend.extendLV(vg: "vol", name: "a", newSizeBytes: 0, sharedUpdate: false) }
-        await #expect(throws: LVMError.self) { try await backend.zeroLV(vg: "vol", name: "../x", bytes: nil) }
+        await #expect(throws: LVMError.self) {
+            _ = try await backend.fillRange(vg: "vol", name: "../x", offset: 0, length: 1, fill: .zeros)
+        }
+        await #expect(throws: LVMError.self) { try await backend.renameLV(vg: "vol", from: "a", to: "b c") }
+        await #expect(throws: LVMError.self) {
+            try await backend.copyRange(vg: "vol", source: "a", target: "-b", offset: 0, length: 1)
+        }
         #expect(exec.calls.isEmpty)
     }
 
@@ -221,34 +227,43 @@ struct RealLVMBackendTests {
         #expect(try await backend.deviceSize(vg: "vol", name: "v1") == nil)
     }
 
-    @Test func zero() async throws {
-        exec.on(["lvs"], stdout: Self.lvJSON("v1", size: 8 << 20, attr: "-wi-a-----"))
-        try await backend.zeroLV(vg: "vol", name: "v1", bytes: 1 << 20)
-        try await backend.zeroLV(vg: "vol", name: "v1", bytes: nil)
-        try await backend.zeroLV(vg: "vol", name: "v1", bytes: 1 << 40)
-        let dd = exec.calls.filter { $0.first == "dd" }
+    @Test func zeroingAsksTheDeviceFirstThenWritesZeros() async throws {
+        #expect(try await backend.fillRange(vg: "vol", name: "v1", offset: 4 << 20, length: 1 << 20, fill: .zeroOffload) == .zeroOffload)
         #expect(
-            dd == [
-                [
-                    "dd", "if=/dev/zero", "of=/dev/vol/v1", "bs=1M", "count=1048576", "iflag=count_bytes", "oflag=direct", "conv=fsync",
-                    "status=none",
-                ],
-                [
-                    "dd", "if=/dev/zero", "of=/dev/vol/v1", "bs=1M", "count=8388608", "iflag=count_bytes", "oflag=direct", "conv=fsync",
-                    "status=none",
-                ],
-                [
-                    "dd", "if=/dev/zero", "of=/dev/vol/v1", "bs=1M", "count=8388608", "iflag=count_bytes", "oflag=direct", "conv=fsync",
-                    "status=none",
-                ],
+            exec.calls.last == [
+                "ionice", "-c2", "-n7", "blkdiscard", "--zeroout", "--offset", "4194304", "--length", "1048576", "/dev/vol/v1",
             ])
+        exec.on(
+            ["ionice", "-c2", "-n7", "blkdiscard"], exit: 1,
+            stderr: "blkdiscard: BLKZEROOUT: /dev/vol/v1 ioctl failed: Operation not supported\n")
+        #expect(try await backend.fillRange(vg: "vol", name: "v1", offset: 0, length: 1 << 20, fill: .zeroOffload) == .zeros)
+        #expect(
+            exec.calls.last == [
+                "ionice", "-c2", "-n7", "dd", "if=/dev/zero", "of=/dev/vol/v1", "bs=4M", "seek=0", "count=1048576",
+                "iflag=count_bytes,fullblock", "oflag=direct,seek_bytes", "conv=fsync,notrunc", "status=none",
+            ])
+        #expect(try await backend.fillRange(vg: "vol", name: "v1", offset: 0, length: 1 << 20, fill: .random) == .random)
+        #expect(exec.calls.last?.contains("if=/dev/urandom") == true)
     }
 
-    @Test func zeroInactive() async throws {
-        exec.on(["lvs"], stdout: Self.lvJSON("v1", size: 8 << 20))
-        let error = await #expect(throws: LVMError.self) { try await backend.zeroLV(vg: "vol", name: "v1", bytes: nil) }
+    @Test func copyIsDirectAndByteAddressed() async throws {
+        try await backend.copyRange(vg: "vol", source: "v1", target: "aos-copy-1", offset: 64 << 20, length: 8 << 20)
+        #expect(
+            exec.calls.last == [
+                "ionice", "-c2", "-n7", "dd", "if=/dev/vol/v1", "of=/dev/vol/aos-copy-1", "bs=4M", "skip=67108864", "seek=67108864",
+                "count=8388608", "iflag=direct,skip_bytes,count_bytes,fullblock", "oflag=direct,seek_bytes", "conv=fsync,notrunc",
+                "status=none",
+            ])
+        try await backend.renameLV(vg: "vol", from: "aos-copy-1", to: "volume-2")
+        #expect(exec.calls.last == ["lvrename", "vol", "aos-copy-1", "volume-2"])
+    }
+
+    @Test func jobIOOnAMissingDeviceIsNotActive() async throws {
+        exec.on(["ionice", "-c2", "-n7", "dd"], exit: 1, stderr: "dd: failed to open '/dev/vol/v1': No such file or directory\n")
+        let error = await #expect(throws: LVMError.self) {
+            _ = try await backend.fillRange(vg: "vol", name: "v1", offset: 0, length: 1 << 20, fill: .zeros)
+        }
         #expect(error?.code == .notActive)
-        #expect(!exec.calls.contains { $0.first == "dd" })
     }
 
     @Test func timeoutBecomesTimedOut() async throws {
@@ -257,14 +272,5 @@ struct RealLVMBackendTests {
         let error = await #expect(throws: LVMError.self) { try await backend.activate(vg: "vol", name: "v1", mode: .shared) }
         #expect(error?.code == .timedOut)
         #expect(exec.timeouts == [.seconds(7)])
-    }
-}
-
-struct ZeroCountTests {
-    @Test func rounding() {
-        #expect(LVMCommands.zeroCount(requested: nil, lvSize: 8 << 20) == 8 << 20)
-        #expect(LVMCommands.zeroCount(requested: 1, lvSize: 8 << 20) == 4096)
-        #expect(LVMCommands.zeroCount(requested: 100 << 20, lvSize: 8 << 20) == 8 << 20)
-        #expect(LVMCommands.zeroCount(requested: 1 << 20, lvSize: 8 << 20) == 1 << 20)
     }
 }
