@@ -319,9 +319,12 @@ def test_create_cloned_volume_is_a_copy_job(volumes, cluster, ctl, manager, monk
         manager.driver.create_cloned_volume(clone2, missing)
     with pytest.raises(sl_exc.LVNotFound):
         ctl("get_volume", vg=VG, name=clone2.name)
-    with pytest.raises(sl_exc.VolumeSizeConflict):  # the target exists: already_exists
-        manager.driver.create_cloned_volume(clone, src)
-    for v in (src, clone):
+    # The same clone again is the same (finished) job: nothing changes.
+    manager.driver.create_cloned_volume(clone, src)
+    other = volumes.new(size=1)
+    with pytest.raises(sl_exc.VolumeSizeConflict, match="already_exists"):  # the target exists
+        manager.driver.create_cloned_volume(other, src)
+    for v in (src, clone, other):
         manager.driver.delete_volume(v)
 
 

@@ -381,6 +381,8 @@ def test_copy_and_wipe_jobs_end_to_end(cluster, ctl):
 
     done = wait_job(job["id"])
     assert done["state"] == "succeeded", done
+    print(f"copy job: {done['total_bytes']} bytes in {done['finished_at'] - done['started_at']:.3f} s "
+          f"(queued {done['started_at'] - done['created_at']:.3f} s), verify={done['verify']}")
     assert done["done_bytes"] == done["total_bytes"] == GiB and done["checksum"]
     assert ctl("job_info", id=job["id"], host=b)["id"] == job["id"]
     dst = ctl("get_volume", vg=VG, name="volume-dst")
