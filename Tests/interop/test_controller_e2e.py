@@ -10,6 +10,7 @@ Nothing sleeps to synchronise: tests wait for output lines or poll a condition w
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import time
@@ -430,3 +431,62 @@ def test_copy_and_wipe_jobs_end_to_end(cluster, ctl):
     assert table.returncode == 0 and table.stdout.startswith("ID") and "volume-src -> volume-big" in table.stdout
     human = cluster.aosctl("volume", "delete", "volume-big", "--volume-clear", "zero")
     assert human.returncode == 0 and "wiped by job" in human.stdout, human.stdout
+
+
+def test_aosctl_jobs_wait_timeout_progress_and_cancel(spawn, amqp_url, tmp_path, swift_bin, ctl):
+    """A rate-limited copy (8 MiB/s: a 1 GiB copy takes minutes): `jobs wait --timeout` gives up
+    with exit 6 while it runs (drawing a progress bar on a terminal), `jobs cancel` stops it,
+    `jobs wait` then exits 1 with `cancelled`, and nothing of the target is left."""
+    import os
+    import pty
+
+    cluster = Cluster(spawn, amqp_url, tmp_path, swift_bin)
+    for host, host_id in ((cluster.host_a, 1), (cluster.host_b, 2)):
+        cluster.agents[host] = start_sim_agent(
+            spawn, cluster.conf, cluster.tmp, host, host_id, VG,
+            "--set", f"DEFAULT.transport_url={amqp_url}", "--set", f"agent.volume_copy_bps_limit={8 << 20}")
+    cluster.start_controller()
+    wait_alive(ctl, cluster.host_a, cluster.host_b)
+    ctl("create_volume", vg=VG, name="volume-s", size_gb=1)
+
+    def run(*args: str, code: int = 0) -> Any:
+        p = cluster.aosctl("--json", *args, timeout=60)
+        assert p.returncode == code, f"aosctl {' '.join(args)}: exit {p.returncode}\n{p.stdout}\n{p.stderr}"
+        return json.loads(p.stdout) if p.stdout.strip() else None
+
+    started = run("volume", "copy", "volume-s", "volume-t")
+    job_id = started["job"]["id"]
+    assert started["job"]["state"] in ("queued", "running")
+
+    # stderr on a terminal: the progress bar is drawn there; stdout stays one JSON document.
+    master, slave = pty.openpty()
+    p = subprocess.Popen([str(swift_bin / "aosctl"), "--config", str(cluster.conf), "--url", amqp_url,
+                          "--json", "--timeout", "3", "jobs", "wait", job_id],
+                         stdout=subprocess.PIPE, stderr=slave, text=True)
+    os.close(slave)
+    out, _ = p.communicate(timeout=60)
+    bar = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: the terminal's other end is closed
+            break
+        if not chunk:
+            break
+        bar += chunk
+    os.close(master)
+    assert p.returncode == 6, (out, bar)
+    assert json.loads(out)["error"]["code"] == "timed_out"
+    drawn = re.findall(rb"\rcopy [0-9a-f]{8} \[[#.]{30}\] \d+% \w+", bar)
+    assert drawn, bar
+    print("progress bar:", drawn[-1].decode().replace("\r", ""))
+
+    table = cluster.aosctl("jobs", "list")
+    assert table.returncode == 0 and "volume-s -> volume-t" in table.stdout, table.stdout
+    print(table.stdout)
+    cancelled = run("jobs", "cancel", job_id[:8])
+    assert cancelled["id"] == job_id and cancelled["cancel_requested"] is True
+    final = run("jobs", "wait", job_id, code=1)
+    assert final["state"] == "cancelled" and final["id"] == job_id
+    assert remote_error(lambda: ctl("get_volume", vg=VG, name="volume-t")).exc_type == "NotFound"
+    assert [v["name"] for v in ctl("list_volumes", vg=VG)["volumes"]] == ["volume-s"]
