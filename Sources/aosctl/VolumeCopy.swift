@@ -45,9 +45,14 @@ struct VolumeCopy: AsyncParsableCommand {
                 (raw, job, vgName) = (r.raw, r.result.job, r.result.vg)
             }
             guard wait else {
+                let what = "\(vgName)/\(source) to \(vgName)/\(target) (\(humanSize(job.total_bytes))) on \(job.host)"
+                let fresh = raw["changed"]?.boolValue ?? true
                 return (
                     raw,
-                    "Copying \(vgName)/\(source) to \(vgName)/\(target) (\(humanSize(job.total_bytes))) on \(job.host): job \(job.id) is \(job.state.rawValue). Follow it: aosctl jobs wait \(job.id)"
+                    (fresh
+                        ? "Copying \(what): job \(job.id) is \(job.state.rawValue)."
+                        : "The copy of \(what) was already asked for: job \(job.id) is \(job.state.rawValue).")
+                        + " Follow it: aosctl jobs wait \(job.id)"
                 )
             }
             let (finalRaw, final) = try await s.waitForJob(job.id, host: job.host, limit: global.timeout.map { .seconds($0) })

@@ -217,8 +217,10 @@ class SharedLVMDriver(driver.VolumeDriver):
             name, what=f"delete volume {_get(volume, 'id')} ({self.vg_name}/{name})",
             volume_clear=clear,
             volume_clear_size_mb=self.configuration.volume_clear_size if clear != "none" else None)
-        LOG.info("Deleted %(vg)s/%(lv)s (changed=%(changed)s, volume_clear=%(clear)s)",
-                 {"vg": self.vg_name, "lv": name, "changed": r.get("changed"), "clear": clear})
+        job = r.get("job") or {}
+        LOG.info("Deleted %(vg)s/%(lv)s (changed=%(changed)s, volume_clear=%(clear)s%(wipe)s)",
+                 {"vg": self.vg_name, "lv": name, "changed": r.get("changed"), "clear": clear,
+                  "wipe": f"; wiped by job {job.get('id')} on {job.get('host')}" if job else ""})
 
     def extend_volume(self, volume: Any, new_size: int) -> None:
         name = _get(volume, "name")
