@@ -169,8 +169,8 @@ extension Session {
             if let (raw, job) = fetched {
                 id = job.id
                 host = job.host
-                if isFinal(job) { return (raw, job) }
                 bar.show(job)
+                if isFinal(job) { return (raw, job) }
                 if let limit, clock.now - start >= limit {
                     bar.finish()
                     throw CLIError(
