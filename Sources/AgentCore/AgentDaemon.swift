@@ -178,6 +178,11 @@ public final class AgentDaemon: Sendable {
                 "state_dir": "\(service.configuration.stateDirectory)", "version": "\(AgentVersion.current)",
                 "lv_name_pattern": "\(service.configuration.lvNames)",
             ])
+        if service.configuration.volumeClear == .none {
+            let why = "a new volume on a deleted one's extents may expose the previous tenant's data"
+            logger.warning(
+                "[agent] volume_clear = none: deleted volumes are removed without clearing; \(why); set zero (the default) or shred")
+        }
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.announceLoop() }
             if let listener = fenceListener {

@@ -27,8 +27,8 @@ public struct ControllerSettings: Sendable {
 ///
 /// The parts, one file each: this router (method → typed request → handler → result),
 /// `LivenessMonitor` (announcements, down/stale detection and its logging), `AgentRouting`
-/// (calling one agent or the best one for a VG), `VolumeOperations` (the five state changes)
-/// and `Queries` (read models over the `ClusterView`).
+/// (calling one agent or the best one for a VG), `VolumeOperations` (the five state changes),
+/// `Jobs` (copies, and the agents' jobs) and `Queries` (read models over the `ClusterView`).
 public final class Controller: Sendable {
     public static let apiVersion = RPCVersion(major: 1, minor: 0)
 
@@ -109,8 +109,10 @@ public final class Controller: Sendable {
         case .agentAnnounce:
             try announce(raw)
             return .null
-        case .copyVolume, .listJobs, .jobInfo, .cancelJob:
-            throw ServiceError(.internal, "\(method.rawValue) is not implemented yet")
+        case .copyVolume: return try await copyVolume(request(CopyVolumeRequest.self), deadline: deadline).wireValue()
+        case .listJobs: return try await listJobs(request(ListJobsRequest.self), deadline: deadline).wireValue()
+        case .jobInfo: return try await jobInfo(request(ClusterJobRequest.self), deadline: deadline).wireValue()
+        case .cancelJob: return try await cancelJob(request(ClusterJobRequest.self), deadline: deadline).wireValue()
         }
     }
 }

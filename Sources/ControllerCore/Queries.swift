@@ -8,6 +8,12 @@ extension Controller {
     func getVolume(_ r: GetVolumeRequest, deadline: ContinuousClock.Instant?) async throws -> GetVolumeResult {
         let vg = try await resolveVG(r.vg, method: .getVolume, deadline: deadline)
         let lv = LVKey(vg: vg, name: r.name)
+        if JobLVName.isJobLV(r.name) {
+            // A job's LV (a deleted volume waiting for its wipe, a copy not yet complete) is no volume.
+            throw ServiceError(
+                .notFound, "\(lv) is not a volume: it belongs to a job (see list_jobs)",
+                details: ["vg": .string(vg), "name": .string(r.name)])
+        }
         let (host, a) = try await onAnyAgent(
             vg: vg, .lvInfo, LVInfoRequest(vg: vg, name: r.name), as: LVInfoResult.self,
             deadline: deadline)
@@ -24,7 +30,8 @@ extension Controller {
     func listVolumes(_ r: ListVolumesRequest, deadline: ContinuousClock.Instant?) async throws -> ListVolumesResult {
         let vg = try await resolveVG(r.vg, method: .listVolumes, deadline: deadline)
         let (host, a) = try await onAnyAgent(vg: vg, .listLVs, ListLVsRequest(vg: vg), as: ListLVsResult.self, deadline: deadline)
-        let volumes = a.lvs.map { volumeInfo($0, lv: LVKey(vg: vg, name: $0.name), source: nil) }.sorted { $0.name < $1.name }
+        let volumes = a.lvs.filter { !JobLVName.isJobLV($0.name) }.map { volumeInfo($0, lv: LVKey(vg: vg, name: $0.name), source: nil) }
+            .sorted { $0.name < $1.name }
         return ListVolumesResult(vg: vg, volumes: volumes, source_host: host)
     }
 
@@ -42,9 +49,14 @@ extension Controller {
         let activeLVs = Int64(v.activationMap(vg: vg).count)
         do {
             let (host, a) = try await onAnyAgent(vg: vg, .vgInfo, VGInfoRequest(vg: vg), as: VGInfo.self, deadline: deadline)
+            var warnings: [String] = []
+            if a.volume_clear == VolumeClear.none {
+                warnings.append("volume_clear = none: a new volume may expose a deleted volume's data (agent on \(host))")
+            }
             return PoolStatsResult(
                 vg: vg, total_bytes: a.size_bytes, free_bytes: a.free_bytes, lv_count: a.lv_count,
-                active_lv_count: activeLVs, available: true, source_host: host, hosts: hosts)
+                active_lv_count: activeLVs, available: true, source_host: host, hosts: hosts,
+                wiping_bytes: a.wiping_bytes, wiping_lv_count: a.wiping_lv_count, warnings: warnings)
         } catch let e as ServiceError where e.wireCode == .agentUnavailable {
             // The scheduler asks periodically: an answer saying "no capacity now" beats an error.
             return PoolStatsResult(

@@ -115,3 +115,42 @@ extension NoArguments: CheckedRequest {
 extension LockStatusRequest: CheckedRequest {
     func check(_ method: String) throws(ServiceError) { try Check.host(host, method) }
 }
+
+extension CopyVolumeRequest: CheckedRequest {
+    func check(_ method: String) throws(ServiceError) {
+        try Check.lvName(source, method, key: "source")
+        try Check.lvName(target, method, key: "target")
+        if source == target { throw Check.bad(method, "'target' must differ from 'source'", "target") }
+        if size_bytes != nil || size_gb != nil {
+            try Check.size(VolumeSizeRequest(name: target, size_bytes: size_bytes, size_gb: size_gb), method)
+        }
+        try Check.vg(vg, method)
+        if let host { try Check.host(host, method) }
+    }
+
+    /// The target's size in bytes, nil for the source's (after `check`: at most one given, in range).
+    var bytes: Int64? { size_bytes ?? size_gb.map { $0 << 30 } }
+}
+
+extension ListJobsRequest: CheckedRequest {
+    func check(_ method: String) throws(ServiceError) {
+        if let host { try Check.host(host, method) }
+    }
+}
+
+extension ClusterJobRequest: CheckedRequest {
+    func check(_ method: String) throws(ServiceError) {
+        try Check.jobID(id, method)
+        if let host { try Check.host(host, method) }
+    }
+}
+
+extension Check {
+    /// A job id: what the agents hand out (printable ASCII, no spaces), at most 128 bytes.
+    static func jobID(_ s: String, _ method: String) throws(ServiceError) {
+        guard !s.isEmpty else { throw bad(method, "'id' must not be empty", "id") }
+        guard s.utf8.count <= 128, s.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value < 0x7f }) else {
+            throw bad(method, "'id' is not a job id", "id")
+        }
+    }
+}

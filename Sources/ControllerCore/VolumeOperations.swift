@@ -39,8 +39,10 @@ extension Controller {
             throw enrichConflict(e, lv: lv, target: nil, action: "delete")
         }
         view.withLock { $0.recordDeleted(lv) }
-        logger.info("volume deleted", metadata: ["lv": "\(lv)", "host": "\(host)", "changed": "\(a.changed)"])
-        return DeleteVolumeResult(vg: vg, name: r.name, changed: a.changed, host: host)
+        logger.info(
+            "volume deleted",
+            metadata: ["lv": "\(lv)", "host": "\(host)", "changed": "\(a.changed)", "wipe_job": "\(a.job?.id ?? "none")"])
+        return DeleteVolumeResult(vg: vg, name: r.name, changed: a.changed, host: host, job: a.job)
     }
 
     func extendVolume(_ r: ExtendVolumeRequest, deadline: ContinuousClock.Instant?) async throws -> ExtendVolumeResult {

@@ -11,7 +11,7 @@ import Glibc
 struct AOSCtl: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "aosctl",
-        abstract: "Admin CLI for shared-LVM volumes: agents, volumes, pool capacity and locks.",
+        abstract: "Admin CLI for shared-LVM volumes: agents, volumes, jobs, pool capacity and locks.",
         discussion: """
             Global options (--url, --config, --set, --timeout, --json, --direct HOST) may be given
             before or after the command. Output: tables on stdout; --json prints one JSON document.
@@ -20,7 +20,7 @@ struct AOSCtl: AsyncParsableCommand {
             controller or broker), 6 timeout, 7 not authorized (the broker user has no role for that).
             """,
         subcommands: [
-            AgentsList.self, VolumeCommand.self, PoolCommand.self, LocksShow.self, Recover.self,
+            AgentsList.self, VolumeCommand.self, PoolCommand.self, JobsCommand.self, LocksShow.self, Recover.self,
             BrokerSetupCommand.self, AuthCommand.self,
         ])
 
@@ -49,11 +49,17 @@ struct AOSCtl: AsyncParsableCommand {
 
 struct VolumeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "volume", abstract: "Create, resize, delete, inspect, activate and deactivate volumes.",
+        commandName: "volume", abstract: "Create, resize, copy, delete, inspect, activate and deactivate volumes.",
         subcommands: [
             VolumeCreate.self, VolumeExtend.self, VolumeDelete.self, VolumeShow.self, VolumeList.self,
-            VolumeActivate.self, VolumeDeactivate.self,
+            VolumeActivate.self, VolumeDeactivate.self, VolumeCopy.self,
         ])
+}
+
+struct JobsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "jobs", abstract: "The agents' long operations: volume copies and the wipes of deleted volumes.",
+        subcommands: [JobsList.self, JobsShow.self, JobsWait.self, JobsCancel.self])
 }
 
 struct PoolCommand: AsyncParsableCommand {

@@ -7,12 +7,14 @@ struct VolumeDelete: AsyncParsableCommand {
 
     @Argument(help: "Volume (LV) name.") var name: String
     @Option(help: "Volume group (default: the only one the agents serve).") var vg: String?
-    @Option(help: "Wipe before removing: none or zero (default: the agent's [agent] volume_clear).") var volumeClear: String?
+    @Option(help: "Wipe before removing: none, zero or shred (default: the agent's [agent] volume_clear).") var volumeClear: String?
     @Option(help: "MiB to wipe at the start (0: all; default: the agent's volume_clear_size).") var volumeClearSizeMb: Int?
     @OptionGroup var global: GlobalOptions
 
     func validate() throws {
-        if let c = volumeClear, !["none", "zero"].contains(c) { throw ValidationError("--volume-clear must be none or zero") }
+        if let c = volumeClear, !["none", "zero", "shred"].contains(c) {
+            throw ValidationError("--volume-clear must be none, zero or shred")
+        }
         if let m = volumeClearSizeMb, m < 0 { throw ValidationError("--volume-clear-size-mb must be >= 0") }
     }
 
@@ -25,12 +27,13 @@ struct VolumeDelete: AsyncParsableCommand {
                 direct: global.direct, agentMethod: "delete_lv", controllerMethod: "delete_volume",
                 vg: vg, args)
             let what = "\(text(r["vg"]))/\(name)"
-            return (
-                r,
-                r["changed"]?.boolValue == false
-                    ? "Volume \(what) does not exist; nothing to delete."
-                    : "Deleted volume \(what) (on \(text(r["host"])))."
-            )
+            if r["changed"]?.boolValue == false { return (r, "Volume \(what) does not exist; nothing to delete.") }
+            var out = "Deleted volume \(what) (on \(text(r["host"])))."
+            if let job = r["job"]?["id"]?.stringValue {
+                out +=
+                    " Its data is being wiped by job \(job) (\(text(r["job"]?["target"]))); the space is free once it is done: aosctl jobs wait \(job)"
+            }
+            return (r, out)
         }
     }
 }

@@ -72,4 +72,29 @@ import Testing
         }
         #expect(try JSONValueDecoder().decode(Double.self, from: .double(.infinity)) == .infinity)
     }
+
+    /// The controller's job requests (copy_volume, list_jobs, job_info, cancel_job).
+    @Test func controllerJobRequestsDecodeOrRefuse() {
+        var refused = 0
+        func attempt<R: APIRequest>(_ type: R.Type, _ args: [String: JSONValue]) {
+            do {
+                _ = try R.decode(args, method: "m")
+            } catch {
+                #expect(error.code == "invalid_argument", "\(R.self): \(error)")
+                refused += 1
+            }
+        }
+        for key in ["source", "target", "vg", "size_bytes", "size_gb", "verify", "host", "id"] {
+            for value in Self.values {
+                var copy: [String: JSONValue] = ["source": "volume-1", "target": "volume-2"]
+                copy[key] = value
+                attempt(CopyVolumeRequest.self, copy)
+                attempt(ListJobsRequest.self, [key: value])
+                var job: [String: JSONValue] = ["id": "job-1"]
+                job[key] = value
+                attempt(ClusterJobRequest.self, job)
+            }
+        }
+        #expect(refused > 0)
+    }
 }

@@ -308,3 +308,24 @@ import Testing
         #expect(c.names() == ["volume-1", "volume-2"], "the volume stays; the half-created copy target goes")
     }
 }
+
+@Suite struct JobBoundTests {
+    @Test func copiesArePendingAtMostSixtyFourPerAgent() async throws {
+        let c = JobCluster()
+        let a = try await c.agent("host-a", hostId: 1, bytesPerSecond: 1 << 20, chunk: 1 << 20)
+        try await a.call("create_lv", ["vg": "vg1", "name": "volume-src", "size_bytes": .int(4 * MiB)])
+        var ids: [String] = []
+        for i in 0..<64 {
+            ids.append(try await a.startJob("copy_lv", ["vg": "vg1", "source": "volume-src", "target": .string("volume-c\(i)")]).id)
+        }
+        let refused = await expectError("busy") {
+            try await a.call("copy_lv", ["vg": "vg1", "source": "volume-src", "target": "volume-c64"])
+        }
+        #expect(refused?.details["pending_copies"] == 64)
+        #expect(!c.names().contains("volume-c64"))
+        c.clock.release()
+        for id in ids { await a.waitForJob(id) }
+        #expect(try await a.call("list_jobs")["jobs"]?.arrayValue?.count == 64)
+        _ = try await a.startJob("copy_lv", ["vg": "vg1", "source": "volume-src", "target": "volume-c64"])
+    }
+}

@@ -23,6 +23,13 @@ final class FakeAgents: AgentCaller {
         var hanging: Set<String> = []
         /// Hosts whose hanging call was cancelled.
         var cancelled: [String] = []
+        /// Each host's jobs, oldest first.
+        var jobs: [String: [JobInfo]] = [:]
+        /// Whether delete_lv hands the LV to a wipe job (volume_clear other than none).
+        var wipeOnDelete = false
+        var volumeClear: VolumeClear = .zero
+        /// Hosts whose job methods fail as an agent without them would.
+        var jobMethodsFail: Set<String> = []
     }
     let state = Mutex(State())
     let vg: String
@@ -103,7 +110,48 @@ final class FakeAgents: AgentCaller {
             guard let lv = s.lvs[name] else { return try LVChangeResult(host: host, vg: vg, name: name, changed: false).wireValue() }
             if !lv.holders.isEmpty { throw err("locked_by_other_host", "LV locked by other host: \(vg)/\(name)", host) }
             s.lvs[name] = nil
-            return try LVChangeResult(host: host, vg: vg, name: name, changed: true).wireValue()
+            var job: JobInfo?
+            if s.wipeOnDelete, a["volume_clear"]?.stringValue != "none" {
+                let id = "wipe-\(s.jobs.values.joined().count + 1)"
+                job = JobInfo(
+                    id: id, kind: .wipe, host: host, vg: vg, state: .queued, source: name, target: JobLVName.wipe(id),
+                    total_bytes: lv.size, done_bytes: 0, created_at: Double(s.jobs.values.joined().count + 1))
+                s.lvs[JobLVName.wipe(id)] = LV(size: lv.size)
+                s.jobs[host, default: []].append(job!)
+            }
+            return try DeleteLVResult(host: host, vg: vg, name: name, changed: true, job: job).wireValue()
+        case "copy_lv" where !s.jobMethodsFail.contains(host):
+            let source = a["source"]?.stringValue ?? ""
+            let target = a["target"]?.stringValue ?? ""
+            guard let src = s.lvs[source] else { throw err("not_found", "no LV \(source)", host) }
+            if src.holders.contains(where: { $0.key != host && $0.value == "exclusive" }) {
+                throw err("locked_by_other_host", "LV locked by other host: \(vg)/\(source)", host)
+            }
+            if s.lvs[target] != nil { throw err("already_exists", "\(target) exists", host) }
+            let n = s.jobs.values.joined().count + 1
+            let job = JobInfo(
+                id: "copy-\(n)", kind: .copy, host: host, vg: vg, state: .queued, source: source, target: target,
+                total_bytes: a["size_bytes"]?.int64Value ?? src.size, done_bytes: 0,
+                verify: a["verify"]?.boolValue ?? false, created_at: Double(n))
+            s.jobs[host, default: []].append(job)
+            return try CopyLVResult(host: host, job: job, changed: true).wireValue()
+        case "list_jobs" where !s.jobMethodsFail.contains(host):
+            let jobs = s.jobs[host] ?? []
+            return try ListJobsResult(
+                host: host, jobs: jobs.reversed(), queued: Int64(jobs.filter { $0.state == .queued }.count),
+                running: 0, failed: Int64(jobs.filter { $0.state == .failed }.count),
+                wiping_bytes: jobs.filter { $0.kind == .wipe }.reduce(0) { $0 + $1.total_bytes }
+            ).wireValue()
+        case "job_info" where !s.jobMethodsFail.contains(host), "cancel_job" where !s.jobMethodsFail.contains(host):
+            let id = a["id"]?.stringValue ?? ""
+            guard let i = s.jobs[host]?.firstIndex(where: { $0.id == id }) else { throw err("not_found", "no job \(id)", host) }
+            if method == "cancel_job" {
+                s.jobs[host]![i].cancel_requested = true
+                s.jobs[host]![i].state = .cancelled
+            }
+            return try s.jobs[host]![i].wireValue()
+        case "copy_lv", "list_jobs", "job_info", "cancel_job":
+            throw err("internal", "\(method) is not implemented yet", host)
         case "activate_lv":
             guard var lv = s.lvs[name] else { throw err("not_found", "no LV", host) }
             let mode = a["mode"]?.stringValue ?? "exclusive"
@@ -135,7 +183,10 @@ final class FakeAgents: AgentCaller {
                 host: host, vg: vg, uuid: "vg-uuid", size_bytes: vgSize, free_bytes: vgSize - used,
                 extent_size_bytes: 4 << 20, extent_count: vgSize >> 22, free_extent_count: (vgSize - used) >> 22,
                 lv_count: Int64(s.lvs.count), pv_count: 1, missing_pv_count: 0, lock_type: "sanlock", shared: true,
-                lockspace: .started, metadata_area_size_bytes: 1 << 20, metadata_area_free_bytes: 1 << 19
+                lockspace: .started, metadata_area_size_bytes: 1 << 20, metadata_area_free_bytes: 1 << 19,
+                wiping_lv_count: Int64(s.lvs.keys.filter { $0.hasPrefix(JobLVName.wipePrefix) }.count),
+                wiping_bytes: s.lvs.filter { $0.key.hasPrefix(JobLVName.wipePrefix) }.reduce(0) { $0 + $1.value.size },
+                volume_clear: s.volumeClear
             ).wireValue()
         case "lock_status":
             return try LockStatusResult(host: host, host_id: 1, daemon: nil, lockspaces: [], locks: []).wireValue()

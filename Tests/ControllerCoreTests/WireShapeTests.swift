@@ -32,7 +32,28 @@ import Testing
         #expect(keys(deactivated) == ["vg", "name", "host", "changed", "active_on"])
         #expect(deactivated["active_on"] == [])
         let deleted = try await c.dispatch("delete_volume", ["name": "v"])
-        #expect(keys(deleted) == ["vg", "name", "changed", "host"])
+        #expect(keys(deleted) == ["vg", "name", "changed", "host", "job"])
+        #expect(deleted["job"] == .null)
+    }
+
+    @Test func jobResultsHaveTheDocumentedKeys() async throws {
+        let c = makeController(agents, clock: clock)
+        try await announce(c, agents, [("host-a", 1)])
+        _ = try await c.dispatch("create_volume", ["name": "v", "size_gb": 1])
+        let copy = try await c.dispatch("copy_volume", ["source": "v", "target": "w"])
+        #expect(keys(copy) == ["vg", "source", "target", "host", "changed", "job"])
+        // Every field of a job is always there (null when unknown), as docs/agent.md lists them.
+        #expect(
+            keys(copy["job"]) == [
+                "id", "kind", "host", "vg", "state", "source", "target", "total_bytes", "done_bytes",
+                "rate_bytes_per_second", "eta_seconds", "method", "verify", "checksum", "attempts", "next_attempt_at",
+                "cancel_requested", "created_at", "started_at", "finished_at", "error",
+            ])
+        let list = try await c.dispatch("list_jobs", [:])
+        #expect(keys(list) == ["jobs", "hosts", "unreachable"])
+        #expect(keys(list["hosts"]?["host-a"]) == ["queued", "running", "failed", "wiping_bytes"])
+        let id = try #require(copy["job"]?["id"])
+        #expect(keys(try await c.dispatch("job_info", ["id": id])) == keys(copy["job"]))
     }
 
     @Test func poolStatsHasTheSameKeysAvailableOrNot() async throws {
@@ -41,7 +62,7 @@ import Testing
         let up = try await c.dispatch("pool_stats", [:])
         let common: Set<String> = [
             "vg", "total_bytes", "free_bytes", "total_capacity_gb", "free_capacity_gb", "lv_count",
-            "active_lv_count", "available", "hosts",
+            "active_lv_count", "available", "hosts", "wiping_bytes", "wiping_lv_count", "warnings",
         ]
         #expect(keys(up) == common.union(["source_host"]))
         #expect(up["total_capacity_gb"] == .double(100))

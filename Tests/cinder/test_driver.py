@@ -296,35 +296,154 @@ def test_upload_of_an_in_use_volume_shares_and_gives_back(volumes, cluster, ctl,
     manager.driver.delete_volume(vol)
 
 
-def test_create_cloned_volume(volumes, cluster, ctl, manager, monkeypatch):
-    a = cluster.host_a
+def test_create_cloned_volume_is_a_copy_job(volumes, cluster, ctl, manager, monkeypatch):
     src = volumes.new(size=1)
-    copies: list[tuple] = []
 
-    def fake_copy(src_path, dst_path, size_in_m, blocksize, **kwargs):
-        copies.append((src_path, dst_path, size_in_m, active_on(ctl, src), active_on(ctl, clone)))
+    def no_local_copy(*args, **kwargs):
+        raise AssertionError("a clone must not copy through the cinder-volume host")
 
-    monkeypatch.setattr(volume_utils, "copy_volume", fake_copy)
+    monkeypatch.setattr(volume_utils, "copy_volume", no_local_copy)
     clone = volumes.new(size=2, create=False)
     manager.driver.create_cloned_volume(clone, src)
-    assert copies == [(f"/dev/{VG}/{src.name}", f"/dev/{VG}/{clone.name}", 1024,
-                       {a: "exclusive"}, {a: "exclusive"})]
-    assert active_on(ctl, src) == {} and active_on(ctl, clone) == {}
+    # The job is finished when the driver returns: the clone has its name and size, and
+    # nothing is left active.
     assert ctl("get_volume", vg=VG, name=clone.name)["size_bytes"] == 2 * GiB
+    assert active_on(ctl, src) == {} and active_on(ctl, clone) == {}
+    (job,) = [j for j in ctl("list_jobs")["jobs"] if j["target"] == clone.name]
+    assert job["kind"] == "copy" and job["source"] == src.name and job["state"] == "succeeded"
 
-    # A failed copy: both released, the half-made clone removed.
-    def broken(*args, **kwargs):
-        raise exception.VolumeBackendAPIException(data="dd failed")
-
-    monkeypatch.setattr(volume_utils, "copy_volume", broken)
+    # Failures arrive as the mapped exceptions, and leave no clone behind.
+    missing = volumes.new(size=1, create=False)
     clone2 = volumes.new(size=1, create=False)
-    with pytest.raises(exception.VolumeBackendAPIException):
-        manager.driver.create_cloned_volume(clone2, src)
-    assert active_on(ctl, src) == {}
+    with pytest.raises(sl_exc.LVNotFound):
+        manager.driver.create_cloned_volume(clone2, missing)
     with pytest.raises(sl_exc.LVNotFound):
         ctl("get_volume", vg=VG, name=clone2.name)
-    for v in (src, clone):
+    # The same clone again is the same (finished) job: nothing changes.
+    manager.driver.create_cloned_volume(clone, src)
+    other = volumes.new(size=1)
+    with pytest.raises(sl_exc.VolumeSizeConflict, match="already_exists"):  # the target exists
+        manager.driver.create_cloned_volume(other, src)
+    for v in (src, clone, other):
         manager.driver.delete_volume(v)
+
+
+def _snapshot(volumes, vol):
+    from cinder import objects
+
+    snap = objects.Snapshot(
+        volumes.ctx, volume_id=vol.id, volume_size=vol.size, status="creating",
+        project_id=volumes.ctx.project_id, user_id=volumes.ctx.user_id, display_name="snap")
+    snap.create()
+    return snap
+
+
+def test_snapshots_are_full_copies_by_jobs(volumes, cluster, ctl, manager):
+    from cinder_sharedlvm_driver import driver as sl_driver
+
+    assert sl_driver.SNAPSHOTS_SUPPORTED
+    vol = volumes.new(size=1)
+    snap = _snapshot(volumes, vol)
+    lv = manager.driver.snapshot_lv_name(snap)
+    assert lv == f"_snapshot-{snap.id}", "LVM's reserved 'snapshot' prefix is escaped"
+    manager.driver.create_snapshot(snap)
+    assert ctl("get_volume", vg=VG, name=lv)["size_bytes"] == GiB
+    (job,) = [j for j in ctl("list_jobs")["jobs"] if j["target"] == lv]
+    assert job["kind"] == "copy" and job["source"] == vol.name and job["state"] == "succeeded"
+    assert active_on(ctl, vol) == {}, "the source is released after the copy"
+
+    # A volume from the snapshot, larger than it.
+    restored = volumes.new(size=2, create=False)
+    manager.driver.create_volume_from_snapshot(restored, snap)
+    assert ctl("get_volume", vg=VG, name=restored.name)["size_bytes"] == 2 * GiB
+
+    # Deleting it: gone under its name at once (the wipe job clears it), and again is a no-op.
+    manager.driver.delete_snapshot(snap)
+    with pytest.raises(sl_exc.LVNotFound):
+        ctl("get_volume", vg=VG, name=lv)
+    manager.driver.delete_snapshot(snap)
+    for v in (vol, restored):
+        manager.driver.delete_volume(v)
+
+
+def test_snapshot_of_an_attached_volume_is_refused_clearly(volumes, cluster, ctl, manager):
+    vol = volumes.new(size=1)
+    att, _ = volumes.attach(vol, cluster.host_a)
+    snap = _snapshot(volumes, vol)
+    with pytest.raises(sl_exc.SharedLVMError, match="attached"):
+        manager.driver.create_snapshot(snap)
+    with pytest.raises(sl_exc.LVNotFound):
+        ctl("get_volume", vg=VG, name=manager.driver.snapshot_lv_name(snap))
+    volumes.detach(vol, att)
+    manager.driver.delete_volume(vol)
+
+
+class _JobScript:
+    """The controller's side of a clone, scripted: copy_volume's job, then one answer per
+    job_info call (a state, or an exception to raise); cancel_job calls are recorded."""
+
+    def __init__(self, answers: list[Any]) -> None:
+        self.answers = answers
+        self.polls = 0
+        self.cancelled: list[tuple[str, str | None]] = []
+
+    def job(self, state: str, error: dict | None = None) -> dict:
+        return {"id": "job-1", "host": "host-x", "kind": "copy", "state": state, "done_bytes": 0,
+                "total_bytes": GiB, "error": error}
+
+    def install(self, monkeypatch, client) -> None:
+        monkeypatch.setattr(client, "copy_volume", lambda *a, **k: {"host": "host-x", "job": self.job("queued")})
+
+        def job_info(job_id, *, what, host=None):
+            assert (job_id, host) == ("job-1", "host-x")  # asked where the job runs
+            answer = self.answers[min(self.polls, len(self.answers) - 1)]
+            self.polls += 1
+            if isinstance(answer, Exception):
+                raise answer
+            return answer
+
+        monkeypatch.setattr(client, "job_info", job_info)
+        monkeypatch.setattr(client, "cancel_job",
+                            lambda job_id, *, what, host=None: self.cancelled.append((job_id, host)))
+
+
+def test_clone_job_failure_maps_its_error_and_outlasts_a_missing_agent(manager, volumes, monkeypatch):
+    script = _JobScript([])
+    script.answers = [
+        sl_exc.AgentUnavailable(data="agent away", aos_code="agent_unavailable"),
+        script.job("running"),
+        script.job("failed", {"code": "insufficient_space", "message": "VG full"}),
+    ]
+    script.install(monkeypatch, manager.driver.client)
+    src, clone = volumes.new(size=1, create=False), volumes.new(size=1, create=False)
+    with pytest.raises(sl_exc.InsufficientSpace, match="job job-1 on host-x failed: VG full"):
+        manager.driver.create_cloned_volume(clone, src)
+    assert script.polls == 3 and script.cancelled == []
+    cancelled = _JobScript([])
+    cancelled.answers = [cancelled.job("cancelled")]
+    cancelled.install(monkeypatch, manager.driver.client)
+    with pytest.raises(sl_exc.SharedLVMError, match="cancelled"):
+        manager.driver.create_cloned_volume(clone, src)
+
+
+def test_clone_job_past_agent_copy_timeout_is_cancelled(manager, volumes, monkeypatch, cinder_env):
+    script = _JobScript([])
+    script.answers = [script.job("running")]
+    script.install(monkeypatch, manager.driver.client)
+    cinder_env.CONF.set_override("agent_copy_timeout", 1, group=BACKEND)
+    try:
+        with pytest.raises(sl_exc.BackendTimeout, match="agent_copy_timeout"):
+            manager.driver.create_cloned_volume(volumes.new(size=1, create=False),
+                                                volumes.new(size=1, create=False))
+    finally:
+        cinder_env.CONF.clear_override("agent_copy_timeout", group=BACKEND)
+    assert script.cancelled == [("job-1", "host-x")] and script.polls >= 1
+
+
+def test_stats_report_wiping_capacity(manager, ctl):
+    (pool,) = manager.driver.get_volume_stats(refresh=True)["pools"]
+    wiping = ctl("pool_stats", vg=VG)["wiping_bytes"]
+    assert pool["wiping_capacity_gb"] == round(wiping / GiB, 2)
 
 
 # ---- failures ----------------------------------------------------------------------------------

@@ -100,7 +100,7 @@ SIZE_BAD: tuple[Json, ...] = (
 )
 MODE_BAD: tuple[Json, ...] = ("ex", "", "EXCLUSIVE", "exclusive ", "shared\u0000", "sh", 1, True, [], {}, "x" * 10240)
 BOOL_BAD: tuple[Json, ...] = ("yes", "true", 1, 0, "1", [], {}, 2**64)
-CLEAR_BAD: tuple[Json, ...] = ("shred", "", "ZERO", "zero\u0000", 1, True, [], {})
+CLEAR_BAD: tuple[Json, ...] = ("wipe", "SHRED", "", "ZERO", "zero\u0000", 1, True, [], {})
 CLEAR_MB_BAD: tuple[Json, ...] = (-1, "1", 1.5, 1e300, 2**64, 2**63, True, [], {})
 HOST_BAD: tuple[Json, ...] = ("", "a b", "x" * 300, "\u0000", "h\u00e9", 5, True, [], {}, "x" * 10240)
 BAD_VALUES: dict[str, tuple[Json, ...]] = {
@@ -170,6 +170,11 @@ def envelope(inner: Json, version: Json = "2.0") -> bytes:
     return dumps({"oslo.version": version, "oslo.message": text}).encode()
 
 
+# JSON's whitespace only (regex `\s` also takes form feed and vertical tab, which a server's
+# scan rightly does not skip: CI seed 2360828708 put a form feed before a msg id's quote).
+JSON_SPACE = rb"[ \t\r\n]*"
+
+
 def names_reply(body: bytes, msg_id: str, reply_queue: str) -> bool:
     """True when a tolerant scan of `body` finds this msg id and reply queue as oslo keys."""
     return has_key(body, b"_msg_id", msg_id) and has_key(body, b"_reply_q", reply_queue)
@@ -216,14 +221,14 @@ def names_reply_once(body: bytes, msg_id: str, reply_queue: str) -> bool:
         return target == (msg_id, reply_queue)
 
     def count(key: bytes) -> int:
-        return len(re.findall(rb'\\?"' + re.escape(key) + rb'\\?"\s*:', body))
+        return len(re.findall(rb'\\?"' + re.escape(key) + rb'\\?"' + JSON_SPACE + b":", body))
     return count(b"_msg_id") == 1 and count(b"_reply_q") == 1 and names_reply(body, msg_id, reply_queue)
 
 
 def has_key(body: bytes, key: bytes, value: str) -> bool:
     """`"key": "value"` somewhere in body, also with the escaped quotes of an inner string."""
     needle = value.encode() + b'\\"'  # value then its closing quote, escaped …
-    key_before = re.compile(rb'\\?"' + re.escape(key) + rb'\\?"\s*:\s*\\?"$')
+    key_before = re.compile(rb'\\?"' + re.escape(key) + rb'\\?"' + JSON_SPACE + b":" + JSON_SPACE + rb'\\?"$')
     for closing in (needle, value.encode() + b'"'):  # … or plain
         start = 0
         while (i := body.find(closing, start)) >= 0:

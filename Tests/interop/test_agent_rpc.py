@@ -181,7 +181,7 @@ BAD_CALLS: list[tuple[str, dict[str, Any], str]] = [
     ("create_lv", {"vg": "--help", "name": "ok", "size_gb": 1}, "InvalidArgument"),
     ("activate_lv", {"vg": VG, "name": "ok", "mode": "ex"}, "InvalidArgument"),
     ("activate_lv", {"vg": VG, "name": ["ok"]}, "InvalidArgument"),
-    ("delete_lv", {"vg": VG, "name": "ok", "volume_clear": "shred"}, "InvalidArgument"),
+    ("delete_lv", {"vg": VG, "name": "ok", "volume_clear": "wipe"}, "InvalidArgument"),
     ("extend_lv", {"vg": VG, "name": "ok", "size_gb": 2, "shared_update": "yes"}, "InvalidArgument"),
     ("list_lvs", {}, "InvalidArgument"),
     ("health", {"verbose": True}, "InvalidArgument"),

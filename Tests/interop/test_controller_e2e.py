@@ -10,6 +10,7 @@ Nothing sleeps to synchronise: tests wait for output lines or poll a condition w
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import time
@@ -352,3 +353,140 @@ def test_aosctl_json_output_and_exit_codes(cluster, ctl):
     # Human output: a table on stdout.
     r = cluster.aosctl("agents")
     assert r.returncode == 0 and r.stdout.startswith("HOST") and a in r.stdout
+
+
+# ---- jobs (issue 13) ----------------------------------------------------------------------
+
+
+def test_copy_and_wipe_jobs_end_to_end(cluster, ctl):
+    """copy_volume → job_info until succeeded; delete_volume's wipe job; list_jobs; aosctl jobs."""
+    a, b = cluster.host_a, cluster.host_b
+    wait_alive(ctl, a, b)
+    finished = ("succeeded", "failed", "cancelled")
+
+    def wait_job(job_id: str, **kw: Any) -> dict:
+        return wait_for(lambda: (j := ctl("job_info", id=job_id, **kw))["state"] in finished and j,
+                        timeout=90, what=f"job {job_id} finished")
+
+    ctl("create_volume", vg=VG, name="volume-src", size_gb=1)
+    ctl("activate_volume", vg=VG, name="volume-src", host=b, mode="exclusive")
+    # Only the exclusive holder can read the source: the copy runs there.
+    r = ctl("copy_volume", vg=VG, source="volume-src", target="volume-dst", verify=True)
+    assert r["host"] == b and r["changed"] is True, r
+    job = r["job"]
+    assert job["kind"] == "copy" and job["source"] == "volume-src" and job["target"] == "volume-dst"
+    assert job["host"] == b and job["verify"] is True
+    # Another host is refused while b holds the source exclusively, before any agent is asked.
+    err = remote_error(lambda: ctl("copy_volume", vg=VG, source="volume-src", target="volume-x", host=a))
+    assert err.exc_type == "LockedByOtherHost" and b in err.value
+
+    done = wait_job(job["id"])
+    assert done["state"] == "succeeded", done
+    print(f"copy job: {done['total_bytes']} bytes in {done['finished_at'] - done['started_at']:.3f} s "
+          f"(queued {done['started_at'] - done['created_at']:.3f} s), verify={done['verify']}")
+    assert done["done_bytes"] == done["total_bytes"] == GiB and done["checksum"]
+    assert ctl("job_info", id=job["id"], host=b)["id"] == job["id"]
+    dst = ctl("get_volume", vg=VG, name="volume-dst")
+    assert dst["size_bytes"] == GiB and dst["active_on"] == []
+    assert all(not v["name"].startswith("aos-") for v in ctl("list_volumes", vg=VG)["volumes"])
+    # The same request again: the same job, nothing new.
+    again = ctl("copy_volume", vg=VG, source="volume-src", target="volume-dst", verify=True)
+    assert again["changed"] is False and again["job"]["id"] == job["id"]
+    assert remote_error(lambda: ctl("job_info", id="no-such-job")).exc_type == "NotFound"
+
+    # A delete that wipes: the volume is gone at once, the wipe is a job.
+    d = ctl("delete_volume", vg=VG, name="volume-dst", volume_clear="zero")
+    wipe = d["job"]
+    assert d["changed"] is True and wipe["kind"] == "wipe" and wipe["source"] == "volume-dst", d
+    assert wipe["target"].startswith("aos-wipe-")
+    assert remote_error(lambda: ctl("get_volume", vg=VG, name="volume-dst")).exc_type == "NotFound"
+    assert wait_job(wipe["id"])["state"] == "succeeded"
+
+    jobs = ctl("list_jobs")
+    ids = [j["id"] for j in jobs["jobs"]]
+    assert job["id"] in ids and wipe["id"] in ids
+    created = [j["created_at"] for j in jobs["jobs"]]
+    assert created == sorted(created, reverse=True)
+    assert {a, b} <= set(jobs["hosts"]) and jobs["unreachable"] == {}
+    stats = ctl("pool_stats", vg=VG)
+    assert stats["wiping_lv_count"] == 0 and stats["wiping_bytes"] == 0 and "warnings" in stats
+
+    # aosctl: list, show by a short id, wait, copy --wait, and the exit statuses.
+    def run(*args: str, code: int = 0, timeout: float = 90) -> Any:
+        p = cluster.aosctl("--json", *args, timeout=timeout)
+        assert p.returncode == code, f"aosctl {' '.join(args)}: exit {p.returncode}\n{p.stdout}\n{p.stderr}"
+        return json.loads(p.stdout) if p.stdout.strip() else None
+
+    assert job["id"] in [j["id"] for j in run("jobs", "list")["jobs"]]
+    assert run("jobs", "show", job["id"][:8])["id"] == job["id"]
+    assert run("jobs", "wait", wipe["id"])["state"] == "succeeded"
+    assert run("jobs", "show", "no-such-job", code=3)["error"]["code"] == "not_found"
+    copied = run("volume", "copy", "volume-src", "volume-big", "--size-gb", "2", "--wait")
+    assert copied["job"]["state"] == "succeeded" and copied["host"] == b
+    assert ctl("get_volume", vg=VG, name="volume-big")["size_bytes"] == 2 * GiB
+    ctl("create_volume", vg=VG, name="volume-other", size_gb=1)
+    err = run("volume", "copy", "volume-src", "volume-other", code=4)["error"]
+    assert err["code"] == "already_exists"
+    table = cluster.aosctl("jobs", "list")
+    assert table.returncode == 0 and table.stdout.startswith("ID") and "volume-src -> volume-big" in table.stdout
+    human = cluster.aosctl("volume", "delete", "volume-big", "--volume-clear", "zero")
+    assert human.returncode == 0 and "wiped by job" in human.stdout, human.stdout
+
+
+def test_aosctl_jobs_wait_timeout_progress_and_cancel(spawn, amqp_url, tmp_path, swift_bin, ctl):
+    """A rate-limited copy (8 MiB/s: a 1 GiB copy takes minutes): `jobs wait --timeout` gives up
+    with exit 6 while it runs (drawing a progress bar on a terminal), `jobs cancel` stops it,
+    `jobs wait` then exits 1 with `cancelled`, and nothing of the target is left."""
+    import os
+    import pty
+
+    cluster = Cluster(spawn, amqp_url, tmp_path, swift_bin)
+    for host, host_id in ((cluster.host_a, 1), (cluster.host_b, 2)):
+        cluster.agents[host] = start_sim_agent(
+            spawn, cluster.conf, cluster.tmp, host, host_id, VG,
+            "--set", f"DEFAULT.transport_url={amqp_url}", "--set", f"agent.volume_copy_bps_limit={8 << 20}")
+    cluster.start_controller()
+    wait_alive(ctl, cluster.host_a, cluster.host_b)
+    ctl("create_volume", vg=VG, name="volume-s", size_gb=1)
+
+    def run(*args: str, code: int = 0) -> Any:
+        p = cluster.aosctl("--json", *args, timeout=60)
+        assert p.returncode == code, f"aosctl {' '.join(args)}: exit {p.returncode}\n{p.stdout}\n{p.stderr}"
+        return json.loads(p.stdout) if p.stdout.strip() else None
+
+    started = run("volume", "copy", "volume-s", "volume-t")
+    job_id = started["job"]["id"]
+    assert started["job"]["state"] in ("queued", "running")
+
+    # stderr on a terminal: the progress bar is drawn there; stdout stays one JSON document.
+    master, slave = pty.openpty()
+    p = subprocess.Popen([str(swift_bin / "aosctl"), "--config", str(cluster.conf), "--url", amqp_url,
+                          "--json", "--timeout", "3", "jobs", "wait", job_id],
+                         stdout=subprocess.PIPE, stderr=slave, text=True)
+    os.close(slave)
+    out, _ = p.communicate(timeout=60)
+    bar = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: the terminal's other end is closed
+            break
+        if not chunk:
+            break
+        bar += chunk
+    os.close(master)
+    assert p.returncode == 6, (out, bar)
+    assert json.loads(out)["error"]["code"] == "timed_out"
+    drawn = re.findall(rb"\rcopy [0-9a-f]{8} \[[#.]{30}\] \d+% \w+", bar)
+    assert drawn, bar
+    print("progress bar:", drawn[-1].decode().replace("\r", ""))
+
+    table = cluster.aosctl("jobs", "list")
+    assert table.returncode == 0 and "volume-s -> volume-t" in table.stdout, table.stdout
+    print(table.stdout)
+    cancelled = run("jobs", "cancel", job_id[:8])
+    assert cancelled["id"] == job_id and cancelled["cancel_requested"] is True
+    final = run("jobs", "wait", job_id, code=1)
+    assert final["state"] == "cancelled" and final["id"] == job_id
+    assert remote_error(lambda: ctl("get_volume", vg=VG, name="volume-t")).exc_type == "NotFound"
+    assert [v["name"] for v in ctl("list_volumes", vg=VG)["volumes"]] == ["volume-s"]

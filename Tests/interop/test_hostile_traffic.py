@@ -477,8 +477,15 @@ def agent_surface(n: Names) -> Surface:
         ("activate_lv", {"vg": VG, "name": lv["off1"], "mode": "shared"}),
         ("extend_lv", {"vg": VG, "name": lv["off1"], "size_gb": 2}),
         ("recover", {"vg": VG, "step": "deactivate"}), ("start_lockspace", {"vg": VG}),
+        ("copy_lv", {"vg": VG, "source": lv["off2"], "target": f"volume-copy-{n.tag}"}),
     )
     specs = (
+        *(ArgSpec("copy_lv", {"vg": VG, "source": lv["off2"], "target": f"volume-copy-{n.tag}"}, a, k)
+          for a, k in (("source", "name"), ("target", "name"), ("vg", "vg"))),
+        ArgSpec("copy_lv", {"vg": VG, "source": lv["off2"], "target": f"volume-copy-{n.tag}", "size_bytes": 1 << 30},
+                "size_bytes", "size"),
+        ArgSpec("copy_lv", {"vg": VG, "source": lv["off2"], "target": f"volume-copy-{n.tag}", "verify": True},
+                "verify", "bool"),
         *(ArgSpec("create_lv", {"vg": VG, "name": new, "size_gb": 1}, a, k)
           for a, k in (("name", "name"), ("vg", "vg"), ("size_gb", "size"))),
         ArgSpec("create_lv", {"vg": VG, "name": new, "size_bytes": 1 << 30}, "size_bytes", "size"),
@@ -503,11 +510,13 @@ def agent_surface(n: Names) -> Surface:
                 Route("topic", "openstack", "aos-agent"),
                 Route("fanout", "aos-agent_fanout", "aos-agent")),
         read_calls=(("health", {}), ("list_lvs", {"vg": VG}), ("vg_info", {"vg": VG}), ("lock_status", {}),
-                    ("lv_info", {"vg": VG, "name": lv["ex_a"]}), ("lv_info", {"vg": VG, "name": lv["off1"]})),
+                    ("lv_info", {"vg": VG, "name": lv["ex_a"]}), ("lv_info", {"vg": VG, "name": lv["off1"]}),
+                    ("list_jobs", {})),
         mutating_calls=mutating,
         arg_specs=specs,
         absent_calls=(("deactivate_lv", {"vg": VG, "name": absent}), ("delete_lv", {"vg": VG, "name": absent}),
-                      ("lv_info", {"vg": VG, "name": absent})),
+                      ("lv_info", {"vg": VG, "name": absent}), ("job_info", {"id": absent}),
+                      ("cancel_job", {"id": absent})),
         foreign_queues=("aos-controller", "aos-agent", f"aos-agent.{n.host_b}", f"aos-agent.{n.host_a}"),
         no_mutation_routes=("topic", "fanout"),
     )

@@ -40,6 +40,13 @@ extension AgentService {
         }) {
             return CopyLVResult(host: host, job: jobs.info(same), changed: false)
         }
+        let pending = jobs.all.filter { $0.kind == .copy && !$0.isOver }.count
+        guard pending < jobs.limits.maxPendingCopies else {
+            throw ServiceError(
+                .busy,
+                "the agent on host \(host) has \(pending) copies queued or running (at most \(jobs.limits.maxPendingCopies)); try again later",
+                details: ["host": .string(host), "pending_copies": .int(Int64(pending))])
+        }
         let from = try await lvm("copy_lv", vg, source.name) { () async throws(LVMError) in
             try await backend.lvInfo(vg: vg, name: source.name)
         }

@@ -20,6 +20,9 @@ final class JobRunner: Sendable {
         /// Finished jobs kept for `list_jobs`.
         var keepFinished = 200
         var keepFinishedSeconds: Double = 7 * 86_400
+        /// Unfinished copies at most (each holds an LV of the VG); more are refused `busy`.
+        /// Wipes are not capped: each one is a delete that already happened.
+        var maxPendingCopies = 64
     }
 
     struct State {

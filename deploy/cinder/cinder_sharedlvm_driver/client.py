@@ -219,3 +219,15 @@ class ControllerClient:
 
     def list_agents(self, *, what: str) -> dict:
         return self.call("list_agents", what=what, query=True)
+
+    def copy_volume(self, source: str, target: str, *, what: str, size_gb: int | None = None,
+                    verify: bool | None = None) -> dict:
+        """Starts the copy as a job on an agent that can read `source`; returns at once."""
+        return self.call("copy_volume", what=what, vg=self.vg, source=source, target=target,
+                         size_gb=int(size_gb) if size_gb is not None else None, verify=verify)
+
+    def job_info(self, job_id: str, *, what: str, host: str | None = None) -> dict:
+        return self.call("job_info", what=what, query=True, id=job_id, host=host)
+
+    def cancel_job(self, job_id: str, *, what: str, host: str | None = None) -> dict:
+        return self.call("cancel_job", what=what, id=job_id, host=host)

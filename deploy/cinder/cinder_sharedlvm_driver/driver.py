@@ -12,8 +12,10 @@ controller sends each request to the aos-agent of the right host:
   the connection is `{'driver_volume_type': 'local', 'data': {'device_path': ...}}`;
 * detach (`terminate_connection`): deactivate on that host unless another attachment there
   still uses it, and give exclusivity back to the one host left;
-* image and clone copies: activate on this cinder-volume host's own agent, copy with Cinder's
-  helpers, deactivate (also on failure).
+* image copies: activate on this cinder-volume host's own agent, copy with Cinder's helpers,
+  deactivate (also on failure);
+* clones: a copy job on the agent of a host that can read the source (controller's
+  copy_volume), followed until it is finished.
 
 See docs/cinder.md.
 """
@@ -21,6 +23,7 @@ See docs/cinder.md.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -31,7 +34,7 @@ from cinder.volume.drivers import lvm as lvm_driver
 from oslo_concurrency import lockutils
 from oslo_config import cfg
 from oslo_log import log as logging
-from oslo_utils import excutils, units
+from oslo_utils import units
 
 from cinder_sharedlvm_driver import client as sl_client
 from cinder_sharedlvm_driver import exception as sl_exc
@@ -42,8 +45,15 @@ LOG = logging.getLogger(__name__)
 CONF = cfg.CONF
 CONF.register_opts(sharedlvm_opts, group=configuration.SHARED_CONF_GROUP)
 
+# Snapshots are full copies made by agent copy jobs (detached volumes only, for now).
+SNAPSHOTS_SUPPORTED = True
+
 EXCLUSIVE = "exclusive"
 SHARED = "shared"
+
+# Job states after which nothing more happens (a failed wipe with next_attempt_at is retried,
+# but the driver only waits for copies, which are not).
+_FINAL_JOB_STATES = ("succeeded", "failed", "cancelled")
 
 # Attachment states that no longer use the volume on their host.
 _GONE_ATTACH_STATES = ("detached", "error_attaching", "deleted")
@@ -87,6 +97,7 @@ class SharedLVMDriver(driver.VolumeDriver):
         self.vg_name = self.configuration.volume_group
         self._client: sl_client.ControllerClient | None = None
         self._stats: dict[str, Any] = {}
+        self._warned: set[str] = set()
 
     @classmethod
     def get_driver_options(cls) -> list:
@@ -209,8 +220,10 @@ class SharedLVMDriver(driver.VolumeDriver):
             name, what=f"delete volume {_get(volume, 'id')} ({self.vg_name}/{name})",
             volume_clear=clear,
             volume_clear_size_mb=self.configuration.volume_clear_size if clear != "none" else None)
-        LOG.info("Deleted %(vg)s/%(lv)s (changed=%(changed)s, volume_clear=%(clear)s)",
-                 {"vg": self.vg_name, "lv": name, "changed": r.get("changed"), "clear": clear})
+        job = r.get("job") or {}
+        LOG.info("Deleted %(vg)s/%(lv)s (changed=%(changed)s, volume_clear=%(clear)s%(wipe)s)",
+                 {"vg": self.vg_name, "lv": name, "changed": r.get("changed"), "clear": clear,
+                  "wipe": f"; wiped by job {job.get('id')} on {job.get('host')}" if job else ""})
 
     def extend_volume(self, volume: Any, new_size: int) -> None:
         name = _get(volume, "name")
@@ -231,17 +244,65 @@ class SharedLVMDriver(driver.VolumeDriver):
     def remove_export(self, context: Any, volume: Any) -> None:
         return None
 
+    # ---- snapshots -------------------------------------------------------------------------
+    #
+    # A snapshot is an independent LV holding a full copy of its volume (a copy-on-write
+    # snapshot would tie the origin's lock to exclusive mode for as long as it exists). The copy
+    # is an agent copy job, like a clone; it is a point-in-time copy because the volume is
+    # detached while it runs (its source is held shared by the job, so an attach waits for it).
+    # Snapshots of attached volumes need a short-lived COW snapshot on the holder, which is not
+    # built yet: they are refused with a clear error.
+
+    @staticmethod
+    def snapshot_lv_name(snapshot: Any) -> str:
+        """Cinder's `snapshot-<id>` with LVM's reserved `snapshot` prefix escaped (as Cinder's
+        LVM driver does): `_snapshot-<id>`."""
+        name = _get(snapshot, "name")
+        return f"_{name}" if name.startswith("snapshot") else name
+
     def create_snapshot(self, snapshot: Any) -> None:
-        raise sl_exc.SharedLVMError(
-            data="Snapshots are not supported by the shared LVM backend (lvmlockd cannot "
-                 "snapshot an LV that other hosts may activate); use volume clones.",
-            aos_code="not_supported")
+        volume = _get(snapshot, "volume")
+        src = _get(volume, "name") if volume is not None else f"volume-{_get(snapshot, 'volume_id')}"
+        name = self.snapshot_lv_name(snapshot)
+        what = (f"snapshot volume {_get(snapshot, 'volume_id')} as {_get(snapshot, 'id')} "
+                f"({self.vg_name}/{src} -> {self.vg_name}/{name})")
+        state = self.client.get_volume(src, what=what)
+        holders = self._active_on(state)
+        if holders:
+            raise sl_exc.SharedLVMError(
+                data=f"Cannot {what}: the volume is attached (active on "
+                     f"{', '.join(f'{h} ({m})' for h, m in sorted(holders.items()))}); snapshots of "
+                     f"attached volumes are not supported yet by the shared LVM backend: detach it, "
+                     f"or clone it", aos_code="busy")
+        self._copy(src, name, size_gb=_get(snapshot, "volume_size"), what=what)
 
     def create_volume_from_snapshot(self, volume: Any, snapshot: Any) -> None:
-        self.create_snapshot(snapshot)
+        name = _get(volume, "name")
+        src = self.snapshot_lv_name(snapshot)
+        what = (f"create volume {_get(volume, 'id')} from snapshot {_get(snapshot, 'id')} "
+                f"({self.vg_name}/{src} -> {self.vg_name}/{name})")
+        self._copy(src, name, size_gb=_get(volume, "size"), what=what)
 
     def delete_snapshot(self, snapshot: Any) -> None:
-        return None  # none can exist
+        name = self.snapshot_lv_name(snapshot)
+        clear = self.configuration.volume_clear
+        r = self.client.delete_volume(
+            name, what=f"delete snapshot {_get(snapshot, 'id')} ({self.vg_name}/{name})",
+            volume_clear=clear,
+            volume_clear_size_mb=self.configuration.volume_clear_size if clear != "none" else None)
+        LOG.info("Deleted snapshot %(vg)s/%(lv)s (changed=%(changed)s)",
+                 {"vg": self.vg_name, "lv": name, "changed": r.get("changed")})
+
+    def _copy(self, src: str, name: str, *, size_gb: Any, what: str) -> dict:
+        """A copy job from `src` into the new LV `name`, followed until it is finished."""
+        r = self.client.copy_volume(src, name, size_gb=size_gb, what=what)
+        job = r.get("job") or {}
+        LOG.info("%(what)s runs as job %(job)s on %(host)s",
+                 {"what": what[:1].upper() + what[1:], "job": job.get("id"), "host": r.get("host")})
+        job = self._wait_for_job(job, what=what)
+        LOG.info("Done: %(what)s (%(bytes)s bytes, job %(job)s on %(host)s)",
+                 {"what": what, "bytes": job.get("done_bytes"), "job": job.get("id"), "host": job.get("host")})
+        return job
 
     # ---- stats -----------------------------------------------------------------------------
 
@@ -264,6 +325,7 @@ class SharedLVMDriver(driver.VolumeDriver):
             "thick_provisioning_support": True,
             "max_over_subscription_ratio": 1.0,
             "total_volumes": 0,
+            "wiping_capacity_gb": 0,
             "multiattach": True,
             "backend_state": "down",
             "filter_function": self.get_filter_function(),
@@ -278,9 +340,16 @@ class SharedLVMDriver(driver.VolumeDriver):
             if s.get("available", True):
                 total = round(float(s.get("total_capacity_gb", 0)), 2)
                 free = round(float(s.get("free_capacity_gb", 0)), 2)
+                # Deleted volumes waiting for their wipe: used (not in free), shown apart.
+                wiping = round(float(s.get("wiping_bytes", 0)) / units.Gi, 2)
                 pool.update(total_capacity_gb=total, free_capacity_gb=free,
                             provisioned_capacity_gb=round(total - free, 2),
-                            total_volumes=int(s.get("lv_count", 0)), backend_state="up")
+                            total_volumes=int(s.get("lv_count", 0)), backend_state="up",
+                            wiping_capacity_gb=wiping)
+                for warning in s.get("warnings") or []:
+                    if warning not in self._warned:
+                        self._warned.add(warning)
+                        LOG.warning("Volume group %(vg)s: %(w)s", {"vg": self.vg_name, "w": warning})
             else:
                 LOG.warning("Volume group %(vg)s unavailable: %(err)s",
                             {"vg": self.vg_name, "err": (s.get("error") or {}).get("message")})
@@ -472,21 +541,52 @@ class SharedLVMDriver(driver.VolumeDriver):
             volume_utils.upload_volume(context, image_service, image_meta, path, volume)
 
     def create_cloned_volume(self, volume: Any, src_vref: Any) -> None:
+        """The copy runs as a job on an aos-agent that can read the source (aos-controller's
+        copy_volume): no data passes through this host, and the target carries its name only
+        once the copy is complete. The driver polls the job until it is finished."""
         src_name = _get(src_vref, "name")
-        self.create_volume(volume)
-        try:
-            purpose = f"clone volume {_get(src_vref, 'id')} to {_get(volume, 'id')}"
-            with self._activated_here(src_vref, purpose=purpose, share_ok=True) as src_path, \
-                    self._activated_here(volume, purpose=purpose, share_ok=False) as dst_path:
-                volume_utils.copy_volume(src_path, dst_path, _get(src_vref, "size") * units.Ki,
-                                         self.configuration.volume_dd_blocksize,
-                                         execute=self._execute, sparse=False)
-        except Exception:
-            with excutils.save_and_reraise_exception():
-                LOG.error("Clone of %(src)s into %(dst)s failed; removing %(dst)s",
-                          {"src": src_name, "dst": _get(volume, "name")})
+        name = _get(volume, "name")
+        what = (f"clone volume {_get(src_vref, 'id')} into {_get(volume, 'id')} "
+                f"({self.vg_name}/{src_name} -> {self.vg_name}/{name})")
+        self._copy(src_name, name, size_gb=_get(volume, "size"), what=what)
+
+    def _wait_for_job(self, job: dict, *, what: str) -> dict:
+        """Polls `job_info` until the job succeeded (its last state is returned) or failed,
+        was cancelled or `agent_copy_timeout` passed (the job is cancelled then): raises the
+        exception of the job's error code. A controller or agent that is briefly away does
+        not end the wait."""
+        job_id = job.get("id")
+        host = job.get("host")
+        if not job_id:
+            raise sl_exc.SharedLVMError(data=f"Cannot {what}: aos-controller returned no job",
+                                        aos_code="internal")
+        timeout = float(self.configuration.safe_get("agent_copy_timeout") or 86400)
+        deadline = time.monotonic() + timeout
+        interval = 0.2
+        while job.get("state") not in _FINAL_JOB_STATES:
+            if time.monotonic() >= deadline:
                 try:
-                    self.client.delete_volume(_get(volume, "name"),
-                                              what=f"remove the failed clone {_get(volume, 'id')}")
+                    self.client.cancel_job(job_id, host=host, what=f"cancel job {job_id} of {what}")
                 except sl_exc.SharedLVMError:
-                    LOG.exception("Could not remove the failed clone %s", _get(volume, "name"))
+                    LOG.exception("Could not cancel job %(job)s on %(host)s; cancel it with "
+                                  "'aosctl jobs cancel %(job)s'", {"job": job_id, "host": host})
+                raise sl_exc.BackendTimeout(
+                    data=f"Cannot {what}: job {job_id} on {host} did not finish within "
+                         f"{timeout:.0f} s (agent_copy_timeout; it was {job.get('state')}, "
+                         f"{job.get('done_bytes')} of {job.get('total_bytes')} bytes); it was "
+                         f"cancelled", aos_code="timed_out")
+            time.sleep(min(interval, max(0.0, deadline - time.monotonic())))
+            interval = min(interval * 2, 5.0)
+            try:
+                job = self.client.job_info(job_id, host=host, what=f"follow job {job_id} of {what}")
+            except (sl_exc.AgentUnavailable, sl_exc.ControllerUnreachable,
+                    sl_exc.BackendTimeout) as e:
+                LOG.warning("Job %(job)s: no answer this time (%(err)s); still waiting",
+                            {"job": job_id, "err": e})
+        if job.get("state") == "succeeded":
+            return job
+        err = job.get("error") or {}
+        code = err.get("code") or ("cancelled" if job.get("state") == "cancelled" else "internal")
+        cls = sl_exc.CODE_TO_EXCEPTION.get(code, sl_exc.SharedLVMError)
+        raise cls(data=f"Cannot {what}: job {job_id} on {host} {job.get('state')}: "
+                       f"{err.get('message') or 'no error reported'} [{code}]", aos_code=code)

@@ -37,6 +37,14 @@ sharedlvm_opts = [
                min=1,
                help='Seconds to wait for read-only requests (pool stats for the scheduler, '
                     'the setup check, volume lookups); capped by agent_response_timeout.'),
+    cfg.IntOpt('agent_copy_timeout',
+               default=86400,
+               min=1,
+               help='Seconds a clone (create_cloned_volume) may take: the copy runs as a job on '
+                    'an aos-agent (aos-controller copy_volume) and the driver polls it until it '
+                    'succeeded or failed. When this passes first, the job is cancelled and the '
+                    'clone fails. Count the time the copy may wait behind other jobs and the '
+                    'agents\' volume_copy_bps_limit.'),
     cfg.StrOpt('agent_signing_key_file',
                help='Ed25519 private key (base64, mode 0600) the driver signs its requests to '
                     'aos-controller with; its public key goes in [auth] driver_public_keys of '
@@ -52,7 +60,7 @@ sharedlvm_opts = [
                     'aos.conf). Not Cinder\'s control_exchange, which is "cinder".'),
     cfg.StrOpt('agent_cinder_host',
                help='Host name of the aos-agent on this cinder-volume node, used for image '
-                    'and clone copies. Default: the host part of this backend\'s host '
+                    'copies. Default: the host part of this backend\'s host '
                     '(host@backend), i.e. [DEFAULT] host or the system host name.'),
 ]
 
