@@ -232,7 +232,8 @@ public struct RealLVMBackend: LVMBackend {
         if fill == .zeroOffload {
             let argv = LVMCommands.zeroOut(device: device, offset: offset, length: length)
             let result = try await runLogged(argv, timeout: timeout)
-            if result.termination.isSuccess { return .zeroOffload }
+            // BLKZEROOUT succeeds on any device; only the queue limit says who wrote the zeros.
+            if result.termination.isSuccess { return BlockDeviceInfo.hasWriteZeroesOffload(device) == false ? .zeros : .zeroOffload }
             // No WRITE ZEROES / WRITE SAME on this device (or no blkdiscard): write them.
             logger.info(
                 "device cannot zero a range itself; writing zeros", metadata: ["device": "\(device)", "stderr": "\(result.stderr)"])
