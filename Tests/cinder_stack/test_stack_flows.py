@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+
 from conftest import BACKEND, TIMINGS, Stack, get_pools
 
 MULTIATTACH = f"{BACKEND}-multiattach"
