@@ -179,7 +179,6 @@ simulated_state_file = $DIR/simulated-vg.json
 simulated_vg_size_gb = 100
 announce_interval = 2
 pv_wait_timeout = 0
-volume_clear = none
 
 [aosctl]
 timeout = 30
@@ -252,7 +251,8 @@ run "The controller knows where the volume is active — lvm itself cannot tell 
 run "Grow it while shared: lvextend --lockopt shupdate on one host, refresh on the other." 0 -- volume extend $V --size 2G
 run "Detach from both hosts." 0 -- volume deactivate $V --host host-a
 run "" 0 -- volume deactivate $V --host host-b
-run "Delete it." 0 -- volume delete $V
+run "Delete it: gone under its name at once; a wipe job on an agent clears and removes the LV." 0 -- volume delete $V
+run "Jobs of every agent (aosctl jobs wait ID follows one)." 0 -- jobs list
 run "Capacity and lockspace health, as the Cinder scheduler sees them." 0 -- pool stats
 
 say ""

@@ -55,7 +55,7 @@ public enum AgentOptions {
         help:
             "libvirt URI (virsh -c) of this host's VMs, which lockspace recovery stops and starts again; empty: recovery leaves VMs alone.")
     public static let lvNamePattern = OptionSpec(
-        "agent", "lv_name_pattern", type: .list, default: .list(["volume-*"]),
+        "agent", "lv_name_pattern", type: .list, default: .list(["volume-*", "_snapshot-*"]),
         help:
             "The LVs this agent may change: shell globs (fnmatch: * ? [..]), comma-separated; an LV whose name matches none is refused (lv_not_managed) by create, extend, refresh, delete, activate and deactivate, and left alone by restore and recovery reactivation; read-only methods still see it. The default is what the Cinder driver creates (cinder's volume_name_template volume-%s); '*' manages every LV of the volume groups."
     )

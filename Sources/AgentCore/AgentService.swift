@@ -23,8 +23,9 @@ public struct LVNamePolicy: Sendable, Equatable, CustomStringConvertible {
 
     public init(_ patterns: [String]) { self.patterns = patterns }
 
-    /// What the Cinder driver creates: cinder's `volume_name_template` `volume-%s`.
-    public static let cinderDefault = LVNamePolicy(["volume-*"])
+    /// What the Cinder driver creates: cinder's `volume_name_template` `volume-%s`, and its
+    /// snapshots `snapshot-%s` with LVM's reserved prefix escaped (`_snapshot-%s`).
+    public static let cinderDefault = LVNamePolicy(["volume-*", "_snapshot-*"])
     /// Every LV of the served VGs (tests, or a VG that holds nothing else).
     public static let all = LVNamePolicy(["*"])
 

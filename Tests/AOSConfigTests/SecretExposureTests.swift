@@ -89,7 +89,7 @@ import Glibc
 
     @Test func lvNamePatternDefaultsToCindersNames() throws {
         let c = try AgentOptions.schema.load(iniText: nil)
-        #expect(AgentOptions.Settings(c).lvNamePatterns == ["volume-*"])
+        #expect(AgentOptions.Settings(c).lvNamePatterns == ["volume-*", "_snapshot-*"])
         let two = try AgentOptions.schema.load(iniText: "[agent]\nlv_name_pattern = volume-*, scratch-?\n")
         #expect(AgentOptions.Settings(two).lvNamePatterns == ["volume-*", "scratch-?"])
         #expect(

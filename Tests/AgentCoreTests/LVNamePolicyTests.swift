@@ -25,6 +25,7 @@ struct LVNamePolicyTests {
         #expect(!p.manages("lvmlock"))
         #expect(!p.manages("my-volume-1"))
         #expect(!p.manages("Volume-1"))
+        #expect(p.manages("_snapshot-0b0c6c5e") && !p.manages("snapshot-0b0c6c5e"), "Cinder's snapshots, escaped")
         let list = LVNamePolicy(["volume-*", "tmp-[0-9]?"])
         #expect(list.manages("tmp-1x") && !list.manages("tmp-x1") && !list.manages("tmp-1"))
         #expect(LVNamePolicy.all.manages("anything"))
@@ -42,9 +43,9 @@ struct LVNamePolicyTests {
         args["name"] = "scratch"
         let e = await expectError("lv_not_managed") { try await a.call(method, args) }
         #expect(e?.message.contains("vg1/scratch") == true, "\(String(describing: e))")
-        #expect(e?.message.contains("[agent] lv_name_pattern (volume-*)") == true, "\(String(describing: e))")
+        #expect(e?.message.contains("[agent] lv_name_pattern (volume-*, _snapshot-*)") == true, "\(String(describing: e))")
         #expect(e?.details["method"] == .string(method))
-        #expect(e?.details["patterns"] == ["volume-*"])
+        #expect(e?.details["patterns"] == ["volume-*", "_snapshot-*"])
         #expect(e?.details["option"] == "[agent] lv_name_pattern")
         #expect(e?.rpcFailure.className == "LvNotManaged")
         #expect(c.sim.calls(host: "host-a").isEmpty, "\(c.sim.calls(host: "host-a"))")

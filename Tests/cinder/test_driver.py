@@ -328,6 +328,56 @@ def test_create_cloned_volume_is_a_copy_job(volumes, cluster, ctl, manager, monk
         manager.driver.delete_volume(v)
 
 
+def _snapshot(volumes, vol):
+    from cinder import objects
+
+    snap = objects.Snapshot(
+        volumes.ctx, volume_id=vol.id, volume_size=vol.size, status="creating",
+        project_id=volumes.ctx.project_id, user_id=volumes.ctx.user_id, display_name="snap")
+    snap.create()
+    return snap
+
+
+def test_snapshots_are_full_copies_by_jobs(volumes, cluster, ctl, manager):
+    from cinder_sharedlvm_driver import driver as sl_driver
+
+    assert sl_driver.SNAPSHOTS_SUPPORTED
+    vol = volumes.new(size=1)
+    snap = _snapshot(volumes, vol)
+    lv = manager.driver.snapshot_lv_name(snap)
+    assert lv == f"_snapshot-{snap.id}", "LVM's reserved 'snapshot' prefix is escaped"
+    manager.driver.create_snapshot(snap)
+    assert ctl("get_volume", vg=VG, name=lv)["size_bytes"] == GiB
+    (job,) = [j for j in ctl("list_jobs")["jobs"] if j["target"] == lv]
+    assert job["kind"] == "copy" and job["source"] == vol.name and job["state"] == "succeeded"
+    assert active_on(ctl, vol) == {}, "the source is released after the copy"
+
+    # A volume from the snapshot, larger than it.
+    restored = volumes.new(size=2, create=False)
+    manager.driver.create_volume_from_snapshot(restored, snap)
+    assert ctl("get_volume", vg=VG, name=restored.name)["size_bytes"] == 2 * GiB
+
+    # Deleting it: gone under its name at once (the wipe job clears it), and again is a no-op.
+    manager.driver.delete_snapshot(snap)
+    with pytest.raises(sl_exc.LVNotFound):
+        ctl("get_volume", vg=VG, name=lv)
+    manager.driver.delete_snapshot(snap)
+    for v in (vol, restored):
+        manager.driver.delete_volume(v)
+
+
+def test_snapshot_of_an_attached_volume_is_refused_clearly(volumes, cluster, ctl, manager):
+    vol = volumes.new(size=1)
+    att, _ = volumes.attach(vol, cluster.host_a)
+    snap = _snapshot(volumes, vol)
+    with pytest.raises(sl_exc.SharedLVMError, match="attached"):
+        manager.driver.create_snapshot(snap)
+    with pytest.raises(sl_exc.LVNotFound):
+        ctl("get_volume", vg=VG, name=manager.driver.snapshot_lv_name(snap))
+    volumes.detach(vol, att)
+    manager.driver.delete_volume(vol)
+
+
 class _JobScript:
     """The controller's side of a clone, scripted: copy_volume's job, then one answer per
     job_info call (a state, or an exception to raise); cancel_job calls are recorded."""

@@ -45,6 +45,9 @@ LOG = logging.getLogger(__name__)
 CONF = cfg.CONF
 CONF.register_opts(sharedlvm_opts, group=configuration.SHARED_CONF_GROUP)
 
+# Snapshots are full copies made by agent copy jobs (detached volumes only, for now).
+SNAPSHOTS_SUPPORTED = True
+
 EXCLUSIVE = "exclusive"
 SHARED = "shared"
 
@@ -241,17 +244,65 @@ class SharedLVMDriver(driver.VolumeDriver):
     def remove_export(self, context: Any, volume: Any) -> None:
         return None
 
+    # ---- snapshots -------------------------------------------------------------------------
+    #
+    # A snapshot is an independent LV holding a full copy of its volume (a copy-on-write
+    # snapshot would tie the origin's lock to exclusive mode for as long as it exists). The copy
+    # is an agent copy job, like a clone; it is a point-in-time copy because the volume is
+    # detached while it runs (its source is held shared by the job, so an attach waits for it).
+    # Snapshots of attached volumes need a short-lived COW snapshot on the holder, which is not
+    # built yet: they are refused with a clear error.
+
+    @staticmethod
+    def snapshot_lv_name(snapshot: Any) -> str:
+        """Cinder's `snapshot-<id>` with LVM's reserved `snapshot` prefix escaped (as Cinder's
+        LVM driver does): `_snapshot-<id>`."""
+        name = _get(snapshot, "name")
+        return f"_{name}" if name.startswith("snapshot") else name
+
     def create_snapshot(self, snapshot: Any) -> None:
-        raise sl_exc.SharedLVMError(
-            data="Snapshots are not supported by the shared LVM backend (lvmlockd cannot "
-                 "snapshot an LV that other hosts may activate); use volume clones.",
-            aos_code="not_supported")
+        volume = _get(snapshot, "volume")
+        src = _get(volume, "name") if volume is not None else f"volume-{_get(snapshot, 'volume_id')}"
+        name = self.snapshot_lv_name(snapshot)
+        what = (f"snapshot volume {_get(snapshot, 'volume_id')} as {_get(snapshot, 'id')} "
+                f"({self.vg_name}/{src} -> {self.vg_name}/{name})")
+        state = self.client.get_volume(src, what=what)
+        holders = self._active_on(state)
+        if holders:
+            raise sl_exc.SharedLVMError(
+                data=f"Cannot {what}: the volume is attached (active on "
+                     f"{', '.join(f'{h} ({m})' for h, m in sorted(holders.items()))}); snapshots of "
+                     f"attached volumes are not supported yet by the shared LVM backend: detach it, "
+                     f"or clone it", aos_code="busy")
+        self._copy(src, name, size_gb=_get(snapshot, "volume_size"), what=what)
 
     def create_volume_from_snapshot(self, volume: Any, snapshot: Any) -> None:
-        self.create_snapshot(snapshot)
+        name = _get(volume, "name")
+        src = self.snapshot_lv_name(snapshot)
+        what = (f"create volume {_get(volume, 'id')} from snapshot {_get(snapshot, 'id')} "
+                f"({self.vg_name}/{src} -> {self.vg_name}/{name})")
+        self._copy(src, name, size_gb=_get(volume, "size"), what=what)
 
     def delete_snapshot(self, snapshot: Any) -> None:
-        return None  # none can exist
+        name = self.snapshot_lv_name(snapshot)
+        clear = self.configuration.volume_clear
+        r = self.client.delete_volume(
+            name, what=f"delete snapshot {_get(snapshot, 'id')} ({self.vg_name}/{name})",
+            volume_clear=clear,
+            volume_clear_size_mb=self.configuration.volume_clear_size if clear != "none" else None)
+        LOG.info("Deleted snapshot %(vg)s/%(lv)s (changed=%(changed)s)",
+                 {"vg": self.vg_name, "lv": name, "changed": r.get("changed")})
+
+    def _copy(self, src: str, name: str, *, size_gb: Any, what: str) -> dict:
+        """A copy job from `src` into the new LV `name`, followed until it is finished."""
+        r = self.client.copy_volume(src, name, size_gb=size_gb, what=what)
+        job = r.get("job") or {}
+        LOG.info("%(what)s runs as job %(job)s on %(host)s",
+                 {"what": what[:1].upper() + what[1:], "job": job.get("id"), "host": r.get("host")})
+        job = self._wait_for_job(job, what=what)
+        LOG.info("Done: %(what)s (%(bytes)s bytes, job %(job)s on %(host)s)",
+                 {"what": what, "bytes": job.get("done_bytes"), "job": job.get("id"), "host": job.get("host")})
+        return job
 
     # ---- stats -----------------------------------------------------------------------------
 
@@ -497,14 +548,7 @@ class SharedLVMDriver(driver.VolumeDriver):
         name = _get(volume, "name")
         what = (f"clone volume {_get(src_vref, 'id')} into {_get(volume, 'id')} "
                 f"({self.vg_name}/{src_name} -> {self.vg_name}/{name})")
-        r = self.client.copy_volume(src_name, name, size_gb=_get(volume, "size"), what=what)
-        job = r.get("job") or {}
-        LOG.info("Clone of %(src)s into %(dst)s runs as job %(job)s on %(host)s",
-                 {"src": src_name, "dst": name, "job": job.get("id"), "host": r.get("host")})
-        job = self._wait_for_job(job, what=what)
-        LOG.info("Cloned %(src)s into %(dst)s (%(bytes)s bytes, job %(job)s on %(host)s)",
-                 {"src": src_name, "dst": name, "bytes": job.get("done_bytes"),
-                  "job": job.get("id"), "host": job.get("host")})
+        self._copy(src_name, name, size_gb=_get(volume, "size"), what=what)
 
     def _wait_for_job(self, job: dict, *, what: str) -> dict:
         """Polls `job_info` until the job succeeded (its last state is returned) or failed,
