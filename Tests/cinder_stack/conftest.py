@@ -69,6 +69,7 @@ Cluster = _cinder.Cluster
 wait_for = _cinder.wait_for
 BACKEND = _cinder.BACKEND
 VG = _cinder.VG
+MULTIATTACH = f"{BACKEND}-multiattach"
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -277,7 +278,7 @@ class Stack:
         self.endpoint = f"http://127.0.0.1:{api_port}/v3"
         self.project_id = uuid.uuid4().hex  # must match project_id_regex (hex/dashes)
         self.user_id = uuid.uuid4().hex
-        self._ctl = ctl_client
+        self.ctl = ctl_client
         self.version = MAX_MICROVERSION
 
     def client(self, *, service: bool = False) -> Any:
@@ -294,7 +295,7 @@ class Stack:
         return cinder_client.Client(self.version, session=sess)
 
     def lv_state(self, volume_id: str) -> dict[str, Any]:
-        return self._ctl.get_volume(f"volume-{volume_id}", what="test: look at the LV")
+        return self.ctl.get_volume(f"volume-{volume_id}", what="test: look at the LV")
 
     def lv_gib(self, volume_id: str) -> float:
         return int(self.lv_state(volume_id)["size_bytes"]) / 2**30
@@ -412,3 +413,27 @@ def _stack_logs_on_failure(request: pytest.FixtureRequest) -> Iterator[None]:
         stack = request.getfixturevalue("stack")
         for name in ("cinder-api", "cinder-scheduler", "cinder-volume"):
             print(f"\n--- {name}.log (tail) ---\n{stack.log_tail(name)}")
+
+
+@pytest.fixture(scope="session")
+def admin(stack: Stack) -> Any:
+    """The operator's client (noauth is admin)."""
+    return stack.client()
+
+
+@pytest.fixture(scope="session")
+def nova(stack: Stack) -> Any:
+    """nova's client: its service token is the X-Service-Roles header under noauth."""
+    return stack.client(service=True)
+
+
+@pytest.fixture(scope="session")
+def types(admin: Any) -> dict[str, Any]:
+    """The backend's volume type (also cinder.conf's default_volume_type) and a multiattach one."""
+    made = {}
+    for name, specs in ((BACKEND, {"volume_backend_name": BACKEND}),
+                        (MULTIATTACH, {"volume_backend_name": BACKEND, "multiattach": "<is> True"})):
+        vtype = admin.volume_types.create(name)
+        vtype.set_keys(specs)
+        made[name] = vtype
+    return made
