@@ -209,6 +209,16 @@ class MariaDB:
         finally:
             conn.close()
 
+    def reported(self) -> set[str]:
+        """The cinder services that have sent a state report (cinder's services table)."""
+        conn = self.connect()
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT `binary` FROM cinder.services WHERE deleted = 0 AND report_count > 0")
+                return {str(row[0]) for row in cur.fetchall()}
+        finally:
+            conn.close()
+
     def error_log(self) -> str:
         try:
             return "\n".join((self.base / "error.log").read_text(errors="replace").splitlines()[-30:])
@@ -243,7 +253,7 @@ report_interval = 2
 periodic_interval = 2
 service_down_time = 30
 scheduler_driver_init_wait_time = 1
-rpc_response_timeout = 2888
+rpc_response_timeout = 60
 image_conversion_dir = {workdir}/conversion
 debug = true
 
@@ -291,7 +301,8 @@ class Stack:
 
         plugin = noauth.CinderNoAuthPlugin(self.user_id, self.project_id, endpoint=self.endpoint)
         headers = {"X-Service-Roles": "service"} if service else {}
-        sess = ks_session.Session(auth=plugin, additional_headers=headers)
+        # A timeout: a request that hangs (an RPC cinder-api waits for) fails the test instead.
+        sess = ks_session.Session(auth=plugin, additional_headers=headers, timeout=90)
         return cinder_client.Client(self.version, session=sess)
 
     def lv_state(self, volume_id: str) -> dict[str, Any]:
@@ -384,10 +395,19 @@ def stack(broker_env: dict[str, str], amqp_url: str, swift_bin: Path,
         TIMINGS.add("cinder-manage db sync", t_sync - t_db)
 
         path = os.pathsep.join(p for p in (str(DRIVER_SRC), os.environ.get("PYTHONPATH")) if p)
-        for svc in ("volume", "scheduler", "api"):
+        def start_service(svc: str) -> None:
             procs.run([str(VENV_BIN / f"cinder-{svc}"), "--config-file", str(conf),
                        "--log-file", str(workdir / f"cinder-{svc}.log")], f"cinder-{svc}",
                       env={"PYTHONPATH": path}, grace=3)
+
+        # cinder-api only once the scheduler and the volume service consume their queues: an RPC
+        # (get-pools, services) sent before that is lost and waits out rpc_response_timeout. A
+        # service's first state report comes after its RPC server started.
+        start_service("volume")
+        start_service("scheduler")
+        wait_for(lambda: procs.check_alive() or db.reported() >= {"cinder-scheduler", "cinder-volume"},
+                 timeout=60, what="cinder-scheduler and cinder-volume reporting")
+        start_service("api")
         ctl_client = sl_client.ControllerClient(
             _interop.make_oslo_conf(), amqp_url, topic=cluster.topic, exchange="openstack",
             response_timeout=30, query_timeout=10, vg=VG)
@@ -401,6 +421,9 @@ def stack(broker_env: dict[str, str], amqp_url: str, swift_bin: Path,
         if ctl_client is not None:
             ctl_client.close()
         procs.stop_all()
+        # ~200 MB of InnoDB files, and pytest keeps the last three sessions' temp dirs; the
+        # server's error log stays (outside the datadir).
+        shutil.rmtree(base / "db" / "data", ignore_errors=True)
         TIMINGS.add("stack stop", time.monotonic() - t1)
 
 
