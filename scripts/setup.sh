@@ -27,6 +27,7 @@ APT_PACKAGES=(
     qemu-system-x86 mmdebstrap cpio  # the VM lab (scripts/lab.sh): TCG guests built from Debian packages
     openssl          # throw-away CA and certificate for the broker's TLS listener
     shellcheck       # scripts/lint.sh: the shell scripts
+    mariadb-server   # Tests/cinder_stack: cinder's database; the tests start a private mariadbd
 )
 
 REQUIREMENTS="$ROOT/Tests/interop/requirements.txt"
@@ -62,7 +63,8 @@ setup_apt() {
     fi
     log "installing Debian packages: ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
-    # Installing rabbitmq-server must not start the system broker: our tests run private ones.
+    # Installing rabbitmq-server or mariadb-server must not start the system services: our tests
+    # run private ones.
     if [[ ! -e /usr/sbin/policy-rc.d ]]; then
         printf '#!/bin/sh\nexit 101\n' | "${sudo[@]}" tee /usr/sbin/policy-rc.d >/dev/null
         "${sudo[@]}" chmod 755 /usr/sbin/policy-rc.d
@@ -140,7 +142,7 @@ cinder_venv_hash() {
 setup_cinder_venv() {
     local want build t0=$SECONDS
     want="$(cinder_venv_hash)"
-    if venv_current "$CINDER_VENV" "$want" 'import cinder.volume.driver, cinder_sharedlvm_driver.driver, pytest'; then
+    if venv_current "$CINDER_VENV" "$want" 'import cinder.volume.driver, cinder_sharedlvm_driver.driver, cinderclient, pymysql, pytest'; then
         log "cinder venv up to date: $CINDER_VENV"
         return 0
     fi

@@ -2,12 +2,14 @@
 # THE test command: installs what is missing, builds, starts a private RabbitMQ, runs every test.
 #
 #   scripts/test.sh                  setup, lint (scripts/lint.sh), swift build, broker, swift test,
-#                                    pytest Tests/interop, pytest Tests/cinder (in .venv/cinder), VM lab
+#                                    pytest Tests/interop, pytest Tests/cinder (in .venv/cinder),
+#                                    pytest Tests/cinder_stack (real cinder services), VM lab
 #   scripts/test.sh --lint-only      setup and lint only (shellcheck, ruff, mypy, swift format)
 #   scripts/test.sh --no-lint        skip the lint stage
 #   scripts/test.sh --swift-only     skip the Python interop tests
 #   scripts/test.sh --interop-only   skip `swift test` (still builds: the interop tests run binaries)
-#   scripts/test.sh --no-cinder      skip the Cinder driver tests (Tests/cinder)
+#   scripts/test.sh --no-cinder      skip the Cinder driver tests (Tests/cinder and Tests/cinder_stack)
+#   scripts/test.sh --no-cinder-stack  skip only the Cinder service-stack tests (Tests/cinder_stack)
 #   scripts/test.sh -k EXPR          only the interop tests matching EXPR (pytest -k)
 #   scripts/test.sh --no-setup       do not run scripts/setup.sh
 #   scripts/test.sh --no-lab         skip the VM lab (scripts/lab.sh; --swift-only and -k skip it too)
@@ -30,6 +32,7 @@ run_swift=1
 run_interop=1
 run_setup=1
 run_cinder=1
+run_cinder_stack=1
 run_lab=1
 run_lint=1
 lint_only=0
@@ -41,6 +44,7 @@ while (($#)); do
     --interop-only) run_swift=0 ;;
     --no-setup) run_setup=0 ;;
     --no-cinder) run_cinder=0 ;;
+    --no-cinder-stack) run_cinder_stack=0 ;;
     --no-lint) run_lint=0 ;;
     --lint-only) lint_only=1 ;;
     -k)
@@ -54,7 +58,7 @@ while (($#)); do
         pytest_args+=("$@")
         break
         ;;
-    -h | --help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "test.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
     esac
     shift
@@ -215,6 +219,18 @@ elif ((!run_interop)); then
     record cinder "skipped (--swift-only)" 0
 else
     record cinder "skipped (--no-cinder)" 0
+fi
+
+# The driver behind real cinder-api, cinder-scheduler and cinder-volume on a private MariaDB,
+# driven by python-cinderclient the way nova does (Tests/cinder_stack, docs/testing.md).
+if ((run_interop && run_cinder && run_cinder_stack)); then
+    run_pytest cinder-stack "$ROOT/.venv/cinder/bin/python" Tests/cinder_stack
+elif ((!run_interop)); then
+    record cinder-stack "skipped (--swift-only)" 0
+elif ((!run_cinder)); then
+    record cinder-stack "skipped (--no-cinder)" 0
+else
+    record cinder-stack "skipped (--no-cinder-stack)" 0
 fi
 
 # The VM lab (issue 5, docs/testing.md): real lvm2 + lvmlockd + sanlock in two qemu TCG guests,
