@@ -357,6 +357,21 @@ def test_snapshots_are_full_copies_by_jobs(volumes, cluster, ctl, manager):
     manager.driver.create_volume_from_snapshot(restored, snap)
     assert ctl("get_volume", vg=VG, name=restored.name)["size_bytes"] == 2 * GiB
 
+    # Revert (the volume grew since): its LV is wiped and copied again from the snapshot.
+    manager.driver.extend_volume(vol, 2)
+    vol.size = 2
+    manager.driver.revert_to_snapshot(None, vol, snap)
+    assert ctl("get_volume", vg=VG, name=vol.name)["size_bytes"] == 2 * GiB
+    jobs = ctl("list_jobs")["jobs"]
+    if manager.driver.configuration.volume_clear != "none":
+        assert any(j["kind"] == "wipe" and j["source"] == vol.name for j in jobs)
+    assert any(j["kind"] == "copy" and j["source"] == lv and j["target"] == vol.name and j["state"] == "succeeded"
+               for j in jobs)
+    att, _ = volumes.attach(vol, cluster.host_a)
+    with pytest.raises(sl_exc.SharedLVMError, match="detach it first"):
+        manager.driver.revert_to_snapshot(None, vol, snap)
+    volumes.detach(vol, att)
+
     # Deleting it: gone under its name at once (the wipe job clears it), and again is a no-op.
     manager.driver.delete_snapshot(snap)
     with pytest.raises(sl_exc.LVNotFound):

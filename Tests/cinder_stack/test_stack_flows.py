@@ -329,10 +329,6 @@ def test_snapshot_of_attached_volume_as_nova_asks(stack: Stack, admin: Any, nova
 
 @pytest.mark.skipif(not _snapshots_supported(),
                     reason="the driver has no snapshots yet (SNAPSHOTS_SUPPORTED unset)")
-@pytest.mark.xfail(strict=True, reason=(
-    "driver: no revert_to_snapshot; cinder's generic fallback (temporary volume from the "
-    "snapshot, host-side copy through rootwrap on the cinder-volume host) fails and leaves "
-    "the volume in status 'error'"))
 def test_revert_to_snapshot(stack: Stack, admin: Any, types: dict[str, Any]) -> None:
     """Revert a detached volume to its latest snapshot (microversion 3.40)."""
     vol = create(admin)

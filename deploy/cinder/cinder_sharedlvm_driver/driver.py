@@ -293,6 +293,28 @@ class SharedLVMDriver(driver.VolumeDriver):
         LOG.info("Deleted snapshot %(vg)s/%(lv)s (changed=%(changed)s)",
                  {"vg": self.vg_name, "lv": name, "changed": r.get("changed")})
 
+    def revert_to_snapshot(self, context: Any, volume: Any, snapshot: Any) -> None:
+        """The volume's LV is deleted (wiped as any deleted volume) and made again as a copy of
+        the snapshot, at the volume's size (it may have grown since). Cinder has the volume
+        `reverting` (detached) and, by default, took a backup snapshot first: if the copy fails,
+        the data is in that snapshot. Without this method Cinder's generic revert copies through
+        the cinder-volume host and, failing there, leaves the volume in `error`."""
+        name = _get(volume, "name")
+        src = self.snapshot_lv_name(snapshot)
+        what = (f"revert volume {_get(volume, 'id')} to snapshot {_get(snapshot, 'id')} "
+                f"({self.vg_name}/{src} -> {self.vg_name}/{name})")
+        holders = self._active_on(self.client.get_volume(name, what=what))
+        if holders:
+            raise sl_exc.SharedLVMError(
+                data=f"Cannot {what}: the volume is active on {', '.join(sorted(holders))}; "
+                     f"detach it first", aos_code="busy")
+        self.client.get_volume(src, what=what)  # the snapshot exists: checked before the delete
+        clear = self.configuration.volume_clear
+        self.client.delete_volume(
+            name, what=what, volume_clear=clear,
+            volume_clear_size_mb=self.configuration.volume_clear_size if clear != "none" else None)
+        self._copy(src, name, size_gb=_get(volume, "size"), what=what)
+
     def _copy(self, src: str, name: str, *, size_gb: Any, what: str) -> dict:
         """A copy job from `src` into the new LV `name`, followed until it is finished."""
         r = self.client.copy_volume(src, name, size_gb=size_gb, what=what)
