@@ -349,6 +349,10 @@ class SharedLVMDriver(driver.VolumeDriver):
             "total_volumes": 0,
             "wiping_capacity_gb": 0,
             "multiattach": True,
+            # Nova attaches our volumes as `local` block devices, and its libvirt driver for
+            # those (LibvirtVolumeDriver) cannot resize a guest disk: the base class's
+            # extend_volume raises NotImplementedError. So Cinder must not extend in-use volumes.
+            "online_extend_support": False,
             "backend_state": "down",
             "filter_function": self.get_filter_function(),
             "goodness_function": self.get_goodness_function(),
