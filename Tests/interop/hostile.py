@@ -113,6 +113,7 @@ BAD_VALUES: dict[str, tuple[Json, ...]] = {
     "clear": CLEAR_BAD,
     "clear_mb": CLEAR_MB_BAD,
     "host": HOST_BAD + (None,),
+    "host_optional": HOST_BAD,  # null means "omitted" there: not a bad value
     "step": MODE_BAD,
 }
 TIMEOUT_BAD: tuple[Json, ...] = (

@@ -532,8 +532,16 @@ def controller_surface(n: Names, reports: dict[str, dict[str, Any]]) -> Surface:
         ("delete_volume", {"name": lv["off1"]}), ("create_volume", {"name": new, "size_gb": 1}),
         ("activate_volume", {"name": lv["off2"], "host": n.host_b, "mode": "exclusive"}),
         ("extend_volume", {"name": lv["off1"], "size_gb": 2, "vg": VG}),
+        ("copy_volume", {"source": lv["off2"], "target": f"volume-copy-{n.tag}"}),
     )
+    copy = {"source": lv["off2"], "target": f"volume-copy-{n.tag}", "vg": VG}
     specs = (
+        *(ArgSpec("copy_volume", copy, a, k)
+          for a, k in (("source", "name"), ("target", "name"), ("vg", "vg_optional"))),
+        ArgSpec("copy_volume", {**copy, "size_gb": 2}, "size_gb", "size"),
+        ArgSpec("copy_volume", {**copy, "verify": True}, "verify", "bool"),
+        ArgSpec("copy_volume", {**copy, "host": n.host_a}, "host", "host_optional"),
+        ArgSpec("list_jobs", {"host": n.host_a}, "host", "host_optional"),
         *(ArgSpec("create_volume", {"name": new, "size_gb": 1, "vg": VG}, a, k)
           for a, k in (("name", "name"), ("vg", "vg_optional"), ("size_gb", "size"))),
         ArgSpec("create_volume", {"name": new, "size_bytes": 1 << 30}, "size_bytes", "size"),
@@ -557,11 +565,12 @@ def controller_surface(n: Names, reports: dict[str, dict[str, Any]]) -> Surface:
                 Route("fanout", "aos-controller_fanout", "aos-controller")),
         read_calls=(("list_agents", {}), ("list_volumes", {"vg": VG}), ("pool_stats", {"vg": VG}),
                     ("get_volume", {"name": lv["ex_a"]}), ("lock_status", {"host": n.host_a}),
-                    ("get_volume", {"name": lv["off1"], "vg": VG})),
+                    ("get_volume", {"name": lv["off1"], "vg": VG}), ("list_jobs", {})),
         mutating_calls=mutating,
         arg_specs=specs,
         absent_calls=(("deactivate_volume", {"name": absent, "host": n.host_a}), ("delete_volume", {"name": absent}),
-                      ("get_volume", {"name": absent})),
+                      ("get_volume", {"name": absent}), ("job_info", {"id": absent}),
+                      ("cancel_job", {"id": absent, "host": n.host_a})),
         foreign_queues=("aos-agent", f"aos-agent.{n.host_a}", "aos-controller", f"aos-controller.{n.controller}"),
         announce=AnnounceSpec(reports=reports, now=time.time(), phantom_prefix=f"phantom-{n.tag}-"),
     )
