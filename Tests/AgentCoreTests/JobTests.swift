@@ -9,7 +9,7 @@ import Testing
 /// Jobs (docs/agent.md, "Jobs"): wipe on delete, copy, progress, limits, cancel, restart.
 /// Rate-limited jobs park in `ManualJobClock` sleeps between chunks; the tests move that
 /// clock, so nothing waits on real time.
-@Suite struct WipeJobTests {
+@Suite(.timeLimit(.minutes(1))) struct WipeJobTests {
     @Test func deleteReturnsAtOnceAndTheWipeClearsAndRemoves() async throws {
         let c = JobCluster()
         let a = try await c.agent("host-a", hostId: 1)
@@ -134,7 +134,7 @@ import Testing
     }
 }
 
-@Suite struct JobLimitTests {
+@Suite(.timeLimit(.minutes(1))) struct JobLimitTests {
     @Test func theRateLimitPacesChunksAndTheProgressShowsIt() async throws {
         let c = JobCluster()
         let a = try await c.agent("host-a", hostId: 1, bytesPerSecond: 2 << 20, chunk: 64 << 20)
@@ -178,7 +178,7 @@ import Testing
     }
 }
 
-@Suite struct CopyJobTests {
+@Suite(.timeLimit(.minutes(1))) struct CopyJobTests {
     @Test func copyMakesTheTargetOnlyWhenComplete() async throws {
         let c = JobCluster()
         let a = try await c.agent("host-a", hostId: 1, bytesPerSecond: 1 << 20, chunk: 1 << 20)
@@ -257,7 +257,7 @@ import Testing
     }
 }
 
-@Suite struct JobRestartTests {
+@Suite(.timeLimit(.minutes(1))) struct JobRestartTests {
     @Test func aRestartResumesFromTheLastCheckpoint() async throws {
         let c = JobCluster()
         let a = try await c.agent("host-a", hostId: 1, bytesPerSecond: 1 << 20, chunk: 1 << 20)
@@ -309,7 +309,7 @@ import Testing
     }
 }
 
-@Suite struct JobBoundTests {
+@Suite(.timeLimit(.minutes(1))) struct JobBoundTests {
     @Test func copiesArePendingAtMostSixtyFourPerAgent() async throws {
         let c = JobCluster()
         let a = try await c.agent("host-a", hostId: 1, bytesPerSecond: 1 << 20, chunk: 1 << 20)
