@@ -3,6 +3,8 @@
 #
 #   scripts/rabbitmq-private.sh start DIR        start a broker whose files all live under DIR
 #   scripts/rabbitmq-private.sh stop  DIR        stop it (graceful, then by pid), and its epmd
+#   scripts/rabbitmq-private.sh kill  DIR        SIGKILL the node (a crash), keeping its data
+#   scripts/rabbitmq-private.sh restart DIR      start a killed node again: same name, ports, data
 #   scripts/rabbitmq-private.sh ctl   DIR ARGS…  rabbitmqctl against it (stop_app, start_app,
 #                                               list_queues, close_all_connections …)
 #   scripts/rabbitmq-private.sh url   DIR        print its AMQP URL
@@ -36,7 +38,7 @@ log() { echo "rabbitmq-private: $*" >&2; }
 die() { log "error: $*"; exit 1; }
 
 usage() {
-    sed -n '2,12p' "$SELF" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,14p' "$SELF" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
@@ -123,56 +125,19 @@ cmd_start() {
     die "could not start a private broker in $dir (logs above)"
 }
 
-# One attempt; on failure prints why and the logs, cleans up and returns 1.
-start_once() {
-    local dir="$1" node rand amqp_port dist_port epmd_port t0 deadline
-    if [[ -f "$dir/broker.state" ]]; then
-        load_state "$dir"
-        if pid_matches "$(cat "$dir/rabbit.pid" 2>/dev/null || true)" beam; then
-            die "a broker is already running from $dir (node $NODE)"
-        fi
-    fi
-    command -v "$RMQ_BIN/rabbitmq-server" >/dev/null || die "$RMQ_BIN/rabbitmq-server not found (run scripts/setup.sh)"
-    command -v epmd >/dev/null || die "epmd not found (erlang-base missing? run scripts/setup.sh)"
-
-    t0=$(date +%s.%N)
-    rm -rf "$dir/mnesia" "$dir/log" "$dir/rabbit.pid" "$dir/broker.env"
-    mkdir -p "$dir/log"
-    rand="$(od -An -N4 -tx4 /dev/urandom | tr -d ' \n')"
-    node="aos-test-${rand}@localhost"
-    read -r amqp_port dist_port epmd_port tls_port < <(free_ports 4)
-    amqp_port="${AOS_BROKER_AMQP_PORT:-$amqp_port}"
-
-    # A TLS listener too, with a throw-away CA and a certificate for the name
-    # "localhost" (librabbitmq 0.11 matches DNS names only, not IP addresses).
-    make_tls_material "$dir/tls" || { log "could not create TLS certificates (openssl missing?)"; return 1; }
-    cat >"$dir/rabbitmq.conf" <<EOF
-listeners.tcp.1 = 127.0.0.1:${amqp_port}
-listeners.ssl.default = 127.0.0.1:${tls_port}
-ssl_options.cacertfile = $dir/tls/ca.pem
-ssl_options.certfile = $dir/tls/server.pem
-ssl_options.keyfile = $dir/tls/server.key
-ssl_options.verify = verify_none
-ssl_options.fail_if_no_peer_cert = false
-loopback_users.guest = true
-disk_free_limit.absolute = 50MB
-log.file.level = info
-log.console = false
-EOF
-    echo '[].' >"$dir/enabled_plugins"
-    echo '[].' >"$dir/advanced.config"
-    : >"$dir/rabbitmq-env.conf"   # so /etc/rabbitmq/rabbitmq-env.conf is not read
-    cat >"$dir/broker.state" <<EOF
-NODE='$node'
-AMQP_PORT='$amqp_port'
-DIST_PORT='$dist_port'
-EPMD_PORT='$epmd_port'
-EOF
+# Starts epmd and the node recorded in DIR/broker.state (name, ports) on DIR's Mnesia, and waits
+# until it accepts AMQP connections. On failure prints why and the logs, cleans up and returns 1.
+launch() {
+    local dir="$1"
     load_state "$dir"
-
-    # Our own epmd on a private port, so that we can stop it and leave nothing behind.
-    setsid epmd -port "$epmd_port" -address 127.0.0.1 </dev/null >"$dir/log/epmd.out" 2>&1 &
-    echo "EPMD_PID='$!'" >>"$dir/broker.state"
+    # shellcheck disable=SC2153 # AMQP_PORT, DIST_PORT, EPMD_PORT come from broker.state
+    local amqp_port="$AMQP_PORT" dist_port="$DIST_PORT" epmd_port="$EPMD_PORT" node="$NODE" deadline
+    # Our own epmd on a private port, so that we can stop it and leave nothing behind (a
+    # restart after `kill` finds it still running).
+    if ! pid_matches "${EPMD_PID:-}" epmd; then
+        setsid epmd -port "$epmd_port" -address 127.0.0.1 </dev/null >"$dir/log/epmd.out" 2>&1 &
+        echo "EPMD_PID='$!'" >>"$dir/broker.state"
+    fi
     deadline=$((SECONDS + 10))
     until epmd -port "$epmd_port" -names >/dev/null 2>&1; do
         ((SECONDS < deadline)) || { print_logs "$dir"; cmd_stop "$dir"; log "epmd did not come up on port $epmd_port"; return 1; }
@@ -224,7 +189,55 @@ EOF
         log "broker $node is up but its AMQP port $amqp_port does not accept connections"
         return 1
     fi
+}
 
+# One attempt; on failure prints why and the logs, cleans up and returns 1.
+start_once() {
+    local dir="$1" node rand amqp_port dist_port epmd_port t0 deadline
+    if [[ -f "$dir/broker.state" ]]; then
+        load_state "$dir"
+        if pid_matches "$(cat "$dir/rabbit.pid" 2>/dev/null || true)" beam; then
+            die "a broker is already running from $dir (node $NODE)"
+        fi
+    fi
+    command -v "$RMQ_BIN/rabbitmq-server" >/dev/null || die "$RMQ_BIN/rabbitmq-server not found (run scripts/setup.sh)"
+    command -v epmd >/dev/null || die "epmd not found (erlang-base missing? run scripts/setup.sh)"
+
+    t0=$(date +%s.%N)
+    rm -rf "$dir/mnesia" "$dir/log" "$dir/rabbit.pid" "$dir/broker.env"
+    mkdir -p "$dir/log"
+    rand="$(od -An -N4 -tx4 /dev/urandom | tr -d ' \n')"
+    node="aos-test-${rand}@localhost"
+    read -r amqp_port dist_port epmd_port tls_port < <(free_ports 4)
+    amqp_port="${AOS_BROKER_AMQP_PORT:-$amqp_port}"
+
+    # A TLS listener too, with a throw-away CA and a certificate for the name
+    # "localhost" (librabbitmq 0.11 matches DNS names only, not IP addresses).
+    make_tls_material "$dir/tls" || { log "could not create TLS certificates (openssl missing?)"; return 1; }
+    cat >"$dir/rabbitmq.conf" <<EOF
+listeners.tcp.1 = 127.0.0.1:${amqp_port}
+listeners.ssl.default = 127.0.0.1:${tls_port}
+ssl_options.cacertfile = $dir/tls/ca.pem
+ssl_options.certfile = $dir/tls/server.pem
+ssl_options.keyfile = $dir/tls/server.key
+ssl_options.verify = verify_none
+ssl_options.fail_if_no_peer_cert = false
+loopback_users.guest = true
+disk_free_limit.absolute = 50MB
+log.file.level = info
+log.console = false
+EOF
+    echo '[].' >"$dir/enabled_plugins"
+    echo '[].' >"$dir/advanced.config"
+    : >"$dir/rabbitmq-env.conf"   # so /etc/rabbitmq/rabbitmq-env.conf is not read
+    cat >"$dir/broker.state" <<EOF
+NODE='$node'
+AMQP_PORT='$amqp_port'
+DIST_PORT='$dist_port'
+EPMD_PORT='$epmd_port'
+EOF
+    load_state "$dir"
+    launch "$dir" || return 1
     {
         printf 'AOS_TEST_AMQP_URL=%q\n' "amqp://guest:guest@127.0.0.1:${amqp_port}/"
         printf 'AOS_TEST_AMQP_PORT=%q\n' "$amqp_port"
@@ -292,6 +305,33 @@ cmd_stop() {
     log "broker $NODE stopped"
 }
 
+# kill -9 of the node (a crash: no clean shutdown), keeping its name, ports, Mnesia and epmd, so
+# that `restart` brings the same broker back with its durable queues.
+cmd_kill() {
+    local dir beam_pid group=()
+    dir="$(abs_dir "${1:-}")"
+    load_state "$dir"
+    beam_pid="$(cat "$dir/rabbit.pid" 2>/dev/null || true)"
+    pid_matches "$beam_pid" beam || die "no running broker in $dir"
+    mapfile -t group < <(pgrep -g "${WRAPPER_PID:-$beam_pid}" 2>/dev/null || true)
+    kill -KILL "$beam_pid" "${group[@]}" 2>/dev/null || true
+    wait_gone 100 "$beam_pid" "${group[@]}" || die "node $NODE (pid $beam_pid) survived SIGKILL"
+    rm -f "$dir/rabbit.pid"
+    log "broker $NODE killed (SIGKILL); \`restart $dir\` brings it back"
+}
+
+cmd_restart() {
+    local dir t0
+    dir="$(abs_dir "${1:-}")"
+    load_state "$dir"
+    if pid_matches "$(cat "$dir/rabbit.pid" 2>/dev/null || true)" beam; then
+        die "a broker is already running from $dir (node $NODE)"
+    fi
+    t0=$(date +%s.%N)
+    launch "$dir" || die "could not restart the broker in $dir (logs above)"
+    log "broker $NODE back on port $AMQP_PORT in $(python3 -c "print(f'{$(date +%s.%N) - $t0:.1f}')")s"
+}
+
 main() {
     local cmd="${1:-}"
     [[ $# -ge 2 ]] || usage
@@ -299,6 +339,8 @@ main() {
     case "$cmd" in
     start) cmd_start "$1" ;;
     stop) cmd_stop "$1" ;;
+    kill) cmd_kill "$1" ;;
+    restart) cmd_restart "$1" ;;
     ctl)
         local dir
         dir="$(abs_dir "$1")"
