@@ -29,6 +29,10 @@ public struct AMQPConfiguration: Sendable {
     public var publishWriteTimeout: Duration = .seconds(10)
     public var reconnectInitialDelay: Duration = .seconds(1)
     public var reconnectMaxDelay: Duration = .seconds(30)
+    /// Many processes on one broker cluster: start at a random host of a multi-host URL (as
+    /// oslo spreads its services) and randomise every reconnect delay within [d/2, d], so that
+    /// neither one node carries every connection nor a restarted broker meets them all at once.
+    public var spreadLoad = false
     public var tls: TLS?
     public var prefetchCount: UInt16 = 0
     public var connectionName: String = "aos"

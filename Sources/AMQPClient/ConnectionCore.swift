@@ -48,9 +48,12 @@ final class ConnectionCore {
         self.mailbox = mailbox
         self.status = status
         self.topology = Topology(prefetch: config.prefetchCount)
+        let hostCount = max(1, config.url.hosts.count)
+        var jitter: ReconnectPolicy.Jitter = { $0 }
+        if config.spreadLoad { jitter = ReconnectPolicy.halfToFull }
         self.reconnect = ReconnectPolicy(
-            initialDelay: config.reconnectInitialDelay,
-            maxDelay: config.reconnectMaxDelay, hostCount: config.url.hosts.count)
+            initialDelay: config.reconnectInitialDelay, maxDelay: config.reconnectMaxDelay, hostCount: hostCount,
+            firstHost: config.spreadLoad ? Int.random(in: 0..<hostCount) : 0, jitter: jitter)
     }
 
     var session: Session? {

@@ -19,12 +19,25 @@ struct ReconnectPolicy: Sendable {
     /// Index into the URL's hosts of the next attempt.
     private(set) var hostIndex = 0
 
-    /// `jitter` defaults to none: the delays are exactly the doubling sequence.
-    init(initialDelay: Duration, maxDelay: Duration, hostCount: Int, jitter: @escaping Jitter = { $0 }) {
+    /// `jitter` defaults to none: the delays are exactly the doubling sequence. `firstHost`: the
+    /// index of the URL's host to try first (taken modulo the host count).
+    init(
+        initialDelay: Duration, maxDelay: Duration, hostCount: Int, firstHost: Int = 0,
+        jitter: @escaping Jitter = { $0 }
+    ) {
         self.initialDelay = max(.zero, initialDelay)
         self.maxDelay = max(.zero, maxDelay)
         self.hostCount = max(1, hostCount)
+        self.hostIndex = ((firstHost % self.hostCount) + self.hostCount) % self.hostCount
         self.jitter = jitter
+    }
+
+    /// The jitter of `spreadLoad` connections: a delay d becomes a uniformly random one in
+    /// [d/2, d], so that the agents of a cloud do not all come back in the same instant.
+    static let halfToFull: Jitter = { d in
+        let ns = d.components.seconds &* 1_000_000_000 &+ d.components.attoseconds / 1_000_000_000
+        guard ns > 1 else { return d }
+        return .nanoseconds(Int64.random(in: ((ns &+ 1) / 2)...ns))
     }
 
     /// An attempt failed: moves to the next host and returns how long to wait before it.

@@ -18,6 +18,7 @@ public struct BrokerConnection: Sendable {
         amqp.prefetchCount = UInt16(clamping: m.rabbitQosPrefetchCount)
         amqp.connectionName = name
         amqp.reconnectMaxDelay = reconnectMaxDelay
+        amqp.spreadLoad = true
         connection = AMQPConnection(configuration: amqp, logger: logger) { state in
             switch state {
             case .connected(let broker): logger.info("connected to the broker", metadata: ["broker": "\(broker)"])

@@ -140,7 +140,9 @@ public final class AgentDaemon: Sendable {
 
         let broker: BrokerConnection
         do {
-            broker = try BrokerConnection(m, name: "aos-agent:\(m.host)", reconnectMaxDelay: .seconds(10), logger: logger)
+            // At most 4 s (jittered) between attempts: back within ~5 s of the broker (issue 15), while
+            // the [d/2, d] spread keeps a whole cloud of agents from reconnecting in one instant.
+            broker = try BrokerConnection(m, name: "aos-agent:\(m.host)", reconnectMaxDelay: .seconds(4), logger: logger)
         } catch {
             throw AgentStartupError("[DEFAULT] transport_url: \(error)")
         }

@@ -20,7 +20,7 @@ public struct ControllerService: Sendable {
         self.settings = settings
         self.logger = logger
         let m = settings.messaging
-        let broker = try BrokerConnection(m, name: "aos-controller:\(m.host)", reconnectMaxDelay: .seconds(5), logger: logger)
+        let broker = try BrokerConnection(m, name: "aos-controller:\(m.host)", reconnectMaxDelay: .seconds(2), logger: logger)
         connection = broker.connection
         let flavor = broker.flavor
         let client = RPCClient(connection: connection, flavor: flavor, logger: logger)

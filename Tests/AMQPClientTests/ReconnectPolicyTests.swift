@@ -71,4 +71,24 @@ import Testing
         #expect(delays(&p, 3) == [.zero, .zero, .zero])
         #expect(p.hostIndex == 0)
     }
+
+    @Test func theFirstHostIsChosenAndTheRotationGoesOnFromIt() {
+        var p = ReconnectPolicy(initialDelay: .seconds(1), maxDelay: .seconds(4), hostCount: 3, firstHost: 2)
+        #expect(p.hostIndex == 2)
+        _ = p.attemptFailed()
+        #expect(p.hostIndex == 0)
+        // Out-of-range and negative indexes wrap instead of trapping.
+        #expect(ReconnectPolicy(initialDelay: .zero, maxDelay: .zero, hostCount: 3, firstHost: 7).hostIndex == 1)
+        #expect(ReconnectPolicy(initialDelay: .zero, maxDelay: .zero, hostCount: 3, firstHost: -1).hostIndex == 2)
+    }
+
+    @Test func halfToFullJitterStaysWithinHalfAndAllOfTheDelay() {
+        for d in [Duration.seconds(4), .milliseconds(1500), .nanoseconds(3)] {
+            for _ in 0..<200 {
+                let j = ReconnectPolicy.halfToFull(d)
+                #expect(j >= d / 2 && j <= d)
+            }
+        }
+        #expect(ReconnectPolicy.halfToFull(.zero) == .zero)
+    }
 }
