@@ -284,7 +284,16 @@ final class ConnectionCore {
             let why: AMQPError = session?.blocked == true ? .blocked : .notConnected(lastError: lastError)
             for w in expired { w.fail(why) }
         }
-        for (completion, result) in confirms.expire(now: now) { completion(result) }
+        let unconfirmed = confirms.expire(now: now)
+        for (completion, result) in unconfirmed { completion(result) }
+        // A publish the broker has not confirmed by its deadline, on a link that is not
+        // blocked (a blocked broker stops reading on purpose): the broker or the path to it has
+        // gone silent. Heartbeats would tell only after 2 x heartbeat (two minutes with oslo's
+        // default of 60 s; a partitioned agent took 131 s); rebuilding now makes a cut-off
+        // process notice within one publish deadline (an agent announces every interval).
+        if !unconfirmed.isEmpty, case .connected(let s) = link, !s.blocked {
+            lost("the broker confirmed no publish within its deadline (\(unconfirmed.count) unconfirmed): the link looks dead")
+        }
     }
 
     private func shutdown() {

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import pytest
 
+from conftest import start_sim_agent
 from peers import READY, FreezableProxy, SwiftClientPeer
 
 pytestmark = pytest.mark.timeout(180)
@@ -80,6 +82,48 @@ def test_frozen_broker_detected_by_heartbeats(spawn, broker_env, unique_topic, c
         proxy.thaw()
         server.wait_for_line('{"event": "connected"', timeout=30)
         call_until_ok(client, unique_topic)
+    finally:
+        proxy.close()
+
+
+def test_silent_link_detected_by_an_unconfirmed_publish_long_before_heartbeats(spawn, broker_env, tmp_path):
+    """An agent cut off silently (issue 15: it noticed after 131 s with oslo's 60 s heartbeat):
+    its next announcement gets no publisher confirm, and that alone rebuilds the connection."""
+    port = int(broker_env["AOS_TEST_AMQP_URL"].rsplit(":", 1)[1].strip("/"))
+    proxy = FreezableProxy(port)
+    conf = tmp_path / "empty.conf"
+    conf.write_text("")
+    host = f"silent-{uuid.uuid4().hex[:6]}"
+    try:
+        agent = start_sim_agent(
+            spawn, conf, tmp_path, host, 1, "vg0",
+            "--set", f"DEFAULT.transport_url=amqp://guest:guest@127.0.0.1:{proxy.port}/",
+            "--set", "oslo_messaging_rabbit.heartbeat_timeout_threshold=60")
+        log = agent.stderr_path
+
+        def lost_lines() -> list[str]:
+            return [line for line in log.read_text(errors="replace").splitlines() if "AMQP connection lost" in line]
+
+        before = len(lost_lines())
+        proxy.freeze()
+        t0 = time.monotonic()
+        deadline = t0 + 60  # far below the 120 s that heartbeats of 60 s would need
+        while len(lost_lines()) == before and time.monotonic() < deadline:
+            time.sleep(0.2)  # polling the log, not synchronisation
+        lost = lost_lines()[before:]
+        assert lost, f"the agent did not notice the silent link within 60 s:\n{log.read_text()[-2000:]}"
+        assert "confirmed no publish" in lost[0], lost[0]
+        print(f"silent link noticed after {time.monotonic() - t0:.1f} s (announce_interval 1 s, heartbeat 60 s)")
+        proxy.thaw()
+        connected = "connected to the broker"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            after = log.read_text(errors="replace").split(lost[0], 1)[-1]
+            if connected in after:
+                break
+            time.sleep(0.2)  # polling the log, not synchronisation
+        else:
+            raise AssertionError(f"the agent did not reconnect after the link came back:\n{log.read_text()[-2000:]}")
     finally:
         proxy.close()
 
