@@ -383,6 +383,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "chaos: kills a broker of its own under load (test_chaos.py)")
     # oslo.messaging 18 pulls in eventlet-era modules that warn on import; not ours to fix.
     for rule in (
         "ignore:\\s*Eventlet is deprecated",

@@ -1,0 +1,337 @@
+"""Chaos (issue 15): the broker is killed (SIGKILL) and restarted under a steady load of volume
+operations, with the project's topic queues classic and transient (the defaults) and with
+durable quorum queues (`rabbit_quorum_queue`, as oslo names it) on every party.
+
+Each test runs its own private broker (it is killed), a controller and two simulated agents,
+and four oslo.messaging callers cycling volumes as the Cinder driver does (create, activate
+exclusive on a host, deactivate, delete; retry=3 so that an outage fails a call instead of
+blocking it). It prints a table of figures (docs/reliability.md) and asserts what must hold
+whatever the timing:
+- no acknowledged operation is lost: every volume ends in the state of its last acknowledged
+  operation, or, when the next operation failed, in that state or the next one (a failed call
+  may or may not have run; nothing else is allowed);
+- no call hangs: each ends with a result or a clear error within its timeout (plus slack);
+- every process works again after the broker is back: a call through the controller to each
+  agent succeeds (the time it took is a figure, not an assertion).
+Nothing sleeps to synchronise: the load runs for fixed windows and the test polls conditions.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import oslo_messaging
+import pytest
+
+from conftest import REPO_ROOT, controller_args, make_oslo_conf, start_sim_agent, to_rabbit_url
+
+pytestmark = [pytest.mark.timeout(300), pytest.mark.chaos]
+
+VG = "vg0"
+CONTROLLER_TOPIC = "aos-controller"
+CALLERS = 4
+CALL_TIMEOUT = 15.0  # each caller's oslo timeout
+LOAD_BEFORE_KILL = 4.0  # seconds of load before the broker dies
+DOWN_FOR = 2.0  # seconds between the kill and the restart's start (the restart takes ~10 s more)
+LOAD_AFTER_BACK = 20.0  # seconds of load once the broker accepts connections again
+BROKER = REPO_ROOT / "scripts" / "rabbitmq-private.sh"
+
+QUORUM_SETTINGS = {
+    "oslo_messaging_rabbit.amqp_durable_queues": "true",
+    "oslo_messaging_rabbit.rabbit_quorum_queue": "true",
+}
+
+
+class PrivateBroker:
+    """A broker of its own (this test kills it), through scripts/rabbitmq-private.sh."""
+
+    def __init__(self, directory: Path) -> None:
+        self.dir = directory
+
+    def _run(self, command: str, timeout: float = 180) -> None:
+        r = subprocess.run(["bash", str(BROKER), command, str(self.dir)], capture_output=True,
+                           text=True, timeout=timeout)
+        if r.returncode != 0:
+            raise AssertionError(f"rabbitmq-private.sh {command} failed ({r.returncode}):\n{r.stderr}")
+
+    def start(self) -> str:
+        self._run("start")
+        env = dict(line.split("=", 1) for line in (self.dir / "broker.env").read_text().splitlines())
+        return env["AOS_TEST_AMQP_URL"]
+
+    def kill(self) -> None:
+        self._run("kill", timeout=30)
+
+    def restart(self) -> None:
+        self._run("restart")
+
+    def stop(self) -> None:
+        subprocess.run(["bash", str(BROKER), "stop", str(self.dir)], capture_output=True, timeout=120)
+
+
+# ---- the load --------------------------------------------------------------------------------
+
+STEPS = ("create", "activate", "deactivate", "delete")
+
+
+@dataclass
+class Call:
+    step: str
+    host: str
+    started: float
+    ended: float | None = None
+    outcome: str = "running"  # ok | <exception class> | MessagingTimeout
+
+
+@dataclass
+class VolumeRun:
+    name: str
+    host: str
+    calls: list[Call] = field(default_factory=list)
+
+    def acked(self) -> int:
+        """How many steps were acknowledged, in order."""
+        n = 0
+        for c in self.calls:
+            if c.outcome != "ok":
+                break
+            n += 1
+        return n
+
+    def attempted_after_acked(self) -> bool:
+        return len(self.calls) > self.acked()
+
+
+def expected_state(steps_done: int, host: str) -> tuple[str, frozenset[tuple[str, str]]]:
+    """(existence, activations) after the first `steps_done` steps of a volume's cycle."""
+    if steps_done == 0 or steps_done >= 4:
+        return ("absent", frozenset())
+    if steps_done == 2:
+        return ("present", frozenset({(host, "exclusive")}))
+    return ("present", frozenset())
+
+
+class Load:
+    """CALLERS threads cycling volumes through the controller until stopped."""
+
+    def __init__(self, transport: Any, hosts: list[str], tag: str) -> None:
+        self.transport = transport
+        self.hosts = hosts
+        self.tag = tag
+        self.stop = threading.Event()
+        self.volumes: list[VolumeRun] = []
+        self.lock = threading.Lock()
+        self.threads = [threading.Thread(target=self._run, args=(i,), daemon=True) for i in range(CALLERS)]
+
+    def client(self) -> Any:
+        return oslo_messaging.get_rpc_client(
+            self.transport, oslo_messaging.Target(topic=CONTROLLER_TOPIC, version="1.0"),
+            timeout=CALL_TIMEOUT, retry=3)
+
+    def _run(self, caller: int) -> None:
+        client = self.client()
+        i = 0
+        while not self.stop.is_set():
+            run = VolumeRun(f"volume-chaos-{self.tag}-{caller}-{i}", self.hosts[(caller + i) % len(self.hosts)])
+            with self.lock:
+                self.volumes.append(run)
+            for step in STEPS:
+                call = Call(step, run.host, time.monotonic())
+                run.calls.append(call)
+                try:
+                    self._step(client, step, run)
+                    call.outcome = "ok"
+                except oslo_messaging.MessagingTimeout:
+                    call.outcome = "MessagingTimeout"
+                except oslo_messaging.RemoteError as e:
+                    call.outcome = e.exc_type or "RemoteError"
+                except Exception as e:  # noqa: BLE001 - every other failure is counted by class
+                    call.outcome = type(e).__name__
+                call.ended = time.monotonic()
+                if call.outcome != "ok" or self.stop.is_set():
+                    break
+            if run.calls[-1].outcome != "ok":
+                self.stop.wait(0.5)  # pacing: a caller whose call failed does not spin on the outage
+            i += 1
+
+    @staticmethod
+    def _step(client: Any, step: str, run: VolumeRun) -> None:
+        ctx = {"request_id": f"req-{uuid.uuid4()}"}
+        if step == "create":
+            client.call(ctx, "create_volume", vg=VG, name=run.name, size_gb=1)
+        elif step == "activate":
+            client.call(ctx, "activate_volume", vg=VG, name=run.name, host=run.host, mode="exclusive")
+        elif step == "deactivate":
+            client.call(ctx, "deactivate_volume", vg=VG, name=run.name, host=run.host)
+        else:
+            client.call(ctx, "delete_volume", vg=VG, name=run.name, volume_clear="none")
+
+    def calls(self) -> list[Call]:
+        with self.lock:
+            return [c for v in self.volumes for c in v.calls]
+
+
+def _probe(transport: Any, who: str, since: float, recovered: dict[str, float | None]) -> None:
+    """Until LOAD_AFTER_BACK has passed: `list_agents` (who == "controller") or `lock_status` of
+    host `who` (the controller asks that agent); records the first success, relative to since."""
+    while time.monotonic() - since < LOAD_AFTER_BACK:
+        client = oslo_messaging.get_rpc_client(
+            transport, oslo_messaging.Target(topic=CONTROLLER_TOPIC, version="1.0"), timeout=2, retry=0)
+        try:
+            if who == "controller":
+                client.call({}, "list_agents")
+            else:
+                client.call({}, "lock_status", host=who)
+        except Exception:  # noqa: BLE001 - not yet
+            time.sleep(0.2)  # polling interval, not synchronisation
+            continue
+        recovered[who] = time.monotonic() - since
+        return
+
+
+# ---- the scenario ----------------------------------------------------------------------------
+
+
+def poll(predicate: Any, timeout: float, interval: float = 0.1) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)  # polling interval, not synchronisation
+
+
+@pytest.mark.parametrize("queues", ["classic", "quorum"])
+def test_broker_kill_under_load(queues: str, spawn, tmp_path: Path) -> None:
+    broker = PrivateBroker(tmp_path / "broker")
+    url = broker.start()
+    try:
+        _scenario(queues, spawn, tmp_path, broker, url)
+    finally:
+        broker.stop()
+
+
+def _scenario(queues: str, spawn, tmp_path: Path, broker: PrivateBroker, url: str) -> None:
+    settings = QUORUM_SETTINGS if queues == "quorum" else {}
+    extra = [a for k, v in settings.items() for a in ("--set", f"{k}={v}")]
+    extra += ["--set", f"DEFAULT.transport_url={url}"]
+    conf = tmp_path / "empty.conf"
+    conf.write_text("")
+    tag = uuid.uuid4().hex[:6]
+    hosts = [f"chaos-a-{tag}", f"chaos-b-{tag}"]
+    for host_id, host in enumerate(hosts, start=1):
+        start_sim_agent(spawn, conf, tmp_path, host, host_id, VG, *extra)
+    spawn("aos-controller", "--config", conf, *controller_args(f"ctl-{tag}"),
+          "--set", "controller.agent_response_timeout=60", *extra, ready="READY", timeout=30)
+
+    oslo_conf: Any = make_oslo_conf()
+    from oslo_messaging._drivers import amqp, impl_rabbit  # the options must exist to be set
+    oslo_conf.register_opts(impl_rabbit.rabbit_opts, group="oslo_messaging_rabbit")
+    oslo_conf.register_opts(amqp.amqp_opts, group="oslo_messaging_rabbit")
+    for key, value in settings.items():
+        oslo_conf.set_override(key.split(".", 1)[1], value == "true", group="oslo_messaging_rabbit")
+    transport = oslo_messaging.get_rpc_transport(oslo_conf, url=to_rabbit_url(url))
+    try:
+        _run_load(queues, transport, hosts, broker, tag)
+    finally:
+        transport.cleanup()
+
+
+def _run_load(queues: str, transport: Any, hosts: list[str], broker: PrivateBroker, tag: str) -> None:
+    probe = oslo_messaging.get_rpc_client(
+        transport, oslo_messaging.Target(topic=CONTROLLER_TOPIC, version="1.0"), timeout=5, retry=1)
+
+    def alive() -> bool:
+        try:
+            agents = probe.call({}, "list_agents")["agents"]
+        except Exception:  # noqa: BLE001 - not yet
+            return False
+        return all(any(a["host"] == h and a["status"] == "alive" for a in agents) for h in hosts)
+
+    assert poll(alive, 30), f"agents {hosts} never alive before the load"
+    load = Load(transport, hosts, tag)
+    for t in load.threads:
+        t.start()
+    t0 = time.monotonic()
+    poll(lambda: time.monotonic() - t0 >= LOAD_BEFORE_KILL, LOAD_BEFORE_KILL + 1)
+    t_kill = time.monotonic()
+    broker.kill()
+    poll(lambda: time.monotonic() - t_kill >= DOWN_FOR, DOWN_FOR + 1)
+    broker.restart()
+    t_back = time.monotonic()
+    # Recovery as a caller sees it: a query the controller forwards to each agent, tried every
+    # 0.2 s on fresh clients from the moment the broker accepts connections again.
+    recovered: dict[str, float | None] = {h: None for h in ["controller", *hosts]}
+    probes = [threading.Thread(target=_probe, args=(transport, who, t_back, recovered), daemon=True)
+              for who in recovered]
+    for p in probes:
+        p.start()
+    poll(lambda: time.monotonic() - t_back >= LOAD_AFTER_BACK, LOAD_AFTER_BACK + 1)
+    load.stop.set()
+    for t in load.threads + probes:
+        t.join(timeout=CALL_TIMEOUT + 30)
+    hung = [t.name for t in load.threads if t.is_alive()]
+
+    calls = load.calls()
+    outcomes = Counter(c.outcome for c in calls)
+    after_back = [c for c in calls if c.started >= t_back]
+    slow = [c for c in calls if c.ended is not None and c.ended - c.started > CALL_TIMEOUT + 10]
+
+    # What every volume looks like now, against what its acknowledged calls allow.
+    lost: list[str] = []
+    ambiguous = 0
+
+    def state(name: str) -> tuple[str, frozenset[tuple[str, str]]]:
+        try:
+            v = probe.call({}, "get_volume", vg=VG, name=name)
+        except oslo_messaging.RemoteError as e:
+            if e.exc_type == "NotFound":
+                return ("absent", frozenset())
+            raise
+        return ("present", frozenset((a["host"], a["mode"]) for a in v["active_on"]))
+
+    for v in load.volumes:
+        done = v.acked()
+        allowed = {expected_state(done, v.host)}
+        if v.attempted_after_acked():
+            allowed.add(expected_state(done + 1, v.host))
+            ambiguous += 1
+        # The controller's activation map follows the agents' announcements: let it settle.
+        got = poll(lambda v=v, allowed=allowed: (s := state(v.name)) in allowed and s, 10)
+        if not got:
+            history = [f"{c.step}:{c.outcome}" for c in v.calls]
+            lost.append(f"{v.name}: {state(v.name)} not in {sorted(allowed)} after {history}")
+
+    NOT_CLEAR = ("ok", "MessagingTimeout", "running")
+    rows = [
+        ("queues", queues),
+        ("operations (calls)", str(len(calls))),
+        ("acknowledged", str(outcomes["ok"])),
+        ("failed with a clear error", str(sum(n for k, n in outcomes.items() if k not in NOT_CLEAR))),
+        ("timed out (MessagingTimeout)", str(outcomes["MessagingTimeout"])),
+        ("of the calls started after the broker was back: timed out",
+         str(sum(1 for c in after_back if c.outcome == "MessagingTimeout"))),
+        ("hung (no answer within timeout + 10 s)", str(len(slow) + len(hung))),
+        ("acknowledged operations lost", str(len(lost))),
+        ("volumes whose last call failed (state checked against both)", str(ambiguous)),
+        ("broker down (kill to accepting again)", f"{t_back - t_kill:.1f} s"),
+    ] + [(f"broker back to the first answer through {'the controller' if h == 'controller' else 'its agent ' + h}",
+          "never" if r is None else f"{r:.1f} s") for h, r in recovered.items()]
+    rows.append(("errors by class", ", ".join(f"{k} {n}" for k, n in sorted(outcomes.items()) if k != "ok") or "none"))
+    print("\n" + "\n".join(f"| {k} | {v} |" for k, v in rows))
+    report = os.environ.get("AOS_CHAOS_REPORT")
+    if report:
+        with open(report, "a") as f:
+            f.write("\n".join(f"| {k} | {v} |" for k, v in rows) + "\n\n")
+
+    assert not lost, "acknowledged operations lost:\n" + "\n".join(lost)
+    assert not hung and not slow, f"calls hung: threads {hung}, slow {[(c.step, c.outcome) for c in slow]}"
+    assert all(r is not None for r in recovered.values()), f"a host never worked again: {recovered}"
