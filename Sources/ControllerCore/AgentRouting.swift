@@ -19,6 +19,28 @@ extension Controller {
         return ServiceError(.agentUnavailable, message, details: ["host": .string(host), "method": .string(method)])
     }
 
+    /// The agent went down while `method` waited for its answer. Unlike `unavailable`, the
+    /// request WAS sent: a partitioned agent that comes back still finds it in its queue and
+    /// runs it if it is younger than the call's timeout (the message expires then). The caller
+    /// must not take this failure for "nothing happened" (issue 15: it did, ~9 s after the
+    /// link came back), so the message and `details.may_still_run` say so.
+    func wentDown(
+        _ host: String, method: String, sentAt: ContinuousClock.Instant, timeout: Duration, at t: ContinuousClock.Instant
+    ) -> ServiceError {
+        let age = view.withLock { v in v.agents[host].map { t - $0.lastSeen } }
+        let mayRunFor = max(.zero, timeout - (t - sentAt))
+        let silent = age.map { " (last announcement \(formatSeconds($0)) ago)" } ?? ""
+        return ServiceError(
+            .agentUnavailable,
+            "the agent on \(host) went down\(silent) while \(method) waited for its answer; the request was sent "
+                + "\(formatSeconds(t - sentAt)) ago and may still run there if the agent comes back within "
+                + "\(formatSeconds(mayRunFor)) (when it expires): check the volume before retrying",
+            details: [
+                "host": .string(host), "method": .string(method), "may_still_run": .bool(true),
+                "may_still_run_for_s": .double(Double(mayRunFor.components.seconds)),
+            ])
+    }
+
     /// Calls one agent: fails at once when it is down, waits at most agent_response_timeout and
     /// never past the caller's deadline, and gives up with `agent_unavailable` as soon as the
     /// agent goes down while the call waits (the call is cancelled then).
@@ -49,7 +71,8 @@ extension Controller {
             { try await caller.call(host: host, method: name, args: args, timeout: callTimeout, instance: instance) },
             orFailure: { [self] in
                 let t = now()
-                return view.withLock({ $0.liveness(of: host, now: t) }) == .down ? unavailable(host, method: name, at: t) : nil
+                guard view.withLock({ $0.liveness(of: host, now: t) }) == .down else { return nil }
+                return wentDown(host, method: name, sentAt: start, timeout: callTimeout, at: t)
             }, checkedEvery: settings.livenessPollInterval)
         let t = now()
         view.withLock { $0.touch(host, at: t) }

@@ -126,10 +126,15 @@ import Testing
             clock.advance(.seconds(61))
         }
         let start = ContinuousClock.now
-        _ = await expectCode("agent_unavailable") {
+        let e = await expectCode("agent_unavailable") {
             _ = try await c.dispatch("activate_volume", ["vg": "vg0", "name": "v", "host": "host-a"])
         }
         #expect(ContinuousClock.now - start < .seconds(5))
+        // The request was sent: the answer must not read as "nothing happened" (issue 15).
+        #expect(e?.message.contains("went down") == true)
+        #expect(e?.message.contains("may still run") == true)
+        #expect(e?.message.contains("not sent") == false)
+        #expect(e?.details["may_still_run"] == .bool(true))
         try await advancer.value
         // The abandoned call was cancelled, and had ended before the error was returned.
         #expect(agents.state.withLock { $0.cancelled } == ["host-a"])
