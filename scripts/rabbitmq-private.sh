@@ -2,6 +2,8 @@
 # Run a private RabbitMQ broker for tests, never touching the system service.
 #
 #   scripts/rabbitmq-private.sh start DIR        start a broker whose files all live under DIR
+#   scripts/rabbitmq-private.sh start DIR --join DIR0  start one more node of DIR0's cluster (same
+#                                               epmd and Erlang cookie; stop it before DIR0)
 #   scripts/rabbitmq-private.sh stop  DIR        stop it (graceful, then by pid), and its epmd
 #   scripts/rabbitmq-private.sh kill  DIR        SIGKILL the node (a crash), keeping its data
 #   scripts/rabbitmq-private.sh restart DIR      start a killed node again: same name, ports, data
@@ -32,13 +34,15 @@ RMQ_BIN="${AOS_RABBITMQ_BIN:-/usr/lib/rabbitmq/bin}"
 START_TIMEOUT="${AOS_BROKER_START_TIMEOUT:-90}"
 
 # Filled by load_state from DIR/broker.state.
-NODE="" AMQP_PORT="" EPMD_PORT="" EPMD_PID="" WRAPPER_PID=""
+NODE="" AMQP_PORT="" EPMD_PORT="" EPMD_PID="" WRAPPER_PID="" EPMD_SHARED=""
+# `start DIR --join DIR0`: the node to cluster with (its directory).
+JOIN_DIR=""
 
 log() { echo "rabbitmq-private: $*" >&2; }
 die() { log "error: $*"; exit 1; }
 
 usage() {
-    sed -n '2,14p' "$SELF" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,16p' "$SELF" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
@@ -134,7 +138,7 @@ launch() {
     local amqp_port="$AMQP_PORT" dist_port="$DIST_PORT" epmd_port="$EPMD_PORT" node="$NODE" deadline
     # Our own epmd on a private port, so that we can stop it and leave nothing behind (a
     # restart after `kill` finds it still running).
-    if ! pid_matches "${EPMD_PID:-}" epmd; then
+    if [[ -z "${EPMD_SHARED:-}" ]] && ! pid_matches "${EPMD_PID:-}" epmd; then
         setsid epmd -port "$epmd_port" -address 127.0.0.1 </dev/null >"$dir/log/epmd.out" 2>&1 &
         echo "EPMD_PID='$!'" >>"$dir/broker.state"
     fi
@@ -210,6 +214,17 @@ start_once() {
     node="aos-test-${rand}@localhost"
     read -r amqp_port dist_port epmd_port tls_port < <(free_ports 4)
     amqp_port="${AOS_BROKER_AMQP_PORT:-$amqp_port}"
+    local join_node="" shared=""
+    if [[ -n "$JOIN_DIR" ]]; then
+        # One epmd per cluster (nodes find each other through it) and one cookie.
+        [[ -f "$JOIN_DIR/broker.state" && -f "$JOIN_DIR/.erlang.cookie" ]] || die "$JOIN_DIR holds no running broker"
+        # shellcheck source=/dev/null
+        epmd_port="$(. "$JOIN_DIR/broker.state" && echo "$EPMD_PORT")"
+        # shellcheck source=/dev/null
+        join_node="$(. "$JOIN_DIR/broker.state" && echo "$NODE")"
+        shared=1
+        install -m 400 "$JOIN_DIR/.erlang.cookie" "$dir/.erlang.cookie"
+    fi
 
     # A TLS listener too, with a throw-away CA and a certificate for the name
     # "localhost" (librabbitmq 0.11 matches DNS names only, not IP addresses).
@@ -235,9 +250,19 @@ NODE='$node'
 AMQP_PORT='$amqp_port'
 DIST_PORT='$dist_port'
 EPMD_PORT='$epmd_port'
+EPMD_SHARED='$shared'
 EOF
     load_state "$dir"
     launch "$dir" || return 1
+    if [[ -n "$join_node" ]]; then
+        if ! { ctl stop_app && ctl join_cluster "$join_node" && ctl start_app; } >"$dir/log/join.out" 2>&1; then
+            cat "$dir/log/join.out" >&2
+            cmd_stop "$dir" || true
+            log "node $node could not join $join_node"
+            return 1
+        fi
+        log "node $node joined $join_node"
+    fi
     {
         printf 'AOS_TEST_AMQP_URL=%q\n' "amqp://guest:guest@127.0.0.1:${amqp_port}/"
         printf 'AOS_TEST_AMQP_PORT=%q\n' "$amqp_port"
@@ -297,7 +322,7 @@ cmd_stop() {
             wait_gone 100 "${group[@]}" || kill -KILL "${group[@]}" 2>/dev/null || true
         fi
     fi
-    if pid_matches "${EPMD_PID:-}" epmd; then
+    if [[ -z "${EPMD_SHARED:-}" ]] && pid_matches "${EPMD_PID:-}" epmd; then
         kill -TERM "$EPMD_PID" 2>/dev/null || true
         wait_gone 30 "$EPMD_PID" || kill -KILL "$EPMD_PID" 2>/dev/null || true
     fi
@@ -337,7 +362,13 @@ main() {
     [[ $# -ge 2 ]] || usage
     shift
     case "$cmd" in
-    start) cmd_start "$1" ;;
+    start)
+        if [[ "${2:-}" == --join ]]; then
+            [[ -n "${3:-}" ]] || usage
+            JOIN_DIR="$(abs_dir "$3")"
+        fi
+        cmd_start "$1"
+        ;;
     stop) cmd_stop "$1" ;;
     kill) cmd_kill "$1" ;;
     restart) cmd_restart "$1" ;;

@@ -1,6 +1,8 @@
-"""Chaos (issue 15): the broker is killed (SIGKILL) and restarted under a steady load of volume
-operations, with the project's topic queues classic and transient (the defaults) and with
-durable quorum queues (`rabbit_quorum_queue`, as oslo names it) on every party.
+"""Chaos (issue 15), figures in docs/reliability.md. Under a steady load of volume operations:
+the broker is killed (SIGKILL) and restarted, with the project's topic queues classic and
+transient (the defaults) and with durable quorum queues (`rabbit_quorum_queue`, as oslo names
+it) on every party; a 3-node cluster with quorum queues loses the node leading the controller's
+queue. Apart from the load: an agent is cut off the network (a silent proxy) while calls wait.
 
 Each test runs its own private broker (it is killed), a controller and two simulated agents,
 and four oslo.messaging callers cycling volumes as the Cinder driver does (create, activate
@@ -18,6 +20,7 @@ Nothing sleeps to synchronise: the load runs for fixed windows and the test poll
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import threading
@@ -213,13 +216,68 @@ def poll(predicate: Any, timeout: float, interval: float = 0.1) -> Any:
 def test_broker_kill_under_load(queues: str, spawn, tmp_path: Path) -> None:
     broker = PrivateBroker(tmp_path / "broker")
     url = broker.start()
+
+    def fault() -> tuple[float, str]:
+        t_kill = time.monotonic()
+        broker.kill()
+        poll(lambda: time.monotonic() - t_kill >= DOWN_FOR, DOWN_FOR + 1)
+        broker.restart()
+        return time.monotonic(), f"broker killed; down (kill to accepting again) {time.monotonic() - t_kill:.1f} s"
+
     try:
-        _scenario(queues, spawn, tmp_path, broker, url)
+        _scenario(queues, spawn, tmp_path, url, fault)
     finally:
         broker.stop()
 
 
-def _scenario(queues: str, spawn, tmp_path: Path, broker: PrivateBroker, url: str) -> None:
+def test_cluster_node_loss_under_load(spawn, tmp_path: Path) -> None:
+    """A 3-node RabbitMQ cluster with quorum queues loses (SIGKILL) the node that leads the
+    controller's queue, under load. Every process got all three nodes in its URL and starts at a
+    random one (AMQPConfiguration.spreadLoad), so the loss cuts some of them off."""
+    nodes = [PrivateBroker(tmp_path / f"node{i}") for i in range(3)]
+    urls = [nodes[0].start()]
+    joins = [subprocess.Popen(["bash", str(BROKER), "start", str(n.dir), "--join", str(nodes[0].dir)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for n in nodes[1:]]
+    try:
+        for j in joins:
+            _, err = j.communicate(timeout=240)
+            assert j.returncode == 0, f"a node did not join: {err}"
+        for n in nodes[1:]:
+            env = dict(line.split("=", 1) for line in (n.dir / "broker.env").read_text().splitlines())
+            urls.append(env["AOS_TEST_AMQP_URL"])
+        url = "amqp://" + ",".join(u.removeprefix("amqp://").rstrip("/") for u in urls) + "/"
+
+        def fault() -> tuple[float, str]:
+            leader = _leader_of(nodes[0], CONTROLLER_TOPIC)
+            victim = next(n for n in nodes if _node_name(n) == leader)
+            victim.kill()
+            which = f"node {nodes.index(victim)} of 3 (leader of {CONTROLLER_TOPIC})"
+            return time.monotonic(), f"{which} killed, not restarted"
+
+        _scenario("quorum", spawn, tmp_path, url, fault, label="quorum, 3-node cluster")
+    finally:
+        for n in reversed(nodes):  # the first node owns the cluster's epmd: last
+            n.stop()
+
+
+def _node_name(node: PrivateBroker) -> str:
+    for line in (node.dir / "broker.env").read_text().splitlines():
+        if line.startswith("AOS_TEST_BROKER_NODE="):
+            return line.split("=", 1)[1]
+    raise AssertionError(f"no node name in {node.dir}")
+
+
+def _leader_of(node: PrivateBroker, queue: str) -> str:
+    r = subprocess.run(
+        ["bash", str(BROKER), "ctl", str(node.dir), "list_queues", "name", "leader", "--formatter", "json"],
+        capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    leaders = {q["name"]: q.get("leader") for q in json.loads(r.stdout)}
+    assert leaders.get(queue), f"no leader for {queue}: {leaders}"
+    return str(leaders[queue])
+
+
+def _scenario(queues: str, spawn, tmp_path: Path, url: str, fault: Any, label: str | None = None) -> None:
     settings = QUORUM_SETTINGS if queues == "quorum" else {}
     extra = [a for k, v in settings.items() for a in ("--set", f"{k}={v}")]
     extra += ["--set", f"DEFAULT.transport_url={url}"]
@@ -240,12 +298,12 @@ def _scenario(queues: str, spawn, tmp_path: Path, broker: PrivateBroker, url: st
         oslo_conf.set_override(key.split(".", 1)[1], value == "true", group="oslo_messaging_rabbit")
     transport = oslo_messaging.get_rpc_transport(oslo_conf, url=to_rabbit_url(url))
     try:
-        _run_load(queues, transport, hosts, broker, tag)
+        _run_load(label or queues, transport, hosts, fault, tag)
     finally:
         transport.cleanup()
 
 
-def _run_load(queues: str, transport: Any, hosts: list[str], broker: PrivateBroker, tag: str) -> None:
+def _run_load(queues: str, transport: Any, hosts: list[str], fault: Any, tag: str) -> None:
     probe = oslo_messaging.get_rpc_client(
         transport, oslo_messaging.Target(topic=CONTROLLER_TOPIC, version="1.0"), timeout=5, retry=1)
 
@@ -262,13 +320,10 @@ def _run_load(queues: str, transport: Any, hosts: list[str], broker: PrivateBrok
         t.start()
     t0 = time.monotonic()
     poll(lambda: time.monotonic() - t0 >= LOAD_BEFORE_KILL, LOAD_BEFORE_KILL + 1)
-    t_kill = time.monotonic()
-    broker.kill()
-    poll(lambda: time.monotonic() - t_kill >= DOWN_FOR, DOWN_FOR + 1)
-    broker.restart()
-    t_back = time.monotonic()
+    t_back, what = fault()
     # Recovery as a caller sees it: a query the controller forwards to each agent, tried every
-    # 0.2 s on fresh clients from the moment the broker accepts connections again.
+    # 0.2 s on fresh clients from the moment the broker accepts connections again (or, when
+    # a cluster node is lost, from the loss).
     recovered: dict[str, float | None] = {h: None for h in ["controller", *hosts]}
     probes = [threading.Thread(target=_probe, args=(transport, who, t_back, recovered), daemon=True)
               for who in recovered]
@@ -322,8 +377,8 @@ def _run_load(queues: str, transport: Any, hosts: list[str], broker: PrivateBrok
         ("hung (no answer within timeout + 10 s)", str(len(slow) + len(hung))),
         ("acknowledged operations lost", str(len(lost))),
         ("volumes whose last call failed (state checked against both)", str(ambiguous)),
-        ("broker down (kill to accepting again)", f"{t_back - t_kill:.1f} s"),
-    ] + [(f"broker back to the first answer through {'the controller' if h == 'controller' else 'its agent ' + h}",
+        ("fault", what),
+    ] + [(f"fault over to the first answer through {'the controller' if h == 'controller' else 'its agent ' + h}",
           "never" if r is None else f"{r:.1f} s") for h, r in recovered.items()]
     rows.append(("errors by class", ", ".join(f"{k} {n}" for k, n in sorted(outcomes.items()) if k != "ok") or "none"))
     print("\n" + "\n".join(f"| {k} | {v} |" for k, v in rows))
@@ -335,3 +390,103 @@ def _run_load(queues: str, transport: Any, hosts: list[str], broker: PrivateBrok
     assert not lost, "acknowledged operations lost:\n" + "\n".join(lost)
     assert not hung and not slow, f"calls hung: threads {hung}, slow {[(c.step, c.outcome) for c in slow]}"
     assert all(r is not None for r in recovered.values()), f"a host never worked again: {recovered}"
+
+
+# ---- an agent cut off the network --------------------------------------------------------------
+
+
+def test_agent_partitioned_under_calls(spawn, amqp_url: str, broker_env, tmp_path: Path, oslo_transport) -> None:
+    """Host A's agent reaches the broker through a proxy that goes silent (a partition: no
+    reset, packets into a black hole). What must hold: the controller marks A down and then
+    fails calls for A at once; a call that was waiting when A went down says the request may
+    still run; nobody else gets A's exclusive lock meanwhile; after the link is back A is alive,
+    its LV still held by A alone, and the figures say when the waiting request ran."""
+    from peers import FreezableProxy
+
+    port = int(broker_env["AOS_TEST_AMQP_URL"].rsplit(":", 1)[1].strip("/"))
+    proxy = FreezableProxy(port)
+    conf = tmp_path / "empty.conf"
+    conf.write_text("")
+    tag = uuid.uuid4().hex[:6]
+    a, b = f"part-a-{tag}", f"part-b-{tag}"
+    try:
+        start_sim_agent(spawn, conf, tmp_path, a, 1, VG,
+                        "--set", f"DEFAULT.transport_url=amqp://guest:guest@127.0.0.1:{proxy.port}/")
+        start_sim_agent(spawn, conf, tmp_path, b, 2, VG, "--set", f"DEFAULT.transport_url={amqp_url}")
+        spawn("aos-controller", "--config", conf, *controller_args(f"ctl-{tag}"),
+              "--set", f"DEFAULT.transport_url={amqp_url}", "--set", f"controller.preferred_hosts={b}",
+              ready="READY", timeout=30)
+        ctl = oslo_messaging.get_rpc_client(
+            oslo_transport, oslo_messaging.Target(topic=CONTROLLER_TOPIC, version="1.0"), timeout=30)
+
+        def call(method: str, **kw: Any) -> Any:
+            return ctl.call({"request_id": f"req-{uuid.uuid4()}"}, method, **kw)
+
+        def status(h: str) -> str | None:
+            return next((x["status"] for x in call("list_agents")["agents"] if x["host"] == h), None)
+
+        def holders(name: str) -> set[tuple[str, str]]:
+            return {(x["host"], x["mode"]) for x in call("get_volume", vg=VG, name=name)["active_on"]}
+
+        assert poll(lambda: status(a) == "alive" and status(b) == "alive", 30), "agents never alive"
+        held, waiting = f"volume-held-{tag}", f"volume-wait-{tag}"
+        for name in (held, waiting):
+            call("create_volume", vg=VG, name=name, size_gb=1)
+        call("activate_volume", vg=VG, name=held, host=a, mode="exclusive")
+
+        proxy.freeze()
+        t_cut = time.monotonic()
+        # A call that is waiting when A goes down.
+        outcome: dict[str, Any] = {}
+
+        def waiting_call() -> None:
+            try:
+                outcome["result"] = call("activate_volume", vg=VG, name=waiting, host=a, mode="exclusive")
+            except oslo_messaging.RemoteError as e:
+                outcome["error"] = e
+            outcome["after"] = time.monotonic() - t_cut
+
+        th = threading.Thread(target=waiting_call, daemon=True)
+        th.start()
+        assert poll(lambda: status(a) == "down", 30), f"{a} never marked down"
+        t_down = time.monotonic() - t_cut
+        th.join(timeout=30)
+        assert not th.is_alive(), "the call waiting for the partitioned agent hung"
+        err = outcome.get("error")
+        assert err is not None and err.exc_type == "AgentUnavailable", outcome
+        assert "may still run" in err.value, err.value
+
+        t0 = time.monotonic()
+        with pytest.raises(oslo_messaging.RemoteError) as fast:
+            call("deactivate_volume", vg=VG, name=held, host=a)
+        fail_fast = time.monotonic() - t0
+        assert fast.value.exc_type == "AgentUnavailable" and "not sent" in fast.value.value, fast.value.value
+        # Nobody takes A's exclusive lock while A is cut off.
+        with pytest.raises(oslo_messaging.RemoteError) as doubled:
+            call("activate_volume", vg=VG, name=held, host=b, mode="exclusive")
+        assert doubled.value.exc_type == "LockedByOtherHost", doubled.value.value
+
+        poll(lambda: time.monotonic() - t_cut >= 10, 11)
+        proxy.thaw()
+        t_thaw = time.monotonic()
+        assert poll(lambda: status(a) == "alive", 60), f"{a} never came back"
+        back = time.monotonic() - t_thaw
+        assert poll(lambda: holders(held) == {(a, "exclusive")}, 15), holders(held)
+        ran = poll(lambda: (a, "exclusive") in holders(waiting), 15)
+        ran_after = time.monotonic() - t_thaw if ran else None
+        rows = [
+            ("partition: controller marked the agent down after", f"{t_down:.1f} s"),
+            ("partition: the waiting call failed (may still run) after", f"{outcome['after']:.1f} s"),
+            ("partition: a call for the down agent failed in", f"{fail_fast * 1000:.0f} ms"),
+            ("partition: exclusive lock taken by another host meanwhile", "no (LockedByOtherHost)"),
+            ("partition: agent alive again after the link came back", f"{back:.1f} s"),
+            ("partition: the waiting request ran after the link came back",
+             "no" if ran_after is None else f"yes, within {ran_after:.1f} s (the error said it might)"),
+        ]
+        print("\n" + "\n".join(f"| {k} | {v} |" for k, v in rows))
+        report = os.environ.get("AOS_CHAOS_REPORT")
+        if report:
+            with open(report, "a") as f:
+                f.write("\n".join(f"| {k} | {v} |" for k, v in rows) + "\n\n")
+    finally:
+        proxy.close()
