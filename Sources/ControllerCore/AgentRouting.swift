@@ -41,6 +41,24 @@ extension Controller {
             ])
     }
 
+    /// The agent announced a new run (instance id) while `method` waited: the run it was sent
+    /// to is gone, and the new one refuses requests addressed to the old (`agent_restarted`).
+    /// Waiting longer cannot bring an answer (a SIGKILLed agent's calls waited out their whole
+    /// timeout, issue 15); the request may have run before the restart, never after it.
+    func restarted(
+        _ host: String, method: String, from old: String, to new: String, sentAt: ContinuousClock.Instant,
+        at t: ContinuousClock.Instant
+    ) -> ServiceError {
+        ServiceError(
+            .agentRestarted,
+            "the agent on \(host) restarted while \(method) waited for its answer (sent \(formatSeconds(t - sentAt)) ago); "
+                + "it may have run before the restart and will not run after it: check the volume, then retry",
+            details: [
+                "host": .string(host), "method": .string(method), "may_have_run": .bool(true),
+                "old_instance": .string(old), "new_instance": .string(new),
+            ])
+    }
+
     /// Calls one agent: fails at once when it is down, waits at most agent_response_timeout and
     /// never past the caller's deadline, and gives up with `agent_unavailable` as soon as the
     /// agent goes down while the call waits (the call is cancelled then).
@@ -71,8 +89,12 @@ extension Controller {
             { try await caller.call(host: host, method: name, args: args, timeout: callTimeout, instance: instance) },
             orFailure: { [self] in
                 let t = now()
-                guard view.withLock({ $0.liveness(of: host, now: t) }) == .down else { return nil }
-                return wentDown(host, method: name, sentAt: start, timeout: callTimeout, at: t)
+                let (liveness, current) = view.withLock { ($0.liveness(of: host, now: t), $0.agents[host]?.report.instanceID) }
+                if liveness == .down { return wentDown(host, method: name, sentAt: start, timeout: callTimeout, at: t) }
+                if let instance, let current, current != instance {
+                    return restarted(host, method: name, from: instance, to: current, sentAt: start, at: t)
+                }
+                return nil
             }, checkedEvery: settings.livenessPollInterval)
         let t = now()
         view.withLock { $0.touch(host, at: t) }

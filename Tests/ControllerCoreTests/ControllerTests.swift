@@ -140,6 +140,27 @@ import Testing
         #expect(agents.state.withLock { $0.cancelled } == ["host-a"])
     }
 
+    @Test func waitingCallEndsWhenAgentAnnouncesANewRun() async throws {
+        let c = try await ready()
+        agents.setHanging("host-a")
+        let restarter = Task {
+            while agents.calls.isEmpty { try await Task.sleep(for: .milliseconds(5)) }
+            // Host A's agent was SIGKILLed and is back: its first announcement names a new run.
+            let report = agents.report("host-a", hostID: 1, instance: "run-host-a-2")
+            _ = try await c.dispatch("agent_announce", ["report": report, "sent_at": 2.0])
+        }
+        let start = ContinuousClock.now
+        let e = await expectCode("agent_restarted") {
+            _ = try await c.dispatch("activate_volume", ["vg": "vg0", "name": "v", "host": "host-a"])
+        }
+        #expect(ContinuousClock.now - start < .seconds(5))  // not the 2888 s timeout
+        #expect(e?.message.contains("restarted while activate_lv waited") == true)
+        #expect(e?.details["may_have_run"] == .bool(true))
+        #expect(e?.details["new_instance"] == "run-host-a-2")
+        try await restarter.value
+        #expect(agents.state.withLock { $0.cancelled } == ["host-a"])
+    }
+
     @Test func cancellingTheCallerCancelsTheAgentCall() async throws {
         let c = try await ready()
         agents.setHanging("host-a")

@@ -196,14 +196,16 @@ final class FakeAgents: AgentCaller {
     }
 
     /// The health() report this fake agent would announce for `host`.
-    func report(_ host: String, hostID: Int, lockspace: LockspaceState = .started, ready: Bool = true) -> JSONValue {
+    func report(
+        _ host: String, hostID: Int, lockspace: LockspaceState = .started, ready: Bool = true, instance: String? = nil
+    ) -> JSONValue {
         let active: [ActiveLV] = state.withLock { s in
             s.lvs.sorted { $0.key < $1.key }.compactMap { n, lv in
                 lv.holders[host].flatMap(LVMode.init(rawValue:)).map { ActiveLV(vg: vg, name: n, mode: $0) }
             }
         }
         let health = AgentHealth(
-            host: host, host_id: hostID, version: "test", instance_id: "run-\(host)", ready: ready,
+            host: host, host_id: hostID, version: "test", instance_id: instance ?? "run-\(host)", ready: ready,
             phase: ready ? "ready" : "restoring", vgs: [vg: VGHealth(lockspace: lockspace)],
             active_lvs: active, restore_failures: [])
         return (try? health.wireValue()) ?? .null

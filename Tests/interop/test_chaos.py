@@ -203,6 +203,35 @@ def _probe(transport: Any, who: str, since: float, recovered: dict[str, float | 
         return
 
 
+def volume_state(probe: Any, name: str) -> tuple[str, frozenset[tuple[str, str]]]:
+    try:
+        v = probe.call({}, "get_volume", vg=VG, name=name)
+    except oslo_messaging.RemoteError as e:
+        if e.exc_type == "NotFound":
+            return ("absent", frozenset())
+        raise
+    return ("present", frozenset((a["host"], a["mode"]) for a in v["active_on"]))
+
+
+def check_acknowledged(load: Load, probe: Any) -> tuple[list[str], int]:
+    """What every volume looks like now against what its acknowledged calls allow: (the
+    volumes where that fails, with their history; how many volumes' last call failed)."""
+    lost: list[str] = []
+    ambiguous = 0
+    for v in load.volumes:
+        done = v.acked()
+        allowed = {expected_state(done, v.host)}
+        if v.attempted_after_acked():
+            allowed.add(expected_state(done + 1, v.host))
+            ambiguous += 1
+        # The controller's activation map follows the agents' announcements: let it settle.
+        got = poll(lambda v=v, allowed=allowed: (s := volume_state(probe, v.name)) in allowed and s, 10)
+        if not got:
+            history = [f"{c.step}:{c.outcome}" for c in v.calls]
+            lost.append(f"{v.name}: {volume_state(probe, v.name)} not in {sorted(allowed)} after {history}")
+    return lost, ambiguous
+
+
 # ---- the scenario ----------------------------------------------------------------------------
 
 
@@ -343,30 +372,7 @@ def _run_load(queues: str, transport: Any, hosts: list[str], fault: Any, tag: st
     after_back = [c for c in calls if c.started >= t_back]
     slow = [c for c in calls if c.ended is not None and c.ended - c.started > CALL_TIMEOUT + HUNG_SLACK]
 
-    # What every volume looks like now, against what its acknowledged calls allow.
-    lost: list[str] = []
-    ambiguous = 0
-
-    def state(name: str) -> tuple[str, frozenset[tuple[str, str]]]:
-        try:
-            v = probe.call({}, "get_volume", vg=VG, name=name)
-        except oslo_messaging.RemoteError as e:
-            if e.exc_type == "NotFound":
-                return ("absent", frozenset())
-            raise
-        return ("present", frozenset((a["host"], a["mode"]) for a in v["active_on"]))
-
-    for v in load.volumes:
-        done = v.acked()
-        allowed = {expected_state(done, v.host)}
-        if v.attempted_after_acked():
-            allowed.add(expected_state(done + 1, v.host))
-            ambiguous += 1
-        # The controller's activation map follows the agents' announcements: let it settle.
-        got = poll(lambda v=v, allowed=allowed: (s := state(v.name)) in allowed and s, 10)
-        if not got:
-            history = [f"{c.step}:{c.outcome}" for c in v.calls]
-            lost.append(f"{v.name}: {state(v.name)} not in {sorted(allowed)} after {history}")
+    lost, ambiguous = check_acknowledged(load, probe)
 
     NOT_CLEAR = ("ok", "MessagingTimeout", "running")
     rows = [
@@ -493,3 +499,112 @@ def test_agent_partitioned_under_calls(spawn, amqp_url: str, broker_env, tmp_pat
                 f.write("\n".join(f"| {k} | {v} |" for k, v in rows) + "\n\n")
     finally:
         proxy.close()
+
+
+# ---- an agent killed (SIGKILL) at random points under load -------------------------------------
+
+
+def test_agent_kill9_at_random_points_under_load(spawn, amqp_url: str, tmp_path: Path, oslo_transport) -> None:
+    """Host A's agent is SIGKILLed KILLS times at random moments while four callers cycle volumes
+    on hosts A and B, and restarted each time. What must hold: no acknowledged operation lost;
+    each agent's activation record (state_dir/activations.json) names exactly the LVs the
+    (simulated) LVM has active on its host, in the same mode; and every interrupted cycle
+    finishes when its failed step is simply retried."""
+    import random
+
+    kills = 6
+    conf = tmp_path / "empty.conf"
+    conf.write_text("")
+    tag = uuid.uuid4().hex[:6]
+    a, b = f"kill-a-{tag}", f"kill-b-{tag}"
+    url = ["--set", f"DEFAULT.transport_url={amqp_url}"]
+    agents = {a: start_sim_agent(spawn, conf, tmp_path, a, 1, VG, *url),
+              b: start_sim_agent(spawn, conf, tmp_path, b, 2, VG, *url)}
+    spawn("aos-controller", "--config", conf, *controller_args(f"ctl-{tag}"), *url,
+          "--set", "controller.agent_response_timeout=60", ready="READY", timeout=30)
+    probe = oslo_messaging.get_rpc_client(
+        oslo_transport, oslo_messaging.Target(topic=CONTROLLER_TOPIC, version="1.0"), timeout=10)
+
+    def alive(h: str) -> bool:
+        try:
+            return any(x["host"] == h and x["status"] == "alive" for x in probe.call({}, "list_agents")["agents"])
+        except Exception:  # noqa: BLE001 - not yet
+            return False
+
+    assert poll(lambda: alive(a) and alive(b), 30), "agents never alive"
+    load = Load(oslo_transport, [a, b], tag)
+    for th in load.threads:
+        th.start()
+    rng = random.Random()
+    seed = rng.randrange(1 << 30)
+    rng.seed(seed)
+    restart_times: list[float] = []
+    for _ in range(kills):
+        pause = rng.uniform(0.3, 2.5)
+        t_wait = time.monotonic()
+        poll(lambda t_wait=t_wait, pause=pause: time.monotonic() - t_wait >= pause, pause + 1)
+        agents[a].proc.kill()  # SIGKILL
+        agents[a].proc.wait(timeout=10)
+        t_kill = time.monotonic()
+        agents[a] = start_sim_agent(spawn, conf, tmp_path, a, 1, VG, *url)
+        restart_times.append(time.monotonic() - t_kill)
+    t_last = time.monotonic()
+    poll(lambda: time.monotonic() - t_last >= 5, 6)
+    load.stop.set()
+    for th in load.threads:
+        th.join(timeout=CALL_TIMEOUT + HUNG_SLACK + 15)
+    assert not any(th.is_alive() for th in load.threads), "a caller hung"
+    assert poll(lambda: alive(a), 30), f"{a} not alive after its last restart"
+
+    lost, ambiguous = check_acknowledged(load, probe)
+
+    # Retrying the failed step of every interrupted cycle, then the rest of it, succeeds.
+    client = load.client()
+    retry_failures: list[str] = []
+    for v in load.volumes:  # (cycles cut short by the end of the load are finished too)
+        for step in STEPS[v.acked():]:
+            try:
+                Load._step(client, step, v)
+            except Exception as e:  # noqa: BLE001 - reported below
+                retry_failures.append(f"{v.name} {step}: {e}")
+                break
+
+    # Each agent's record against the (simulated) LVM, once nothing runs: every cycle ended in a delete.
+    def sim_active(host: str) -> dict[str, str]:
+        doc = json.loads((tmp_path / "cluster.json").read_text())
+        out: dict[str, str] = {}
+        for name, lv in doc["vgs"][VG]["lvs"].items():
+            if lv.get("exclusiveHolder") == host:
+                out[name] = "exclusive"
+            elif host in (lv.get("sharedHolders") or []):
+                out[name] = "shared"
+        return out
+
+    def recorded(host: str) -> dict[str, str]:
+        doc = json.loads((tmp_path / host / "activations.json").read_text())
+        return {r["name"]: r["mode"] for r in doc.get("activations", []) if r.get("vg") == VG}
+
+    mismatch = {h: (sim_active(h), recorded(h)) for h in (a, b) if sim_active(h) != recorded(h)}
+    leftovers = [n for n in json.loads((tmp_path / "cluster.json").read_text())["vgs"][VG]["lvs"]
+                 if n.startswith(f"volume-chaos-{tag}")]
+    calls = load.calls()
+    outcomes = Counter(c.outcome for c in calls)
+    rows = [
+        ("agent SIGKILLed (random moments, seed)", f"{kills} times (seed {seed})"),
+        ("calls / acknowledged", f"{len(calls)} / {outcomes['ok']}"),
+        ("errors by class", ", ".join(f"{k} {n}" for k, n in sorted(outcomes.items()) if k != "ok") or "none"),
+        ("acknowledged operations lost", str(len(lost))),
+        ("interrupted cycles finished by retrying the failed step",
+         f"{ambiguous - len(retry_failures)} of {ambiguous}"),
+        ("records that differ from LVM afterwards", str(len(mismatch))),
+        ("agent restart to READY (median)", f"{sorted(restart_times)[len(restart_times) // 2]:.2f} s"),
+    ]
+    print("\n" + "\n".join(f"| {k} | {v} |" for k, v in rows))
+    report = os.environ.get("AOS_CHAOS_REPORT")
+    if report:
+        with open(report, "a") as f:
+            f.write("\n".join(f"| {k} | {v} |" for k, v in rows) + "\n\n")
+    assert not lost, "acknowledged operations lost:\n" + "\n".join(lost)
+    assert not retry_failures, "a retry failed:\n" + "\n".join(retry_failures)
+    assert not mismatch, f"activation records differ from LVM (sim, record): {mismatch}"
+    assert not leftovers, f"volumes left after every cycle was finished: {leftovers}"
