@@ -103,6 +103,9 @@ def test_get_manageable_volumes(volumes, manager, ctl, cluster):
     assert by_name[legacy]["reason_not_safe"] is None and by_name[legacy]["cinder_id"] is None
     assert by_name[busy]["safe_to_manage"] is False
     assert by_name[busy]["reason_not_safe"] == f"active on {cluster.host_a}"
+    assert by_name[busy]["extra_info"] == {"size_bytes": str(GiB), "active_on": f"{cluster.host_a} (exclusive)"}
+    lv_bytes = ctl("get_volume", vg=VG, name=legacy)["size_bytes"]  # whole extents: > 1 GiB
+    assert by_name[legacy]["extra_info"] == {"size_bytes": str(lv_bytes), "active_on": None}
     assert by_name[mine.name]["safe_to_manage"] is False
     assert by_name[mine.name]["reason_not_safe"] == "already managed"
     assert by_name[mine.name]["cinder_id"] == mine.id
@@ -128,3 +131,9 @@ def test_consistent_group_types_are_refused(volumes, manager):
     generic = group_types.create(volumes.ctx, f"generic-{uuid.uuid4().hex[:6]}", {})
     with pytest.raises(NotImplementedError):  # the manager's generic path takes over
         manager.driver.create_group(volumes.ctx, {"id": "g2", "group_type_id": generic["id"]})
+    # Such a group exists only in error; it can still be deleted (Cinder would ask for the
+    # driver's delete_consistencygroup otherwise). Generic groups: the generic path.
+    assert manager.driver.delete_group(volumes.ctx, {"id": "g1", "group_type_id": cg["id"]}, []) == (
+        {"status": "deleted"}, [])
+    with pytest.raises(NotImplementedError):
+        manager.driver.delete_group(volumes.ctx, {"id": "g2", "group_type_id": generic["id"]}, [])

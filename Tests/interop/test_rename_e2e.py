@@ -8,8 +8,13 @@ import json
 
 import pytest
 
-from test_controller_e2e import VG, Cluster, remote_error, wait_alive
-from test_controller_e2e import ctl  # noqa: F401 - a pytest fixture, found by its name
+from test_controller_e2e import (
+    VG,
+    Cluster,
+    ctl,  # noqa: F401 - a pytest fixture, found by its name
+    remote_error,
+    wait_alive,
+)
 
 pytestmark = pytest.mark.timeout(180)
 

@@ -428,9 +428,11 @@ class SharedLVMDriver(driver.VolumeDriver):
                 "cinder_id": None,
                 "safe_to_manage": True,
                 "reason_not_safe": None,
-                "extra_info": f"size_bytes={size}" + (
-                    "; active on " + ", ".join(f"{h} ({m})" for h, m in sorted(holders.items()))
-                    if holders else ""),
+                # Cinder's ManageableVolume: a dict of strings (or None).
+                "extra_info": {
+                    "size_bytes": str(size),
+                    "active_on": ", ".join(f"{h} ({m})" for h, m in sorted(holders.items())) or None,
+                },
             }
             vol_id = volume_utils.extract_id_from_volume_name(name)
             if vol_id and vol_id in cinder_ids:
@@ -462,6 +464,30 @@ class SharedLVMDriver(driver.VolumeDriver):
                      f"after another. Use a group type without that spec (docs/cinder.md, "
                      f"'Groups')", aos_code="invalid_argument")
         raise NotImplementedError()
+
+    def delete_group(self, context: Any, group: Any, volumes: list) -> tuple:
+        """Generic groups: Cinder's generic path (NotImplementedError). A group of a
+        consistent-snapshot type exists only in `error` (create_group refused it), but Cinder
+        would ask the driver's delete_consistencygroup for it and leave it undeletable: it is
+        deleted here, volume by volume, as the generic path does."""
+        if not volume_utils.is_group_a_cg_snapshot_type(group):
+            raise NotImplementedError()
+        model_update = {"status": "deleted"}
+        volume_updates = []
+        for volume in volumes or []:
+            update = {"id": _get(volume, "id")}
+            try:
+                self.delete_volume(volume)
+                update["status"] = "deleted"
+            except exception.VolumeIsBusy:
+                update["status"] = "available"
+            except Exception:
+                LOG.exception("Could not delete volume %(id)s of group %(group)s",
+                              {"id": _get(volume, "id"), "group": _get(group, "id")})
+                update["status"] = "error"
+                model_update["status"] = "error"
+            volume_updates.append(update)
+        return model_update, volume_updates
 
     # ---- stats -----------------------------------------------------------------------------
 
