@@ -137,3 +137,37 @@ def test_consistent_group_types_are_refused(volumes, manager):
         {"status": "deleted"}, [])
     with pytest.raises(NotImplementedError):
         manager.driver.delete_group(volumes.ctx, {"id": "g2", "group_type_id": generic["id"]}, [])
+
+
+def test_manage_an_lv_as_a_snapshot(volumes, manager, ctl):
+    from cinder import objects
+
+    drv = manager.driver
+    vol = volumes.new(size=1)
+    name = _legacy_lv(ctl, GiB)
+    snap = objects.Snapshot(
+        volumes.ctx, volume_id=vol.id, volume_size=0, status="creating",
+        project_id=volumes.ctx.project_id, user_id=volumes.ctx.user_id, display_name="managed")
+    snap.create()
+    assert drv.manage_existing_snapshot_get_size(snap, name) == 1  # Cinder passes the bare name
+    drv.manage_existing_snapshot(snap, {"source-name": name})
+    lv = drv.snapshot_lv_name(snap)
+    assert ctl("get_volume", vg=VG, name=lv)["size_bytes"] == GiB
+    with pytest.raises(sl_exc.LVNotFound):
+        ctl("get_volume", vg=VG, name=name)
+    # An ordinary snapshot now: a volume from it.
+    snap.volume_size = 1
+    restored = volumes.new(size=1, create=False)
+    drv.create_volume_from_snapshot(restored, snap)
+    assert ctl("get_volume", vg=VG, name=restored.name)["size_bytes"] == GiB
+    # Its LV is a known snapshot's: neither a volume nor another snapshot may take it.
+    with pytest.raises(exception.ManageExistingInvalidReference, match="snapshot"):
+        drv.manage_existing_get_size(restored, {"source-name": lv})
+    with pytest.raises(exception.ManageExistingAlreadyManaged):
+        drv.manage_existing_snapshot_get_size(snap, {"source-name": lv})
+    # Unmanage: the LV stays.
+    drv.unmanage_snapshot(snap)
+    assert ctl("get_volume", vg=VG, name=lv)["size_bytes"] == GiB
+    drv.delete_snapshot(snap)
+    for v in (vol, restored):
+        drv.delete_volume(v)

@@ -111,3 +111,36 @@ def test_manage_of_an_lv_active_on_a_host_is_refused(stack: Stack, admin: Any,
     wait_gone(admin, vol.id)
     stack.ctl.deactivate(name, b, what="test: release it")
     stack.ctl.delete_volume(name, what="test: clean up")
+
+
+def test_snapshot_manage_and_unmanage(stack: Stack, admin: Any, nova: Any,
+                                      types: dict[str, Any]) -> None:
+    vol = admin.volumes.create(1, volume_type=BACKEND, name="snap-origin")
+    vol = wait_status(admin, vol.id, "available")
+    name = _legacy_lv(stack, GiB)
+    snap = admin.volume_snapshots.manage(vol.id, {"source-name": name}, name="managed-snap")
+
+    def snap_status(want: str) -> Any:
+        def check() -> Any:
+            s = admin.volume_snapshots.get(snap.id)
+            if s.status.startswith("error"):
+                raise AssertionError(f"snapshot {snap.id} went to {s.status}")
+            return s if s.status == want else None
+        return poll(check, timeout=60, what=f"snapshot {snap.id} {want}")
+
+    got = snap_status("available")
+    assert got.size == 1
+    lv = stack.ctl.get_volume(f"_snapshot-{snap.id}", what="test: the snapshot's LV")
+    assert int(lv["size_bytes"]) == GiB and lv["active_on"] == []
+    # A volume from the managed snapshot.
+    restored = admin.volumes.create(1, volume_type=BACKEND, snapshot_id=snap.id)
+    restored = wait_status(admin, restored.id, "available")
+    assert stack.lv_gib(restored.id) == 1
+    cleanup(admin, nova, restored.id)
+    # Unmanage: Cinder forgets it, the LV stays.
+    admin.volume_snapshots.unmanage(snap.id)
+    poll(lambda: all(s.id != snap.id for s in admin.volume_snapshots.list()), timeout=60,
+         what="snapshot unmanaged")
+    assert int(stack.ctl.get_volume(f"_snapshot-{snap.id}", what="test: still there")["size_bytes"]) == GiB
+    stack.ctl.delete_volume(f"_snapshot-{snap.id}", what="test: clean up")
+    cleanup(admin, nova, vol.id)

@@ -340,9 +340,11 @@ class SharedLVMDriver(driver.VolumeDriver):
     _JOB_PREFIXES = ("aos-wipe-", "aos-copy-")
     _SNAPSHOT_PREFIXES = ("_snapshot-", "snapshot-")
 
-    def _manage_source(self, existing_ref: Any) -> str:
-        """The LV name of a manage reference (`{'source-name': LV}`), refused when it cannot
-        be a volume to manage."""
+    def _manage_source(self, existing_ref: Any, *, snapshot: bool = False) -> str:
+        """The LV name of a manage reference (`{'source-name': LV}`, or the bare name Cinder
+        passes for snapshots), refused when it cannot be a volume (or snapshot) to manage."""
+        if isinstance(existing_ref, str):
+            existing_ref = {"source-name": existing_ref}
         name = existing_ref.get("source-name") if isinstance(existing_ref, dict) else None
         if not name or not isinstance(name, str):
             raise exception.ManageExistingInvalidReference(
@@ -355,18 +357,36 @@ class SharedLVMDriver(driver.VolumeDriver):
                 reason=f"{self.vg_name}/{name} belongs to a job of an aos-agent (a deleted volume "
                        f"being wiped, or a copy not yet complete): it is no volume")
         if name.startswith(self._SNAPSHOT_PREFIXES):
-            raise exception.ManageExistingInvalidReference(
-                existing_ref=existing_ref,
-                reason=f"{self.vg_name}/{name} is a snapshot's LV, not a volume's")
+            if not snapshot:
+                raise exception.ManageExistingInvalidReference(
+                    existing_ref=existing_ref,
+                    reason=f"{self.vg_name}/{name} is a snapshot's LV, not a volume's "
+                           f"('cinder snapshot-manage' manages it as a snapshot)")
+            snap_id = volume_utils.extract_id_from_snapshot_name(name.lstrip("_"))
+            if snap_id and self._snapshot_exists(snap_id):
+                raise exception.ManageExistingAlreadyManaged(volume_ref=name)
         vol_id = volume_utils.extract_id_from_volume_name(name)
         if vol_id and volume_utils.check_already_managed_volume(vol_id):
             raise exception.ManageExistingAlreadyManaged(volume_ref=name)
         return name
 
+    @staticmethod
+    def _snapshot_exists(snap_id: str) -> bool:
+        from cinder import context as cinder_context
+        from cinder import objects
+        try:
+            objects.Snapshot.get_by_id(cinder_context.get_admin_context(), snap_id)
+        except exception.SnapshotNotFound:
+            return False
+        return True
+
     def manage_existing_get_size(self, volume: Any, existing_ref: Any) -> int:
         """The LV's size in GiB, rounded up. Refused while the LV is active on a host."""
         name = self._manage_source(existing_ref)
-        what = f"manage {self.vg_name}/{name} as volume {_get(volume, 'id')}"
+        return self._manage_size(name, existing_ref,
+                                 what=f"manage {self.vg_name}/{name} as volume {_get(volume, 'id')}")
+
+    def _manage_size(self, name: str, existing_ref: Any, *, what: str) -> int:
         try:
             state = self.client.get_volume(name, what=what)
         except sl_exc.LVNotFound:
@@ -390,18 +410,43 @@ class SharedLVMDriver(driver.VolumeDriver):
         """Renames the LV to the volume's name (`volume-<id>`) and grows it to whole GiB."""
         name = self._manage_source(existing_ref)
         new_name = _get(volume, "name")
-        what = f"manage {self.vg_name}/{name} as volume {_get(volume, 'id')} ({new_name})"
+        self._manage_rename(name, new_name, _get(volume, "size"),
+                            what=f"manage {self.vg_name}/{name} as volume {_get(volume, 'id')} "
+                                 f"({new_name})")
+
+    def _manage_rename(self, name: str, new_name: str, size_gb: Any, *, what: str) -> None:
         r = self.client.rename_volume(name, new_name, what=what)
         LOG.info("Managed %(vg)s/%(lv)s as %(new)s (renamed by the agent on %(host)s, "
                  "changed=%(changed)s)", {"vg": self.vg_name, "lv": name, "new": new_name,
                                           "host": r.get("host"), "changed": r.get("changed")})
-        size_gb = _get(volume, "size")
         if not size_gb:
             size_gb = max(1, -(-int(r.get("size_bytes") or 0) // units.Gi))
         if int(r.get("size_bytes") or 0) < int(size_gb) * units.Gi:
             self.client.extend_volume(new_name, int(size_gb),
                                       what=f"{what}: grow it to {size_gb} GiB (whole GiB, as "
                                            f"Cinder counts)")
+
+    def manage_existing_snapshot_get_size(self, snapshot: Any, existing_ref: Any) -> int:
+        """As for a volume: any inactive LV holds a full copy, so it can be a snapshot."""
+        name = self._manage_source(existing_ref, snapshot=True)
+        return self._manage_size(
+            name, existing_ref, what=f"manage {self.vg_name}/{name} as snapshot "
+                                     f"{_get(snapshot, 'id')} of volume {_get(snapshot, 'volume_id')}")
+
+    def manage_existing_snapshot(self, snapshot: Any, existing_ref: Any) -> None:
+        """Renames the LV to the snapshot's name (`_snapshot-<id>`), grown to whole GiB."""
+        name = self._manage_source(existing_ref, snapshot=True)
+        new_name = self.snapshot_lv_name(snapshot)
+        # Cinder sets the snapshot's size after this call: grow to the LV's rounded-up size.
+        self._manage_rename(name, new_name, None,
+                            what=f"manage {self.vg_name}/{name} as snapshot {_get(snapshot, 'id')} "
+                                 f"({new_name})")
+
+    def unmanage_snapshot(self, snapshot: Any) -> None:
+        """Nothing changes in the VG: the LV stays, under its `_snapshot-<id>` name."""
+        LOG.info("Unmanaged snapshot %(id)s: %(vg)s/%(lv)s stays in the volume group under this "
+                 "name", {"id": _get(snapshot, "id"), "vg": self.vg_name,
+                          "lv": self.snapshot_lv_name(snapshot)})
 
     def unmanage(self, volume: Any) -> None:
         """Nothing changes in the VG: the LV stays, under its `volume-<id>` name."""
