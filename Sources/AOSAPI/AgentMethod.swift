@@ -24,12 +24,14 @@ public enum AgentMethod: String, APIMethod {
     case jobInfo = "job_info"
     /// Asks a copy job to stop (its half-written target is removed); a wipe cannot be cancelled.
     case cancelJob = "cancel_job"
+    /// Renames an LV that is active nowhere (Cinder's manage_existing; docs/agent.md).
+    case renameLV = "rename_lv"
 
     /// Methods that change LVM state; refused with `not_ready` until the boot sequence is done.
     public var isMutating: Bool {
         switch self {
         case .createLV, .extendLV, .refreshLV, .deleteLV, .activateLV, .deactivateLV, .startLockspace, .recover, .copyLV,
-            .cancelJob:
+            .cancelJob, .renameLV:
             return true
         case .lvInfo, .listLVs, .vgInfo, .lockStatus, .health, .listJobs, .jobInfo: return false
         }

@@ -20,10 +20,13 @@ public enum ControllerMethod: String, APIMethod {
     case jobInfo = "job_info"
     /// Cancels a copy job.
     case cancelJob = "cancel_job"
+    /// Renames a volume that is active nowhere (Cinder's manage_existing).
+    case renameVolume = "rename_volume"
 
     public var isMutating: Bool {
         switch self {
-        case .createVolume, .extendVolume, .deleteVolume, .activateVolume, .deactivateVolume, .copyVolume, .cancelJob:
+        case .createVolume, .extendVolume, .deleteVolume, .activateVolume, .deactivateVolume, .copyVolume, .cancelJob,
+            .renameVolume:
             return true
         case .getVolume, .listVolumes, .poolStats, .listAgents, .lockStatus, .agentAnnounce, .listJobs, .jobInfo:
             return false

@@ -94,6 +94,15 @@ extension AgentService {
             return try await withLV(copy, deadline) { () async throws(ServiceError) in
                 try await self.copyLV(source, target: copy, size: size, verify: r.verify ?? false)
             }.wireValue()
+        case .renameLV:
+            let r = try decode(RenameLVRequest.self, args, m)
+            let source = try target(m, vg: r.vg, name: r.name)
+            let renamed = try target(m, vg: r.vg, name: r.new_name, argument: "new_name")
+            try admit(m, source)
+            try admit(m, renamed)
+            return try await withLVs(source, renamed, deadline) { () async throws(ServiceError) in
+                try await self.renameLV(source, to: renamed.name)
+            }.wireValue()
         case .listJobs:
             _ = try decode(NoArguments.self, args, m)
             return try listJobs().wireValue()

@@ -113,6 +113,7 @@ public final class Controller: Sendable {
         case .listJobs: return try await listJobs(request(ListJobsRequest.self), deadline: deadline).wireValue()
         case .jobInfo: return try await jobInfo(request(ClusterJobRequest.self), deadline: deadline).wireValue()
         case .cancelJob: return try await cancelJob(request(ClusterJobRequest.self), deadline: deadline).wireValue()
+        case .renameVolume: return try await renameVolume(request(RenameVolumeRequest.self), deadline: deadline).wireValue()
         }
     }
 }

@@ -49,10 +49,10 @@ struct AOSCtl: AsyncParsableCommand {
 
 struct VolumeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "volume", abstract: "Create, resize, copy, delete, inspect, activate and deactivate volumes.",
+        commandName: "volume", abstract: "Create, resize, copy, rename, delete, inspect, activate and deactivate volumes.",
         subcommands: [
             VolumeCreate.self, VolumeExtend.self, VolumeDelete.self, VolumeShow.self, VolumeList.self,
-            VolumeActivate.self, VolumeDeactivate.self, VolumeCopy.self,
+            VolumeActivate.self, VolumeDeactivate.self, VolumeCopy.self, VolumeRename.self,
         ])
 }
 

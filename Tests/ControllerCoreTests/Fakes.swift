@@ -188,6 +188,21 @@ final class FakeAgents: AgentCaller {
                 wiping_bytes: s.lvs.filter { $0.key.hasPrefix(JobLVName.wipePrefix) }.reduce(0) { $0 + $1.value.size },
                 volume_clear: s.volumeClear
             ).wireValue()
+        case "rename_lv":
+            let newName = a["new_name"]?.stringValue ?? ""
+            guard let lv = s.lvs[name] else {
+                if let done = s.lvs[newName] {
+                    return try RenameLVResult(host: host, vg: vg, name: name, new_name: newName, size_bytes: done.size, changed: false)
+                        .wireValue()
+                }
+                throw err("not_found", "no LV \(name)", host)
+            }
+            if s.lvs[newName] != nil { throw err("already_exists", "\(newName) exists", host) }
+            if lv.holders[host] != nil { throw err("busy", "rename_lv: the LV is active on host \(host)", host) }
+            if !lv.holders.isEmpty { throw err("locked_by_other_host", "LV locked by other host: \(vg)/\(name)", host) }
+            s.lvs[name] = nil
+            s.lvs[newName] = lv
+            return try RenameLVResult(host: host, vg: vg, name: name, new_name: newName, size_bytes: lv.size, changed: true).wireValue()
         case "lock_status":
             return try LockStatusResult(host: host, host_id: 1, daemon: nil, lockspaces: [], locks: []).wireValue()
         default:

@@ -70,6 +70,7 @@ wait_for = _cinder.wait_for
 BACKEND = _cinder.BACKEND
 VG = _cinder.VG
 MULTIATTACH = f"{BACKEND}-multiattach"
+LEGACY_GLOB = "legacy-*"  # an extra [agent] lv_name_pattern glob of the stack's agents
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -379,7 +380,11 @@ def stack(broker_env: dict[str, str], amqp_url: str, swift_bin: Path,
     try:
         db = MariaDB(procs, base / "db").start()  # boots while the cluster starts
         (base / "cluster").mkdir()
-        cluster = Cluster(procs.spawn_swift(swift_bin), amqp_url, base / "cluster").start()
+        cluster = Cluster(procs.spawn_swift(swift_bin), amqp_url, base / "cluster")
+        # Cinder's names and one legacy glob: test_stack_manage.py manages LVs made outside
+        # Cinder (docs/cinder.md, "Manage and unmanage").
+        cluster.conf.write_text(f"[agent]\nlv_name_pattern = volume-*, _snapshot-*, {LEGACY_GLOB}\n")
+        cluster.start()
         db.wait_ready()
         t_db = time.monotonic()
         TIMINGS.add("mariadb + aos cluster ready", t_db - t0)

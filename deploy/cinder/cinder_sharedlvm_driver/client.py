@@ -231,3 +231,9 @@ class ControllerClient:
 
     def cancel_job(self, job_id: str, *, what: str, host: str | None = None) -> dict:
         return self.call("cancel_job", what=what, id=job_id, host=host)
+
+    def list_volumes(self, *, what: str) -> dict:
+        return self.call("list_volumes", what=what, query=True, vg=self.vg)
+
+    def rename_volume(self, name: str, new_name: str, *, what: str) -> dict:
+        return self.call("rename_volume", what=what, vg=self.vg, name=name, new_name=new_name)

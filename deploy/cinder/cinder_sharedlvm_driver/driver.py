@@ -326,6 +326,214 @@ class SharedLVMDriver(driver.VolumeDriver):
                  {"what": what, "bytes": job.get("done_bytes"), "job": job.get("id"), "host": job.get("host")})
         return job
 
+    # ---- manage / unmanage -----------------------------------------------------------------
+    #
+    # An LV made outside Cinder (by the system this one replaces, or by hand) becomes a Cinder
+    # volume by a rename to `volume-<id>`, as Cinder's LVM driver does, through aos-controller's
+    # rename_volume: only an LV active on no host is renamed (a host with it active would keep
+    # its device under the old name), and the agents rename only names that match their
+    # `[agent] lv_name_pattern` (add a glob for the legacy names, e.g. `lv-*`). An LV whose size
+    # is not whole GiB is extended to Cinder's rounded-up size, so that the volume's size is
+    # the LV's (copies, snapshots and reverts use it). Unmanage changes nothing in the VG: the
+    # LV keeps its `volume-<id>` name.
+
+    _JOB_PREFIXES = ("aos-wipe-", "aos-copy-")
+    _SNAPSHOT_PREFIXES = ("_snapshot-", "snapshot-")
+
+    def _manage_source(self, existing_ref: Any, *, snapshot: bool = False) -> str:
+        """The LV name of a manage reference (`{'source-name': LV}`, or the bare name Cinder
+        passes for snapshots), refused when it cannot be a volume (or snapshot) to manage."""
+        if isinstance(existing_ref, str):
+            existing_ref = {"source-name": existing_ref}
+        name = existing_ref.get("source-name") if isinstance(existing_ref, dict) else None
+        if not name or not isinstance(name, str):
+            raise exception.ManageExistingInvalidReference(
+                existing_ref=existing_ref,
+                reason=f"the reference must name the LV: {{'source-name': LV}} (an LV of volume "
+                       f"group {self.vg_name}; 'cinder manageable-list' lists them)")
+        if name.startswith(self._JOB_PREFIXES):
+            raise exception.ManageExistingInvalidReference(
+                existing_ref=existing_ref,
+                reason=f"{self.vg_name}/{name} belongs to a job of an aos-agent (a deleted volume "
+                       f"being wiped, or a copy not yet complete): it is no volume")
+        if name.startswith(self._SNAPSHOT_PREFIXES):
+            if not snapshot:
+                raise exception.ManageExistingInvalidReference(
+                    existing_ref=existing_ref,
+                    reason=f"{self.vg_name}/{name} is a snapshot's LV, not a volume's "
+                           f"('cinder snapshot-manage' manages it as a snapshot)")
+            snap_id = volume_utils.extract_id_from_snapshot_name(name.lstrip("_"))
+            if snap_id and self._snapshot_exists(snap_id):
+                raise exception.ManageExistingAlreadyManaged(volume_ref=name)
+        vol_id = volume_utils.extract_id_from_volume_name(name)
+        if vol_id and volume_utils.check_already_managed_volume(vol_id):
+            raise exception.ManageExistingAlreadyManaged(volume_ref=name)
+        return name
+
+    @staticmethod
+    def _snapshot_exists(snap_id: str) -> bool:
+        from cinder import context as cinder_context
+        from cinder import objects
+        try:
+            objects.Snapshot.get_by_id(cinder_context.get_admin_context(), snap_id)
+        except exception.SnapshotNotFound:
+            return False
+        return True
+
+    def manage_existing_get_size(self, volume: Any, existing_ref: Any) -> int:
+        """The LV's size in GiB, rounded up. Refused while the LV is active on a host."""
+        name = self._manage_source(existing_ref)
+        return self._manage_size(name, existing_ref,
+                                 what=f"manage {self.vg_name}/{name} as volume {_get(volume, 'id')}")
+
+    def _manage_size(self, name: str, existing_ref: Any, *, what: str) -> int:
+        try:
+            state = self.client.get_volume(name, what=what)
+        except sl_exc.LVNotFound:
+            raise exception.ManageExistingInvalidReference(
+                existing_ref=existing_ref,
+                reason=f"no LV {name} in volume group {self.vg_name} ('aosctl volume list')") from None
+        self._refuse_active(state, what=what)
+        size = int(state.get("size_bytes") or 0)
+        return max(1, -(-size // units.Gi))
+
+    def _refuse_active(self, state: dict, *, what: str) -> None:
+        holders = self._active_on(state)
+        if holders:
+            where = ", ".join(f"{h} ({m})" for h, m in sorted(holders.items()))
+            raise sl_exc.VolumeBusy(
+                data=f"Cannot {what}: the LV is active on {where}; a volume is managed only while "
+                     f"no host uses it. Stop what uses it there and run 'aosctl volume deactivate "
+                     f"{state.get('name')} --host HOST', then manage it again", aos_code="busy")
+
+    def manage_existing(self, volume: Any, existing_ref: Any) -> None:
+        """Renames the LV to the volume's name (`volume-<id>`) and grows it to whole GiB."""
+        name = self._manage_source(existing_ref)
+        new_name = _get(volume, "name")
+        self._manage_rename(name, new_name, _get(volume, "size"),
+                            what=f"manage {self.vg_name}/{name} as volume {_get(volume, 'id')} "
+                                 f"({new_name})")
+
+    def _manage_rename(self, name: str, new_name: str, size_gb: Any, *, what: str) -> None:
+        r = self.client.rename_volume(name, new_name, what=what)
+        LOG.info("Managed %(vg)s/%(lv)s as %(new)s (renamed by the agent on %(host)s, "
+                 "changed=%(changed)s)", {"vg": self.vg_name, "lv": name, "new": new_name,
+                                          "host": r.get("host"), "changed": r.get("changed")})
+        if not size_gb:
+            size_gb = max(1, -(-int(r.get("size_bytes") or 0) // units.Gi))
+        if int(r.get("size_bytes") or 0) < int(size_gb) * units.Gi:
+            self.client.extend_volume(new_name, int(size_gb),
+                                      what=f"{what}: grow it to {size_gb} GiB (whole GiB, as "
+                                           f"Cinder counts)")
+
+    def manage_existing_snapshot_get_size(self, snapshot: Any, existing_ref: Any) -> int:
+        """As for a volume: any inactive LV holds a full copy, so it can be a snapshot."""
+        name = self._manage_source(existing_ref, snapshot=True)
+        return self._manage_size(
+            name, existing_ref, what=f"manage {self.vg_name}/{name} as snapshot "
+                                     f"{_get(snapshot, 'id')} of volume {_get(snapshot, 'volume_id')}")
+
+    def manage_existing_snapshot(self, snapshot: Any, existing_ref: Any) -> None:
+        """Renames the LV to the snapshot's name (`_snapshot-<id>`), grown to whole GiB."""
+        name = self._manage_source(existing_ref, snapshot=True)
+        new_name = self.snapshot_lv_name(snapshot)
+        # Cinder sets the snapshot's size after this call: grow to the LV's rounded-up size.
+        self._manage_rename(name, new_name, None,
+                            what=f"manage {self.vg_name}/{name} as snapshot {_get(snapshot, 'id')} "
+                                 f"({new_name})")
+
+    def unmanage_snapshot(self, snapshot: Any) -> None:
+        """Nothing changes in the VG: the LV stays, under its `_snapshot-<id>` name."""
+        LOG.info("Unmanaged snapshot %(id)s: %(vg)s/%(lv)s stays in the volume group under this "
+                 "name", {"id": _get(snapshot, "id"), "vg": self.vg_name,
+                          "lv": self.snapshot_lv_name(snapshot)})
+
+    def unmanage(self, volume: Any) -> None:
+        """Nothing changes in the VG: the LV stays, under its `volume-<id>` name."""
+        LOG.info("Unmanaged volume %(id)s: %(vg)s/%(lv)s stays in the volume group under this "
+                 "name", {"id": _get(volume, "id"), "vg": self.vg_name, "lv": _get(volume, "name")})
+
+    def get_manageable_volumes(self, cinder_volumes: list, marker: Any, limit: Any, offset: Any,
+                               sort_keys: list, sort_dirs: list) -> list:
+        """The VG's LVs as Cinder's manageable-list entries. Not safe to manage: Cinder's own
+        volumes, LVs active on a host, snapshots' LVs (jobs' LVs are not listed by the
+        controller). Whether the agents' `lv_name_pattern` covers a name shows at manage time."""
+        state = self.client.list_volumes(what=f"list the LVs of volume group {self.vg_name}")
+        cinder_ids = {_get(v, "id") for v in cinder_volumes or []}
+        entries = []
+        for lv in state.get("volumes") or []:
+            name = lv.get("name") or ""
+            if name.startswith(self._JOB_PREFIXES):
+                continue
+            size = int(lv.get("size_bytes") or 0)
+            holders = self._active_on(lv)
+            entry: dict[str, Any] = {
+                "reference": {"source-name": name},
+                "size": max(1, -(-size // units.Gi)),
+                "cinder_id": None,
+                "safe_to_manage": True,
+                "reason_not_safe": None,
+                # Cinder's ManageableVolume: a dict of strings (or None).
+                "extra_info": {
+                    "size_bytes": str(size),
+                    "active_on": ", ".join(f"{h} ({m})" for h, m in sorted(holders.items())) or None,
+                },
+            }
+            vol_id = volume_utils.extract_id_from_volume_name(name)
+            if vol_id and vol_id in cinder_ids:
+                entry.update(safe_to_manage=False, reason_not_safe="already managed",
+                             cinder_id=vol_id)
+            elif name.startswith(self._SNAPSHOT_PREFIXES):
+                entry.update(safe_to_manage=False, reason_not_safe="snapshot LV")
+            elif holders:
+                entry.update(safe_to_manage=False,
+                             reason_not_safe="active on " + ", ".join(sorted(holders)))
+            entries.append(entry)
+        return volume_utils.paginate_entries_list(entries, marker, limit, offset, sort_keys,
+                                                  sort_dirs)
+
+    # ---- groups ------------------------------------------------------------------------------
+    #
+    # Generic volume groups work through Cinder's generic path (the base driver's group methods
+    # raise NotImplementedError, and the manager then creates, snapshots and deletes volume by
+    # volume). A group snapshot is one snapshot after another, not crash-consistent across the
+    # volumes unless they are detached; so group types that ask for consistent group snapshots
+    # are refused clearly.
+
+    def create_group(self, context: Any, group: Any) -> dict:
+        if volume_utils.is_group_a_cg_snapshot_type(group):
+            raise sl_exc.SharedLVMError(
+                data=f"Cannot create group {_get(group, 'id')}: its group type asks for "
+                     f"consistent group snapshots (consistent_group_snapshot_enabled), which the "
+                     f"shared LVM backend cannot give: the snapshots of a group are taken one "
+                     f"after another. Use a group type without that spec (docs/cinder.md, "
+                     f"'Groups')", aos_code="invalid_argument")
+        raise NotImplementedError()
+
+    def delete_group(self, context: Any, group: Any, volumes: list) -> tuple:
+        """Generic groups: Cinder's generic path (NotImplementedError). A group of a
+        consistent-snapshot type exists only in `error` (create_group refused it), but Cinder
+        would ask the driver's delete_consistencygroup for it and leave it undeletable: it is
+        deleted here, volume by volume, as the generic path does."""
+        if not volume_utils.is_group_a_cg_snapshot_type(group):
+            raise NotImplementedError()
+        model_update = {"status": "deleted"}
+        volume_updates = []
+        for volume in volumes or []:
+            update = {"id": _get(volume, "id")}
+            try:
+                self.delete_volume(volume)
+                update["status"] = "deleted"
+            except exception.VolumeIsBusy:
+                update["status"] = "available"
+            except Exception:
+                LOG.exception("Could not delete volume %(id)s of group %(group)s",
+                              {"id": _get(volume, "id"), "group": _get(group, "id")})
+                update["status"] = "error"
+                model_update["status"] = "error"
+            volume_updates.append(update)
+        return model_update, volume_updates
+
     # ---- stats -----------------------------------------------------------------------------
 
     def get_volume_stats(self, refresh: bool = False) -> dict:
