@@ -10,6 +10,10 @@ import OsloRPC
 public struct BrokerConnection: Sendable {
     public let connection: AMQPConnection
     public let flavor: QueueFlavor
+    /// One element each time the connection is (re)established. An agent announces itself
+    /// then instead of at its next interval: after a broker restart the controller knows it is
+    /// back within moments, not up to `announce_interval` later. Buffers only the newest.
+    public let connects: AsyncStream<Void>
 
     /// - Parameter name: shown by the broker, e.g. "aos-agent:cmp-1".
     public init(_ m: CommonOptions.Messaging, name: String, reconnectMaxDelay: Duration, logger: Logger) throws {
@@ -19,11 +23,16 @@ public struct BrokerConnection: Sendable {
         amqp.connectionName = name
         amqp.reconnectMaxDelay = reconnectMaxDelay
         amqp.spreadLoad = true
+        let (connects, connected) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        self.connects = connects
         connection = AMQPConnection(configuration: amqp, logger: logger) { state in
             switch state {
-            case .connected(let broker): logger.info("connected to the broker", metadata: ["broker": "\(broker)"])
+            case .connected(let broker):
+                logger.info("connected to the broker", metadata: ["broker": "\(broker)"])
+                connected.yield()
             case .disconnected(let reason): logger.warning("lost the broker connection", metadata: ["reason": "\(reason)"])
-            case .connecting, .closed: break
+            case .closed: connected.finish()
+            case .connecting: break
             }
         }
         var flavor = QueueFlavor(options: amqp.url.query)

@@ -56,6 +56,8 @@ public final class AgentDaemon: Sendable {
     let logger: Logger
     let announceInterval: Duration
     let announceTopic: String
+    /// Each (re)connection to the broker (`BrokerConnection.connects`): announce at once.
+    let connects: AsyncStream<Void>
     let notifier: SystemdNotifier
     /// The kill command's notifications (nil if the socket could not be made: the record
     /// file is still read on every announcement tick).
@@ -147,6 +149,7 @@ public final class AgentDaemon: Sendable {
             throw AgentStartupError("[DEFAULT] transport_url: \(error)")
         }
         connection = broker.connection
+        connects = broker.connects
         let flavor = broker.flavor
         var options = RPCServer.Options()
         options.flavor = flavor
@@ -224,12 +227,16 @@ public final class AgentDaemon: Sendable {
         logger.notice("stopped; LVs are left as they are", metadata: ["host": "\(host)"])
     }
 
-    /// Announces `health()` every `announce_interval` seconds and right after every change
-    /// of the active LVs (and after ready, which is a change).
+    /// Announces `health()` every `announce_interval` seconds, right after every change of the
+    /// active LVs (and after ready, which is a change) and right after every (re)connection.
     func announceLoop() async {
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
                 for await _ in self.service.activationChanges { await self.announce() }
+            }
+            group.addTask {
+                // Back on the broker (after its restart, a partition…): tell the controller now.
+                for await _ in self.connects { await self.announce() }
             }
             group.addTask {
                 while !Task.isCancelled {
