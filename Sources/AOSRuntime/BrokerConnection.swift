@@ -10,10 +10,11 @@ import OsloRPC
 public struct BrokerConnection: Sendable {
     public let connection: AMQPConnection
     public let flavor: QueueFlavor
-    /// One element each time the connection is (re)established. An agent announces itself
-    /// then instead of at its next interval: after a broker restart the controller knows it is
-    /// back within moments, not up to `announce_interval` later. Buffers only the newest.
-    public let connects: AsyncStream<Void>
+    /// The connection's ups and downs, in order. An agent announces itself at each `connected`
+    /// instead of at its next interval (after a broker restart the controller knows it is back
+    /// within moments, not up to `announce_interval` later); the controller does not count the
+    /// agents' silence while it was cut off itself. Buffers the newest few.
+    public let events: AsyncStream<BrokerEvent>
 
     /// - Parameter name: shown by the broker, e.g. "aos-agent:cmp-1".
     public init(_ m: CommonOptions.Messaging, name: String, reconnectMaxDelay: Duration, logger: Logger) throws {
@@ -23,15 +24,17 @@ public struct BrokerConnection: Sendable {
         amqp.connectionName = name
         amqp.reconnectMaxDelay = reconnectMaxDelay
         amqp.spreadLoad = true
-        let (connects, connected) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
-        self.connects = connects
+        let (events, sink) = AsyncStream.makeStream(of: BrokerEvent.self, bufferingPolicy: .bufferingNewest(8))
+        self.events = events
         connection = AMQPConnection(configuration: amqp, logger: logger) { state in
             switch state {
             case .connected(let broker):
                 logger.info("connected to the broker", metadata: ["broker": "\(broker)"])
-                connected.yield()
-            case .disconnected(let reason): logger.warning("lost the broker connection", metadata: ["reason": "\(reason)"])
-            case .closed: connected.finish()
+                sink.yield(.connected)
+            case .disconnected(let reason):
+                logger.warning("lost the broker connection", metadata: ["reason": "\(reason)"])
+                sink.yield(.lost)
+            case .closed: sink.finish()
             case .connecting: break
             }
         }
@@ -40,6 +43,11 @@ public struct BrokerConnection: Sendable {
         flavor.quorumQueues = m.rabbitQuorumQueue
         self.flavor = flavor
     }
+}
+
+public enum BrokerEvent: Sendable, Equatable {
+    case connected
+    case lost
 }
 
 extension CommonOptions.Messaging {

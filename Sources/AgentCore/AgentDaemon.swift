@@ -56,8 +56,8 @@ public final class AgentDaemon: Sendable {
     let logger: Logger
     let announceInterval: Duration
     let announceTopic: String
-    /// Each (re)connection to the broker (`BrokerConnection.connects`): announce at once.
-    let connects: AsyncStream<Void>
+    /// The broker connection's ups and downs: announce at once at each (re)connection.
+    let brokerEvents: AsyncStream<BrokerEvent>
     let notifier: SystemdNotifier
     /// The kill command's notifications (nil if the socket could not be made: the record
     /// file is still read on every announcement tick).
@@ -149,7 +149,7 @@ public final class AgentDaemon: Sendable {
             throw AgentStartupError("[DEFAULT] transport_url: \(error)")
         }
         connection = broker.connection
-        connects = broker.connects
+        brokerEvents = broker.events
         let flavor = broker.flavor
         var options = RPCServer.Options()
         options.flavor = flavor
@@ -236,7 +236,7 @@ public final class AgentDaemon: Sendable {
             }
             group.addTask {
                 // Back on the broker (after its restart, a partition…): tell the controller now.
-                for await _ in self.connects { await self.announce() }
+                for await event in self.brokerEvents where event == .connected { await self.announce() }
             }
             group.addTask {
                 while !Task.isCancelled {

@@ -108,9 +108,18 @@ public struct ClusterView: Sendable {
     /// nothing per announcement however many hosts there are.
     private var hostsByID: [Int: Set<String>] = [:]
     private var sharedIDs: Set<Int> = []
-    /// Activations the controller made itself since the host's last report, so routing
-    /// sees them before the agent's next announcement.
-    private var pending: [String: [LVKey: ActivationMode?]] = [:]
+    /// Activations the controller made itself, so routing sees them before the agent's
+    /// announcements do. An announcement in flight while the change ran (composed before it,
+    /// received after it) must not undo it: an entry goes when a report agrees with it, when the
+    /// agent restarts (its report is all there is), or at the `pendingAnnouncements`-th report
+    /// after it (by then the agent announced after the change: it announces at every change).
+    private var pending: [String: [LVKey: Pending]] = [:]
+    private struct Pending: Sendable {
+        var mode: ActivationMode?
+        /// The host's announcement count when the change was recorded.
+        var announcementsAtRecord: Int
+    }
+    static let pendingAnnouncements = 3
 
     public init(policy: LivenessPolicy, startedAt: ContinuousClock.Instant) {
         self.policy = policy
@@ -131,12 +140,19 @@ public struct ClusterView: Sendable {
         }
         let previous = agents[report.host]
         let count = (previous?.announcements ?? 0) + 1
+        if previous?.report.instanceID != report.instanceID {
+            pending[report.host] = nil
+        } else if let entries = pending[report.host] {
+            let kept = entries.filter { lv, p in
+                report.activeLVs[lv] != p.mode && count - p.announcementsAtRecord < Self.pendingAnnouncements
+            }
+            pending[report.host] = kept.isEmpty ? nil : kept
+        }
         if previous?.report.hostID != report.hostID {
             if let id = previous?.report.hostID { unindex(report.host, id: id) }
             if let id = report.hostID { index(report.host, id: id) }
         }
         agents[report.host] = Agent(report: report, lastSeen: receivedAt, sentAt: sentAt, announcements: count)
-        pending[report.host] = nil
         return true
     }
 
@@ -154,13 +170,24 @@ public struct ClusterView: Sendable {
 
     /// Records an activation change the controller just made through an agent.
     public mutating func recordActivation(_ lv: LVKey, host: String, mode: ActivationMode?) {
-        pending[host, default: [:]][lv] = .some(mode)
+        pending[host, default: [:]][lv] = Pending(mode: mode, announcementsAtRecord: agents[host]?.announcements ?? 0)
     }
 
     /// Records that an LV no longer exists (deleted): it is active nowhere.
     public mutating func recordDeleted(_ lv: LVKey) {
         for host in Set(agents.keys).union(pending.keys) where activeMode(of: lv, on: host) != nil {
             recordActivation(lv, host: host, mode: nil)
+        }
+    }
+
+    /// The controller itself was cut off from the broker from `lost` to `back`: it could hear
+    /// no one, so that silence says nothing about the agents. Each agent that was not down
+    /// when the outage began gets the outage's length added to its last-seen time (never past
+    /// `back`); one already down stays down.
+    public mutating func discountOutage(from lost: ContinuousClock.Instant, to back: ContinuousClock.Instant) {
+        guard back > lost else { return }
+        for (host, agent) in agents where lost - agent.lastSeen < policy.downAfter {
+            agents[host]?.lastSeen = min(back, agent.lastSeen + (back - lost))
         }
     }
 
@@ -185,7 +212,7 @@ public struct ClusterView: Sendable {
     public func warmingUp(now: ContinuousClock.Instant) -> Bool { now - startedAt < policy.staleAfter }
 
     private func activeMode(of lv: LVKey, on host: String) -> ActivationMode? {
-        if let p = pending[host]?[lv] { return p }
+        if let p = pending[host]?[lv] { return p.mode }
         return agents[host]?.report.activeLVs[lv]
     }
 

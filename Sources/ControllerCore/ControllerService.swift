@@ -15,6 +15,7 @@ public struct ControllerService: Sendable {
     public let connection: AMQPConnection
     let server: RPCServer
     let logger: Logger
+    let brokerEvents: AsyncStream<BrokerEvent>
 
     public init(settings: ControllerOptions.Settings, logger: Logger) throws {
         self.settings = settings
@@ -22,6 +23,7 @@ public struct ControllerService: Sendable {
         let m = settings.messaging
         let broker = try BrokerConnection(m, name: "aos-controller:\(m.host)", reconnectMaxDelay: .seconds(2), logger: logger)
         connection = broker.connection
+        brokerEvents = broker.events
         let flavor = broker.flavor
         let client = RPCClient(connection: connection, flavor: flavor, logger: logger)
         let caller = RPCAgentCaller(client: client, exchange: m.controlExchange)
@@ -62,7 +64,21 @@ public struct ControllerService: Sendable {
                 controller.checkLiveness()
             }
         }
-        defer { monitor.cancel() }
+        let outages = Task { [brokerEvents] in
+            var lostAt: ContinuousClock.Instant?
+            for await event in brokerEvents {
+                switch event {
+                case .lost: lostAt = lostAt ?? controller.now()
+                case .connected:
+                    if let l = lostAt { controller.brokerOutage(from: l, to: controller.now()) }
+                    lostAt = nil
+                }
+            }
+        }
+        defer {
+            monitor.cancel()
+            outages.cancel()
+        }
         try await server.run(onReady: onReady)
         await connection.close()
     }

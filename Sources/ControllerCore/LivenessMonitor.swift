@@ -146,3 +146,16 @@ extension Controller {
         if let logConflicts { monitor.log(conflicts: logConflicts) }
     }
 }
+
+extension Controller {
+    /// The controller's own broker connection was down from `lost` to `back` (ControllerService):
+    /// the agents could not be heard, so that time does not count against them (without this,
+    /// every agent was "down" right after a broker restart and calls were refused as
+    /// agent_unavailable until each announced again).
+    public func brokerOutage(from lost: ContinuousClock.Instant, to back: ContinuousClock.Instant) {
+        view.withLock { $0.discountOutage(from: lost, to: back) }
+        logger.info(
+            "broker connection back: the agents' silence while it was away does not count against them",
+            metadata: ["outage_s": "\(formatSeconds(back - lost))"])
+    }
+}

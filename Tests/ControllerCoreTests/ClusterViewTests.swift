@@ -10,9 +10,11 @@ import Testing
 
     func report(
         _ host: String, id: Int? = 1, lockspace: LockspaceState = .started, ready: Bool = true,
-        active: [LVKey: ActivationMode] = [:]
+        active: [LVKey: ActivationMode] = [:], instance: String? = nil
     ) -> AgentReport {
-        AgentReport(host: host, hostID: id, ready: ready, lockspaces: ["vg0": lockspace], activeLVs: active)
+        var r = AgentReport(host: host, hostID: id, ready: ready, lockspaces: ["vg0": lockspace], activeLVs: active)
+        r.instanceID = instance
+        return r
     }
 
     @Test func decodesHealthReport() throws {
@@ -89,11 +91,44 @@ import Testing
         #expect(v.activationMap(vg: "vg0")[lv]?.count == 2)
         v.recordActivation(lv, host: "a", mode: nil)
         #expect(v.activations(of: lv) == [Activation(host: "b", mode: .shared)])
-        // The agent's next report is the truth again.
+        // A report composed before the change and received after it does not undo it (a
+        // delete right after an acknowledged deactivate was refused as busy: issue 15 chaos)…
         v.apply(report("b", id: 2), sentAt: 2, receivedAt: t0)
+        v.apply(report("a"), sentAt: 2, receivedAt: t0)  // …but a report that agrees settles it
+        #expect(v.activations(of: lv) == [Activation(host: "b", mode: .shared)])
+        // The third report after the change is the truth again, whatever the change said.
+        v.apply(report("b", id: 2), sentAt: 3, receivedAt: t0)
+        #expect(v.activations(of: lv) == [Activation(host: "b", mode: .shared)])
+        v.apply(report("b", id: 2), sentAt: 4, receivedAt: t0)
         #expect(v.activations(of: lv).isEmpty)
         v.recordDeleted(lv)
         #expect(v.activationMap().isEmpty)
+    }
+
+    @Test func theControllersOwnBrokerOutageDoesNotCountAgainstTheAgents() {
+        var v = ClusterView(policy: policy, startedAt: t0)
+        v.apply(report("a"), sentAt: 1, receivedAt: t0)
+        v.apply(report("b", id: 2), sentAt: 1, receivedAt: t0 - policy.downAfter - .seconds(1))  // down already
+        #expect(v.liveness(of: "b", now: t0) == .down)
+        // Cut off for 10 down-periods, from 1 s after a's last report.
+        let lost = t0 + .seconds(1)
+        let back = lost + policy.downAfter * 10
+        #expect(v.liveness(of: "a", now: back) == .down)  // what it would say without the discount
+        v.discountOutage(from: lost, to: back)
+        #expect(v.liveness(of: "a", now: back) == .alive)  // heard 1 s of hearing time ago
+        #expect(v.liveness(of: "a", now: back + policy.downAfter) == .down)  // silence after the outage counts
+        #expect(v.liveness(of: "b", now: back) == .down)  // down before the outage: stays down
+    }
+
+    @Test func aRestartedAgentsReportReplacesTheControllersOwnChanges() {
+        var v = ClusterView(policy: policy, startedAt: t0)
+        let lv = LVKey(vg: "vg0", name: "v1")
+        v.apply(report("a", instance: "run-1"), sentAt: 1, receivedAt: t0)
+        v.recordActivation(lv, host: "a", mode: .exclusive)
+        v.apply(report("a", instance: "run-1"), sentAt: 2, receivedAt: t0)  // in flight: kept
+        #expect(v.activations(of: lv) == [Activation(host: "a", mode: .exclusive)])
+        v.apply(report("a", instance: "run-2"), sentAt: 3, receivedAt: t0)  // a new run: its report is all there is
+        #expect(v.activations(of: lv).isEmpty)
     }
 
     @Test func candidatesPreferConfiguredAliveReadyStartedHosts() {

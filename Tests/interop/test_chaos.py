@@ -95,6 +95,7 @@ class Call:
     started: float
     ended: float | None = None
     outcome: str = "running"  # ok | <exception class> | MessagingTimeout
+    message: str = ""
 
 
 @dataclass
@@ -159,6 +160,7 @@ class Load:
                     call.outcome = "MessagingTimeout"
                 except oslo_messaging.RemoteError as e:
                     call.outcome = e.exc_type or "RemoteError"
+                    call.message = str(e.value)[:200]
                 except Exception as e:  # noqa: BLE001 - every other failure is counted by class
                     call.outcome = type(e).__name__
                 call.ended = time.monotonic()
@@ -390,6 +392,9 @@ def _run_load(queues: str, transport: Any, hosts: list[str], fault: Any, tag: st
     ] + [(f"fault over to the first answer through {'the controller' if h == 'controller' else 'its agent ' + h}",
           "never" if r is None else f"{r:.1f} s") for h, r in recovered.items()]
     rows.append(("errors by class", ", ".join(f"{k} {n}" for k, n in sorted(outcomes.items()) if k != "ok") or "none"))
+    for kind in sorted(k for k in outcomes if k not in NOT_CLEAR):
+        first = next(c for c in calls if c.outcome == kind)
+        rows.append((f"first {kind}", first.message.replace("|", "/")))
     print("\n" + "\n".join(f"| {k} | {v} |" for k, v in rows))
     report = os.environ.get("AOS_CHAOS_REPORT")
     if report:
