@@ -14,7 +14,12 @@ from typing import Any
 import oslo_messaging
 import pytest
 
+import test_controller_e2e as e2e
 from test_controller_e2e import VG, agent_statuses, remote_error, wait_alive, wait_for
+
+# The end-to-end suite's fixtures: a controller and two simulated agents on one VG.
+cluster = e2e.cluster
+ctl = e2e.ctl
 
 
 def lv_state(tmp: Path, name: str) -> dict[str, Any]:
