@@ -4,7 +4,7 @@ shared VG), sanlock keeps the dead host's lock while its lease lives, and the re
 gives the LV up instead of restoring it.
 
 The tests run their own controller (debug build, directed calls on topic.server) with short
-liveness thresholds, so a stopped agent counts as down after ~12 s, not the default 60 s. It
+liveness thresholds, so a stopped agent counts as down after ~20 s, not the default 60 s. It
 hears the lab agents' announcements (a fanout) next to the session's controller.
 
 - test_evacuate_agent_down_host_alive (~30 s): lab1's agent is killed, lab1 itself runs on.
@@ -38,7 +38,7 @@ MiB = 1 << 20
 @pytest.fixture
 def ctl(lab, amqp_url: str, oslo_transport: Any, hosts: tuple[str, str],
         tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """A controller of this test: stale after 6 s, down after 12 s (the agents announce every 5 s)."""
+    """A controller of this test: stale after 8 s, down after 20 s (the agents announce every 5 s)."""
     binary = swift_bin_dir() / "aos-controller"
     name = f"evac-ctl-{uuid.uuid4().hex[:6]}"
     log_path = tmp_path_factory.mktemp("evac-controller") / "controller.log"
@@ -46,7 +46,7 @@ def ctl(lab, amqp_url: str, oslo_transport: Any, hosts: tuple[str, str],
         proc = subprocess.Popen(
             [str(binary), "--set", f"DEFAULT.transport_url={amqp_url}", "--set", f"DEFAULT.host={name}",
              "--set", f"controller.topic={LAB_CONTROLLER_TOPIC}", "--set", "controller.agent_response_timeout=120",
-             "--set", "controller.agent_stale_after=6", "--set", "controller.agent_down_after=12"],
+             "--set", "controller.agent_stale_after=8", "--set", "controller.agent_down_after=20"],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err, text=True, start_new_session=True)
     try:
         assert proc.stdout is not None
