@@ -111,7 +111,21 @@ public struct ActivateLVRequest: APIRequest, Equatable {
     }
 }
 
-/// `deactivate_lv` → `{host, vg, name, changed}`.
+/// `release_lv`: `host` is the host whose activation of the LV was released while its agent
+/// was down (the controller's caller only).
+public struct ReleaseLVRequest: APIRequest, Equatable {
+    public var vg: String
+    public var name: String
+    public var host: String
+
+    public init(vg: String, name: String, host: String) {
+        self.vg = vg
+        self.name = name
+        self.host = host
+    }
+}
+
+/// `deactivate_lv` and `release_lv` → `{host, vg, name, changed}` (`host`: the agent that ran it).
 public struct LVChangeResult: APIResponse, Equatable {
     public var host: String
     public var vg: String
@@ -127,6 +141,7 @@ public struct LVChangeResult: APIResponse, Equatable {
 }
 
 public typealias DeactivateLVResult = LVChangeResult
+public typealias ReleaseLVResult = LVChangeResult
 
 /// `create_lv` → `{host, vg, name, size_bytes, changed}` (the size in whole extents).
 public struct CreateLVResult: APIResponse, Equatable {

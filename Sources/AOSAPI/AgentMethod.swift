@@ -26,12 +26,15 @@ public enum AgentMethod: String, APIMethod {
     case cancelJob = "cancel_job"
     /// Renames an LV that is active nowhere (Cinder's manage_existing; docs/agent.md).
     case renameLV = "rename_lv"
+    /// Records on an LV (tag `aos-released.<host>`) that `host`'s activation was released while
+    /// that host's agent was down (evacuate); the returning agent does not restore it.
+    case releaseLV = "release_lv"
 
     /// Methods that change LVM state; refused with `not_ready` until the boot sequence is done.
     public var isMutating: Bool {
         switch self {
         case .createLV, .extendLV, .refreshLV, .deleteLV, .activateLV, .deactivateLV, .startLockspace, .recover, .copyLV,
-            .cancelJob, .renameLV:
+            .cancelJob, .renameLV, .releaseLV:
             return true
         case .lvInfo, .listLVs, .vgInfo, .lockStatus, .health, .listJobs, .jobInfo: return false
         }
@@ -39,7 +42,9 @@ public enum AgentMethod: String, APIMethod {
 
     /// Only the controller and the admin command an agent; every state change is a call
     /// addressed to this agent's own queue (`aos-agent.<host>`) with a deadline.
+    /// `release_lv` is the controller's alone: it speaks for another host, on the controller's
+    /// view that this host's agent is down.
     public var traits: MethodTraits {
-        MethodTraits(callers: [.controller, .admin], mutating: isMutating, directedOnly: isMutating)
+        MethodTraits(callers: self == .releaseLV ? [.controller] : [.controller, .admin], mutating: isMutating, directedOnly: isMutating)
     }
 }

@@ -107,20 +107,29 @@ public struct ActivateVolumeResult: APIResponse, Equatable {
     }
 }
 
-/// `deactivate_volume` → `{vg, name, host, changed, active_on}`.
+/// `deactivate_volume` → `{vg, name, host, changed, active_on}`, plus `released: true` and
+/// `released_by` when `host`'s agent was down: the deactivation was recorded in the VG (by the
+/// agent `released_by`), not executed; that host's agent drops the activation when it returns.
 public struct DeactivateVolumeResult: APIResponse, Equatable {
     public var vg: String
     public var name: String
     public var host: String
     public var changed: Bool
     public var active_on: [ActiveOn]
+    public var released: Bool?
+    public var released_by: String?
 
-    public init(vg: String, name: String, host: String, changed: Bool, active_on: [ActiveOn]) {
+    public init(
+        vg: String, name: String, host: String, changed: Bool, active_on: [ActiveOn], released: Bool? = nil,
+        released_by: String? = nil
+    ) {
         self.vg = vg
         self.name = name
         self.host = host
         self.changed = changed
         self.active_on = active_on
+        self.released = released
+        self.released_by = released_by
     }
 }
 

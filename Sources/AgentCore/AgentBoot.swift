@@ -4,7 +4,7 @@ import SharedLVM
 
 /// The boot sequence: for each VG wait (bounded) for its PVs, `vgchange --lock-start`,
 /// verify the lockspace joined; then settle interrupted activation changes; then re-activate
-/// every recorded LV in its mode; then ready.
+/// every recorded LV in its mode, except those released while the agent was down; then ready.
 extension AgentService {
     /// Problems are logged and reported in `health()`; they do not stop the agent.
     /// Returns early (not ready) only when the task is cancelled.
@@ -149,21 +149,34 @@ extension AgentService {
     }
 
     /// Re-activates every recorded LV in its mode (bounded concurrency). An LV that no longer
-    /// exists is forgotten; every other failure keeps the record (a later activate or
-    /// deactivate settles it) and is reported in `health().restore_failures`.
+    /// exists is forgotten; an LV released while the agent was down (its `aos-released.<host>`
+    /// tag) is settled by `settleReleased` instead; every other failure keeps the record (a
+    /// later activate or deactivate settles it) and is reported in `health().restore_failures`.
     func restore() async {
         let records = store.all
         guard !records.isEmpty else { return }
         setPhase("restoring", status: "restoring \(records.count) activations")
         logger.notice("restoring activations", metadata: ["count": "\(records.count)"])
+        // One lvs per VG: the LVs' tags say which activations were released while the agent
+        // was down (ReleasedActivations.swift), and whether they are active and open here.
+        var listed: [String: Result<[String: LogicalVolume], LVMError>] = [:]
+        for vg in Set(records.map(\.vg)) where state.read({ $0.lockspaces[vg] == .started }) {
+            do {
+                let lvs = try await backend.listLVs(vg: vg)
+                listed[vg] = .success(Dictionary(lvs.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a }))
+            } catch {
+                listed[vg] = .failure(error)
+            }
+        }
         await withTaskGroup(of: Void.self) { group in
             for record in records {
-                group.addTask { await self.restore(record) }
+                let listing = listed[record.vg]
+                group.addTask { await self.restore(record, listing: listing) }
             }
         }
     }
 
-    private func restore(_ record: ActivationRecord) async {
+    private func restore(_ record: ActivationRecord, listing: Result<[String: LogicalVolume], LVMError>?) async {
         let key = record.key
         func fail(_ code: String, _ message: String) {
             logger.error(
@@ -195,6 +208,16 @@ extension AgentService {
         defer { lvLocks.unlock(key) }
         await slots.acquire()
         defer { slots.release() }
+        switch listing {
+        case .success(let lvs)?:
+            if let info = lvs[record.name], await settleReleased(record, info) { return }
+        case .failure(let error)?:
+            // Without the tags the agent cannot tell a released activation from one to restore.
+            noteLockspace(error, vg: record.vg)
+            return fail(error.code.rawValue, "cannot read the VG's LVs (and their release tags) to restore: \(error.message)")
+        case nil:
+            break
+        }
         do {
             try await backend.activate(vg: record.vg, name: record.name, mode: record.mode)
             logger.info("restored activation", metadata: ["vg": "\(record.vg)", "lv": "\(record.name)", "mode": "\(record.mode.rawValue)"])

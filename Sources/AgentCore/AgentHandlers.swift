@@ -62,6 +62,14 @@ extension AgentService {
             try admit(m, lv)
             let mode = (r.mode ?? .exclusive).lvm
             return try await withLV(lv, deadline) { () async throws(ServiceError) in try await self.activateLV(lv, mode) }.wireValue()
+        case .releaseLV:
+            let r = try decode(ReleaseLVRequest.self, args, m)
+            let lv = try target(m, vg: r.vg, name: r.name)
+            let tag = try releaseTag(m, r.host)
+            try admit(m, lv)
+            return try await withLV(lv, deadline) { () async throws(ServiceError) in
+                try await self.releaseLV(lv, for: r.host, tag: tag)
+            }.wireValue()
         case .lvInfo:
             let r = try decode(LVInfoRequest.self, args, m)
             let lv = try target(m, vg: r.vg, name: r.name)
@@ -154,6 +162,22 @@ extension AgentService {
         let vg = try servedVG(m, vg)
         do { try LVName.validate(name) } catch { throw invalid(m, argument, error.message) }
         return LVRef(vg: vg, name: name)
+    }
+
+    /// `release_lv`'s `host`: another host (this one deactivates its own LVs), a host name as
+    /// the controller accepts one, and its release tag.
+    private func releaseTag(_ m: AgentMethod, _ released: String) throws(ServiceError) -> String {
+        guard !released.isEmpty, released.utf8.count <= 255, released.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value < 0x7f }),
+            let tag = ReleaseTag.tag(for: released)
+        else {
+            throw invalid(
+                m, "host",
+                "argument 'host' must be a host name (1 to 255 printable ASCII characters), got \"\(JSONValue.printable(released))\"")
+        }
+        guard released != host else {
+            throw invalid(m, "host", "argument 'host' names this host (\(host)): its own activations are deactivated with deactivate_lv")
+        }
+        return tag
     }
 
     /// `size_bytes` (integer bytes) or `size_gb` (integer GiB): exactly one, positive, at most

@@ -260,7 +260,10 @@ public final class AgentService: Sendable {
     func forget(_ vg: String, _ name: String) -> Bool {
         let had = store.record(vg: vg, name: name) != nil
         do { try store.remove(vg: vg, name: name) } catch { reportStoreProblem(error, vg: vg, name: name) }
-        state.update { _ = $0.restoreFailures.removeValue(forKey: "\(vg)/\(name)") }
+        state.update {
+            _ = $0.restoreFailures.removeValue(forKey: "\(vg)/\(name)")
+            _ = $0.releasedInUse.removeValue(forKey: "\(vg)/\(name)")
+        }
         return had
     }
 

@@ -29,6 +29,9 @@ struct AgentState: Sendable, Equatable {
     var storeProblems: [String] = []
     /// The kill command's records of this boot, per VG (the lockspace is `lost` meanwhile).
     var fenced: [String: FenceRecord] = [:]
+    /// Activations released while the agent was down that a VM here still uses (kept; the
+    /// operator must act): LV key → message, shown in `state_problems`.
+    var releasedInUse: [String: String] = [:]
 
     init(volumeGroups: [String] = []) {
         for vg in volumeGroups { lockspaces[vg] = .notStarted }
@@ -149,11 +152,12 @@ struct AgentState: Sendable, Equatable {
             if state == .lost || fenced[vg] != nil { entry.hint = "run: aosctl recover --host \(host) --vg \(vg)" }
             vgs[vg] = entry
         }
+        let problems = releasedInUse.keys.sorted().compactMap { releasedInUse[$0] } + storeProblems.suffix(10)
         return AgentHealth(
             host: host, host_id: hostId, version: version, instance_id: instanceID, ready: ready, phase: phase, vgs: vgs,
             active_lvs: held(records).map { ActiveLV(vg: $0.vg, name: $0.name, mode: $0.mode.wire) },
             restore_failures: restoreFailures.values.sorted { $0.record < $1.record }.map(\.info),
-            state_problems: storeProblems.isEmpty ? nil : Array(storeProblems.suffix(10)))
+            state_problems: problems.isEmpty ? nil : problems)
     }
 }
 

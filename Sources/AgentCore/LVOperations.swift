@@ -128,7 +128,8 @@ extension AgentService {
         } catch {
             if previous?.mode != mode { abandonIntent(vg, name) }
             noteLockspace(error, vg: vg)
-            throw .lvm(error, operation: "activate_lv \(mode.rawValue)", host: host, vg: vg, lv: name)
+            throw explainReleasedConflict(
+                .lvm(error, operation: "activate_lv \(mode.rawValue)", host: host, vg: vg, lv: name), tags: info.tags)
         }
         var out = ActivateLVResult(
             host: host, vg: vg, name: name, mode: mode.wire, changed: !already,
@@ -141,7 +142,13 @@ extension AgentService {
                 out.warning = "activated, but not recorded for restore after reboot: \(error.message)"
             }
         }
-        state.update { _ = $0.restoreFailures.removeValue(forKey: lv.description) }
+        if let warning = await clearOwnReleaseTag(lv, tags: info.tags) {
+            out.warning = out.warning.map { "\($0); \(warning)" } ?? warning
+        }
+        state.update {
+            _ = $0.restoreFailures.removeValue(forKey: lv.description)
+            _ = $0.releasedInUse.removeValue(forKey: lv.description)
+        }
         if !already {
             logger.info("activated LV", metadata: ["vg": "\(vg)", "lv": "\(name)", "mode": "\(mode.rawValue)"])
             changes.yield()

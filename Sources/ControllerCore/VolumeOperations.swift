@@ -2,7 +2,8 @@ import AOSAPI
 import RPCWire
 
 // The five state changes (docs/rpc-api.md): create and delete on any live agent of the VG,
-// extend where the activation map says (ExtendPlan), activate/deactivate on the named host.
+// extend where the activation map says (ExtendPlan), activate/deactivate on the named host
+// (a deactivate on a host whose agent is down is recorded by a live agent: releaseVolume).
 
 extension Controller {
     func activeOn(_ lv: LVKey) -> [ActiveOn] {
@@ -134,14 +135,56 @@ extension Controller {
     func deactivateVolume(_ r: DeactivateVolumeRequest, deadline: ContinuousClock.Instant?) async throws -> DeactivateVolumeResult {
         let vg = try await resolveVG(r.vg, method: .deactivateVolume, deadline: deadline)
         let lv = LVKey(vg: vg, name: r.name)
-        let a = try await callAgent(
-            r.host, .deactivateLV, DeactivateLVRequest(vg: vg, name: r.name), as: DeactivateLVResult.self,
-            deadline: deadline)
+        if view.withLock({ [t = now()] in $0.liveness(of: r.host, now: t) }) == .down {
+            return try await releaseVolume(r, lv: lv, deadline: deadline)
+        }
+        let a: DeactivateLVResult
+        do {
+            a = try await callAgent(
+                r.host, .deactivateLV, DeactivateLVRequest(vg: vg, name: r.name), as: DeactivateLVResult.self,
+                deadline: deadline)
+        } catch let e as ServiceError where e.wireCode == .agentUnavailable {
+            // The agent went down while the call waited: whatever it did, the release is safe.
+            guard view.withLock({ [t = now()] in $0.liveness(of: r.host, now: t) }) == .down else { throw e }
+            return try await releaseVolume(r, lv: lv, deadline: deadline)
+        }
         view.withLock { $0.recordActivation(lv, host: r.host, mode: nil) }
         logger.info("volume deactivated", metadata: ["lv": "\(lv)", "host": "\(r.host)"])
         return DeactivateVolumeResult(
             vg: vg, name: r.name, host: r.host, changed: a.changed,
             active_on: activeOn(lv))
+    }
+
+    /// `deactivate_volume` on a host whose agent is down (nova's evacuate detaches from a dead
+    /// host): a live agent of the VG records the release in the VG (`release_lv`: the LV tag
+    /// `aos-released.<host>`), so that host's agent does not restore the activation when it
+    /// returns, and the activation map forgets it. Nothing runs on the dead host: if it still
+    /// holds the LV lock, sanlock keeps refusing other hosts until its lease expires.
+    func releaseVolume(
+        _ r: DeactivateVolumeRequest, lv: LVKey, deadline: ContinuousClock.Instant?
+    ) async throws -> DeactivateVolumeResult {
+        let down = unavailable(r.host, method: AgentMethod.deactivateLV.rawValue, at: now())
+        let by: String, a: ReleaseLVResult
+        do {
+            (by, a) = try await onAnyAgent(
+                vg: lv.vg, .releaseLV, ReleaseLVRequest(vg: lv.vg, name: lv.name, host: r.host), as: ReleaseLVResult.self,
+                deadline: deadline)
+        } catch let e as ServiceError where e.wireCode == .agentUnavailable {
+            var details = down.details
+            details["release_error"] = .string(e.message)
+            throw ServiceError(
+                .agentUnavailable,
+                "\(down.message), and no live agent of volume group \(lv.vg) could record the release of its activation of \(lv.name): \(e.message)",
+                details: details)
+        }
+        let wasActive = view.withLock { $0.activations(of: lv).contains { $0.host == r.host } }
+        view.withLock { $0.recordActivation(lv, host: r.host, mode: nil) }
+        logger.warning(
+            "volume released on a host whose agent is down: recorded, not executed",
+            metadata: ["lv": "\(lv)", "host": "\(r.host)", "recorded_by": "\(by)", "tag_added": "\(a.changed)"])
+        return DeactivateVolumeResult(
+            vg: lv.vg, name: lv.name, host: r.host, changed: a.changed || wasActive, active_on: activeOn(lv), released: true,
+            released_by: by)
     }
 
     func holders(_ acts: [Activation]) -> JSONValue {

@@ -361,6 +361,29 @@ public enum LVMBehaviourSuite {
             try await h.a.renameLV(vg: h.vg, from: name, to: name + "x")
             try await h.a.removeLV(vg: h.vg, name: name + "x")
         },
+        LVMBehaviourScenario("tags: VG metadata any host changes, also while another host holds the LV") { h in
+            let name = try await h.newLV("tags", sizeBytes: 4 * MiB, activeOnA: .exclusive)
+            let tag = ReleaseTag.tag(for: "cmp-1.example_org")!
+            try expect(try await h.a.lvInfo(vg: h.vg, name: name).tags.isEmpty, "a new LV has no tags")
+            try await h.b.addTag(vg: h.vg, name: name, tag: tag)  // B tags A's exclusive LV
+            try await h.b.addTag(vg: h.vg, name: name, tag: "other:tag")
+            try expect(try await h.a.lvInfo(vg: h.vg, name: name).tags.sorted() == ["other:tag", tag].sorted(), "A sees both tags")
+            try expect(try await h.a.lvInfo(vg: h.vg, name: name).activeLocally, "still active on A")
+            let listed = try await h.b.listLVs(vg: h.vg).first { $0.name == name }
+            try expect(listed?.tags.contains(tag) == true, "list_lvs reports the tags")
+            try await h.a.removeTag(vg: h.vg, name: name, tag: tag)
+            try expect(try await h.b.lvInfo(vg: h.vg, name: name).tags == ["other:tag"], "B sees the tag removed")
+            try await h.a.removeTag(vg: h.vg, name: name, tag: "other:tag")
+            try expect(try await h.b.lvInfo(vg: h.vg, name: name).tags.isEmpty, "no tags left")
+            for bad in ["", "-x", "a b", "a,b", "@x", String(repeating: "t", count: 1025)] {
+                try await expectError(.invalidArgument, "tag \"\(bad)\"") { () throws(LVMError) in
+                    try await h.a.addTag(vg: h.vg, name: name, tag: bad)
+                }
+            }
+            try await expectError(.notFound, "tag a missing LV") { () throws(LVMError) in
+                try await h.a.addTag(vg: h.vg, name: h.lv("missing"), tag: tag)
+            }
+        },
         LVMBehaviourScenario("invalid input is refused") { h in
             for bad in [
                 "", "bad name", "-x", "snapshot1", "pvmove0", "x_tmeta", "x_rimage_0", ".", "..", "a/b", "lvmlock",

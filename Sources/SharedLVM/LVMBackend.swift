@@ -47,6 +47,13 @@ public protocol LVMBackend: Sendable {
     /// `busy` while the device is open (a VM uses it).
     func deactivate(vg: String, name: String) async throws(LVMError)
 
+    /// `lvchange --addtag TAG`: a VG metadata change (no LV lock; works while the LV is active
+    /// on any host). Adding a tag the LV has is a no-op.
+    func addTag(vg: String, name: String, tag: String) async throws(LVMError)
+
+    /// `lvchange --deltag TAG`. Removing a tag the LV does not have is a no-op.
+    func removeTag(vg: String, name: String, tag: String) async throws(LVMError)
+
     /// `lvchange --refresh`: reload the device so it shows the LV's current size.
     func refresh(vg: String, name: String) async throws(LVMError)
 

@@ -29,6 +29,16 @@ public enum LVMCommands {
         ["lvchange", "-an", lvPath(vg, name)]
     }
 
+    /// `lvchange --addtag`: VG metadata only; lvm2 takes the VG lock, not the LV lock, so any
+    /// host with the lockspace started can tag an LV active elsewhere.
+    public static func addTag(vg: String, name: String, tag: String) -> [String] {
+        ["lvchange", "--addtag", tag, lvPath(vg, name)]
+    }
+
+    public static func removeTag(vg: String, name: String, tag: String) -> [String] {
+        ["lvchange", "--deltag", tag, lvPath(vg, name)]
+    }
+
     public static func refresh(vg: String, name: String) -> [String] {
         ["lvchange", "--refresh", lvPath(vg, name)]
     }

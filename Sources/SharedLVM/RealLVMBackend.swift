@@ -104,6 +104,18 @@ public struct RealLVMBackend: LVMBackend {
         try await execute(LVMCommands.deactivate(vg: vg, name: name))
     }
 
+    public func addTag(vg: String, name: String, tag: String) async throws(LVMError) {
+        try LVMError.checkNames(vg: vg, lv: name)
+        try LVTag.validate(tag)
+        try await execute(LVMCommands.addTag(vg: vg, name: name, tag: tag))
+    }
+
+    public func removeTag(vg: String, name: String, tag: String) async throws(LVMError) {
+        try LVMError.checkNames(vg: vg, lv: name)
+        try LVTag.validate(tag)
+        try await execute(LVMCommands.removeTag(vg: vg, name: name, tag: tag))
+    }
+
     public func refresh(vg: String, name: String) async throws(LVMError) {
         try LVMError.checkNames(vg: vg, lv: name)
         try await execute(LVMCommands.refresh(vg: vg, name: name))

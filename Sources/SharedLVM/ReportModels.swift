@@ -14,10 +14,12 @@ public struct LogicalVolume: Sendable, Hashable {
     public var activeExclusively: Bool
     /// `lv_lockargs`, e.g. `1.0.0:70254592` (sanlock lease version and offset).
     public var lockArgs: String
+    /// `lv_tags`: the LV's tags (VG metadata, the same on every host), in LVM's order.
+    public var tags: [String]
 
     public init(
         name: String, vg: String, uuid: String, sizeBytes: UInt64, attr: LVAttr,
-        active: Bool, activeLocally: Bool, activeExclusively: Bool, lockArgs: String
+        active: Bool, activeLocally: Bool, activeExclusively: Bool, lockArgs: String, tags: [String] = []
     ) {
         self.name = name
         self.vg = vg
@@ -28,6 +30,7 @@ public struct LogicalVolume: Sendable, Hashable {
         self.activeLocally = activeLocally
         self.activeExclusively = activeExclusively
         self.lockArgs = lockArgs
+        self.tags = tags
     }
 
     /// Internal LVs (`[lvmlock]`, `[x_rimage_0]`, …) are shown in brackets by `lvs -a`.
@@ -92,7 +95,7 @@ public enum LVMReport {
     /// Field list for `lvs -o`; keys in the JSON equal these ids.
     public static let lvFields = [
         "lv_name", "vg_name", "lv_uuid", "lv_size", "lv_attr", "lv_active",
-        "lv_active_locally", "lv_active_exclusively", "lv_lockargs",
+        "lv_active_locally", "lv_active_exclusively", "lv_lockargs", "lv_tags",
     ]
     /// Field list for `vgs -o`.
     public static let vgFields = [
@@ -144,7 +147,9 @@ public enum LVMReport {
             active: flag(row["lv_active"]),
             activeLocally: flag(row["lv_active_locally"]),
             activeExclusively: flag(row["lv_active_exclusively"]),
-            lockArgs: row["lv_lockargs"] ?? ""
+            lockArgs: row["lv_lockargs"] ?? "",
+            // A comma-separated list ("" without tags); absent in reports of other field lists.
+            tags: (row["lv_tags"] ?? "").split(separator: ",").map(String.init).filter { !$0.isEmpty }
         )
     }
 

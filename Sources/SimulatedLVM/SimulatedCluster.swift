@@ -42,6 +42,8 @@ public final class SimulatedCluster: Sendable {
         /// The LV's content, per MiB block: a tag written by a test or copied; a block that is
         /// absent reads as zeros. Optional so state files of older builds still load.
         var data: [UInt64: UInt32]?
+        /// `lv_tags`, in the order added (optional for older state files, like `data`).
+        var tags: [String]?
 
         func holders(except host: String) -> Bool {
             (exclusiveHolder.map { $0 != host } ?? false) || sharedHolders.contains { $0 != host }
@@ -207,6 +209,11 @@ public final class SimulatedCluster: Sendable {
     /// The non-zero MiB blocks of an LV (block → tag); nil when there is no such LV.
     public func data(vg: String, lv: String) -> [UInt64: UInt32]? {
         mutate { s in s.vgs[vg]?.lvs[lv].map { $0.data ?? [:] } }
+    }
+
+    /// The LV's tags (nil when there is no such LV), for tests.
+    public func tags(vg: String, lv: String) -> [String]? {
+        mutate { s in s.vgs[vg]?.lvs[lv].map { $0.tags ?? [] } }
     }
 
     /// The names of the VG's LVs (without the lock LV), sorted.

@@ -161,6 +161,34 @@ public struct SimulatedLVMBackend: LVMBackend {
         }
     }
 
+    /// Tags are VG metadata: the VG lock (a started lockspace) is needed, the LV lock is not,
+    /// so a host can tag an LV that another host holds, as with lvm2.
+    public func addTag(vg: String, name: String, tag: String) async throws(LVMError) {
+        let argv = LVMCommands.addTag(vg: vg, name: name, tag: tag)
+        try await operation("addTag", [vg, name, tag]) { (s) throws(LVMError) in
+            try LVTag.validate(tag)
+            try self.changeLV(
+                &s, vg: vg, name: name, argv, lockspaceFailedText: "VG \(vg) lock failed: storage failed for sanlock leases"
+            ) { (lv, _) throws(LVMError) in
+                var tags = lv.tags ?? []
+                if !tags.contains(tag) { tags.append(tag) }
+                lv.tags = tags
+            }
+        }
+    }
+
+    public func removeTag(vg: String, name: String, tag: String) async throws(LVMError) {
+        let argv = LVMCommands.removeTag(vg: vg, name: name, tag: tag)
+        try await operation("removeTag", [vg, name, tag]) { (s) throws(LVMError) in
+            try LVTag.validate(tag)
+            try self.changeLV(
+                &s, vg: vg, name: name, argv, lockspaceFailedText: "VG \(vg) lock failed: storage failed for sanlock leases"
+            ) { (lv, _) throws(LVMError) in
+                lv.tags = (lv.tags ?? []).filter { $0 != tag }
+            }
+        }
+    }
+
     public func refresh(vg: String, name: String) async throws(LVMError) {
         let argv = LVMCommands.refresh(vg: vg, name: name)
         try await operation("refresh", [vg, name]) { (s) throws(LVMError) in
@@ -466,6 +494,6 @@ public struct SimulatedLVMBackend: LVMBackend {
         return LogicalVolume(
             name: lv.name, vg: group.name, uuid: lv.uuid, sizeBytes: lv.extents * group.extentSize,
             attr: LVAttr(attr)!, active: device != nil, activeLocally: device != nil,
-            activeExclusively: device != nil, lockArgs: "1.0.0:\(lv.leaseOffset)")
+            activeExclusively: device != nil, lockArgs: "1.0.0:\(lv.leaseOffset)", tags: lv.tags ?? [])
     }
 }

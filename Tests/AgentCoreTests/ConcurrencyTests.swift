@@ -61,6 +61,12 @@ final class SlowBackend: LVMBackend {
     func deactivate(vg: String, name: String) async throws(LVMError) {
         try await timed("\(vg)/\(name)") { () async throws(LVMError) in try await inner.deactivate(vg: vg, name: name) }
     }
+    func addTag(vg: String, name: String, tag: String) async throws(LVMError) {
+        try await timed("\(vg)/\(name)") { () async throws(LVMError) in try await inner.addTag(vg: vg, name: name, tag: tag) }
+    }
+    func removeTag(vg: String, name: String, tag: String) async throws(LVMError) {
+        try await timed("\(vg)/\(name)") { () async throws(LVMError) in try await inner.removeTag(vg: vg, name: name, tag: tag) }
+    }
     func refresh(vg: String, name: String) async throws(LVMError) {
         try await timed("\(vg)/\(name)") { () async throws(LVMError) in try await inner.refresh(vg: vg, name: name) }
     }

@@ -30,6 +30,8 @@ final class FakeAgents: AgentCaller {
         var volumeClear: VolumeClear = .zero
         /// Hosts whose job methods fail as an agent without them would.
         var jobMethodsFail: Set<String> = []
+        /// Each LV's release tags (`release_lv`): the hosts named.
+        var released: [String: Set<String>] = [:]
     }
     let state = Mutex(State())
     let vg: String
@@ -170,6 +172,12 @@ final class FakeAgents: AgentCaller {
             guard var lv = s.lvs[name] else { return try LVChangeResult(host: host, vg: vg, name: name, changed: false).wireValue() }
             let changed = lv.holders.removeValue(forKey: host) != nil
             s.lvs[name] = lv
+            return try LVChangeResult(host: host, vg: vg, name: name, changed: changed).wireValue()
+        case "release_lv":
+            let target = a["host"]?.stringValue ?? ""
+            guard !target.isEmpty, target != host else { throw err("invalid_argument", "bad host", host) }
+            guard s.lvs[name] != nil else { return try LVChangeResult(host: host, vg: vg, name: name, changed: false).wireValue() }
+            let changed = s.released[name, default: []].insert(target).inserted
             return try LVChangeResult(host: host, vg: vg, name: name, changed: changed).wireValue()
         case "lv_info":
             guard let lv = s.lvs[name] else { throw err("not_found", "no LV", host) }

@@ -5,7 +5,7 @@ import Testing
 
 /// The real backend against a scripted executor: exact argv, parsing, classification.
 struct RealLVMBackendTests {
-    static let lvFields = "lv_name,vg_name,lv_uuid,lv_size,lv_attr,lv_active,lv_active_locally,lv_active_exclusively,lv_lockargs"
+    static let lvFields = "lv_name,vg_name,lv_uuid,lv_size,lv_attr,lv_active,lv_active_locally,lv_active_exclusively,lv_lockargs,lv_tags"
     static let vgFields =
         "vg_name,vg_uuid,vg_attr,vg_size,vg_free,vg_extent_size,vg_extent_count,vg_free_count,lv_count,pv_count,vg_missing_pv_count,vg_lock_type,vg_lock_args,vg_mda_size,vg_mda_free"
     static let report = ["--reportformat", "json", "--units", "b", "--nosuffix"]
@@ -93,6 +93,20 @@ struct RealLVMBackendTests {
                 ["lvchange", "-aey", "vol/v1"], ["lvchange", "-asy", "vol/v1"],
                 ["lvchange", "-an", "vol/v1"], ["lvchange", "--refresh", "vol/v1"],
             ])
+    }
+
+    @Test func tagArgvAndChecks() async throws {
+        try await backend.addTag(vg: "vol", name: "v1", tag: "aos-released.cmp-1")
+        try await backend.removeTag(vg: "vol", name: "v1", tag: "aos-released.cmp-1")
+        #expect(
+            exec.calls == [
+                ["lvchange", "--addtag", "aos-released.cmp-1", "vol/v1"], ["lvchange", "--deltag", "aos-released.cmp-1", "vol/v1"],
+            ])
+        exec.reset()
+        for bad in ["", "-x", "a b", "@t", "a,b", String(repeating: "t", count: 1025)] {
+            await #expect(throws: LVMError.self) { try await backend.addTag(vg: "vol", name: "v1", tag: bad) }
+        }
+        #expect(exec.calls.isEmpty, "nothing runs for a bad tag")
     }
 
     @Test func activationConflicts() async throws {

@@ -36,6 +36,16 @@ struct ReportModelsTests {
         #expect(idle.attr.state == .inactive)
     }
 
+    @Test func tagsAreACommaSeparatedList() throws {
+        let json = """
+            {"report":[{"lv":[{"lv_name":"a","vg_name":"vol","lv_uuid":"u","lv_size":"4194304","lv_attr":"-wi-a-----","lv_active":"1","lv_active_locally":"1","lv_active_exclusively":"0","lv_lockargs":"","lv_tags":"aos-released.cmp-1,other"},
+            {"lv_name":"b","vg_name":"vol","lv_uuid":"u2","lv_size":"4194304","lv_attr":"-wi-------","lv_active":"","lv_active_locally":"","lv_active_exclusively":"","lv_lockargs":"","lv_tags":""}]}]}
+            """
+        let lvs = try LVMReport.decodeLVs(json)
+        #expect(lvs.map(\.tags) == [["aos-released.cmp-1", "other"], []])
+        #expect(try LVMReport.decodeLVs(Self.lvsAll).allSatisfy { $0.tags.isEmpty }, "a report without lv_tags: no tags")
+    }
+
     @Test func binaryFlagsAsNumbers() throws {
         let json = """
             {"report":[{"lv":[{"lv_name":"a","vg_name":"vol","lv_uuid":"u","lv_size":"4194304","lv_attr":"-wi-a-----","lv_active":"1","lv_active_locally":"1","lv_active_exclusively":"0","lv_lockargs":""}]}]}

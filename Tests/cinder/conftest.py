@@ -101,10 +101,10 @@ class Cluster:
         self.agents: dict[str, Any] = {}
         self.controller: Any = None
 
-    def start_agent(self, host: str, host_id: int) -> Any:
+    def start_agent(self, host: str, host_id: int, *extra: str) -> Any:
         proc = _interop.start_sim_agent(self._start, self.conf, self.tmp, host, host_id, VG,
                                         "--set", f"DEFAULT.transport_url={self.amqp_url}",
-                                        "--set", f"agent.controller_topic={self.topic}")
+                                        "--set", f"agent.controller_topic={self.topic}", *extra)
         self.agents[host] = proc
         return proc
 

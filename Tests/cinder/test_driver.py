@@ -8,6 +8,7 @@ manager's attachment_update / attachment_delete, the RPCs cinder-api sends for n
 
 from __future__ import annotations
 
+import logging
 import signal
 import time
 import uuid
@@ -536,21 +537,52 @@ def test_killed_agent_is_agent_unavailable(cinder_env, private_cluster):
         mgr.driver.client.close()
 
 
-def test_detach_from_a_dead_host(cinder_env, private_cluster):
-    """A normal detach from a host whose agent is gone fails (the LV may still be active
-    there); a forced one (force=True) goes through and says so in the log."""
+def _wait_down(drv, *hosts: str, timeout: float = 30) -> None:
+    """Until the controller's liveness view says every host in `hosts` is down."""
+    deadline = time.monotonic() + timeout
+    status: dict[str, str] = {}
+    while time.monotonic() < deadline:
+        status = {a["host"]: a["status"] for a in drv.client.list_agents(what="test")["agents"]}
+        if all(status.get(h) == "down" for h in hosts):
+            return
+        time.sleep(0.2)  # polling interval, not synchronisation
+    raise AssertionError(f"{hosts} not down after {timeout}s: {status}")
+
+
+def test_detach_from_a_dead_host(cinder_env, private_cluster, caplog):
+    """Evacuate: a detach from a host whose agent is down succeeds without force; the controller
+    had A record the release (the tag in the VG) and says so, and the driver logs a warning
+    naming the host. With no live agent at all nothing can be recorded: a normal detach fails,
+    a forced one (force=True) still goes through and says so in the log."""
     c = private_cluster
     mgr = cinder_env.manager(c)
     try:
         from conftest import Volumes
         vols = Volumes(cinder_env, mgr)
         vol = vols.new()
+        name = vol.name
         att, _ = vols.attach(vol, c.host_b)
         c.agents[c.host_b].signal(signal.SIGKILL)
         c.agents[c.host_b].proc.wait(timeout=10)
+        _wait_down(mgr.driver, c.host_b)
         vol.refresh()
-        with pytest.raises(sl_exc.AgentUnavailable):
+        caplog.set_level(logging.WARNING)
+        assert mgr.driver.terminate_connection(vol, {"host": c.host_b}) is False
+        warned = [r.getMessage() for r in caplog.records if "released, not deactivated" in r.getMessage()]
+        assert warned and c.host_b in warned[0] and c.host_a in warned[0], caplog.text
+        state = mgr.driver.client.get_volume(name, what="test")
+        assert state["active_on"] == [], state
+        # Again (cinder retries): still released, nothing changes.
+        again = mgr.driver.client.deactivate(name, c.host_b, what="test")
+        assert again["released"] is True and again["changed"] is False and again["released_by"] == c.host_a
+        # No live agent left: the release cannot be recorded.
+        c.agents[c.host_a].signal(signal.SIGKILL)
+        c.agents[c.host_a].proc.wait(timeout=10)
+        _wait_down(mgr.driver, c.host_a, c.host_b)
+        with pytest.raises(sl_exc.AgentUnavailable, match="could record the release"):
             mgr.driver.terminate_connection(vol, {"host": c.host_b})
+        caplog.clear()
         assert mgr.driver.terminate_connection(vol, {"host": c.host_b}, force=True) is False
+        assert "Forced detach" in caplog.text
     finally:
         mgr.driver.client.close()

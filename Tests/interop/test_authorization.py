@@ -275,6 +275,18 @@ def test_the_driver_cannot_command_an_agent(dep: Deployment) -> None:
     assert lv_state(dep, name)["name"] == name
 
 
+def test_only_the_controller_may_release_an_activation(dep: Deployment) -> None:
+    """release_lv (evacuate) speaks for another host: even the admin's signed call is refused."""
+    name = f"volume-{uuid.uuid4()}"
+    dep.driver("create_volume", vg=VG, name=name, size_gb=1)
+    e = refused(lambda: dep.oslo_call("aos-admin", "aos-agent", "release_lv", server=dep.host_a,
+                                      signer=dep.admin_signer, vg=VG, name=name, host=dep.host_b))
+    assert "release_lv" in e.value, e.value
+    e = refused(lambda: dep.oslo_call("aos-admin", "aos-agent", "release_lv", server=dep.host_a,
+                                      signer=dep.driver_signer, vg=VG, name=name, host=dep.host_b))
+    dep.driver("delete_volume", vg=VG, name=name, volume_clear="none")
+
+
 def test_an_agent_cannot_command_another_agent_or_the_controller(dep: Deployment) -> None:
     name = f"volume-{uuid.uuid4()}"
     dep.driver("create_volume", vg=VG, name=name, size_gb=1)

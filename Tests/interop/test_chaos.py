@@ -472,9 +472,12 @@ def test_agent_partitioned_under_calls(spawn, amqp_url: str, broker_env, tmp_pat
 
         t0 = time.monotonic()
         with pytest.raises(oslo_messaging.RemoteError) as fast:
-            call("deactivate_volume", vg=VG, name=held, host=a)
+            call("activate_volume", vg=VG, name=waiting, host=a, mode="exclusive")
         fail_fast = time.monotonic() - t0
         assert fast.value.exc_type == "AgentUnavailable" and "not sent" in fast.value.value, fast.value.value
+        # A deactivation for the down host is recorded as released (evacuate: docs/cinder.md), not run.
+        released = call("deactivate_volume", vg=VG, name=held, host=a)
+        assert released.get("released") is True, released
         # Nobody takes A's exclusive lock while A is cut off.
         with pytest.raises(oslo_messaging.RemoteError) as doubled:
             call("activate_volume", vg=VG, name=held, host=b, mode="exclusive")
@@ -492,6 +495,7 @@ def test_agent_partitioned_under_calls(spawn, amqp_url: str, broker_env, tmp_pat
             ("partition: controller marked the agent down after", f"{t_down:.1f} s"),
             ("partition: the waiting call failed (may still run) after", f"{outcome['after']:.1f} s"),
             ("partition: a call for the down agent failed in", f"{fail_fast * 1000:.0f} ms"),
+            ("partition: deactivate for the down agent", "released (tag by the live agent), not run"),
             ("partition: exclusive lock taken by another host meanwhile", "no (LockedByOtherHost)"),
             ("partition: agent alive again after the link came back", f"{back:.1f} s"),
             ("partition: the waiting request ran after the link came back",

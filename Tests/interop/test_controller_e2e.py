@@ -231,10 +231,13 @@ def test_killed_agent_is_agent_unavailable_within_seconds(cluster, ctl):
 
     # Now B is known down: the refusal is immediate.
     start = time.monotonic()
-    e = remote_error(lambda: ctl("deactivate_volume", vg=VG, name="volume-k", host=b, timeout=50))
+    e = remote_error(lambda: ctl("activate_volume", vg=VG, name="volume-k", host=b, timeout=50))
     assert e.exc_type == "AgentUnavailable" and "down" in e.value
     assert time.monotonic() - start < 2
     assert agent_statuses(ctl)[b] == "down"
+    # A deactivate on the down host is released through A instead (test_evacuate_e2e.py).
+    r = ctl("deactivate_volume", vg=VG, name="volume-k", host=b, timeout=50)
+    assert r["released"] is True and r["released_by"] == a, r
 
     # Requests any host can serve go to A.
     assert ctl("get_volume", vg=VG, name="volume-k")["source_host"] == a

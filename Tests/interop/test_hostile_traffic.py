@@ -478,8 +478,11 @@ def agent_surface(n: Names) -> Surface:
         ("extend_lv", {"vg": VG, "name": lv["off1"], "size_gb": 2}),
         ("recover", {"vg": VG, "step": "deactivate"}), ("start_lockspace", {"vg": VG}),
         ("copy_lv", {"vg": VG, "source": lv["off2"], "target": f"volume-copy-{n.tag}"}),
+        ("release_lv", {"vg": VG, "name": lv["off1"], "host": n.host_b}),
     )
     specs = (
+        *(ArgSpec("release_lv", {"vg": VG, "name": lv["off1"], "host": n.host_b}, a, k)
+          for a, k in (("host", "host"), ("name", "name"), ("vg", "vg"))),
         *(ArgSpec("copy_lv", {"vg": VG, "source": lv["off2"], "target": f"volume-copy-{n.tag}"}, a, k)
           for a, k in (("source", "name"), ("target", "name"), ("vg", "vg"))),
         ArgSpec("copy_lv", {"vg": VG, "source": lv["off2"], "target": f"volume-copy-{n.tag}", "size_bytes": 1 << 30},

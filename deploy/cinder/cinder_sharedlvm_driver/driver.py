@@ -674,6 +674,8 @@ class SharedLVMDriver(driver.VolumeDriver):
     def terminate_connection(self, volume: Any, connector: dict | None, **kwargs: Any) -> bool:
         """Deactivates the LV on connector['host'] unless another attachment there still uses
         it; when a single host is left with a shared activation, makes it exclusive again.
+        A host whose agent is down (evacuate) gets its activation released by the controller
+        (no force needed); `force` only matters when even that fails.
         Returns True when other attachments of the volume remain (Cinder's convention)."""
         name = _get(volume, "name")
         force = bool(kwargs.get("force"))
@@ -700,6 +702,15 @@ class SharedLVMDriver(driver.VolumeDriver):
                           "the LV may stay active there until its agent is back",
                           {"id": _get(volume, "id"), "host": host, "err": e})
                 return len(attachments) > 1
+            if r.get("released"):
+                # Evacuate: nova detaches from a host that is gone. The controller had a live
+                # agent record the release in the VG (the returning agent drops the activation);
+                # sanlock keeps the dead host's LV lock until its lease expires.
+                LOG.warning("Detach of %(id)s from %(host)s: the agent there is down, so the LV was "
+                            "released, not deactivated (recorded in the VG by %(by)s). If %(host)s "
+                            "still runs, its LV lock stays until it is stopped or fenced; its agent "
+                            "gives the LV up when it returns",
+                            {"id": _get(volume, "id"), "host": host, "by": r.get("released_by")})
             remaining = set(self._other_attachment_hosts(volume, host))
             active = self._active_on(r)
             if len(remaining) == 1:
