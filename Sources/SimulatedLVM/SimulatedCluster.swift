@@ -42,6 +42,9 @@ public final class SimulatedCluster: Sendable {
         /// The LV's content, per MiB block: a tag written by a test or copied; a block that is
         /// absent reads as zeros. Optional so state files of older builds still load.
         var data: [UInt64: UInt32]?
+        /// A COW snapshot (SimulatedSnapshots.swift): its origin, the MiB blocks of its COW area
+        /// used so far, and whether it overflowed. nil for ordinary LVs.
+        var snapshot: SnapshotState?
 
         func holders(except host: String) -> Bool {
             (exclusiveHolder.map { $0 != host } ?? false) || sharedHolders.contains { $0 != host }
@@ -201,6 +204,7 @@ public final class SimulatedCluster: Sendable {
             for block in 0..<Self.blocks(bytes) { data[block] = tag }
             l.data = data
             s.vgs[vg]?.lvs[lv] = l
+            Self.noteOriginWrite(&s, vg: vg, origin: lv, blocks: 0..<Self.blocks(bytes))
         }
     }
 
