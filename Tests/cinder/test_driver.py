@@ -391,7 +391,7 @@ def _sim_lvs(cluster) -> dict[str, Any]:
 
 def _sim_data(cluster, lv: str) -> dict[int, int]:
     flat = _sim_lvs(cluster)[lv].get("data") or []  # a Swift [UInt64: UInt32]: key, value, ...
-    return dict(zip(flat[::2], flat[1::2]))
+    return dict(zip(flat[::2], flat[1::2], strict=True))
 
 
 def _sim_write(cluster, lv: str, tag: int, mib: int) -> None:
@@ -402,7 +402,7 @@ def _sim_write(cluster, lv: str, tag: int, mib: int) -> None:
         doc = json.loads(path.read_text())
         entry = doc["vgs"][VG]["lvs"][lv]
         flat = entry.get("data") or []
-        data = dict(zip(flat[::2], flat[1::2]))
+        data = dict(zip(flat[::2], flat[1::2], strict=True))
         data.update({block: tag for block in range(mib)})
         entry["data"] = [x for kv in sorted(data.items()) for x in kv]
         tmp = path.with_name(path.name + ".test-tmp")
