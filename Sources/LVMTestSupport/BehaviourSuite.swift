@@ -383,9 +383,16 @@ public enum LVMBehaviourSuite {
         LVMBehaviourScenario("a COW snapshot freezes the origin's content and needs it exclusive here") { h in
             let origin = try await h.newLV("cow-origin", sizeBytes: 8 * MiB)
             let snap = h.lv("cow-snap")
-            try await expectError(.incompatibleLockMode, "snapshot of an inactive origin") { () throws(LVMError) in
-                _ = try await h.a.createSnapshot(vg: h.vg, origin: origin, name: snap, cowBytes: 8 * MiB)
+            // An inactive origin: lvcreate -s takes its lock for the moment; the snapshot is inactive.
+            let inactive = try await h.a.createSnapshot(vg: h.vg, origin: origin, name: snap, cowBytes: 8 * MiB)
+            try expect(inactive.isSnapshot && !inactive.activeLocally, "an inactive snapshot: \(inactive.attr)")
+            try await expectError(.notActive, "removeSnapshot of a snapshot not active here") { () throws(LVMError) in
+                try await h.a.removeSnapshot(vg: h.vg, name: snap)
             }
+            try await h.a.activate(vg: h.vg, name: origin, mode: .exclusive)
+            try expect(try await h.a.lvInfo(vg: h.vg, name: snap).activeLocally, "activating the origin activates its snapshot")
+            try await h.a.removeSnapshot(vg: h.vg, name: snap)
+            try await h.a.deactivate(vg: h.vg, name: origin)
             try await h.b.activate(vg: h.vg, name: origin, mode: .exclusive)
             try await expectError(.lockedByOtherHost, "snapshot on A of an origin held by B") { () throws(LVMError) in
                 _ = try await h.a.createSnapshot(vg: h.vg, origin: origin, name: snap, cowBytes: 8 * MiB)

@@ -108,7 +108,8 @@ public protocol LVMBackend: Sendable {
     /// be active exclusively on this host; the snapshot is active with it.
     func createSnapshot(vg: String, origin: String, name: String, cowBytes: UInt64) async throws(LVMError) -> LogicalVolume
 
-    /// `lvremove` of a snapshot (refused, `invalid_argument`, for an LV that is not one).
+    /// `lvremove` of a snapshot: refused with `invalid_argument` for an LV that is not one, and
+    /// with `not_active` unless the snapshot is active on this host (see Snapshots.swift).
     func removeSnapshot(vg: String, name: String) async throws(LVMError)
 }
 

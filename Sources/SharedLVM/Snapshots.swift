@@ -22,6 +22,20 @@ public enum COWSnapshot {
     }
 }
 
+extension COWSnapshot {
+    /// lvmlockd (lvm2 2.03.16, lab) lets any host `lvremove` a snapshot without the origin's
+    /// lock, even while another host has it active: that host's device-mapper then keeps writing
+    /// COW data into extents the VG gives to the next LV. So a snapshot is removed only where it
+    /// is active, i.e. where its origin is held exclusively.
+    public static func notActiveHere(vg: String, name: String, argv: [String]) -> LVMError {
+        LVMError(
+            code: .notActive,
+            message: "snapshot \(vg)/\(name) is not active on this host; activate its origin exclusively here first "
+                + "(removing it elsewhere would leave a holder's device writing into freed extents)",
+            argv: argv)
+    }
+}
+
 extension LVMCommands {
     /// `lvcreate -s -L COW -n NAME VG/ORIGIN`: a thick snapshot, active where the origin is.
     public static func createSnapshot(vg: String, origin: String, name: String, cowBytes: UInt64) -> [String] {
@@ -29,8 +43,9 @@ extension LVMCommands {
     }
 
     /// `lvremove --yes VG/SNAP`: a snapshot is active with its origin and cannot be
-    /// deactivated alone, so the question "remove active LV?" is answered; the backend
-    /// checks first that the LV is a snapshot (never a volume).
+    /// deactivated alone ("Change of snapshot … will also change its origin"), so the question
+    /// "remove active logical volume?" is answered; the backend checks first that the LV is a
+    /// snapshot (never a volume) and active here.
     public static func removeSnapshot(vg: String, name: String) -> [String] {
         ["lvremove", "--yes", lvPath(vg, name)]
     }
@@ -80,6 +95,7 @@ extension RealLVMBackend {
                 code: .invalidArgument, message: "Logical volume \(vg)/\(name) is not a snapshot (attr \(lv.attr)); not removed",
                 argv: argv)
         }
+        guard lv.activeLocally else { throw COWSnapshot.notActiveHere(vg: vg, name: name, argv: argv) }
         try await execute(argv)
     }
 }

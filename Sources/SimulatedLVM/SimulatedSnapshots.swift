@@ -58,12 +58,14 @@ extension SimulatedLVMBackend {
             if source.snapshot != nil {
                 throw Self.fail(argv, "Snapshots of snapshots are not supported.")
             }
-            // lvmlockd: the snapshot lives under the origin's lock, which must be ex here.
-            if let holder = source.exclusiveHolder, holder != hostName {
-                throw Self.fail(argv, "LV locked by other host: \(vg)/\(origin)")
+            // lvmlockd takes the origin's lock exclusively for lvcreate -s (for the moment of
+            // the command when the origin is inactive: the snapshot is then created inactive).
+            if source.holders(except: hostName) {
+                throw Self.fail(argv, "LV locked by other host: \(vg)/\(origin)", "Failed to lock origin LV \(vg)/\(origin)")
             }
-            if !source.sharedHolders.isEmpty || source.exclusiveHolder == nil {
-                throw Self.fail(argv, "LV is already locked with incompatible mode: \(vg)/\(origin)")
+            if source.sharedHolders.contains(hostName) {
+                throw Self.fail(
+                    argv, "LV is already locked with incompatible mode: \(vg)/\(origin)", "Failed to lock origin LV \(vg)/\(origin)")
             }
             let extents = Self.extents(cowBytes, group.extentSize)
             guard extents <= group.freeExtents else {
@@ -86,14 +88,12 @@ extension SimulatedLVMBackend {
             try LVMError.checkNames(vg: vg, lv: name)
             var group = try self.group(s, vg, argv)
             let lv = try self.lv(group, name, argv)
-            guard let snap = lv.snapshot else {
+            guard lv.snapshot != nil else {
                 throw LVMError(
                     code: .invalidArgument, message: "Logical volume \(vg)/\(name) is not a snapshot; not removed", argv: argv)
             }
             try self.requireLockspace(group, argv, failedText: "VG \(vg) lock failed: storage failed for sanlock leases")
-            if let origin = group.lvs[snap.origin], origin.holders(except: hostName) {
-                throw Self.fail(argv, "LV locked by other host: \(vg)/\(snap.origin)")
-            }
+            guard lv.devices[hostName] != nil else { throw COWSnapshot.notActiveHere(vg: vg, name: name, argv: argv) }
             if lv.devices[hostName]?.open == true { throw Self.fail(argv, "Logical volume \(vg)/\(name) in use.") }
             group.lvs[name] = nil
             s.vgs[vg] = group

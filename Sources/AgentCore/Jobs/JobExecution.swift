@@ -298,15 +298,22 @@ extension AgentService {
             ])
     }
 
-    /// Removes the copy's COW snapshot, if it has one.
+    /// Removes the copy's COW snapshot, if it has one. Only where it is active: a snapshot left
+    /// inactive (the host rebooted) is activated with its origin, exclusively, for the removal
+    /// (that lock proves no other host has the origin, and so the snapshot, active), then the
+    /// origin is deactivated again.
     private func dropCOW(_ id: String) async throws {
         guard let r = jobs.record(id), let cow = r.cow else { return }
         let gone = try await withLVLock(r.vg, r.source) { () async throws(LVMError) -> Bool in
-            do throws(LVMError) {
-                try await backend.removeSnapshot(vg: r.vg, name: cow)
-            } catch {
-                if error.code != .notFound { throw error }
+            let snap: LogicalVolume
+            do throws(LVMError) { snap = try await backend.lvInfo(vg: r.vg, name: cow) } catch {
+                if error.code == .notFound { return true }
+                throw error
             }
+            let activated = !snap.activeLocally
+            if activated { try await backend.activate(vg: r.vg, name: r.source, mode: .exclusive) }
+            try await backend.removeSnapshot(vg: r.vg, name: cow)
+            if activated { try await backend.deactivate(vg: r.vg, name: r.source) }
             return true
         }
         if gone { try jobs.update(id) { $0.cow = nil } }
