@@ -105,7 +105,12 @@ def test_lvmlockd_limits_of_cow_snapshots(g1: Guest, g2: Guest, hosts, rpc, lv) 
             print(f"{g.name}: lvcreate -s ({name}) -> exit {r.exit}: {r.stderr.strip()}")
             return r
 
-        assert lvcreate_s(g1, "aos-cow-lab-inactive").exit != 0, "origin inactive"
+        # Inactive origin: lvmlockd takes its lock for the command; the snapshot is inactive.
+        assert lvcreate_s(g1, "aos-cow-lab-inactive").exit == 0, "origin inactive"
+        assert "aos-cow-lab-inactive" in guest_lv_names(g1)
+        a.call("activate_lv", vg=VG, name=src, mode="exclusive")  # activates the snapshot too
+        assert g1.run_cmd(["lvremove", "--yes", f"{VG}/aos-cow-lab-inactive"], timeout=120).exit == 0
+        a.call("deactivate_lv", vg=VG, name=src)
         a.call("activate_lv", vg=VG, name=src, mode="shared")
         assert lvcreate_s(g1, "aos-cow-lab-shared").exit != 0, "origin active shared"
         a.call("activate_lv", vg=VG, name=src, mode="exclusive")
