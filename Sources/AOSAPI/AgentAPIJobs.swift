@@ -186,11 +186,17 @@ public struct DeleteLVResult: APIResponse, Equatable {
 public enum JobLVName {
     public static let wipePrefix = "aos-wipe-"
     public static let copyPrefix = "aos-copy-"
+    /// A copy's short-lived COW snapshot of a source in use on the copying host.
+    public static let cowPrefix = "aos-cow-"
 
     /// A deleted volume's LV while it waits for its wipe.
     public static func wipe(_ jobID: String) -> String { wipePrefix + jobID }
     /// A copy's target until the copy is complete.
     public static func copy(_ jobID: String) -> String { copyPrefix + jobID }
+    /// The COW snapshot a copy reads from while its source is in use on the copying host.
+    public static func cow(_ jobID: String) -> String { cowPrefix + jobID }
     /// True for an LV a job holds (never listed as a volume).
-    public static func isJobLV(_ name: String) -> Bool { name.hasPrefix(wipePrefix) || name.hasPrefix(copyPrefix) }
+    public static func isJobLV(_ name: String) -> Bool {
+        name.hasPrefix(wipePrefix) || name.hasPrefix(copyPrefix) || name.hasPrefix(cowPrefix)
+    }
 }

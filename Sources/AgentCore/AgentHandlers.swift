@@ -209,8 +209,8 @@ extension AgentService {
         if JobLVName.isJobLV(lv.name) {
             throw ServiceError(
                 .lvNotManaged,
-                "LV \(lv) belongs to a job of the agent (\(JobLVName.wipePrefix)* and \(JobLVName.copyPrefix)* LVs are "
-                    + "wiped or being copied); \(m.rawValue) refused. See list_jobs",
+                "LV \(lv) belongs to a job of the agent (\(JobLVName.wipePrefix)*, \(JobLVName.copyPrefix)* and \(JobLVName.cowPrefix)* LVs are "
+                    + "wiped, being copied or read by a copy); \(m.rawValue) refused. See list_jobs",
                 details: ["host": .string(host), "vg": .string(lv.vg), "lv": .string(lv.name), "method": .string(m.rawValue)])
         }
         guard configuration.lvNames.manages(lv.name) else {

@@ -8,7 +8,9 @@ import RPCWire
 public enum CopyPlan: Sendable, Equatable {
     /// Inactive everywhere and no host named: any live agent serving the VG.
     case anyHost
-    /// This host (the named one, or the host holding the source).
+    /// This host (the named one, or the host holding the source). An exclusive holder is the
+    /// only host that can read the source, and it copies from a short-lived COW snapshot of it
+    /// (a point-in-time copy of a volume in use there; docs/agent.md, "Jobs").
     case on(String)
     /// The source is active exclusively on a host that is not the named one.
     case heldElsewhere(holder: String)

@@ -403,6 +403,49 @@ public enum LVMBehaviourSuite {
                 try await h.a.activate(vg: "vg;rm", name: h.lv("x"), mode: .exclusive)
             }
         },
+        LVMBehaviourScenario("a COW snapshot freezes the origin's content and needs it exclusive here") { h in
+            let origin = try await h.newLV("cow-origin", sizeBytes: 8 * MiB)
+            let snap = h.lv("cow-snap")
+            // An inactive origin: lvcreate -s takes its lock for the moment; the snapshot is inactive.
+            let inactive = try await h.a.createSnapshot(vg: h.vg, origin: origin, name: snap, cowBytes: 8 * MiB)
+            try expect(inactive.isSnapshot && !inactive.activeLocally, "an inactive snapshot: \(inactive.attr)")
+            try await expectError(.notActive, "removeSnapshot of a snapshot not active here") { () throws(LVMError) in
+                try await h.a.removeSnapshot(vg: h.vg, name: snap)
+            }
+            try await h.a.activate(vg: h.vg, name: origin, mode: .exclusive)
+            try expect(try await h.a.lvInfo(vg: h.vg, name: snap).activeLocally, "activating the origin activates its snapshot")
+            try await h.a.removeSnapshot(vg: h.vg, name: snap)
+            try await h.a.deactivate(vg: h.vg, name: origin)
+            try await h.b.activate(vg: h.vg, name: origin, mode: .exclusive)
+            try await expectError(.lockedByOtherHost, "snapshot on A of an origin held by B") { () throws(LVMError) in
+                _ = try await h.a.createSnapshot(vg: h.vg, origin: origin, name: snap, cowBytes: 8 * MiB)
+            }
+            try await h.b.deactivate(vg: h.vg, name: origin)
+            try await h.a.activate(vg: h.vg, name: origin, mode: .shared)
+            try await expectError(.incompatibleLockMode, "snapshot of an origin active shared") { () throws(LVMError) in
+                _ = try await h.a.createSnapshot(vg: h.vg, origin: origin, name: snap, cowBytes: 8 * MiB)
+            }
+            try await h.a.activate(vg: h.vg, name: origin, mode: .exclusive)
+            _ = try await h.a.fillRange(vg: h.vg, name: origin, offset: 0, length: 4 * MiB, fill: .random)
+            let before = try await h.a.checksum(vg: h.vg, name: origin, length: 8 * MiB)
+            let created = try await h.a.createSnapshot(vg: h.vg, origin: origin, name: snap, cowBytes: 8 * MiB)
+            try expect(created.isSnapshot && created.activeLocally && !created.snapshotInvalid, "an active snapshot: \(created.attr)")
+            try expect(try await h.a.lvInfo(vg: h.vg, name: origin).attr.volumeType == .origin, "the LV is an origin now")
+            try expect(try await h.a.checksum(vg: h.vg, name: snap, length: 8 * MiB) == before, "the snapshot reads the origin")
+            _ = try await h.a.fillRange(vg: h.vg, name: origin, offset: 0, length: 8 * MiB, fill: .zeros)
+            try expect(try await h.a.checksum(vg: h.vg, name: snap, length: 8 * MiB) == before, "later writes do not show")
+            try expect(!(try await h.a.lvInfo(vg: h.vg, name: snap).snapshotInvalid), "8 MiB of writes fit 8 MiB of COW")
+            try await expectError(.lockedByOtherHost, "B takes the origin while A's snapshot exists") { () throws(LVMError) in
+                try await h.b.activate(vg: h.vg, name: origin, mode: .shared)
+            }
+            try await expectError(.invalidArgument, "removeSnapshot of a volume") { () throws(LVMError) in
+                try await h.a.removeSnapshot(vg: h.vg, name: origin)
+            }
+            try await h.a.removeSnapshot(vg: h.vg, name: snap)
+            try expect(!(try await h.a.listLVs(vg: h.vg)).contains { $0.name == snap }, "the snapshot is gone")
+            try expect(try await h.a.lvInfo(vg: h.vg, name: origin).activeLocally, "the origin stays active")
+            try await h.a.deactivate(vg: h.vg, name: origin)
+        },
         LVMBehaviourScenario("boot wait sees the PVs") { h in
             try expect(try await h.a.pvsPresent(vg: h.vg), "PVs present on A")
             try expect(try await h.a.lockspaceStarted(vg: h.vg), "A's lockspace started")

@@ -109,6 +109,15 @@ public protocol LVMBackend: Sendable {
     /// `lvmlockctl --drop VG`: forgets a killed lockspace and its locks. Only after the
     /// VG's LVs are deactivated on this host; on a healthy lockspace it silently drops it.
     func dropLockspace(vg: String) async throws(LVMError)
+
+    /// `lvcreate -s`: a short-lived COW snapshot `name` of `origin` (Snapshots.swift), for a
+    /// copy job that must read a point-in-time image of a volume in use here. The origin must
+    /// be active exclusively on this host; the snapshot is active with it.
+    func createSnapshot(vg: String, origin: String, name: String, cowBytes: UInt64) async throws(LVMError) -> LogicalVolume
+
+    /// `lvremove` of a snapshot: refused with `invalid_argument` for an LV that is not one, and
+    /// with `not_active` unless the snapshot is active on this host (see Snapshots.swift).
+    func removeSnapshot(vg: String, name: String) async throws(LVMError)
 }
 
 extension LVMBackend {

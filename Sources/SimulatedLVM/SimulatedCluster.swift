@@ -44,6 +44,9 @@ public final class SimulatedCluster: Sendable {
         var data: [UInt64: UInt32]?
         /// `lv_tags`, in the order added (optional for older state files, like `data`).
         var tags: [String]?
+        /// A COW snapshot (SimulatedSnapshots.swift): its origin, the MiB blocks of its COW area
+        /// used so far, and whether it overflowed. nil for ordinary LVs.
+        var snapshot: SnapshotState?
 
         func holders(except host: String) -> Bool {
             (exclusiveHolder.map { $0 != host } ?? false) || sharedHolders.contains { $0 != host }
@@ -203,6 +206,7 @@ public final class SimulatedCluster: Sendable {
             for block in 0..<Self.blocks(bytes) { data[block] = tag }
             l.data = data
             s.vgs[vg]?.lvs[lv] = l
+            Self.noteOriginWrite(&s, vg: vg, origin: lv, blocks: 0..<Self.blocks(bytes))
         }
     }
 

@@ -143,6 +143,7 @@ public struct SimulatedLVMBackend: LVMBackend {
                     lv.devices[hostName] = .init(sizeBytes: lv.extents * group.extentSize)
                 }
             }
+            Self.activateSnapshots(&s, vg: vg, origin: name, host: hostName)
         }
     }
 
@@ -158,6 +159,7 @@ public struct SimulatedLVMBackend: LVMBackend {
                 if lv.exclusiveHolder == hostName { lv.exclusiveHolder = nil }
                 lv.sharedHolders.remove(hostName)
             }
+            Self.deactivateSnapshots(&s, vg: vg, origin: name, host: hostName)
         }
     }
 
@@ -358,6 +360,7 @@ public struct SimulatedLVMBackend: LVMBackend {
             for block in Self.blockRange(offset, length) { data[block] = fill == .random ? UInt32.max : nil }
             lv.data = data
             s.vgs[vg]?.lvs[name] = lv
+            SimulatedCluster.noteOriginWrite(&s, vg: vg, origin: name, blocks: Self.blockRange(offset, length))
             return fill == .zeroOffload && !s.zeroOffload ? .zeros : fill
         }
     }
@@ -375,6 +378,7 @@ public struct SimulatedLVMBackend: LVMBackend {
             for block in Self.blockRange(offset, length) { data[block] = from.data?[block] }
             to.data = data
             s.vgs[vg]?.lvs[target] = to
+            SimulatedCluster.noteOriginWrite(&s, vg: vg, origin: target, blocks: Self.blockRange(offset, length))
         }
     }
 
@@ -400,7 +404,7 @@ public struct SimulatedLVMBackend: LVMBackend {
     }
 
     /// The LV, which must be active on this host (job I/O opens its device).
-    private func activeHere(_ s: State, _ vg: String, _ name: String, _ argv: [String]) throws(LVMError) -> LV {
+    func activeHere(_ s: State, _ vg: String, _ name: String, _ argv: [String]) throws(LVMError) -> LV {
         let lv = try self.lv(try self.group(s, vg, argv), name, argv)
         guard lv.devices[hostName] != nil else {
             throw LVMError(code: .notActive, message: "Logical volume \(vg)/\(name) is not active on this host", argv: argv)
@@ -414,7 +418,7 @@ public struct SimulatedLVMBackend: LVMBackend {
         throw LVMError(code: .internal, message: "dd: error writing: Input/output error", argv: argv)
     }
 
-    private static func blockRange(_ offset: UInt64, _ length: UInt64) -> Range<UInt64> {
+    static func blockRange(_ offset: UInt64, _ length: UInt64) -> Range<UInt64> {
         guard length > 0 else { return 0..<0 }
         return (offset >> 20)..<SimulatedCluster.blocks(offset + length)
     }
@@ -428,7 +432,7 @@ public struct SimulatedLVMBackend: LVMBackend {
 
     // MARK: Helpers
 
-    private func operation<T: Sendable>(
+    func operation<T: Sendable>(
         _ method: String, _ arguments: [String], _ body: (inout State) throws(LVMError) -> T
     ) async throws(LVMError) -> T {
         cluster.record(hostName, method, arguments)
@@ -446,14 +450,14 @@ public struct SimulatedLVMBackend: LVMBackend {
         (bytes + extentSize - 1) / extentSize
     }
 
-    private func group(_ s: State, _ vg: String, _ argv: [String]) throws(LVMError) -> VG {
+    func group(_ s: State, _ vg: String, _ argv: [String]) throws(LVMError) -> VG {
         guard let group = s.vgs[vg], group.pvsPresent else {
             throw Self.fail(argv, "Volume group \"\(vg)\" not found", "Cannot process volume group \(vg)")
         }
         return group
     }
 
-    private func lv(_ group: VG, _ name: String, _ argv: [String]) throws(LVMError) -> LV {
+    func lv(_ group: VG, _ name: String, _ argv: [String]) throws(LVMError) -> LV {
         guard let lv = group.lvs[name] else {
             throw Self.fail(argv, "Failed to find logical volume \"\(group.name)/\(name)\"")
         }
@@ -481,16 +485,16 @@ public struct SimulatedLVMBackend: LVMBackend {
         s.vgs[vg] = group
     }
 
-    private func requireLockspace(_ group: VG, _ argv: [String], failedText: String) throws(LVMError) {
+    func requireLockspace(_ group: VG, _ argv: [String], failedText: String) throws(LVMError) {
         if group.failedHosts.contains(hostName) { throw Self.fail(argv, failedText) }
         if !group.startedHosts.contains(hostName) {
             throw Self.fail(argv, "Cannot access VG \(group.name) due to failed lock.")
         }
     }
 
-    private func view(_ lv: LV, _ group: VG) -> LogicalVolume {
+    func view(_ lv: LV, _ group: VG) -> LogicalVolume {
         let device = lv.devices[hostName]
-        let attr = "-wi-" + (device != nil ? "a" : "-") + (device?.open == true ? "o" : "-") + "----"
+        let attr = Self.attr(lv, group, device: device)
         return LogicalVolume(
             name: lv.name, vg: group.name, uuid: lv.uuid, sizeBytes: lv.extents * group.extentSize,
             attr: LVAttr(attr)!, active: device != nil, activeLocally: device != nil,

@@ -272,6 +272,34 @@ struct RealLVMBackendTests {
         #expect(exec.calls.last == ["lvrename", "vol", "aos-copy-1", "volume-2"])
     }
 
+    @Test func cowSnapshotsAreMadeAndRemovedOnlyWhereActive() async throws {
+        let active = Self.lvJSON("aos-cow-1", size: 256 << 20, attr: "swi-a-s---")
+        // (each `on` goes before the earlier ones: the answers in reverse order of the calls)
+        exec.on(["lvs"], stdout: Self.lvJSON("aos-cow-1", size: 256 << 20, attr: "swi---s---"), once: true)
+        exec.on(["lvs"], stdout: Self.lvJSON("volume-1", size: 1 << 30, attr: "owi-a-s---"), once: true)
+        exec.on(["lvs"], stdout: Self.lvJSON("aos-cow-1", size: 256 << 20, attr: "swi-I-s---"), once: true)
+        exec.on(["lvs"], stdout: active, once: true)
+        exec.on(["lvs"], stdout: active, once: true)
+        let snap = try await backend.createSnapshot(vg: "vol", origin: "volume-1", name: "aos-cow-1", cowBytes: 256 << 20)
+        #expect(exec.calls.first == ["lvcreate", "-s", "-L", "268435456b", "-n", "aos-cow-1", "vol/volume-1"])
+        #expect(snap.isSnapshot && snap.activeLocally && !snap.snapshotInvalid)
+        try await backend.removeSnapshot(vg: "vol", name: "aos-cow-1")
+        #expect(exec.calls.last == ["lvremove", "--yes", "vol/aos-cow-1"])
+        // Overflowed: still a snapshot, and says so.
+        #expect(try await backend.lvInfo(vg: "vol", name: "aos-cow-1").snapshotInvalid)
+        // Not a snapshot, or not active here: nothing is removed.
+        let removals = exec.calls.filter { $0.first == "lvremove" }.count
+        for name in ["volume-1", "aos-cow-1"] {
+            do {
+                try await backend.removeSnapshot(vg: "vol", name: name)
+                Issue.record("removeSnapshot(\(name)) removed it")
+            } catch {
+                #expect(error.code == (name == "volume-1" ? .invalidArgument : .notActive))
+            }
+        }
+        #expect(exec.calls.filter { $0.first == "lvremove" }.count == removals)
+    }
+
     @Test func jobIOOnAMissingDeviceIsNotActive() async throws {
         exec.on(["ionice", "-c2", "-n7", "dd"], exit: 1, stderr: "dd: failed to open '/dev/vol/v1': No such file or directory\n")
         let error = await #expect(throws: LVMError.self) {

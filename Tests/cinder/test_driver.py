@@ -8,7 +8,10 @@ manager's attachment_update / attachment_delete, the RPCs cinder-api sends for n
 
 from __future__ import annotations
 
+import fcntl
+import json
 import logging
+import os
 import signal
 import time
 import uuid
@@ -382,16 +385,100 @@ def test_snapshots_are_full_copies_by_jobs(volumes, cluster, ctl, manager):
         manager.driver.delete_volume(v)
 
 
-def test_snapshot_of_an_attached_volume_is_refused_clearly(volumes, cluster, ctl, manager):
+def _sim_lvs(cluster) -> dict[str, Any]:
+    """The simulated VG's LVs as the agents' shared state file has them (written atomically)."""
+    return json.loads((cluster.tmp / "cluster.json").read_text())["vgs"][VG]["lvs"]
+
+
+def _sim_data(cluster, lv: str) -> dict[int, int]:
+    flat = _sim_lvs(cluster)[lv].get("data") or []  # a Swift [UInt64: UInt32]: key, value, ...
+    return dict(zip(flat[::2], flat[1::2], strict=True))
+
+
+def _sim_write(cluster, lv: str, tag: int, mib: int) -> None:
+    """A VM writes `tag` over the first `mib` MiB of `lv` (under the state file's lock)."""
+    path = cluster.tmp / "cluster.json"
+    with open(f"{path}.lock", "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        doc = json.loads(path.read_text())
+        entry = doc["vgs"][VG]["lvs"][lv]
+        flat = entry.get("data") or []
+        data = dict(zip(flat[::2], flat[1::2], strict=True))
+        data.update({block: tag for block in range(mib)})
+        entry["data"] = [x for kv in sorted(data.items()) for x in kv]
+        tmp = path.with_name(path.name + ".test-tmp")
+        tmp.write_text(json.dumps(doc, sort_keys=True))
+        os.replace(tmp, path)
+
+
+def test_snapshot_and_clone_of_a_volume_in_use_on_one_host(volumes, cluster, ctl, manager):
+    """Attached on B (exclusive there): the copy runs on B from a short-lived COW snapshot,
+    the attachment stays as it was, and the snapshot holds the data of its time."""
+    b = cluster.host_b
     vol = volumes.new(size=1)
-    att, _ = volumes.attach(vol, cluster.host_a)
+    att, _ = volumes.attach(vol, b)
+    _sim_write(cluster, vol.name, 7, 4)
     snap = _snapshot(volumes, vol)
-    with pytest.raises(sl_exc.SharedLVMError, match="attached"):
+    lv = manager.driver.snapshot_lv_name(snap)
+    manager.driver.create_snapshot(snap)
+    (job,) = [j for j in ctl("list_jobs")["jobs"] if j["target"] == lv]
+    assert job["host"] == b and job["state"] == "succeeded", job
+    assert active_on(ctl, vol) == {b: "exclusive"}, "the VM's activation is untouched"
+    assert not [n for n in _sim_lvs(cluster) if n.startswith("aos-cow-")], "the COW snapshot is gone"
+    _sim_write(cluster, vol.name, 8, 4)
+    assert _sim_data(cluster, lv) == {0: 7, 1: 7, 2: 7, 3: 7}
+
+    clone = volumes.new(size=1, create=False)
+    manager.driver.create_cloned_volume(clone, vol)
+    (cjob,) = [j for j in ctl("list_jobs")["jobs"] if j["target"] == clone.name]
+    assert cjob["host"] == b and _sim_data(cluster, clone.name) == {0: 8, 1: 8, 2: 8, 3: 8}
+    assert not [n for n in _sim_lvs(cluster) if n.startswith("aos-cow-")]
+    volumes.detach(vol, att)
+    manager.driver.delete_snapshot(snap)
+    for v in (vol, clone):
+        manager.driver.delete_volume(v)
+
+
+def test_snapshot_of_a_multiattached_volume_is_refused_clearly(volumes, cluster, ctl, manager):
+    a, b = cluster.host_a, cluster.host_b
+    vol = volumes.new(size=1, multiattach=True)
+    att1, _ = volumes.attach(vol, a)
+    att2, _ = volumes.attach(vol, b)
+    assert active_on(ctl, vol) == {a: "shared", b: "shared"}
+    snap = _snapshot(volumes, vol)
+    with pytest.raises(sl_exc.SharedLVMError, match="active shared on") as e:
         manager.driver.create_snapshot(snap)
+    assert e.value.aos_code == "busy" and "COW snapshot" in str(e.value)
     with pytest.raises(sl_exc.LVNotFound):
         ctl("get_volume", vg=VG, name=manager.driver.snapshot_lv_name(snap))
-    volumes.detach(vol, att)
+    clone = volumes.new(size=1, create=False)
+    with pytest.raises(sl_exc.SharedLVMError, match="active shared on"):
+        manager.driver.create_cloned_volume(clone, vol)
+    assert active_on(ctl, vol) == {a: "shared", b: "shared"}, "nothing changed"
+    volumes.detach(vol, att2)
+    volumes.detach(vol, att1)
     manager.driver.delete_volume(vol)
+
+
+def test_stats_count_snapshots_and_wiped_lvs_as_used(volumes, manager, ctl):
+    """Snapshots are LVs of the VG and deleted volumes hold their extents until wiped: both are
+    out of free_capacity_gb (in provisioned), and the wipes are also shown apart."""
+    (before,) = manager.driver.get_volume_stats(refresh=True)["pools"]
+    vol = volumes.new(size=1)
+    snap = _snapshot(volumes, vol)
+    manager.driver.create_snapshot(snap)
+    (after,) = manager.driver.get_volume_stats(refresh=True)["pools"]
+    assert after["total_capacity_gb"] == before["total_capacity_gb"]
+    assert after["free_capacity_gb"] <= round(before["free_capacity_gb"] - 2, 2), (before, after)
+    assert after["provisioned_capacity_gb"] >= round(before["provisioned_capacity_gb"] + 2, 2)
+    assert after["total_volumes"] >= before["total_volumes"] + 2
+    manager.driver.delete_snapshot(snap)
+    manager.driver.delete_volume(vol)
+    stats = ctl("pool_stats", vg=VG)
+    (pool,) = manager.driver.get_volume_stats(refresh=True)["pools"]
+    # What is still being wiped is used, not free: free + wiping never exceeds what was free.
+    assert pool["wiping_capacity_gb"] == round(stats["wiping_bytes"] / GiB, 2)
+    assert pool["free_capacity_gb"] == round(stats["free_capacity_gb"], 2)
 
 
 class _JobScript:
@@ -409,6 +496,7 @@ class _JobScript:
 
     def install(self, monkeypatch, client) -> None:
         monkeypatch.setattr(client, "copy_volume", lambda *a, **k: {"host": "host-x", "job": self.job("queued")})
+        monkeypatch.setattr(client, "get_volume", lambda name, **k: {"name": name, "active_on": []})  # detached
 
         def job_info(job_id, *, what, host=None):
             assert (job_id, host) == ("job-1", "host-x")  # asked where the job runs

@@ -24,7 +24,8 @@ GUEST_PACKAGES=(
     mount util-linux e2fsprogs iproute2 procps
 )
 # Kernel modules the guest loads (with their dependencies); everything else is left out.
-MODULES=(virtio_pci virtio_blk virtio_net virtio_console 9pnet_virtio 9p ext4 dm_mod)
+# dm_snapshot: lvm loads it on demand for the copy jobs' short-lived COW snapshots (lvcreate -s).
+MODULES=(virtio_pci virtio_blk virtio_net virtio_console 9pnet_virtio 9p ext4 dm_mod dm_snapshot)
 
 log() { echo "build-image: $*" >&2; }
 

@@ -198,33 +198,125 @@ extension AgentService {
             if try await lvInfoIfPresent(r.vg, r.target) != nil, r.doneBytes >= r.totalBytes { return }
             throw ServiceError(.notFound, "the copy's target LV \(r.vg)/\(r.hidden) is gone")
         }
-        let source = try await backend.lvInfo(vg: r.vg, name: r.source)
-        if !source.activeLocally {
-            // Shared: readable here while other hosts may read it too; held only for the copy.
-            try await withLVLock(r.vg, r.source) { () async throws(LVMError) in
-                try await backend.activate(vg: r.vg, name: r.source, mode: .shared)
-            }
-            try jobs.update(id) { $0.activatedSource = true }
-        }
+        let reader = try await copyReader(id)
         if !target.activeLocally { try await backend.activate(vg: r.vg, name: r.hidden, mode: .exclusive) }
-        try await chunks(id) { offset, length in
-            try await backend.copyRange(vg: r.vg, source: r.source, target: r.hidden, offset: offset, length: length)
-            return nil
+        do {
+            try await chunks(id) { offset, length in
+                try await backend.copyRange(vg: r.vg, source: reader, target: r.hidden, offset: offset, length: length)
+                return nil
+            }
+        } catch {
+            // Reads of an overflowed snapshot fail: say why rather than "Input/output error".
+            if !(error is CancellationError), !(error is JobCancelled), let problem = await cowProblem(id) { throw problem }
+            throw error
         }
         if r.verify {
-            let expected = try await backend.checksum(vg: r.vg, name: r.source, length: r.totalBytes)
+            let expected = try await backend.checksum(vg: r.vg, name: reader, length: r.totalBytes)
             let got = try await backend.checksum(vg: r.vg, name: r.hidden, length: r.totalBytes)
             guard expected == got else {
                 throw ServiceError(
                     .internal,
-                    "copy of \(r.vg)/\(r.source) to \(r.target) does not verify: source SHA-256 \(expected), copy \(got)")
+                    "copy of \(r.vg)/\(reader) to \(r.target) does not verify: source SHA-256 \(expected), copy \(got)")
             }
             try jobs.update(id) { $0.checksum = got }
         }
+        // Valid at the end: every block read came from the point in time (an overflow is final).
+        if let problem = await cowProblem(id) { throw problem }
         try await backend.deactivate(vg: r.vg, name: r.hidden)
+        try await dropCOW(id)
         try await releaseSource(id)
         try await backend.renameLV(vg: r.vg, from: r.hidden, to: r.target)
         logger.info("copied LV", metadata: jobMetadata(jobs.record(id) ?? r))
+    }
+
+    /// What the copy reads: a COW snapshot of the source when the source is in use on this host
+    /// (active exclusively here: a VM may write it), else the source itself, activated shared
+    /// for the copy where it is not active here.
+    ///
+    /// A copy that recorded a COW snapshot goes on from its progress only while that snapshot
+    /// is there and valid (an agent restart; a host reboot after which the origin is active
+    /// again, with its snapshot); otherwise the bytes copied so far belong to a point in time
+    /// that is gone, and the copy starts over from a new one.
+    private func copyReader(_ id: String) async throws -> String {
+        guard let r = jobs.record(id) else { throw ServiceError(.notFound, "job \(id) is gone") }
+        if let cow = r.cow {
+            if let snap = try await lvInfoIfPresent(r.vg, cow), snap.activeLocally, !snap.snapshotInvalid {
+                logger.info("copy goes on from its COW snapshot", metadata: jobMetadata(r).merging(["cow": "\(cow)"]) { $1 })
+                return cow
+            }
+            try await dropCOW(id)
+            try jobs.update(id) { $0.doneBytes = 0 }
+            logger.notice(
+                "copy starts over: its COW snapshot is gone, inactive or invalid (the bytes copied were of that point in time)",
+                metadata: jobMetadata(r).merging(["cow": "\(cow)"]) { $1 })
+        }
+        let source = try await backend.lvInfo(vg: r.vg, name: r.source)
+        if source.activeLocally {
+            guard try await backend.lockStatus().resource(lvUUID: source.uuid)?.mode == .exclusive else { return r.source }
+            let cow = JobLVName.cow(id)
+            let cowBytes = COWSnapshot.cowBytes(originBytes: source.sizeBytes)
+            // Recorded first: whatever happens next, a failure or a restart finds it and removes it.
+            try jobs.update(id) {
+                $0.cow = cow
+                $0.doneBytes = 0
+            }
+            _ = try await withLVLock(r.vg, r.source) { () async throws(LVMError) in
+                try await backend.createSnapshot(vg: r.vg, origin: r.source, name: cow, cowBytes: cowBytes)
+            }
+            logger.info(
+                "copy reads a COW snapshot: the source is in use on this host",
+                metadata: jobMetadata(r).merging(["cow": "\(cow)", "cow_bytes": "\(cowBytes)"]) { $1 })
+            return cow
+        }
+        // Shared: readable here while other hosts may read it too; held only for the copy.
+        try await withLVLock(r.vg, r.source) { () async throws(LVMError) in
+            try await backend.activate(vg: r.vg, name: r.source, mode: .shared)
+        }
+        try jobs.update(id) { $0.activatedSource = true }
+        return r.source
+    }
+
+    /// Why the copy's COW snapshot cannot be trusted (overflowed or gone); nil when it can, or
+    /// when the copy reads no snapshot.
+    private func cowProblem(_ id: String) async -> ServiceError? {
+        guard let r = jobs.record(id), let cow = r.cow else { return nil }
+        let snap: LogicalVolume?
+        do { snap = try await lvInfoIfPresent(r.vg, cow) } catch {
+            return ServiceError(.internal, "cannot check the copy's COW snapshot \(r.vg)/\(cow): \(error.message)")
+        }
+        guard let snap else {
+            return ServiceError(.internal, "the copy's COW snapshot \(r.vg)/\(cow) disappeared while the copy ran")
+        }
+        guard snap.snapshotInvalid else { return nil }
+        return ServiceError(
+            .busy,
+            "copy of \(r.vg)/\(r.source) (in use on \(host)) discarded: the volume was written more than its COW snapshot "
+                + "\(cow) holds (\(snap.sizeBytes) bytes) while the copy ran, so the snapshot became invalid. "
+                + "Retry when the volume is written less, or detach it",
+            details: [
+                "host": .string(host), "vg": .string(r.vg), "lv": .string(r.source), "cow_bytes": .int(Int64(clamping: snap.sizeBytes)),
+            ])
+    }
+
+    /// Removes the copy's COW snapshot, if it has one. Only where it is active: a snapshot left
+    /// inactive (the host rebooted) is activated with its origin, exclusively, for the removal
+    /// (that lock proves no other host has the origin, and so the snapshot, active), then the
+    /// origin is deactivated again.
+    private func dropCOW(_ id: String) async throws {
+        guard let r = jobs.record(id), let cow = r.cow else { return }
+        let gone = try await withLVLock(r.vg, r.source) { () async throws(LVMError) -> Bool in
+            let snap: LogicalVolume
+            do throws(LVMError) { snap = try await backend.lvInfo(vg: r.vg, name: cow) } catch {
+                if error.code == .notFound { return true }
+                throw error
+            }
+            let activated = !snap.activeLocally
+            if activated { try await backend.activate(vg: r.vg, name: r.source, mode: .exclusive) }
+            try await backend.removeSnapshot(vg: r.vg, name: cow)
+            if activated { try await backend.deactivate(vg: r.vg, name: r.source) }
+            return true
+        }
+        if gone { try jobs.update(id) { $0.cow = nil } }
     }
 
     /// Deactivates the source if the job activated it.
@@ -244,11 +336,12 @@ extension AgentService {
         do { try await backend.removeLV(vg: r.vg, name: r.hidden) } catch {
             if error.code != .notFound { problem = error }
         }
+        do { try await dropCOW(id) } catch { problem = error }
         do { try await releaseSource(id) } catch { problem = error }
         if let problem {
             logger.error(
-                "could not clean up after a copy; remove the LV by hand",
-                metadata: jobMetadata(r).merging(["lv": "\(r.hidden)", "error": "\(problem)"]) { $1 })
+                "could not clean up after a copy; remove the LV (and its COW snapshot) by hand",
+                metadata: jobMetadata(r).merging(["lv": "\(r.hidden)", "cow": "\(r.cow ?? "-")", "error": "\(problem)"]) { $1 })
         }
     }
 

@@ -42,6 +42,10 @@ struct JobRecord: Codable, Sendable, Equatable {
     var checksum: String?
     /// copy: the job activated the source (shared) itself and must deactivate it.
     var activatedSource = false
+    /// copy: the COW snapshot (`aos-cow-<id>`) the copy reads, when the source was in use on
+    /// this host (active exclusively here); `doneBytes` counts bytes copied from it, so a
+    /// resumed copy goes on only from this same snapshot.
+    var cow: String?
     var attempts: Int64 = 0
     var nextAttemptAt: Double?
     var cancelRequested = false

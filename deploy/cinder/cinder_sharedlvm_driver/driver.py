@@ -246,12 +246,14 @@ class SharedLVMDriver(driver.VolumeDriver):
 
     # ---- snapshots -------------------------------------------------------------------------
     #
-    # A snapshot is an independent LV holding a full copy of its volume (a copy-on-write
-    # snapshot would tie the origin's lock to exclusive mode for as long as it exists). The copy
-    # is an agent copy job, like a clone; it is a point-in-time copy because the volume is
-    # detached while it runs (its source is held shared by the job, so an attach waits for it).
-    # Snapshots of attached volumes need a short-lived COW snapshot on the holder, which is not
-    # built yet: they are refused with a clear error.
+    # A snapshot is an independent LV holding a full copy of its volume (a persistent
+    # copy-on-write snapshot would tie the origin's lock to exclusive mode for as long as it
+    # exists). The copy is an agent copy job, like a clone, and always a point-in-time copy:
+    # - detached volume: the job holds it shared for the copy (an attach waits for the job);
+    # - attached on one host (active exclusively there): the controller runs the job on that
+    #   host, which copies from a short-lived COW snapshot (`lvcreate -s`) and drops it after;
+    # - active shared (multi-attached, or during a live migration): refused with `busy`, since
+    #   lvmlockd allows a COW snapshot only of an origin held exclusively (docs/cinder.md).
 
     @staticmethod
     def snapshot_lv_name(snapshot: Any) -> str:
@@ -266,15 +268,22 @@ class SharedLVMDriver(driver.VolumeDriver):
         name = self.snapshot_lv_name(snapshot)
         what = (f"snapshot volume {_get(snapshot, 'volume_id')} as {_get(snapshot, 'id')} "
                 f"({self.vg_name}/{src} -> {self.vg_name}/{name})")
-        state = self.client.get_volume(src, what=what)
-        holders = self._active_on(state)
-        if holders:
-            raise sl_exc.SharedLVMError(
-                data=f"Cannot {what}: the volume is attached (active on "
-                     f"{', '.join(f'{h} ({m})' for h, m in sorted(holders.items()))}); snapshots of "
-                     f"attached volumes are not supported yet by the shared LVM backend: detach it, "
-                     f"or clone it", aos_code="busy")
+        self._check_point_in_time(src, what=what)
         self._copy(src, name, size_gb=_get(snapshot, "volume_size"), what=what)
+
+    def _check_point_in_time(self, src: str, *, what: str) -> None:
+        """A copy of `src` is a point-in-time copy when the volume is detached or active
+        exclusively on one host (the copy runs there, from a COW snapshot); active shared it
+        is not: refused with `busy`."""
+        holders = self._active_on(self.client.get_volume(src, what=what))
+        shared = sorted(h for h, m in holders.items() if m != "exclusive")
+        if shared:
+            raise sl_exc.SharedLVMError(
+                data=f"Cannot {what}: the volume is active shared on {', '.join(shared)} "
+                     f"(multi-attached, or in a live migration); a point-in-time copy of an "
+                     f"in-use volume needs a COW snapshot, and lvmlockd allows one only while a "
+                     f"single host holds the volume exclusively. Detach it from all hosts but "
+                     f"one and retry", aos_code="busy")
 
     def create_volume_from_snapshot(self, volume: Any, snapshot: Any) -> None:
         name = _get(volume, "name")
@@ -788,11 +797,14 @@ class SharedLVMDriver(driver.VolumeDriver):
     def create_cloned_volume(self, volume: Any, src_vref: Any) -> None:
         """The copy runs as a job on an aos-agent that can read the source (aos-controller's
         copy_volume): no data passes through this host, and the target carries its name only
-        once the copy is complete. The driver polls the job until it is finished."""
+        once the copy is complete. The driver polls the job until it is finished. An in-use
+        source is copied as a snapshot is (from a COW snapshot on its exclusive holder; refused
+        while it is active shared)."""
         src_name = _get(src_vref, "name")
         name = _get(volume, "name")
         what = (f"clone volume {_get(src_vref, 'id')} into {_get(volume, 'id')} "
                 f"({self.vg_name}/{src_name} -> {self.vg_name}/{name})")
+        self._check_point_in_time(src_name, what=what)
         self._copy(src_name, name, size_gb=_get(volume, "size"), what=what)
 
     def _wait_for_job(self, job: dict, *, what: str) -> dict:
