@@ -1,5 +1,6 @@
 import AMQPClient
 import AOSConfig
+import CoreMetrics
 import Logging
 import OsloRPC
 
@@ -18,11 +19,22 @@ public struct BrokerConnection: Sendable {
         amqp.prefetchCount = UInt16(clamping: m.rabbitQosPrefetchCount)
         amqp.connectionName = name
         amqp.reconnectMaxDelay = reconnectMaxDelay
+        // aos_broker_connected (1/0) and aos_broker_connections_lost_total (docs/operations.md).
+        let connected = Gauge(label: "aos_broker_connected")
+        let lost = Counter(label: "aos_broker_connections_lost_total")
+        connected.record(0)
+        lost.increment(by: 0)
         connection = AMQPConnection(configuration: amqp, logger: logger) { state in
             switch state {
-            case .connected(let broker): logger.info("connected to the broker", metadata: ["broker": "\(broker)"])
-            case .disconnected(let reason): logger.warning("lost the broker connection", metadata: ["reason": "\(reason)"])
-            case .connecting, .closed: break
+            case .connected(let broker):
+                connected.record(1)
+                logger.info("connected to the broker", metadata: ["broker": "\(broker)"])
+            case .disconnected(let reason):
+                connected.record(0)
+                lost.increment()
+                logger.warning("lost the broker connection", metadata: ["reason": "\(reason)"])
+            case .connecting: break
+            case .closed: connected.record(0)
             }
         }
         var flavor = QueueFlavor(options: amqp.url.query)

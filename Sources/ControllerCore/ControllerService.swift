@@ -15,10 +15,15 @@ public struct ControllerService: Sendable {
     public let connection: AMQPConnection
     let server: RPCServer
     let logger: Logger
+    /// `[controller] metrics_*`: exposition and the periodic samples (off by default).
+    let metrics: MetricsExport
 
-    public init(settings: ControllerOptions.Settings, logger: Logger) throws {
+    public init(
+        settings: ControllerOptions.Settings, metrics: MetricsOptions.Settings = MetricsOptions.Settings(), logger: Logger
+    ) throws {
         self.settings = settings
         self.logger = logger
+        self.metrics = MetricsExport(settings: metrics, program: "aos-controller")
         let m = settings.messaging
         let broker = try BrokerConnection(m, name: "aos-controller:\(m.host)", reconnectMaxDelay: .seconds(5), logger: logger)
         connection = broker.connection
@@ -63,6 +68,8 @@ public struct ControllerService: Sendable {
             }
         }
         defer { monitor.cancel() }
+        let exporter = Task { [metrics, logger] in await metrics.run(logger: logger) { controller.sampleMetrics() } }
+        defer { exporter.cancel() }
         try await server.run(onReady: onReady)
         await connection.close()
     }
