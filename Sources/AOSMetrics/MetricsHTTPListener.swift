@@ -36,6 +36,8 @@ public final class MetricsHTTPListener: Sendable {
     private let limits: Limits
     private let render: @Sendable () -> [UInt8]
     private let stopped = Atomic<Bool>(false)
+    /// Set when the serving thread runs: it closes the listening socket; otherwise deinit does.
+    private let serving = Atomic<Bool>(false)
     /// Connections served, for tests and the debug log.
     private let served = Atomic<Int>(0)
 
@@ -99,6 +101,12 @@ public final class MetricsHTTPListener: Sendable {
         wakeWriteFD = wake[1]
     }
 
+    deinit {
+        if !serving.load(ordering: .acquiring) { close(listenFD) }
+        close(wakeFD)
+        close(wakeWriteFD)
+    }
+
     /// Serves on a thread of its own until `stop()`. False when the thread could not start.
     @discardableResult
     public func start() -> Bool {
@@ -115,11 +123,10 @@ public final class MetricsHTTPListener: Sendable {
     public var connectionsServed: Int { served.load(ordering: .acquiring) }
 
     private func serve() {
-        defer {
-            close(listenFD)
-            close(wakeFD)
-            close(wakeWriteFD)
-        }
+        // The port is released as soon as serving ends; the pipe lives as long as the object
+        // (`stop()` may still write to it).
+        serving.store(true, ordering: .releasing)
+        defer { close(listenFD) }
         while !stopped.load(ordering: .acquiring) {
             var fds = [
                 pollfd(fd: listenFD, events: Int16(POLLIN), revents: 0), pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0),
@@ -132,7 +139,15 @@ public final class MetricsHTTPListener: Sendable {
             if fds[1].revents != 0 { return }
             guard fds[0].revents & Int16(POLLIN) != 0 else { continue }
             let conn = accept(listenFD, nil, nil)
-            guard conn >= 0 else { continue }  // EAGAIN, ECONNABORTED, EMFILE: try again at the next poll
+            guard conn >= 0 else {
+                // Out of descriptors or memory: the pending connection stays readable, so pause
+                // (or stop) instead of spinning; EAGAIN, EINTR, ECONNABORTED: poll again.
+                if errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM {
+                    var w = pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0)
+                    _ = poll(&w, 1, 100)
+                }
+                continue
+            }
             _ = fcntl(conn, F_SETFD, FD_CLOEXEC)
             _ = fcntl(conn, F_SETFL, fcntl(conn, F_GETFL) | O_NONBLOCK)
             handle(conn)

@@ -14,7 +14,7 @@ import Synchronization
 /// kept, later ones count as `other`.
 enum RPCMetrics {
     static let maxCodes = 64
-    private static let codes = Mutex(Set<String>())
+    static let codes = CodeLabels(limit: maxCodes)
 
     static func label(method: String, dispatcher: RPCDispatcher) -> String {
         dispatcher.serves(method) ? method : "unknown"
@@ -26,13 +26,13 @@ enum RPCMetrics {
 
     static func finished(method: String, failure: RPCFailure?, since start: ContinuousClock.Instant) {
         let elapsed = ContinuousClock.now - start
-        count(method: method, code: failure.map(code(of:)) ?? "ok")
+        count(method: method, code: failure.map { code(of: $0) } ?? "ok")
         Timer(label: "aos_rpc_request_duration_seconds", dimensions: [("method", method)]).recordNanoseconds(
             elapsed.components.seconds &* 1_000_000_000 &+ elapsed.components.attoseconds / 1_000_000_000)
     }
 
     /// The bounded `code` label of a failure.
-    static func code(of f: RPCFailure) -> String {
+    static func code(of f: RPCFailure, labels: CodeLabels = codes) -> String {
         let candidate: String
         if let c = f.kwargs["code"]?.stringValue, isLabelValue(c) {
             candidate = c
@@ -41,11 +41,23 @@ enum RPCMetrics {
         } else {
             return "other"
         }
-        return codes.withLock { seen in
-            if seen.contains(candidate) { return candidate }
-            guard seen.count < maxCodes else { return "other" }
-            seen.insert(candidate)
-            return candidate
+        return labels.admit(candidate)
+    }
+
+    /// The distinct codes given a series so far (per process), at most `limit`.
+    final class CodeLabels: Sendable {
+        let limit: Int
+        private let seen = Mutex(Set<String>())
+
+        init(limit: Int) { self.limit = limit }
+
+        func admit(_ code: String) -> String {
+            seen.withLock { seen in
+                if seen.contains(code) { return code }
+                guard seen.count < limit else { return "other" }
+                seen.insert(code)
+                return code
+            }
         }
     }
 

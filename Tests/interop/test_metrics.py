@@ -194,11 +194,16 @@ def test_metrics_after_a_scripted_run(spawn, amqp_url, tmp_path: Path, ctl) -> N
     wait_for(lambda: value(parse(scrape(controller_port))[0], "aos_controller_agents", state="alive") >= 1,
              what="liveness sampled")
 
-    # The textfile holds the same series (written after each sample).
+    # The textfile holds the same series (rewritten after each sample, so one written since the
+    # scripted run has them).
     prom = textfiles / "aos-agent.prom"
-    wait_for(prom.exists, what="the textfile")
-    t, _ = parse(prom.read_text())
+
+    def textfile() -> Samples | None:
+        t = parse(prom.read_text())[0] if prom.exists() else {}
+        return t if value(t, rpc, method="delete_lv", code="ok") == 1 else None
+    t = wait_for(textfile, what="the textfile after the scripted run")
     assert value(t, rpc, method="create_lv", code="ok") == 1
+    assert value(t, rpc, method="activate_lv", code="not_found") == 1
     assert [p.name for p in textfiles.iterdir()] == ["aos-agent.prom"]
 
     # Every series the alert rules and the dashboard use is exported by one of the programs.
