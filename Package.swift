@@ -6,6 +6,8 @@
 //   CRabbitMQ, HostSupport <- AMQPClient <- OsloRPC -> RPCWire (pure wire format)
 //   RPCWire <- AOSAPI (the API table: methods, traits, typed requests/responses, wire error codes)
 //   AOSConfig (leaf), AOSAPI <- AOSAuth (with OsloRPC) and AOSRuntime (with OsloRPC: startup plumbing)
+//   HostSupport <- AOSMetrics (swift-prometheus: bootstrap + exposition) <- AOSRuntime; the libraries
+//   (OsloRPC, SharedLVM, AgentCore, ControllerCore) record through swift-metrics' CoreMetrics only
 //   HostCommands <- SharedLVM <- SimulatedLVM, Hypervisor, LVMTestSupport (test targets only)
 //   AgentCore = SharedLVM + Hypervisor + OsloRPC + AOSAPI + AOSAuth + AOSRuntime (any LVMBackend);
 //   aos-agent picks the backend by [agent] lvm_backend: RealLVMBackend or SimulatedLVM
@@ -33,6 +35,11 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.6.0"),
         // Ed25519 request signatures for callers that cannot set AMQP's user_id (oslo.messaging).
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
+        // Metrics: the libraries record through swift-metrics' CoreMetrics API (no-ops until a
+        // program bootstraps a backend); AOSMetrics bootstraps swift-prometheus 2.x (CoreMetrics
+        // and swift-atomics only: no SwiftNIO) and exposes it.
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.0.0"),
     ],
     targets: [
         // C shim over Debian's librabbitmq-dev (0.11). Only AMQPClient imports it.
@@ -62,10 +69,24 @@ let package = Package(
         .target(name: "RPCWire", swiftSettings: strict),
         .target(
             name: "OsloRPC",
-            dependencies: ["AMQPClient", "RPCWire", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "AMQPClient", "RPCWire", .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+            ],
             swiftSettings: strict
         ),
         .target(name: "AOSConfig", swiftSettings: strict),
+        // The Prometheus backend of swift-metrics, bootstrapped in one place for both servers,
+        // and its exposition: node_exporter's textfile collector and a minimal, bounded HTTP
+        // listener (GET /metrics only, plain sockets on one thread).
+        .target(
+            name: "AOSMetrics",
+            dependencies: [
+                "HostSupport", .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
+            swiftSettings: strict
+        ),
         // The API both servers and aosctl share: each method with its traits (who may call it,
         // how), typed requests and responses, and every wire error code with its exception
         // class and CLI exit status.
@@ -81,15 +102,16 @@ let package = Package(
         // console, the broker connection).
         .target(
             name: "AOSRuntime",
-            dependencies: ["AOSConfig", "AMQPClient", "OsloRPC", .product(name: "Logging", package: "swift-log"),
-                           .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["AOSConfig", "AMQPClient", "OsloRPC", "AOSMetrics", .product(name: "Logging", package: "swift-log"),
+                           .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                           .product(name: "CoreMetrics", package: "swift-metrics")],
             swiftSettings: strict
         ),
         .target(
             name: "SharedLVM",
             dependencies: [
                 "HostCommands", "HostSupport", .product(name: "Logging", package: "swift-log"),
-                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Crypto", package: "swift-crypto"), .product(name: "CoreMetrics", package: "swift-metrics"),
             ],
             swiftSettings: strict
         ),
@@ -116,13 +138,14 @@ let package = Package(
         .target(
             name: "AgentCore",
             dependencies: ["OsloRPC", "RPCWire", "SharedLVM", "Hypervisor", "AOSConfig", "AOSRuntime", "AMQPClient", "AOSAuth", "AOSAPI",
-                           "HostSupport", "HostCommands", .product(name: "Logging", package: "swift-log")],
+                           "HostSupport", "HostCommands", .product(name: "Logging", package: "swift-log"),
+                           .product(name: "CoreMetrics", package: "swift-metrics")],
             swiftSettings: strict
         ),
         .target(
             name: "ControllerCore",
             dependencies: ["OsloRPC", "RPCWire", "AOSConfig", "AOSRuntime", "AMQPClient", "AOSAuth", "AOSAPI",
-                           .product(name: "Logging", package: "swift-log")],
+                           .product(name: "Logging", package: "swift-log"), .product(name: "CoreMetrics", package: "swift-metrics")],
             swiftSettings: strict
         ),
         .executableTarget(
@@ -168,6 +191,11 @@ let package = Package(
         .testTarget(name: "AOSConfigTests", dependencies: ["AOSConfig"], swiftSettings: strict),
         .testTarget(name: "AOSAuthTests", dependencies: ["AOSAuth", "AOSAPI", "OsloRPC", "RPCWire"], swiftSettings: strict),
         .testTarget(name: "AOSAPITests", dependencies: ["AOSAPI", "RPCWire", "SharedLVM"], swiftSettings: strict),
+        .testTarget(
+            name: "AOSMetricsTests",
+            dependencies: ["AOSMetrics", .product(name: "CoreMetrics", package: "swift-metrics"),
+                           .product(name: "Prometheus", package: "swift-prometheus")],
+            swiftSettings: strict),
         .testTarget(name: "HostSupportTests", dependencies: ["HostSupport"], swiftSettings: strict),
         .testTarget(name: "HostCommandsTests", dependencies: ["HostCommands"], swiftSettings: strict),
         .testTarget(name: "SharedLVMTests", dependencies: ["SharedLVM", "HostCommands", "LVMTestSupport"], swiftSettings: strict),

@@ -74,9 +74,9 @@ public enum AgentOptions {
 
     /// Everything `aos-agent` reads. Other programs' sections in the same file are tolerated.
     public static let schema = ConfigSchema(
-        component: "aos-agent", options: CommonOptions.all + options + AuthOptions.options,
+        component: "aos-agent", options: CommonOptions.all + options + MetricsOptions.agent + AuthOptions.options,
         lenientSections: ["controller", "aosctl"],
-        checks: [CommonOptions.sslFilesNeedSSL, lvNamePatternsValid, AuthOptions.formatHasHost])
+        checks: [CommonOptions.sslFilesNeedSSL, lvNamePatternsValid, AuthOptions.formatHasHost] + MetricsOptions.agentChecks)
 
     static let lvNamePatternsValid: @Sendable (Configuration) -> String? = { config in
         let patterns = config.list(lvNamePattern)

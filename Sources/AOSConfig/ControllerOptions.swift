@@ -37,9 +37,9 @@ public enum ControllerOptions {
 
     /// Everything `aos-controller` reads. Other programs' sections in the same file are tolerated.
     public static let schema = ConfigSchema(
-        component: "aos-controller", options: CommonOptions.all + options + AuthOptions.options,
+        component: "aos-controller", options: CommonOptions.all + options + MetricsOptions.controller + AuthOptions.options,
         lenientSections: ["agent", "aosctl"],
-        checks: [CommonOptions.sslFilesNeedSSL, downAfterStale, AuthOptions.formatHasHost])
+        checks: [CommonOptions.sslFilesNeedSSL, downAfterStale, AuthOptions.formatHasHost] + MetricsOptions.controllerChecks)
 
     /// The controller's settings, typed.
     public struct Settings: Sendable, Equatable {

@@ -1,5 +1,6 @@
 import AMQPClient
 import AOSConfig
+import CoreMetrics
 import Logging
 import OsloRPC
 
@@ -26,15 +27,25 @@ public struct BrokerConnection: Sendable {
         amqp.spreadLoad = true
         let (events, sink) = AsyncStream.makeStream(of: BrokerEvent.self, bufferingPolicy: .bufferingNewest(8))
         self.events = events
+        // aos_broker_connected (1/0) and aos_broker_connections_lost_total (docs/operations.md).
+        let connected = Gauge(label: "aos_broker_connected")
+        let lost = Counter(label: "aos_broker_connections_lost_total")
+        connected.record(0)
+        lost.increment(by: 0)
         connection = AMQPConnection(configuration: amqp, logger: logger) { state in
             switch state {
             case .connected(let broker):
+                connected.record(1)
                 logger.info("connected to the broker", metadata: ["broker": "\(broker)"])
                 sink.yield(.connected)
             case .disconnected(let reason):
+                connected.record(0)
+                lost.increment()
                 logger.warning("lost the broker connection", metadata: ["reason": "\(reason)"])
                 sink.yield(.lost)
-            case .closed: sink.finish()
+            case .closed:
+                connected.record(0)
+                sink.finish()
             case .connecting: break
             }
         }

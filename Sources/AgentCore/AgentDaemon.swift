@@ -3,6 +3,7 @@ import AOSAPI
 import AOSAuth
 import AOSConfig
 import AOSRuntime
+import CoreMetrics
 import HostSupport
 import Hypervisor
 import Logging
@@ -62,6 +63,8 @@ public final class AgentDaemon: Sendable {
     /// The kill command's notifications (nil if the socket could not be made: the record
     /// file is still read on every announcement tick).
     let fenceListener: FenceListener?
+    /// `[agent] metrics_*`: exposition and the periodic samples (off by default).
+    let metrics: MetricsExport
 
     /// - Parameters:
     ///   - hostIdOverride: `--host-id`, accepted only with the simulated backend (the real
@@ -76,6 +79,7 @@ public final class AgentDaemon: Sendable {
         let settings = AgentOptions.Settings(c)
         let m = settings.messaging
         self.logger = logger
+        metrics = MetricsExport(settings: MetricsOptions.Settings(agent: c), program: "aos-agent")
         guard !settings.volumeGroups.isEmpty else {
             throw AgentStartupError("[agent] volume_groups is empty: name the shared VG(s) this agent serves")
         }
@@ -190,6 +194,7 @@ public final class AgentDaemon: Sendable {
         }
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.announceLoop() }
+            group.addTask { [metrics, logger] in await metrics.run(logger: logger) { await service.sampleMetrics() } }
             if let listener = fenceListener {
                 group.addTask {
                     for await vg in listener.notifications {
@@ -257,7 +262,9 @@ public final class AgentDaemon: Sendable {
                 topic: announceTopic, method: AgentRPC.announceMethod,
                 args: ["report": service.health(), "sent_at": .double(sentAt)],
                 timeout: .seconds(5))
+            Counter(label: "aos_agent_announcements_total", dimensions: [("result", "sent")]).increment()
         } catch {
+            Counter(label: "aos_agent_announcements_total", dimensions: [("result", "failed")]).increment()
             logger.debug("announcement not sent", metadata: ["error": "\(error)"])
         }
     }

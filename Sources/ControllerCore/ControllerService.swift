@@ -16,10 +16,15 @@ public struct ControllerService: Sendable {
     let server: RPCServer
     let logger: Logger
     let brokerEvents: AsyncStream<BrokerEvent>
+    /// `[controller] metrics_*`: exposition and the periodic samples (off by default).
+    let metrics: MetricsExport
 
-    public init(settings: ControllerOptions.Settings, logger: Logger) throws {
+    public init(
+        settings: ControllerOptions.Settings, metrics: MetricsOptions.Settings = MetricsOptions.Settings(), logger: Logger
+    ) throws {
         self.settings = settings
         self.logger = logger
+        self.metrics = MetricsExport(settings: metrics, program: "aos-controller")
         let m = settings.messaging
         let broker = try BrokerConnection(m, name: "aos-controller:\(m.host)", reconnectMaxDelay: .seconds(2), logger: logger)
         connection = broker.connection
@@ -79,6 +84,8 @@ public struct ControllerService: Sendable {
             monitor.cancel()
             outages.cancel()
         }
+        let exporter = Task { [metrics, logger] in await metrics.run(logger: logger) { controller.sampleMetrics() } }
+        defer { exporter.cancel() }
         try await server.run(onReady: onReady)
         await connection.close()
     }

@@ -9,6 +9,7 @@ extension RPCServer {
     /// Runs one request inside a work slot; returns the reply to send once the slot is free.
     func process(_ d: AMQPDelivery, route: RPCRoute) async -> OutgoingReply? {
         if d.bodySize >= MemoryReturn.largeMessageBytes { sawLargeMessage.store(true, ordering: .releasing) }
+        let started = ContinuousClock.now
         let request: RPCRequest
         switch Self.screen(d, maxRequestBytes: options.maxRequestBytes) {
         case .request(let r):
@@ -20,9 +21,12 @@ extension RPCServer {
                     "error": "\(why)", "size": "\(d.bodySize)", "routing_key": "\(d.routingKey)",
                     "user": "\(d.properties.userID ?? "-")", "reply_queue": "\(reply?.queue ?? "(none found)")",
                 ])
+            RPCMetrics.count(method: "invalid", code: "malformed")
             return reply
         }
+        let methodLabel = RPCMetrics.label(method: request.method, dispatcher: dispatcher)
         if let u = request.uniqueID, duplicates.withLock({ $0.isDuplicate(u) }) {
+            RPCMetrics.count(method: methodLabel, code: "duplicate")
             logger.info("ignoring duplicate message", metadata: ["unique_id": "\(u)", "method": "\(request.method)"])
             return nil
         }
@@ -42,6 +46,7 @@ extension RPCServer {
             logger.warning(
                 "not executing a request whose caller has given up",
                 metadata: ["method": "\(request.method)", "msg_id": "\(request.msgID ?? "-")"])
+            RPCMetrics.count(method: methodLabel, code: "expired")
             return nil
         }
         var heartbeat: Task<Void, Never>?
@@ -60,6 +65,7 @@ extension RPCServer {
             }
         }
         var reply: RPCReply?
+        var failed: RPCFailure?
         let admitted: Result<RPCHandler, RPCFailure>
         if let refusal = options.admit?(ctx, request.args) {
             logger.warning(
@@ -74,6 +80,7 @@ extension RPCServer {
         }
         switch admitted {
         case .failure(let f):
+            failed = f
             reply = RPCReply(failure: f, msgID: request.msgID ?? "")
         case .success(let handler):
             do {
@@ -84,10 +91,12 @@ extension RPCServer {
                     (error as? any RPCFailureConvertible)?.rpcFailure
                     ?? RPCFailure(className: "RuntimeError", module: "builtins", message: "\(error)")
                 logger.info("RPC method failed", metadata: ["method": "\(request.method)", "error": "\(failure)"])
+                failed = failure
                 reply = RPCReply(failure: failure, msgID: request.msgID ?? "")
             }
         }
         heartbeat?.cancel()
+        RPCMetrics.finished(method: methodLabel, failure: failed, since: started)
         guard var reply, let replyQ = request.replyQueue, request.msgID != nil else { return nil }
         reply.uniqueID = makeUUIDHex()
         return OutgoingReply(reply: reply, queue: replyQ)

@@ -49,7 +49,14 @@ public struct RealLVMBackend: LVMBackend {
         let clock = ContinuousClock()
         let start = clock.now
         let result: CommandResult
-        do { result = try await executor.run(argv, timeout: timeout) } catch { throw LVMError(error) }
+        do { result = try await executor.run(argv, timeout: timeout) } catch {
+            let e = LVMError(error)
+            LVMCommandMetrics.record(argv: argv, duration: clock.now - start, failure: e.code)
+            throw e
+        }
+        LVMCommandMetrics.record(
+            argv: argv, duration: clock.now - start,
+            failure: result.termination.isSuccess ? nil : LVMErrorClassifier.error(for: result).code)
         logger.debug(
             "lvm command finished",
             metadata: [

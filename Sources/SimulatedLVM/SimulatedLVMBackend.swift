@@ -436,9 +436,28 @@ public struct SimulatedLVMBackend: LVMBackend {
         _ method: String, _ arguments: [String], _ body: (inout State) throws(LVMError) -> T
     ) async throws(LVMError) -> T {
         cluster.record(hostName, method, arguments)
+        let start = ContinuousClock.now
         if cluster.latency > .zero { try? await Task.sleep(for: cluster.latency) }
-        return try cluster.withState(body)
+        // The LVM command metrics as the real backend records them (the command it would run).
+        let command = Self.commands[method] ?? "other"
+        do {
+            let result = try cluster.withState(body)
+            LVMCommandMetrics.record(command: command, duration: ContinuousClock.now - start, failure: nil)
+            return result
+        } catch {
+            LVMCommandMetrics.record(command: command, duration: ContinuousClock.now - start, failure: error.code)
+            throw error
+        }
     }
+
+    /// The program the real backend runs for each operation (`LVMCommands`).
+    static let commands: [String: String] = [
+        "createLV": "lvcreate", "extendLV": "lvextend", "removeLV": "lvremove", "activate": "lvchange",
+        "deactivate": "lvchange", "refresh": "lvchange", "listLVs": "lvs", "lvInfo": "lvs", "vgInfo": "vgs",
+        "lockStart": "vgchange", "lockStop": "vgchange", "lockStatus": "sanlock", "lockspaceStarted": "sanlock",
+        "lockspaceProblem": "vgs", "dropLockspace": "lvmlockctl", "deviceSize": "blockdev", "renameLV": "lvrename",
+        "fillRange": "dd", "copyRange": "dd", "pvsPresent": "pvs",
+    ]
 
     /// A failure as LVM prints it (two-space indented lines, exit 5), classified by the real classifier.
     static func fail(_ argv: [String], _ lines: String...) -> LVMError {

@@ -36,7 +36,7 @@ struct AOSController: AsyncParsableCommand {
         let logger = bootstrapLogging(label: "aos-controller", level: Logger.Level(rawValue: settings.logLevel) ?? .info)
         let service: ControllerService
         do {
-            service = try ControllerService(settings: settings, logger: logger)
+            service = try ControllerService(settings: settings, metrics: MetricsOptions.Settings(controller: loaded), logger: logger)
         } catch {
             Console.err("aos-controller: \(error)")
             throw ExitCode(2)

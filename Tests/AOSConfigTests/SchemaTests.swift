@@ -257,6 +257,7 @@ func configErrorText(_ body: () throws -> Void) -> String {
         #expect(all.lenientSections.isEmpty)
         #expect(
             all.options.count == CommonOptions.all.count + AgentOptions.options.count + AuthOptions.options.count
-                + ControllerOptions.options.count + CLIOptions.options.count)
+                + ControllerOptions.options.count + CLIOptions.options.count + MetricsOptions.agent.count
+                + MetricsOptions.controller.count)
     }
 }
