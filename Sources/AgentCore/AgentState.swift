@@ -29,6 +29,8 @@ struct AgentState: Sendable, Equatable {
     var storeProblems: [String] = []
     /// The kill command's records of this boot, per VG (the lockspace is `lost` meanwhile).
     var fenced: [String: FenceRecord] = [:]
+    /// The start's preflight items that were not PASS (`Preflight`), one line each.
+    var preflight: [String] = []
 
     init(volumeGroups: [String] = []) {
         for vg in volumeGroups { lockspaces[vg] = .notStarted }
@@ -153,7 +155,8 @@ struct AgentState: Sendable, Equatable {
             host: host, host_id: hostId, version: version, instance_id: instanceID, ready: ready, phase: phase, vgs: vgs,
             active_lvs: held(records).map { ActiveLV(vg: $0.vg, name: $0.name, mode: $0.mode.wire) },
             restore_failures: restoreFailures.values.sorted { $0.record < $1.record }.map(\.info),
-            state_problems: storeProblems.isEmpty ? nil : Array(storeProblems.suffix(10)))
+            state_problems: storeProblems.isEmpty ? nil : Array(storeProblems.suffix(10)),
+            preflight: preflight.isEmpty ? nil : preflight)
     }
 }
 
