@@ -70,6 +70,9 @@ public struct PreflightReport: Sendable, Hashable {
         .object(["status": .string(worst.rawValue), "items": .array(items.map(\.json))])
     }
 
+    /// `json` as one line of text.
+    public var jsonText: String { JSONWriter.serialize(json) }
+
     /// A table: status, id, finding; evidence and fix indented under each non-PASS item.
     public var table: String {
         let width = max(4, items.map(\.id.count).max() ?? 4)

@@ -73,12 +73,13 @@ public enum Preflight {
 
     static func useLVMLockd(_ files: LVMConfigFiles, lvmPath: String) -> PreflightItem {
         let fix = "set `use_lvmlockd = 1` in the global { } section of \(lvmPath)"
-        guard let (s, file) = files.lookup("global", "use_lvmlockd") else {
+        guard let found = files.lookup("global", "use_lvmlockd") else {
             return PreflightItem(
                 id: "use_lvmlockd", status: .fail,
                 finding: "use_lvmlockd is not set (LVM's default is 0): shared VGs are unlocked, two hosts can activate one LV",
                 evidence: "\(lvmPath): no global/use_lvmlockd", fix: fix, blocking: true)
         }
+        let (s, file) = found
         guard s.value.int == 1 else {
             return PreflightItem(
                 id: "use_lvmlockd", status: .fail,
@@ -91,7 +92,7 @@ public enum Preflight {
     static func killCommand(_ files: LVMConfigFiles, lvmPath: String) -> PreflightItem {
         let fix =
             "set `lvmlockctl_kill_command = \"/usr/bin/aos-agent fence\"` in global { } of \(lvmPath) (deploy/lvm/lvm.conf.kill-command)"
-        guard let (s, file) = files.lookup("global", "lvmlockctl_kill_command"), let text = s.value.text,
+        guard let found = files.lookup("global", "lvmlockctl_kill_command"), let text = found.setting.value.text,
             !text.split(separator: " ").isEmpty
         else {
             return PreflightItem(
@@ -99,6 +100,7 @@ public enum Preflight {
                 finding: "lvmlockctl_kill_command is not set: fencing is not armed; on a lost lease this host's writes are not failed",
                 evidence: "\(lvmPath): no global/lvmlockctl_kill_command", fix: fix)
         }
+        let (s, file) = found
         let words = text.split(whereSeparator: { $0 == " " || $0 == "\t" })
         let program = words.first.map { $0.split(separator: "/").last.map(String.init) ?? "" } ?? ""
         guard program == PreflightExpectations.fenceProgram, words.count >= 2, words[1] == "fence" else {
@@ -153,7 +155,8 @@ public enum Preflight {
             "filter = [ \"a|^/dev/mapper/sanlock$|\", \"r|.*/|\" ] in devices { } of \(lvmPath) (the PV path accepted, all else rejected)"
         for path in pvPaths {
             for (name, entry) in [("global_filter", global), ("filter", filter)] {
-                guard let (s, file) = entry else { continue }
+                guard let found = entry else { continue }
+                let (s, file) = found
                 let r = filterAccepts(s.value.texts, path)
                 if !r.accepted {
                     return PreflightItem(
@@ -183,11 +186,12 @@ public enum Preflight {
         host: some PreflightHost, files: LVMConfigFiles, localPath: String, expect: PreflightExpectations, sanlock: CommandResult?
     ) -> PreflightItem {
         let fix = "set `local { host_id = N }` in \(localPath), N in 1..2000 and unique among the hosts of the VG"
-        guard let (s, file) = files.lookup("local", "host_id") else {
+        guard let found = files.lookup("local", "host_id") else {
             return PreflightItem(
                 id: "host_id", status: .fail, finding: "no host_id: lvmlockd cannot join a sanlock lockspace",
                 evidence: "\(localPath): no local/host_id", fix: fix, blocking: true)
         }
+        let (s, file) = found
         guard let id = s.value.int, (1...2000).contains(id) else {
             return PreflightItem(
                 id: "host_id", status: .fail, finding: "host_id = \(s.value.display) is not a number in 1..2000",
@@ -394,10 +398,14 @@ public enum Preflight {
     }
 }
 
-extension StringProtocol {
+extension Substring {
     var trimmingSpaces: String {
         let isSpace: (Character) -> Bool = { $0 == " " || $0 == "\t" || $0 == "\n" || $0 == "\r" }
         guard let s = firstIndex(where: { !isSpace($0) }), let e = lastIndex(where: { !isSpace($0) }) else { return "" }
         return String(self[s...e])
     }
+}
+
+extension String {
+    var trimmingSpaces: String { self[...].trimmingSpaces }
 }

@@ -24,7 +24,8 @@ extension Preflight {
     /// (they may still be starting). Every non-PASS item is logged. The caller stops the
     /// agent when `blocking` of the result is not empty.
     public static func atStart(
-        host: some PreflightHost, expect: PreflightExpectations, wait: Duration, poll: Duration = .seconds(2), logger: Logger
+        host: some PreflightHost, expect: PreflightExpectations, wait: Duration, poll: Duration = .seconds(2),
+        logger: Logger = Logger(label: "aos.preflight")
     ) async -> PreflightReport {
         let clock = ContinuousClock()
         let start = clock.now

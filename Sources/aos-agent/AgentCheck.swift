@@ -2,7 +2,6 @@ import AOSConfig
 import AOSRuntime
 import AgentCore
 import ArgumentParser
-import RPCWire
 
 /// `aos-agent check`: the host's preparation for the shared VGs, item by item
 /// (docs/operations.md, "Preflight"). Runs no LVM command that changes anything.
@@ -43,7 +42,7 @@ struct AgentCheck: AsyncParsableCommand {
         let expect = Preflight.expectations(settings, hostIdOverride: hostId, lvmDirectory: dir)
         let report = await Preflight.run(host: PreflightSystemHost(), expect: expect)
         if json {
-            Console.out(JSONWriter.serialize(report.json) + "\n")
+            Console.out(report.jsonText + "\n")
         } else {
             Console.out(report.table)
         }

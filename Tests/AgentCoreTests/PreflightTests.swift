@@ -1,5 +1,4 @@
 import HostCommands
-import Synchronization
 import Testing
 
 @testable import AgentCore
@@ -200,7 +199,7 @@ let seedExpect = PreflightExpectations(volumeGroups: ["vg01"])
     @Test func atStartWaitsOnlyForTheDaemons() async {
         var h = seedHost()
         h.command("sanlock client status", exit: 1, stderr: "connect error -111\n")
-        let r = await Preflight.atStart(host: h, expect: seedExpect, wait: .zero, logger: .init(label: "test"))
+        let r = await Preflight.atStart(host: h, expect: seedExpect, wait: .zero)
         #expect(r.blocking.map(\.id) == ["sanlock"])
     }
 
