@@ -240,7 +240,8 @@ let seedExpect = PreflightExpectations(volumeGroups: ["vg01"])
         r = await Preflight.run(host: h, expect: seedExpect)
         #expect(r.item("multipath")?.finding.hasPrefix("PV /dev/vdb is not a dm-multipath device") == true)
         #expect(r.item("iscsi")?.status == .pass)
-        #expect(r.worst == .warn)
+        // The seed's filter accepts only /dev/mapper/sanlock.
+        #expect(r.item("device_filter")?.finding == "filter rejects the PV /dev/vdb (by \"r|.*/|\"): LVM cannot see the VG")
         // A linear device-mapper device named by /dev/dm-N.
         h.command("pvs --noheadings --separator | -o pv_name,vg_name", stdout: "  /dev/dm-3|vg01\n")
         h.files["/sys/block/dm-3/dm/name"] = "sanlock\n"
