@@ -163,12 +163,17 @@ public struct AgentHealth: APIResponse, Equatable {
     public var restore_failures: [RestoreFailureInfo]
     /// The last problems of the activation store; absent when there were none.
     public var state_problems: [String]?
+    /// The WARN (and non-blocking FAIL) items of the preflight check run at start
+    /// (`aos-agent check`, docs/operations.md "Preflight"), one line each; absent when all
+    /// passed or the check did not run (simulated backend).
+    public var preflight: [String]?
 
     public init(
         host: String, host_id: Int, version: String, instance_id: String, ready: Bool, phase: String,
         vgs: [String: VGHealth], active_lvs: [ActiveLV], restore_failures: [RestoreFailureInfo],
-        state_problems: [String]? = nil
+        state_problems: [String]? = nil, preflight: [String]? = nil
     ) {
+        self.preflight = preflight
         self.host = host
         self.host_id = host_id
         self.version = version

@@ -32,6 +32,8 @@ struct AgentState: Sendable, Equatable {
     /// Activations released while the agent was down that a VM here still uses (kept; the
     /// operator must act): LV key → message, shown in `state_problems`.
     var releasedInUse: [String: String] = [:]
+    /// The start's preflight items that were not PASS (`Preflight`), one line each.
+    var preflight: [String] = []
 
     init(volumeGroups: [String] = []) {
         for vg in volumeGroups { lockspaces[vg] = .notStarted }
@@ -157,7 +159,8 @@ struct AgentState: Sendable, Equatable {
             host: host, host_id: hostId, version: version, instance_id: instanceID, ready: ready, phase: phase, vgs: vgs,
             active_lvs: held(records).map { ActiveLV(vg: $0.vg, name: $0.name, mode: $0.mode.wire) },
             restore_failures: restoreFailures.values.sorted { $0.record < $1.record }.map(\.info),
-            state_problems: problems.isEmpty ? nil : problems)
+            state_problems: problems.isEmpty ? nil : problems,
+            preflight: preflight.isEmpty ? nil : preflight)
     }
 }
 

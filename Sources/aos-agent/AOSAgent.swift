@@ -19,9 +19,10 @@ struct AOSAgent: AsyncParsableCommand {
         abstract: "Node agent for shared-LVM (lvmlockd + sanlock) volumes: LVM operations over oslo RPC.",
         discussion: """
             Without a subcommand: serve (the daemon). `aos-agent fence VG` is lvm.conf's
-            lvmlockctl_kill_command (docs/operations.md).
+            lvmlockctl_kill_command (docs/operations.md). `aos-agent check` checks this host's
+            preparation (docs/operations.md, "Preflight").
             """,
-        subcommands: [AgentServe.self, AgentFence.self],
+        subcommands: [AgentServe.self, AgentFence.self, AgentCheck.self],
         defaultSubcommand: AgentServe.self)
 }
 
@@ -31,8 +32,9 @@ struct AgentServe: AsyncParsableCommand {
         abstract: "Run the agent: boot sequence, then serve LVM operations over oslo RPC.",
         discussion: """
             Configuration: --set > environment (AOS_<SECTION>_<KEY>) > --config file > defaults.
-            Boot: wait for the VGs' PVs, vgchange --lock-start, re-activate the LVs recorded in
-            state_dir, then sd_notify READY=1 and serve. Prints 'READY host=<host>' on stdout once
+            Boot (real LVM): the preflight check (`aos-agent check`; a blocking FAIL stops the
+            agent with exit status 1, the report on stderr), then wait for the VGs' PVs,
+            vgchange --lock-start, re-activate the LVs recorded in state_dir, then sd_notify READY=1 and serve. Prints 'READY host=<host>' on stdout once
             it serves; logs go to stderr (journald).
             Exit status: 0 after a graceful stop, 1 startup error, 2 configuration error.
             """)
@@ -47,6 +49,9 @@ struct AgentServe: AsyncParsableCommand {
 
     @Option(help: "sanlock host_id for the simulated backend (real LVM: only from lvmlocal.conf).")
     var hostId: Int?
+
+    @Flag(help: "Skip the preflight check at start (real LVM backend; for emergencies only).")
+    var noPreflight = false
 
     @Flag(
         help: ArgumentHelp(
@@ -66,6 +71,21 @@ struct AgentServe: AsyncParsableCommand {
         }
         let settings = AgentOptions.Settings(loaded)
         let logger = bootstrapLogging(label: "aos-agent", level: Logger.Level(rawValue: settings.logLevel) ?? .info)
+        var preflight: PreflightReport?
+        if settings.lvmBackend == .real && !noPreflight {
+            // lvmlockd and sanlock may still be starting: wait for them as long as for the PVs (at most 2 min).
+            let report = await Preflight.atStart(
+                host: PreflightSystemHost(),
+                expect: Preflight.expectations(
+                    settings, hostIdOverride: nil, lvmDirectory: Preflight.lvmDirectory(environment: HostEnvironment.environment())),
+                wait: .seconds(min(settings.pvWaitTimeout, 120)), logger: logger)
+            guard report.blocking.isEmpty else {
+                logger.critical("cannot start: preflight check failed (aos-agent check shows the same report)")
+                Console.err("aos-agent: preflight check failed; not serving:\n" + report.table)
+                throw ExitCode(1)
+            }
+            preflight = report
+        }
         let daemon: AgentDaemon
         do {
             daemon = try AgentDaemon(
@@ -79,6 +99,7 @@ struct AgentServe: AsyncParsableCommand {
             Console.err("aos-agent: \(error.message)")
             throw ExitCode(1)
         }
+        if let preflight { daemon.service.notePreflight(preflight) }
         let host = settings.messaging.host
         let group = ServiceGroup(
             services: [
