@@ -71,6 +71,21 @@ struct AgentServe: AsyncParsableCommand {
         }
         let settings = AgentOptions.Settings(loaded)
         let logger = bootstrapLogging(label: "aos-agent", level: Logger.Level(rawValue: settings.logLevel) ?? .info)
+        let daemon: AgentDaemon
+        do {
+            daemon = try AgentDaemon(
+                configuration: loaded, hostIdOverride: hostId,
+                hostLVM: { (id) throws(AgentStartupError) in
+                    try HostLVMChoice.make(configuration: loaded, hostId: id, simulateReboot: simulateReboot, logger: logger)
+                },
+                environment: HostEnvironment.environment(), logger: logger)
+        } catch {
+            logger.critical("cannot start: \(error.message)")
+            Console.err("aos-agent: \(error.message)")
+            throw ExitCode(1)
+        }
+        // After the configuration and host_id checks of the daemon's construction (which does no
+        // LVM work): a bad option or host_id is reported as such, not as a failed host check.
         var preflight: PreflightReport?
         if settings.lvmBackend == .real && !noPreflight {
             // lvmlockd and sanlock may still be starting: wait for them as long as for the PVs (at most 2 min).
@@ -85,19 +100,6 @@ struct AgentServe: AsyncParsableCommand {
                 throw ExitCode(1)
             }
             preflight = report
-        }
-        let daemon: AgentDaemon
-        do {
-            daemon = try AgentDaemon(
-                configuration: loaded, hostIdOverride: hostId,
-                hostLVM: { (id) throws(AgentStartupError) in
-                    try HostLVMChoice.make(configuration: loaded, hostId: id, simulateReboot: simulateReboot, logger: logger)
-                },
-                environment: HostEnvironment.environment(), logger: logger)
-        } catch {
-            logger.critical("cannot start: \(error.message)")
-            Console.err("aos-agent: \(error.message)")
-            throw ExitCode(1)
         }
         if let preflight { daemon.service.notePreflight(preflight) }
         let host = settings.messaging.host
