@@ -105,8 +105,9 @@ SOFT_FIELDS = {"size_bytes", "free_bytes", "extent_count", "free_extent_count", 
                "path", "version", "uuid", "daemon", "instance_id",
                # vg_info counts every host's pending wipes: other tests' jobs may still run.
                "wiping_lv_count", "wiping_bytes"}
-# Fields that are informational: reported, never fail the comparison.
-INFO_FIELDS = {"attr"}
+# Fields that are informational: reported, never fail the comparison. health().preflight: the
+# real backend's start-up host check (its WARNs about this lab); the simulated backend has none.
+INFO_FIELDS = {"attr", "preflight"}
 NAMED_LISTS = {"lvs", "locks", "active_lvs"}
 # The fields of a job (delete_lv's wipe) compared between the backends.
 JOB_STABLE_FIELDS = ("kind", "host", "vg", "source", "total_bytes", "verify")
