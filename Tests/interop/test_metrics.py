@@ -15,7 +15,6 @@ import re
 import shutil
 import socket
 import subprocess
-import time
 import urllib.error
 import urllib.request
 import uuid
@@ -29,6 +28,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import controller_args, start_sim_agent
+from test_controller_e2e import wait_for
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -68,17 +68,6 @@ def parse(text: str) -> tuple[Samples, set[str]]:
 
 def value(samples: Samples, name: str, **labels: str) -> float:
     return samples.get((name, tuple(sorted(labels.items()))), 0.0)
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 30, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(0.1)  # polling interval, not synchronisation
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
 
 
 @pytest.fixture
@@ -138,7 +127,7 @@ def test_metrics_after_a_scripted_run(spawn, amqp_url, tmp_path: Path, ctl) -> N
           "--set", f"controller.metrics_listen=127.0.0.1:{controller_port}",
           "--set", "controller.metrics_interval=1", ready="READY", timeout=30)
     wait_for(lambda: any(a["host"] == host and a["status"] == "alive" for a in ctl("list_agents")["agents"]),
-             what="agent alive")
+             timeout=30, what="agent alive")
 
     name, missing = f"volume-{tag}", f"volume-missing-{tag}"
     assert ctl("create_volume", vg=VG, name=name, size_gb=1)["changed"] is True
@@ -174,7 +163,7 @@ def test_metrics_after_a_scripted_run(spawn, amqp_url, tmp_path: Path, ctl) -> N
         s, _ = parse(scrape(agent_port))
         ok = value(s, "aos_vg_size_bytes", vg=VG) > 0 and value(s, "aos_agent_ready") == 1
         return s if ok else None
-    s = wait_for(sampled, what="the agent's samples")
+    s = wait_for(sampled, timeout=30, what="the agent's samples")
     assert 0 < value(s, "aos_vg_free_bytes", vg=VG) <= value(s, "aos_vg_size_bytes", vg=VG)
     assert value(s, "aos_vg_metadata_area_size_bytes", vg=VG) > 0
     assert value(s, "aos_lockspace_state", vg=VG, state="started") == 1
@@ -192,7 +181,7 @@ def test_metrics_after_a_scripted_run(spawn, amqp_url, tmp_path: Path, ctl) -> N
     assert value(c, rpc, method="agent_announce", code="ok") >= 1
     assert value(c, "aos_broker_connected") == 1
     wait_for(lambda: value(parse(scrape(controller_port))[0], "aos_controller_agents", state="alive") >= 1,
-             what="liveness sampled")
+             timeout=30, what="liveness sampled")
 
     # The textfile holds the same series (rewritten after each sample, so one written since the
     # scripted run has them).
@@ -201,7 +190,7 @@ def test_metrics_after_a_scripted_run(spawn, amqp_url, tmp_path: Path, ctl) -> N
     def textfile() -> Samples | None:
         t = parse(prom.read_text())[0] if prom.exists() else {}
         return t if value(t, rpc, method="delete_lv", code="ok") == 1 else None
-    t = wait_for(textfile, what="the textfile after the scripted run")
+    t = wait_for(textfile, timeout=30, what="the textfile after the scripted run")
     assert value(t, rpc, method="create_lv", code="ok") == 1
     assert value(t, rpc, method="activate_lv", code="not_found") == 1
     assert [p.name for p in textfiles.iterdir()] == ["aos-agent.prom"]
