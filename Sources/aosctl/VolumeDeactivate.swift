@@ -15,10 +15,18 @@ struct VolumeDeactivate: AsyncParsableCommand {
                 direct: volume.global.direct, agentMethod: "deactivate_lv",
                 controllerMethod: "deactivate_volume", vg: volume.vg, host: target, ["name": .string(name)])
             let what = "\(text(r["vg"]))/\(name)"
-            let out =
-                r["changed"]?.boolValue == false
-                ? "Volume \(what) was not active on \(target)."
-                : "Deactivated volume \(what) on \(target)."
+            let out: String
+            if r["released"]?.boolValue == true {
+                // The host's agent was down: nothing ran there. Say so, or an operator
+                // evacuating at 3 a.m. believes the host itself let go of the LV.
+                out =
+                    "Released volume \(what) from \(target) (its agent is down; recorded by "
+                    + "\(text(r["released_by"]))): \(target)'s agent drops the activation when it returns."
+            } else if r["changed"]?.boolValue == false {
+                out = "Volume \(what) was not active on \(target)."
+            } else {
+                out = "Deactivated volume \(what) on \(target)."
+            }
             return (r, out + activeOnSuffix(r))
         }
     }

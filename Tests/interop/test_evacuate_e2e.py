@@ -41,6 +41,10 @@ def test_release_on_a_down_host_and_its_return(cluster, ctl, tmp_path):
     r = ctl("deactivate_volume", vg=VG, name=name, host=b)
     print(f"release on a down host: {time.monotonic() - t0:.3f}s")
     assert r["released"] is True and r["released_by"] == a and r["changed"] is True and r["active_on"] == [], r
+    # Asked again through the CLI: an operator reads that nothing ran on B (it is down).
+    out = cluster.aosctl("volume", "deactivate", name, "--host", b, "--vg", VG)
+    assert out.returncode == 0, out.stderr
+    assert f"Released volume {VG}/{name} from {b} (its agent is down; recorded by {a})" in out.stdout, out.stdout
     lv = lv_state(tmp_path, name)
     assert lv.get("tags") == [f"aos-released.{b}"] and lv.get("exclusiveHolder") == b, lv
 
