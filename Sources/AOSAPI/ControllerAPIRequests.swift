@@ -108,6 +108,24 @@ public struct AgentAnnounceRequest: APIRequest, Equatable {
     }
 }
 
+/// `agent_heartbeat(host, instance_id, report_sent_at, sent_at)`: the agent run `instance_id`
+/// on `host` is alive and its report is the one it announced in full at `report_sent_at`
+/// (that announcement's `sent_at`). A controller holding another report (or none) for that
+/// run asks the agent for its `health()`.
+public struct AgentHeartbeatRequest: APIRequest, Equatable {
+    public var host: String
+    public var instance_id: String
+    public var report_sent_at: Double
+    public var sent_at: Double
+
+    public init(host: String, instance_id: String, report_sent_at: Double, sent_at: Double) {
+        self.host = host
+        self.instance_id = instance_id
+        self.report_sent_at = report_sent_at
+        self.sent_at = sent_at
+    }
+}
+
 /// `copy_volume`: copies volume `source` into a new volume `target` as a job on a host that
 /// can read the source (its exclusive holder, a host holding it shared, or any live agent when
 /// it is inactive everywhere; `host` picks one). The size defaults to the source's; larger is

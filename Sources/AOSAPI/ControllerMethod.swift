@@ -22,13 +22,18 @@ public enum ControllerMethod: String, APIMethod {
     case cancelJob = "cancel_job"
     /// Renames a volume that is active nowhere (Cinder's manage_existing).
     case renameVolume = "rename_volume"
+    /// An agent's short announcement between full ones: "alive, report unchanged since the
+    /// full announcement I sent at `report_sent_at`" (issue 17: announcement size independent
+    /// of the LVs held).
+    case agentHeartbeat = "agent_heartbeat"
 
     public var isMutating: Bool {
         switch self {
         case .createVolume, .extendVolume, .deleteVolume, .activateVolume, .deactivateVolume, .copyVolume, .cancelJob,
             .renameVolume:
             return true
-        case .getVolume, .listVolumes, .poolStats, .listAgents, .lockStatus, .agentAnnounce, .listJobs, .jobInfo:
+        case .getVolume, .listVolumes, .poolStats, .listAgents, .lockStatus, .agentAnnounce, .agentHeartbeat, .listJobs,
+            .jobInfo:
             return false
         }
     }
@@ -37,7 +42,7 @@ public enum ControllerMethod: String, APIMethod {
     /// announcement only from an agent (and, checked with its arguments, for its own host).
     public var traits: MethodTraits {
         switch self {
-        case .agentAnnounce: return MethodTraits(callers: [.agent], mutating: false)
+        case .agentAnnounce, .agentHeartbeat: return MethodTraits(callers: [.agent], mutating: false)
         default: return MethodTraits(callers: [.driver, .admin], mutating: isMutating)
         }
     }

@@ -19,10 +19,20 @@ public enum Policies {
 
     /// An agent announces only itself: the report's host is the principal's host.
     static let announcerIsItsHost: @Sendable (Principal, String, [String: JSONValue]) -> String? = { p, method, args in
-        guard method == ControllerMethod.agentAnnounce.rawValue, p.role == .agent else { return nil }
-        guard case .object(let report)? = args["report"], case .string(let host)? = report["host"] else {
-            return "an announcement must name its host (report.host)"
+        guard p.role == .agent else { return nil }
+        let named: String?
+        switch method {
+        case ControllerMethod.agentAnnounce.rawValue:
+            guard case .object(let report)? = args["report"], case .string(let host)? = report["host"] else {
+                return "an announcement must name its host (report.host)"
+            }
+            named = host
+        case ControllerMethod.agentHeartbeat.rawValue:
+            guard case .string(let host)? = args["host"] else { return "a heartbeat must name its host (host)" }
+            named = host
+        default: named = nil
         }
+        guard let host = named else { return nil }
         guard host == p.host else {
             return "an agent may announce only its own host '\(p.host ?? "?")', not '\(printable(host))'"
         }

@@ -22,6 +22,11 @@ public enum AgentOptions {
     public static let announceInterval = OptionSpec(
         "agent", "announce_interval", type: .integer(min: 1, max: 3600), default: .int(10),
         help: "Seconds between the agent's announcements (heartbeat and volume-group report) to the controller.")
+    public static let fullAnnounceEvery = OptionSpec(
+        "agent", "full_announce_every", type: .integer(min: 1, max: 360), default: .int(6),
+        help:
+            "Send the full report with every Nth announcement even when it did not change (it always goes at once when it changes); the others are short heartbeats. 1: always the full report (for controllers older than agent_heartbeat)."
+    )
     public static let pvWaitTimeout = OptionSpec(
         "agent", "pv_wait_timeout", type: .integer(min: 0), default: .int(300),
         help: "Seconds to wait at startup for the volume groups' physical volumes to appear (0: do not wait).")
@@ -67,7 +72,7 @@ public enum AgentOptions {
     )
 
     public static let options: [OptionSpec] = [
-        volumeGroups, stateDir, lvmTimeout, maxConcurrentLVM, announceInterval, pvWaitTimeout,
+        volumeGroups, stateDir, lvmTimeout, maxConcurrentLVM, announceInterval, fullAnnounceEvery, pvWaitTimeout,
         lvmBackend, lvmlocalConf, logLevel, volumeClear, volumeClearSize, maxConcurrentJobs, volumeCopyBpsLimit,
         controllerTopic, libvirtURI, lvNamePattern, maxRequestBytes,
     ]
@@ -99,6 +104,7 @@ public enum AgentOptions {
         public var lvmTimeout: Int
         public var maxConcurrentLVM: Int
         public var announceInterval: Int
+        public var fullAnnounceEvery: Int
         public var pvWaitTimeout: Int
         public var lvmBackend: LVMBackendKind
         public var lvmlocalConf: String
@@ -120,6 +126,7 @@ public enum AgentOptions {
             lvmTimeout = c.int(AgentOptions.lvmTimeout)
             maxConcurrentLVM = c.int(AgentOptions.maxConcurrentLVM)
             announceInterval = c.int(AgentOptions.announceInterval)
+            fullAnnounceEvery = c.int(AgentOptions.fullAnnounceEvery)
             pvWaitTimeout = c.int(AgentOptions.pvWaitTimeout)
             // The schema admits only the enum's raw values; the default is `real`.
             lvmBackend = LVMBackendKind(rawValue: c.string(AgentOptions.lvmBackend)) ?? .real

@@ -10,6 +10,7 @@ import Logging
 import OsloRPC
 import RPCWire
 import SharedLVM
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -57,6 +58,9 @@ public final class AgentDaemon: Sendable {
     let logger: Logger
     let announceInterval: Duration
     let announceTopic: String
+    /// Full report or heartbeat (`[agent] full_announce_every`); announcements come from
+    /// three tasks (tick, activation change, reconnection), hence the lock.
+    let planner: Mutex<AnnouncementPlanner>
     /// The broker connection's ups and downs: announce at once at each (re)connection.
     let brokerEvents: AsyncStream<BrokerEvent>
     let notifier: SystemdNotifier
@@ -143,6 +147,7 @@ public final class AgentDaemon: Sendable {
         }
         announceInterval = .seconds(settings.announceInterval)
         announceTopic = settings.controllerTopic
+        planner = Mutex(AnnouncementPlanner(fullEvery: settings.fullAnnounceEvery))
 
         let broker: BrokerConnection
         do {
@@ -237,11 +242,11 @@ public final class AgentDaemon: Sendable {
     func announceLoop() async {
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
-                for await _ in self.service.activationChanges { await self.announce() }
+                for await _ in self.service.activationChanges { await self.announce(full: true) }
             }
             group.addTask {
                 // Back on the broker (after its restart, a partition…): tell the controller now.
-                for await event in self.brokerEvents where event == .connected { await self.announce() }
+                for await event in self.brokerEvents where event == .connected { await self.announce(full: true) }
             }
             group.addTask {
                 while !Task.isCancelled {
@@ -253,17 +258,31 @@ public final class AgentDaemon: Sendable {
         }
     }
 
-    func announce() async {
+    /// One announcement: the full report (`full`, or when it changed, or every
+    /// `full_announce_every`-th) or a heartbeat (`AnnouncementPlanner`).
+    func announce(full: Bool = false) async {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
         let sentAt = Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
+        let report = service.health()
+        let announcement = planner.withLock { $0.next(report: report, sentAt: sentAt, force: full) }
+        let method: String
+        let args: [String: JSONValue]
+        switch announcement {
+        case .full(let report):
+            (method, args) = (AgentRPC.announceMethod, ["report": report, "sent_at": .double(sentAt)])
+        case .heartbeat(let reportSentAt):
+            method = AgentRPC.heartbeatMethod
+            args = [
+                "host": .string(service.host), "instance_id": .string(service.instanceID),
+                "report_sent_at": .double(reportSentAt), "sent_at": .double(sentAt),
+            ]
+        }
         do {
-            try await client.fanoutCast(
-                topic: announceTopic, method: AgentRPC.announceMethod,
-                args: ["report": service.health(), "sent_at": .double(sentAt)],
-                timeout: .seconds(5))
+            try await client.fanoutCast(topic: announceTopic, method: method, args: args, timeout: .seconds(5))
             Counter(label: "aos_agent_announcements_total", dimensions: [("result", "sent")]).increment()
         } catch {
+            planner.withLock { $0.sendFailed(announcement) }
             Counter(label: "aos_agent_announcements_total", dimensions: [("result", "failed")]).increment()
             logger.debug("announcement not sent", metadata: ["error": "\(error)"])
         }

@@ -14,6 +14,8 @@ public enum AgentRPC {
     /// `fanoutCast(topic: announceTopic, method: announceMethod)`.
     public static let announceTopic = "aos-controller"
     public static let announceMethod = "agent_announce"
+    /// The short announcement between full ones (`AnnouncementPlanner`).
+    public static let heartbeatMethod = "agent_heartbeat"
     /// Context key a caller sets to the `instance_id` it expects (from announcements).
     public static let instanceContextKey = "aos_agent_instance"
 

@@ -142,11 +142,8 @@ public struct ClusterView: Sendable {
         let count = (previous?.announcements ?? 0) + 1
         if previous?.report.instanceID != report.instanceID {
             pending[report.host] = nil
-        } else if let entries = pending[report.host] {
-            let kept = entries.filter { lv, p in
-                report.activeLVs[lv] != p.mode && count - p.announcementsAtRecord < Self.pendingAnnouncements
-            }
-            pending[report.host] = kept.isEmpty ? nil : kept
+        } else {
+            prunePending(report, count: count)
         }
         if previous?.report.hostID != report.hostID {
             if let id = previous?.report.hostID { unindex(report.host, id: id) }
@@ -154,6 +151,47 @@ public struct ClusterView: Sendable {
         }
         agents[report.host] = Agent(report: report, lastSeen: receivedAt, sentAt: sentAt, announcements: count)
         return true
+    }
+
+    /// Drops the controller's own changes for `report.host` that the report agrees with or that
+    /// `pendingAnnouncements` reports have outlived (`count`: the host's announcement count
+    /// with this one).
+    private mutating func prunePending(_ report: AgentReport, count: Int) {
+        guard let entries = pending[report.host] else { return }
+        let kept = entries.filter { lv, p in
+            report.activeLVs[lv] != p.mode && count - p.announcementsAtRecord < Self.pendingAnnouncements
+        }
+        pending[report.host] = kept.isEmpty ? nil : kept
+    }
+
+    /// What a heartbeat (`agent_heartbeat`) did to the view.
+    public enum HeartbeatOutcome: Sendable, Equatable {
+        /// It named the agent run and full report held: the host is seen now, and the
+        /// heartbeat counts as a repeat of that report.
+        case taken
+        /// The view holds another report (or none) for that run: liveness was refreshed only
+        /// if the run is the one held; the caller should fetch the agent's `health()`.
+        case needsReport
+    }
+
+    /// Takes a heartbeat: `instance` (the agent run) says its report is unchanged since its
+    /// full announcement sent at `reportSentAt`. O(1) plus the host's pending entries.
+    public mutating func heartbeat(
+        host: String, instance: String, reportSentAt: Double, receivedAt: ContinuousClock.Instant
+    ) -> HeartbeatOutcome {
+        guard var agent = agents[host], agent.report.instanceID == instance else { return .needsReport }
+        // The run is the one held: it is alive, whatever report it means.
+        agent.lastSeen = max(agent.lastSeen, receivedAt)
+        let matches = agent.sentAt == reportSentAt
+        if matches { agent.announcements += 1 }
+        agents[host] = agent
+        if matches {
+            prunePending(agent.report, count: agent.announcements)
+            return .taken
+        }
+        // A heartbeat overtaken by a newer full announcement of the same run: nothing to fetch.
+        if let held = agent.sentAt, reportSentAt < held { return .taken }
+        return .needsReport
     }
 
     private mutating func index(_ host: String, id: Int) {

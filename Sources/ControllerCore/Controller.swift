@@ -109,6 +109,9 @@ public final class Controller: Sendable {
         case .agentAnnounce:
             try announce(raw)
             return .null
+        case .agentHeartbeat:
+            try await heartbeat(raw)
+            return .null
         case .copyVolume: return try await copyVolume(request(CopyVolumeRequest.self), deadline: deadline).wireValue()
         case .listJobs: return try await listJobs(request(ListJobsRequest.self), deadline: deadline).wireValue()
         case .jobInfo: return try await jobInfo(request(ClusterJobRequest.self), deadline: deadline).wireValue()

@@ -13,6 +13,9 @@ final class LivenessMonitor: Sendable {
         var liveness: [String: Liveness] = [:]
         var reportedConflicts: [Int: [String]] = [:]
         var lastConflictLog: ContinuousClock.Instant?
+        /// Hosts whose `health()` the controller is fetching after a heartbeat it could not
+        /// place (one fetch per host at a time, however many heartbeats arrive meanwhile).
+        var fetching: Set<String> = []
 
         /// Records `state` for `host`; the transition when it differs from the last one.
         mutating func note(_ host: String, _ state: Liveness) -> Change? {
@@ -78,8 +81,49 @@ extension Controller {
     func announce(_ raw: [String: JSONValue]) throws(ServiceError) {
         try checkClock(sentAt: raw["sent_at"]?.doubleValue, host: raw["report"]?["host"]?.stringValue)
         let request = try AgentAnnounceRequest.decode(raw, method: ControllerMethod.agentAnnounce.rawValue)
-        let report = try AgentReport(health: request.report)
-        let sentAt = request.sent_at
+        take(try AgentReport(health: request.report), sentAt: request.sent_at)
+    }
+
+    /// `agent_heartbeat`: the agent is alive and its report unchanged since the full
+    /// announcement it names. When the view holds that report, this is all there is to do
+    /// (O(1), no report to decode: issue 17). Otherwise (this controller just started, or missed
+    /// that announcement, or the agent restarted) it fetches the agent's `health()` now and
+    /// takes it as that announcement, instead of waiting up to `full_announce_every`
+    /// intervals for the next full one.
+    func heartbeat(_ raw: [String: JSONValue]) async throws(ServiceError) {
+        try checkClock(sentAt: raw["sent_at"]?.doubleValue, host: raw["host"]?.stringValue)
+        let hb = try AgentHeartbeatRequest.decode(raw, method: ControllerMethod.agentHeartbeat.rawValue)
+        let t = now()
+        let (outcome, change) = view.withLock { v in
+            let outcome = v.heartbeat(host: hb.host, instance: hb.instance_id, reportSentAt: hb.report_sent_at, receivedAt: t)
+            let change = v.isKnown(hb.host) ? monitor.state.withLock { $0.note(hb.host, v.liveness(of: hb.host, now: t)) } : nil
+            return (outcome, change)
+        }
+        if let change { monitor.log([change]) }
+        guard outcome == .needsReport else { return }
+        guard monitor.state.withLock({ $0.fetching.insert(hb.host).inserted }) else { return }
+        defer { _ = monitor.state.withLock { $0.fetching.remove(hb.host) } }
+        do {
+            let reply = try await caller.call(
+                host: hb.host, method: AgentMethod.health.rawValue, args: [:], timeout: .seconds(5), instance: hb.instance_id)
+            let health = try agentResult(AgentHealth.self, reply, host: hb.host, method: .health)
+            guard health.host == hb.host, health.instance_id == hb.instance_id else {
+                logger.warning(
+                    "agent_heartbeat: the agent's health() names another host or run; ignored",
+                    metadata: ["host": "\(hb.host)", "reported_host": "\(JSONValue.printable(health.host, limit: 255))"])
+                return
+            }
+            take(try AgentReport(health: health), sentAt: hb.report_sent_at)
+        } catch {
+            logger.info(
+                "agent_heartbeat: could not fetch the agent's report; the next heartbeat tries again",
+                metadata: ["host": "\(hb.host)", "error": "\(error)"])
+        }
+    }
+
+    /// Takes a report (from an announcement, or fetched after a heartbeat) into the view and
+    /// logs what it changed.
+    func take(_ report: AgentReport, sentAt: Double) {
         let t = now()
         // O(1) in the number of hosts: only this host's liveness is looked at here, and the
         // (indexed) host_id collisions only when this announcement can change them (a new

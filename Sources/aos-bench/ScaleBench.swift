@@ -18,6 +18,7 @@ struct ScaleBench: AsyncParsableCommand {
             all publish as the URL's broker user, not as aos-agent-<host>) and log_level = error \
             (so the "would be refused" warning enforce = false writes for each announcement is \
             not what is measured). Plays --agents agents, each announcing a health() report \
+            (every --full-every-th time; an agent_heartbeat naming it the other times, as aos-agent does) \
             with a fresh sent_at every --interval seconds (fanout casts, spread evenly over the \
             interval, over --connections connections). After one interval it stops one agent, \
             reads the controller's CPU time (/proc/PID/stat utime+stime) over --window seconds \
@@ -30,6 +31,9 @@ struct ScaleBench: AsyncParsableCommand {
     @Option(help: "Seconds over which the controller's CPU time is read") var window = 30
     @Option(help: "Publishing connections") var connections = 4
     @Option(help: "Active LVs in each agent's report") var activeLVs = 2
+    @Option(
+        help: "Every how many announcements an agent sends its full report ([agent] full_announce_every; the others are agent_heartbeat)")
+    var fullEvery = 6
     @Option(help: "aos-controller binary (default: next to this one)") var controller: String?
     @Option(help: "[controller] agent_stale_after (default: 2 intervals)") var staleAfter: Int?
     @Option(help: "[controller] agent_down_after (default: 3 intervals)") var downAfter: Int?
@@ -100,12 +104,13 @@ struct ScaleBench: AsyncParsableCommand {
                 logger: Logger(label: "bench"))
             return (conn, RPCClient(connection: conn, logger: Logger(label: "bench")))
         }
+        let instances = hosts.map { _ in makeUUIDHex() }
         let reports: [JSONValue] = hosts.enumerated().map { i, h in
             let lvs: [JSONValue] = (0..<activeLVs).map { n in
                 ["vg": "vg0", "name": .string(String(format: "volume-%08lx-0000-4000-8000-%012lx", i, n)), "mode": "exclusive"]
             }
             return [
-                "host": .string(h), "host_id": .int(Int64(i + 1)), "version": "aos-bench", "instance_id": .string(makeUUIDHex()),
+                "host": .string(h), "host_id": .int(Int64(i + 1)), "version": "aos-bench", "instance_id": .string(instances[i]),
                 "ready": true, "phase": "ready", "vgs": ["vg0": ["lockspace": "started"]],
                 "active_lvs": .array(lvs), "restore_failures": [],
             ]
@@ -114,11 +119,14 @@ struct ScaleBench: AsyncParsableCommand {
         let start = ContinuousClock.now
         let period = Duration.seconds(interval)
         let n = agents
+        let fullEvery = max(1, fullEvery)
         let play = Task {
             await withTaskGroup(of: Void.self) { group in
                 for (w, player) in players.enumerated() {
                     group.addTask {
                         var round = 0
+                        // Each player sends for its own agents only: the sent_at of each one's last full report.
+                        var lastFull = [Double](repeating: 0, count: n)
                         while !Task.isCancelled {
                             for i in stride(from: w, to: n, by: players.count) {
                                 let due = start + period * round + period * i / n
@@ -127,10 +135,18 @@ struct ScaleBench: AsyncParsableCommand {
                                 let lag = ContinuousClock.now - due
                                 if i == 0, stats.withLock({ $0.victimStopped }) { continue }
                                 let sentAt = Date().timeIntervalSince1970
+                                let full = round % fullEvery == 0
+                                let args: [String: JSONValue] =
+                                    full
+                                    ? ["report": reports[i], "sent_at": .double(sentAt)]
+                                    : [
+                                        "host": .string(hosts[i]), "instance_id": .string(instances[i]),
+                                        "report_sent_at": .double(lastFull[i]), "sent_at": .double(sentAt),
+                                    ]
+                                if full { lastFull[i] = sentAt }
                                 do {
                                     try await player.1.fanoutCast(
-                                        topic: topic, method: "agent_announce",
-                                        args: ["report": reports[i], "sent_at": .double(sentAt)],
+                                        topic: topic, method: full ? "agent_announce" : "agent_heartbeat", args: args,
                                         timeout: .seconds(5))
                                     stats.withLock { s in
                                         s.sent += 1

@@ -107,6 +107,18 @@ func reason(_ f: RPCFailure?) -> String? { f.flatMap { ServiceError(failure: $0)
         #expect(reason(admission.check(cast(nil), announce(host: "node1"))) == "unauthenticated")
         #expect(reason(admission.check(cast("aos-agent-node1"), ["report": "x"])) == "arguments")
     }
+
+    @Test func anAgentSendsHeartbeatsOnlyForItself() {
+        let cast = { (user: String?) in context("agent_heartbeat", user: user, route: .fanout, call: false, deadline: false) }
+        let hb = { (host: JSONValue) -> [String: JSONValue] in
+            ["host": host, "instance_id": "r", "report_sent_at": 1.0, "sent_at": 1.0]
+        }
+        #expect(admission.check(cast("aos-agent-node1"), hb("node1")) == nil)
+        #expect(reason(admission.check(cast("aos-agent-node1"), hb("node2"))) == "arguments")
+        #expect(reason(admission.check(cast("aos-agent-node1"), hb(1))) == "arguments")
+        #expect(reason(admission.check(cast("aos-driver"), hb("node1"))) == "role")
+        #expect(reason(admission.check(cast(nil), hb("node1"))) == "unauthenticated")
+    }
 }
 
 @Suite struct SignatureTests {

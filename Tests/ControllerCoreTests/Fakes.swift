@@ -32,6 +32,8 @@ final class FakeAgents: AgentCaller {
         var jobMethodsFail: Set<String> = []
         /// Each LV's release tags (`release_lv`): the hosts named.
         var released: [String: Set<String>] = [:]
+        /// What `health` answers per host: its host_id and run (defaults 0 and `run-<host>`).
+        var healthIdentity: [String: (hostID: Int, instance: String)] = [:]
     }
     let state = Mutex(State())
     let vg: String
@@ -213,6 +215,9 @@ final class FakeAgents: AgentCaller {
             return try RenameLVResult(host: host, vg: vg, name: name, new_name: newName, size_bytes: lv.size, changed: true).wireValue()
         case "lock_status":
             return try LockStatusResult(host: host, host_id: 1, daemon: nil, lockspaces: [], locks: []).wireValue()
+        case "health":
+            let id = s.healthIdentity[host] ?? (0, "run-\(host)")
+            return Self.health(s, vg: vg, host: host, hostID: id.hostID, instance: id.instance)
         default:
             throw err("invalid_argument", "unknown method", host)
         }
@@ -222,10 +227,17 @@ final class FakeAgents: AgentCaller {
     func report(
         _ host: String, hostID: Int, lockspace: LockspaceState = .started, ready: Bool = true, instance: String? = nil
     ) -> JSONValue {
-        let active: [ActiveLV] = state.withLock { s in
-            s.lvs.sorted { $0.key < $1.key }.compactMap { n, lv in
-                lv.holders[host].flatMap(LVMode.init(rawValue:)).map { ActiveLV(vg: vg, name: n, mode: $0) }
-            }
+        state.withLock { s in
+            Self.health(s, vg: vg, host: host, hostID: hostID, instance: instance, lockspace: lockspace, ready: ready)
+        }
+    }
+
+    static func health(
+        _ s: State, vg: String, host: String, hostID: Int, instance: String? = nil, lockspace: LockspaceState = .started,
+        ready: Bool = true
+    ) -> JSONValue {
+        let active: [ActiveLV] = s.lvs.sorted { $0.key < $1.key }.compactMap { n, lv in
+            lv.holders[host].flatMap(LVMode.init(rawValue:)).map { ActiveLV(vg: vg, name: n, mode: $0) }
         }
         let health = AgentHealth(
             host: host, host_id: hostID, version: "test", instance_id: instance ?? "run-\(host)", ready: ready,
