@@ -30,7 +30,7 @@ struct ScaleBench: AsyncParsableCommand {
     @Option(help: "Seconds between one agent's announcements") var interval = 10
     @Option(help: "Seconds over which the controller's CPU time is read") var window = 30
     @Option(help: "Publishing connections") var connections = 4
-    @Option(help: "Active LVs in each agent's report") var activeLVs = 2
+    @Option(name: .customLong("active-lvs"), help: "Active LVs in each agent's report") var activeLVs = 2
     @Option(
         help: "Every how many announcements an agent sends its full report ([agent] full_announce_every; the others are agent_heartbeat)")
     var fullEvery = 6

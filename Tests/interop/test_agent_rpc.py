@@ -323,8 +323,14 @@ class AnnounceSink:
     def __init__(self) -> None:
         self.reports: queue.Queue[dict[str, Any]] = queue.Queue()
 
+        self.heartbeats: queue.Queue[dict[str, Any]] = queue.Queue()
+
     def agent_announce(self, ctxt, report, sent_at):
         self.reports.put({"report": report, "sent_at": sent_at})
+
+    def agent_heartbeat(self, ctxt, host, instance_id, report_sent_at, sent_at):
+        self.heartbeats.put({"host": host, "instance_id": instance_id, "report_sent_at": report_sent_at,
+                             "sent_at": sent_at})
 
 
 def test_agents_announce_themselves(start_agent, hosts, rabbit_url):
@@ -352,6 +358,18 @@ def test_agents_announce_themselves(start_agent, hosts, rabbit_url):
         assert report["host_id"] == 1 and report["vgs"] == {VG: {"lockspace": "started"}}
         assert report["active_lvs"] == [] and report["restore_failures"] == []
         assert abs(seen[0]["sent_at"] - time.time()) < 30
+        # Between full reports (the report is unchanged), heartbeats name the last full one.
+        beat = sink.heartbeats.get(timeout=10)
+        while beat["host"] != host_a:
+            beat = sink.heartbeats.get(timeout=10)
+        # The full reports received so far (a heartbeat leaves after the report it names).
+        full_sent = {m["sent_at"] for m in seen}
+        while not sink.reports.empty():
+            m = sink.reports.get_nowait()
+            if m["report"]["host"] == host_a:
+                full_sent.add(m["sent_at"])
+        assert beat["instance_id"] == report["instance_id"], beat
+        assert beat["report_sent_at"] in full_sent and beat["sent_at"] > beat["report_sent_at"], (beat, full_sent)
     finally:
         server.stop()
         server.wait()
