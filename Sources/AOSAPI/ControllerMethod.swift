@@ -22,13 +22,15 @@ public enum ControllerMethod: String, APIMethod {
     case cancelJob = "cancel_job"
     /// Renames a volume that is active nowhere (Cinder's manage_existing).
     case renameVolume = "rename_volume"
+    /// Every agent's check run now plus what the controller sees (`aosctl doctor`; admin only).
+    case checkCluster = "check_cluster"
 
     public var isMutating: Bool {
         switch self {
         case .createVolume, .extendVolume, .deleteVolume, .activateVolume, .deactivateVolume, .copyVolume, .cancelJob,
             .renameVolume:
             return true
-        case .getVolume, .listVolumes, .poolStats, .listAgents, .lockStatus, .agentAnnounce, .listJobs, .jobInfo:
+        case .getVolume, .listVolumes, .poolStats, .listAgents, .lockStatus, .agentAnnounce, .listJobs, .jobInfo, .checkCluster:
             return false
         }
     }
@@ -38,6 +40,7 @@ public enum ControllerMethod: String, APIMethod {
     public var traits: MethodTraits {
         switch self {
         case .agentAnnounce: return MethodTraits(callers: [.agent], mutating: false)
+        case .checkCluster: return MethodTraits(callers: [.admin], mutating: false)
         default: return MethodTraits(callers: [.driver, .admin], mutating: isMutating)
         }
     }
