@@ -19,7 +19,9 @@ public enum ClusterCheck {
     public static func controllerItems(_ s: ControllerOptions.Settings, announceInterval: Int = 10) -> [CheckItem] {
         var items: [CheckItem] = []
         if s.auth.enforce {
-            items.append(CheckItem(id: "auth_enforce", status: .pass, finding: "requests without a role are refused", evidence: "[auth] enforce = true"))
+            items.append(
+                CheckItem(
+                    id: "auth_enforce", status: .pass, finding: "requests without a role are refused", evidence: "[auth] enforce = true"))
         } else {
             items.append(
                 CheckItem(
@@ -46,11 +48,14 @@ public enum ClusterCheck {
             items.append(
                 CheckItem(
                     id: "transport_tls", status: .warn,
-                    finding: "the broker \(brokerHost) is reached without TLS: the broker password and every request cross the network in clear",
+                    finding:
+                        "the broker \(brokerHost) is reached without TLS: the broker password and every request cross the network in clear",
                     evidence: "[oslo_messaging_rabbit] ssl = false",
-                    fix: "enable TLS on RabbitMQ and set [oslo_messaging_rabbit] ssl = true (docs/agent.md, 'Broker TLS and the password')"))
+                    fix: "enable TLS on RabbitMQ and set [oslo_messaging_rabbit] ssl = true (docs/agent.md, 'Broker TLS and the password')")
+            )
         } else {
-            items.append(CheckItem(id: "transport_tls", status: .pass, finding: "broker traffic is TLS or stays on this host", evidence: brokerHost))
+            items.append(
+                CheckItem(id: "transport_tls", status: .pass, finding: "broker traffic is TLS or stays on this host", evidence: brokerHost))
         }
         let stale = s.agentStaleAfter, down = s.agentDownAfter
         if down < 3 * announceInterval || stale < 2 * announceInterval {
@@ -86,7 +91,8 @@ public enum ClusterCheck {
                 CheckItem(
                     id: "max_clock_skew", status: .warn,
                     finding: "\(s.auth.maxClockSkew) s: a captured signed request or announcement can be replayed for that long",
-                    evidence: "[auth] max_clock_skew = \(s.auth.maxClockSkew)", fix: "keep clocks in sync (NTP) and max_clock_skew at 60 s"))
+                    evidence: "[auth] max_clock_skew = \(s.auth.maxClockSkew)", fix: "keep clocks in sync (NTP) and max_clock_skew at 60 s")
+            )
         } else {
             items.append(
                 CheckItem(id: "max_clock_skew", status: .pass, finding: "\(s.auth.maxClockSkew) s", evidence: "[auth] max_clock_skew"))
@@ -112,7 +118,9 @@ public enum ClusterCheck {
                 finding: "clock \(text) off the controller's (more than \(Int(skewWarnSeconds)) s): logs of the hosts no longer line up",
                 evidence: evidence, fix: fix)
         }
-        return CheckItem(id: "clock_skew", status: .pass, finding: "clock within \(Int(skewWarnSeconds)) s of the controller's (\(text))", evidence: evidence)
+        return CheckItem(
+            id: "clock_skew", status: .pass, finding: "clock within \(Int(skewWarnSeconds)) s of the controller's (\(text))",
+            evidence: evidence)
     }
 
     static func rounded(_ x: Double) -> Double { (x * 1000).rounded() / 1000 }
@@ -175,7 +183,8 @@ extension Controller {
                         item: CheckItem(
                             id: "no_agents", status: .fail, finding: "no agent has announced itself to this controller",
                             evidence: "list_agents is empty",
-                            fix: "start aos-agent on the hosts; their [DEFAULT] transport_url and control_exchange must be the controller's")))
+                            fix: "start aos-agent on the hosts; their [DEFAULT] transport_url and control_exchange must be the controller's"
+                        )))
             }
         }
         let ask = hosts.filter { v.liveness(of: $0, now: start) != .down }
@@ -228,7 +237,8 @@ extension Controller {
                     "cluster",
                     CheckItem(
                         id: "agent_down", status: .fail, finding: "agent down: \(seen)",
-                        evidence: "no announcement for agent_down_after (\(formatSeconds(settings.liveness.downAfter))); check_host not sent",
+                        evidence:
+                            "no announcement for agent_down_after (\(formatSeconds(settings.liveness.downAfter))); check_host not sent",
                         fix: "on \(h): systemctl status aos-agent; journalctl -u aos-agent (is the host up, can it reach the broker?)"))
             } else if let answer {
                 roundTrip = answer.roundTrip.secondsValue
@@ -310,7 +320,8 @@ extension Controller {
                 fix: "on \(h): journalctl -u aos-agent; a hung LVM or sanlock command shows in ps (D state)")
         case .agentUnavailable?:
             return CheckItem(
-                id: "agent_not_answering", status: .fail, finding: "nothing listens on its queue (\(seen))", evidence: "\(e.code): \(e.message)",
+                id: "agent_not_answering", status: .fail, finding: "nothing listens on its queue (\(seen))",
+                evidence: "\(e.code): \(e.message)",
                 fix: "on \(h): systemctl status aos-agent (is it running and connected to this broker?)")
         default:
             return CheckItem(

@@ -53,7 +53,8 @@ struct Doctor: AsyncParsableCommand {
                 DoctorFindings.caller(
                     CheckItem(
                         id: "broker", status: .fail, finding: error.message, evidence: error.code,
-                        fix: "check [DEFAULT] transport_url (or --url), the broker's address and port, TLS settings, and that RabbitMQ runs")))
+                        fix: "check [DEFAULT] transport_url (or --url), the broker's address and port, TLS settings, and that RabbitMQ runs"
+                    )))
             finish(DoctorFindings.merge(result, caller: caller), json: global.json)
         }
         let user = (try? session.settings.messaging.amqpConfiguration().url.hosts.first?.username) ?? nil

@@ -114,7 +114,9 @@ enum DoctorFindings {
             out += "STATUS  " + pad("SOURCE", 10) + "  " + pad("HOST", hostWidth) + "  " + pad("ITEM", idWidth) + "  FINDING\n"
             let indent = String(repeating: " ", count: 8 + 10 + 2 + hostWidth + 2 + idWidth + 2)
             for i in shown {
-                out += pad(i.status.rawValue, 6) + "  " + pad(i.source, 10) + "  " + pad(i.host ?? "-", hostWidth) + "  " + pad(i.id, idWidth) + "  "
+                out +=
+                    pad(i.status.rawValue, 6) + "  " + pad(i.source, 10) + "  " + pad(i.host ?? "-", hostWidth) + "  " + pad(i.id, idWidth)
+                    + "  "
                     + i.finding + "\n"
                 if i.status != .pass {
                     if !i.evidence.isEmpty { out += indent + "evidence: " + i.evidence + "\n" }

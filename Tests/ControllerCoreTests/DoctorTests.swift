@@ -71,7 +71,8 @@ final class FakeCheckAgents: AgentCaller {
                 host: host, host_id: id, backend: "simulated", status: worst, items: items, clock: agentClock, elapsed_s: elapsedS
             ).wireValue()
         case .slow?:
-            throw ServiceError(.timedOut, "the agent on \(host) did not answer check_host within \(timeout)", details: ["host": .string(host)])
+            throw ServiceError(
+                .timedOut, "the agent on \(host) did not answer check_host within \(timeout)", details: ["host": .string(host)])
         case .old?:
             throw ServiceError(.unknownMethod, "the agent has no method 'check_host'", details: ["host": .string(host)])
         case .gone?, nil:
