@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from conftest import start_sim_agent
+from test_authorization import Deployment, dep, secured  # noqa: F401  (their fixtures: the secured deployment)
 from test_controller_e2e import wait_for
 
 pytestmark = pytest.mark.timeout(240)
@@ -185,3 +186,32 @@ def test_doctor_without_a_controller_is_a_failure(cluster: DoctorCluster) -> Non
     doc = json.loads(r.stdout)
     assert [f"{i['status']} {i['source']} {i['id']}" for i in doc["items"] if i["status"] != "PASS"] == [
         "WARN cluster clock_skew"]
+
+
+# ---- with per-role broker users and [auth] enforce = true (test_authorization's deployment) ----
+
+def test_doctor_checks_the_callers_role_and_permissions(dep: Deployment) -> None:  # noqa: F811
+    # As the operator (aos-admin): the broker let it publish and read its reply, the controller
+    # admitted it, and the agents admitted the controller's check_host.
+    r = dep.aosctl("--json", "doctor")
+    doc = json.loads(r.stdout)
+    items = {(i["source"], i["host"], i["id"]): i for i in doc["items"]}
+    assert items[("caller", None, "broker")]["status"] == "PASS", doc
+    assert "as user aos-admin" in items[("caller", None, "broker")]["finding"]
+    assert items[("caller", None, "broker_permissions")]["status"] == "PASS"
+    assert items[("controller", None, "auth_enforce")]["status"] == "PASS"
+    agents = {a["host"]: a for a in doc["agents"]}
+    assert agents[dep.host_a]["answered"] and agents[dep.host_b]["answered"], doc
+    assert not [i for i in doc["items"] if i["id"] in ("agent_refused", "caller_role")]
+    assert r.returncode in (0, 8, 9)
+    print(f"doctor as aos-admin: exit {r.returncode}, status {doc['status']}")
+
+    # As the Cinder driver's broker user: not an operator. Refused by the controller (the admin
+    # role) or by the broker (its permissions): either way a FAIL naming the caller's problem.
+    r = dep.aosctl("--json", "--timeout", "10", "doctor", user="aos-driver")
+    assert r.returncode == 9, r.stderr
+    doc = json.loads(r.stdout)
+    first = doc["items"][0]
+    print(f"doctor as aos-driver: {first['id']}: {first['finding']} ({first['evidence']})")
+    assert (first["source"], first["status"]) == ("caller", "FAIL")
+    assert first["id"] in ("caller_role", "broker_permissions"), first
