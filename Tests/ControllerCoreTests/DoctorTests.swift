@@ -19,6 +19,10 @@ final class FakeCheckAgents: AgentCaller {
         case gone
         /// An agent without check_host.
         case old
+        /// The agent refuses the controller (its [auth] does not know the controller's user).
+        case refusing
+        /// A reply that is not a check_host result.
+        case garbage
     }
     let behaviours: [String: Behaviour]
     let clock: FakeClock
@@ -75,6 +79,10 @@ final class FakeCheckAgents: AgentCaller {
                 .timedOut, "the agent on \(host) did not answer check_host within \(timeout)", details: ["host": .string(host)])
         case .old?:
             throw ServiceError(.unknownMethod, "the agent has no method 'check_host'", details: ["host": .string(host)])
+        case .refusing?:
+            throw ServiceError(.notAuthorized, "controller may not call check_host", details: ["host": .string(host)])
+        case .garbage?:
+            return ["host": .string(host), "host_id": "seven", "items": .null]
         case .gone?, nil:
             throw ServiceError(.agentUnavailable, "no agent is listening for host \(host)", details: ["host": .string(host)])
         }
@@ -257,6 +265,23 @@ final class FakeCheckAgents: AgentCaller {
         #expect(fewer.calls.last?.timeout == .seconds(9))
         _ = try await check(c2)
         #expect(fewer.calls.last?.timeout == ClusterCheck.defaultTimeout)
+    }
+
+    @Test func refusalsUnreadableRepliesAndLateAnnouncementsAreFindings() async throws {
+        let agents = FakeCheckAgents(
+            ["host-a": .refusing, "host-b": .garbage, "host-c": .answer(hostID: 3, skew: 0)], clock: clock, wall: wall)
+        let c = controller(agents)
+        try await announce(c, [("host-a", 1), ("host-b", 2), ("host-c", 3)])
+        clock.advance(.seconds(31))
+        try await announce(c, [("host-a", 1), ("host-b", 2)])
+        let r = try await check(c)
+        #expect(
+            problems(r) == [
+                "FAIL cluster host-a agent_refused", "FAIL cluster host-b check_failed", "WARN cluster host-c agent_stale",
+            ])
+        let unreadable = try #require(r.items.first { $0.id == "check_failed" })
+        #expect(unreadable.finding.contains("a result the controller cannot read"))
+        #expect(r.agents.first { $0.host == "host-b" }?.answered == false)
     }
 
     @Test func badArgumentsAreRefused() async throws {
