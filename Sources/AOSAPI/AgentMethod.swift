@@ -29,6 +29,9 @@ public enum AgentMethod: String, APIMethod {
     /// Records on an LV (tag `aos-released.<host>`) that `host`'s activation was released while
     /// that host's agent was down (evacuate); the returning agent does not restore it.
     case releaseLV = "release_lv"
+    /// The preflight check (`aos-agent check`) run now, with the agent's wall clock
+    /// (`aosctl doctor`; read-only).
+    case checkHost = "check_host"
 
     /// Methods that change LVM state; refused with `not_ready` until the boot sequence is done.
     public var isMutating: Bool {
@@ -36,7 +39,7 @@ public enum AgentMethod: String, APIMethod {
         case .createLV, .extendLV, .refreshLV, .deleteLV, .activateLV, .deactivateLV, .startLockspace, .recover, .copyLV,
             .cancelJob, .renameLV, .releaseLV:
             return true
-        case .lvInfo, .listLVs, .vgInfo, .lockStatus, .health, .listJobs, .jobInfo: return false
+        case .lvInfo, .listLVs, .vgInfo, .lockStatus, .health, .listJobs, .jobInfo, .checkHost: return false
         }
     }
 

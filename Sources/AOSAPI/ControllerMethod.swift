@@ -26,6 +26,8 @@ public enum ControllerMethod: String, APIMethod {
     /// full announcement I sent at `report_sent_at`" (issue 17: announcement size independent
     /// of the LVs held).
     case agentHeartbeat = "agent_heartbeat"
+    /// Every agent's check run now plus what the controller sees (`aosctl doctor`; admin only).
+    case checkCluster = "check_cluster"
 
     public var isMutating: Bool {
         switch self {
@@ -33,7 +35,7 @@ public enum ControllerMethod: String, APIMethod {
             .renameVolume:
             return true
         case .getVolume, .listVolumes, .poolStats, .listAgents, .lockStatus, .agentAnnounce, .agentHeartbeat, .listJobs,
-            .jobInfo:
+            .jobInfo, .checkCluster:
             return false
         }
     }
@@ -43,6 +45,7 @@ public enum ControllerMethod: String, APIMethod {
     public var traits: MethodTraits {
         switch self {
         case .agentAnnounce, .agentHeartbeat: return MethodTraits(callers: [.agent], mutating: false)
+        case .checkCluster: return MethodTraits(callers: [.admin], mutating: false)
         default: return MethodTraits(callers: [.driver, .admin], mutating: isMutating)
         }
     }

@@ -101,6 +101,10 @@ public enum CLIExitStatus: Int32, Sendable, CaseIterable {
     case unreachable = 5
     case timeout = 6
     case notAuthorized = 7
+    /// `aosctl doctor`: some item is WARN, none FAILs.
+    case warnings = 8
+    /// `aosctl doctor`: some item FAILs.
+    case failures = 9
 }
 
 extension ServiceError {

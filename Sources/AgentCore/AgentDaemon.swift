@@ -34,7 +34,12 @@ public enum AgentSimulationOptions {
         "agent", "simulated_latency_ms", type: .integer(min: 0, max: 600_000), default: .int(0),
         help: "Simulated backend only: milliseconds every simulated LVM command takes (demos, deadline tests).")
 
-    public static let options = [stateFile, vgSizeGB, latencyMS]
+    /// A test hook: a simulated host whose clock is off (`check_host`, `aosctl doctor`).
+    public static let clockOffset = OptionSpec(
+        "agent", "simulated_clock_offset_s", type: .integer(min: -86_400, max: 86_400), default: .int(0),
+        help: "Simulated backend only: seconds added to the wall clock this agent reports in check_host (tests of aosctl doctor).")
+
+    public static let options = [stateFile, vgSizeGB, latencyMS, clockOffset]
 
     /// `AgentOptions.schema` plus the simulation options: what `aos-agent` reads.
     public static let agentSchema = AgentOptions.schema.merging(
@@ -122,7 +127,7 @@ public final class AgentDaemon: Sendable {
 
         let notifier = SystemdNotifier(environment: environment)
         self.notifier = notifier
-        let serviceConfig = AgentServiceConfiguration(
+        var serviceConfig = AgentServiceConfiguration(
             host: m.host, hostId: hostId, volumeGroups: settings.volumeGroups, stateDirectory: settings.stateDir,
             maxConcurrentLVM: settings.maxConcurrentLVM,
             // The schema admits only VolumeClear's raw values.
@@ -130,6 +135,7 @@ public final class AgentDaemon: Sendable {
             volumeClearSizeMiB: settings.volumeClearSizeMiB, pvWaitTimeout: .seconds(settings.pvWaitTimeout),
             lvNames: LVNamePolicy(settings.lvNamePatterns), maxConcurrentJobs: settings.maxConcurrentJobs,
             volumeCopyBpsLimit: UInt64(clamping: settings.volumeCopyBpsLimit))
+        serviceConfig.hostCheck = Self.hostCheck(c, settings: settings, environment: environment)
         do {
             service = try AgentService(
                 configuration: serviceConfig, backend: backend, dm: dm, hypervisor: hypervisor, logger: logger,

@@ -86,6 +86,9 @@ extension AgentService {
         case .health:
             _ = try decode(NoArguments.self, args, m)
             return try healthReport().wireValue()
+        case .checkHost:
+            _ = try decode(NoArguments.self, args, m)
+            return try await checkHost().wireValue()
         case .recover:
             let r = try decode(RecoverRequest.self, args, m)
             let vg = try servedVG(m, r.vg)

@@ -59,6 +59,8 @@ public struct AgentServiceConfiguration: Sendable {
     public var volumeCopyBpsLimit: UInt64
     /// Bytes a job moves per step (one dd); progress and cancellation happen between steps.
     public var jobChunkBytes: UInt64
+    /// What `check_host` runs (PreflightNow.swift); the daemon sets it for its backend.
+    public var hostCheck: HostCheckSource = .unconfigured
 
     public init(
         host: String, hostId: Int, volumeGroups: [String], stateDirectory: String,

@@ -14,6 +14,8 @@ public struct ControllerSettings: Sendable {
     /// An announcement whose `sent_at` is further than this from the controller's clock is
     /// refused: a forged or replayed report must not pin a host's state ([auth] max_clock_skew).
     public var maxClockSkew: Duration = .seconds(60)
+    /// The controller's own configuration items (`check_cluster`; ClusterCheck.swift).
+    public var selfCheck: [CheckItem] = []
 
     public init(agentResponseTimeout: Duration, liveness: LivenessPolicy, preferredHosts: [String] = []) {
         self.agentResponseTimeout = agentResponseTimeout
@@ -117,6 +119,7 @@ public final class Controller: Sendable {
         case .jobInfo: return try await jobInfo(request(ClusterJobRequest.self), deadline: deadline).wireValue()
         case .cancelJob: return try await cancelJob(request(ClusterJobRequest.self), deadline: deadline).wireValue()
         case .renameVolume: return try await renameVolume(request(RenameVolumeRequest.self), deadline: deadline).wireValue()
+        case .checkCluster: return try await checkCluster(request(CheckClusterRequest.self), deadline: deadline).wireValue()
         }
     }
 }

@@ -39,6 +39,7 @@ public struct ControllerService: Sendable {
                 downAfter: .seconds(settings.agentDownAfter)),
             preferredHosts: settings.preferredHosts)
         controllerSettings.maxClockSkew = .seconds(settings.auth.maxClockSkew)
+        controllerSettings.selfCheck = ClusterCheck.controllerItems(settings)
         controller = Controller(caller: caller, settings: controllerSettings, logger: logger)
         var options = RPCServer.Options()
         options.flavor = flavor
