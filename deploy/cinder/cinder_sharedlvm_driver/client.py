@@ -164,7 +164,9 @@ class ControllerClient:
                 raise sl_exc.ControllerUnreachable(
                     data=f"Cannot {what}: aos-controller stopped answering {method}: no heartbeat "
                          f"for {self.call_monitor_timeout} s (agent_call_monitor_timeout; gave up "
-                         f"after {waited:.0f} s of {timeout} s). Check that aos-controller runs "
+                         f"after {waited:.0f} s of {timeout} s). The request was sent: it may have "
+                         f"run or still run (a restarted controller takes requests left in its "
+                         f"queue); look at the volume before retrying. Check that aos-controller runs "
                          f"('systemctl status aos-controller') on topic '{self.topic}' at "
                          f"{self.url_for_humans}.") from None
             raise sl_exc.ControllerUnreachable(
