@@ -49,6 +49,13 @@ extension RPCServer {
             RPCMetrics.count(method: methodLabel, code: "expired")
             return nil
         }
+        if RPCDeadline.startByPassed(request.context) {
+            logger.warning(
+                "not executing a request whose caller's call monitor has given up (aos_start_by passed)",
+                metadata: ["method": "\(request.method)", "msg_id": "\(request.msgID ?? "-")"])
+            RPCMetrics.count(method: methodLabel, code: "expired")
+            return nil
+        }
         var heartbeat: Task<Void, Never>?
         if let msgID = request.msgID, let replyQ = request.replyQueue, let t = request.monitorTimeout {
             let interval = Int(t / 2)  // decode keeps `t` finite and bounded

@@ -236,3 +236,43 @@ def test_first_heartbeat_keeps_a_request_that_waited_in_the_queue(spawn, amqp_ur
     assert not th.is_alive(), "the call hung"
     print(f"\nrequest queued 3.5 s, method 4 s, monitor 6 s: {outcome}")
     assert outcome.get("result") == "slept 4.0", outcome
+
+
+def test_request_left_in_the_queue_past_its_start_by_is_not_run(spawn, amqp_url: str, oslo_transport,
+                                                               unique_topic: str) -> None:
+    """A request whose context says by when a server must take it (aos_start_by, which the
+    Cinder driver sets to publish + call_monitor_timeout - 2 s) and that waited in the queue
+    past that (its server stopped) is not run: its caller's monitor has given up on it, and was
+    told it failed. Before the fix a server restarted within the request's TTL ran it anyway."""
+    from peers import READY
+
+    server = spawn("aos-rpc-peer", "serve", "--url", amqp_url, "--topic", unique_topic,
+                   "--server", "swift-peer", ready=READY)
+    client = oslo_messaging.get_rpc_client(oslo_transport, oslo_messaging.Target(topic=unique_topic),
+                                           timeout=30, call_monitor_timeout=3)
+    # Taken in time: runs.
+    client.call({"aos_start_by": time.time() + 1}, "record", z="in-time")
+    server.signal(signal.SIGSTOP)
+    outcome: dict[str, Any] = {}
+
+    def call() -> None:
+        try:
+            outcome["result"] = client.call({"aos_start_by": time.time() + 1}, "record", z="late")
+        except Exception as e:  # noqa: BLE001 - asserted below
+            outcome["error"] = e
+
+    t0 = time.monotonic()
+    th = threading.Thread(target=call, daemon=True)
+    try:
+        th.start()
+        poll(lambda: time.monotonic() - t0 >= 2.5, 4)
+    finally:
+        server.signal(signal.SIGCONT)
+    th.join(timeout=40)
+    assert not th.is_alive(), "the call hung"
+    assert isinstance(outcome.get("error"), oslo_messaging.MessagingTimeout), outcome
+    # Once the server has run what came after it, the late request shows whether it ran.
+    client.call({}, "record", z="after")
+    got = client.call({}, "recorded")
+    assert {"z": "in-time"} in got and {"z": "after"} in got, got
+    assert {"z": "late"} not in got, f"a request taken after its aos_start_by ran: {got}"
