@@ -17,7 +17,9 @@ until the first answer after the restart.
 
 Also here: the Swift RPC server's first heartbeat comes 1 s after it takes a request, not half
 the monitor time later: a request that waited in the queue while its server was stopped or
-restarting is kept alive instead of being given up by its caller while it runs."""
+restarting is kept alive instead of being given up by its caller while it runs; and a request
+taken after its `aos_start_by` (the Cinder driver's: publish + call monitor - 2 s) is not run,
+its caller having been told it failed."""
 
 from __future__ import annotations
 
