@@ -71,10 +71,16 @@ public enum AgentOptions {
             "Largest request body the agent takes; a larger one is refused with a ValueError (an agent's requests are a few hundred bytes)."
     )
 
+    public static let riskStaleWritesWithoutWatchdog = OptionSpec(
+        "agent", "risk_stale_writes_without_watchdog", type: .boolean, default: .bool(false),
+        help:
+            "Start although fencing is configured (lvm.conf lvmlockctl_kill_command) and wdmd is not running. Without the watchdog, a host whose lease expired and whose fence failed keeps writing to LVs another host may activate: true accepts that risk (the start check then warns instead of failing)."
+    )
+
     public static let options: [OptionSpec] = [
         volumeGroups, stateDir, lvmTimeout, maxConcurrentLVM, announceInterval, fullAnnounceEvery, pvWaitTimeout,
         lvmBackend, lvmlocalConf, logLevel, volumeClear, volumeClearSize, maxConcurrentJobs, volumeCopyBpsLimit,
-        controllerTopic, libvirtURI, lvNamePattern, maxRequestBytes,
+        controllerTopic, libvirtURI, lvNamePattern, maxRequestBytes, riskStaleWritesWithoutWatchdog,
     ]
 
     /// Everything `aos-agent` reads. Other programs' sections in the same file are tolerated.
@@ -116,6 +122,7 @@ public enum AgentOptions {
         public var controllerTopic: String
         public var libvirtURI: String
         public var lvNamePatterns: [String]
+        public var riskStaleWritesWithoutWatchdog: Bool
 
         public init(_ c: Configuration) {
             messaging = CommonOptions.Messaging(c)
@@ -139,6 +146,7 @@ public enum AgentOptions {
             controllerTopic = c.string(AgentOptions.controllerTopic)
             libvirtURI = c.string(AgentOptions.libvirtURI)
             lvNamePatterns = c.list(AgentOptions.lvNamePattern)
+            riskStaleWritesWithoutWatchdog = c.bool(AgentOptions.riskStaleWritesWithoutWatchdog)
         }
     }
 }

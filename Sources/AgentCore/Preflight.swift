@@ -113,6 +113,8 @@ public struct PreflightExpectations: Sendable, Hashable {
     public var agentLVMLocalConf: String
     /// `--host-id` given to the agent, if any.
     public var hostIdOverride: Int?
+    /// `[agent] risk_stale_writes_without_watchdog`: no wdmd with fencing configured is a WARN, not a FAIL.
+    public var riskStaleWritesWithoutWatchdog = false
     /// The first words of lvm.conf's lvmlockctl_kill_command that count as ours: a program
     /// whose name is `aos-agent`, then `fence`.
     public static let fenceProgram = "aos-agent"

@@ -46,7 +46,7 @@ public enum Preflight {
         items.append(kill)
         items.append(contentsOf: await multipath(host: host, pvPaths: ours))
         items.append(await iscsi(host: host))
-        items.append(watchdog(host: host, fencingArmed: kill.status == .pass))
+        items.append(watchdog(host: host, fencingArmed: kill.status == .pass, risked: expect.riskStaleWritesWithoutWatchdog))
         return PreflightReport(items: items)
     }
 
@@ -263,16 +263,33 @@ public enum Preflight {
         return pid
     }
 
-    static func watchdog(host: some PreflightHost, fencingArmed: Bool) -> PreflightItem {
+    /// With fencing configured (the kill command), a missing wdmd is a blocking FAIL unless
+    /// `risked` (`[agent] risk_stale_writes_without_watchdog`): the fence is then the only thing
+    /// between a lost lease and writes to LVs another host may activate, and it can fail
+    /// (multipath queueing, a stuck device). Without fencing it stays a WARN: that host is
+    /// unprotected either way, and the kill_command item says so.
+    static func watchdog(host: some PreflightHost, fencingArmed: Bool, risked: Bool = false) -> PreflightItem {
         if let pid = pidRunning(host, pidFile: wdmdPidFile) {
             return PreflightItem(id: "watchdog", status: .pass, finding: "wdmd runs (pid \(pid))", evidence: wdmdPidFile)
         }
+        let finding = "wdmd is not running: a host whose lease expired and whose fence failed keeps writing"
+        let fix = "start wdmd (systemctl enable --now wdmd) with a watchdog device, and sanlock with its watchdog on (-w 1)"
+        guard fencingArmed else {
+            return PreflightItem(
+                id: "watchdog", status: .warn, finding: finding + " (and no kill command either)",
+                evidence: "\(wdmdPidFile): no running pid", fix: fix)
+        }
+        if risked {
+            return PreflightItem(
+                id: "watchdog", status: .warn,
+                finding: finding + " (the kill command is the only fence; accepted by risk_stale_writes_without_watchdog)",
+                evidence: "\(wdmdPidFile): no running pid; [agent] risk_stale_writes_without_watchdog = true", fix: fix)
+        }
         return PreflightItem(
-            id: "watchdog", status: .warn,
-            finding: "wdmd is not running: a host whose lease expired and whose fence failed keeps writing"
-                + (fencingArmed ? " (the kill command is the only fence)" : " (and no kill command either)"),
+            id: "watchdog", status: .fail,
+            finding: finding + " (fencing is configured and the kill command is the only fence)",
             evidence: "\(wdmdPidFile): no running pid",
-            fix: "start wdmd (systemctl enable --now wdmd) with a watchdog device, and sanlock with its watchdog on (-w 1)")
+            fix: fix + "; or accept the risk: [agent] risk_stale_writes_without_watchdog = true", blocking: true)
     }
 
     // MARK: - PVs and their paths

@@ -8,9 +8,11 @@ extension Preflight {
     /// What the agent's configuration expects of the host.
     public static func expectations(_ settings: AgentOptions.Settings, hostIdOverride: Int?, lvmDirectory: String) -> PreflightExpectations
     {
-        PreflightExpectations(
+        var expect = PreflightExpectations(
             volumeGroups: settings.volumeGroups, lvmDirectory: lvmDirectory, agentLVMLocalConf: settings.lvmlocalConf,
             hostIdOverride: hostIdOverride)
+        expect.riskStaleWritesWithoutWatchdog = settings.riskStaleWritesWithoutWatchdog
+        return expect
     }
 
     /// LVM's configuration directory: `LVM_SYSTEM_DIR` as LVM reads it, else /etc/lvm.

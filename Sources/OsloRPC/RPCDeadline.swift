@@ -21,6 +21,19 @@ public enum RPCDeadline {
         return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
     }
 
+    /// The context key of the wall-clock time (Unix seconds) by which a server must take the
+    /// request, or its caller's call monitor has given up on it: no heartbeat can reach the
+    /// caller in time. The Cinder driver sets it (publish + call_monitor_timeout - 2 s; the
+    /// first heartbeat comes 1 s after a server takes a request), so that a request left in the
+    /// queue while its server was down is not run after its caller was told it failed.
+    public static let startByKey = "aos_start_by"
+
+    /// Whether the context's `aos_start_by` has passed (with `skewAllowance`); false when absent/invalid.
+    public static func startByPassed(_ context: [String: JSONValue], wallNow: Double = wallClockNow()) -> Bool {
+        guard let unix = context[startByKey]?.doubleValue, unix.isFinite, unix > 0 else { return false }
+        return wallNow > unix + 0.5  // skewAllowance
+    }
+
     /// The deadline on this process's monotonic clock, or nil when absent/invalid.
     public static func instant(
         from context: [String: JSONValue],

@@ -49,15 +49,28 @@ extension RPCServer {
             RPCMetrics.count(method: methodLabel, code: "expired")
             return nil
         }
+        if RPCDeadline.startByPassed(request.context) {
+            logger.warning(
+                "not executing a request whose caller's call monitor has given up (aos_start_by passed)",
+                metadata: ["method": "\(request.method)", "msg_id": "\(request.msgID ?? "-")"])
+            RPCMetrics.count(method: methodLabel, code: "expired")
+            return nil
+        }
         var heartbeat: Task<Void, Never>?
         if let msgID = request.msgID, let replyQ = request.replyQueue, let t = request.monitorTimeout {
             let interval = Int(t / 2)  // decode keeps `t` finite and bounded
             if interval >= 1 {
+                // The first heartbeat goes out after 1 s, not half the monitor time: the caller's
+                // monitor started at its publish, and a request that waited in the queue (its server
+                // restarting) would be given up by the caller while it runs here. (Not at once: a
+                // call answered within 1 s needs none, and a late one only makes oslo log.)
                 heartbeat = Task {
+                    var wait = Duration.seconds(1)
                     while !Task.isCancelled {
-                        try? await Task.sleep(for: .seconds(interval))
+                        try? await Task.sleep(for: wait)
                         if Task.isCancelled { break }
                         await self.replies.send(.heartbeat(msgID: msgID, uniqueID: makeUUIDHex()), to: replyQ, retry: false)
+                        wait = .seconds(interval)
                     }
                 }
             } else {

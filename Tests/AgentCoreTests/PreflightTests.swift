@@ -255,13 +255,39 @@ let seedExpect = PreflightExpectations(volumeGroups: ["vg01"])
         h.files["/run/wdmd/wdmd.pid"] = nil
         let r = await Preflight.run(host: h, expect: seedExpect)
         let json = r.json
-        #expect(json.objectValue?["status"]?.stringValue == "WARN")
+        #expect(json.objectValue?["status"]?.stringValue == "FAIL")
         let items = json.objectValue?["items"]?.arrayValue ?? []
         #expect(items.count == 11)
         let wd = items.first { $0.objectValue?["id"]?.stringValue == "watchdog" }?.objectValue
-        #expect(wd?["status"]?.stringValue == "WARN")
-        #expect(wd?["blocking"]?.boolValue == false)
+        #expect(wd?["status"]?.stringValue == "FAIL")
+        #expect(wd?["blocking"]?.boolValue == true)
         #expect(wd?["evidence"]?.stringValue == "/run/wdmd/wdmd.pid: no running pid")
+    }
+
+    /// Fencing configured (the seed's kill command) and no wdmd: the fence is the only thing
+    /// between a lost lease and stale writes, so the start check fails and the agent stops,
+    /// unless [agent] risk_stale_writes_without_watchdog accepts that (then a WARN).
+    @Test func watchdogRequiredWhereFencingIsConfigured() async {
+        var h = seedHost()
+        h.files["/run/wdmd/wdmd.pid"] = nil
+        let r = await Preflight.atStart(host: h, expect: seedExpect, wait: .zero)
+        #expect(r.item("kill_command")?.status == .pass)
+        #expect(r.item("watchdog")?.status == .fail)
+        #expect(r.blocking.map(\.id) == ["watchdog"])
+        #expect(r.item("watchdog")?.fix.hasSuffix("risk_stale_writes_without_watchdog = true") == true)
+        // A stale pid file (wdmd died) is the same as none.
+        h.files["/run/wdmd/wdmd.pid"] = "999\n"
+        #expect(await Preflight.run(host: h, expect: seedExpect).item("watchdog")?.status == .fail)
+        // Accepted by the option: a WARN that names it, nothing blocks.
+        var risked = seedExpect
+        risked.riskStaleWritesWithoutWatchdog = true
+        let w = await Preflight.atStart(host: h, expect: risked, wait: .zero)
+        #expect(w.item("watchdog")?.status == .warn)
+        #expect(w.item("watchdog")?.finding.hasSuffix("accepted by risk_stale_writes_without_watchdog)") == true)
+        #expect(w.blocking.isEmpty)
+        // wdmd running: PASS whatever the option says.
+        h.files["/run/wdmd/wdmd.pid"] = "812\n"
+        #expect(await Preflight.run(host: h, expect: risked).item("watchdog")?.status == .pass)
     }
 
     /// The real file reader with a root prefix, on files written to a temporary directory.

@@ -38,6 +38,8 @@ def test_stopped_controller_is_noticed_by_the_call_monitor(cinder_env, private_c
               f"noticed after {took:.1f} s")
         text = str(info.value)
         assert "no heartbeat" in text and "agent_call_monitor_timeout" in text, text
+        # The request was sent: the caller must not take the error for "nothing happened".
+        assert "may have run or still be running" in text, text
         # Generous: the point is "about the monitor's time", not the 2888 s timeout.
         assert took < 2888 / 10
         # Back from SIGSTOP, the controller answers again.
@@ -51,3 +53,30 @@ def test_zero_disables_the_monitor(cinder_env):
         cinder_env.CONF, "amqp://guest:guest@127.0.0.1:1/", topic="t", exchange="openstack",
         response_timeout=10, query_timeout=10, vg=VG, call_monitor_timeout=0)
     assert client.call_monitor_timeout is None
+
+
+def test_calls_carry_the_time_by_which_the_controller_must_take_them(cinder_env):
+    """The monitor gives up on a request no controller took in time; aos_start_by (publish +
+    monitor - 2 s) tells a controller restarted later not to run it (Tests/interop/
+    test_chaos_controller.py shows the server side)."""
+    sent: list[dict] = []
+
+    class FakeClient:
+        def prepare(self, **_kw):
+            return self
+
+        def call(self, ctxt, method, **kwargs):
+            sent.append(dict(ctxt))
+            return {"agents": []}
+
+    for monitor, expected in ((MONITOR, True), (2, False), (0, False)):
+        client = sl_client.ControllerClient(
+            cinder_env.CONF, "amqp://guest:guest@127.0.0.1:1/", topic="t", exchange="openstack",
+            response_timeout=2888, query_timeout=2888, vg=VG, call_monitor_timeout=monitor)
+        client._rpc_client = lambda: FakeClient()  # type: ignore[method-assign]
+        before = time.time()
+        client.list_agents(what="list agents")
+        ctxt = sent[-1]
+        assert (sl_client.START_BY_KEY in ctxt) == expected, (monitor, ctxt)
+        if expected:
+            assert before + MONITOR - 2 <= ctxt[sl_client.START_BY_KEY] <= time.time() + MONITOR - 2

@@ -411,103 +411,117 @@ def _run_load(queues: str, transport: Any, hosts: list[str], fault: Any, tag: st
 
 def test_agent_partitioned_under_calls(spawn, amqp_url: str, broker_env, tmp_path: Path, oslo_transport) -> None:
     """Host A's agent reaches the broker through a proxy that goes silent (a partition: no
-    reset, packets into a black hole). What must hold: the controller marks A down and then
-    fails calls for A at once; a call that was waiting when A went down says the request may
-    still run; nobody else gets A's exclusive lock meanwhile; after the link is back A is alive,
-    its LV still held by A alone, and the figures say when the waiting request ran."""
+    reset, packets into a black hole). What must hold: see partition_scenario."""
     from peers import FreezableProxy
 
     port = int(broker_env["AOS_TEST_AMQP_URL"].rsplit(":", 1)[1].strip("/"))
     proxy = FreezableProxy(port)
     conf = tmp_path / "empty.conf"
     conf.write_text("")
-    tag = uuid.uuid4().hex[:6]
-    a, b = f"part-a-{tag}", f"part-b-{tag}"
+
+    def start_a(host: str) -> Any:
+        return start_sim_agent(spawn, conf, tmp_path, host, 1, VG,
+                               "--set", f"DEFAULT.transport_url=amqp://guest:guest@127.0.0.1:{proxy.port}/")
+
     try:
-        start_sim_agent(spawn, conf, tmp_path, a, 1, VG,
-                        "--set", f"DEFAULT.transport_url=amqp://guest:guest@127.0.0.1:{proxy.port}/")
-        start_sim_agent(spawn, conf, tmp_path, b, 2, VG, "--set", f"DEFAULT.transport_url={amqp_url}")
-        spawn("aos-controller", "--config", conf, *controller_args(f"ctl-{tag}"),
-              "--set", f"DEFAULT.transport_url={amqp_url}", "--set", f"controller.preferred_hosts={b}",
-              ready="READY", timeout=30)
-        ctl = oslo_messaging.get_rpc_client(
-            oslo_transport, oslo_messaging.Target(topic=CONTROLLER_TOPIC, version="1.0"), timeout=30)
-
-        def call(method: str, **kw: Any) -> Any:
-            return ctl.call({"request_id": f"req-{uuid.uuid4()}"}, method, **kw)
-
-        def status(h: str) -> str | None:
-            return next((x["status"] for x in call("list_agents")["agents"] if x["host"] == h), None)
-
-        def holders(name: str) -> set[tuple[str, str]]:
-            return {(x["host"], x["mode"]) for x in call("get_volume", vg=VG, name=name)["active_on"]}
-
-        assert poll(lambda: status(a) == "alive" and status(b) == "alive", 30), "agents never alive"
-        held, waiting = f"volume-held-{tag}", f"volume-wait-{tag}"
-        for name in (held, waiting):
-            call("create_volume", vg=VG, name=name, size_gb=1)
-        call("activate_volume", vg=VG, name=held, host=a, mode="exclusive")
-
-        proxy.freeze()
-        t_cut = time.monotonic()
-        # A call that is waiting when A goes down.
-        outcome: dict[str, Any] = {}
-
-        def waiting_call() -> None:
-            try:
-                outcome["result"] = call("activate_volume", vg=VG, name=waiting, host=a, mode="exclusive")
-            except oslo_messaging.RemoteError as e:
-                outcome["error"] = e
-            outcome["after"] = time.monotonic() - t_cut
-
-        th = threading.Thread(target=waiting_call, daemon=True)
-        th.start()
-        assert poll(lambda: status(a) == "down", 30), f"{a} never marked down"
-        t_down = time.monotonic() - t_cut
-        th.join(timeout=30)
-        assert not th.is_alive(), "the call waiting for the partitioned agent hung"
-        err = outcome.get("error")
-        assert err is not None and err.exc_type == "AgentUnavailable", outcome
-        assert "may still run" in err.value, err.value
-
-        t0 = time.monotonic()
-        with pytest.raises(oslo_messaging.RemoteError) as fast:
-            call("activate_volume", vg=VG, name=waiting, host=a, mode="exclusive")
-        fail_fast = time.monotonic() - t0
-        assert fast.value.exc_type == "AgentUnavailable" and "not sent" in fast.value.value, fast.value.value
-        # A deactivation for the down host is recorded as released (evacuate: docs/cinder.md), not run.
-        released = call("deactivate_volume", vg=VG, name=held, host=a)
-        assert released.get("released") is True, released
-        # Nobody takes A's exclusive lock while A is cut off.
-        with pytest.raises(oslo_messaging.RemoteError) as doubled:
-            call("activate_volume", vg=VG, name=held, host=b, mode="exclusive")
-        assert doubled.value.exc_type == "LockedByOtherHost", doubled.value.value
-
-        poll(lambda: time.monotonic() - t_cut >= 10, 11)
-        proxy.thaw()
-        t_thaw = time.monotonic()
-        assert poll(lambda: status(a) == "alive", 60), f"{a} never came back"
-        back = time.monotonic() - t_thaw
-        assert poll(lambda: holders(held) == {(a, "exclusive")}, 15), holders(held)
-        ran = poll(lambda: (a, "exclusive") in holders(waiting), 15)
-        ran_after = time.monotonic() - t_thaw if ran else None
-        rows = [
-            ("partition: controller marked the agent down after", f"{t_down:.1f} s"),
-            ("partition: the waiting call failed (may still run) after", f"{outcome['after']:.1f} s"),
-            ("partition: a call for the down agent failed in", f"{fail_fast * 1000:.0f} ms"),
-            ("partition: deactivate for the down agent", "released (tag by the live agent), not run"),
-            ("partition: exclusive lock taken by another host meanwhile", "no (LockedByOtherHost)"),
-            ("partition: agent alive again after the link came back", f"{back:.1f} s"),
-            ("partition: the waiting request ran after the link came back",
-             "no" if ran_after is None else f"yes, within {ran_after:.1f} s (the error said it might)"),
-        ]
-        print("\n" + "\n".join(f"| {k} | {v} |" for k, v in rows))
-        report = os.environ.get("AOS_CHAOS_REPORT")
-        if report:
-            with open(report, "a") as f:
-                f.write("\n".join(f"| {k} | {v} |" for k, v in rows) + "\n\n")
+        partition_scenario(spawn, amqp_url, tmp_path, oslo_transport, start_a, proxy.freeze, proxy.thaw,
+                           "partition")
     finally:
         proxy.close()
+
+
+def partition_scenario(spawn: Any, amqp_url: str, tmp_path: Path, oslo_transport: Any, start_a: Any,
+                       cut: Any, heal: Any, label: str) -> None:
+    """Host A's agent (started by start_a(host), its link to the broker cut by cut() and healed by
+    heal()); host B and the controller reach the broker directly. What must hold: the controller
+    marks A down and then fails calls for A at once; a call that was waiting when A went down says
+    the request may still run; nobody else gets A's exclusive lock meanwhile; after the link is
+    back A is alive, its LV still held by A alone, and the figures say when the waiting request ran."""
+    conf = tmp_path / "empty.conf"
+    conf.write_text("")
+    tag = uuid.uuid4().hex[:6]
+    a, b = f"part-a-{tag}", f"part-b-{tag}"
+    start_a(a)
+    start_sim_agent(spawn, conf, tmp_path, b, 2, VG, "--set", f"DEFAULT.transport_url={amqp_url}")
+    spawn("aos-controller", "--config", conf, *controller_args(f"ctl-{tag}"),
+          "--set", f"DEFAULT.transport_url={amqp_url}", "--set", f"controller.preferred_hosts={b}",
+          ready="READY", timeout=30)
+    ctl = oslo_messaging.get_rpc_client(
+        oslo_transport, oslo_messaging.Target(topic=CONTROLLER_TOPIC, version="1.0"), timeout=30)
+
+    def call(method: str, **kw: Any) -> Any:
+        return ctl.call({"request_id": f"req-{uuid.uuid4()}"}, method, **kw)
+
+    def status(h: str) -> str | None:
+        return next((x["status"] for x in call("list_agents")["agents"] if x["host"] == h), None)
+
+    def holders(name: str) -> set[tuple[str, str]]:
+        return {(x["host"], x["mode"]) for x in call("get_volume", vg=VG, name=name)["active_on"]}
+
+    assert poll(lambda: status(a) == "alive" and status(b) == "alive", 30), "agents never alive"
+    held, waiting = f"volume-held-{tag}", f"volume-wait-{tag}"
+    for name in (held, waiting):
+        call("create_volume", vg=VG, name=name, size_gb=1)
+    call("activate_volume", vg=VG, name=held, host=a, mode="exclusive")
+
+    cut()
+    t_cut = time.monotonic()
+    # A call that is waiting when A goes down.
+    outcome: dict[str, Any] = {}
+
+    def waiting_call() -> None:
+        try:
+            outcome["result"] = call("activate_volume", vg=VG, name=waiting, host=a, mode="exclusive")
+        except oslo_messaging.RemoteError as e:
+            outcome["error"] = e
+        outcome["after"] = time.monotonic() - t_cut
+
+    th = threading.Thread(target=waiting_call, daemon=True)
+    th.start()
+    assert poll(lambda: status(a) == "down", 30), f"{a} never marked down"
+    t_down = time.monotonic() - t_cut
+    th.join(timeout=30)
+    assert not th.is_alive(), "the call waiting for the partitioned agent hung"
+    err = outcome.get("error")
+    assert err is not None and err.exc_type == "AgentUnavailable", outcome
+    assert "may still run" in err.value, err.value
+
+    t0 = time.monotonic()
+    with pytest.raises(oslo_messaging.RemoteError) as fast:
+        call("activate_volume", vg=VG, name=waiting, host=a, mode="exclusive")
+    fail_fast = time.monotonic() - t0
+    assert fast.value.exc_type == "AgentUnavailable" and "not sent" in fast.value.value, fast.value.value
+    # A deactivation for the down host is recorded as released (evacuate: docs/cinder.md), not run.
+    released = call("deactivate_volume", vg=VG, name=held, host=a)
+    assert released.get("released") is True, released
+    # Nobody takes A's exclusive lock while A is cut off.
+    with pytest.raises(oslo_messaging.RemoteError) as doubled:
+        call("activate_volume", vg=VG, name=held, host=b, mode="exclusive")
+    assert doubled.value.exc_type == "LockedByOtherHost", doubled.value.value
+
+    poll(lambda: time.monotonic() - t_cut >= 10, 11)
+    heal()
+    t_thaw = time.monotonic()
+    assert poll(lambda: status(a) == "alive", 60), f"{a} never came back"
+    back = time.monotonic() - t_thaw
+    assert poll(lambda: holders(held) == {(a, "exclusive")}, 15), holders(held)
+    ran = poll(lambda: (a, "exclusive") in holders(waiting), 15)
+    ran_after = time.monotonic() - t_thaw if ran else None
+    rows = [
+        (f"{label}: controller marked the agent down after", f"{t_down:.1f} s"),
+        (f"{label}: the waiting call failed (may still run) after", f"{outcome['after']:.1f} s"),
+        (f"{label}: a call for the down agent failed in", f"{fail_fast * 1000:.0f} ms"),
+        (f"{label}: deactivate for the down agent", "released (tag by the live agent), not run"),
+        (f"{label}: exclusive lock taken by another host meanwhile", "no (LockedByOtherHost)"),
+        (f"{label}: agent alive again after the link came back", f"{back:.1f} s"),
+        (f"{label}: the waiting request ran after the link came back",
+         "no" if ran_after is None else f"yes, within {ran_after:.1f} s (the error said it might)"),
+    ]
+    print("\n" + "\n".join(f"| {k} | {v} |" for k, v in rows))
+    report = os.environ.get("AOS_CHAOS_REPORT")
+    if report:
+        with open(report, "a") as f:
+            f.write("\n".join(f"| {k} | {v} |" for k, v in rows) + "\n\n")
 
 
 # ---- an agent killed (SIGKILL) at random points under load -------------------------------------

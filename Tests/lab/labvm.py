@@ -265,6 +265,9 @@ class Guest:
             "pv_wait_timeout = 300\n"
             # No libvirt in the guests: lockspace recovery (aosctl recover) has no VMs to stop.
             "libvirt_uri =\n"
+            # No watchdog device in the guests (sanlock -w 0, no wdmd): an agent started while
+            # lab-fence is on would refuse to start without this (issue 15, docs/operations.md).
+            "risk_stale_writes_without_watchdog = true\n"
             "log_level = debug\n"
             + extra
             # The lab tests LVM, not the broker's trust model (Tests/interop/test_authorization.py does).

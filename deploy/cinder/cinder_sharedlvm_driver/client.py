@@ -87,6 +87,11 @@ def _request_context() -> dict[str, Any]:
     return out
 
 
+# Context key (Sources/OsloRPC/RPCDeadline.swift): the wall-clock time by which the controller
+# must take a request, or it does not run it.
+START_BY_KEY = "aos_start_by"
+
+
 class ControllerClient:
     """Calls aos-controller; every failure becomes a `SharedLVMError` subclass."""
 
@@ -153,6 +158,11 @@ class ControllerClient:
         ctxt = _request_context()
         if self._signer is not None:
             ctxt[signing.CONTEXT_KEY] = self._signer.sign(self.topic, method, args, version=API_VERSION)
+        if self.call_monitor_timeout is not None and self.call_monitor_timeout >= 3:
+            # The monitor gives up on a request no server took in time (no heartbeat came): the
+            # controller must not run it later (restarted, it takes what is left in its queue).
+            # Its first heartbeat comes 1 s after it takes a request: 2 s of margin.
+            ctxt[START_BY_KEY] = time.time() + self.call_monitor_timeout - 2
         started = time.monotonic()
         try:
             result = client.call(ctxt, method, **args)
@@ -164,7 +174,9 @@ class ControllerClient:
                 raise sl_exc.ControllerUnreachable(
                     data=f"Cannot {what}: aos-controller stopped answering {method}: no heartbeat "
                          f"for {self.call_monitor_timeout} s (agent_call_monitor_timeout; gave up "
-                         f"after {waited:.0f} s of {timeout} s). Check that aos-controller runs "
+                         f"after {waited:.0f} s of {timeout} s). The request was sent: it may have "
+                         f"run or still be running on an agent (a controller that took it passed it "
+                         f"on); look at the volume before retrying. Check that aos-controller runs "
                          f"('systemctl status aos-controller') on topic '{self.topic}' at "
                          f"{self.url_for_humans}.") from None
             raise sl_exc.ControllerUnreachable(
