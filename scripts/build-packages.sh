@@ -21,8 +21,9 @@
 #
 # The Swift programs are built as scripts/lab.sh builds the lab's agent (the same command and
 # scratch path, so the two share one build): `swift build -c release --static-swift-stdlib
-# --scratch-path .build-static`, then stripped. The version is deploy/debian/VERSION (the Cinder
-# driver's pyproject.toml must say the same; this script refuses otherwise).
+# --scratch-path .build-static`, then stripped. The version of every package (and of the wheel)
+# is the agent's, AgentVersion.current in Sources/AgentCore/AgentService.swift: `aos-agent
+# --version` prints it and the agents announce it.
 # Needs: dpkg-deb, dpkg-shlibdeps (dpkg-dev), strip (binutils), fakeroot is NOT needed
 # (dpkg-deb --root-owner-group), /usr/bin/python3 with setuptools and wheel for the driver.
 # Prints the path of every package built, one per line, on stdout; progress goes to stderr.
@@ -65,8 +66,10 @@ else
 fi
 want() { [[ " ${wanted[*]} " == *" $1 "* ]]; }
 
-VERSION="$(tr -d ' \n' <"$DEB/VERSION")"
-[[ "$VERSION" =~ ^[0-9][A-Za-z0-9.+~-]*$ ]] || die "deploy/debian/VERSION: '$VERSION' is no Debian version"
+# The one version: the agent's own (what `aos-agent --version` prints and its announcements carry).
+VERSION_SOURCE="Sources/AgentCore/AgentService.swift"
+VERSION="$(sed -n 's/^ *public static let current = "\([^"]*\)".*/\1/p' "$ROOT/$VERSION_SOURCE" | head -1)"
+[[ "$VERSION" =~ ^[0-9][A-Za-z0-9.+~-]*$ ]] || die "$VERSION_SOURCE: AgentVersion.current '$VERSION' is no Debian version"
 ARCH="$(dpkg --print-architecture)"
 mkdir -p "$out"
 out="$(cd "$out" && pwd)"
@@ -199,13 +202,12 @@ fi
 # ---- the Cinder driver: wheel, then the same files as a .deb ------------------------------------
 if want python3-aos-cinder-driver || want wheel; then
     PY=/usr/bin/python3
-    pyver="$(sed -n 's/^version *= *"\(.*\)"/\1/p' "$ROOT/deploy/cinder/pyproject.toml" | head -1)"
-    [[ "$pyver" == "$VERSION" ]] ||
-        die "deploy/cinder/pyproject.toml says version $pyver, deploy/debian/VERSION $VERSION: make them equal"
     # The PEP 517 hook in-process (Debian's python3-setuptools + python3-wheel, no network), on a
-    # copy so that the tree gets no build/ or egg-info.
+    # copy so that the tree gets no build/ or egg-info, with the one version in its pyproject.toml.
     cp -r "$ROOT/deploy/cinder" "$WORK/cinder-src"
     find "$WORK/cinder-src" \( -name __pycache__ -o -name build -o -name '*.egg-info' \) -prune -exec rm -rf {} +
+    sed -i "s/^version *= *\".*\"/version = \"$VERSION\"/" "$WORK/cinder-src/pyproject.toml"
+    grep -qx "version = \"$VERSION\"" "$WORK/cinder-src/pyproject.toml" || die "no version line in deploy/cinder/pyproject.toml"
     mkdir -p "$WORK/wheel"
     (cd "$WORK/cinder-src" && "$PY" -c 'import sys; from setuptools import build_meta as b; b.build_wheel(sys.argv[1])' \
         "$WORK/wheel" >"$WORK/wheel.log" 2>&1) || { cat "$WORK/wheel.log" >&2; die "wheel build failed"; }
