@@ -11,7 +11,7 @@ or takes them from AOS_PACKAGES_DIR. Then, without installing anything on this m
 - maintainer scripts: shell syntax, and none enables or starts a service;
 - `dpkg --root` unpacks all of them into a throwaway root (a dpkg database of its own; no
   maintainer script runs there: --unpack runs only preinst, and none ships one), `dpkg -V`
-  finds them intact, and the unpacked programs run: `--help`, `aos-agent --version`,
+  finds them intact (but for the conffile, which waits as .dpkg-new until configure), and the unpacked programs run: `--help`, `aos-agent --version`,
   `aos-agent check --help`, the shipped /etc/aos/aos.conf parses (`--print-config`);
 - the systemd units pass `systemd-analyze verify` against that root, and the controller's
   sandbox exposure (`systemd-analyze security --offline`) is printed and bounded;
@@ -29,6 +29,7 @@ import subprocess
 import sys
 import tarfile
 from collections.abc import Iterator
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -80,6 +81,7 @@ def field(path: Path, name: str) -> str:
     return run(["dpkg-deb", "-f", str(path), name]).stdout.strip()
 
 
+@cache
 def members(path: Path) -> dict[str, tarfile.TarInfo]:
     """The data archive's entries by absolute path (directories end with /)."""
     r = subprocess.run(["dpkg-deb", "--fsys-tarfile", str(path)], capture_output=True, timeout=600, check=True)
@@ -198,6 +200,11 @@ def driver_files() -> dict[str, int]:
     return files
 
 
+def unpacked(path: str) -> str:
+    """Where `dpkg --unpack` put a file: a new conffile waits as .dpkg-new until configure."""
+    return path + ".dpkg-new" if path.startswith("/etc/") else path
+
+
 def test_contents(pkgdir: Path, instroot: Path) -> None:
     expected = dict(FILES, **{"python3-aos-cinder-driver": driver_files()})
     for name, files in expected.items():
@@ -210,7 +217,7 @@ def test_contents(pkgdir: Path, instroot: Path) -> None:
         assert regular == want, f"{name}: files differ:\n got {sorted(regular)}\nwant {sorted(want)}"
         assert not [p for p, m in got.items() if not (m.isfile() or m.isdir())], got
     for path, source in SOURCES.items():
-        assert (instroot / path.lstrip("/")).read_bytes() == (ROOT / source).read_bytes(), path
+        assert (instroot / unpacked(path).lstrip("/")).read_bytes() == (ROOT / source).read_bytes(), path
     # The agent's state directory exists (for `aos-agent check` before the first start) and is private.
     agent_dirs = members(deb(pkgdir, "aos-agent"))
     assert agent_dirs["/var/lib/aos-agent/"].mode == 0o700
@@ -260,15 +267,17 @@ def test_dpkg_sees_them_intact(instroot: Path) -> None:
     lines = sorted(status.stdout.splitlines())
     # Unpacked, not configured: --unpack runs no postinst.
     assert lines == sorted(f"{n} {VERSION} install ok unpacked" for n in NAMES), status
+    # Intact, except the conffile: unpacked as aos.conf.dpkg-new, moved in place by configure.
     verify = run(["dpkg", f"--root={instroot}", "-V"])
-    assert verify.returncode == 0 and verify.stdout == "", verify
+    assert verify.returncode == 0 and verify.stdout == "missing   c /etc/aos/aos.conf\n", verify
+    assert (instroot / "etc" / "aos" / "aos.conf.dpkg-new").stat().st_mode & 0o777 == 0o640
     conff = run(["dpkg-query", f"--root={instroot}", "-W", "-f=${Conffiles}\n", "aos-common"]).stdout.split()
     assert conff[0] == "/etc/aos/aos.conf", conff
 
 
 def test_programs_run(instroot: Path) -> None:
     bindir = instroot / "usr" / "bin"
-    conf = str(instroot / "etc" / "aos" / "aos.conf")
+    conf = str(instroot / "etc" / "aos" / "aos.conf.dpkg-new")
     version = run([str(bindir / "aos-agent"), "--version"])
     assert version.returncode == 0 and version.stdout.strip() == f"aos-agent {VERSION}", version
     for argv, usage in (
@@ -312,6 +321,8 @@ def test_systemd_units(instroot: Path) -> None:
 CHECK_DRIVER = """
 import importlib.metadata as md, pathlib, sys
 site = sys.argv[1]
+from cinder import objects
+objects.register_all()  # as cinder-volume does before it loads a driver
 import cinder_sharedlvm_driver.driver as d
 assert pathlib.Path(d.__file__).resolve().is_relative_to(pathlib.Path(site).resolve()), d.__file__
 dist = [x for x in md.distributions(path=[site]) if x.metadata["Name"] == "cinder-sharedlvm-driver"]
