@@ -11,8 +11,9 @@ or takes them from AOS_PACKAGES_DIR. Then, without installing anything on this m
 - maintainer scripts: shell syntax, and none enables or starts a service;
 - `dpkg --root` unpacks all of them into a throwaway root (a dpkg database of its own; no
   maintainer script runs there: --unpack runs only preinst, and none ships one), `dpkg -V`
-  finds them intact (but for the conffile, which waits as .dpkg-new until configure), and the unpacked programs run: `--help`, `aos-agent --version`,
-  `aos-agent check --help`, the shipped /etc/aos/aos.conf parses (`--print-config`);
+  finds them intact (but for the conffile, which waits as .dpkg-new until configure), and the
+  unpacked programs run: `--help`, `aos-agent --version`, `aos-agent check --help`, the
+  shipped /etc/aos/aos.conf parses (`--print-config`);
 - the systemd units pass `systemd-analyze verify` against that root, and the controller's
   sandbox exposure (`systemd-analyze security --offline`) is printed and bounded;
 - the driver: the .deb's dist-packages and the wheel (pip install --target) both import under
