@@ -34,9 +34,12 @@ def test_agent_installed_from_package(g1: Guest, g2: Guest) -> None:
             f"aos-agent install ok installed {want}",
             f"aos-common install ok installed {want}",
         ], status
-        # Every installed file matches the package's md5sums (nothing replaced behind dpkg's back).
+        # Every installed file matches the package's md5sums (nothing replaced behind dpkg's back);
+        # the image's dpkg leaves /usr/share/doc out (build-image.sh: path-exclude).
         verify = g.run_cmd(["dpkg", "-V", "aos-common", "aos-agent"])
-        assert verify.exit == 0 and verify.stdout == "", verify
+        assert verify.exit == 0, verify
+        bad = [line for line in verify.stdout.splitlines() if not line.split()[-1].startswith("/usr/share/doc/")]
+        assert not bad, verify
         files = g.run_cmd(["dpkg", "-L", "aos-agent", "aos-common"], check=True).stdout.splitlines()
         for path in ("/usr/bin/aos-agent", "/lib/systemd/system/aos-agent.service",
                      "/lib/systemd/system/nova-compute.service.d/aos-agent.conf",
