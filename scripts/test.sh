@@ -14,7 +14,8 @@
 #   scripts/test.sh -k EXPR          only the interop tests matching EXPR (pytest -k)
 #   scripts/test.sh --no-setup       do not run scripts/setup.sh
 #   scripts/test.sh --no-lab         skip the VM lab (scripts/lab.sh; --swift-only and -k skip it too)
-#   scripts/test.sh --no-packages    skip building and checking the Debian packages (Tests/packaging)
+#   scripts/test.sh --no-packages    skip building and checking the Debian packages (Tests/packaging;
+#                                    -k skips it too: alone, `.venv/bin/python -m pytest Tests/packaging`)
 #   scripts/test.sh -- ARGS…         everything after -- goes to pytest
 #
 # Environment:
@@ -55,6 +56,7 @@ while (($#)); do
         [[ $# -ge 2 ]] || { echo "test.sh: -k needs an expression" >&2; exit 2; }
         pytest_args+=(-k "$2")
         run_lab=0
+        run_packages=0
         shift
         ;;
     --)
@@ -62,7 +64,7 @@ while (($#)); do
         pytest_args+=("$@")
         break
         ;;
-    -h | --help) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "test.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
     esac
     shift
@@ -245,7 +247,7 @@ if ((run_interop && run_packages)); then
 elif ((!run_interop)); then
     record packages "skipped (--swift-only)" 0
 else
-    record packages "skipped (--no-packages)" 0
+    record packages "skipped (--no-packages or -k)" 0
 fi
 
 # The VM lab (issue 5, docs/testing.md): real lvm2 + lvmlockd + sanlock in two qemu TCG guests,
