@@ -153,13 +153,29 @@ build_both() { # sets IMAGE and AGENT
 
 # ---- broker ---------------------------------------------------------------------------------
 BROKER_DIR=""
+# Runs CMD with every inherited descriptor on a *.lock file closed: the broker that `up` leaves
+# running must not hold the lab lock (`flock /tmp/aos-lab.lock scripts/lab.sh up` would keep the
+# lab locked for everyone until the broker stops).
+without_lock_fds() {
+    (
+        local fd n
+        for fd in /proc/"$BASHPID"/fd/*; do
+            n="${fd##*/}"
+            if [[ "$n" =~ ^[0-9]+$ && "$(readlink "$fd" 2>/dev/null || true)" == *.lock ]]; then
+                eval "exec $n<&-"
+            fi
+        done
+        exec "$@"
+    )
+}
 ensure_broker() {
     if [[ -n "${AOS_TEST_AMQP_URL:-}" ]]; then
         log "using broker $AOS_TEST_AMQP_URL"
         return 0
     fi
     BROKER_DIR="$(mktemp -d "${TMPDIR:-/tmp}/aos-lab-broker.XXXXXX")"
-    bash "$ROOT/scripts/rabbitmq-private.sh" start "$BROKER_DIR" >&2 || die "could not start a private broker"
+    without_lock_fds bash "$ROOT/scripts/rabbitmq-private.sh" start "$BROKER_DIR" >&2 ||
+        die "could not start a private broker"
     set -a
     # shellcheck source=/dev/null
     . "$BROKER_DIR/broker.env"
