@@ -48,6 +48,8 @@ def test_agent_installed_from_package(g1: Guest, g2: Guest) -> None:
         conf = g.run_cmd(["stat", "-c", "%a %U:%G", "/etc/aos/aos.conf"], check=True)
         assert conf.stdout.strip() == "640 root:root", conf
         # The agent lab-agent started (and /init's autostart after a reboot) is the installed one.
+        if g.sh("lab-agent status").exit != 0:  # an earlier test may have left it stopped
+            g.agent_start()
         exe = g.sh("readlink /proc/$(cat /run/aos-agent.pid)/exe", check=True)
         assert exe.stdout.strip() == "/usr/bin/aos-agent", exe
         helped = g.run_cmd(["/usr/bin/aos-agent", "check", "--help"])
