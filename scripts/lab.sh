@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # The VM lab: real lvm2 + lvmlockd + sanlock in two qemu (TCG) guests sharing one disk, with the
-# release-built aos-agent inside each, driven from the host over the private RabbitMQ (issue 5).
+# release-built aos-agent installed from its Debian package inside each, driven from the host
+# over the private RabbitMQ (issue 5).
 # See docs/testing.md.
 #
 #   scripts/lab.sh [run] [PYTEST ARGS…]   build what is missing, boot, run Tests/lab, tear down
 #   scripts/lab.sh check                  exit 0 when this machine can run the lab (else says why)
 #   scripts/lab.sh image                  build (or find in the cache) the guest image; prints its dir
-#   scripts/lab.sh agent                  build the static aos-agent; prints its path
+#   scripts/lab.sh agent                  build the aos-agent packages (scripts/build-packages.sh);
+#                                         prints the path of the binary they hold
 #   scripts/lab.sh up [DIR]               boot a lab with VG and agents and LEAVE IT RUNNING
 #   scripts/lab.sh test DIR [PYTEST ARGS…]  run Tests/lab against the running lab in DIR
 #   scripts/lab.sh sh DIR lab1 'lvs; sanlock client status'   run a command in a guest (qga)
@@ -16,7 +18,8 @@
 # Environment:
 #   AOS_LAB_CACHE=DIR        guest images cache (default /var/cache/aos-lab), keyed by a hash of
 #                            Tests/lab/build-image.sh, Tests/lab/guest/* and the kernel package
-#   AOS_LAB_AGENT_BIN=FILE   use this aos-agent instead of building it
+#   AOS_LAB_AGENT_BIN=FILE   package this aos-agent instead of building it (the guests install
+#                            the agent from its packages either way)
 #   AOS_LAB_RUN_DIR=DIR      where this run's disks, sockets and logs go (default: a new /tmp dir,
 #                            removed after a passing run, kept after a failing one)
 #   AOS_LAB_KEEP=1           keep the run directory (and, with `run`, leave nothing running anyway)
@@ -44,7 +47,7 @@ now() { date +%s; }
 # ---- can it run here? -----------------------------------------------------------------------
 check() {
     local missing=() t
-    for t in qemu-system-x86_64 mmdebstrap cpio dpkg apt-get; do
+    for t in qemu-system-x86_64 mmdebstrap cpio dpkg apt-get dpkg-deb dpkg-shlibdeps strip; do
         command -v "$t" >/dev/null || missing+=("$t")
     done
     if ((${#missing[@]})); then
@@ -108,25 +111,31 @@ build_image() { # prints the image dir; builds it when not cached
 }
 
 # ---- agent ----------------------------------------------------------------------------------
-build_agent() { # prints the binary's path
+LAB_DEBS="$ROOT/.build-static/lab-packages"
+# The guests install the agent from its packages (aos-common, aos-agent), built here by
+# scripts/build-packages.sh (the static release build, scratch .build-static) into LAB_DEBS.
+# Prints the path of the binary the package holds (stripped), for what runs it outside dpkg:
+# the simulated agents on the host and the guests' /mnt/host/aos-agent.
+build_agent() {
+    local t0 tmp="" args=(--out "$LAB_DEBS" --only aos-agent)
     if [[ -n "${AOS_LAB_AGENT_BIN:-}" ]]; then
         [[ -x "$AOS_LAB_AGENT_BIN" ]] || die "AOS_LAB_AGENT_BIN=$AOS_LAB_AGENT_BIN is not executable"
-        echo "$AOS_LAB_AGENT_BIN"
-        return 0
+        tmp="$(mktemp -d "${TMPDIR:-/tmp}/aos-lab-bin.XXXXXX")"
+        ln -s "$(realpath "$AOS_LAB_AGENT_BIN")" "$tmp/aos-agent"
+        args+=(--bin-dir "$tmp")
     fi
-    local t0 bin blog="$ROOT/.build-static/lab-agent-build.log"
     t0=$(now)
-    mkdir -p "$ROOT/.build-static"
-    log "building aos-agent: swift build -c release --static-swift-stdlib (scratch .build-static, log $blog)"
-    if ! (cd "$ROOT" && swift build -c release --static-swift-stdlib --scratch-path .build-static \
-        --product aos-agent >"$blog" 2>&1); then
-        tail -40 "$blog" >&2
-        die "static aos-agent build failed (log: $blog)"
+    log "building the agent's packages: scripts/build-packages.sh ${args[*]}"
+    if ! bash "$ROOT/scripts/build-packages.sh" "${args[@]}" >/dev/null; then
+        [[ -z "$tmp" ]] || rm -rf "$tmp"
+        die "building the aos-agent packages failed"
     fi
-    bin="$(cd "$ROOT" && swift build -c release --static-swift-stdlib --scratch-path .build-static --show-bin-path)/aos-agent"
-    [[ -x "$bin" ]] || die "no aos-agent at $bin"
-    log "aos-agent built in $(($(now) - t0)) s: $bin"
-    echo "$bin"
+    [[ -z "$tmp" ]] || rm -rf "$tmp"
+    rm -rf "$LAB_DEBS/root"
+    dpkg-deb -x "$LAB_DEBS"/aos-agent_*.deb "$LAB_DEBS/root" || die "cannot unpack the aos-agent package"
+    [[ -x "$LAB_DEBS/root/usr/bin/aos-agent" ]] || die "no usr/bin/aos-agent in the aos-agent package"
+    log "aos-agent packages built in $(($(now) - t0)) s: $(cd "$LAB_DEBS" && echo ./*.deb)"
+    echo "$LAB_DEBS/root/usr/bin/aos-agent"
 }
 
 # Image and agent in parallel: the image build is mostly downloads and dpkg, the agent build CPU.
@@ -144,13 +153,29 @@ build_both() { # sets IMAGE and AGENT
 
 # ---- broker ---------------------------------------------------------------------------------
 BROKER_DIR=""
+# Runs CMD with every inherited descriptor on a *.lock file closed: the broker that `up` leaves
+# running must not hold the lab lock (`flock /tmp/aos-lab.lock scripts/lab.sh up` would keep the
+# lab locked for everyone until the broker stops).
+without_lock_fds() {
+    (
+        local fd n
+        for fd in /proc/"$BASHPID"/fd/*; do
+            n="${fd##*/}"
+            if [[ "$n" =~ ^[0-9]+$ && "$(readlink "$fd" 2>/dev/null || true)" == *.lock ]]; then
+                eval "exec $n<&-"
+            fi
+        done
+        exec "$@"
+    )
+}
 ensure_broker() {
     if [[ -n "${AOS_TEST_AMQP_URL:-}" ]]; then
         log "using broker $AOS_TEST_AMQP_URL"
         return 0
     fi
     BROKER_DIR="$(mktemp -d "${TMPDIR:-/tmp}/aos-lab-broker.XXXXXX")"
-    bash "$ROOT/scripts/rabbitmq-private.sh" start "$BROKER_DIR" >&2 || die "could not start a private broker"
+    without_lock_fds bash "$ROOT/scripts/rabbitmq-private.sh" start "$BROKER_DIR" >&2 ||
+        die "could not start a private broker"
     set -a
     # shellcheck source=/dev/null
     . "$BROKER_DIR/broker.env"
@@ -199,7 +224,7 @@ cmd_run() {
     trap 'log "interrupted"; exit 130' INT
     trap 'log "terminated"; exit 143' TERM
     log "run directory $RUN_DIR (guest consoles *.console.log, agent logs share/*/agent.log)"
-    export AOS_LAB_IMAGE="$IMAGE" AOS_LAB_AGENT_BIN="$AGENT" AOS_LAB_RUN_DIR="$RUN_DIR"
+    export AOS_LAB_IMAGE="$IMAGE" AOS_LAB_AGENT_BIN="$AGENT" AOS_LAB_AGENT_DEBS="$LAB_DEBS" AOS_LAB_RUN_DIR="$RUN_DIR"
     timeout --kill-after=30 "${AOS_LAB_TIMEOUT:-2400}" \
         "$PY" -m pytest -q -p no:cacheprovider -rfEs --timeout=900 "$LAB" "$@" || rc=$?
     stop_guests "$RUN_DIR"
@@ -232,7 +257,7 @@ cmd_up() {
     mkdir -p "$RUN_DIR"
     RUN_DIR="$(cd "$RUN_DIR" && pwd)"
     AOS_LAB_TAG="$(head -c3 /dev/urandom | od -An -tx1 | tr -d ' \n')" \
-        "$PY" "$LAB/labvm.py" up "$RUN_DIR" --image "$IMAGE" --agent "$AGENT" --amqp-url "$AOS_TEST_AMQP_URL"
+        "$PY" "$LAB/labvm.py" up "$RUN_DIR" --image "$IMAGE" --agent "$AGENT" --debs "$LAB_DEBS" --amqp-url "$AOS_TEST_AMQP_URL"
     cat >&2 <<MSG
 lab.sh: lab running in $RUN_DIR
   tests:   scripts/lab.sh test $RUN_DIR -k exclusive
@@ -266,7 +291,7 @@ sh) shift; [[ $# -eq 3 ]] || die "usage: lab.sh sh DIR NAME 'SCRIPT'"; exec "$PY
 exec) shift; exec "$PY" "$LAB/labvm.py" exec "$@" ;;
 console) shift; cmd_console "$@" ;;
 down) shift; [[ $# -eq 1 ]] || die "usage: lab.sh down DIR"; stop_guests "$1" ;;
--h | --help) sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//' ;;
+-h | --help) sed -n '2,34p' "$0" | sed 's/^# \{0,1\}//' ;;
 -*) cmd_run "$@" ;;
 *) echo "lab.sh: unknown command '$1' (see --help)" >&2; exit 2 ;;
 esac

@@ -28,6 +28,7 @@ APT_PACKAGES=(
     openssl          # throw-away CA and certificate for the broker's TLS listener
     shellcheck       # scripts/lint.sh: the shell scripts
     mariadb-server   # Tests/cinder_stack: cinder's database; the tests start a private mariadbd
+    dpkg-dev binutils python3-setuptools python3-wheel  # scripts/build-packages.sh: dpkg-shlibdeps, strip, the driver's wheel
 )
 
 REQUIREMENTS="$ROOT/Tests/interop/requirements.txt"

@@ -3,7 +3,8 @@
 #
 #   scripts/test.sh                  setup, lint (scripts/lint.sh), swift build, broker, swift test,
 #                                    pytest Tests/interop, pytest Tests/cinder (in .venv/cinder),
-#                                    pytest Tests/cinder_stack (real cinder services), VM lab
+#                                    pytest Tests/cinder_stack (real cinder services), pytest
+#                                    Tests/packaging (the Debian packages), VM lab
 #   scripts/test.sh --lint-only      setup and lint only (shellcheck, ruff, mypy, swift format)
 #   scripts/test.sh --no-lint        skip the lint stage
 #   scripts/test.sh --swift-only     skip the Python interop tests
@@ -13,6 +14,8 @@
 #   scripts/test.sh -k EXPR          only the interop tests matching EXPR (pytest -k)
 #   scripts/test.sh --no-setup       do not run scripts/setup.sh
 #   scripts/test.sh --no-lab         skip the VM lab (scripts/lab.sh; --swift-only and -k skip it too)
+#   scripts/test.sh --no-packages    skip building and checking the Debian packages (Tests/packaging;
+#                                    -k skips it too: alone, `.venv/bin/python -m pytest Tests/packaging`)
 #   scripts/test.sh -- ARGS…         everything after -- goes to pytest
 #
 # Environment:
@@ -34,6 +37,7 @@ run_setup=1
 run_cinder=1
 run_cinder_stack=1
 run_lab=1
+run_packages=1
 run_lint=1
 lint_only=0
 pytest_args=()
@@ -41,6 +45,7 @@ while (($#)); do
     case "$1" in
     --swift-only) run_interop=0; run_lab=0 ;;
     --no-lab) run_lab=0 ;;
+    --no-packages) run_packages=0 ;;
     --interop-only) run_swift=0 ;;
     --no-setup) run_setup=0 ;;
     --no-cinder) run_cinder=0 ;;
@@ -51,6 +56,7 @@ while (($#)); do
         [[ $# -ge 2 ]] || { echo "test.sh: -k needs an expression" >&2; exit 2; }
         pytest_args+=(-k "$2")
         run_lab=0
+        run_packages=0
         shift
         ;;
     --)
@@ -58,7 +64,7 @@ while (($#)); do
         pytest_args+=("$@")
         break
         ;;
-    -h | --help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "test.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
     esac
     shift
@@ -231,6 +237,17 @@ elif ((!run_cinder)); then
     record cinder-stack "skipped (--no-cinder)" 0
 else
     record cinder-stack "skipped (--no-cinder-stack)" 0
+fi
+
+# The Debian packages (scripts/build-packages.sh, docs/packaging.md): built, inspected, unpacked
+# into a throwaway root and run. Their static release build is the lab's (scratch .build-static):
+# the lab below then finds it done.
+if ((run_interop && run_packages)); then
+    run_pytest packages "$ROOT/.venv/bin/python" Tests/packaging
+elif ((!run_interop)); then
+    record packages "skipped (--swift-only)" 0
+else
+    record packages "skipped (--no-packages or -k)" 0
 fi
 
 # The VM lab (issue 5, docs/testing.md): real lvm2 + lvmlockd + sanlock in two qemu TCG guests,

@@ -5,6 +5,7 @@ a private broker when none is given, and exports:
 
     AOS_LAB_IMAGE      directory with vmlinuz + initrd.cpio (Tests/lab/build-image.sh)
     AOS_LAB_AGENT_BIN  the aos-agent binary copied into the guests (static Swift stdlib)
+    AOS_LAB_AGENT_DEBS the directory with its packages (aos-common, aos-agent) the guests install
     AOS_LAB_RUN_DIR    where disks, sockets, logs of this run go
     AOS_TEST_AMQP_URL  the host's private broker (guests reach it at 10.0.2.2:<port>)
 or  AOS_LAB_ATTACH     the run directory of a lab already started with `scripts/lab.sh up`:
@@ -122,7 +123,7 @@ def lab(amqp_url: str) -> Iterator[Lab]:
     run.mkdir(parents=True, exist_ok=True)
     lab = Lab(run, Path(env("AOS_LAB_IMAGE")))
     try:
-        lab.prepare(Path(env("AOS_LAB_AGENT_BIN")))
+        lab.prepare(Path(env("AOS_LAB_AGENT_BIN")), Path(env("AOS_LAB_AGENT_DEBS")))
         t0 = time.monotonic()
         for name, secs in lab.boot().items():
             event(f"boot {name} (both started together)", secs)

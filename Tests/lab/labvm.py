@@ -8,11 +8,13 @@ Layout of a run directory (RUN):
     RUN/<name>.state.img       each guest's own small disk (serial state0) for the agent's state_dir
     RUN/<name>.pid|.qga|.qmp|.serial|.console.log|.qemu.log
     RUN/share/                 9p share (tag host0, /mnt/host in the guests): aos-agent binary,
+    RUN/share/debs/            the agent's Debian packages, installed by the guests' /init at boot
     RUN/share/<name>/          per guest: aos.conf, agent.out (READY lines), agent.log (stderr)
     RUN/lab.json               what `up` started (names, host ids, broker URL, VG)
 
 Command line:
-    labvm.py up RUN --image DIR [--agent BIN] [--amqp-url URL]   boot both guests, create the VG
+    labvm.py up RUN --image DIR [--agent BIN] [--debs DIR] [--amqp-url URL]
+                                                     boot both guests, create the VG
     labvm.py down RUN                                            stop every qemu of RUN by pid
     labvm.py exec RUN NAME -- CMD…  |  labvm.py sh RUN NAME 'SCRIPT'
 """
@@ -326,7 +328,10 @@ class Lab:
         meta.update(kv)
         (self.run / "lab.json").write_text(json.dumps(meta, indent=2) + "\n")
 
-    def prepare(self, agent_bin: Path | None) -> None:
+    def prepare(self, agent_bin: Path | None, debs: Path | None = None) -> None:
+        """The shared disk, and the agent for the guests: its packages in share/debs (the guests'
+        /init installs them with dpkg at every boot), the same binary in share/aos-agent (for
+        commands that run it from the host's share, and for the simulated agents)."""
         (self.run / "share").mkdir(parents=True, exist_ok=True)
         shared = self.run / "shared.img"
         if not shared.exists():
@@ -335,6 +340,15 @@ class Lab:
             dst = self.run / "share" / "aos-agent"
             shutil.copy2(agent_bin, dst)
             dst.chmod(0o755)
+        if debs is not None:
+            packages = sorted(debs.glob("*.deb"))
+            if not packages:
+                raise ValueError(f"no .deb in {debs}")
+            dst_dir = self.run / "share" / "debs"
+            shutil.rmtree(dst_dir, ignore_errors=True)
+            dst_dir.mkdir()
+            for deb in packages:
+                shutil.copy2(deb, dst_dir / deb.name)
         self.save_meta(image=str(self.image), names=[g.name for g in self.guests], vg=VG)
 
     def boot(self, timeout: float = 300) -> dict[str, float]:
@@ -383,6 +397,7 @@ def main() -> int:
     up.add_argument("run", type=Path)
     up.add_argument("--image", type=Path, required=True)
     up.add_argument("--agent", type=Path)
+    up.add_argument("--debs", type=Path, help="directory with aos-common and aos-agent .deb")
     up.add_argument("--amqp-url")
     up.add_argument("--no-vg", action="store_true", help="boot only")
     down = sub.add_parser("down")
@@ -402,7 +417,7 @@ def main() -> int:
     if a.cmd == "up":
         a.run.mkdir(parents=True, exist_ok=True)
         lab = Lab(a.run, a.image)
-        lab.prepare(a.agent)
+        lab.prepare(a.agent, a.debs)
         try:
             times = lab.boot()
             if not a.no_vg:
