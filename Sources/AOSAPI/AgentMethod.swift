@@ -29,14 +29,18 @@ public enum AgentMethod: String, APIMethod {
     /// Records on an LV (tag `aos-released.<host>`) that `host`'s activation was released while
     /// that host's agent was down (evacuate); the returning agent does not restore it.
     case releaseLV = "release_lv"
+    /// The drift audit's view of this host: LVM's LVs next to the agent's record (read-only).
+    case auditReport = "audit_report"
+    /// A drift audit repair of the agent's record only (`forget_record`, `record_activation`).
+    case auditFix = "audit_fix"
 
     /// Methods that change LVM state; refused with `not_ready` until the boot sequence is done.
     public var isMutating: Bool {
         switch self {
         case .createLV, .extendLV, .refreshLV, .deleteLV, .activateLV, .deactivateLV, .startLockspace, .recover, .copyLV,
-            .cancelJob, .renameLV, .releaseLV:
+            .cancelJob, .renameLV, .releaseLV, .auditFix:
             return true
-        case .lvInfo, .listLVs, .vgInfo, .lockStatus, .health, .listJobs, .jobInfo: return false
+        case .lvInfo, .listLVs, .vgInfo, .lockStatus, .health, .listJobs, .jobInfo, .auditReport: return false
         }
     }
 
@@ -44,7 +48,14 @@ public enum AgentMethod: String, APIMethod {
     /// addressed to this agent's own queue (`aos-agent.<host>`) with a deadline.
     /// `release_lv` is the controller's alone: it speaks for another host, on the controller's
     /// view that this host's agent is down.
+    /// The audit's methods are the admin's alone (`aosctl audit`).
     public var traits: MethodTraits {
-        MethodTraits(callers: self == .releaseLV ? [.controller] : [.controller, .admin], mutating: isMutating, directedOnly: isMutating)
+        let callers: Set<Role>
+        switch self {
+        case .releaseLV: callers = [.controller]
+        case .auditReport, .auditFix: callers = [.admin]
+        default: callers = [.controller, .admin]
+        }
+        return MethodTraits(callers: callers, mutating: isMutating, directedOnly: isMutating)
     }
 }

@@ -101,6 +101,8 @@ public enum CLIExitStatus: Int32, Sendable, CaseIterable {
     case unreachable = 5
     case timeout = 6
     case notAuthorized = 7
+    /// `aosctl audit` found drift (after `--fix`: drift is left).
+    case drift = 8
 }
 
 extension ServiceError {

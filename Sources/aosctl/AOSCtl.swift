@@ -17,11 +17,12 @@ struct AOSCtl: AsyncParsableCommand {
             before or after the command. Output: tables on stdout; --json prints one JSON document.
             Exit status: 0 ok, 1 other error, 2 usage or invalid argument, 3 not found,
             4 conflict (locked by another host, size conflict, in use…), 5 unreachable (agent,
-            controller or broker), 6 timeout, 7 not authorized (the broker user has no role for that).
+            controller or broker), 6 timeout, 7 not authorized (the broker user has no role for that),
+            8 drift found (audit).
             """,
         subcommands: [
             AgentsList.self, VolumeCommand.self, PoolCommand.self, JobsCommand.self, LocksShow.self, Recover.self,
-            BrokerSetupCommand.self, AuthCommand.self,
+            BrokerSetupCommand.self, AuthCommand.self, Audit.self,
         ])
 
     /// Parses with global options allowed before the subcommand, and maps usage errors to exit 2.
