@@ -35,7 +35,10 @@ def edit_state(tmp: Path, change: Callable[[dict[str, Any]], None]) -> None:
 
 
 def records(tmp: Path, host: str) -> dict[str, str]:
-    doc = json.loads((tmp / host / "activations.json").read_text())
+    path = tmp / host / "activations.json"  # written at the agent's first activation
+    if not path.exists():
+        return {}
+    doc = json.loads(path.read_text())
     return {r["name"]: r["mode"] for r in doc.get("activations", [])}
 
 
