@@ -22,7 +22,7 @@ public struct AuditReportRequest: APIRequest, Equatable {
     }
 }
 
-/// The bound on an `audit_report` reply: about 100 bytes per LV, so the default is ~1 MB per VG.
+/// The bound on an `audit_report` reply: about 120 bytes per LV, so the default is ~1.2 MB per VG.
 public enum AuditLimits {
     public static let defaultLVs: Int64 = 10_000
     public static let maxLVs: Int64 = 100_000

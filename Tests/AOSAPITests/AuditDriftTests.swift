@@ -169,4 +169,26 @@ import Testing
         #expect(throws: ServiceError.self) { try CinderView.lvNames(.object([:])) }
         #expect(throws: ServiceError.self) { try CinderView.lvNames(.array([.object(["Name": "x"])])) }
     }
+
+    /// The reply bound (docs/agent.md, "Drift audit"): a full listing of `AuditLimits.defaultLVs`
+    /// Cinder-named LVs, and the drift computation over ten such hosts. Prints the numbers.
+    @Test func replySizeAtTheDefaultLimit() throws {
+        let n = Int(AuditLimits.defaultLVs)
+        func name(_ i: Int) -> String {
+            let hex = String(i, radix: 16)
+            return "volume-0000aaaa-bbbb-cccc-dddd-" + String(repeating: "0", count: 12 - hex.count) + hex
+        }
+        let lvs = (0..<n).map { i in Self.lv(name(i), active: i % 10 == 0, lock: i % 10 == 0 ? .exclusive : nil) }
+        let full = Self.report("host-0", lvs, records: Dictionary(uniqueKeysWithValues: (0..<n / 10).map { (name($0 * 10), .exclusive) }))
+        let bytes = JSONWriter.serialize(try full.wireValue()).utf8.count
+        print("audit_report with \(n) LVs (\(n / 10) active): \(bytes) bytes, \(bytes / n) per LV")
+        #expect(bytes < 2 << 20, "the default limit keeps a reply near 1 MB")
+        // Ten hosts: one full listing, nine with only their (here: no) active LVs.
+        let others = (1..<10).map { Self.report("host-\($0)", [], complete: false) }
+        let clock = ContinuousClock()
+        var result = DriftResult(findings: [], warnings: [])
+        let took = clock.measure { result = DriftAudit.compute(DriftInput(reports: [full] + others, cinderNames: [])) }
+        print("drift over 10 hosts, \(n) LVs: \(took), \(result.findings.count) findings")
+        #expect(result.findings.count == n, "every LV: no Cinder volume owns it")
+    }
 }
