@@ -75,15 +75,19 @@ public struct DriftInput: Sendable {
     public var controllerMap: [String: [ActiveLV]]?
     /// LV names Cinder's volumes and snapshots own; nil when not given.
     public var cinderNames: Set<String>?
+    /// The reports cover every agent (false: one host asked directly, `--direct`): only then
+    /// can "active on no other host" be known, which dropping a record requires.
+    public var wholeCluster: Bool
 
     public init(
         reports: [AuditReportResult], unreachable: [String: String] = [:], controllerMap: [String: [ActiveLV]]? = nil,
-        cinderNames: Set<String>? = nil
+        cinderNames: Set<String>? = nil, wholeCluster: Bool = true
     ) {
         self.reports = reports
         self.unreachable = unreachable
         self.controllerMap = controllerMap
         self.cinderNames = cinderNames
+        self.wholeCluster = wholeCluster
     }
 }
 
@@ -191,7 +195,10 @@ public enum DriftAudit {
         for vg in listedVGs.subtracting(completeVGs).sorted() {
             warnings.append("VG \(vg): no complete listing; names and Cinder ownership not checked")
         }
-        let allAnswered = input.unreachable.isEmpty
+        let allAnswered = input.unreachable.isEmpty && input.wholeCluster
+        if !input.wholeCluster {
+            warnings.append("only \(reports.map(\.host).joined(separator: ", ")) audited: activations on other hosts are not compared")
+        }
 
         // Incompatible activations: an exclusive lock with any other activation.
         var incompatible: Set<AuditLVRef> = []
@@ -251,7 +258,7 @@ public enum DriftAudit {
                 } else if !activeElsewhere.isEmpty {
                     detail += "; active on \(activeElsewhere.joined(separator: ", ")): not fixed"
                 } else if !allAnswered {
-                    detail += "; not fixed while a host does not answer"
+                    detail += input.wholeCluster ? "; not fixed while a host does not answer" : "; not fixed: other hosts were not audited"
                 } else {
                     fix = DriftFix(host: r.host, action: .forgetRecord)
                 }

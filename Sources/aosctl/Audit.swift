@@ -160,7 +160,9 @@ struct Audit: AsyncParsableCommand {
             map = m.mapValues { $0.filter { $0.vg == vg } }
         }
         let hosts = reports.map(\.host).sorted()
-        return (DriftInput(reports: reports, unreachable: unreachable, controllerMap: map, cinderNames: cinder), hosts)
+        let input = DriftInput(
+            reports: reports, unreachable: unreachable, controllerMap: map, cinderNames: cinder, wholeCluster: global.direct == nil)
+        return (input, hosts)
     }
 
     private func wire(_ value: some Encodable) throws(CLIError) -> JSONValue {

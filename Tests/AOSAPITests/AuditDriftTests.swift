@@ -133,6 +133,9 @@ import Testing
         #expect(silent.findings.filter { $0.kind == .recordWithoutActivation }.map(\.name) == ["volume-1", "volume-2"])
         #expect(silent.plan.isEmpty, "\(silent.plan)")
         #expect(silent.warnings.contains { $0.hasPrefix("c did not answer") })
+        let direct = DriftAudit.compute(DriftInput(reports: [a], wholeCluster: false))
+        #expect(direct.plan.map(\.name) == ["volume-4"], "an activation sanlock holds may still be recorded, no record dropped")
+        #expect(direct.warnings.contains { $0.contains("other hosts are not compared") })
         let all = DriftAudit.compute(DriftInput(reports: [a, b]))
         #expect(all.plan.map(\.name) == ["volume-1"])
         let restore = all.findings.first { $0.name == "volume-2" }
