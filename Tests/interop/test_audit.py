@@ -14,11 +14,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import test_authorization as auth
 import test_controller_e2e as e2e
 from test_controller_e2e import VG, wait_alive, wait_for
 
 cluster = e2e.cluster
 ctl = e2e.ctl
+# A broker with one user per role and enforced roles (test_authorization's deployment).
+secured = auth.secured
+dep = auth.dep
 
 
 def edit_state(tmp: Path, change: Callable[[dict[str, Any]], None]) -> None:
@@ -146,3 +150,19 @@ def test_audit_direct_and_bad_cinder_file(cluster, ctl, tmp_path):
     bad.write_text('{"volumes": []}')
     r = cluster.aosctl("audit", "--json", "--cinder-volumes", str(bad))
     assert r.returncode == 2 and json.loads(r.stdout)["error"]["code"] == "invalid_argument", r
+
+
+# ---- who may audit: the admin alone (the broker checks the user; docs/security.md) ----------
+
+
+def test_the_drift_audit_is_the_admins_alone(dep: auth.Deployment) -> None:
+    """With roles enforced: aosctl as aos-admin audits; the driver's signed calls are refused.
+    (That the controller may not call them either is the policy's, checked by the Swift tests.)"""
+    r = dep.aosctl("audit", "--json", "--vg", VG)  # as aos-admin
+    assert r.returncode == 0 and json.loads(r.stdout)["findings"] == [], r
+    fix_args = {"vg": VG, "name": "volume-x", "action": "forget_record"}
+    for method, args in (("audit_report", {}), ("audit_fix", fix_args)):
+        def call(method: str = method, args: dict[str, Any] = args) -> Any:
+            return dep.oslo_call("aos-admin", "aos-agent", method, server=dep.host_a, signer=dep.driver_signer, **args)
+        e = auth.refused(call)
+        assert method in e.value and "driver" in e.value, e.value
