@@ -10,6 +10,8 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import pty
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -120,6 +122,19 @@ def test_audit_finds_drift_and_fixes_the_safe_kinds(cluster, ctl, tmp_path):
     before = (records(tmp_path, a), records(tmp_path, b))
     r = cluster.aosctl("audit", "--fix")
     assert r.returncode == 2 and "Plan (2 fixes" in r.stdout and "--yes" in r.stderr, r
+    assert (records(tmp_path, a), records(tmp_path, b)) == before
+    # On a terminal it asks; anything but "yes" applies nothing.
+    main, term = pty.openpty()
+    try:
+        os.write(main, b"n\n")
+        r = subprocess.run(
+            [str(cluster.swift_bin / "aosctl"), "--config", str(cluster.conf), "--url", cluster.amqp_url,
+             "audit", "--fix"],
+            stdin=term, capture_output=True, text=True, timeout=60)
+    finally:
+        os.close(main)
+        os.close(term)
+    assert r.returncode == 1 and "Apply these 2 fixes? [y/N]" in r.stderr and "not applied" in r.stderr, r
     assert (records(tmp_path, a), records(tmp_path, b)) == before
 
     code, doc, err = audit(cluster, "--fix", "--yes", "--cinder-volumes", str(cinder))
