@@ -13,19 +13,20 @@ struct Audit: AsyncParsableCommand {
         commandName: "audit",
         abstract: "Find drift between LVM, the agents' records, the controller's map and Cinder.",
         discussion: """
-            Kinds: active_without_record, record_without_activation, controller_map_mismatch,
-            incompatible_activations, unexpected_name, no_cinder_volume (docs/operations.md,
-            "Drift audit"). --fix repairs only the agents' records (record_without_activation when
-            the LV is active nowhere; active_without_record in the mode sanlock holds), after
+            Kinds: active_without_record, record_without_activation, controller_map_mismatch, \
+            incompatible_activations, unexpected_name, no_cinder_volume (docs/operations.md, \
+            "Drift audit"). --fix repairs only the agents' records (record_without_activation when \
+            the LV is active nowhere; active_without_record in the mode sanlock holds), after \
             showing the plan; it never activates, deactivates or deletes an LV.
-            Exit status: 0 no drift, 8 drift found (after --fix: drift left), other statuses as
+
+            Exit status: 0 no drift, 8 drift found (after --fix: drift left), other statuses as \
             for every command.
             """)
 
     @Option(help: "Audit only this volume group (default: every VG the agents serve).") var vg: String?
     @Option(
         name: .customLong("cinder-volumes"),
-        help: "Cinder's volumes as a JSON list (`openstack volume list --all-projects -f json`, or the driver's helper).")
+        help: "Cinder's volumes as a JSON list (`openstack volume list --all-projects -f json`).")
     var cinderVolumes: String?
     @Option(
         name: .customLong("cinder-snapshots"),
