@@ -32,14 +32,18 @@ public enum AgentMethod: String, APIMethod {
     /// The preflight check (`aos-agent check`) run now, with the agent's wall clock
     /// (`aosctl doctor`; read-only).
     case checkHost = "check_host"
+    /// The drift audit's view of this host: LVM's LVs next to the agent's record (read-only).
+    case auditReport = "audit_report"
+    /// A drift audit repair of the agent's record only (`forget_record`, `record_activation`).
+    case auditFix = "audit_fix"
 
     /// Methods that change LVM state; refused with `not_ready` until the boot sequence is done.
     public var isMutating: Bool {
         switch self {
         case .createLV, .extendLV, .refreshLV, .deleteLV, .activateLV, .deactivateLV, .startLockspace, .recover, .copyLV,
-            .cancelJob, .renameLV, .releaseLV:
+            .cancelJob, .renameLV, .releaseLV, .auditFix:
             return true
-        case .lvInfo, .listLVs, .vgInfo, .lockStatus, .health, .listJobs, .jobInfo, .checkHost: return false
+        case .lvInfo, .listLVs, .vgInfo, .lockStatus, .health, .listJobs, .jobInfo, .checkHost, .auditReport: return false
         }
     }
 
@@ -47,7 +51,14 @@ public enum AgentMethod: String, APIMethod {
     /// addressed to this agent's own queue (`aos-agent.<host>`) with a deadline.
     /// `release_lv` is the controller's alone: it speaks for another host, on the controller's
     /// view that this host's agent is down.
+    /// The audit's methods are the admin's alone (`aosctl audit`).
     public var traits: MethodTraits {
-        MethodTraits(callers: self == .releaseLV ? [.controller] : [.controller, .admin], mutating: isMutating, directedOnly: isMutating)
+        let callers: Set<Role>
+        switch self {
+        case .releaseLV: callers = [.controller]
+        case .auditReport, .auditFix: callers = [.admin]
+        default: callers = [.controller, .admin]
+        }
+        return MethodTraits(callers: callers, mutating: isMutating, directedOnly: isMutating)
     }
 }

@@ -105,6 +105,8 @@ public enum CLIExitStatus: Int32, Sendable, CaseIterable {
     case warnings = 8
     /// `aosctl doctor`: some item FAILs.
     case failures = 9
+    /// `aosctl audit` found drift (after `--fix`: drift is left).
+    case drift = 10
 }
 
 extension ServiceError {

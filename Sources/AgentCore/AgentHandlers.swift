@@ -125,6 +125,23 @@ extension AgentService {
             if m == .jobInfo { return try jobInfo(id).wireValue() }
             try requireBooted(m)
             return try cancelJob(id).wireValue()
+        case .auditReport:
+            let r = try decode(AuditReportRequest.self, args, m)
+            let vgs = try r.vg.map { (vg) throws(ServiceError) in [try servedVG(m, vg)] } ?? configuration.volumeGroups
+            let limit = r.limit ?? AuditLimits.defaultLVs
+            guard (1...AuditLimits.maxLVs).contains(limit) else {
+                throw invalid(m, "limit", "argument 'limit' must be between 1 and \(AuditLimits.maxLVs), got \(limit)")
+            }
+            return try await withSlot(deadline) { () async throws(ServiceError) in
+                await self.auditReport(vgs: vgs, activeOnly: r.active_only ?? false, limit: Int(limit))
+            }.wireValue()
+        case .auditFix:
+            let r = try decode(AuditFixRequest.self, args, m)
+            let lv = try target(m, vg: r.vg, name: r.name)
+            try admit(m, lv)
+            return try await withLV(lv, deadline) { () async throws(ServiceError) in
+                try await self.auditFix(lv, r.action, mode: r.mode)
+            }.wireValue()
         case .startLockspace:
             let vg = try servedVG(m, decode(StartLockspaceRequest.self, args, m).vg)
             try requireBooted(m)

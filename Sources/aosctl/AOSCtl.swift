@@ -18,11 +18,11 @@ struct AOSCtl: AsyncParsableCommand {
             Exit status: 0 ok, 1 other error, 2 usage or invalid argument, 3 not found,
             4 conflict (locked by another host, size conflict, in use…), 5 unreachable (agent,
             controller or broker), 6 timeout, 7 not authorized (the broker user has no role for that);
-            doctor: 8 warnings only, 9 a FAIL.
+            doctor: 8 warnings only, 9 a FAIL; audit: 10 drift found.
             """,
         subcommands: [
             AgentsList.self, VolumeCommand.self, PoolCommand.self, JobsCommand.self, LocksShow.self, Recover.self,
-            BrokerSetupCommand.self, AuthCommand.self, Doctor.self,
+            BrokerSetupCommand.self, AuthCommand.self, Doctor.self, Audit.self,
         ])
 
     /// Parses with global options allowed before the subcommand, and maps usage errors to exit 2.

@@ -92,8 +92,11 @@ import Testing
 
     @Test func methodTraitsMatchTheTrustModel() {
         for m in AgentMethod.allCases {
-            // release_lv speaks for another host on the controller's liveness view.
-            #expect(m.traits.callers == (m == .releaseLV ? [.controller] : [.controller, .admin]), "\(m.rawValue)")
+            // release_lv speaks for another host on the controller's liveness view; the drift
+            // audit's methods are the operator's (aosctl audit).
+            let expected: Set<Role> =
+                m == .releaseLV ? [.controller] : (m == .auditReport || m == .auditFix) ? [.admin] : [.controller, .admin]
+            #expect(m.traits.callers == expected, "\(m.rawValue)")
             #expect(m.traits.directedOnly == m.isMutating)
             #expect(m.traits.castAllowed == !m.isMutating)
         }

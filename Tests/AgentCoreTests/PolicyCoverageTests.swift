@@ -15,7 +15,10 @@ import Testing
             #expect(rule?.mutating == m.isMutating, "\(m.rawValue): mutating differs")
             #expect(rule?.directedOnly == m.isMutating, "\(m.rawValue): a state change must be directed")
             // release_lv speaks for another host on the controller's liveness view: the controller's alone.
-            #expect(rule?.callers == (m == .releaseLV ? [.controller] : [.controller, .admin]), "\(m.rawValue)")
+            // The drift audit's methods are the operator's (aosctl audit).
+            let expected: Set<Role> =
+                m == .releaseLV ? [.controller] : (m == .auditReport || m == .auditFix) ? [.admin] : [.controller, .admin]
+            #expect(rule?.callers == expected, "\(m.rawValue)")
         }
         #expect(Set(policy.rules.keys) == Set(AgentMethod.allCases.map(\.rawValue)))
     }
