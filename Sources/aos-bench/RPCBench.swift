@@ -35,7 +35,7 @@ struct RPCBench: AsyncParsableCommand {
     @Option(
         help: """
             Call an already running `aos-rpc-peer serve --topic TOPIC` instead of starting one \
-            (e.g. under valgrind); with --pinned the calling task is pinned in a second variant
+            (e.g. under a profiler); with --pinned the calling task is pinned in a second variant
             """)
     var externalServer: String?
 
