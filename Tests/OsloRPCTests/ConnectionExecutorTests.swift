@@ -22,6 +22,10 @@ private func unreachableConnection() throws -> AMQPConnection {
     return AMQPConnection(configuration: try AMQPConfiguration(url: url), logger: quietLogger())
 }
 
+private final class Counter: Sendable {
+    let value = Atomic<Int>(0)
+}
+
 /// Tasks that prefer a connection's executor run on its I/O thread, survive its close, and
 /// a server dispatching there still serves calls.
 @Suite struct ConnectionExecutorTests {
@@ -43,17 +47,17 @@ private func unreachableConnection() throws -> AMQPConnection {
     @Test func manyTasksPostedFromManyThreadsAllRun() async throws {
         // Batched wake-ups: a post that skips the eventfd write must still be picked up.
         let connection = try unreachableConnection()
-        let ran = Atomic<Int>(0)
+        let ran = Counter()
         await withTaskGroup(of: Void.self) { group in
             for _ in 0..<2000 {
                 group.addTask {
                     await Task(executorPreference: connection.executor) {
-                        if connection.executor.isCurrent { ran.add(1, ordering: .relaxed) }
+                        if connection.executor.isCurrent { ran.value.add(1, ordering: .relaxed) }
                     }.value
                 }
             }
         }
-        #expect(ran.load(ordering: .relaxed) == 2000)
+        #expect(ran.value.load(ordering: .relaxed) == 2000)
         await connection.close()
     }
 
@@ -103,7 +107,7 @@ private func unreachableConnection() throws -> AMQPConnection {
             try await withThrowingTaskGroup(of: JSONValue.self) { group in
                 for i in 0..<16 {
                     group.addTask {
-                        try await client.call(topicTarget, method: "echo_later", args: ["i": .int(i)], timeout: .seconds(30))
+                        try await client.call(topicTarget, method: "echo_later", args: ["i": .int(Int64(i))], timeout: .seconds(30))
                     }
                 }
                 var out: [JSONValue] = []
@@ -112,8 +116,10 @@ private func unreachableConnection() throws -> AMQPConnection {
             }
         }
         #expect(results.count == 16)
-        #expect(results.allSatisfy { $0.objectValue?["pinned"] == .bool(true) })
-        #expect(Set(results.compactMap { $0.objectValue?["i"] }).count == 16)
+        let pinnedFlags: [JSONValue?] = results.map { $0.objectValue?["pinned"] }
+        #expect(pinnedFlags.allSatisfy { $0 == JSONValue.bool(true) })
+        let indices: Set<JSONValue> = Set(results.compactMap { $0.objectValue?["i"] })
+        #expect(indices.count == 16)
         await #expect(throws: RPCCallError.self) {
             _ = try await client.call(topicTarget, method: "fail", timeout: .seconds(30))
         }
