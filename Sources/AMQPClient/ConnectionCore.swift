@@ -73,10 +73,17 @@ final class ConnectionCore {
         let taskExecutor = executor.asUnownedTaskExecutor()
         while true {
             mailbox.drainWakeups()
-            for work in mailbox.take() {
-                switch work {
-                case .job(let job): job.run(self)
-                case .task(let task): task.runSynchronously(on: taskExecutor)
+            // Work queued by the work itself (a pinned task's publish, the task a reply
+            // resumes) runs in the same turn, without a poll in between; bounded so that
+            // frames are still read under a flood of posts.
+            for _ in 0..<64 {
+                let batch = mailbox.take()
+                if batch.isEmpty { break }
+                for work in batch {
+                    switch work {
+                    case .job(let job): job.run(self)
+                    case .task(let task): task.runSynchronously(on: taskExecutor)
+                    }
                 }
             }
             if mailbox.isClosing { break }
