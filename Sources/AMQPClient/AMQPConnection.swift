@@ -20,6 +20,9 @@ public final class AMQPConnection: Sendable {
     public let configuration: AMQPConfiguration
     private let mailbox: Mailbox
     private let status: StatusBox
+    /// Runs tasks on this connection's I/O thread (see `ConnectionExecutor`): a caller or
+    /// server task that prefers it makes its round trips without a thread hand-off.
+    public let executor: ConnectionExecutor
 
     public init(
         configuration: AMQPConfiguration, logger: Logger,
@@ -28,7 +31,9 @@ public final class AMQPConnection: Sendable {
         self.configuration = configuration
         self.mailbox = Mailbox()
         self.status = StatusBox(observer: onStateChange)
-        let core = ConnectionCore(config: configuration, logger: logger, mailbox: mailbox, status: status)
+        self.executor = ConnectionExecutor(mailbox: mailbox)
+        let core = ConnectionCore(
+            config: configuration, logger: logger, mailbox: mailbox, status: status, executor: executor)
         Self.startThread(core)
     }
 

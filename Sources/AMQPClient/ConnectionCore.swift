@@ -32,6 +32,8 @@ final class ConnectionCore {
     var logger: Logger
     let mailbox: Mailbox
     let status: StatusBox
+    /// Runs the tasks that prefer this connection, between polls.
+    let executor: ConnectionExecutor
 
     private(set) var link = Link.disconnected
     private var reconnect: ReconnectPolicy
@@ -42,11 +44,12 @@ final class ConnectionCore {
     var confirms = PublishConfirms<Completion>()
     private var waiting: [Waiting] = []
 
-    init(config: AMQPConfiguration, logger: Logger, mailbox: Mailbox, status: StatusBox) {
+    init(config: AMQPConfiguration, logger: Logger, mailbox: Mailbox, status: StatusBox, executor: ConnectionExecutor) {
         self.config = config
         self.logger = logger
         self.mailbox = mailbox
         self.status = status
+        self.executor = executor
         self.topology = Topology(prefetch: config.prefetchCount)
         let hostCount = max(1, config.url.hosts.count)
         var jitter: ReconnectPolicy.Jitter = { $0 }
@@ -66,9 +69,23 @@ final class ConnectionCore {
     // MARK: - Thread main loop
 
     func runLoop() {
+        mailbox.registerIOThread()
+        let taskExecutor = executor.asUnownedTaskExecutor()
         while true {
             mailbox.drainWakeups()
-            for job in mailbox.take() { job.run(self) }
+            // Work queued by the work itself (a pinned task's publish, the task a reply
+            // resumes) runs in the same turn, without a poll in between; bounded so that
+            // frames are still read under a flood of posts.
+            for _ in 0..<64 {
+                let batch = mailbox.take()
+                if batch.isEmpty { break }
+                for work in batch {
+                    switch work {
+                    case .job(let job): job.run(self)
+                    case .task(let task): task.runSynchronously(on: taskExecutor)
+                    }
+                }
+            }
             if mailbox.isClosing { break }
             if !isConnected && ContinuousClock.now >= nextAttemptAt { connect() }
             if isConnected { pump() }
@@ -85,10 +102,12 @@ final class ConnectionCore {
         switch link {
         case .connected(let s):
             if amqp_frames_enqueued(s.handle) != 0 || amqp_data_in_buffer(s.handle) != 0 { return }
+            if mailbox.hasWork { return }  // posted on this thread (no eventfd write)
             // Wake often enough to send heartbeats (the library only does it inside calls).
             timeoutMs = config.heartbeat > 0 ? max(250, config.heartbeat * 1000 / 4) : 60_000
             fds.append(pollfd(fd: s.sockfd, events: Int16(POLLIN), revents: 0))
         case .disconnected:
+            if mailbox.hasWork { return }
             timeoutMs = max(0, (nextAttemptAt - now).milliseconds)
         }
         // Runs on every loop turn (every publish): find the soonest deadline without
@@ -297,7 +316,7 @@ final class ConnectionCore {
     }
 
     private func shutdown() {
-        for job in mailbox.take() { job.fail(.closed) }
+        failQueuedWork()
         for w in waiting { w.fail(.closed) }
         waiting = []
         if let s = session {
@@ -307,5 +326,17 @@ final class ConnectionCore {
         status.generation.add(1, ordering: .releasing)
         for (completion, result) in confirms.channelClosed(.closed) { completion(result) }
         status.set(.closed)
+        failQueuedWork()  // posted by the completions above
+        mailbox.unregisterIOThread()
+    }
+
+    /// After closing: jobs fail with `.closed`, task slices move to the global executor.
+    private func failQueuedWork() {
+        for work in mailbox.take() {
+            switch work {
+            case .job(let job): job.fail(.closed)
+            case .task(let task): ConnectionExecutor.runElsewhere(task)
+            }
+        }
     }
 }

@@ -12,15 +12,30 @@ struct Job: Sendable {
     let fail: @Sendable (AMQPError) -> Void
 }
 
+/// What the I/O thread runs between polls: a job for the core, or a slice of a Swift task
+/// that prefers the connection's executor (`ConnectionExecutor`).
+enum Work: Sendable {
+    case job(Job)
+    case task(UnownedJob)
+}
+
 /// The only door into the I/O thread: a locked queue plus an eventfd the thread
 /// polls next to the socket, so a posted job wakes it at once.
+///
+/// Wake-ups are batched: only the first post after the thread last looked writes the
+/// eventfd (a burst of posts from 16 callers costs one wake-up), and posts made on the I/O
+/// thread itself write nothing (the thread looks at the queue before it polls).
 final class Mailbox: Sendable {
     private struct State {
-        var jobs: [Job] = []
+        var work: [Work] = []
         var closing = false
     }
 
     private let state = Mutex(State())
+    /// Set by the first post after the I/O thread's last `drainWakeups`.
+    private let wakePending = Atomic<Bool>(false)
+    /// The I/O thread's id, once it runs (0 before).
+    private let ioThread = Atomic<UInt>(0)
     let eventFD: Int32
 
     init() {
@@ -30,14 +45,26 @@ final class Mailbox: Sendable {
 
     deinit { close(eventFD) }
 
+    /// Called by the I/O thread when it starts.
+    func registerIOThread() { ioThread.store(UInt(pthread_self()), ordering: .releasing) }
+
+    /// Called by the I/O thread as it ends (a later thread may get the same id).
+    func unregisterIOThread() { ioThread.store(0, ordering: .releasing) }
+
+    /// Whether the caller is the I/O thread.
+    var onIOThread: Bool { ioThread.load(ordering: .acquiring) == UInt(pthread_self()) }
+
     /// False when the connection is closing; the caller then fails the job itself.
-    func post(_ job: Job) -> Bool {
+    func post(_ job: Job) -> Bool { post(.job(job)) }
+
+    /// False when the connection is closing; the caller then runs the task elsewhere.
+    func post(_ work: Work) -> Bool {
         let ok = state.withLock { s -> Bool in
             if s.closing { return false }
-            s.jobs.append(job)
+            s.work.append(work)
             return true
         }
-        if ok { wakeUp() }
+        if ok && !onIOThread && !wakePending.exchange(true, ordering: .sequentiallyConsistent) { wakeUp() }
         return ok
     }
 
@@ -48,10 +75,13 @@ final class Mailbox: Sendable {
 
     var isClosing: Bool { state.withLock { $0.closing } }
 
-    func take() -> [Job] {
+    /// Work is queued (the I/O thread must not block in poll then).
+    var hasWork: Bool { state.withLock { !$0.work.isEmpty } }
+
+    func take() -> [Work] {
         state.withLock { s in
-            let j = s.jobs
-            s.jobs.removeAll(keepingCapacity: true)
+            let j = s.work
+            s.work.removeAll(keepingCapacity: true)
             return j
         }
     }
@@ -61,9 +91,12 @@ final class Mailbox: Sendable {
         _ = write(eventFD, &one, 8)
     }
 
+    /// On the I/O thread, before `take`: reads the eventfd, then lets the next post wake
+    /// it again (in this order, a post racing with it is either taken now or wakes the next poll).
     func drainWakeups() {
         var v: UInt64 = 0
         _ = read(eventFD, &v, 8)
+        wakePending.store(false, ordering: .sequentiallyConsistent)
     }
 }
 

@@ -30,11 +30,17 @@ final class InflightLimiter: Sendable {
     /// Started and not finished (queued, running or replying): what shutdown waits for.
     private let outstanding = IdleGate()
     private let onIdle: @Sendable () -> Void
+    /// Where the tasks run (nil: the global concurrent executor).
+    private let executor: (any TaskExecutor)?
 
     /// `replyLimit` defaults to `limit`, at least 16.
-    init(limit: Int, replyLimit: Int? = nil, onIdle: @escaping @Sendable () -> Void = {}) {
+    init(
+        limit: Int, replyLimit: Int? = nil, executor: (any TaskExecutor)? = nil,
+        onIdle: @escaping @Sendable () -> Void = {}
+    ) {
         self.limit = max(1, limit)
         self.replyLimit = max(1, replyLimit ?? max(16, limit))
+        self.executor = executor
         self.onIdle = onIdle
     }
 
@@ -45,7 +51,7 @@ final class InflightLimiter: Sendable {
     /// Called from the I/O thread: never blocks, only creates a task.
     func start(_ work: @escaping @Sendable () async -> After?) {
         _ = outstanding.enter()
-        Task {
+        Task(executorPreference: executor) { [self] in
             await acquire()
             let after = await work()
             let wake = state.withLock { s -> [CheckedContinuation<Void, Never>] in

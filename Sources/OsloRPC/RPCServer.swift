@@ -45,6 +45,12 @@ public final class RPCServer: Sendable {
         public var purgeDirectedQueueOnStart = false
         /// Authorization and transport policy (who may call what, and how); nil admits all.
         public var admit: RPCAdmission?
+        /// Run each request's task (screening, handler, reply) on the connection's I/O
+        /// thread (`AMQPConnection.executor`) instead of the global executor: no thread
+        /// hand-off between a delivery, its handler and its reply. Only for handlers that are
+        /// short and never block the thread (they suspend on `await` freely): while one runs,
+        /// the connection reads nothing and sends no heartbeat.
+        public var dispatchOnConnectionThread = false
         public init() {}
 
         var effectivePrefetch: UInt16 {
@@ -115,7 +121,10 @@ public final class RPCServer: Sendable {
         // hop: latency matters). Tasks are unstructured on purpose: on shutdown a
         // request already taken off the queue runs to completion, uncancelled.
         let trim = options.returnMemoryToSystem
-        let inflight = InflightLimiter(limit: options.maxConcurrency) { [weak self] in
+        let inflight = InflightLimiter(
+            limit: options.maxConcurrency,
+            executor: options.dispatchOnConnectionThread ? connection.executor : nil
+        ) { [weak self] in
             guard trim, let self, self.sawLargeMessage.exchange(false, ordering: .acquiringAndReleasing) else { return }
             MemoryReturn.trim()
         }

@@ -9,10 +9,14 @@ struct RPCBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rpc", abstract: "RPC round-trip latency, throughput and server RSS, next to the C floor",
         discussion: """
-            Starts `aos-rpc-peer serve` and, unless --no-floor, the C floor (bench/rpc_floor.c, \
-            compiled next to this binary when missing): the same request/reply on bare \
-            librabbitmq. The C and Swift runs alternate on the same broker, --rounds times, and \
-            each round prints Swift/C ratios.
+            Starts `aos-rpc-peer serve` twice (the default server, and one with \
+            --dispatch-on-connection-thread) and, unless --no-floor, the C floor \
+            (bench/rpc_floor.c, compiled next to this binary when missing): the same \
+            request/reply on bare librabbitmq. The C and Swift runs alternate on the same \
+            broker, --rounds times, and each round prints Swift/C ratios for each variant: \
+            default (client and server tasks on the global executor), server pinned (the \
+            server's request tasks on its connection's I/O thread), both pinned (the calling \
+            task on the client connection's I/O thread too). --no-pinned runs the default only.
             """)
     @Option(help: "Transport URL of a broker to use") var url: String
     @Option(help: "Sequential calls to time") var calls = 5000
@@ -23,9 +27,23 @@ struct RPCBench: AsyncParsableCommand {
     @Option(help: "Run the server with authorization: admit only this broker user (the URL's user)")
     var admitUser: String?
     @Flag(inversion: .prefixedNo, help: "Run the C floor (bench/rpc_floor.c) in the same run") var floor = true
+    @Flag(inversion: .prefixedNo, help: "Also run the variants with tasks on the connection's I/O thread")
+    var pinned = true
     @Option(help: "C floor and Swift runs, alternated") var rounds = 2
     @Option(help: "bench/rpc_floor.c (default: found above this binary or in the current directory)")
     var floorSource: String?
+    @Option(
+        help: """
+            Call an already running `aos-rpc-peer serve --topic TOPIC` instead of starting one \
+            (e.g. under a profiler); with --pinned the calling task is pinned in a second variant
+            """)
+    var externalServer: String?
+
+    struct Variant {
+        var name: String
+        var topic: String
+        var pinClient: Bool
+    }
 
     func run() async throws {
         LoggingSystem.bootstrap { label in
@@ -34,13 +52,32 @@ struct RPCBench: AsyncParsableCommand {
             return h
         }
         let tag = makeUUIDHex().prefix(8)
-        let topic = "aos-bench-\(tag)"
+        let topic = externalServer ?? "aos-bench-\(tag)"
         let here = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-        let server = try startChild(
-            here.appendingPathComponent("aos-rpc-peer"),
-            ["serve", "--url", url, "--topic", topic, "--log-level", "warning"]
-                + (admitUser.map { ["--admit-user", $0] } ?? []))
-        defer { server.terminate(); server.waitUntilExit() }
+        var servers: [Process] = []
+        defer {
+            for s in servers {
+                s.terminate()
+                s.waitUntilExit()
+            }
+        }
+        var variants = [Variant(name: "default", topic: topic, pinClient: false)]
+        if externalServer == nil {
+            let auth = admitUser.map { ["--admit-user", $0] } ?? []
+            let common = ["serve", "--url", url, "--log-level", "warning"] + auth
+            servers.append(try startChild(here.appendingPathComponent("aos-rpc-peer"), common + ["--topic", topic]))
+            if pinned {
+                let pinnedTopic = topic + "-pinned"
+                servers.append(
+                    try startChild(
+                        here.appendingPathComponent("aos-rpc-peer"),
+                        common + ["--topic", pinnedTopic, "--dispatch-on-connection-thread"]))
+                variants.append(Variant(name: "server pinned", topic: pinnedTopic, pinClient: false))
+                variants.append(Variant(name: "both pinned", topic: pinnedTopic, pinClient: true))
+            }
+        } else if pinned {
+            variants.append(Variant(name: "client pinned", topic: topic, pinClient: true))
+        }
         // The floor's request body is as long as the Swift ping request, so both move the same bytes.
         let bodyBytes = RPCRequest(
             method: "ping", msgID: makeUUIDHex(), replyQueue: "reply_\(makeUUIDHex())",
@@ -56,16 +93,21 @@ struct RPCBench: AsyncParsableCommand {
         }
         defer { if let f = floorServer { f.terminate(); f.waitUntilExit() } }
         try await Task.sleep(for: .seconds(settle))
-        let idleRSS = rssKB(pid: server.processIdentifier)
+        let idleRSS = servers.first.map { rssKB(pid: $0.processIdentifier) }
 
         let conn = AMQPConnection(
             configuration: try AMQPConfiguration(url: TransportURL(parsing: url)),
             logger: Logger(label: "bench"))
         let client = RPCClient(connection: conn, logger: Logger(label: "bench"))
-        let target = RPCTarget(topic: topic)
-        for _ in 0..<warmup { _ = try await client.call(target, method: "ping", timeout: .seconds(10)) }
+        for v in variants {
+            try await pinnedIf(v.pinClient, conn) {
+                for _ in 0..<warmup {
+                    _ = try await client.call(RPCTarget(topic: v.topic), method: "ping", timeout: .seconds(10))
+                }
+            }
+        }
 
-        var rows: [(c: Figures?, swift: Figures)] = []
+        var rows: [(c: Figures?, swift: [Figures])] = []
         for round in 1...max(1, rounds) {
             var c: Figures?
             if let floorBinary {
@@ -73,7 +115,13 @@ struct RPCBench: AsyncParsableCommand {
                     floorBinary, url: url, queue: floorQueue, calls: calls, warmup: warmup,
                     throughputCalls: throughputCalls, inFlight: concurrency, bodyBytes: bodyBytes)
             }
-            let swift = try await measureSwift(client, target)
+            var swift: [Figures] = []
+            for v in variants {
+                swift.append(
+                    try await pinnedIf(v.pinClient, conn) {
+                        try await measureSwift(client, RPCTarget(topic: v.topic))
+                    })
+            }
             rows.append((c, swift))
             print("round \(round):")
             if let c {
@@ -81,27 +129,47 @@ struct RPCBench: AsyncParsableCommand {
                     "  C floor (librabbitmq, \(bodyBytes)-byte body): median \(fmt(c.median)) ms, p99 \(fmt(c.p99)) ms, \(Int(c.throughput)) calls/s with \(concurrency) in flight"
                 )
             }
-            print(
-                "  Swift RPCClient -> RPCServer:            median \(fmt(swift.median)) ms, p99 \(fmt(swift.p99)) ms, \(Int(swift.throughput)) calls/s with \(concurrency) in flight"
-            )
-            if let c {
+            for (v, s) in zip(variants, swift) {
+                let label = "Swift RPCClient -> RPCServer, \(v.name):".padding(toLength: 46, withPad: " ", startingAt: 0)
                 print(
-                    "  Swift/C: median \(ratio(swift.median, c.median)), p99 \(ratio(swift.p99, c.p99)), throughput \(Int((swift.throughput / c.throughput * 100).rounded())) % of C"
+                    "  \(label) median \(fmt(s.median)) ms, p99 \(fmt(s.p99)) ms, \(Int(s.throughput)) calls/s with \(concurrency) in flight"
                 )
+                if let c {
+                    print(
+                        "    Swift/C: median \(ratio(s.median, c.median)), p99 \(ratio(s.p99, c.p99)), throughput \(Int((s.throughput / c.throughput * 100).rounded())) % of C"
+                    )
+                }
             }
         }
-        let loadedRSS = rssKB(pid: server.processIdentifier)
+        let loadedRSS = servers.first.map { rssKB(pid: $0.processIdentifier) }
         await conn.close()
 
         print(
             "sequential: \(calls) calls per run, \(warmup) warm-up; concurrent: \(throughputCalls / concurrency * concurrency) calls with \(concurrency) in flight"
         )
-        print("server RSS: idle \(fmt(Double(idleRSS) / 1024)) MB, after load \(fmt(Double(loadedRSS) / 1024)) MB")
-        if rows.count > 1, rows.allSatisfy({ $0.c != nil }) {
-            let m = rows.map { $0.swift.median / $0.c!.median }, p = rows.map { $0.swift.p99 / $0.c!.p99 }
-            let t = rows.map { $0.swift.throughput / $0.c!.throughput * 100 }
-            print("Swift/C over \(rows.count) rounds: median \(fmtRange(m, "x")), p99 \(fmtRange(p, "x")), throughput \(fmtRange(t, " %"))")
+        if let idleRSS, let loadedRSS {
+            print(
+                "default server RSS: idle \(fmt(Double(idleRSS) / 1024)) MB, after load \(fmt(Double(loadedRSS) / 1024)) MB")
         }
+        let floors = rows.compactMap(\.c)
+        if rows.count > 1, floors.count == rows.count {
+            for (i, v) in variants.enumerated() {
+                let m = zip(rows, floors).map { $0.swift[i].median / $1.median }
+                let p = zip(rows, floors).map { $0.swift[i].p99 / $1.p99 }
+                let t = zip(rows, floors).map { $0.swift[i].throughput / $1.throughput * 100 }
+                print(
+                    "Swift/C over \(rows.count) rounds, \(v.name): median \(fmtRange(m, "x")), p99 \(fmtRange(p, "x")), throughput \(fmtRange(t, " %"))"
+                )
+            }
+        }
+    }
+
+    /// Runs `body` in a task that prefers the connection's I/O thread when `pin` is set.
+    func pinnedIf<T: Sendable>(
+        _ pin: Bool, _ conn: AMQPConnection, _ body: () async throws -> T
+    ) async throws -> T {
+        guard pin else { return try await body() }
+        return try await withTaskExecutorPreference(conn.executor) { try await body() }
     }
 
     struct Figures {
@@ -120,10 +188,10 @@ struct RPCBench: AsyncParsableCommand {
             samples.append(ms(clock.now - t))
         }
         samples.sort()
-        let median = samples[samples.count / 2]
-        let p99 = samples[min(samples.count - 1, Int(Double(samples.count) * 0.99))]
+        let median = samples.isEmpty ? 0 : samples[samples.count / 2]
+        let p99 = samples.isEmpty ? 0 : samples[min(samples.count - 1, Int(Double(samples.count) * 0.99))]
 
-        let perWorker = throughputCalls / concurrency
+        let perWorker = throughputCalls / max(1, concurrency)
         let t0 = clock.now
         try await withThrowingTaskGroup(of: Void.self) { group in
             for _ in 0..<concurrency {

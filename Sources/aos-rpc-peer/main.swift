@@ -63,6 +63,8 @@ struct Serve: AsyncParsableCommand {
     @Option var server = "swift-peer"
     @Option(help: "Admit requests only from this broker user (user_id), through AOSAuth's admission (benchmarks its cost)")
     var admitUser: String?
+    @Flag(help: "Run request tasks on the connection's I/O thread (RPCServer.Options.dispatchOnConnectionThread)")
+    var dispatchOnConnectionThread = false
 
     func run() async throws {
         let conn = try common.connection(name: "aos-rpc-peer-serve")
@@ -98,6 +100,7 @@ struct Serve: AsyncParsableCommand {
             RPCEndpoint(namespace: "ns2", version: RPCVersion(major: 2, minor: 1), handlers: v2),
         ])
         var options = RPCServer.Options()
+        options.dispatchOnConnectionThread = dispatchOnConnectionThread
         if let admitUser {
             let rules = Dictionary(uniqueKeysWithValues: handlers.keys.map { ($0, MethodTraits(callers: [.admin], mutating: false)) })
             options.admit =
