@@ -145,11 +145,8 @@ public struct AdoptionSurvey: Sendable {
                     "active here, but sanlock shows no lock for it (UUID \(lv.uuid)): a dropped lockspace, or activated without lvmlockd"
                 ))
         }
-        switch recorded {
-        case nil: return finding(.adopt(resource.mode))
-        case resource.mode?: return finding(.recorded(resource.mode))
-        case let mode?: return finding(.modeDiffers(recorded: mode, lock: resource.mode))
-        }
+        guard let recorded else { return finding(.adopt(resource.mode)) }
+        return finding(recorded == resource.mode ? .recorded(recorded) : .modeDiffers(recorded: recorded, lock: resource.mode))
     }
 
     /// A table for `aos-agent adopt` (one line per finding, then the VG problems).

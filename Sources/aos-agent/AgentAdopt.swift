@@ -42,7 +42,7 @@ struct AgentAdopt: AsyncParsableCommand {
         let settings = AgentOptions.Settings(loaded)
         let logger = bootstrapLogging(label: "aos-agent", level: Logger.Level(rawValue: settings.logLevel) ?? .info)
         func fail(_ message: String, status: Int32 = 1) -> ExitCode {
-            Console.err("aos-agent adopt: \(message)\n")
+            Console.err("aos-agent adopt: \(message)")
             return ExitCode(status)
         }
         guard !settings.volumeGroups.isEmpty else { throw fail("[agent] volume_groups is empty", status: 2) }

@@ -123,8 +123,8 @@ struct AdoptionTests {
         #expect(problems(a).first?.contains("aos-agent adopt") == true)
 
         // `aos-agent adopt` (the agent stopped): survey and one write.
-        let survey = await AdoptionSurvey.run(
-            backend: old.backend, volumeGroups: ["vg1"], lvNames: .cinderDefault, records: try Adoption.readRecords(directory: dir) ?? [])
+        let onDisk = try Adoption.readRecords(directory: dir) ?? []
+        let survey = await AdoptionSurvey.run(backend: old.backend, volumeGroups: ["vg1"], lvNames: .cinderDefault, records: onDisk)
         #expect(survey.findings.map(\.action) == ["adopt"])
         #expect(survey.recordsToWrite == [ActivationRecord(vg: "vg1", name: "volume-late", mode: .shared)])
         let store = try ActivationStore(directory: dir, host: "host-a")
