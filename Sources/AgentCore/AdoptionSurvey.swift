@@ -84,7 +84,7 @@ public struct AdoptionFinding: Sendable, Hashable {
 /// Tests/lab/test_lab_adoption.py).
 public struct AdoptionSurvey: Sendable {
     public var findings: [AdoptionFinding]
-    /// VGs whose LVs could not be listed, or whose lockspace this host has not joined.
+    /// VGs whose LVs could not be listed, or with LVs active here while this host has not joined their lockspace.
     public var problems: [String: String]
 
     public init(findings: [AdoptionFinding] = [], problems: [String: String] = [:]) {
@@ -117,7 +117,8 @@ public struct AdoptionSurvey: Sendable {
                 continue
             }
             let joined = locks?.lockspace(forVG: vg) != nil
-            if locks != nil, !joined {
+            // Not joined and nothing active: nothing to adopt (a host that never started it).
+            if locks != nil, !joined, lvs.contains(where: { $0.active && !$0.isInternal }) {
                 survey.problems[vg] = "this host has not joined the lockspace of \(vg) (vgchange --lock-start \(vg)): lock modes unknown"
             }
             for lv in lvs where lv.active && !lv.isInternal {
