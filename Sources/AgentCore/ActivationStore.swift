@@ -164,6 +164,20 @@ public final class ActivationStore: Sendable {
         }
     }
 
+    /// Records several activations (adoption, AdoptionSurvey.swift) in ONE durable write, so a
+    /// crash leaves all of them or none; settles their intents. Writes the file even when
+    /// `records` is empty: its existence marks that the first start's adoption ran.
+    public func setAll(_ records: [ActivationRecord]) throws(StoreError) {
+        try update("settle") {
+            for record in records {
+                $0.records[record.key] = record; $0.intents[record.key] = nil
+            }
+        }
+    }
+
+    /// Whether the file exists (false at an agent's very first start on this host).
+    public var fileExists: Bool { access(path, F_OK) == 0 }
+
     /// Forgets an activation and persists that (settling an intent); no-op if neither exists.
     public func remove(vg: String, name: String) throws(StoreError) {
         let key = "\(vg)/\(name)"

@@ -4,11 +4,14 @@ import SharedLVM
 
 /// The boot sequence: for each VG wait (bounded) for its PVs, `vgchange --lock-start`,
 /// verify the lockspace joined; then settle interrupted activation changes; then re-activate
-/// every recorded LV in its mode, except those released while the agent was down; then ready.
+/// every recorded LV in its mode, except those released while the agent was down; then adopt
+/// (first start) or report (later) LVs active here that no record names; then ready.
 extension AgentService {
     /// Problems are logged and reported in `health()`; they do not stop the agent.
     /// Returns early (not ready) only when the task is cancelled.
     public func boot() async {
+        // Before anything writes the store: a first start adopts what is active (Adoption.swift).
+        let firstStart = !store.fileExists && store.loadProblem == nil
         for vg in configuration.volumeGroups {
             if Task.isCancelled { return }
             // Fenced in this boot (the agent restarted since): the VG waits for recovery;
@@ -27,6 +30,7 @@ extension AgentService {
         await reconcileIntents()
         await restore()
         if Task.isCancelled { return }
+        await adoptAtBoot(firstStart: firstStart)
         await resumeJobs()
         let records = store.all
         let summary = state.update { $0.finishBoot(volumeGroups: configuration.volumeGroups, records: records) }

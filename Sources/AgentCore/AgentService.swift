@@ -265,6 +265,7 @@ public final class AgentService: Sendable {
         state.update {
             _ = $0.restoreFailures.removeValue(forKey: "\(vg)/\(name)")
             _ = $0.releasedInUse.removeValue(forKey: "\(vg)/\(name)")
+            _ = $0.adoption.removeValue(forKey: "\(vg)/\(name)")
         }
         return had
     }

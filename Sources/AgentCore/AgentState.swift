@@ -34,6 +34,9 @@ struct AgentState: Sendable, Equatable {
     var releasedInUse: [String: String] = [:]
     /// The start's preflight items that were not PASS (`Preflight`), one line each.
     var preflight: [String] = []
+    /// What the start's adoption reported (Adoption.swift): LV key or VG → message, shown in
+    /// `state_problems` until the LV is recorded or forgotten.
+    var adoption: [String: String] = [:]
 
     init(volumeGroups: [String] = []) {
         for vg in volumeGroups { lockspaces[vg] = .notStarted }
@@ -154,7 +157,9 @@ struct AgentState: Sendable, Equatable {
             if state == .lost || fenced[vg] != nil { entry.hint = "run: aosctl recover --host \(host) --vg \(vg)" }
             vgs[vg] = entry
         }
-        let problems = releasedInUse.keys.sorted().compactMap { releasedInUse[$0] } + storeProblems.suffix(10)
+        let recordedKeys = Set(records.map(\.key))
+        let adopting = adoption.keys.sorted().filter { !recordedKeys.contains($0) }.compactMap { adoption[$0] }
+        let problems = releasedInUse.keys.sorted().compactMap { releasedInUse[$0] } + adopting + storeProblems.suffix(10)
         return AgentHealth(
             host: host, host_id: hostId, version: version, instance_id: instanceID, ready: ready, phase: phase, vgs: vgs,
             active_lvs: held(records).map { ActiveLV(vg: $0.vg, name: $0.name, mode: $0.mode.wire) },

@@ -20,9 +20,10 @@ struct AOSAgent: AsyncParsableCommand {
         discussion: """
             Without a subcommand: serve (the daemon). `aos-agent fence VG` is lvm.conf's
             lvmlockctl_kill_command (docs/operations.md). `aos-agent check` checks this host's
-            preparation (docs/operations.md, "Preflight").
+            preparation (docs/operations.md, "Preflight"). `aos-agent adopt` records the LVs
+            active on this host, e.g. by the AccentOS agent (docs/migration.md).
             """,
-        subcommands: [AgentServe.self, AgentFence.self, AgentCheck.self],
+        subcommands: [AgentServe.self, AgentFence.self, AgentCheck.self, AgentAdopt.self],
         defaultSubcommand: AgentServe.self)
 }
 
@@ -34,7 +35,8 @@ struct AgentServe: AsyncParsableCommand {
             Configuration: --set > environment (AOS_<SECTION>_<KEY>) > --config file > defaults.
             Boot (real LVM): the preflight check (`aos-agent check`; a blocking FAIL stops the
             agent with exit status 1, the report on stderr), then wait for the VGs' PVs,
-            vgchange --lock-start, re-activate the LVs recorded in state_dir, then sd_notify READY=1 and serve. Prints 'READY host=<host>' on stdout once
+            vgchange --lock-start, re-activate the LVs recorded in state_dir (at the first start: record the LVs
+            active here, `aos-agent adopt`), then sd_notify READY=1 and serve. Prints 'READY host=<host>' on stdout once
             it serves; logs go to stderr (journald).
             Exit status: 0 after a graceful stop, 1 startup error, 2 configuration error.
             """)
