@@ -149,6 +149,14 @@ extension RPCServer {
     /// Where to answer a request that cannot be decoded: scanned in the kept bytes (both
     /// ends of a truncated body; oslo callers write `_msg_id` after the arguments).
     static func replyAddress(of d: AMQPDelivery) -> RPCReplyAddress? {
+        // A whole body that parses with a top-level address: that one, not a `_msg_id` nested in
+        // its args that the scan would find first. Otherwise (no top-level one, a wrapping the
+        // unwrap does not read, a body that does not parse) the scan.
+        if d.bodyTail.isEmpty, let message = try? OsloEnvelope.unwrap(d.body),
+            let address = RPCReplyAddress.topLevel(of: message)
+        {
+            return address
+        }
         if let a = RPCReplyAddress.scan(d.body) { return a }
         if !d.bodyTail.isEmpty, let a = RPCReplyAddress.scan(d.bodyTail) { return a }
         // A body not truncated but longer than the scan window: look at its end too.

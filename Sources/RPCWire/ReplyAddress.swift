@@ -50,6 +50,18 @@ public struct RPCReplyAddress: Sendable, Equatable {
         c >= 0x21 && c <= 0x7E && c != UInt8(ascii: "\"") && c != UInt8(ascii: "\\")
     }
 
+    /// The reply address of a whole oslo message: its top-level `_msg_id` and `_reply_q`, both
+    /// valid, or nil. For a body that parses but is not a valid request (no method, bad
+    /// arguments…): `scan` would take the first `"_msg_id"` anywhere, and a request may carry
+    /// one inside its `args` — the reply then went to an id nobody waits for (found by the
+    /// hostile-traffic test: a caller left silent).
+    public static func topLevel(of message: [String: JSONValue]) -> RPCReplyAddress? {
+        guard case .string(let msgID)? = message["_msg_id"], case .string(let replyQ)? = message["_reply_q"],
+            isValidMsgID(msgID), isValidReplyQueue(replyQ)
+        else { return nil }
+        return RPCReplyAddress(msgID: msgID, replyQueue: replyQ)
+    }
+
     /// Finds `_msg_id` and `_reply_q` in a body that does not parse (or was too large to
     /// parse) without parsing it: looks for `"_msg_id": "…"`, also escaped as it appears
     /// inside the `oslo.message` string (`\"_msg_id\": \"…\"`), in the first `limit` bytes.

@@ -52,6 +52,19 @@ private func failure(_ s: RPCServer.Screened) -> (RPCServer.OutgoingReply?, Stri
             #expect(reply?.reply.failure?.className == "ValueError")
             #expect(why.contains("malformed"))
         }
+        // A message that parses but is not a valid request answers its own top-level address,
+        // not a `_msg_id` nested in its args (which comes first in the text).
+        let inner =
+            "{\"metho\\u0090d\": \"x\", \"args\": {\"_msg_id\": \"nested\", \"_reply_q\": \"reply_nested\"}, "
+            + "\"_msg_id\": \"\(msgID)\", \"_reply_q\": \"\(replyQ)\"}"
+        let body = "{\"oslo.version\": \"2.0\", \"oslo.message\": \(JSONWriter.serialize(.string(inner)))}"
+        if let (reply, why) = failure(RPCServer.screen(delivery(body), maxRequestBytes: 1 << 20)) {
+            #expect(why.contains("'method' is missing"))
+            #expect(reply?.reply.msgID == msgID)
+            #expect(reply?.queue == replyQ)
+        } else {
+            Issue.record("accepted: \(inner)")
+        }
         // Wrong content type too.
         let d = AMQPDelivery(
             body: OsloEnvelope.wrap(try! JSONValue.parse(callInner)),
