@@ -1,22 +1,10 @@
+import AOSAPI
 import HostCommands
 import RPCWire
 
-/// One item's outcome.
-public enum PreflightStatus: String, Sendable, Hashable, Comparable {
-    case pass = "PASS"
-    case warn = "WARN"
-    case fail = "FAIL"
-
-    var rank: Int {
-        switch self {
-        case .pass: return 0
-        case .warn: return 1
-        case .fail: return 2
-        }
-    }
-
-    public static func < (a: PreflightStatus, b: PreflightStatus) -> Bool { a.rank < b.rank }
-}
+/// One item's outcome: the wire's `CheckStatus` (PASS < WARN < FAIL), so `check_host`
+/// reports it as is.
+public typealias PreflightStatus = CheckStatus
 
 /// One checked item of a host's preparation (docs/operations.md, "Preflight").
 public struct PreflightItem: Sendable, Hashable {

@@ -44,7 +44,7 @@ extension PreflightItem {
     /// The item as the API carries it.
     public var checkItem: CheckItem {
         CheckItem(
-            id: id, status: CheckStatus(rawValue: status.rawValue) ?? .fail, finding: finding, evidence: evidence, fix: fix,
+            id: id, status: status, finding: finding, evidence: evidence, fix: fix,
             blocking: blocking)
     }
 }
@@ -62,7 +62,7 @@ extension AgentService {
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
         return CheckHostResult(
             host: host, host_id: configuration.hostId, backend: source.backend,
-            status: CheckStatus(rawValue: report.worst.rawValue) ?? .fail, items: report.items.map(\.checkItem),
+            status: report.worst, items: report.items.map(\.checkItem),
             clock: source.wallClock(), elapsed_s: seconds)
     }
 }

@@ -93,6 +93,12 @@ extension Controller {
     func heartbeat(_ raw: [String: JSONValue]) async throws(ServiceError) {
         try checkClock(sentAt: raw["sent_at"]?.doubleValue, host: raw["host"]?.stringValue)
         let hb = try AgentHeartbeatRequest.decode(raw, method: ControllerMethod.agentHeartbeat.rawValue)
+        // It becomes the held report's sent_at (compared, ordered): a finite number only.
+        guard hb.report_sent_at.isFinite else {
+            throw ServiceError(
+                .invalidArgument, "agent_heartbeat: report_sent_at must be a finite number",
+                details: ["argument": "report_sent_at", "method": .string(ControllerMethod.agentHeartbeat.rawValue)])
+        }
         let t = now()
         let (outcome, change) = view.withLock { v in
             let outcome = v.heartbeat(host: hb.host, instance: hb.instance_id, reportSentAt: hb.report_sent_at, receivedAt: t)

@@ -102,6 +102,13 @@ import Testing
             _ = try await c.dispatch(
                 "agent_heartbeat", ["host": "host-a", "instance_id": "r", "report_sent_at": 1.0, "sent_at": 1e12])
         }
+        for bad in [Double.infinity, -Double.infinity, Double.nan] {
+            let e = await expectCode("invalid_argument") {
+                _ = try await c.dispatch(
+                    "agent_heartbeat", ["host": "host-a", "instance_id": "r", "report_sent_at": .double(bad), "sent_at": 1.0])
+            }
+            #expect(e?.details["argument"] == "report_sent_at")
+        }
         #expect(healthCalls == 0)
     }
 }
