@@ -237,6 +237,43 @@ def check_acknowledged(load: Load, probe: Any) -> tuple[list[str], int]:
 # ---- the scenario ----------------------------------------------------------------------------
 
 
+def retry_interrupted(load: Load) -> list[str]:
+    """Retries the failed step of every interrupted cycle, then the rest of it (what a Cinder user
+    does after the error; cycles cut short by the end of the load are finished too); the failures."""
+    client = load.client()
+    failures: list[str] = []
+    for v in load.volumes:
+        for step in STEPS[v.acked():]:
+            try:
+                Load._step(client, step, v)
+            except Exception as e:  # noqa: BLE001 - reported by the caller
+                failures.append(f"{v.name} {step}: {e}")
+                break
+    return failures
+
+
+def sim_active(tmp_path: Path, host: str) -> dict[str, str]:
+    """The LVs the simulated LVM (cluster.json) holds active on `host`, with their modes."""
+    doc = json.loads((tmp_path / "cluster.json").read_text())
+    out: dict[str, str] = {}
+    for name, lv in doc["vgs"][VG]["lvs"].items():
+        if lv.get("exclusiveHolder") == host:
+            out[name] = "exclusive"
+        elif host in (lv.get("sharedHolders") or []):
+            out[name] = "shared"
+    return out
+
+
+def record_mismatches(tmp_path: Path, hosts: Any) -> dict[str, tuple[dict[str, str], dict[str, str]]]:
+    """Each agent's activation record against the simulated LVM, for the hosts where they
+    differ: (what LVM holds, what the record says)."""
+    def recorded(host: str) -> dict[str, str]:
+        doc = json.loads((tmp_path / host / "activations.json").read_text())
+        return {r["name"]: r["mode"] for r in doc.get("activations", []) if r.get("vg") == VG}
+
+    return {h: (sim_active(tmp_path, h), recorded(h)) for h in hosts if sim_active(tmp_path, h) != recorded(h)}
+
+
 def poll(predicate: Any, timeout: float, interval: float = 0.1) -> Any:
     deadline = time.monotonic() + timeout
     while True:
@@ -582,32 +619,9 @@ def test_agent_kill9_at_random_points_under_load(spawn, amqp_url: str, tmp_path:
     lost, ambiguous = check_acknowledged(load, probe)
 
     # Retrying the failed step of every interrupted cycle, then the rest of it, succeeds.
-    client = load.client()
-    retry_failures: list[str] = []
-    for v in load.volumes:  # (cycles cut short by the end of the load are finished too)
-        for step in STEPS[v.acked():]:
-            try:
-                Load._step(client, step, v)
-            except Exception as e:  # noqa: BLE001 - reported below
-                retry_failures.append(f"{v.name} {step}: {e}")
-                break
-
+    retry_failures = retry_interrupted(load)
     # Each agent's record against the (simulated) LVM, once nothing runs: every cycle ended in a delete.
-    def sim_active(host: str) -> dict[str, str]:
-        doc = json.loads((tmp_path / "cluster.json").read_text())
-        out: dict[str, str] = {}
-        for name, lv in doc["vgs"][VG]["lvs"].items():
-            if lv.get("exclusiveHolder") == host:
-                out[name] = "exclusive"
-            elif host in (lv.get("sharedHolders") or []):
-                out[name] = "shared"
-        return out
-
-    def recorded(host: str) -> dict[str, str]:
-        doc = json.loads((tmp_path / host / "activations.json").read_text())
-        return {r["name"]: r["mode"] for r in doc.get("activations", []) if r.get("vg") == VG}
-
-    mismatch = {h: (sim_active(h), recorded(h)) for h in (a, b) if sim_active(h) != recorded(h)}
+    mismatch = record_mismatches(tmp_path, (a, b))
     leftovers = [n for n in json.loads((tmp_path / "cluster.json").read_text())["vgs"][VG]["lvs"]
                  if n.startswith(f"volume-chaos-{tag}")]
     calls = load.calls()

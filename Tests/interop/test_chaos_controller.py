@@ -23,7 +23,6 @@ its caller having been told it failed."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import threading
@@ -37,7 +36,18 @@ import oslo_messaging
 import pytest
 
 from conftest import controller_args, start_sim_agent
-from test_chaos import CONTROLLER_TOPIC, STEPS, VG, Load, check_acknowledged, expected_state, poll, volume_state
+from test_chaos import (
+    CONTROLLER_TOPIC,
+    VG,
+    Load,
+    check_acknowledged,
+    expected_state,
+    poll,
+    record_mismatches,
+    retry_interrupted,
+    sim_active,
+    volume_state,
+)
 
 pytestmark = [pytest.mark.timeout(240), pytest.mark.chaos]
 
@@ -130,41 +140,18 @@ def test_controller_kill9_under_load(spawn, amqp_url: str, tmp_path: Path, oslo_
 
     # Retrying the failed step of every interrupted cycle, then the rest of it, succeeds (what a
     # Cinder user does after the error; cycles cut short by the end of the load are finished too).
-    client = load.client()
-    retry_failures: list[str] = []
-    for v in load.volumes:
-        for step in STEPS[v.acked():]:
-            try:
-                Load._step(client, step, v)
-            except Exception as e:  # noqa: BLE001 - reported below
-                retry_failures.append(f"{v.name} {step}: {e}")
-                break
-
-    def sim_active(host: str) -> dict[str, str]:
-        doc = json.loads((tmp_path / "cluster.json").read_text())
-        out: dict[str, str] = {}
-        for name, lv in doc["vgs"][VG]["lvs"].items():
-            if lv.get("exclusiveHolder") == host:
-                out[name] = "exclusive"
-            elif host in (lv.get("sharedHolders") or []):
-                out[name] = "shared"
-        return out
-
-    def recorded(host: str) -> dict[str, str]:
-        doc = json.loads((tmp_path / host / "activations.json").read_text())
-        return {r["name"]: r["mode"] for r in doc.get("activations", []) if r.get("vg") == VG}
-
-    mismatch = {h: (sim_active(h), recorded(h)) for h in hosts if sim_active(h) != recorded(h)}
+    retry_failures = retry_interrupted(load)
+    mismatch = record_mismatches(tmp_path, hosts)
 
     def controller_view() -> dict[str, str]:
         out: dict[str, str] = {}
-        for name in {n for h in hosts for n in sim_active(h)}:
+        for name in {n for h in hosts for n in sim_active(tmp_path, h)}:
             for a in probe.call({}, "get_volume", vg=VG, name=name)["active_on"]:
                 out[f"{name}@{a['host']}"] = a["mode"]
         return out
 
     def sim_view() -> dict[str, str]:
-        return {f"{n}@{h}": m for h in hosts for n, m in sim_active(h).items()}
+        return {f"{n}@{h}": m for h in hosts for n, m in sim_active(tmp_path, h).items()}
 
     view_ok = poll(lambda: controller_view() == sim_view(), 10)
 
