@@ -4,4 +4,4 @@
 talks to aos-controller over oslo.messaging (see docs/cinder.md).
 """
 
-__version__ = "1.0.0"
+__version__ = "0.1.0"  # the one version of the project: AgentVersion.current (Tests/cinder/test_config.py)

@@ -36,6 +36,7 @@ from oslo_config import cfg
 from oslo_log import log as logging
 from oslo_utils import units
 
+import cinder_sharedlvm_driver
 from cinder_sharedlvm_driver import client as sl_client
 from cinder_sharedlvm_driver import exception as sl_exc
 from cinder_sharedlvm_driver.opts import sharedlvm_opts
@@ -82,7 +83,7 @@ def _attachment_host(attachment: Any) -> str | None:
 class SharedLVMDriver(driver.VolumeDriver):
     """Shared LVM volume group through aos-controller and per-host aos-agents."""
 
-    VERSION = "1.0.0"
+    VERSION = cinder_sharedlvm_driver.__version__
     # ThirdPartySystems wiki page (required attribute of in-tree drivers).
     CI_WIKI_NAME = "aos-agent_CI"
     SUPPORTS_ACTIVE_ACTIVE = False
