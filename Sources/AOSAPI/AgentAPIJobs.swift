@@ -199,4 +199,12 @@ public enum JobLVName {
     public static func isJobLV(_ name: String) -> Bool {
         name.hasPrefix(wipePrefix) || name.hasPrefix(copyPrefix) || name.hasPrefix(cowPrefix)
     }
+    /// The id of the job whose LV this is; nil for any other name.
+    public static func jobID(_ name: String) -> String? {
+        for prefix in [wipePrefix, copyPrefix, cowPrefix] where name.hasPrefix(prefix) {
+            let id = name.dropFirst(prefix.count)
+            return id.isEmpty ? nil : String(id)
+        }
+        return nil
+    }
 }

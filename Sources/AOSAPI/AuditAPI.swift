@@ -96,7 +96,7 @@ public struct AuditLVRef: Codable, Sendable, Hashable, Comparable, CustomStringC
     public static func < (a: Self, b: Self) -> Bool { (a.vg, a.name) < (b.vg, b.name) }
 }
 
-/// `audit_report` → `{host, lock_modes, name_patterns, vgs, records, intents, restore_failures}`.
+/// `audit_report` → `{host, lock_modes, name_patterns, vgs, records, intents, restore_failures, job_ids}`.
 public struct AuditReportResult: APIResponse, Equatable {
     public var host: String
     /// The LVs' `lock_mode` comes from sanlock; false when sanlock could not be asked.
@@ -110,10 +110,13 @@ public struct AuditReportResult: APIResponse, Equatable {
     public var intents: [AuditLVRef]
     /// Records the boot could not restore.
     public var restore_failures: [AuditLVRef]
+    /// The ids of the jobs this agent holds in the reported VGs, in any state (their LVs are
+    /// `aos-wipe-<id>`, `aos-copy-<id>`, `aos-cow-<id>`); absent from agents older than the field.
+    public var job_ids: [String]?
 
     public init(
         host: String, lock_modes: Bool, name_patterns: [String], vgs: [AuditVG], records: [ActiveLV],
-        intents: [AuditLVRef] = [], restore_failures: [AuditLVRef] = []
+        intents: [AuditLVRef] = [], restore_failures: [AuditLVRef] = [], job_ids: [String]? = nil
     ) {
         self.host = host
         self.lock_modes = lock_modes
@@ -122,6 +125,7 @@ public struct AuditReportResult: APIResponse, Equatable {
         self.records = records
         self.intents = intents
         self.restore_failures = restore_failures
+        self.job_ids = job_ids
     }
 }
 

@@ -18,6 +18,9 @@ public enum DriftKind: String, WireEnum, Comparable {
     case unexpectedName = "unexpected_name"
     /// A volume-named LV that no Cinder volume or snapshot owns (only with Cinder's view).
     case noCinderVolume = "no_cinder_volume"
+    /// A job's LV (`aos-wipe-*`, `aos-copy-*`, `aos-cow-*`) whose job no agent holds: its host's
+    /// agent lost its `state_dir` or never came back; it holds space (and a deleted volume's data).
+    case orphanJobLV = "orphan_job_lv"
 
     public static func < (a: Self, b: Self) -> Bool {
         (allCases.firstIndex(of: a) ?? 0) < (allCases.firstIndex(of: b) ?? 0)
@@ -304,6 +307,27 @@ public enum DriftAudit {
                         DriftFinding(
                             kind: .noCinderVolume, vg: vg, name: name, hosts: [],
                             detail: "no Cinder volume or snapshot owns it\(lv.active ? " (it is active)" : "")"))
+                }
+            }
+        }
+        // Job LVs whose job no agent holds: judged only when every agent answered with its jobs.
+        let heldJobs = Set(reports.flatMap { $0.job_ids ?? [] })
+        let withoutJobs = reports.filter { $0.job_ids == nil }.map(\.host).sorted()
+        for vg in completeVGs.sorted() {
+            for name in (everyLV[vg] ?? [:]).keys.sorted() {
+                guard let id = JobLVName.jobID(name), !heldJobs.contains(id) else { continue }
+                let key = AuditLVRef(vg: vg, name: name)
+                if !allAnswered {
+                    warnings.append("\(key): no answering agent holds job \(id); not judged while a host does not answer")
+                } else if !withoutJobs.isEmpty {
+                    warnings.append(
+                        "\(key): no agent lists job \(id), but \(withoutJobs.joined(separator: ", ")) do not report jobs (older agents)")
+                } else {
+                    findings.append(
+                        DriftFinding(
+                            kind: .orphanJobLV, vg: vg, name: name, hosts: [],
+                            detail: "no agent holds job \(id) (its agent lost state_dir or never came back); "
+                                + "it holds space and maybe a deleted volume's data: clear and remove it by hand (docs/agent.md, Jobs)"))
                 }
             }
         }

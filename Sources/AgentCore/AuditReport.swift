@@ -45,9 +45,10 @@ extension AgentService {
         let intents = store.intents.filter { served.contains($0.vg) }.map { AuditLVRef(vg: $0.vg, name: $0.name) }
         let failures = state.read { Array($0.restoreFailures.values) }.map(\.record).filter { served.contains($0.vg) }.sorted()
             .map { AuditLVRef(vg: $0.vg, name: $0.name) }
+        let jobIDs = jobs.all.filter { served.contains($0.vg) }.map(\.id).sorted()
         return AuditReportResult(
             host: host, lock_modes: status != nil, name_patterns: configuration.lvNames.patterns, vgs: out, records: records,
-            intents: intents, restore_failures: failures)
+            intents: intents, restore_failures: failures, job_ids: jobIDs)
     }
 
     /// `audit_fix` on one LV, run under its lock.

@@ -14,7 +14,7 @@ struct Audit: AsyncParsableCommand {
         abstract: "Find drift between LVM, the agents' records, the controller's map and Cinder.",
         discussion: """
             Kinds: active_without_record, record_without_activation, controller_map_mismatch, \
-            incompatible_activations, unexpected_name, no_cinder_volume (docs/operations.md, \
+            incompatible_activations, unexpected_name, no_cinder_volume, orphan_job_lv (docs/operations.md, \
             "Drift audit"). --fix repairs only the agents' records (record_without_activation when \
             the LV is active nowhere; active_without_record in the mode sanlock holds), after \
             showing the plan; it never activates, deactivates or deletes an LV.

@@ -19,7 +19,7 @@ import Testing
 
     static func report(
         _ host: String, _ lvs: [AuditLV], records: [String: LVMode] = [:], complete: Bool = true, intents: [String] = [],
-        failures: [String] = [], lockModes: Bool = true
+        failures: [String] = [], lockModes: Bool = true, jobs: [String]? = []
     ) -> AuditReportResult {
         let active = lvs.filter(\.active).count
         return AuditReportResult(
@@ -30,7 +30,8 @@ import Testing
                     lvs: complete ? lvs : lvs.filter(\.active))
             ],
             records: records.sorted { $0.key < $1.key }.map { ActiveLV(vg: vg, name: $0.key, mode: $0.value) },
-            intents: intents.map { AuditLVRef(vg: vg, name: $0) }, restore_failures: failures.map { AuditLVRef(vg: vg, name: $0) })
+            intents: intents.map { AuditLVRef(vg: vg, name: $0) }, restore_failures: failures.map { AuditLVRef(vg: vg, name: $0) },
+            job_ids: jobs)
     }
 
     static func map(_ entries: [String: [String: LVMode]]) -> [String: [ActiveLV]] {
@@ -50,10 +51,10 @@ import Testing
                 Self.lv("volume-1", active: true, lock: .exclusive), Self.lv("volume-2", active: true, lock: .shared),
                 Self.lv("volume-3"), Self.lv("_snapshot-9"), Self.lv("aos-wipe-j1", active: true, lock: .exclusive, managed: false),
                 Self.lv("aos-cow-j2", active: true, managed: false), Self.lv("aos-copy-j2", active: true, lock: .exclusive, managed: false),
-            ], records: ["volume-1": .exclusive, "volume-2": .shared])
+            ], records: ["volume-1": .exclusive, "volume-2": .shared], jobs: ["j1"])
         let b = Self.report(
             "b", [Self.lv("volume-2", active: true, lock: .shared), Self.lv("volume-3")], records: ["volume-2": .shared],
-            complete: false)
+            complete: false, jobs: ["j2"])
         let input = DriftInput(
             reports: [a, b], controllerMap: Self.map(["a": ["volume-1": .exclusive, "volume-2": .shared], "b": ["volume-2": .shared]]),
             cinderNames: ["volume-1", "volume-2", "volume-3", "_snapshot-9"])
@@ -72,6 +73,7 @@ import Testing
                 Self.lv("lv-legacy"),  // outside the pattern
                 Self.lv("volume-4"),  // not Cinder's
                 Self.lv("volume-5", active: true, lock: .shared),  // map disagrees
+                Self.lv("aos-wipe-lost", managed: false),  // no agent holds its job
             ], records: ["volume-2": .exclusive, "volume-3": .exclusive, "volume-5": .shared])
         let b = Self.report("b", [Self.lv("volume-3", active: true, lock: .shared)], records: ["volume-3": .shared], complete: false)
         let input = DriftInput(
@@ -87,6 +89,7 @@ import Testing
                 "incompatible_activations volume-3 a,b",
                 "unexpected_name lv-legacy ",
                 "no_cinder_volume volume-4 ",
+                "orphan_job_lv aos-wipe-lost ",
             ])
         let fixes = r.findings.map(\.fix)
         #expect(fixes[0] == DriftFix(host: "a", action: .recordActivation, mode: .exclusive))
@@ -94,11 +97,41 @@ import Testing
         #expect(fixes[2...].allSatisfy { $0 == nil })
         #expect(r.plan.count == 2)
         // Stable names on the wire.
-        #expect(DriftKind.allCases.map(\.rawValue).count == 6)
+        #expect(DriftKind.allCases.map(\.rawValue).count == 7)
     }
 
     /// A released activation (evacuate) is not drift of the host it was released from, and an
     /// exclusive activation next to it is not an incompatible pair.
+    /// A job LV whose job no agent holds is an orphan, but only when every agent answered and
+    /// reported its jobs; otherwise it is listed as not judged.
+    @Test func orphanJobLVs() {
+        let lvs = [
+            Self.lv("volume-1"), Self.lv("aos-wipe-held", managed: false), Self.lv("aos-wipe-gone", managed: false),
+            Self.lv("aos-copy-gone2", managed: false), Self.lv("aos-wipe-", managed: false),
+        ]
+        let a = Self.report("a", lvs, jobs: [])
+        let b = Self.report("b", [], complete: false, jobs: ["held"])
+        let r = DriftAudit.compute(DriftInput(reports: [a, b]))
+        #expect(Self.kinds(r) == ["orphan_job_lv aos-copy-gone2 ", "orphan_job_lv aos-wipe-gone "], "\(r)")
+        #expect(r.findings.allSatisfy { $0.fix == nil })
+        #expect(r.warnings.isEmpty, "\(r.warnings)")
+
+        let down = DriftAudit.compute(DriftInput(reports: [a], unreachable: ["b": "down in the controller's view"]))
+        #expect(down.findings.isEmpty, "\(Self.kinds(down))")
+        #expect(down.warnings.count(where: { $0.contains("not judged while a host does not answer") }) == 3, "\(down.warnings)")
+
+        let old = DriftAudit.compute(DriftInput(reports: [a, Self.report("b", [], complete: false, jobs: nil)]))
+        #expect(old.findings.isEmpty, "\(Self.kinds(old))")
+        #expect(old.warnings.count(where: { $0.contains("b do not report jobs") }) == 3, "\(old.warnings)")
+    }
+
+    @Test func jobIDsFromNames() {
+        #expect(JobLVName.jobID("aos-wipe-abc") == "abc")
+        #expect(JobLVName.jobID("aos-cow-x") == "x")
+        #expect(JobLVName.jobID("aos-copy-") == nil)
+        #expect(JobLVName.jobID("volume-aos-wipe-x") == nil)
+    }
+
     @Test func releasedActivationIsNotDrift() {
         let a = Self.report("a", [Self.lv("volume-1", active: true, lock: .exclusive, released: ["b"])], records: ["volume-1": .exclusive])
         let b = Self.report(

@@ -34,6 +34,24 @@ import Testing
         #expect(fills.count == 16 && fills.allSatisfy { $0.arguments.last == "zeroOffload" })
     }
 
+    /// `audit_report` names the agent's jobs, so the audit tells a running wipe's LV from an
+    /// orphan one (no agent holds its job).
+    @Test func auditReportNamesTheJobsOfItsLVs() async throws {
+        let c = JobCluster()
+        let a = try await c.agent("host-a", hostId: 1, bytesPerSecond: 1 << 20, chunk: 1 << 20)
+        try await a.call("create_lv", ["vg": "vg1", "name": "volume-1", "size_bytes": .int(2 * MiB)])
+        let job = try await a.startJob("delete_lv", ["vg": "vg1", "name": "volume-1"])
+        await c.clock.sleepers(atLeast: 1)
+        let raw = try await a.handle(method: "audit_report", args: [:])
+        let report = try JSONValueDecoder().decode(AuditReportResult.self, from: raw)
+        #expect(report.job_ids == [job.id])
+        #expect(report.vgs.first?.lvs.map(\.name) == [job.target])
+        #expect(DriftAudit.compute(DriftInput(reports: [report])).findings.isEmpty)
+        var orphaned = report
+        orphaned.job_ids = []  // the same LV, but its agent lost its jobs
+        #expect(DriftAudit.compute(DriftInput(reports: [orphaned])).findings.map(\.kind) == [.orphanJobLV])
+    }
+
     @Test func theWipeClearsTheData() async throws {
         let c = JobCluster()
         // A rate limit parks the job before the removal, so the cleared LV can be looked at.

@@ -95,6 +95,10 @@ def test_audit_finds_drift_and_fixes_the_safe_kinds(cluster, ctl, tmp_path):
         legacy.update(name="lv-legacy", uuid="LEGACY-UUID-0001",
                       leaseOffset=max(x["leaseOffset"] for x in lvs.values()) + (1 << 20))
         lvs["lv-legacy"] = legacy
+        orphan = dict(lvs[names[3]])  # a wipe's LV whose agent lost its jobs
+        orphan.update(name="aos-wipe-lostjob", uuid="ORPHAN-UUID-0001",
+                      leaseOffset=legacy["leaseOffset"] + (1 << 20))
+        lvs["aos-wipe-lostjob"] = orphan
     edit_state(tmp_path, drift)
 
     expected = {
@@ -104,6 +108,7 @@ def test_audit_finds_drift_and_fixes_the_safe_kinds(cluster, ctl, tmp_path):
         ("active_without_record", names[1], b),
         ("unexpected_name", "lv-legacy", ""),
         ("no_cinder_volume", names[3], ""),
+        ("orphan_job_lv", "aos-wipe-lostjob", ""),
     }
     code, doc, err = audit(cluster, "--cinder-volumes", str(cinder))
     assert code == 10, (code, doc, err)
@@ -114,7 +119,7 @@ def test_audit_finds_drift_and_fixes_the_safe_kinds(cluster, ctl, tmp_path):
     # The table says the same.
     r = cluster.aosctl("audit", "--cinder-volumes", str(cinder))
     print(r.stdout)
-    assert r.returncode == 10 and "KIND" in r.stdout and "6 findings (2 safe to fix with --fix)" in r.stdout, r
+    assert r.returncode == 10 and "KIND" in r.stdout and "7 findings (2 safe to fix with --fix)" in r.stdout, r
     for kind, name, _ in expected:
         assert any(kind in line and name in line for line in r.stdout.splitlines()), (kind, name, r.stdout)
 
