@@ -58,15 +58,7 @@ extension AgentService {
     /// Nothing is activated, deactivated or deleted; the change is announced to the controller.
     func auditFix(_ lv: LVRef, _ action: AuditFixAction, mode: LVMode?) async throws(ServiceError) -> AuditFixResult {
         let (vg, name) = (lv.vg, lv.name)
-        let info: LogicalVolume?
-        do {
-            info = try await backend.lvInfo(vg: vg, name: name)
-        } catch  where error.code == .notFound {
-            info = nil
-        } catch {
-            noteLockspace(error, vg: vg)
-            throw .lvm(error, operation: "audit_fix", host: host, vg: vg, lv: name)
-        }
+        let info = try await lvInfoIfPresent("audit_fix", vg, name)
         let details: [String: JSONValue] = [
             "host": .string(host), "vg": .string(vg), "lv": .string(name), "action": .string(action.rawValue),
         ]

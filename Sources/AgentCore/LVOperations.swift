@@ -5,6 +5,19 @@ import SharedLVM
 /// The LV operations that change something. Each runs under its LV's lock and a slot (see
 /// `withLV`); arguments are already checked and the request admitted.
 extension AgentService {
+    /// The LV as LVM shows it, nil when it does not exist; any other LVM error becomes the
+    /// agent's error for `operation` (and is noted if it tells about the lockspace).
+    func lvInfoIfPresent(_ operation: String, _ vg: String, _ name: String) async throws(ServiceError) -> LogicalVolume? {
+        do {
+            return try await backend.lvInfo(vg: vg, name: name)
+        } catch  where error.code == .notFound {
+            return nil
+        } catch {
+            noteLockspace(error, vg: vg)
+            throw .lvm(error, operation: operation, host: host, vg: vg, lv: name)
+        }
+    }
+
     func createLV(_ lv: LVRef, _ size: UInt64) async throws(ServiceError) -> CreateLVResult {
         let (vg, name) = (lv.vg, lv.name)
         do {
@@ -78,14 +91,8 @@ extension AgentService {
     /// namespace and a wipe job clears and removes it (Jobs/); the call returns at once.
     func deleteLV(_ lv: LVRef, clear: VolumeClear, clearMiB: UInt64) async throws(ServiceError) -> DeleteLVResult {
         let (vg, name) = (lv.vg, lv.name)
-        let info: LogicalVolume
-        do {
-            info = try await backend.lvInfo(vg: vg, name: name)
-        } catch  where error.code == .notFound {
+        guard let info = try await lvInfoIfPresent("delete_lv", vg, name) else {
             return DeleteLVResult(host: host, vg: vg, name: name, changed: false)
-        } catch {
-            noteLockspace(error, vg: vg)
-            throw .lvm(error, operation: "delete_lv", host: host, vg: vg, lv: name)
         }
         if info.active {
             let mode = store.record(vg: vg, name: name)?.mode.rawValue ?? "unknown mode"
@@ -158,15 +165,7 @@ extension AgentService {
 
     func deactivateLV(_ lv: LVRef) async throws(ServiceError) -> LVChangeResult {
         let (vg, name) = (lv.vg, lv.name)
-        let info: LogicalVolume?
-        do {
-            info = try await backend.lvInfo(vg: vg, name: name)
-        } catch  where error.code == .notFound {
-            info = nil
-        } catch {
-            noteLockspace(error, vg: vg)
-            throw .lvm(error, operation: "deactivate_lv", host: host, vg: vg, lv: name)
-        }
+        let info = try await lvInfoIfPresent("deactivate_lv", vg, name)
         var changed = false
         if let info, info.active {
             // Durable before the LVM command: killed after the deactivation but before the

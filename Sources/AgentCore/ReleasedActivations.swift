@@ -12,14 +12,8 @@ extension AgentService {
     /// activation is deactivated with `deactivate_lv`). An LV that is gone has nothing to release.
     func releaseLV(_ lv: LVRef, for releasedHost: String, tag: String) async throws(ServiceError) -> ReleaseLVResult {
         let (vg, name) = (lv.vg, lv.name)
-        let info: LogicalVolume
-        do {
-            info = try await backend.lvInfo(vg: vg, name: name)
-        } catch  where error.code == .notFound {
+        guard let info = try await lvInfoIfPresent("release_lv", vg, name) else {
             return ReleaseLVResult(host: host, vg: vg, name: name, changed: false)
-        } catch {
-            noteLockspace(error, vg: vg)
-            throw .lvm(error, operation: "release_lv", host: host, vg: vg, lv: name)
         }
         if info.tags.contains(tag) { return ReleaseLVResult(host: host, vg: vg, name: name, changed: false) }
         try await lvm("release_lv", vg, name) { () async throws(LVMError) in try await backend.addTag(vg: vg, name: name, tag: tag) }

@@ -43,24 +43,8 @@ extension AgentService {
                 .alreadyExists, "\(operation): copy job \(job.id) on host \(host) is making \(vg)/\(newName)",
                 details: details(["job": .string(job.id)]))
         }
-        let source: LogicalVolume?
-        do {
-            source = try await backend.lvInfo(vg: vg, name: name)
-        } catch  where error.code == .notFound {
-            source = nil
-        } catch {
-            noteLockspace(error, vg: vg)
-            throw .lvm(error, operation: "rename_lv", host: host, vg: vg, lv: name)
-        }
-        let existing: LogicalVolume?
-        do {
-            existing = try await backend.lvInfo(vg: vg, name: newName)
-        } catch  where error.code == .notFound {
-            existing = nil
-        } catch {
-            noteLockspace(error, vg: vg)
-            throw .lvm(error, operation: "rename_lv", host: host, vg: vg, lv: newName)
-        }
+        let source = try await lvInfoIfPresent("rename_lv", vg, name)
+        let existing = try await lvInfoIfPresent("rename_lv", vg, newName)
         guard let source else {
             if let existing {
                 // Done before (a retry): the LV carries the new name already.

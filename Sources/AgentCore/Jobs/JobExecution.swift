@@ -168,7 +168,7 @@ extension AgentService {
     private func wipe(_ id: String) async throws {
         guard let r = jobs.record(id) else { return }
         // Gone: removed before the record said so (a restart after lvremove).
-        guard let info = try await lvInfoIfPresent(r.vg, r.hidden) else { return }
+        guard let info = try await jobLVInfo(r.vg, r.hidden) else { return }
         // Exclusive: proof that no other host has the old volume's device open.
         if !info.activeLocally { try await backend.activate(vg: r.vg, name: r.hidden, mode: .exclusive) }
         let shred = r.clear == .shred
@@ -193,9 +193,9 @@ extension AgentService {
 
     private func copy(_ id: String) async throws {
         guard let r = jobs.record(id) else { return }
-        guard let target = try await lvInfoIfPresent(r.vg, r.hidden) else {
+        guard let target = try await jobLVInfo(r.vg, r.hidden) else {
             // Renamed to its final name before the record said so (a restart after lvrename).
-            if try await lvInfoIfPresent(r.vg, r.target) != nil, r.doneBytes >= r.totalBytes { return }
+            if try await jobLVInfo(r.vg, r.target) != nil, r.doneBytes >= r.totalBytes { return }
             throw ServiceError(.notFound, "the copy's target LV \(r.vg)/\(r.hidden) is gone")
         }
         let reader = try await copyReader(id)
@@ -240,7 +240,7 @@ extension AgentService {
     private func copyReader(_ id: String) async throws -> String {
         guard let r = jobs.record(id) else { throw ServiceError(.notFound, "job \(id) is gone") }
         if let cow = r.cow {
-            if let snap = try await lvInfoIfPresent(r.vg, cow), snap.activeLocally, !snap.snapshotInvalid {
+            if let snap = try await jobLVInfo(r.vg, cow), snap.activeLocally, !snap.snapshotInvalid {
                 logger.info("copy goes on from its COW snapshot", metadata: jobMetadata(r).merging(["cow": "\(cow)"]) { $1 })
                 return cow
             }
@@ -281,7 +281,7 @@ extension AgentService {
     private func cowProblem(_ id: String) async -> ServiceError? {
         guard let r = jobs.record(id), let cow = r.cow else { return nil }
         let snap: LogicalVolume?
-        do { snap = try await lvInfoIfPresent(r.vg, cow) } catch {
+        do { snap = try await jobLVInfo(r.vg, cow) } catch {
             return ServiceError(.internal, "cannot check the copy's COW snapshot \(r.vg)/\(cow): \(error.message)")
         }
         guard let snap else {
@@ -345,8 +345,8 @@ extension AgentService {
         }
     }
 
-    /// The LV, nil when it does not exist.
-    private func lvInfoIfPresent(_ vg: String, _ name: String) async throws(LVMError) -> LogicalVolume? {
+    /// The LV, nil when it does not exist; other errors stay LVM's (a job retries them).
+    private func jobLVInfo(_ vg: String, _ name: String) async throws(LVMError) -> LogicalVolume? {
         do { return try await backend.lvInfo(vg: vg, name: name) } catch {
             if error.code == .notFound { return nil }
             throw error
