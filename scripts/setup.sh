@@ -152,6 +152,9 @@ setup_cinder_venv() {
     # Build from a copy: pip/setuptools would leave build/ and *.egg-info in the work tree.
     build="$(mktemp -d "${TMPDIR:-/tmp}/aos-cinder-driver.XXXXXX")"
     cp -r "$ROOT/deploy/cinder/." "$build/"
+    # A build/ or *.egg-info left in the tree by an in-tree pip run would be packaged instead of
+    # the sources (setuptools reuses build/lib): the venv would hold stale code.
+    rm -rf "$build/build" "$build"/*.egg-info
     venv_install "$CINDER_VENV" --no-deps --force-reinstall "$build"
     rm -rf "$build"
     echo "$want" >"$CINDER_VENV/.requirements.sha256"
