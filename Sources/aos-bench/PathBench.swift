@@ -115,7 +115,7 @@ struct PathBench: AsyncParsableCommand {
                 "auth: enforce = true, vhost \(vhost), one broker user per role (\(setup.accounts.count) users, set up in \(fmt(ms(ContinuousClock.now - t0) / 1000)) s)"
             )
         } else {
-            say("auth: enforce = false, every process as the URL's broker user (no broker ctl to create users)")
+            say("auth: enforce = false, every process as the URL's broker user (--auth off, or no broker ctl to create users)")
         }
         defer {
             if roles {
