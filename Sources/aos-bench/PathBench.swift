@@ -317,6 +317,15 @@ struct PathBench: AsyncParsableCommand {
             let d = zip(a, b).map { $0.median - $1.median }
             say("  controller hop, \(label) minus the direct call: \(fmt(middle(d))) ms (\(fmt(d.min() ?? 0))–\(fmt(d.max() ?? 0)))")
         }
+        // Each hop alone: the caller's (list_agents, no agent) and the agent's (lv_info, direct).
+        if let path = table[swiftPaths[0].name], let h1 = table[swiftPaths[2].name], let h2 = table[swiftPaths[3].name],
+            path.count == h1.count, path.count == h2.count
+        {
+            let rest = zip(path, zip(h1, h2)).map { $0.median - $1.0.median - $1.1.median }
+            say(
+                "  the controller's own work in get_volume (the path minus list_agents minus the direct lv_info, per round): \(rest.map(fmt).joined(separator: ", ")) ms"
+            )
+        }
         hop("get_volume", swiftPaths[0].name, swiftPaths[3].name)
         hop("activate_volume", swiftPaths[1].name, swiftPaths[4].name)
         say(String(format: "controller RSS at the end: %.1f MB", Double(rssKB(pid: controllerPID)) / 1024))

@@ -46,4 +46,5 @@ def test_bench_path_prints_every_path_against_the_floor(swift_bin: Path, amqp_ur
         assert line is not None, f"{name!r} missing from the summary:\n{out}"
         assert re.search(r"x floor: \d+\.\d\d", line), line
     assert re.search(r"controller hop, get_volume minus the direct call: -?\d+\.\d{3} ms", out), out
+    assert re.search(r"the controller's own work in get_volume .*: -?\d+\.\d{3} ms", out), out
     assert "auth: enforce = false" in out
