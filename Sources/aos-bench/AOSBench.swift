@@ -5,11 +5,16 @@
 // with the C floor (bench/rpc_floor.c) on the same broker.
 //   aos-bench scale --url URL --agents 2000 --interval 10
 // plays N agents announcing to an aos-controller next to this binary (ScaleBench.swift).
+//   aos-bench path --url URL
+// caller -> aos-controller -> aos-agent round trips against the C floor (PathBench.swift).
 import ArgumentParser
 
 @main
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "aos-bench", abstract: "Benchmarks",
-        subcommands: [RPCBench.self, WireBench.self, PublishBench.self, AdmissionBench.self, ScaleBench.self, HandlerBench.self])
+        subcommands: [
+            RPCBench.self, WireBench.self, PublishBench.self, AdmissionBench.self, ScaleBench.self, HandlerBench.self,
+            PathBench.self,
+        ])
 }
