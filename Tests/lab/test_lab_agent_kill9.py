@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import statistics
 import threading
 import time
 from typing import Any
@@ -30,11 +31,21 @@ MiB = 1 << 20
 RECORD = "/var/lib/aos-agent/activations.json"
 
 
-def recorded(g: Guest, name: str) -> str | None:
+def record_doc(g: Guest) -> dict[str, Any]:
     r = g.sh(f"cat {RECORD} 2>/dev/null || echo '{{}}'", timeout=30, check=True)
-    doc = json.loads(r.stdout or "{}")
-    mine = [x for x in doc.get("activations", []) if x.get("vg") == VG and x.get("name") == name]
+    return json.loads(r.stdout or "{}")
+
+
+def recorded(g: Guest, name: str) -> str | None:
+    mine = [x for x in record_doc(g).get("activations", []) if x.get("vg") == VG and x.get("name") == name]
     return mine[0].get("mode") if mine else None
+
+
+def leftovers(g: Guest, name: str) -> list[str]:
+    """What a restart must have settled: intents for the LV, temporary files of the store."""
+    found = [f"intent {x}" for x in record_doc(g).get("intents", []) if x.get("name") == name]
+    tmp = g.sh(f"ls {RECORD}.tmp* 2>/dev/null; true", timeout=30).stdout.split()
+    return found + [f"temporary file {t}" for t in tmp]
 
 
 def lvm_mode(g: Guest, name: str) -> str | None:
@@ -60,6 +71,7 @@ def test_agent_kill9_at_random_points_on_real_lvm(g1: Guest, hosts, rpc, lv) -> 
     rows: list[str] = []
     mismatches: list[str] = []
     retry_failures: list[str] = []
+    restarts: list[float] = []
     try:
         a.call("create_lv", vg=VG, name=name, size_bytes=4 * MiB)
         for i in range(iterations):
@@ -81,12 +93,13 @@ def test_agent_kill9_at_random_points_on_real_lvm(g1: Guest, hosts, rpc, lv) -> 
             while time.monotonic() - t0 < delay:
                 time.sleep(0.01)  # the random kill point, not synchronisation
             g1.sh("lab-agent kill", check=True)
-            event("agent restart to READY after SIGKILL (lab1)", g1.agent_start())
+            restarts.append(g1.agent_start())
             th.join(timeout=40)
             after_kill = (lvm_mode(g1, name), recorded(g1, name))
             if after_kill[0] != after_kill[1]:
                 mismatches.append(f"iteration {i} ({op}, kill after {delay:.2f} s): LVM {after_kill[0]}, "
                                   f"record {after_kill[1]}")
+            mismatches += [f"iteration {i} ({op}) after the restart: {x}" for x in leftovers(g1, name)]
             try:  # the retry of the interrupted step
                 if op == "activate":
                     a.call("activate_lv", vg=VG, name=name, mode="exclusive")
@@ -102,7 +115,10 @@ def test_agent_kill9_at_random_points_on_real_lvm(g1: Guest, hosts, rpc, lv) -> 
                         f"LVM/record after the kill {after_kill}, after the retry {after_retry}")
     finally:
         S.cleanup(a, b, name)
+    if restarts:
+        event("agent restart to READY after SIGKILL (lab1), median", statistics.median(restarts))
     report(f"agent SIGKILL at random points on real LVM (seed {seed}):\n" + "\n".join(rows) +
-           f"\nrecords that differ from LVM: {len(mismatches)}; retries that failed: {len(retry_failures)}")
+           f"\nrecords that differ from LVM: {len(mismatches)}; retries that failed: {len(retry_failures)}; "
+           f"restart to READY {min(restarts, default=0):.1f}-{max(restarts, default=0):.1f} s")
     assert not mismatches, "\n".join(mismatches)
     assert not retry_failures, "\n".join(retry_failures)
