@@ -2,14 +2,16 @@
 burst of creates sent at once. Numbers are printed into the lab summary (and RUN/perf-*.json),
 never asserted; what is asserted is behaviour: every call answered, nothing leaked.
 
-- `test_agent_overhead_over_bare_lvm` (opt-in: AOS_LAB_PERF_N=N iterations, e.g. 5): in lab1,
-  the commands each agent operation runs (create_lv = lvcreate -an -Zn + lvs; activate_lv = lvs
-  + lvchange -aey; deactivate_lv = lvs + lvchange -an; delete_lv with volume_clear none = lvs +
-  lvremove), with the agent's argv and environment (LC_ALL=C, LVM_SUPPRESS_FD_WARNINGS=1, no
-  other variable), timed in the guest with `date +%s%N` around each; then the same four
-  operations through the broker from the host (oslo.messaging caller), and the durations the
-  agent logged for the commands of each call (`lvm command finished … duration_ms`). Also the
-  round trip of `health`, which runs no command: the broker + oslo + dispatch part.
+- `test_agent_overhead_over_bare_lvm` (opt-in: AOS_LAB_PERF_N=N iterations, e.g. 5; ~30 s
+  each here): in lab1, interleaved, the commands each agent operation runs (create_lv = lvcreate
+  -an -Zn + lvs; activate_lv = lvs + lvchange -aey; deactivate_lv = lvs + lvchange -an;
+  delete_lv with volume_clear none = lvs + lvs + lvremove) with the agent's argv and environment
+  (env -i, LC_ALL=C, LVM_SUPPRESS_FD_WARNINGS=1), timed by bash's $EPOCHREALTIME in the guest;
+  then the same four operations through the broker from the host (oslo.messaging caller), with
+  the agent's own view of each call: its aos_rpc_request_duration_seconds (the agent is
+  restarted with a metrics listener inside the guest, and restarted without it afterwards) and
+  the durations it logged for the call's commands (`lvm command finished … duration_ms`). Also
+  the round trip of `health`, which runs no command. docs/performance.md "Real LVM in the lab".
 - `test_burst_of_creates` (AOS_LAB_BURST=N creates, 0 or unset skips; N=200 for issue 17,
   AOS_LAB_BURST_HOSTS=2 spreads them over both agents): N create_lv sent at once, each from its
   own thread. Every call must be answered; a failure must carry a code (counted by code), and a
