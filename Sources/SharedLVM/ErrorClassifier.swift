@@ -77,6 +77,17 @@ public enum LVMErrorClassifier {
             ]),
     ]
 
+    /// A VG or global lock another host held for longer than lvm2's own retries ("VG vol lock
+    /// failed: held by other host", "Global lock failed: held by other host", lvmlockd.c
+    /// lockd_vg / lockd_global): the command changed nothing and may simply run again. Not an
+    /// LV lock ("LV locked by other host": that host uses the LV) and not "lock skipped" (a
+    /// read-only command that went on without the lock).
+    public static func lockHeldByOtherHost(_ stderr: String) -> Bool {
+        stderr.split(separator: "\n").contains { line in
+            line.contains("held by other host") && (line.contains("lock failed:") || line.contains("Global lock failed"))
+        }
+    }
+
     /// Classifies a failed command from its exit status and stderr.
     /// Exit 0 is not a failure; it maps to `internal` (a caller bug).
     public static func classify(exitStatus: Int32, stderr: String) -> LVMErrorCode {

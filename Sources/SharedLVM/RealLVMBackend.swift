@@ -11,14 +11,20 @@ public struct RealLVMBackend: LVMBackend {
         public var lockStart: Duration
         /// Zeroing gets `command` plus the time to write at this rate (bytes per second).
         public var zeroMinimumBytesPerSecond: UInt64
+        /// Waits before running again a command that found the VG (or global) lock held by
+        /// another host, each jittered down to half (see `execute`); its length is the number
+        /// of extra tries.
+        public var lockContentionBackoff: [Duration]
 
         public init(
             command: Duration = .seconds(120), lockStart: Duration = .seconds(300),
-            zeroMinimumBytesPerSecond: UInt64 = 10 << 20
+            zeroMinimumBytesPerSecond: UInt64 = 10 << 20,
+            lockContentionBackoff: [Duration] = [.milliseconds(500), .seconds(1), .seconds(2), .seconds(4)]
         ) {
             self.command = command
             self.lockStart = lockStart
             self.zeroMinimumBytesPerSecond = zeroMinimumBytesPerSecond
+            self.lockContentionBackoff = lockContentionBackoff
         }
     }
 
@@ -38,11 +44,30 @@ public struct RealLVMBackend: LVMBackend {
     }
 
     /// Runs a command; throws the classified error unless it exited 0.
+    ///
+    /// A command that failed because another host held the VG lock (or the global lock) while
+    /// changing the VG's metadata changed nothing: lvm2 refuses before it writes, after its own
+    /// `lvmlockd_lock_retries` (3, a second apart). Under a burst of changes from several hosts
+    /// that is not enough, so it runs again after `lockContentionBackoff` (jittered, so the
+    /// hosts do not retry in step) before the caller sees the error.
     @discardableResult
     func execute(_ argv: [String], timeout: Duration? = nil) async throws(LVMError) -> CommandResult {
-        let result = try await runLogged(argv, timeout: timeout ?? timeouts.command)
-        guard result.termination.isSuccess else { throw LVMErrorClassifier.error(for: result) }
-        return result
+        var backoff = timeouts.lockContentionBackoff[...]
+        while true {
+            let result = try await runLogged(argv, timeout: timeout ?? timeouts.command)
+            if result.termination.isSuccess { return result }
+            guard LVMErrorClassifier.lockHeldByOtherHost(result.stderr), let wait = backoff.popFirst() else {
+                throw LVMErrorClassifier.error(for: result)
+            }
+            let jittered = wait / 2 + (wait / 2) * Double.random(in: 0...1)
+            logger.notice(
+                "the VG lock is held by another host; running the command again",
+                metadata: [
+                    "argv": .string(argv.joined(separator: " ")), "after_ms": .stringConvertible(Int(jittered / .milliseconds(1))),
+                    "tries_left": .stringConvertible(backoff.count),
+                ])
+            do { try await Task.sleep(for: jittered) } catch { throw LVMErrorClassifier.error(for: result) }
+        }
     }
 
     func runLogged(_ argv: [String], timeout: Duration) async throws(LVMError) -> CommandResult {
