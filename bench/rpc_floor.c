@@ -8,11 +8,14 @@
  *       declares QUEUE (auto-delete), consumes it with auto-ack and answers each message with
  *       its own body, published to the default exchange with the message's reply_to as
  *       routing key and its correlation_id. Prints "READY" once it consumes.
- *   rpc_floor client URL QUEUE CALLS WARMUP THROUGHPUT_CALLS IN_FLIGHT BODY_BYTES
+ *   rpc_floor client URL QUEUE CALLS WARMUP THROUGHPUT_CALLS IN_FLIGHT BODY_BYTES [SERVER_PID [BROKER_PID]]
  *       one connection, a server-named exclusive reply queue consumed with auto-ack; WARMUP
  *       untimed calls, CALLS timed sequential calls, then THROUGHPUT_CALLS with IN_FLIGHT
  *       outstanding correlation ids. Prints one line:
- *       "FLOOR median_ms=M p99_ms=P throughput=T calls=N in_flight=K body=B"
+ *       "FLOOR median_ms=M p99_ms=P throughput=T calls=N in_flight=K body=B cpu_client_seq_us=…"
+ *       with the CPU time (user + system, all threads) per call of each phase: its own
+ *       (CLOCK_PROCESS_CPUTIME_ID) and, given their pids, the server's and the broker's
+ *       (the sum of /proc/PID/task/TID/schedstat over threads; -1 when not given).
  *
  * Build: cc -O2 -o rpc_floor bench/rpc_floor.c $(pkg-config --cflags --libs librabbitmq)
  * (aos-bench does this itself when the binary is missing or older than this file).
@@ -20,6 +23,7 @@
 #include <amqp.h>
 #include <amqp_tcp_socket.h>
 
+#include <dirent.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -76,6 +80,42 @@ static double now_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static double cpu_self_us(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
+}
+
+/* CPU time of every live thread of `pid` in µs (first field of schedstat, in ns); -1 without a pid.
+ * A thread that ends between two readings loses its share: fine for the short phases timed here. */
+static double cpu_of_us(long pid) {
+    if (pid <= 0) return -1;
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%ld/task", pid);
+    DIR *d = opendir(path);
+    if (d == NULL) return -1;
+    double total = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+        char stat[128];
+        snprintf(stat, sizeof stat, "/proc/%ld/task/%.20s/schedstat", pid, e->d_name);
+        FILE *f = fopen(stat, "r");
+        if (f == NULL) continue;
+        unsigned long long ns = 0;
+        if (fscanf(f, "%llu", &ns) == 1) total += (double)ns / 1e3;
+        fclose(f);
+    }
+    closedir(d);
+    return total;
+}
+
+/* Per call, or -1 when either reading is missing. */
+static double per_call(double before, double after, long calls) {
+    if (before < 0 || after < 0 || calls <= 0) return -1;
+    return (after - before) / (double)calls;
 }
 
 static int run_server(const char *url, const char *queue) {
@@ -143,7 +183,7 @@ static uint64_t receive_reply(amqp_connection_state_t conn) {
 }
 
 static int run_client(const char *url, const char *queue, long calls, long warmup, long tcalls, long inflight,
-                      long body_bytes) {
+                      long body_bytes, long server_pid, long broker_pid) {
     amqp_connection_state_t conn = open_connection(url);
     amqp_queue_declare_ok_t *ok = amqp_queue_declare(conn, 1, amqp_empty_bytes, 0, 0, 1, 1, amqp_empty_table);
     check_reply(amqp_get_rpc_reply(conn), "reply queue.declare failed");
@@ -164,6 +204,7 @@ static int run_client(const char *url, const char *queue, long calls, long warmu
     }
     double *samples = malloc(sizeof(double) * (size_t)calls);
     if (samples == NULL) die("out of memory");
+    double c0 = cpu_self_us(), s0 = cpu_of_us(server_pid), b0 = cpu_of_us(broker_pid);
     for (long i = 0; i < calls; i++) {
         uint64_t id = next++;
         double t = now_ms();
@@ -171,6 +212,7 @@ static int run_client(const char *url, const char *queue, long calls, long warmu
         while (receive_reply(conn) != id) {}
         samples[i] = now_ms() - t;
     }
+    double c1 = cpu_self_us(), s1 = cpu_of_us(server_pid), b1 = cpu_of_us(broker_pid);
     qsort(samples, (size_t)calls, sizeof(double), cmp_double);
     double median = samples[calls / 2];
     long p99i = (long)((double)calls * 0.99);
@@ -180,6 +222,7 @@ static int run_client(const char *url, const char *queue, long calls, long warmu
     /* Throughput: keep `inflight` correlation ids outstanding on the one connection. */
     long sent = 0, done = 0;
     double t0 = now_ms();
+    double c1t = cpu_self_us(), s1t = cpu_of_us(server_pid), b1t = cpu_of_us(broker_pid);
     for (; sent < inflight && sent < tcalls; sent++) send_request(conn, queue, reply_to, next++, body);
     while (done < tcalls) {
         (void)receive_reply(conn);
@@ -190,8 +233,13 @@ static int run_client(const char *url, const char *queue, long calls, long warmu
         }
     }
     double elapsed = now_ms() - t0;
-    printf("FLOOR median_ms=%.4f p99_ms=%.4f throughput=%.0f calls=%ld in_flight=%ld body=%ld\n", median, p99,
-           (double)tcalls / (elapsed / 1000.0), calls, inflight, body_bytes);
+    double c2 = cpu_self_us(), s2 = cpu_of_us(server_pid), b2 = cpu_of_us(broker_pid);
+    printf("FLOOR median_ms=%.4f p99_ms=%.4f throughput=%.0f calls=%ld in_flight=%ld body=%ld"
+           " cpu_client_seq_us=%.2f cpu_server_seq_us=%.2f cpu_broker_seq_us=%.2f"
+           " cpu_client_tput_us=%.2f cpu_server_tput_us=%.2f cpu_broker_tput_us=%.2f\n",
+           median, p99, (double)tcalls / (elapsed / 1000.0), calls, inflight, body_bytes, per_call(c0, c1, calls),
+           per_call(s0, s1, calls), per_call(b0, b1, calls), per_call(c1t, c2, tcalls), per_call(s1t, s2, tcalls),
+           per_call(b1t, b2, tcalls));
     fflush(stdout);
     free(samples);
     free(payload);
@@ -211,11 +259,13 @@ int main(int argc, char **argv) {
     signal(SIGTERM, SIG_DFL);
     signal(SIGINT, SIG_DFL);
     if (argc == 4 && strcmp(argv[1], "server") == 0) return run_server(argv[2], argv[3]);
-    if (argc == 9 && strcmp(argv[1], "client") == 0)
+    if (argc >= 9 && argc <= 11 && strcmp(argv[1], "client") == 0)
         return run_client(argv[2], argv[3], parse_count(argv[4], 1, 100000000), parse_count(argv[5], 0, 100000000),
                           parse_count(argv[6], 1, 100000000), parse_count(argv[7], 1, 10000),
-                          parse_count(argv[8], 1, 1 << 20));
+                          parse_count(argv[8], 1, 1 << 20), argc > 9 ? parse_count(argv[9], 0, 1L << 30) : 0,
+                          argc > 10 ? parse_count(argv[10], 0, 1L << 30) : 0);
     fprintf(stderr, "usage: rpc_floor server URL QUEUE\n"
-                    "       rpc_floor client URL QUEUE CALLS WARMUP THROUGHPUT_CALLS IN_FLIGHT BODY_BYTES\n");
+                    "       rpc_floor client URL QUEUE CALLS WARMUP THROUGHPUT_CALLS IN_FLIGHT BODY_BYTES [SERVER_PID "
+                    "[BROKER_PID]]\n");
     return 2;
 }

@@ -43,6 +43,8 @@ final class ConnectionCore {
     var topology: Topology
     var confirms = PublishConfirms<Completion>()
     private var waiting: [Waiting] = []
+    /// The last poll found the mailbox's eventfd readable.
+    private var eventFDSignalled = false
 
     init(config: AMQPConfiguration, logger: Logger, mailbox: Mailbox, status: StatusBox, executor: ConnectionExecutor) {
         self.config = config
@@ -72,7 +74,8 @@ final class ConnectionCore {
         mailbox.registerIOThread()
         let taskExecutor = executor.asUnownedTaskExecutor()
         while true {
-            mailbox.drainWakeups()
+            mailbox.drainWakeups(signalled: eventFDSignalled)
+            eventFDSignalled = false
             // Work queued by the work itself (a pinned task's publish, the task a reply
             // resumes) runs in the same turn, without a poll in between; bounded so that
             // frames are still read under a flood of posts.
@@ -98,14 +101,14 @@ final class ConnectionCore {
     private func pollOnce() {
         var timeoutMs: Int
         let now = ContinuousClock.now
-        var fds = [pollfd(fd: mailbox.eventFD, events: Int16(POLLIN), revents: 0)]
+        var sockfd: Int32 = -1
         switch link {
         case .connected(let s):
             if amqp_frames_enqueued(s.handle) != 0 || amqp_data_in_buffer(s.handle) != 0 { return }
             if mailbox.hasWork { return }  // posted on this thread (no eventfd write)
             // Wake often enough to send heartbeats (the library only does it inside calls).
             timeoutMs = config.heartbeat > 0 ? max(250, config.heartbeat * 1000 / 4) : 60_000
-            fds.append(pollfd(fd: s.sockfd, events: Int16(POLLIN), revents: 0))
+            sockfd = s.sockfd
         case .disconnected:
             if mailbox.hasWork { return }
             timeoutMs = max(0, (nextAttemptAt - now).milliseconds)
@@ -117,7 +120,16 @@ final class ConnectionCore {
         if let soonest {
             timeoutMs = min(timeoutMs, max(0, (soonest - now).milliseconds + 1))
         }
-        _ = poll(&fds, nfds_t(fds.count), Int32(timeoutMs))
+        // On the stack: this runs once per loop turn.
+        var fds = (
+            pollfd(fd: mailbox.eventFD, events: Int16(POLLIN), revents: 0),
+            pollfd(fd: sockfd, events: Int16(POLLIN), revents: 0)
+        )
+        let count: nfds_t = sockfd >= 0 ? 2 : 1
+        _ = withUnsafeMutableBytes(of: &fds) { raw in
+            poll(raw.baseAddress?.assumingMemoryBound(to: pollfd.self), count, Int32(timeoutMs))
+        }
+        eventFDSignalled = fds.0.revents != 0
     }
 
     // MARK: - Connecting

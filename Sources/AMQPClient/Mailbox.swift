@@ -70,6 +70,7 @@ final class Mailbox: Sendable {
 
     func beginClosing() {
         state.withLock { $0.closing = true }
+        wakePending.store(true, ordering: .sequentiallyConsistent)
         wakeUp()
     }
 
@@ -93,7 +94,12 @@ final class Mailbox: Sendable {
 
     /// On the I/O thread, before `take`: reads the eventfd, then lets the next post wake
     /// it again (in this order, a post racing with it is either taken now or wakes the next poll).
-    func drainWakeups() {
+    /// Only the post that sets `wakePending` writes the eventfd, and it writes after setting
+    /// it: so the read (one system call per loop turn) is skipped when the flag is clear,
+    /// unless `signalled` (the last poll saw the eventfd readable: a write that came after a
+    /// drain had cleared the flag, which would otherwise keep poll returning at once).
+    func drainWakeups(signalled: Bool) {
+        guard signalled || wakePending.load(ordering: .sequentiallyConsistent) else { return }
         var v: UInt64 = 0
         _ = read(eventFD, &v, 8)
         wakePending.store(false, ordering: .sequentiallyConsistent)

@@ -7,6 +7,9 @@ import Synchronization
 /// them): a new request waits for a slot while that many are still going out.
 final class InflightLimiter: Sendable {
     typealias After = @Sendable () async -> Void
+    /// A reply phase that needs no task: it starts the reply and calls `done` (from any
+    /// thread, e.g. a publish completion on the I/O thread) once it is out.
+    typealias AfterCallback = @Sendable (_ done: @escaping @Sendable () -> Void) -> Void
 
     private struct State {
         var running = 0
@@ -50,6 +53,24 @@ final class InflightLimiter: Sendable {
 
     /// Called from the I/O thread: never blocks, only creates a task.
     func start(_ work: @escaping @Sendable () async -> After?) {
+        startTask {
+            guard let after = await work() else { return nil }
+            return { done in
+                // The awaiting form: one more task for the reply phase.
+                Task(executorPreference: self.executor) {
+                    await after()
+                    done()
+                }
+            }
+        }
+    }
+
+    /// Like `start`, for a reply phase started without awaiting (`AfterCallback`): the task
+    /// ends once the reply is handed on, and the reply slot is released by `done`, so a
+    /// publisher confirm does not resume the task (a thread wake-up per request).
+    func startReplying(_ work: @escaping @Sendable () async -> AfterCallback?) { startTask(work) }
+
+    private func startTask(_ work: @escaping @Sendable () async -> AfterCallback?) {
         _ = outstanding.enter()
         Task(executorPreference: executor) { [self] in
             await acquire()
@@ -60,15 +81,15 @@ final class InflightLimiter: Sendable {
                 return s.grant(limit: limit, replyLimit: replyLimit)
             }
             for w in wake { w.resume() }
-            if let after {
-                await after()
+            guard let after else { return outstanding.leave(onIdle: onIdle) }
+            after { [self] in
                 let wake = state.withLock { s -> [CheckedContinuation<Void, Never>] in
                     s.replying -= 1
                     return s.grant(limit: limit, replyLimit: replyLimit)
                 }
                 for w in wake { w.resume() }
+                outstanding.leave(onIdle: onIdle)
             }
-            outstanding.leave(onIdle: onIdle)
         }
     }
 

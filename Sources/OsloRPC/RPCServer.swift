@@ -83,10 +83,12 @@ public final class RPCServer: Sendable {
         self.logger = logger
         self.duplicates = Mutex(DuplicateFilter(capacity: options.duplicateWindow))
         self.fanoutQueue = "\(target.topic)_fanout_\(makeUUIDHex())"
-        self.replies = ReplySender(options: options, logger: logger) { [connection] body, queue in
-            try await connection.publish(
+        // The callback publish: the broker's confirm (or basic.return for a missing reply
+        // queue) is handled on the I/O thread, and no task waits for it.
+        self.replies = ReplySender(options: options, logger: logger) { [connection] body, queue, done in
+            connection.publish(
                 body, exchange: "", routingKey: queue, properties: .oslo(), mandatory: true,
-                timeout: .seconds(30))
+                timeout: .seconds(30), completion: done)
         }
     }
 
@@ -126,7 +128,8 @@ public final class RPCServer: Sendable {
             executor: options.dispatchOnConnectionThread ? connection.executor : nil
         ) { [weak self] in
             guard trim, let self, self.sawLargeMessage.exchange(false, ordering: .acquiringAndReleasing) else { return }
-            MemoryReturn.trim()
+            // Not on the thread that went idle: that may be the connection's I/O thread.
+            Task.detached { MemoryReturn.trim() }
         }
         let consume = ConsumeOptions(
             manualAck: true, prefetch: options.effectivePrefetch,
@@ -135,7 +138,7 @@ public final class RPCServer: Sendable {
         for (q, route) in [(topic, RPCRoute.topic), ("\(topic).\(server)", .directed), (fanoutQueue, .fanout)] {
             tags.append(
                 try await connection.consume(queue: q, options: consume) { delivery in
-                    inflight.start {
+                    inflight.startReplying {
                         // Acked once a slot is free, before execution (at-most-once). A copy
                         // whose connection is gone was requeued by the broker: not ours to run.
                         guard self.connection.ack(delivery) else {
@@ -143,7 +146,7 @@ public final class RPCServer: Sendable {
                             return nil
                         }
                         guard let out = await self.process(delivery, route: route) else { return nil }
-                        return { await self.replies.send(out.reply, to: out.queue, retry: true) }
+                        return { done in self.replies.send(out.reply, to: out.queue, retry: true, done: done) }
                     }
                 })
         }

@@ -9,12 +9,16 @@ import Synchronization
 /// `deadReplyQueueCapacity`) and later replies to it are dropped at once.
 final class ReplySender: Sendable {
     typealias Publish = @Sendable (_ body: [UInt8], _ queue: String) async throws -> Void
+    /// A publish that reports its outcome (the broker's confirm, or why not) to `done`, on
+    /// whatever thread learns it: no task waits for the confirm.
+    typealias PublishCallback =
+        @Sendable (_ body: [UInt8], _ queue: String, _ done: @escaping @Sendable (Result<Void, AMQPError>) -> Void) -> Void
 
     private struct State {
         var dead: DeadReplyQueues
     }
 
-    private let publish: Publish
+    private let publish: PublishCallback
     private let logger: Logger
     private let retryTimeout: Duration
     private let retryInterval: Duration
@@ -22,11 +26,30 @@ final class ReplySender: Sendable {
     private let state: Mutex<State>
     private let retries = IdleGate()
 
-    init(
+    /// With an awaiting publish (tests): each attempt runs in a task of its own.
+    convenience init(
         options: RPCServer.Options, logger: Logger, retryInterval: Duration = .milliseconds(250),
         publish: @escaping Publish
     ) {
-        self.publish = publish
+        self.init(options: options, logger: logger, retryInterval: retryInterval) { body, queue, done in
+            Task {
+                do {
+                    try await publish(body, queue)
+                    done(.success(()))
+                } catch let e as AMQPError {
+                    done(.failure(e))
+                } catch {
+                    done(.failure(.library("\(error)")))
+                }
+            }
+        }
+    }
+
+    init(
+        options: RPCServer.Options, logger: Logger, retryInterval: Duration = .milliseconds(250),
+        publishCallback: @escaping PublishCallback
+    ) {
+        self.publish = publishCallback
         self.logger = logger
         self.retryTimeout = options.replyRetryTimeout
         self.retryInterval = retryInterval
@@ -47,43 +70,56 @@ final class ReplySender: Sendable {
     /// retry (if fewer than `maxPendingReplyRetries` are running). Returns after the first
     /// attempt in every case.
     func send(_ reply: RPCReply, to queue: String, retry: Bool) async {
+        await withCheckedContinuation { (cont: CheckedContinuation<Void, Never>) in
+            send(reply, to: queue, retry: retry) { cont.resume() }
+        }
+    }
+
+    /// `send` without a task: `done` runs once the first attempt has its outcome (on the
+    /// thread that learns it: the connection's I/O thread for a real publish).
+    func send(_ reply: RPCReply, to queue: String, retry: Bool, done: @escaping @Sendable () -> Void) {
         if isDead(queue) {
             logger.info(
                 "dropping RPC reply: its reply queue was found missing recently",
                 metadata: ["reply_queue": "\(queue)", "msg_id": "\(reply.msgID)"])
-            return
+            return done()
         }
         let body = reply.encodeBody()
-        switch await attempt(body, queue) {
-        case .sent, .failed:
-            return
-        case .missing:
-            guard retry else { return }
-        }
-        guard retries.enter(limit: maxRetrying) else {
-            logger.warning(
-                "dropping RPC reply: its reply queue is missing and too many replies are already waiting",
-                metadata: ["reply_queue": "\(queue)", "msg_id": "\(reply.msgID)", "waiting": "\(maxRetrying)"])
-            return
-        }
-        Task {
-            defer { retries.leave() }
-            let giveUp = ContinuousClock.now + retryTimeout
-            while ContinuousClock.now < giveUp {
-                try? await Task.sleep(for: retryInterval)
-                if isDead(queue) {
-                    logger.info(
-                        "dropping RPC reply: its reply queue was found missing",
-                        metadata: ["reply_queue": "\(queue)", "msg_id": "\(reply.msgID)"])
-                    return
-                }
-                if await attempt(body, queue) != .missing { return }
+        let msgID = reply.msgID
+        attempt(body, queue) { [self] outcome in
+            defer { done() }
+            guard outcome == .missing, retry else { return }
+            guard retries.enter(limit: maxRetrying) else {
+                logger.warning(
+                    "dropping RPC reply: its reply queue is missing and too many replies are already waiting",
+                    metadata: ["reply_queue": "\(queue)", "msg_id": "\(msgID)", "waiting": "\(maxRetrying)"])
+                return
             }
-            state.withLock { $0.dead.insert(queue, now: .now) }
-            logger.warning(
-                "abandoning RPC reply: its reply queue does not exist (later replies to it are dropped)",
-                metadata: ["reply_queue": "\(queue)", "msg_id": "\(reply.msgID)", "after": "\(retryTimeout)"])
+            Task { await retryMissing(body, queue: queue, msgID: msgID) }
         }
+    }
+
+    /// Retries a reply whose queue was missing until it goes out or `retryTimeout` passes.
+    private func retryMissing(_ body: [UInt8], queue: String, msgID: String) async {
+        defer { retries.leave() }
+        let giveUp = ContinuousClock.now + retryTimeout
+        while ContinuousClock.now < giveUp {
+            try? await Task.sleep(for: retryInterval)
+            if isDead(queue) {
+                logger.info(
+                    "dropping RPC reply: its reply queue was found missing",
+                    metadata: ["reply_queue": "\(queue)", "msg_id": "\(msgID)"])
+                return
+            }
+            let outcome = await withCheckedContinuation { (c: CheckedContinuation<Attempt, Never>) in
+                attempt(body, queue) { c.resume(returning: $0) }
+            }
+            if outcome != .missing { return }
+        }
+        state.withLock { $0.dead.insert(queue, now: .now) }
+        logger.warning(
+            "abandoning RPC reply: its reply queue does not exist (later replies to it are dropped)",
+            metadata: ["reply_queue": "\(queue)", "msg_id": "\(msgID)", "after": "\(retryTimeout)"])
     }
 
     /// Returns once no reply is being retried (tests, shutdown).
@@ -91,17 +127,17 @@ final class ReplySender: Sendable {
 
     private enum Attempt { case sent, missing, failed }
 
-    private func attempt(_ body: [UInt8], _ queue: String) async -> Attempt {
-        do {
-            try await publish(body, queue)
-            return .sent
-        } catch AMQPError.unroutable {
-            return .missing
-        } catch AMQPError.connectionLost {
-            return .missing  // may not have arrived: try again (a duplicate reply is ignored by the caller)
-        } catch {
-            logger.warning("could not send RPC reply", metadata: ["reply_queue": "\(queue)", "error": "\(error)"])
-            return .failed
+    private func attempt(_ body: [UInt8], _ queue: String, _ outcome: @escaping @Sendable (Attempt) -> Void) {
+        publish(body, queue) { [logger] result in
+            switch result {
+            case .success: outcome(.sent)
+            case .failure(.unroutable): outcome(.missing)
+            // May not have arrived: try again (a duplicate reply is ignored by the caller).
+            case .failure(.connectionLost): outcome(.missing)
+            case .failure(let error):
+                logger.warning("could not send RPC reply", metadata: ["reply_queue": "\(queue)", "error": "\(error)"])
+                outcome(.failed)
+            }
         }
     }
 }

@@ -35,13 +35,13 @@ enum FloorProgram {
 
     static func runClient(
         _ binary: URL, url: String, queue: String, calls: Int, warmup: Int, throughputCalls: Int,
-        inFlight: Int, bodyBytes: Int
+        inFlight: Int, bodyBytes: Int, serverPID: Int32?, brokerPID: Int32?
     ) throws -> RPCBench.Figures {
         let out = try capture(
             binary.path,
             [
                 "client", url, queue, String(calls), String(warmup), String(throughputCalls),
-                String(inFlight), String(bodyBytes),
+                String(inFlight), String(bodyBytes), String(serverPID ?? 0), String(brokerPID ?? 0),
             ], direct: true)
         guard let line = out.split(separator: "\n").first(where: { $0.hasPrefix("FLOOR ") }) else {
             throw ValidationError("rpc_floor printed no FLOOR line: \(out)")
@@ -54,7 +54,12 @@ enum FloorProgram {
         guard let m = v["median_ms"], let p = v["p99_ms"], let t = v["throughput"] else {
             throw ValidationError("rpc_floor: unreadable line \(line)")
         }
-        return RPCBench.Figures(median: m, p99: p, throughput: t)
+        func cpu(_ key: String) -> Double? { v[key].flatMap { $0 >= 0 ? $0 : nil } }
+        let perCall = RPCBench.CPUPerCall(
+            clientSeq: cpu("cpu_client_seq_us"), serverSeq: cpu("cpu_server_seq_us"),
+            brokerSeq: cpu("cpu_broker_seq_us"), clientTput: cpu("cpu_client_tput_us"),
+            serverTput: cpu("cpu_server_tput_us"), brokerTput: cpu("cpu_broker_tput_us"))
+        return RPCBench.Figures(median: m, p99: p, throughput: t, cpu: perCall)
     }
 
     /// Runs a program (looked up in PATH unless `direct`), returns its stdout; fails on a non-zero exit.

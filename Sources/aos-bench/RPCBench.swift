@@ -38,11 +38,19 @@ struct RPCBench: AsyncParsableCommand {
             (e.g. under a profiler); with --pinned the calling task is pinned in a second variant
             """)
     var externalServer: String?
+    @Option(
+        help: """
+            The broker's process id (e.g. the private broker's DIR/rabbit.pid): its CPU time per \
+            call is printed next to the client's and the server's
+            """)
+    var brokerPid: Int32?
 
     struct Variant {
         var name: String
         var topic: String
         var pinClient: Bool
+        /// The server process, when this run started it (its CPU time is read).
+        var serverPID: Int32?
     }
 
     func run() async throws {
@@ -66,14 +74,17 @@ struct RPCBench: AsyncParsableCommand {
             let auth = admitUser.map { ["--admit-user", $0] } ?? []
             let common = ["serve", "--url", url, "--log-level", "warning"] + auth
             servers.append(try startChild(here.appendingPathComponent("aos-rpc-peer"), common + ["--topic", topic]))
+            variants[0].serverPID = servers[0].processIdentifier
             if pinned {
                 let pinnedTopic = topic + "-pinned"
-                servers.append(
-                    try startChild(
-                        here.appendingPathComponent("aos-rpc-peer"),
-                        common + ["--topic", pinnedTopic, "--dispatch-on-connection-thread"]))
-                variants.append(Variant(name: "server pinned", topic: pinnedTopic, pinClient: false))
-                variants.append(Variant(name: "both pinned", topic: pinnedTopic, pinClient: true))
+                let p = try startChild(
+                    here.appendingPathComponent("aos-rpc-peer"),
+                    common + ["--topic", pinnedTopic, "--dispatch-on-connection-thread"])
+                servers.append(p)
+                variants.append(
+                    Variant(name: "server pinned", topic: pinnedTopic, pinClient: false, serverPID: p.processIdentifier))
+                variants.append(
+                    Variant(name: "both pinned", topic: pinnedTopic, pinClient: true, serverPID: p.processIdentifier))
             }
         } else if pinned {
             variants.append(Variant(name: "client pinned", topic: topic, pinClient: true))
@@ -113,13 +124,14 @@ struct RPCBench: AsyncParsableCommand {
             if let floorBinary {
                 c = try FloorProgram.runClient(
                     floorBinary, url: url, queue: floorQueue, calls: calls, warmup: warmup,
-                    throughputCalls: throughputCalls, inFlight: concurrency, bodyBytes: bodyBytes)
+                    throughputCalls: throughputCalls, inFlight: concurrency, bodyBytes: bodyBytes,
+                    serverPID: floorServer?.processIdentifier, brokerPID: brokerPid)
             }
             var swift: [Figures] = []
             for v in variants {
                 swift.append(
                     try await pinnedIf(v.pinClient, conn) {
-                        try await measureSwift(client, RPCTarget(topic: v.topic))
+                        try await measureSwift(client, RPCTarget(topic: v.topic), serverPID: v.serverPID)
                     })
             }
             rows.append((c, swift))
@@ -128,15 +140,17 @@ struct RPCBench: AsyncParsableCommand {
                 print(
                     "  C floor (librabbitmq, \(bodyBytes)-byte body): median \(fmt(c.median)) ms, p99 \(fmt(c.p99)) ms, \(Int(c.throughput)) calls/s with \(concurrency) in flight"
                 )
+                print("    CPU per call: \(c.cpu.describe())")
             }
             for (v, s) in zip(variants, swift) {
                 let label = "Swift RPCClient -> RPCServer, \(v.name):".padding(toLength: 46, withPad: " ", startingAt: 0)
                 print(
                     "  \(label) median \(fmt(s.median)) ms, p99 \(fmt(s.p99)) ms, \(Int(s.throughput)) calls/s with \(concurrency) in flight"
                 )
+                print("    CPU per call: \(s.cpu.describe())")
                 if let c {
                     print(
-                        "    Swift/C: median \(ratio(s.median, c.median)), p99 \(ratio(s.p99, c.p99)), throughput \(Int((s.throughput / c.throughput * 100).rounded())) % of C"
+                        "    Swift/C: median \(ratio(s.median, c.median)), p99 \(ratio(s.p99, c.p99)), throughput \(Int((s.throughput / c.throughput * 100).rounded())) % of C; CPU client+server \(s.cpu.ratio(to: c.cpu))"
                     )
                 }
             }
@@ -157,8 +171,14 @@ struct RPCBench: AsyncParsableCommand {
                 let m = zip(rows, floors).map { $0.swift[i].median / $1.median }
                 let p = zip(rows, floors).map { $0.swift[i].p99 / $1.p99 }
                 let t = zip(rows, floors).map { $0.swift[i].throughput / $1.throughput * 100 }
+                let cs = zip(rows, floors).compactMap { r, c in
+                    r.swift[i].cpu.sequentialTotal.flatMap { s in c.cpu.sequentialTotal.map { s / $0 } }
+                }
+                let ct = zip(rows, floors).compactMap { r, c in
+                    r.swift[i].cpu.throughputTotal.flatMap { s in c.cpu.throughputTotal.map { s / $0 } }
+                }
                 print(
-                    "Swift/C over \(rows.count) rounds, \(v.name): median \(fmtRange(m, "x")), p99 \(fmtRange(p, "x")), throughput \(fmtRange(t, " %"))"
+                    "Swift/C over \(rows.count) rounds, \(v.name): median \(fmtRange(m, "x")), p99 \(fmtRange(p, "x")), throughput \(fmtRange(t, " %")), CPU (client+server) per call sequential \(fmtRange(cs, "x")), \(concurrency) in flight \(fmtRange(ct, "x"))"
                 )
             }
         }
@@ -176,17 +196,52 @@ struct RPCBench: AsyncParsableCommand {
         var median: Double
         var p99: Double
         var throughput: Double
+        var cpu = CPUPerCall()
     }
 
-    func measureSwift(_ client: RPCClient, _ target: RPCTarget) async throws -> Figures {
+    /// CPU time (user + system) per call in µs, of the sequential and the concurrent run;
+    /// nil where a process was not measured.
+    struct CPUPerCall {
+        var clientSeq: Double?
+        var serverSeq: Double?
+        var brokerSeq: Double?
+        var clientTput: Double?
+        var serverTput: Double?
+        var brokerTput: Double?
+
+        var sequentialTotal: Double? { clientSeq.flatMap { c in serverSeq.map { c + $0 } } }
+        var throughputTotal: Double? { clientTput.flatMap { c in serverTput.map { c + $0 } } }
+
+        func describe() -> String {
+            func f(_ v: Double?) -> String { v.map { String(format: "%.1f", $0) } ?? "-" }
+            return
+                "sequential client \(f(clientSeq)) µs + server \(f(serverSeq)) µs (broker \(f(brokerSeq)) µs); in flight client \(f(clientTput)) + server \(f(serverTput)) µs (broker \(f(brokerTput)) µs)"
+        }
+
+        func ratio(to c: CPUPerCall) -> String {
+            func r(_ a: Double?, _ b: Double?) -> String {
+                guard let a, let b, b > 0 else { return "-" }
+                return String(format: "%.2fx", a / b)
+            }
+            return "sequential \(r(sequentialTotal, c.sequentialTotal)), in flight \(r(throughputTotal, c.throughputTotal))"
+        }
+    }
+
+    func measureSwift(_ client: RPCClient, _ target: RPCTarget, serverPID: Int32?) async throws -> Figures {
         var samples: [Double] = []
         samples.reserveCapacity(calls)
         let clock = ContinuousClock()
+        var cpu = CPUPerCall()
+        let c0 = ownCPUMicros(), s0 = serverPID.map(ThreadCPU.read), b0 = brokerPid.map(ThreadCPU.read)
         for _ in 0..<calls {
             let t = clock.now
             _ = try await client.call(target, method: "ping", timeout: .seconds(10))
             samples.append(ms(clock.now - t))
         }
+        let c1 = ownCPUMicros(), s1 = serverPID.map(ThreadCPU.read), b1 = brokerPid.map(ThreadCPU.read)
+        cpu.clientSeq = (c1 - c0) / Double(max(1, calls))
+        cpu.serverSeq = s1.flatMap { a in s0.map { a.micros(since: $0) / Double(max(1, calls)) } }
+        cpu.brokerSeq = b1.flatMap { a in b0.map { a.micros(since: $0) / Double(max(1, calls)) } }
         samples.sort()
         let median = samples.isEmpty ? 0 : samples[samples.count / 2]
         let p99 = samples.isEmpty ? 0 : samples[min(samples.count - 1, Int(Double(samples.count) * 0.99))]
@@ -202,12 +257,50 @@ struct RPCBench: AsyncParsableCommand {
             try await group.waitForAll()
         }
         let elapsed = clock.now - t0
-        return Figures(median: median, p99: p99, throughput: Double(perWorker * concurrency) / (ms(elapsed) / 1000))
+        let c2 = ownCPUMicros(), s2 = serverPID.map(ThreadCPU.read), b2 = brokerPid.map(ThreadCPU.read)
+        let n = Double(max(1, perWorker * concurrency))
+        cpu.clientTput = (c2 - c1) / n
+        cpu.serverTput = s2.flatMap { a in s1.map { a.micros(since: $0) / n } }
+        cpu.brokerTput = b2.flatMap { a in b1.map { a.micros(since: $0) / n } }
+        return Figures(
+            median: median, p99: p99, throughput: Double(perWorker * concurrency) / (ms(elapsed) / 1000), cpu: cpu)
     }
 
     func ratio(_ a: Double, _ b: Double) -> String { String(format: "%.2fx", a / b) }
     func fmtRange(_ v: [Double], _ unit: String) -> String {
         let f = unit == "x" ? "%.2f" : "%.0f"
         return String(format: f, v.min() ?? 0) + "–" + String(format: f, v.max() ?? 0) + unit
+    }
+}
+
+/// CPU time (user + system) of this process, all threads, in µs.
+func ownCPUMicros() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts)
+    return Double(ts.tv_sec) * 1e6 + Double(ts.tv_nsec) / 1e3
+}
+
+/// CPU time of each live thread of a process, in ns (`/proc/PID/task/TID/schedstat`, first
+/// field): precise where `/proc/PID/stat`'s clock ticks (10 ms) are not.
+struct ThreadCPU {
+    var nanos: [Substring: UInt64] = [:]
+
+    static func read(pid: Int32) -> ThreadCPU {
+        var out = ThreadCPU()
+        let dir = "/proc/\(pid)/task"
+        for tid in (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [] {
+            guard let text = try? String(contentsOfFile: "\(dir)/\(tid)/schedstat", encoding: .utf8),
+                let first = text.split(separator: " ").first, let ns = UInt64(first)
+            else { continue }
+            out.nanos[Substring(tid)] = ns
+        }
+        return out
+    }
+
+    /// Per thread, so that a thread ending in between loses only its own share.
+    func micros(since earlier: ThreadCPU) -> Double {
+        var total: UInt64 = 0
+        for (tid, ns) in nanos { total &+= ns &- min(ns, earlier.nanos[tid] ?? 0) }
+        return Double(total) / 1e3
     }
 }

@@ -242,6 +242,35 @@ final class FakeBroker: Sendable {
         await limiter.waitUntilIdle()
     }
 
+    /// The callback form (the server's): the reply slot is held until `done` is called, from
+    /// whichever thread learns the outcome; the task itself has ended before that.
+    @Test func callbackReplyHoldsItsSlotUntilDone() async {
+        let limiter = InflightLimiter(limit: 1, replyLimit: 1)
+        let pending = Mutex<(@Sendable () -> Void)?>(nil)
+        let (started, startedCont) = AsyncStream<Void>.makeStream(bufferingPolicy: .unbounded)
+        limiter.startReplying {
+            return { done in
+                pending.withLock { $0 = done }
+                startedCont.yield()
+            }
+        }
+        var it = started.makeAsyncIterator()
+        _ = await it.next()  // the first reply is handed on, not yet done
+        let ran = Mutex(false)
+        limiter.startReplying {
+            ran.withLock { $0 = true }
+            startedCont.yield()
+            return nil
+        }
+        while limiter.queuedCount == 0 && !ran.withLock({ $0 }) { await Task.yield() }
+        #expect(!ran.withLock { $0 })  // waits: the one reply slot is taken
+        let done = pending.withLock { $0 }
+        done?()
+        _ = await it.next()
+        #expect(ran.withLock { $0 })
+        await limiter.waitUntilIdle()
+    }
+
     @Test func goingIdleRunsTheHook() async {
         let calls = Mutex(0)
         let limiter = InflightLimiter(limit: 2) { calls.withLock { $0 += 1 } }

@@ -132,6 +132,12 @@ import Testing
         #expect(u.count == 32)
         #expect(u.allSatisfy { "0123456789abcdef".contains($0) })
         #expect(makeUUIDHex() != u)
+        // uuid4: version nibble 4, variant 10xx, whatever the random bytes were.
+        for _ in 0..<64 {
+            let v = Array(makeUUIDHex().utf8)
+            #expect(v[12] == UInt8(ascii: "4"))
+            #expect("89ab".utf8.contains(v[16]))
+        }
     }
 
     @Test func jsonWriterOutputParsesBack() throws {
