@@ -35,7 +35,7 @@ enum FloorProgram {
 
     static func runClient(
         _ binary: URL, url: String, queue: String, calls: Int, warmup: Int, throughputCalls: Int,
-        inFlight: Int, bodyBytes: Int, serverPID: Int32?, brokerPID: Int32?
+        inFlight: Int, bodyBytes: Int, serverPID: Int32? = nil, brokerPID: Int32? = nil
     ) throws -> RPCBench.Figures {
         let out = try capture(
             binary.path,
