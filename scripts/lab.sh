@@ -33,7 +33,7 @@
 #                            paths under real dm-multipath (queue_if_no_path) instead of the
 #                            lab-path stand-in (for `up`, `run`; Tests/lab/test_lab_multipath.py)
 #   AOS_LAB_MPATH_PASS=0     `run` without arguments ends with a second, short lab in multipath
-#                            mode running Tests/lab/test_lab_multipath.py (~3 min); 0 skips it
+#                            mode running Tests/lab/test_lab_multipath.py (~3.5 min); 0 skips it
 #   AOS_TEST_AMQP_URL        an already running broker (scripts/test.sh exports it); otherwise a
 #                            private one is started (scripts/rabbitmq-private.sh) and stopped
 # Exit status: that of pytest for run/test; 1 on a setup failure; 2 on bad usage.
