@@ -29,6 +29,11 @@
 #   AOS_LAB_JOBS_BENCH_MB=N  size of the LV the jobs throughput test copies and wipes (default
 #                            1024; 0 skips it)
 #   AOS_LAB_SHARED_SIZE=SIZE the shared disk (truncate -s; default 4G, sparse)
+#   AOS_LAB_MPATH=1          the multipath lab: lab1 reaches the shared disk through two virtio-scsi
+#                            paths under real dm-multipath (queue_if_no_path) instead of the
+#                            lab-path stand-in (for `up`, `run`; Tests/lab/test_lab_multipath.py)
+#   AOS_LAB_MPATH_PASS=0     `run` without arguments ends with a second, short lab in multipath
+#                            mode running Tests/lab/test_lab_multipath.py (~3.5 min); 0 skips it
 #   AOS_TEST_AMQP_URL        an already running broker (scripts/test.sh exports it); otherwise a
 #                            private one is started (scripts/rabbitmq-private.sh) and stopped
 # Exit status: that of pytest for run/test; 1 on a setup failure; 2 on bad usage.
@@ -228,6 +233,21 @@ cmd_run() {
     timeout --kill-after=30 "${AOS_LAB_TIMEOUT:-2400}" \
         "$PY" -m pytest -q -p no:cacheprovider -rfEs --timeout=900 "$LAB" "$@" || rc=$?
     stop_guests "$RUN_DIR"
+    if [[ "${AOS_LAB_MPATH_PASS:-1}" != 0 && $# -eq 0 && "${AOS_LAB_MPATH:-0}" != 1 ]]; then
+        # The multipath pass: a fresh lab whose lab1 is on real dm-multipath (it cannot also
+        # carry the lab-path stand-in the fault-injection tests above use).
+        local mp_dir="$RUN_DIR/mpath" mp_rc=0 mp_t0
+        mkdir -p "$mp_dir"
+        mp_t0=$(now)
+        # shellcheck disable=SC2064
+        trap "stop_guests '$RUN_DIR'; stop_guests '$mp_dir'; stop_broker" EXIT
+        log "multipath pass: lab1 on real dm-multipath, run directory $mp_dir"
+        AOS_LAB_MPATH=1 AOS_LAB_RUN_DIR="$mp_dir" timeout --kill-after=30 900 \
+            "$PY" -m pytest -q -p no:cacheprovider -rfEs --timeout=900 "$LAB/test_lab_multipath.py" || mp_rc=$?
+        stop_guests "$mp_dir"
+        log "multipath pass: pytest exit $mp_rc in $(($(now) - mp_t0)) s"
+        ((rc != 0)) || rc=$mp_rc
+    fi
     stop_broker
     trap - EXIT
     case "$rc" in
@@ -291,7 +311,7 @@ sh) shift; [[ $# -eq 3 ]] || die "usage: lab.sh sh DIR NAME 'SCRIPT'"; exec "$PY
 exec) shift; exec "$PY" "$LAB/labvm.py" exec "$@" ;;
 console) shift; cmd_console "$@" ;;
 down) shift; [[ $# -eq 1 ]] || die "usage: lab.sh down DIR"; stop_guests "$1" ;;
--h | --help) sed -n '2,34p' "$0" | sed 's/^# \{0,1\}//' ;;
+-h | --help) sed -n '2,39p' "$0" | sed 's/^# \{0,1\}//' ;;
 -*) cmd_run "$@" ;;
 *) echo "lab.sh: unknown command '$1' (see --help)" >&2; exit 2 ;;
 esac

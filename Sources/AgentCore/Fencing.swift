@@ -275,10 +275,7 @@ public struct Fencer: Sendable {
                 return FenceAction(device: p.name, action: "already_failing", ok: true)
             }
             if table.first?.target == "multipath" {
-                // Keep the multipath table (the paths come back by themselves); stop queueing.
-                let queued = table.first?.params.split(separator: " ").contains("queue_if_no_path") ?? false
-                try await dm.message(p.name, "fail_if_no_path")
-                return FenceAction(device: p.name, action: "fail_if_no_path", ok: true, queuedIfNoPath: queued)
+                return try await failMultipath(p, table: table)
             }
             try await dm.replaceWithErrorTable(p.name, sectors: sectors(table))
             return FenceAction(
@@ -288,6 +285,48 @@ public struct Fencer: Sendable {
             logger.critical("fence: cannot fail the path device", metadata: ["device": "\(p.name)", "error": "\(error)"])
             return FenceAction(device: p.name, action: "error_table", ok: false, detail: "\(error)")
         }
+    }
+
+    static func queues(_ table: [DMTableLine]) -> Bool {
+        table.first?.params.split(separator: " ").contains("queue_if_no_path") ?? false
+    }
+
+    /// A multipath map: keep its table (the paths come back by themselves), stop queueing.
+    ///
+    /// A running multipathd (`no_path_retry queue`) switches queue_if_no_path back on at its
+    /// next look at the map: in the lab with real dm-multipath, the map queued again before the
+    /// LV tables were swapped, the swap waited for the queued write and was killed, and the
+    /// fence failed open (issue 15). So multipathd is told first (`disablequeueing`, undone
+    /// by recovery's wait_path); where that fails although multipathd is installed, or the
+    /// map still queues afterwards, the map gets an error table: its suspend fails the
+    /// queued I/O whatever multipathd does, and multipathd cannot bring queueing back into a
+    /// table that is no longer multipath (recovery then needs `multipath -r`).
+    func failMultipath(_ p: DMDevice, table: [DMTableLine]) async throws(DMError) -> FenceAction {
+        let queued = Self.queues(table)
+        var daemon: String
+        var trustMessage = true
+        do {
+            try await dm.multipathdQueueing(p.name, disable: true)
+            daemon = "multipathd disablequeueing"
+        } catch {
+            // Not installed (no termination: the command could not run): nobody to switch it back.
+            trustMessage = error.termination == nil
+            daemon = "multipathd disablequeueing failed: \(error)"
+        }
+        if trustMessage {
+            try await dm.message(p.name, "fail_if_no_path")
+            if !Self.queues(try await dm.table(of: p.name)) {
+                return FenceAction(device: p.name, action: "fail_if_no_path", ok: true, detail: daemon, queuedIfNoPath: queued)
+            }
+            daemon += "; still queue_if_no_path after fail_if_no_path"
+        }
+        logger.critical(
+            "fence: multipath map may queue again; loading an error table into it",
+            metadata: ["device": "\(p.name)", "why": "\(daemon)"])
+        try await dm.replaceWithErrorTable(p.name, sectors: sectors(table))
+        return FenceAction(
+            device: p.name, action: "error_table", ok: true,
+            detail: "was multipath (\(daemon)); restore it with `multipath -r` once the paths are back", queuedIfNoPath: queued)
     }
 
     func failLV(_ lv: DMDevice, name: String, mode: LVActivationMode?) async -> FenceAction {

@@ -60,6 +60,11 @@ extension LockspaceRecovery {
         // Multipath devices the kill command switched to fail_if_no_path queue again, as configured.
         var restored: [String] = []
         for p in agent.state.read({ $0.fenced[vg] })?.paths ?? [] where p.action == "fail_if_no_path" && p.queuedIfNoPath {
+            // multipathd first: the fence told it not to queue this map (disablequeueing), and it
+            // would switch queueing off again at its next look.
+            do { try await agent.dm.multipathdQueueing(p.device, disable: false) } catch {
+                logger.notice("multipathd restorequeueing failed", metadata: ["device": "\(p.device)", "error": "\(error)"])
+            }
             do { try await agent.dm.message(p.device, "queue_if_no_path"); restored.append(p.device) } catch {
                 logger.warning("could not restore queue_if_no_path", metadata: ["device": "\(p.device)", "error": "\(error)"])
             }

@@ -78,6 +78,18 @@ public protocol DeviceMapping: Sendable {
     func message(_ name: String, _ text: String) async throws(DMError)
     /// `dmsetup remove`: deactivates a device without LVM (no lock is touched).
     func remove(_ name: String) async throws(DMError)
+    /// multipathd's own switch for a map: `multipathd disablequeueing map NAME` (`disable`) or
+    /// `restorequeueing`. A running multipathd with `no_path_retry queue` switches
+    /// queue_if_no_path back on at its next look at the map (seen in the lab within seconds
+    /// of a `dmsetup message … fail_if_no_path`) unless told so. Throws with a nil
+    /// `termination` when multipathd is not installed.
+    func multipathdQueueing(_ name: String, disable: Bool) async throws(DMError)
+}
+
+extension DeviceMapping {
+    public func multipathdQueueing(_ name: String, disable: Bool) async throws(DMError) {
+        throw DMError(message: "no multipathd on this host")
+    }
 }
 
 /// LVM's device-mapper naming: `<vg>-<lv>` with every '-' inside either name doubled.
@@ -162,6 +174,14 @@ public struct DMSetup: DeviceMapping {
 
     public func remove(_ name: String) async throws(DMError) {
         _ = try await run(["dmsetup", "remove", try Self.checked(name)])
+    }
+
+    public func multipathdQueueing(_ name: String, disable: Bool) async throws(DMError) {
+        let argv = ["multipathd", disable ? "disablequeueing" : "restorequeueing", "map", try Self.checked(name)]
+        // multipathd's client prints "ok" or "fail" (older ones exit 0 either way).
+        let out = try await run(argv)
+        let reply = out.split(separator: "\n").first.map { $0.trimmedDMField() } ?? ""
+        guard reply != "fail" else { throw DMError(message: "multipathd refused: fail", argv: argv, termination: .exited(1)) }
     }
 
     /// Names come from dmsetup's own output, but one that looks like an option must never

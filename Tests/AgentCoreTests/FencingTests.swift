@@ -18,7 +18,14 @@ final class FakeDeviceMapper: DeviceMapping {
         var deps: [String: [String]] = [:]
         var calls: [String] = []
         var failing: Set<String> = []
+        var multipathd: Multipathd = .absent
+        var daemonCalls: [String] = []
+        var queueingDisabled: Set<String> = []
     }
+    /// multipathd as the fence meets it: not installed; running (with `no_path_retry queue` it
+    /// switches queue_if_no_path back on unless told `disablequeueing`, as seen in the lab);
+    /// refusing the command; or saying "ok" and switching queueing back on anyway.
+    enum Multipathd { case absent, running, refusing, ignoring }
     let state = Mutex(State())
 
     var calls: [String] { state.withLock { $0.calls } }
@@ -51,7 +58,30 @@ final class FakeDeviceMapper: DeviceMapping {
         }
     }
     func message(_ name: String, _ text: String) async throws(DMError) {
-        state.withLock { $0.calls.append("message \(name) \(text)") }
+        state.withLock { s in
+            s.calls.append("message \(name) \(text)")
+            guard var line = s.tables[name]?.first, line.target == "multipath" else { return }
+            var words = line.params.split(separator: " ").map(String.init).filter { $0 != "queue_if_no_path" }
+            let daemonRequeues =
+                s.multipathd == .ignoring || (s.multipathd == .running && !s.queueingDisabled.contains(name))
+            if text == "queue_if_no_path" || (text == "fail_if_no_path" && daemonRequeues) {
+                words.insert("queue_if_no_path", at: 0)
+            }
+            line.params = words.joined(separator: " ")
+            s.tables[name] = [line]
+        }
+    }
+    func multipathdQueueing(_ name: String, disable: Bool) async throws(DMError) {
+        try state.withLock { s throws(DMError) in
+            let argv = ["multipathd", disable ? "disablequeueing" : "restorequeueing", "map", name]
+            switch s.multipathd {
+            case .absent: throw DMError(message: "No such file or directory", argv: argv)
+            case .refusing: throw DMError(message: "multipathd refused: fail", argv: argv, termination: .exited(1))
+            case .running, .ignoring:
+                s.daemonCalls.append(argv.joined(separator: " "))
+                if disable { s.queueingDisabled.insert(name) } else { s.queueingDisabled.remove(name) }
+            }
+        }
     }
     func remove(_ name: String) async throws(DMError) {
         state.withLock { s in
@@ -123,6 +153,43 @@ struct FencingTests {
         #expect(dm.calls.first == "message sanlock fail_if_no_path")
         #expect(dm.target("sanlock") == "multipath")
         #expect(r.paths[0].queuedIfNoPath && r.complete)
+    }
+
+    /// The lab with real dm-multipath (issue 15): multipathd switched queue_if_no_path back on
+    /// right after the fence's fail_if_no_path, the LV's table swap waited for the queued
+    /// write and was killed, and the fence failed open. multipathd is told first now.
+    @Test func aRunningMultipathdIsToldNotToQueueBeforeTheMessage() async {
+        let dm = labLayout(suspended: false, multipath: true)
+        dm.state.withLock { $0.multipathd = .running }
+        let r = await Fencer(dm: dm, logger: .init(label: "t")).fence(vg: "vglab", host: "h1", modes: [:], source: "kill_command")
+        #expect(dm.state.withLock { $0.daemonCalls } == ["multipathd disablequeueing map sanlock"])
+        #expect(dm.calls.first == "message sanlock fail_if_no_path")
+        #expect(dm.target("sanlock") == "multipath")
+        #expect(dm.state.withLock { $0.tables["sanlock"]?.first?.params.contains("queue_if_no_path") } == false)
+        #expect(r.paths[0].action == "fail_if_no_path" && r.paths[0].queuedIfNoPath && r.complete)
+        #expect(r.paths[0].detail == "multipathd disablequeueing")
+    }
+
+    @Test func aMultipathdThatRefusesLeavesTheMapAnErrorTable() async {
+        let dm = labLayout(suspended: false, multipath: true)
+        dm.state.withLock { $0.multipathd = .refusing }
+        let r = await Fencer(dm: dm, logger: .init(label: "t")).fence(vg: "vglab", host: "h1", modes: [:], source: "kill_command")
+        // No message: multipathd could switch queueing back on; the error table cannot queue.
+        #expect(dm.calls.first == "error sanlock 2097152")
+        #expect(!dm.calls.contains("message sanlock fail_if_no_path"))
+        #expect(dm.target("sanlock") == "error")
+        #expect(r.paths[0].action == "error_table" && r.paths[0].queuedIfNoPath && r.complete)
+        #expect(r.paths[0].detail?.contains("multipath -r") == true)
+    }
+
+    @Test func aMapThatStillQueuesAfterTheMessageGetsAnErrorTable() async {
+        let dm = labLayout(suspended: false, multipath: true)
+        dm.state.withLock { $0.multipathd = .ignoring }
+        let r = await Fencer(dm: dm, logger: .init(label: "t")).fence(vg: "vglab", host: "h1", modes: [:], source: "kill_command")
+        #expect(Array(dm.calls.prefix(2)) == ["message sanlock fail_if_no_path", "error sanlock 2097152"])
+        #expect(dm.target("sanlock") == "error")
+        #expect(r.paths[0].action == "error_table" && r.complete)
+        #expect(r.paths[0].detail?.contains("still queue_if_no_path") == true)
     }
 
     @Test func anLVThatCannotBeFailedMakesTheFenceIncomplete() async {

@@ -45,6 +45,26 @@ struct DeviceMapperTests {
             ])
     }
 
+    @Test func multipathdQueueingByArgvAndItsFailReply() async throws {
+        let exec = ScriptedCommandExecutor()
+        exec.on(["multipathd", "disablequeueing"], stdout: "ok\n")
+        exec.on(["multipathd", "restorequeueing"], stdout: "fail\n")
+        let dm = DMSetup(executor: exec)
+        try await dm.multipathdQueueing("mpatha", disable: true)
+        // Older clients exit 0 with "fail": still a failure, with a termination (multipathd is there).
+        do {
+            try await dm.multipathdQueueing("mpatha", disable: false)
+            Issue.record("expected a failure")
+        } catch {
+            #expect(error.termination != nil)
+        }
+        await #expect(throws: DMError.self) { try await dm.multipathdQueueing("-x", disable: true) }
+        #expect(
+            exec.calls == [
+                ["multipathd", "disablequeueing", "map", "mpatha"], ["multipathd", "restorequeueing", "map", "mpatha"],
+            ])
+    }
+
     @Test func refusesOptionLikeNamesAndReportsStderr() async {
         let exec = ScriptedCommandExecutor()
         exec.on(["dmsetup", "table"], exit: 1, stderr: "Device does not exist.\nCommand failed.\n")

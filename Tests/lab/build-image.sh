@@ -22,10 +22,14 @@ GUEST_PACKAGES=(
     librabbitmq4 libstdc++6       # aos-agent (static Swift stdlib) needs these
     qemu-guest-agent               # the host runs commands through it
     mount util-linux e2fsprogs iproute2 procps
+    multipath-tools                # real dm-multipath on lab1 in the multipath lab (AOS_LAB_MPATH=1)
 )
 # Kernel modules the guest loads (with their dependencies); everything else is left out.
 # dm_snapshot: lvm loads it on demand for the copy jobs' short-lived COW snapshots (lvcreate -s).
-MODULES=(virtio_pci virtio_blk virtio_net virtio_console 9pnet_virtio 9p ext4 dm_mod dm_snapshot)
+# virtio_scsi, sd_mod, dm_multipath, dm_service_time (multipath's default path selector),
+# dm_round_robin: the multipath lab's two SCSI paths to the shared disk (guest/lab-mpath).
+MODULES=(virtio_pci virtio_blk virtio_net virtio_console 9pnet_virtio 9p ext4 dm_mod dm_snapshot
+    virtio_scsi sd_mod dm_multipath dm_service_time dm_round_robin)
 
 log() { echo "build-image: $*" >&2; }
 
@@ -93,7 +97,7 @@ log "modules: $(find "$ROOT/lib/modules/$kver" -name '*.ko*' | wc -l) files"
 
 # ---- configuration ----------------------------------------------------------------------------
 install -m 0755 "$HERE/guest/init" "$ROOT/init"
-# Tools the tests run in the guests: lab-agent, lab-reboot, lab-path, lab-blocks, lab-fence.
+# Tools the tests run in the guests: lab-agent, lab-reboot, lab-path, lab-mpath, lab-blocks, lab-fence.
 for tool in "$HERE"/guest/lab-*; do
     install -m 0755 "$tool" "$ROOT/usr/local/sbin/$(basename "$tool")"
 done
@@ -123,6 +127,7 @@ cp "$WORK/kernel/boot/vmlinuz-$kver" "$OUT/vmlinuz"
     echo "initrd_bytes=$(stat -c %s "$OUT/initrd.cpio")"
     echo "packages=$include"
     # shellcheck disable=SC2016  # dpkg-query's own ${field} syntax, not the shell's
-    chroot "$ROOT" dpkg-query -W -f='${Package}=${Version}\n' lvm2 lvm2-lockd sanlock qemu-guest-agent librabbitmq4 | sed 's/^/version: /'
+    chroot "$ROOT" dpkg-query -W -f='${Package}=${Version}\n' lvm2 lvm2-lockd sanlock qemu-guest-agent librabbitmq4 \
+        multipath-tools | sed 's/^/version: /'
 } >"$OUT/image.info"
 log "done in $((SECONDS - t0)) s: $(du -h "$OUT/initrd.cpio" | cut -f1) initramfs"

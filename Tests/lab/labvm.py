@@ -5,6 +5,8 @@ Used by Tests/lab/conftest.py and by scripts/lab.sh (up / down / status / exec /
 
 Layout of a run directory (RUN):
     RUN/shared.img             the shared "LUN" (raw, sparse), on every guest as virtio serial shared0
+                               (in the multipath lab, AOS_LAB_MPATH=1: on lab1 as two virtio-scsi
+                               paths with one WWN under dm-multipath, /dev/mapper/mpshared)
     RUN/<name>.state.img       each guest's own small disk (serial state0) for the agent's state_dir
     RUN/<name>.pid|.qga|.qmp|.serial|.console.log|.qemu.log
     RUN/share/                 9p share (tag host0, /mnt/host in the guests): aos-agent binary,
@@ -45,6 +47,12 @@ SHARED_DISK = "/dev/disk/by-id/virtio-shared0"
 # stand-in, kernel argument aos.path_dm=1, guest/lab-path): LVM sees the PV only there, and the
 # fault-injection tests suspend it or load an error table into it.
 PATH_DM_DEVICE = "/dev/mapper/sanlock"
+# The multipath lab (AOS_LAB_MPATH=1, kernel argument aos.mpath=1, guest/lab-mpath): lab1 reaches
+# the shared disk through two virtio-scsi paths (two controllers, the same backing file and WWN)
+# under a real dm-multipath map of this name with queue_if_no_path; LVM sees the PV only there.
+# lab1 then has no lab-path stand-in (Tests/lab/test_lab_fencing.py is skipped in that lab).
+MPATH_DEVICE = "/dev/mapper/mpshared"
+MPATH_WWN = "0x5000c500a0a0a001"
 # lvmlockd --sanlock-timeout: sanlock's I/O timeout. 2 s was stable over many runs (notes).
 SANLOCK_TIMEOUT = int(os.environ.get("AOS_LAB_SANLOCK_TIMEOUT", "2"))
 # 4 GiB (sparse): room for the jobs tests' 1 GiB source, copy and scratch LVs next to the
@@ -94,6 +102,7 @@ class Guest:
     host_id: int
     image: Path
     path_dm: bool = False        # shared disk behind /dev/mapper/sanlock (see PATH_DM_DEVICE)
+    mpath: bool = False          # shared disk through two SCSI paths and multipath (see MPATH_DEVICE)
     qga: QGA = field(init=False)
 
     def __post_init__(self) -> None:
@@ -110,6 +119,8 @@ class Guest:
     @property
     def shared_disk(self) -> str:
         """The shared disk as LVM on this guest sees it."""
+        if self.mpath:
+            return MPATH_DEVICE
         return PATH_DM_DEVICE if self.path_dm else SHARED_DISK
 
     def pid(self) -> int | None:
@@ -127,7 +138,8 @@ class Guest:
         run = self.run
         append = (f"console=ttyS0 net.ifnames=0 quiet panic=5 aos.hostname={self.name} "
                   f"aos.host_id={self.host_id} aos.sanlock_timeout={SANLOCK_TIMEOUT}"
-                  + (" aos.path_dm=1" if self.path_dm else ""))
+                  + (" aos.path_dm=1" if self.path_dm else "")
+                  + (" aos.mpath=1" if self.mpath else ""))
         return [
             "qemu-system-x86_64", "-name", f"aos-lab-{self.name}",
             "-accel", "tcg", "-smp", "1", "-m", str(GUEST_MEM_MB),
@@ -142,9 +154,7 @@ class Guest:
             # The shared LUN. cache=writeback: both qemu processes go through the host's page
             # cache. NEVER cache=none: two guests writing different 512-byte sectors of one
             # 4 KiB block lose writes, and sanlock then drops the lockspace.
-            "-drive", f"file={run / 'shared.img'},format=raw,if=none,id=shared,cache=writeback,"
-                      "aio=threads,file.locking=off",
-            "-device", "virtio-blk-pci,drive=shared,share-rw=on,serial=shared0",
+            *self.shared_disk_argv(),
             # This guest's own disk (agent state_dir survives reboots).
             "-drive", f"file={self.path('state.img')},format=raw,if=none,id=state,cache=writeback",
             "-device", "virtio-blk-pci,drive=state,serial=state0",
@@ -155,6 +165,21 @@ class Guest:
             "-virtfs", f"local,path={run / 'share'},mount_tag=host0,security_model=none,id=fs0",
             "-qmp", f"unix:{self.path('qmp')},server=on,wait=off",
         ]
+
+    def shared_disk_argv(self) -> list[str]:
+        drive = (f"file={self.run / 'shared.img'},format=raw,if=none,cache=writeback,"
+                 "aio=threads,file.locking=off")
+        if not self.mpath:
+            return ["-drive", f"{drive},id=shared", "-device", "virtio-blk-pci,drive=shared,share-rw=on,serial=shared0"]
+        # Two paths to one LUN: a virtio-scsi controller per path (two HBAs), one scsi-hd on
+        # each, both on the same file (two block backends, share-rw) with the same WWN and
+        # serial, so the guest's multipath sees one WWID with two paths.
+        argv: list[str] = []
+        for i in range(2):
+            argv += ["-device", f"virtio-scsi-pci,id=scsi{i}",
+                     "-drive", f"{drive},id=shared{i}",
+                     "-device", f"scsi-hd,bus=scsi{i}.0,drive=shared{i},share-rw=on,wwn={MPATH_WWN},serial=shared0"]
+        return argv
 
     def start(self) -> None:
         if self.running():
@@ -314,8 +339,13 @@ class Lab:
         if image is None:
             raise ValueError("image directory unknown")
         self.image = image.resolve()
-        # lab1 reaches the shared disk through /dev/mapper/sanlock (outages are injected there).
-        self.guests = [Guest(self.run, n, i + 1, self.image, path_dm=(i == 0)) for i, n in enumerate(names)]
+        # lab1 reaches the shared disk through /dev/mapper/sanlock (outages are injected there),
+        # or, in the multipath lab, through real dm-multipath (outages on its SCSI paths).
+        # AOS_LAB_MPATH when set, else what the run directory's lab.json says (an attached lab).
+        env_mpath = os.environ.get("AOS_LAB_MPATH")
+        self.mpath = env_mpath == "1" if env_mpath is not None else bool(meta.get("mpath", False))
+        self.guests = [Guest(self.run, n, i + 1, self.image, path_dm=(i == 0 and not self.mpath),
+                             mpath=(i == 0 and self.mpath)) for i, n in enumerate(names)]
 
     def meta(self) -> dict:
         try:
@@ -349,7 +379,7 @@ class Lab:
             dst_dir.mkdir()
             for deb in packages:
                 shutil.copy2(deb, dst_dir / deb.name)
-        self.save_meta(image=str(self.image), names=[g.name for g in self.guests], vg=VG)
+        self.save_meta(image=str(self.image), names=[g.name for g in self.guests], vg=VG, mpath=self.mpath)
 
     def boot(self, timeout: float = 300) -> dict[str, float]:
         t0 = time.monotonic()
