@@ -87,13 +87,88 @@ def file_rss_by_mapping(pid: int) -> dict[str, int]:
     return sums
 
 
-def report(label: str, phase: str, pid: int, extra: str = "") -> dict[str, int]:
+def sections(binary: str) -> list[tuple[str, int, int]]:
+    """(name, file offset, size) of each allocated section of an ELF file (readelf -SW)."""
+    out = subprocess.run(["readelf", "-SW", binary], check=True, capture_output=True, text=True).stdout
+    result = []
+    for line in out.splitlines():
+        fields = line.replace("[ ", "[").split()
+        if len(fields) >= 8 and fields[0].startswith("[") and fields[0] != "[Nr]" and fields[2] != "NOBITS":
+            size = int(fields[5], 16)
+            if int(fields[3], 16) != 0 and size:  # allocated (has an address)
+                result.append((fields[1], int(fields[4], 16), size))
+    return result
+
+
+def resident_by_section(pid: int, binary: str) -> dict[str, int]:
+    """kB of the binary's pages mapped into PID, per section (/proc/PID/pagemap's present bit)."""
+    real = os.path.realpath(binary)
+    page = os.sysconf("SC_PAGE_SIZE")
+    resident: set[int] = set()  # file page numbers
+    with open(f"/proc/{pid}/maps") as maps, open(f"/proc/{pid}/pagemap", "rb") as pagemap:
+        for line in maps:
+            f = line.split(maxsplit=5)
+            if len(f) < 6 or f[5].strip() != real:
+                continue
+            start, end = (int(x, 16) for x in f[0].split("-"))
+            offset = int(f[2], 16)
+            pagemap.seek(start // page * 8)
+            raw = pagemap.read((end - start) // page * 8)
+            for i in range(len(raw) // 8):
+                if raw[i * 8 + 7] & 0x80:  # bit 63: present
+                    resident.add(offset // page + i)
+    out: dict[str, int] = {}
+    for name, off, size in sections(binary):
+        first, last = off // page, (off + size - 1) // page
+        n = sum(1 for p in range(first, last + 1) if p in resident)
+        if n:
+            out[name] = n * page // 1024
+    return out
+
+
+def page_out_text(pid: int, binary: str) -> int:
+    """process_madvise(MADV_PAGEOUT) on PID's read-only mappings of BINARY (code, read-only data).
+
+    What an agent that dropped its start-up pages would keep: the pages it touches again fault
+    back in. PAGEOUT reclaims, it never discards: clean file pages are dropped, the private
+    (relocated) pages of a RELRO mapping would need swap and stay. Needs CAP_SYS_NICE and ptrace
+    access to PID (root). Returns the bytes advised.
+    """
+    import ctypes
+
+    class IoVec(ctypes.Structure):
+        _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
+
+    real = os.path.realpath(binary)
+    ranges = []
+    with open(f"/proc/{pid}/maps") as maps:
+        for line in maps:
+            f = line.split(maxsplit=5)
+            if len(f) == 6 and f[5].strip() == real and f[1][1] == "-":
+                start, end = (int(x, 16) for x in f[0].split("-"))
+                ranges.append((start, end - start))
+    iov = (IoVec * len(ranges))(*[IoVec(start, length) for start, length in ranges])
+    libc = ctypes.CDLL(None, use_errno=True)
+    pidfd = os.pidfd_open(pid)
+    try:
+        done = libc.syscall(440, pidfd, iov, len(ranges), 21, 0)  # SYS_process_madvise, MADV_PAGEOUT
+    finally:
+        os.close(pidfd)
+    if done < 0:
+        raise OSError(ctypes.get_errno(), "process_madvise(MADV_PAGEOUT)")
+    return int(done)
+
+
+def report(label: str, phase: str, pid: int, extra: str = "", binary: str = "") -> dict[str, int]:
     s = status(pid)
     print(f"footprint label={label} phase={phase} vmrss_kb={s['VmRSS']} rss_anon_kb={s['RssAnon']} "
           f"rss_file_kb={s['RssFile']} rss_shmem_kb={s['RssShmem']} threads={s['Threads']} "
           f"cpu_ticks={s['cpu_ticks']}{extra}", flush=True)
     by_map = sorted(file_rss_by_mapping(pid).items(), key=lambda kv: -kv[1])
     print("  file-backed: " + ", ".join(f"{p}={kb}" for p, kb in by_map[:8]), flush=True)
+    if binary:
+        by_section = sorted(resident_by_section(pid, binary).items(), key=lambda kv: -kv[1])
+        print("  binary's resident kB by section: " + ", ".join(f"{n}={kb}" for n, kb in by_section[:10]), flush=True)
     return s
 
 
@@ -176,6 +251,8 @@ def main() -> int:
     ap.add_argument("--concurrency", type=int, default=8)
     ap.add_argument("--announce-interval", type=float, default=10)
     ap.add_argument("--label", default="")
+    ap.add_argument("--page-out-text", action="store_true",
+                    help="after the idle report, page out the agent's code (MADV_PAGEOUT), idle again and report")
     a = ap.parse_args()
     label = a.label or Path(a.agent).name
 
@@ -216,12 +293,19 @@ def run(a: argparse.Namespace, label: str, tmp: Path, url: str) -> int:
         time.sleep(a.idle)  # the agent idles; nothing waits on it
         ticks = status(proc.pid)["cpu_ticks"] - s0["cpu_ticks"]
         idle = report(label, "idle", proc.pid, f" idle_s={a.idle:g} idle_cpu_ticks={ticks} "
-                      f"announcements={counter.full} heartbeats={counter.heartbeats}")
+                      f"announcements={counter.full} heartbeats={counter.heartbeats}", a.agent)
+        if a.page_out_text:
+            advised = page_out_text(proc.pid, a.agent)
+            s1 = status(proc.pid)
+            time.sleep(a.idle)
+            ticks = status(proc.pid)["cpu_ticks"] - s1["cpu_ticks"]
+            idle = report(label, "idle-paged-out", proc.pid, f" paged_out_kb={advised // 1024} idle_s={a.idle:g} "
+                          f"idle_cpu_ticks={ticks}", a.agent)
         counts, took = burst(transport, host, a.burst, a.lvs, a.concurrency)
         calls = " ".join(f"{k}={v}" for k, v in sorted(counts.items()))
         report(label, "burst", proc.pid, f" burst_s={took:.2f} {calls}")
         time.sleep(a.after)
-        after = report(label, "after", proc.pid, f" after_s={a.after:g}")
+        after = report(label, "after", proc.pid, f" after_s={a.after:g}", a.agent)
         print(f"footprint label={label} idle_rss_kb={idle['VmRSS']} after_rss_kb={after['VmRSS']} "
               f"after/idle={after['VmRSS'] / idle['VmRSS']:.2f} idle_cpu_ticks={ticks}", flush=True)
         return 0
