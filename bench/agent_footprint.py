@@ -281,6 +281,11 @@ def run(a: argparse.Namespace, label: str, tmp: Path, url: str) -> int:
             "--set", f"agent.announce_interval={a.announce_interval:g}", "--set", "auth.enforce=false"]
     # auth.enforce = false: oslo.messaging sets no AMQP user_id, so the burst would be refused
     # (the refusals are logged, not enforced; as in Tests/interop).
+    # Fault-around maps only pages already in the page cache: read the whole binary first, so a
+    # run does not depend on what earlier runs (or --page-out-text, which evicts) left cached.
+    with open(a.agent, "rb") as binary:
+        while binary.read(1 << 20):
+            pass
     with open(tmp / "agent.stderr", "w") as err:
         proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=err, text=True, cwd=tmp)
     try:
