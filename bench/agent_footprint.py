@@ -22,6 +22,7 @@ import argparse
 import concurrent.futures
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -264,6 +265,7 @@ def main() -> int:
         if not a.url:
             subprocess.run([str(ROOT / "scripts" / "rabbitmq-private.sh"), "stop", str(tmp / "broker")],
                            stdout=subprocess.DEVNULL, check=False)
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def run(a: argparse.Namespace, label: str, tmp: Path, url: str) -> int:
