@@ -34,6 +34,9 @@
 #                            lab-path stand-in (for `up`, `run`; Tests/lab/test_lab_multipath.py)
 #   AOS_LAB_MPATH_PASS=0     `run` without arguments ends with a second, short lab in multipath
 #                            mode running Tests/lab/test_lab_multipath.py (~3.5 min); 0 skips it
+#   AOS_LAB_KILL9=N          iterations of the agent kill -9 test on real LVM (default 2; 0 skips it)
+#   AOS_LAB_PERF_N=N         opt-in: the agent's overhead over the bare LVM commands, N rounds
+#   AOS_LAB_BURST=N          opt-in: N creates sent at once (AOS_LAB_BURST_HOSTS=2: over both agents)
 #   AOS_TEST_AMQP_URL        an already running broker (scripts/test.sh exports it); otherwise a
 #                            private one is started (scripts/rabbitmq-private.sh) and stopped
 # Exit status: that of pytest for run/test; 1 on a setup failure; 2 on bad usage.
