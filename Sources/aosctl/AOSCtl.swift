@@ -18,7 +18,8 @@ struct AOSCtl: AsyncParsableCommand {
             Exit status: 0 ok, 1 other error, 2 usage or invalid argument, 3 not found,
             4 conflict (locked by another host, size conflict, in use…), 5 unreachable (agent,
             controller or broker), 6 timeout, 7 not authorized (the broker user has no role for that);
-            doctor: 8 warnings only, 9 a FAIL; audit: 10 drift found.
+            doctor: 8 warnings only, 9 a FAIL; audit: 10 drift found; 130 interrupted (Ctrl-C: a request
+            already sent may still run).
             """,
         subcommands: [
             AgentsList.self, VolumeCommand.self, PoolCommand.self, JobsCommand.self, LocksShow.self, Recover.self,
@@ -27,6 +28,7 @@ struct AOSCtl: AsyncParsableCommand {
 
     /// Parses with global options allowed before the subcommand, and maps usage errors to exit 2.
     static func main() async {
+        Interrupt.install()
         let args = GlobalOptions.hoistingGlobals(Array(CommandLine.arguments.dropFirst()))
         do {
             var command = try parseAsRoot(args)

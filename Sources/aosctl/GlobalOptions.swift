@@ -122,6 +122,12 @@ struct Session {
 
     /// Calls the controller's API (version 1.0).
     func controller(_ method: String, _ args: [String: JSONValue] = [:]) async throws(CLIError) -> JSONValue {
+        try await Interrupt.waiting(mutating: ControllerMethod(rawValue: method)?.traits.mutating ?? true) { () async throws(CLIError) in
+            try await callController(method, args)
+        }
+    }
+
+    private func callController(_ method: String, _ args: [String: JSONValue]) async throws(CLIError) -> JSONValue {
         let topic = settings.controllerTopic
         do {
             return try await client.call(
@@ -136,6 +142,12 @@ struct Session {
 
     /// Calls one agent's API directly (topic aos-agent, server = host).
     func agent(_ host: String, _ method: String, _ args: [String: JSONValue] = [:]) async throws(CLIError) -> JSONValue {
+        try await Interrupt.waiting(mutating: AgentMethod(rawValue: method)?.traits.mutating ?? true) { () async throws(CLIError) in
+            try await callAgent(host, method, args)
+        }
+    }
+
+    private func callAgent(_ host: String, _ method: String, _ args: [String: JSONValue]) async throws(CLIError) -> JSONValue {
         do {
             return try await client.call(
                 RPCTarget(exchange: settings.messaging.controlExchange, topic: "aos-agent", server: host),
