@@ -343,8 +343,8 @@ struct PathBench: AsyncParsableCommand {
             samples.append(ms(clock.now - t))
         }
         samples.sort()
-        return Sample(
-            median: samples[samples.count / 2], p99: samples[min(samples.count - 1, Int(Double(samples.count) * 0.99))])
+        guard !samples.isEmpty else { return Sample(median: 0, p99: 0) }
+        return Sample(median: samples[samples.count / 2], p99: samples[min(samples.count - 1, samples.count * 99 / 100)])
     }
 
     func middle(_ v: [Double]) -> Double {

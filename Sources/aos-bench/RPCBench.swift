@@ -150,7 +150,7 @@ struct RPCBench: AsyncParsableCommand {
                 print("    CPU per call: \(s.cpu.describe())")
                 if let c {
                     print(
-                        "    Swift/C: median \(ratio(s.median, c.median)), p99 \(ratio(s.p99, c.p99)), throughput \(Int((s.throughput / c.throughput * 100).rounded())) % of C; CPU client+server \(s.cpu.ratio(to: c.cpu))"
+                        "    Swift/C: median \(ratio(s.median, c.median)), p99 \(ratio(s.p99, c.p99)), throughput \(c.throughput > 0 ? String(format: "%.0f", s.throughput / c.throughput * 100) : "-") % of C; CPU client+server \(s.cpu.ratio(to: c.cpu))"
                     )
                 }
             }
