@@ -107,7 +107,8 @@ extension AgentService {
         }
         let changed: Bool
         do {
-            try await backend.removeLV(vg: vg, name: name)
+            // Seen inactive just above: no second `lvs` inside the backend.
+            try await backend.removeInactiveLV(vg: vg, name: name)
             changed = true
             logger.info("deleted LV", metadata: ["vg": "\(vg)", "lv": "\(name)", "cleared": "false"])
         } catch  where error.code == .notFound {

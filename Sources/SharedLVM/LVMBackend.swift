@@ -39,6 +39,12 @@ public protocol LVMBackend: Sendable {
     /// deactivates first), `locked_by_other_host` while active elsewhere.
     func removeLV(vg: String, name: String) async throws(LVMError)
 
+    /// `removeLV` for a caller that has just seen the LV inactive on this host (the agent's
+    /// `delete_lv` reads it first anyway): `RealLVMBackend` skips its own `lvs` guard, one LVM
+    /// command less. Should the LV have been activated in between, `lvremove` still refuses:
+    /// it asks "remove active logical volume?" and its stdin is /dev/null, so the answer is no.
+    func removeInactiveLV(vg: String, name: String) async throws(LVMError)
+
     /// `lvchange -aey` / `-asy`. Already active in that mode: no-op. ex → sh on the holder
     /// is a downgrade; sh → ex works only when no other host holds the LV.
     func activate(vg: String, name: String, mode: LVActivationMode) async throws(LVMError)
@@ -123,4 +129,9 @@ public protocol LVMBackend: Sendable {
 extension LVMBackend {
     /// The device path a VM uses: `/dev/<vg>/<lv>`.
     public func devicePath(vg: String, name: String) -> String { "/dev/\(vg)/\(name)" }
+
+    /// Backends without a separate check to skip remove as `removeLV` does.
+    public func removeInactiveLV(vg: String, name: String) async throws(LVMError) {
+        try await removeLV(vg: vg, name: name)
+    }
 }

@@ -126,6 +126,11 @@ public struct RealLVMBackend: LVMBackend {
         try await execute(argv)
     }
 
+    public func removeInactiveLV(vg: String, name: String) async throws(LVMError) {
+        try LVMError.checkNames(vg: vg, lv: name)
+        try await execute(LVMCommands.remove(vg: vg, name: name))
+    }
+
     public func activate(vg: String, name: String, mode: LVActivationMode) async throws(LVMError) {
         try LVMError.checkNames(vg: vg, lv: name)
         try await execute(LVMCommands.activate(vg: vg, name: name, mode: mode))

@@ -170,6 +170,18 @@ struct RealLVMBackendTests {
         #expect(locked?.code == .lockedByOtherHost)
     }
 
+    @Test func removeInactiveRunsLvremoveAlone() async throws {
+        try await backend.removeInactiveLV(vg: "vol", name: "v1")
+        #expect(exec.calls == [["lvremove", "vol/v1"]])
+
+        exec.on(["lvremove"], exit: 5, stderr: "  LV locked by other host: vol/v1\n")
+        let locked = await #expect(throws: LVMError.self) { try await backend.removeInactiveLV(vg: "vol", name: "v1") }
+        #expect(locked?.code == .lockedByOtherHost)
+        let invalid = await #expect(throws: LVMError.self) { try await backend.removeInactiveLV(vg: "vol", name: "-x") }
+        #expect(invalid?.code == .invalidArgument)
+        #expect(exec.calls.count == 2)
+    }
+
     @Test func listHidesInternalLVs() async throws {
         exec.on(
             ["lvs"], stdout: ReportModelsTests.lvsAll,
