@@ -1,4 +1,5 @@
 import AOSAPI
+import AOSRuntime
 import HostSupport
 import Hypervisor
 import Logging
@@ -11,8 +12,9 @@ import Glibc
 import Musl
 #endif
 
+/// The version agents announce and `aos-agent --version` prints: the project's one version.
 public enum AgentVersion {
-    public static let current = "0.1.0"
+    public static let current = ProductVersion.current
 }
 
 /// The LVs this agent may change (`[agent] lv_name_pattern`): shell globs matched with

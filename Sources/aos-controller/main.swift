@@ -19,7 +19,8 @@ struct AOSController: AsyncParsableCommand {
         discussion: """
             Configuration: --set > environment (AOS_<SECTION>_<KEY>) > --config file > defaults.
             Prints 'READY topic=<topic> server=<host>' on stdout once it serves; logs go to stderr.
-            """)
+            """,
+        version: "aos-controller \(ProductVersion.current)")
 
     @OptionGroup var configurationSource: ConfigurationArguments
 

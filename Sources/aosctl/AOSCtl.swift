@@ -1,6 +1,7 @@
 // aosctl: the admin CLI of the shared-LVM system (docs/cli.md). Talks to the controller's RPC
 // API, or with --direct HOST to one node's agent. Data on stdout, messages on stderr.
 import AOSAPI
+import AOSRuntime
 import ArgumentParser
 
 #if canImport(Glibc)
@@ -21,6 +22,7 @@ struct AOSCtl: AsyncParsableCommand {
             doctor: 8 warnings only, 9 a FAIL; audit: 10 drift found; 130 interrupted (Ctrl-C: a request
             already sent may still run).
             """,
+        version: "aosctl \(ProductVersion.current)",
         subcommands: [
             AgentsList.self, VolumeCommand.self, PoolCommand.self, JobsCommand.self, LocksShow.self, Recover.self,
             BrokerSetupCommand.self, AuthCommand.self, Doctor.self, Audit.self,

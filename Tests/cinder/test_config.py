@@ -116,7 +116,7 @@ def test_thin_or_mirrored_configuration_is_refused(tmp_path: Path):
 
 def test_driver_has_the_one_version():
     """The driver reports (volume stats' driver_version), installs (pyproject) and is packaged
-    under the project's one version, AgentVersion.current: an operator comparing `aos-agent
+    under the project's one version, ProductVersion.current: an operator comparing `aos-agent
     --version`, `dpkg -l` and Cinder's pool stats sees one number."""
     import re
 
@@ -126,9 +126,9 @@ def test_driver_has_the_one_version():
     import cinder_sharedlvm_driver
     from cinder_sharedlvm_driver import driver
 
-    swift = (REPO_ROOT / "Sources" / "AgentCore" / "AgentService.swift").read_text()
+    swift = (REPO_ROOT / "Sources" / "AOSRuntime" / "ProductVersion.swift").read_text()
     m = re.search(r'public static let current = "([^"]+)"', swift)
-    assert m, "no AgentVersion.current"
+    assert m, "no ProductVersion.current"
     pyproject = (REPO_ROOT / "deploy" / "cinder" / "pyproject.toml").read_text()
     assert re.findall(r'^version = "([^"]+)"$', pyproject, re.M) == [m.group(1)]
     assert cinder_sharedlvm_driver.__version__ == m.group(1)

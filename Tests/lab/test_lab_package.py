@@ -4,7 +4,7 @@ scripts/lab.sh builds aos-common and aos-agent with scripts/build-packages.sh an
 the run's share; each guest's /init installs them with `dpkg -i` at every boot (the guest root
 is RAM: every boot is a clean host) and lab-agent starts /usr/bin/aos-agent, as the unit does.
 Asserted on both guests: dpkg has both packages installed, at the version the installed
-`aos-agent --version` prints (the one version, AgentVersion.current), their files
+`aos-agent --version` prints (the one version, ProductVersion.current), their files
 are as packaged (`dpkg -V`), the files are where docs/packaging.md says, the running agent is
 /usr/bin/aos-agent, and the installed binary answers `check --help`. Prints how long the
 install took at boot. Reads only.

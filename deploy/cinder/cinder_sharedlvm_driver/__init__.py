@@ -4,4 +4,4 @@
 talks to aos-controller over oslo.messaging (see docs/cinder.md).
 """
 
-__version__ = "0.1.0"  # the one version of the project: AgentVersion.current (Tests/cinder/test_config.py)
+__version__ = "0.1.0"  # the one version of the project: ProductVersion.current (Tests/cinder/test_config.py)
