@@ -22,17 +22,22 @@
 # The Swift programs are built as scripts/lab.sh builds the lab's agent (the same command and
 # scratch path, so the two share one build): `swift build -c release --static-swift-stdlib
 # --scratch-path .build-static` + STATIC_LINK_FLAGS (lld, packed relocations), then stripped.
-# The version of every package (and of the wheel) is the agent's, AgentVersion.current in
-# Sources/AgentCore/AgentService.swift: `aos-agent --version` prints it and agents announce it.
-# Needs: dpkg-deb, dpkg-shlibdeps (dpkg-dev), strip (binutils), fakeroot is NOT needed
-# (dpkg-deb --root-owner-group), /usr/bin/python3 with setuptools and wheel for the driver.
+# The version of every package (and of the wheel) is the project's one version,
+# ProductVersion.current in Sources/AOSRuntime/ProductVersion.swift: the programs' `--version`
+# prints it and agents announce it.
+# Needs: dpkg-deb, dpkg-shlibdeps (dpkg-dev), strip (binutils), help2man (the programs' manual
+# pages, from their --help and --version), fakeroot is NOT needed (dpkg-deb --root-owner-group),
+# /usr/bin/python3 with setuptools and wheel for the driver. AOS_PACKAGE_MAINTAINER sets the
+# Maintainer; SOURCE_DATE_EPOCH (else the last commit's time) dates the changelogs.
 # Prints the path of every package built, one per line, on stdout; progress goes to stderr.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DEB="$ROOT/deploy/debian"
 SCRATCH="$ROOT/.build-static"
-MAINTAINER="aos-agent maintainers <root@localhost>"
+# The Maintainer field (and the changelog's trailer): a site building its own packages names
+# itself here; the default is a placeholder in a reserved domain (RFC 2606).
+MAINTAINER="${AOS_PACKAGE_MAINTAINER:-aos-agent maintainers <aos-agent@example.org>}"
 s="" # the staging root of the package being built (stage)
 built=()
 ALL=(aos-common aos-agent aos-controller aosctl python3-aos-cinder-driver wheel)
@@ -72,11 +77,19 @@ else
 fi
 want() { [[ " ${wanted[*]} " == *" $1 "* ]]; }
 
-# The one version: the agent's own (what `aos-agent --version` prints and its announcements carry).
-VERSION_SOURCE="Sources/AgentCore/AgentService.swift"
+# The one version (what the programs' `--version` prints and the agents' announcements carry).
+VERSION_SOURCE="Sources/AOSRuntime/ProductVersion.swift"
 VERSION="$(sed -n 's/^ *public static let current = "\([^"]*\)".*/\1/p' "$ROOT/$VERSION_SOURCE" | head -1)"
-[[ "$VERSION" =~ ^[0-9][A-Za-z0-9.+~-]*$ ]] || die "$VERSION_SOURCE: AgentVersion.current '$VERSION' is no Debian version"
+[[ "$VERSION" =~ ^[0-9][A-Za-z0-9.+~-]*$ ]] || die "$VERSION_SOURCE: ProductVersion.current '$VERSION' is no Debian version"
 ARCH="$(dpkg --print-architecture)"
+maintainer_form='^[^<>|]+ <[^<>| ]+@[^<>| ]+>$' # also keeps sed's | delimiter out of it
+[[ "$MAINTAINER" =~ $maintainer_form ]] ||
+    die "AOS_PACKAGE_MAINTAINER '$MAINTAINER' is not 'Name <address>'"
+# The changelogs' date: reproducible builds' SOURCE_DATE_EPOCH, else the last commit's, else now.
+if [[ -z "${SOURCE_DATE_EPOCH:-}" ]]; then
+    SOURCE_DATE_EPOCH="$(git -C "$ROOT" log -1 --format=%ct 2>/dev/null || date +%s)"
+fi
+CHANGELOG_DATE="$(LC_ALL=C date -u -R -d "@$SOURCE_DATE_EPOCH")"
 mkdir -p "$out"
 out="$(cd "$out" && pwd)"
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/aos-packages.XXXXXX")"
@@ -131,6 +144,14 @@ stage() {
     rm -rf "$s"
     mkdir -p "$s/DEBIAN" "$s/usr/share/doc/$1"
     install -m 0644 "$DEB/copyright" "$s/usr/share/doc/$1/copyright"
+    # A native package's changelog (Debian policy 12.7): one entry, this build's version.
+    printf '%s (%s) unstable; urgency=medium\n\n  * Built by scripts/build-packages.sh; the changes are in the repository.\n\n -- %s  %s\n' \
+        "$1" "$VERSION" "$MAINTAINER" "$CHANGELOG_DATE" | gzip -9n >"$s/usr/share/doc/$1/changelog.gz"
+    chmod 0644 "$s/usr/share/doc/$1/changelog.gz"
+    # Deliberate departures from lintian's defaults, each with its reason in the file.
+    if [[ -f "$DEB/$1/lintian-overrides" ]]; then
+        install -D -m 0644 "$DEB/$1/lintian-overrides" "$s/usr/share/lintian/overrides/$1"
+    fi
     local f
     for f in conffiles postinst prerm postrm; do
         [[ -f "$DEB/$1/$f" ]] || continue
@@ -164,15 +185,23 @@ finish() {
     built+=("$deb")
 }
 
-# binary_package NAME: stage NAME with its stripped Swift program in /usr/bin.
+# binary_package NAME SECTION SUMMARY: stage NAME with its stripped Swift program in /usr/bin and
+# its manual page in SECTION.
 binary_package() {
-    local name="$1" bin
+    local name="$1" section="$2" summary="$3" bin
     bin="$bin_dir/$name"
     [[ -x "$bin" ]] || die "no $name in $bin_dir"
     stage "$name"
     mkdir -p "$s/usr/bin"
     install -m 0755 "$bin" "$s/usr/bin/$name"
     strip --strip-unneeded --remove-section=.comment --remove-section=.note "$s/usr/bin/$name"
+    # The manual page, from the program's own --help and --version (help2man runs it by argv).
+    mkdir -p "$s/usr/share/man/man$section"
+    help2man --locale=C.UTF-8 --no-info --no-discard-stderr --section="$section" --name="$summary" \
+        --version-option=--version --help-option=--help "$s/usr/bin/$name" >"$WORK/$name.$section" ||
+        die "help2man $name failed"
+    gzip -9n <"$WORK/$name.$section" >"$s/usr/share/man/man$section/$name.$section.gz"
+    chmod 0644 "$s/usr/share/man/man$section/$name.$section.gz"
 }
 
 # ---- aos-common -----------------------------------------------------------------------------
@@ -185,7 +214,7 @@ fi
 
 # ---- aos-agent ------------------------------------------------------------------------------
 if want aos-agent; then
-    binary_package aos-agent
+    binary_package aos-agent 8 "shared-LVM node agent: runs the LVM commands of one host"
     install -D -m 0644 "$ROOT/deploy/systemd/aos-agent.service" "$s/lib/systemd/system/aos-agent.service"
     # Vendor drop-ins: inert where nova-compute or cinder-volume is not installed.
     for unit in nova-compute cinder-volume; do
@@ -203,7 +232,7 @@ fi
 
 # ---- aos-controller -------------------------------------------------------------------------
 if want aos-controller; then
-    binary_package aos-controller
+    binary_package aos-controller 8 "shared-LVM controller: routes volume requests to the node agents"
     install -D -m 0644 "$ROOT/deploy/systemd/aos-controller.service" "$s/lib/systemd/system/aos-controller.service"
     install -m 0644 "$ROOT/docs/architecture.md" "$ROOT/docs/rpc-api.md" "$ROOT/docs/packaging.md" \
         "$s/usr/share/doc/aos-controller/"
@@ -212,7 +241,7 @@ fi
 
 # ---- aosctl ---------------------------------------------------------------------------------
 if want aosctl; then
-    binary_package aosctl
+    binary_package aosctl 8 "admin CLI for shared-LVM volumes, agents, jobs and locks"
     install -m 0644 "$ROOT/docs/cli.md" "$s/usr/share/doc/aosctl/"
     finish aosctl "$ARCH" "$(shlibs "$s/usr/bin/aosctl")"
 fi

@@ -28,7 +28,8 @@ APT_PACKAGES=(
     openssl          # throw-away CA and certificate for the broker's TLS listener
     shellcheck       # scripts/lint.sh: the shell scripts
     mariadb-server   # Tests/cinder_stack: cinder's database; the tests start a private mariadbd
-    dpkg-dev binutils python3-setuptools python3-wheel  # scripts/build-packages.sh: dpkg-shlibdeps, strip, the driver's wheel
+    dpkg-dev binutils python3-setuptools python3-wheel help2man  # scripts/build-packages.sh: dpkg-shlibdeps, strip, the driver's wheel, manual pages
+    lintian          # Tests/packaging: Debian's checks of the built packages
 )
 
 REQUIREMENTS="$ROOT/Tests/interop/requirements.txt"

@@ -4,7 +4,7 @@ Builds them once with scripts/build-packages.sh (the static release build it run
 the VM lab uses, scratch path .build-static: the lab stage after this one builds nothing again),
 or takes them from AOS_PACKAGES_DIR. Then, without installing anything on this machine:
 
-- control fields: names, the one version (AgentVersion.current, what `aos-agent --version`
+- control fields: names, the one version (ProductVersion.current, what `aos-agent --version`
   prints), architectures, Depends (every shared library a binary links is covered by a package
   in its Depends, found with readelf + dpkg -S, not assumed);
 - contents: the exact file list of each package, modes, root ownership; conffiles;
@@ -12,8 +12,9 @@ or takes them from AOS_PACKAGES_DIR. Then, without installing anything on this m
 - `dpkg --root` unpacks all of them into a throwaway root (a dpkg database of its own; no
   maintainer script runs there: --unpack runs only preinst, and none ships one), `dpkg -V`
   finds them intact (but for the conffile, which waits as .dpkg-new until configure), and the
-  unpacked programs run: `--help`, `aos-agent --version`, `aos-agent check --help`, the
-  shipped /etc/aos/aos.conf parses (`--print-config`);
+  unpacked programs run: `--help`, every program's `--version`, `aos-agent check --help`, the
+  shipped /etc/aos/aos.conf parses (`--print-config`); each package has its changelog, each
+  program its manual page; lintian reports no error and no warning;
 - the systemd units pass `systemd-analyze verify` against that root, and the controller's
   sandbox exposure (`systemd-analyze security --offline`) is printed and bounded;
 - the driver: the .deb's dist-packages and the wheel (pip install --target) both import under
@@ -22,6 +23,7 @@ or takes them from AOS_PACKAGES_DIR. Then, without installing anything on this m
 
 from __future__ import annotations
 
+import gzip
 import io
 import os
 import re
@@ -48,9 +50,9 @@ def run(argv: list[str], **kw: object) -> subprocess.CompletedProcess[str]:
 
 
 def one_version() -> str:
-    text = (ROOT / "Sources" / "AgentCore" / "AgentService.swift").read_text()
+    text = (ROOT / "Sources" / "AOSRuntime" / "ProductVersion.swift").read_text()
     m = re.search(r'public static let current = "([^"]+)"', text)
-    assert m, "no AgentVersion.current"
+    assert m, "no ProductVersion.current"
     return m.group(1)
 
 
@@ -159,9 +161,11 @@ def test_depends(pkgdir: Path, instroot: Path) -> None:
 # ---- contents ---------------------------------------------------------------------------------
 
 FILES = {
-    "aos-common": {"/etc/aos/aos.conf": 0o640},
+    "aos-common": {"/etc/aos/aos.conf": 0o640, "/usr/share/lintian/overrides/aos-common": 0o644},
     "aos-agent": {
         "/usr/bin/aos-agent": 0o755,
+        "/usr/share/man/man8/aos-agent.8.gz": 0o644,
+        "/usr/share/lintian/overrides/aos-agent": 0o644,
         "/lib/systemd/system/aos-agent.service": 0o644,
         "/lib/systemd/system/nova-compute.service.d/aos-agent.conf": 0o644,
         "/lib/systemd/system/cinder-volume.service.d/aos-agent.conf": 0o644,
@@ -172,12 +176,15 @@ FILES = {
     },
     "aos-controller": {
         "/usr/bin/aos-controller": 0o755,
+        "/usr/share/man/man8/aos-controller.8.gz": 0o644,
         "/lib/systemd/system/aos-controller.service": 0o644,
         "/usr/share/doc/aos-controller/architecture.md": 0o644,
         "/usr/share/doc/aos-controller/rpc-api.md": 0o644,
         "/usr/share/doc/aos-controller/packaging.md": 0o644,
     },
-    "aosctl": {"/usr/bin/aosctl": 0o755, "/usr/share/doc/aosctl/cli.md": 0o644},
+    "aosctl": {
+        "/usr/bin/aosctl": 0o755, "/usr/share/man/man8/aosctl.8.gz": 0o644, "/usr/share/doc/aosctl/cli.md": 0o644,
+    },
 }
 SOURCES = {
     "/etc/aos/aos.conf": "config/aos.conf.example",
@@ -187,6 +194,8 @@ SOURCES = {
     "/lib/systemd/system/cinder-volume.service.d/aos-agent.conf":
         "deploy/systemd/cinder-volume.service.d/aos-agent.conf",
     "/usr/share/doc/aos-agent/examples/lvm.conf.kill-command": "deploy/lvm/lvm.conf.kill-command",
+    "/usr/share/lintian/overrides/aos-common": "deploy/debian/aos-common/lintian-overrides",
+    "/usr/share/lintian/overrides/aos-agent": "deploy/debian/aos-agent/lintian-overrides",
 }
 
 
@@ -211,6 +220,7 @@ def test_contents(pkgdir: Path, instroot: Path) -> None:
     for name, files in expected.items():
         want = dict(files)
         want[f"/usr/share/doc/{name}/copyright"] = 0o644
+        want[f"/usr/share/doc/{name}/changelog.gz"] = 0o644
         got = members(deb(pkgdir, name))
         for m in got.values():
             assert (m.uname, m.gname, m.uid, m.gid) == ("root", "root", 0, 0), (name, m.name)
@@ -226,6 +236,31 @@ def test_contents(pkgdir: Path, instroot: Path) -> None:
     for program in PROGRAMS.values():
         sections = run(["readelf", "-S", "-W", str(instroot / "usr" / "bin" / program)]).stdout
         assert ".symtab" not in sections and ".debug_info" not in sections, program
+
+
+def test_changelogs_and_manual_pages(pkgdir: Path, instroot: Path) -> None:
+    """Every package has its native changelog (this version, the Maintainer as its trailer), every
+    program its manual page made from its --help: `man aosctl` works on a node."""
+    for name in NAMES:
+        text = gzip.decompress((instroot / "usr" / "share" / "doc" / name / "changelog.gz").read_bytes()).decode()
+        assert text.startswith(f"{name} ({VERSION}) unstable; urgency=medium\n"), text
+        assert f"\n -- {field(deb(pkgdir, name), 'Maintainer')}  " in text, text
+    for program in PROGRAMS.values():
+        page = gzip.decompress((instroot / "usr" / "share" / "man" / "man8" / f"{program}.8.gz").read_bytes()).decode()
+        assert page.count(".TH ") == 1 and f'"{program} {VERSION}"' in page, page[:400]
+        assert "USAGE:" in page and "???" not in page, page[:400]
+
+
+def test_lintian_is_clean(pkgdir: Path) -> None:
+    """Debian's package checker finds nothing, beyond the overrides the packages ship (each with
+    its reason): no error, no warning."""
+    lintian = shutil.which("lintian")
+    assert lintian, "lintian is not installed: run scripts/setup.sh"
+    debs = [str(deb(pkgdir, n)) for n in NAMES]
+    r = run([lintian, "--tag-display-limit", "0", *debs])
+    tags = [line for line in r.stdout.splitlines() if re.match(r"^[EW]: ", line)]
+    assert not tags and r.returncode == 0, r.stdout + r.stderr
+    print(f"lintian: {len(debs)} packages clean")
 
 
 def test_conffiles(pkgdir: Path) -> None:
@@ -279,8 +314,9 @@ def test_dpkg_sees_them_intact(instroot: Path) -> None:
 def test_programs_run(instroot: Path) -> None:
     bindir = instroot / "usr" / "bin"
     conf = str(instroot / "etc" / "aos" / "aos.conf.dpkg-new")
-    version = run([str(bindir / "aos-agent"), "--version"])
-    assert version.returncode == 0 and version.stdout.strip() == f"aos-agent {VERSION}", version
+    for program in PROGRAMS.values():
+        version = run([str(bindir / program), "--version"])
+        assert version.returncode == 0 and version.stdout.strip() == f"{program} {VERSION}", version
     for argv, usage in (
         (["aos-agent", "--help"], "USAGE: aos-agent"),
         (["aos-agent", "check", "--help"], "USAGE: aos-agent check"),
