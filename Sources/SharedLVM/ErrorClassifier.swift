@@ -58,6 +58,9 @@ public enum LVMErrorClassifier {
             needles: [
                 "stop failed: LVs must first be deactivated", " in use.", "Can't remove open logical volume",
                 "is used by another device",
+                // lvremove of an LV active on this host: its prompt reads EOF from /dev/null,
+                // which lvm2 takes as "no" (removeInactiveLV relies on it).
+                "Do you really want to remove active logical volume",
             ]),
         Rule(
             code: .insufficientSpace,

@@ -29,6 +29,10 @@ struct ErrorClassifierTests {
             code: .internal, line: "VG vol lock skipped: error -221"),
         Case(stderr: "  VG vol stop failed: LVs must first be deactivated\n", code: .busy),
         Case(stderr: "  Logical volume vol/volume-1 in use.\n", code: .busy),
+        // lvremove of an LV active here, its prompt answered by /dev/null (lvm2 yes_no_prompt: EOF is no).
+        Case(
+            stderr: "  Do you really want to remove active logical volume vol/volume-1? [y/n]: [n]\n"
+                + "  Logical volume vol/volume-1 not removed.\n", code: .busy),
         Case(stderr: "  Failed to find logical volume \"vol/x\"\n", code: .notFound),
         Case(
             stderr: "  Volume group \"vol\" not found\n  Cannot process volume group vol\n", code: .notFound,
