@@ -14,15 +14,21 @@
  *       (before execution: at-most-once, like oslo), then publishes the reply, whose confirm
  *       it handles when it comes without waiting for it.
  *
- *   rpc_floor server URL QUEUE [--reliable]
+ *   --oslo-routing (with or without --reliable; on both commands): what else the Swift path asks
+ *       of the broker: requests go through a topic exchange (aos-floor-topic, bound to QUEUE
+ *       with QUEUE as routing key) instead of the default exchange, with oslo's properties
+ *       (content_encoding, delivery_mode 2, priority 0, empty headers) and a per-message TTL
+ *       (expiration 10000 ms) as RPCClient sends them; replies carry the same properties but no TTL.
+ *
+ *   rpc_floor server URL QUEUE [--reliable] [--oslo-routing]
  *       declares QUEUE (auto-delete), consumes it and answers each message with its own body,
  *       published to the default exchange with the message's reply_to as routing key and its
  *       correlation_id. Prints "READY" once it consumes.
- *   rpc_floor client URL QUEUE CALLS WARMUP THROUGHPUT_CALLS IN_FLIGHT BODY_BYTES [SERVER_PID [BROKER_PID]] [--reliable]
+ *   rpc_floor client URL QUEUE CALLS WARMUP THROUGHPUT_CALLS IN_FLIGHT BODY_BYTES [SERVER_PID [BROKER_PID]] [--reliable] [--oslo-routing]
  *       one connection, a server-named exclusive reply queue consumed with auto-ack; WARMUP
  *       untimed calls, CALLS timed sequential calls, then THROUGHPUT_CALLS with IN_FLIGHT
  *       outstanding calls. A nacked or returned request ends the program (status 1). Prints one line:
- *       "FLOOR mode=bare|reliable median_ms=M p99_ms=P throughput=T calls=N in_flight=K body=B cpu_client_seq_us=…"
+ *       "FLOOR mode=bare|reliable[+oslo-routing] median_ms=M p99_ms=P throughput=T calls=N in_flight=K body=B cpu_client_seq_us=…"
  *       with the CPU time (user + system, all threads) per call of each phase: its own
  *       (CLOCK_PROCESS_CPUTIME_ID) and, given their pids, the server's and the broker's
  *       (the sum of /proc/PID/task/TID/schedstat over threads; -1 when not given).
@@ -128,6 +134,20 @@ static double per_call(double before, double after, long calls) {
     return (after - before) / (double)calls;
 }
 
+/* --oslo-routing: the topic exchange and the oslo properties. */
+static int oslo_routing = 0;
+static const char *const topic_exchange = "aos-floor-topic";
+
+static void set_oslo_properties(amqp_basic_properties_t *p) {
+    p->_flags |= AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_CONTENT_ENCODING_FLAG | AMQP_BASIC_HEADERS_FLAG |
+                 AMQP_BASIC_DELIVERY_MODE_FLAG | AMQP_BASIC_PRIORITY_FLAG;
+    p->content_type = amqp_cstring_bytes("application/json");
+    p->content_encoding = amqp_cstring_bytes("utf-8");
+    p->headers = amqp_empty_table;
+    p->delivery_mode = 2;
+    p->priority = 0;
+}
+
 /* Puts the channel in confirm mode (--reliable). */
 static void select_confirms(amqp_connection_state_t conn) {
     amqp_confirm_select(conn, 1);
@@ -169,6 +189,14 @@ static int run_server(const char *url, const char *queue, int reliable) {
     amqp_connection_state_t conn = open_connection(url);
     amqp_queue_declare(conn, 1, amqp_cstring_bytes(queue), 0, 0, 0, 1, amqp_empty_table);
     check_reply(amqp_get_rpc_reply(conn), "queue.declare failed");
+    if (oslo_routing) {
+        amqp_exchange_declare(conn, 1, amqp_cstring_bytes(topic_exchange), amqp_cstring_bytes("topic"), 0, 0, 0, 0,
+                              amqp_empty_table);
+        check_reply(amqp_get_rpc_reply(conn), "exchange.declare failed");
+        amqp_queue_bind(conn, 1, amqp_cstring_bytes(queue), amqp_cstring_bytes(topic_exchange),
+                        amqp_cstring_bytes(queue), amqp_empty_table);
+        check_reply(amqp_get_rpc_reply(conn), "queue.bind failed");
+    }
     if (reliable) {
         select_confirms(conn);
         amqp_basic_qos(conn, 1, 0, 80, 0);
@@ -202,6 +230,7 @@ static int run_server(const char *url, const char *queue, int reliable) {
                 out._flags |= AMQP_BASIC_CORRELATION_ID_FLAG;
                 out.correlation_id = in->correlation_id;
             }
+            if (oslo_routing) set_oslo_properties(&out);
             amqp_basic_publish(conn, 1, amqp_empty_bytes, in->reply_to, reliable ? 1 : 0, 0, &out, env.message.body);
         }
         amqp_destroy_envelope(&env);
@@ -226,8 +255,14 @@ static void send_request(amqp_connection_state_t conn, const char *queue, amqp_b
     p.reply_to = reply_to;
     p.correlation_id = amqp_cstring_bytes(cid);
     p.content_type = amqp_cstring_bytes("application/json");
-    if (amqp_basic_publish(conn, 1, amqp_empty_bytes, amqp_cstring_bytes(queue), mandatory, 0, &p, body) !=
-        AMQP_STATUS_OK)
+    amqp_bytes_t exchange = amqp_empty_bytes;
+    if (oslo_routing) {
+        set_oslo_properties(&p);
+        p._flags |= AMQP_BASIC_EXPIRATION_FLAG;
+        p.expiration = amqp_cstring_bytes("10000");
+        exchange = amqp_cstring_bytes(topic_exchange);
+    }
+    if (amqp_basic_publish(conn, 1, exchange, amqp_cstring_bytes(queue), mandatory, 0, &p, body) != AMQP_STATUS_OK)
         die("publish failed");
 }
 
@@ -346,10 +381,10 @@ static int run_client(const char *url, const char *queue, long calls, long warmu
     }
     double elapsed = now_ms() - t0;
     double c2 = cpu_self_us(), s2 = cpu_of_us(server_pid), b2 = cpu_of_us(broker_pid);
-    printf("FLOOR mode=%s median_ms=%.4f p99_ms=%.4f throughput=%.0f calls=%ld in_flight=%ld body=%ld"
+    printf("FLOOR mode=%s%s median_ms=%.4f p99_ms=%.4f throughput=%.0f calls=%ld in_flight=%ld body=%ld"
            " cpu_client_seq_us=%.2f cpu_server_seq_us=%.2f cpu_broker_seq_us=%.2f"
            " cpu_client_tput_us=%.2f cpu_server_tput_us=%.2f cpu_broker_tput_us=%.2f\n",
-           reliable ? "reliable" : "bare", median, p99, (double)tcalls / (elapsed / 1000.0), calls, inflight,
+           reliable ? "reliable" : "bare", oslo_routing ? "+oslo-routing" : "", median, p99, (double)tcalls / (elapsed / 1000.0), calls, inflight,
            body_bytes, per_call(c0, c1, calls), per_call(s0, s1, calls), per_call(b0, b1, calls),
            per_call(c1t, c2, tcalls), per_call(s1t, s2, tcalls), per_call(b1t, b2, tcalls));
     fflush(stdout);
@@ -371,12 +406,14 @@ int main(int argc, char **argv) {
     sigprocmask(SIG_SETMASK, &none, NULL);
     signal(SIGTERM, SIG_DFL);
     signal(SIGINT, SIG_DFL);
-    /* --reliable, wherever it is, then the positional arguments. */
+    /* --reliable and --oslo-routing, wherever they are, then the positional arguments. */
     int reliable = 0;
     int n = 0;
     for (int i = 0; i < argc; i++) {
         if (i > 0 && strcmp(argv[i], "--reliable") == 0)
             reliable = 1;
+        else if (i > 0 && strcmp(argv[i], "--oslo-routing") == 0)
+            oslo_routing = 1;
         else
             argv[n++] = argv[i];
     }
@@ -387,8 +424,8 @@ int main(int argc, char **argv) {
                           parse_count(argv[6], 1, 100000000), parse_count(argv[7], 1, 10000),
                           parse_count(argv[8], 1, 1 << 20), argc > 9 ? parse_count(argv[9], 0, 1L << 30) : 0,
                           argc > 10 ? parse_count(argv[10], 0, 1L << 30) : 0, reliable);
-    fprintf(stderr, "usage: rpc_floor server URL QUEUE [--reliable]\n"
+    fprintf(stderr, "usage: rpc_floor server URL QUEUE [--reliable] [--oslo-routing]\n"
                     "       rpc_floor client URL QUEUE CALLS WARMUP THROUGHPUT_CALLS IN_FLIGHT BODY_BYTES [SERVER_PID "
-                    "[BROKER_PID]] [--reliable]\n");
+                    "[BROKER_PID]] [--reliable] [--oslo-routing]\n");
     return 2;
 }

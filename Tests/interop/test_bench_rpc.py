@@ -49,11 +49,13 @@ def start_server(binary: Path, url: str, queue: str, *extra: str) -> subprocess.
 
 @pytest.fixture
 def servers(floor_binary: Path, amqp_url: str) -> Iterator[dict[str, str]]:
-    """A bare and a reliable floor server: mode -> queue."""
+    """A bare, a reliable and a reliable --oslo-routing floor server: mode -> queue."""
     tag = uuid.uuid4().hex[:8]
-    queues = {"bare": f"floor-bare-{tag}", "reliable": f"floor-reliable-{tag}"}
+    queues = {"bare": f"floor-bare-{tag}", "reliable": f"floor-reliable-{tag}",
+              "reliable+oslo-routing": f"floor-oslo-{tag}"}
     procs = [start_server(floor_binary, amqp_url, queues["bare"]),
-             start_server(floor_binary, amqp_url, queues["reliable"], "--reliable")]
+             start_server(floor_binary, amqp_url, queues["reliable"], "--reliable"),
+             start_server(floor_binary, amqp_url, queues["reliable+oslo-routing"], "--reliable", "--oslo-routing")]
     try:
         yield queues
     finally:
@@ -75,7 +77,8 @@ def ctl_rows(env: dict[str, str], *args: str) -> list[list[str]]:
 
 def test_reliable_floor_uses_confirms_manual_ack_and_mandatory(
         floor_binary: Path, amqp_url: str, broker_env: dict[str, str], servers: dict[str, str]) -> None:
-    for mode, extra in (("bare", ()), ("reliable", ("--reliable",))):
+    modes = (("bare", ()), ("reliable", ("--reliable",)), ("reliable+oslo-routing", ("--reliable", "--oslo-routing")))
+    for mode, extra in modes:
         result = run_client(floor_binary, amqp_url, servers[mode], *extra)
         assert result.returncode == 0, result.stderr
         line = next((ln for ln in result.stdout.splitlines() if ln.startswith("FLOOR ")), None)
@@ -97,6 +100,12 @@ def test_reliable_floor_uses_confirms_manual_ack_and_mandatory(
     queues = {row[0]: row[1:] for row in ctl_rows(
         broker_env, "list_queues", "name", "messages_unacknowledged", "messages")}
     assert queues[servers["reliable"]] == ["0", "0"]
+
+    # --oslo-routing: the requests went through the topic exchange, bound to the queue by its name.
+    bindings = ctl_rows(broker_env, "list_bindings", "source_name", "destination_name", "routing_key")
+    oslo_queue = servers["reliable+oslo-routing"]
+    assert ["aos-floor-topic", oslo_queue, oslo_queue] in bindings, bindings
+    assert queues[oslo_queue] == ["0", "0"]
 
     # Mandatory: a request no queue takes comes back, and the reliable client says so.
     lost = run_client(floor_binary, amqp_url, f"no-such-queue-{uuid.uuid4().hex[:8]}", "--reliable")
