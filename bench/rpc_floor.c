@@ -8,9 +8,9 @@
  *       both sides put their channel in confirm mode (confirm.select) and publish `mandatory`
  *       (an unroutable message comes back as basic.return); the client's call ends once it has
  *       both the reply and the broker's confirm of its request (the Swift client resumes the call
- *       on the reply and handles the confirm as it comes: the confirm precedes the reply in
- *       practice); the server consumes with manual ack and a prefetch of 80 (RPCServer's
- *       default for 64 requests at once), and for each request, as RPCServer does, acks it
+ *       on the reply and handles the confirm as it comes); the server consumes with manual
+ *       ack and a prefetch of 80 (RPCServer's default for 64 requests at once), and for each
+ *       request, as RPCServer does, acks it
  *       (before execution: at-most-once, like oslo), then publishes the reply, whose confirm
  *       it handles when it comes without waiting for it.
  *
