@@ -2,17 +2,33 @@
  * rpc_floor: the C floor for `aos-bench rpc` (docs/performance.md, issue 17).
  *
  * The same request/reply as the Swift RPC path, with nothing but librabbitmq: no JSON, no
- * threads, no publisher confirms. What the Swift figures are divided by.
+ * threads. What the Swift figures are divided by. Two modes:
+ *   bare (the default): auto-ack request consumer, no publisher confirms, non-mandatory publishes;
+ *   --reliable: what the Swift path does for reliability (OsloRPC's RPCClient and RPCServer):
+ *       both sides put their channel in confirm mode (confirm.select) and publish `mandatory`
+ *       (an unroutable message comes back as basic.return); the client's call ends once it has
+ *       both the reply and the broker's confirm of its request (the Swift client resumes the call
+ *       on the reply and handles the confirm as it comes); the server consumes with manual
+ *       ack and a prefetch of 80 (RPCServer's default for 64 requests at once), and for each
+ *       request, as RPCServer does, acks it
+ *       (before execution: at-most-once, like oslo), then publishes the reply, whose confirm
+ *       it handles when it comes without waiting for it.
  *
- *   rpc_floor server URL QUEUE
- *       declares QUEUE (auto-delete), consumes it with auto-ack and answers each message with
- *       its own body, published to the default exchange with the message's reply_to as
- *       routing key and its correlation_id. Prints "READY" once it consumes.
- *   rpc_floor client URL QUEUE CALLS WARMUP THROUGHPUT_CALLS IN_FLIGHT BODY_BYTES [SERVER_PID [BROKER_PID]]
+ *   --oslo-routing (with or without --reliable; on both commands): what else the Swift path asks
+ *       of the broker: requests go through a topic exchange (aos-floor-topic, bound to QUEUE
+ *       with QUEUE as routing key) instead of the default exchange, with oslo's properties
+ *       (content_encoding, delivery_mode 2, priority 0, empty headers) and a per-message TTL
+ *       (expiration 10000 ms) as RPCClient sends them; replies carry the same properties but no TTL.
+ *
+ *   rpc_floor server URL QUEUE [--reliable] [--oslo-routing]
+ *       declares QUEUE (auto-delete), consumes it and answers each message with its own body,
+ *       published to the default exchange with the message's reply_to as routing key and its
+ *       correlation_id. Prints "READY" once it consumes.
+ *   rpc_floor client URL QUEUE CALLS WARMUP THROUGHPUT_CALLS IN_FLIGHT BODY_BYTES [SERVER_PID [BROKER_PID]] [--reliable] [--oslo-routing]
  *       one connection, a server-named exclusive reply queue consumed with auto-ack; WARMUP
  *       untimed calls, CALLS timed sequential calls, then THROUGHPUT_CALLS with IN_FLIGHT
- *       outstanding correlation ids. Prints one line:
- *       "FLOOR median_ms=M p99_ms=P throughput=T calls=N in_flight=K body=B cpu_client_seq_us=…"
+ *       outstanding calls. A nacked or returned request ends the program (status 1). Prints one line:
+ *       "FLOOR mode=bare|reliable[+oslo-routing] median_ms=M p99_ms=P throughput=T calls=N in_flight=K body=B cpu_client_seq_us=…"
  *       with the CPU time (user + system, all threads) per call of each phase: its own
  *       (CLOCK_PROCESS_CPUTIME_ID) and, given their pids, the server's and the broker's
  *       (the sum of /proc/PID/task/TID/schedstat over threads; -1 when not given).
@@ -31,7 +47,7 @@
 #include <string.h>
 #include <time.h>
 
-static void die(const char *what) {
+static _Noreturn void die(const char *what) {
     fprintf(stderr, "rpc_floor: %s\n", what);
     exit(1);
 }
@@ -118,11 +134,76 @@ static double per_call(double before, double after, long calls) {
     return (after - before) / (double)calls;
 }
 
-static int run_server(const char *url, const char *queue) {
+/* --oslo-routing: the topic exchange and the oslo properties. */
+static int oslo_routing = 0;
+static const char *const topic_exchange = "aos-floor-topic";
+
+static void set_oslo_properties(amqp_basic_properties_t *p) {
+    p->_flags |= AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_CONTENT_ENCODING_FLAG | AMQP_BASIC_HEADERS_FLAG |
+                 AMQP_BASIC_DELIVERY_MODE_FLAG | AMQP_BASIC_PRIORITY_FLAG;
+    p->content_type = amqp_cstring_bytes("application/json");
+    p->content_encoding = amqp_cstring_bytes("utf-8");
+    p->headers = amqp_empty_table;
+    p->delivery_mode = 2;
+    p->priority = 0;
+}
+
+/* Puts the channel in confirm mode (--reliable). */
+static void select_confirms(amqp_connection_state_t conn) {
+    amqp_confirm_select(conn, 1);
+    check_reply(amqp_get_rpc_reply(conn), "confirm.select failed");
+}
+
+/* What a frame other than a delivery was, once amqp_consume_message has refused it. */
+enum event { EV_CONFIRM, EV_NACK, EV_RETURN, EV_OTHER };
+
+/* Reads the frame amqp_consume_message left (AMQP_STATUS_UNEXPECTED_STATE): a publisher
+ * confirm (its tag and multiple flag in *tag, *multiple), a nack, a basic.return (its message
+ * is read and dropped) or anything else. A channel or connection close ends the program. */
+static enum event read_other_frame(amqp_connection_state_t conn, uint64_t *tag, int *multiple) {
+    amqp_frame_t f;
+    if (amqp_simple_wait_frame(conn, &f) != AMQP_STATUS_OK) die("connection lost");
+    if (f.frame_type != AMQP_FRAME_METHOD) return EV_OTHER;
+    switch (f.payload.method.id) {
+    case AMQP_BASIC_ACK_METHOD: {
+        amqp_basic_ack_t *a = (amqp_basic_ack_t *)f.payload.method.decoded;
+        *tag = a->delivery_tag;
+        *multiple = a->multiple != 0;
+        return EV_CONFIRM;
+    }
+    case AMQP_BASIC_NACK_METHOD: return EV_NACK;
+    case AMQP_BASIC_RETURN_METHOD: {
+        amqp_message_t m;
+        amqp_rpc_reply_t r = amqp_read_message(conn, f.channel, &m, 0);
+        if (r.reply_type != AMQP_RESPONSE_NORMAL) die("cannot read a returned message");
+        amqp_destroy_message(&m);
+        return EV_RETURN;
+    }
+    case AMQP_CHANNEL_CLOSE_METHOD: die("the broker closed the channel");
+    case AMQP_CONNECTION_CLOSE_METHOD: die("the broker closed the connection");
+    default: return EV_OTHER;
+    }
+}
+
+static int run_server(const char *url, const char *queue, int reliable) {
     amqp_connection_state_t conn = open_connection(url);
     amqp_queue_declare(conn, 1, amqp_cstring_bytes(queue), 0, 0, 0, 1, amqp_empty_table);
     check_reply(amqp_get_rpc_reply(conn), "queue.declare failed");
-    amqp_basic_consume(conn, 1, amqp_cstring_bytes(queue), amqp_empty_bytes, 0, 1, 0, amqp_empty_table);
+    if (oslo_routing) {
+        amqp_exchange_declare(conn, 1, amqp_cstring_bytes(topic_exchange), amqp_cstring_bytes("topic"), 0, 0, 0, 0,
+                              amqp_empty_table);
+        check_reply(amqp_get_rpc_reply(conn), "exchange.declare failed");
+        amqp_queue_bind(conn, 1, amqp_cstring_bytes(queue), amqp_cstring_bytes(topic_exchange),
+                        amqp_cstring_bytes(queue), amqp_empty_table);
+        check_reply(amqp_get_rpc_reply(conn), "queue.bind failed");
+    }
+    if (reliable) {
+        select_confirms(conn);
+        amqp_basic_qos(conn, 1, 0, 80, 0);
+        check_reply(amqp_get_rpc_reply(conn), "basic.qos failed");
+    }
+    amqp_basic_consume(conn, 1, amqp_cstring_bytes(queue), amqp_empty_bytes, 0, reliable ? 0 : 1, 0,
+                       amqp_empty_table);
     check_reply(amqp_get_rpc_reply(conn), "basic.consume failed");
     printf("READY\n");
     fflush(stdout);
@@ -130,7 +211,17 @@ static int run_server(const char *url, const char *queue) {
         amqp_envelope_t env;
         amqp_maybe_release_buffers(conn);
         amqp_rpc_reply_t r = amqp_consume_message(conn, &env, NULL, 0);
+        if (reliable && r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
+            r.library_error == AMQP_STATUS_UNEXPECTED_STATE) {
+            /* A reply's confirm, nack or return: RPCServer only logs those. */
+            uint64_t tag;
+            int multiple;
+            (void)read_other_frame(conn, &tag, &multiple);
+            continue;
+        }
         if (r.reply_type != AMQP_RESPONSE_NORMAL) break; /* connection closed */
+        /* RPCServer acks a request once a work slot is free, before running it. */
+        if (reliable && amqp_basic_ack(conn, 1, env.delivery_tag, 0) != AMQP_STATUS_OK) die("basic.ack failed");
         amqp_basic_properties_t *in = &env.message.properties;
         if ((in->_flags & AMQP_BASIC_REPLY_TO_FLAG) && in->reply_to.len > 0) {
             amqp_basic_properties_t out;
@@ -139,7 +230,8 @@ static int run_server(const char *url, const char *queue) {
                 out._flags |= AMQP_BASIC_CORRELATION_ID_FLAG;
                 out.correlation_id = in->correlation_id;
             }
-            amqp_basic_publish(conn, 1, amqp_empty_bytes, in->reply_to, 0, 0, &out, env.message.body);
+            if (oslo_routing) set_oslo_properties(&out);
+            amqp_basic_publish(conn, 1, amqp_empty_bytes, in->reply_to, reliable ? 1 : 0, 0, &out, env.message.body);
         }
         amqp_destroy_envelope(&env);
     }
@@ -154,7 +246,7 @@ static int cmp_double(const void *a, const void *b) {
 
 /* Sends request `id` to `queue` with replies to `reply_to`. */
 static void send_request(amqp_connection_state_t conn, const char *queue, amqp_bytes_t reply_to, uint64_t id,
-                         amqp_bytes_t body) {
+                         amqp_bytes_t body, int mandatory) {
     char cid[24];
     snprintf(cid, sizeof cid, "%llu", (unsigned long long)id);
     amqp_basic_properties_t p;
@@ -163,44 +255,101 @@ static void send_request(amqp_connection_state_t conn, const char *queue, amqp_b
     p.reply_to = reply_to;
     p.correlation_id = amqp_cstring_bytes(cid);
     p.content_type = amqp_cstring_bytes("application/json");
-    if (amqp_basic_publish(conn, 1, amqp_empty_bytes, amqp_cstring_bytes(queue), 0, 0, &p, body) != AMQP_STATUS_OK)
+    amqp_bytes_t exchange = amqp_empty_bytes;
+    if (oslo_routing) {
+        set_oslo_properties(&p);
+        p._flags |= AMQP_BASIC_EXPIRATION_FLAG;
+        p.expiration = amqp_cstring_bytes("10000");
+        exchange = amqp_cstring_bytes(topic_exchange);
+    }
+    if (amqp_basic_publish(conn, 1, exchange, amqp_cstring_bytes(queue), mandatory, 0, &p, body) != AMQP_STATUS_OK)
         die("publish failed");
 }
 
-/* Waits for one reply; returns its correlation id. */
-static uint64_t receive_reply(amqp_connection_state_t conn) {
+/* The client's calls, by id (ids 1...last; in reliable mode a request's id is also its
+ * publish sequence number, the delivery tag of its confirm: the client publishes nothing else). */
+struct calls {
+    amqp_connection_state_t conn;
+    int reliable;
+    uint64_t last;            /* the highest id that will be used */
+    unsigned char *state;     /* per id: GOT_REPLY | GOT_CONFIRM */
+    uint64_t confirmed_below; /* every tag below this one is confirmed */
+    long completed;           /* calls with all they wait for */
+};
+enum { GOT_REPLY = 1, GOT_CONFIRM = 2 };
+
+static int complete(const struct calls *c, uint64_t id) {
+    unsigned char want = c->reliable ? GOT_REPLY | GOT_CONFIRM : GOT_REPLY;
+    return (c->state[id] & want) == want;
+}
+
+static void mark(struct calls *c, uint64_t id, unsigned char what) {
+    if (id == 0 || id > c->last || (c->state[id] & what)) return; /* unknown or repeated: ignored */
+    int before = complete(c, id);
+    c->state[id] |= what;
+    if (!before && complete(c, id)) c->completed++;
+}
+
+/* Waits for the next reply or confirm and records it. */
+static void pump(struct calls *c) {
     amqp_envelope_t env;
-    amqp_maybe_release_buffers(conn);
-    check_reply(amqp_consume_message(conn, &env, NULL, 0), "consume failed");
+    amqp_maybe_release_buffers(c->conn);
+    amqp_rpc_reply_t r = amqp_consume_message(c->conn, &env, NULL, 0);
+    if (c->reliable && r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
+        r.library_error == AMQP_STATUS_UNEXPECTED_STATE) {
+        uint64_t tag = 0;
+        int multiple = 0;
+        switch (read_other_frame(c->conn, &tag, &multiple)) {
+        case EV_CONFIRM:
+            if (tag > c->last) tag = c->last;
+            if (multiple) {
+                for (uint64_t t = c->confirmed_below; t <= tag; t++) mark(c, t, GOT_CONFIRM);
+            } else {
+                mark(c, tag, GOT_CONFIRM);
+            }
+            while (c->confirmed_below <= c->last && (c->state[c->confirmed_below] & GOT_CONFIRM)) c->confirmed_below++;
+            return;
+        case EV_NACK: die("the broker nacked a request");
+        case EV_RETURN: die("a request came back unroutable (basic.return)");
+        case EV_OTHER: return;
+        }
+    }
+    check_reply(r, "consume failed");
     uint64_t id = 0;
     amqp_basic_properties_t *p = &env.message.properties;
     if (p->_flags & AMQP_BASIC_CORRELATION_ID_FLAG) {
         const char *s = p->correlation_id.bytes;
-        for (size_t i = 0; i < p->correlation_id.len && s[i] >= '0' && s[i] <= '9'; i++) id = id * 10 + (uint64_t)(s[i] - '0');
+        for (size_t i = 0; i < p->correlation_id.len && i < 20 && s[i] >= '0' && s[i] <= '9'; i++)
+            id = id * 10 + (uint64_t)(s[i] - '0');
     }
     amqp_destroy_envelope(&env);
-    return id;
+    mark(c, id, GOT_REPLY);
 }
 
 static int run_client(const char *url, const char *queue, long calls, long warmup, long tcalls, long inflight,
-                      long body_bytes, long server_pid, long broker_pid) {
+                      long body_bytes, long server_pid, long broker_pid, int reliable) {
     amqp_connection_state_t conn = open_connection(url);
     amqp_queue_declare_ok_t *ok = amqp_queue_declare(conn, 1, amqp_empty_bytes, 0, 0, 1, 1, amqp_empty_table);
     check_reply(amqp_get_rpc_reply(conn), "reply queue.declare failed");
     amqp_bytes_t reply_to = amqp_bytes_malloc_dup(ok->queue);
     amqp_basic_consume(conn, 1, reply_to, amqp_empty_bytes, 0, 1, 1, amqp_empty_table);
     check_reply(amqp_get_rpc_reply(conn), "reply basic.consume failed");
+    if (reliable) select_confirms(conn);
 
     char *payload = malloc((size_t)body_bytes);
     if (payload == NULL) die("out of memory");
     memset(payload, 'x', (size_t)body_bytes);
     amqp_bytes_t body = {(size_t)body_bytes, payload};
 
+    struct calls c = {conn, reliable, (uint64_t)(warmup + calls + tcalls), NULL, 1, 0};
+    c.state = calloc((size_t)c.last + 1, 1);
+    if (c.state == NULL) die("out of memory");
+
     uint64_t next = 1;
     for (long i = 0; i < warmup; i++) {
         uint64_t id = next++;
-        send_request(conn, queue, reply_to, id, body);
-        while (receive_reply(conn) != id) {}
+        send_request(conn, queue, reply_to, id, body, reliable);
+        while (!complete(&c, id)) pump(&c);
     }
     double *samples = malloc(sizeof(double) * (size_t)calls);
     if (samples == NULL) die("out of memory");
@@ -208,8 +357,8 @@ static int run_client(const char *url, const char *queue, long calls, long warmu
     for (long i = 0; i < calls; i++) {
         uint64_t id = next++;
         double t = now_ms();
-        send_request(conn, queue, reply_to, id, body);
-        while (receive_reply(conn) != id) {}
+        send_request(conn, queue, reply_to, id, body, reliable);
+        while (!complete(&c, id)) pump(&c);
         samples[i] = now_ms() - t;
     }
     double c1 = cpu_self_us(), s1 = cpu_of_us(server_pid), b1 = cpu_of_us(broker_pid);
@@ -219,28 +368,27 @@ static int run_client(const char *url, const char *queue, long calls, long warmu
     if (p99i >= calls) p99i = calls - 1;
     double p99 = samples[p99i];
 
-    /* Throughput: keep `inflight` correlation ids outstanding on the one connection. */
-    long sent = 0, done = 0;
+    /* Throughput: keep `inflight` calls outstanding on the one connection. */
+    long sent = 0, done0 = c.completed;
     double t0 = now_ms();
     double c1t = cpu_self_us(), s1t = cpu_of_us(server_pid), b1t = cpu_of_us(broker_pid);
-    for (; sent < inflight && sent < tcalls; sent++) send_request(conn, queue, reply_to, next++, body);
-    while (done < tcalls) {
-        (void)receive_reply(conn);
-        done++;
-        if (sent < tcalls) {
-            send_request(conn, queue, reply_to, next++, body);
-            sent++;
-        }
+    for (; sent < inflight && sent < tcalls; sent++) send_request(conn, queue, reply_to, next++, body, reliable);
+    while (c.completed - done0 < tcalls) {
+        long before = c.completed;
+        pump(&c);
+        for (long k = before; k < c.completed && sent < tcalls; k++, sent++)
+            send_request(conn, queue, reply_to, next++, body, reliable);
     }
     double elapsed = now_ms() - t0;
     double c2 = cpu_self_us(), s2 = cpu_of_us(server_pid), b2 = cpu_of_us(broker_pid);
-    printf("FLOOR median_ms=%.4f p99_ms=%.4f throughput=%.0f calls=%ld in_flight=%ld body=%ld"
+    printf("FLOOR mode=%s%s median_ms=%.4f p99_ms=%.4f throughput=%.0f calls=%ld in_flight=%ld body=%ld"
            " cpu_client_seq_us=%.2f cpu_server_seq_us=%.2f cpu_broker_seq_us=%.2f"
            " cpu_client_tput_us=%.2f cpu_server_tput_us=%.2f cpu_broker_tput_us=%.2f\n",
-           median, p99, (double)tcalls / (elapsed / 1000.0), calls, inflight, body_bytes, per_call(c0, c1, calls),
-           per_call(s0, s1, calls), per_call(b0, b1, calls), per_call(c1t, c2, tcalls), per_call(s1t, s2, tcalls),
-           per_call(b1t, b2, tcalls));
+           reliable ? "reliable" : "bare", oslo_routing ? "+oslo-routing" : "", median, p99, (double)tcalls / (elapsed / 1000.0), calls, inflight,
+           body_bytes, per_call(c0, c1, calls), per_call(s0, s1, calls), per_call(b0, b1, calls),
+           per_call(c1t, c2, tcalls), per_call(s1t, s2, tcalls), per_call(b1t, b2, tcalls));
     fflush(stdout);
+    free(c.state);
     free(samples);
     free(payload);
     amqp_bytes_free(reply_to);
@@ -258,14 +406,26 @@ int main(int argc, char **argv) {
     sigprocmask(SIG_SETMASK, &none, NULL);
     signal(SIGTERM, SIG_DFL);
     signal(SIGINT, SIG_DFL);
-    if (argc == 4 && strcmp(argv[1], "server") == 0) return run_server(argv[2], argv[3]);
+    /* --reliable and --oslo-routing, wherever they are, then the positional arguments. */
+    int reliable = 0;
+    int n = 0;
+    for (int i = 0; i < argc; i++) {
+        if (i > 0 && strcmp(argv[i], "--reliable") == 0)
+            reliable = 1;
+        else if (i > 0 && strcmp(argv[i], "--oslo-routing") == 0)
+            oslo_routing = 1;
+        else
+            argv[n++] = argv[i];
+    }
+    argc = n;
+    if (argc == 4 && strcmp(argv[1], "server") == 0) return run_server(argv[2], argv[3], reliable);
     if (argc >= 9 && argc <= 11 && strcmp(argv[1], "client") == 0)
         return run_client(argv[2], argv[3], parse_count(argv[4], 1, 100000000), parse_count(argv[5], 0, 100000000),
                           parse_count(argv[6], 1, 100000000), parse_count(argv[7], 1, 10000),
                           parse_count(argv[8], 1, 1 << 20), argc > 9 ? parse_count(argv[9], 0, 1L << 30) : 0,
-                          argc > 10 ? parse_count(argv[10], 0, 1L << 30) : 0);
-    fprintf(stderr, "usage: rpc_floor server URL QUEUE\n"
+                          argc > 10 ? parse_count(argv[10], 0, 1L << 30) : 0, reliable);
+    fprintf(stderr, "usage: rpc_floor server URL QUEUE [--reliable] [--oslo-routing]\n"
                     "       rpc_floor client URL QUEUE CALLS WARMUP THROUGHPUT_CALLS IN_FLIGHT BODY_BYTES [SERVER_PID "
-                    "[BROKER_PID]]\n");
+                    "[BROKER_PID]] [--reliable] [--oslo-routing]\n");
     return 2;
 }

@@ -2,7 +2,9 @@ import ArgumentParser
 import Foundation
 import RPCWire
 
-/// bench/rpc_floor.c: found, compiled (cc + pkg-config, argv only) and run.
+/// bench/rpc_floor.c: found, compiled (cc + pkg-config, argv only) and run; `reliable` runs its
+/// `--reliable` mode (publisher confirms, mandatory publishes, manual ack of requests: what the
+/// Swift RPC path does), whose server must be started with `--reliable` too.
 enum FloorProgram {
     static func ensure(next dir: URL, source: String?) throws -> URL {
         let fm = FileManager.default
@@ -35,14 +37,14 @@ enum FloorProgram {
 
     static func runClient(
         _ binary: URL, url: String, queue: String, calls: Int, warmup: Int, throughputCalls: Int,
-        inFlight: Int, bodyBytes: Int, serverPID: Int32? = nil, brokerPID: Int32? = nil
+        inFlight: Int, bodyBytes: Int, serverPID: Int32? = nil, brokerPID: Int32? = nil, reliable: Bool = false
     ) throws -> RPCBench.Figures {
         let out = try capture(
             binary.path,
             [
                 "client", url, queue, String(calls), String(warmup), String(throughputCalls),
                 String(inFlight), String(bodyBytes), String(serverPID ?? 0), String(brokerPID ?? 0),
-            ], direct: true)
+            ] + (reliable ? ["--reliable"] : []), direct: true)
         guard let line = out.split(separator: "\n").first(where: { $0.hasPrefix("FLOOR ") }) else {
             throw ValidationError("rpc_floor printed no FLOOR line: \(out)")
         }

@@ -12,11 +12,14 @@ struct RPCBench: AsyncParsableCommand {
             Starts `aos-rpc-peer serve` twice (the default server, and one with \
             --dispatch-on-connection-thread) and, unless --no-floor, the C floor \
             (bench/rpc_floor.c, compiled next to this binary when missing): the same \
-            request/reply on bare librabbitmq. The C and Swift runs alternate on the same \
-            broker, --rounds times, and each round prints Swift/C ratios for each variant: \
-            default (client and server tasks on the global executor), server pinned (the \
-            server's request tasks on its connection's I/O thread), both pinned (the calling \
-            task on the client connection's I/O thread too). --no-pinned runs the default only.
+            request/reply on bare librabbitmq, in two modes: bare (auto-ack, no confirms, \
+            non-mandatory) and reliable (publisher confirms, mandatory publishes, manual ack of \
+            requests, as the Swift path does); --floor picks one or both. The C and Swift runs \
+            alternate on the same broker, --rounds times, and each round prints Swift/C ratios \
+            against each floor for each variant: default (client and server tasks on the global \
+            executor), server pinned (the server's request tasks on its connection's I/O \
+            thread), both pinned (the calling task on the client connection's I/O thread too). \
+            --no-pinned runs the default only.
             """)
     @Option(help: "Transport URL of a broker to use") var url: String
     @Option(help: "Sequential calls to time") var calls = 5000
@@ -26,7 +29,11 @@ struct RPCBench: AsyncParsableCommand {
     @Option(help: "Seconds to let the server settle before reading its idle RSS") var settle = 3.0
     @Option(help: "Run the server with authorization: admit only this broker user (the URL's user)")
     var admitUser: String?
-    @Flag(inversion: .prefixedNo, help: "Run the C floor (bench/rpc_floor.c) in the same run") var floor = true
+    @Flag(name: .customLong("no-floor"), help: "Skip the C floor (bench/rpc_floor.c), both modes") var noFloor = false
+    @Option(
+        name: .customLong("floor"),
+        help: "Which C floor modes to run: bare (auto-ack, no confirms), reliable (confirms, mandatory, manual ack), both")
+    var floorModes: FloorModes = .both
     @Flag(inversion: .prefixedNo, help: "Also run the variants with tasks on the connection's I/O thread")
     var pinned = true
     @Option(help: "C floor and Swift runs, alternated") var rounds = 2
@@ -44,6 +51,18 @@ struct RPCBench: AsyncParsableCommand {
             call is printed next to the client's and the server's
             """)
     var brokerPid: Int32?
+
+    enum FloorModes: String, ExpressibleByArgument, CaseIterable {
+        case bare, reliable, both
+    }
+
+    /// One C floor server: bare or reliable.
+    struct Floor {
+        var reliable: Bool
+        var queue: String
+        var server: Process
+        var name: String { reliable ? "reliable" : "bare" }
+    }
 
     struct Variant {
         var name: String
@@ -94,15 +113,23 @@ struct RPCBench: AsyncParsableCommand {
             method: "ping", msgID: makeUUIDHex(), replyQueue: "reply_\(makeUUIDHex())",
             uniqueID: makeUUIDHex()
         ).encodeBody().count
-        var floorServer: Process?
+        var floors: [Floor] = []
+        defer {
+            for f in floors {
+                f.server.terminate()
+                f.server.waitUntilExit()
+            }
+        }
         var floorBinary: URL?
-        let floorQueue = "aos-bench-floor-\(tag)"
-        if floor {
+        if !noFloor {
             let binary = try FloorProgram.ensure(next: here, source: floorSource)
             floorBinary = binary
-            floorServer = try startChild(binary, ["server", url, floorQueue])
+            for reliable in [false, true] where floorModes == .both || (floorModes == .reliable) == reliable {
+                let queue = "aos-bench-floor-\(reliable ? "reliable-" : "")\(tag)"
+                let server = try startChild(binary, ["server", url, queue] + (reliable ? ["--reliable"] : []))
+                floors.append(Floor(reliable: reliable, queue: queue, server: server))
+            }
         }
-        defer { if let f = floorServer { f.terminate(); f.waitUntilExit() } }
         try await Task.sleep(for: .seconds(settle))
         let idleRSS = servers.first.map { rssKB(pid: $0.processIdentifier) }
 
@@ -118,14 +145,18 @@ struct RPCBench: AsyncParsableCommand {
             }
         }
 
-        var rows: [(c: Figures?, swift: [Figures])] = []
+        // Per round: the floors' figures (in `floors` order), then the variants'.
+        var rows: [(c: [Figures], swift: [Figures])] = []
         for round in 1...max(1, rounds) {
-            var c: Figures?
+            var c: [Figures] = []
             if let floorBinary {
-                c = try FloorProgram.runClient(
-                    floorBinary, url: url, queue: floorQueue, calls: calls, warmup: warmup,
-                    throughputCalls: throughputCalls, inFlight: concurrency, bodyBytes: bodyBytes,
-                    serverPID: floorServer?.processIdentifier, brokerPID: brokerPid)
+                for f in floors {
+                    c.append(
+                        try FloorProgram.runClient(
+                            floorBinary, url: url, queue: f.queue, calls: calls, warmup: warmup,
+                            throughputCalls: throughputCalls, inFlight: concurrency, bodyBytes: bodyBytes,
+                            serverPID: f.server.processIdentifier, brokerPID: brokerPid, reliable: f.reliable))
+                }
             }
             var swift: [Figures] = []
             for v in variants {
@@ -136,22 +167,20 @@ struct RPCBench: AsyncParsableCommand {
             }
             rows.append((c, swift))
             print("round \(round):")
-            if let c {
-                print(
-                    "  C floor (librabbitmq, \(bodyBytes)-byte body): median \(fmt(c.median)) ms, p99 \(fmt(c.p99)) ms, \(Int(c.throughput)) calls/s with \(concurrency) in flight"
-                )
-                print("    CPU per call: \(c.cpu.describe())")
+            for (f, cf) in zip(floors, c) {
+                let label = "C floor, \(f.name) (librabbitmq, \(bodyBytes)-byte body):"
+                print("  \(label.padding(toLength: 54, withPad: " ", startingAt: 0)) \(cf.summary(concurrency))")
+                print("    CPU per call: \(cf.cpu.describe())")
+            }
+            if floors.count == 2 {
+                print("    C reliable/bare: \(Self.ratios(c[1], to: c[0]))")
             }
             for (v, s) in zip(variants, swift) {
-                let label = "Swift RPCClient -> RPCServer, \(v.name):".padding(toLength: 46, withPad: " ", startingAt: 0)
-                print(
-                    "  \(label) median \(fmt(s.median)) ms, p99 \(fmt(s.p99)) ms, \(Int(s.throughput)) calls/s with \(concurrency) in flight"
-                )
+                let label = "Swift RPCClient -> RPCServer, \(v.name):"
+                print("  \(label.padding(toLength: 54, withPad: " ", startingAt: 0)) \(s.summary(concurrency))")
                 print("    CPU per call: \(s.cpu.describe())")
-                if let c {
-                    print(
-                        "    Swift/C: median \(ratio(s.median, c.median)), p99 \(ratio(s.p99, c.p99)), throughput \(c.throughput > 0 ? String(format: "%.0f", s.throughput / c.throughput * 100) : "-") % of C; CPU client+server \(s.cpu.ratio(to: c.cpu))"
-                    )
+                for (f, cf) in zip(floors, c) {
+                    print("    Swift/C \(f.name.padding(toLength: 8, withPad: " ", startingAt: 0)): \(Self.ratios(s, to: cf))")
                 }
             }
         }
@@ -165,21 +194,15 @@ struct RPCBench: AsyncParsableCommand {
             print(
                 "default server RSS: idle \(fmt(Double(idleRSS) / 1024)) MB, after load \(fmt(Double(loadedRSS) / 1024)) MB")
         }
-        let floors = rows.compactMap(\.c)
-        if rows.count > 1, floors.count == rows.count {
-            for (i, v) in variants.enumerated() {
-                let m = zip(rows, floors).map { $0.swift[i].median / $1.median }
-                let p = zip(rows, floors).map { $0.swift[i].p99 / $1.p99 }
-                let t = zip(rows, floors).map { $0.swift[i].throughput / $1.throughput * 100 }
-                let cs = zip(rows, floors).compactMap { r, c in
-                    r.swift[i].cpu.sequentialTotal.flatMap { s in c.cpu.sequentialTotal.map { s / $0 } }
-                }
-                let ct = zip(rows, floors).compactMap { r, c in
-                    r.swift[i].cpu.throughputTotal.flatMap { s in c.cpu.throughputTotal.map { s / $0 } }
-                }
-                print(
-                    "Swift/C over \(rows.count) rounds, \(v.name): median \(fmtRange(m, "x")), p99 \(fmtRange(p, "x")), throughput \(fmtRange(t, " %")), CPU (client+server) per call sequential \(fmtRange(cs, "x")), \(concurrency) in flight \(fmtRange(ct, "x"))"
-                )
+        guard rows.count > 1, !floors.isEmpty else { return }
+        print("over \(rows.count) rounds (min–max of the rounds' ratios):")
+        if floors.count == 2 {
+            print("  C reliable/bare: \(Self.rangeOfRatios(rows.map { ($0.c[1], $0.c[0]) }))")
+        }
+        for (i, v) in variants.enumerated() {
+            for (j, f) in floors.enumerated() {
+                let pairs = rows.map { ($0.swift[i], $0.c[j]) }
+                print("  Swift/C \(f.name), \(v.name): \(Self.rangeOfRatios(pairs))")
             }
         }
     }
@@ -197,7 +220,43 @@ struct RPCBench: AsyncParsableCommand {
         var p99: Double
         var throughput: Double
         var cpu = CPUPerCall()
+
+        func summary(_ concurrency: Int) -> String {
+            "median \(fmt(median)) ms, p99 \(fmt(p99)) ms, \(Int(throughput)) calls/s with \(concurrency) in flight"
+        }
     }
+
+    /// `a` against `b`: median, p99, throughput (% of b's), CPU per call of client + server and
+    /// of the broker (sequential / in flight); "-" where a figure is missing or zero.
+    static func ratios(_ a: Figures, to b: Figures) -> String {
+        let t = b.throughput > 0 ? String(format: "%.0f %%", a.throughput / b.throughput * 100) : "-"
+        return
+            "median \(x(a.median, b.median)), p99 \(x(a.p99, b.p99)), throughput \(t); CPU client+server \(a.cpu.ratio(to: b.cpu)); broker \(a.cpu.brokerRatio(to: b.cpu))"
+    }
+
+    /// The min–max over rounds of each ratio of `ratios(_:to:)`.
+    static func rangeOfRatios(_ pairs: [(Figures, Figures)]) -> String {
+        func q(_ a: Double?, _ b: Double?) -> Double? {
+            guard let a, let b, b > 0 else { return nil }
+            return a / b
+        }
+        func range(_ v: [Double?], percent: Bool = false) -> String {
+            let v = v.compactMap { $0 }
+            guard let lo = v.min(), let hi = v.max() else { return "-" }
+            return percent
+                ? String(format: "%.0f–%.0f %%", lo * 100, hi * 100) : String(format: "%.2f–%.2fx", lo, hi)
+        }
+        let p = pairs
+        return
+            "median \(range(p.map { q($0.0.median, $0.1.median) })), p99 \(range(p.map { q($0.0.p99, $0.1.p99) })), "
+            + "throughput \(range(p.map { q($0.0.throughput, $0.1.throughput) }, percent: true)); "
+            + "CPU client+server sequential \(range(p.map { q($0.0.cpu.sequentialTotal, $0.1.cpu.sequentialTotal) })), "
+            + "in flight \(range(p.map { q($0.0.cpu.throughputTotal, $0.1.cpu.throughputTotal) })); "
+            + "broker sequential \(range(p.map { q($0.0.cpu.brokerSeq, $0.1.cpu.brokerSeq) })), "
+            + "in flight \(range(p.map { q($0.0.cpu.brokerTput, $0.1.cpu.brokerTput) }))"
+    }
+
+    static func x(_ a: Double, _ b: Double) -> String { b > 0 ? String(format: "%.2fx", a / b) : "-" }
 
     /// CPU time (user + system) per call in µs, of the sequential and the concurrent run;
     /// nil where a process was not measured.
@@ -219,11 +278,16 @@ struct RPCBench: AsyncParsableCommand {
         }
 
         func ratio(to c: CPUPerCall) -> String {
-            func r(_ a: Double?, _ b: Double?) -> String {
-                guard let a, let b, b > 0 else { return "-" }
-                return String(format: "%.2fx", a / b)
-            }
-            return "sequential \(r(sequentialTotal, c.sequentialTotal)), in flight \(r(throughputTotal, c.throughputTotal))"
+            "sequential \(Self.times(sequentialTotal, c.sequentialTotal)), in flight \(Self.times(throughputTotal, c.throughputTotal))"
+        }
+
+        func brokerRatio(to c: CPUPerCall) -> String {
+            "sequential \(Self.times(brokerSeq, c.brokerSeq)), in flight \(Self.times(brokerTput, c.brokerTput))"
+        }
+
+        static func times(_ a: Double?, _ b: Double?) -> String {
+            guard let a, let b, b > 0 else { return "-" }
+            return String(format: "%.2fx", a / b)
         }
     }
 
@@ -266,11 +330,6 @@ struct RPCBench: AsyncParsableCommand {
             median: median, p99: p99, throughput: Double(perWorker * concurrency) / (ms(elapsed) / 1000), cpu: cpu)
     }
 
-    func ratio(_ a: Double, _ b: Double) -> String { String(format: "%.2fx", a / b) }
-    func fmtRange(_ v: [Double], _ unit: String) -> String {
-        let f = unit == "x" ? "%.2f" : "%.0f"
-        return String(format: f, v.min() ?? 0) + "–" + String(format: f, v.max() ?? 0) + unit
-    }
 }
 
 /// CPU time (user + system) of this process, all threads, in µs.
