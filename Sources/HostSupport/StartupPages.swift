@@ -99,7 +99,7 @@ public enum ProcMaps {
     public static func statusKilobytes(_ field: String, in text: String) -> Int? {
         for line in text.split(separator: "\n") {
             guard let colon = line.firstIndex(of: ":"), line[..<colon] == field else { continue }
-            let value = line[line.index(after: colon)...].split(separator: " ", omittingEmptySubsequences: true)
+            let value = line[line.index(after: colon)...].split(omittingEmptySubsequences: true) { $0 == " " || $0 == "\t" }
             guard value.count == 2, value[1] == "kB", let kb = Int(value[0]), kb >= 0 else { return nil }
             return kb
         }
