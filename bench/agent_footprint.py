@@ -310,7 +310,7 @@ def run(a: argparse.Namespace, label: str, tmp: Path, url: str) -> int:
                       f"announcements={counter.full} heartbeats={counter.heartbeats}", a.agent)
         released = [x for x in (tmp / "agent.stderr").read_text(errors="replace").splitlines()
                     if "released the start-up pages" in x]
-        print("  agent: " + (released[0].split("] ", 1)[-1] if released else "no start-up pages released"), flush=True)
+        print("  agent: " + (released[0].split(": ", 1)[-1] if released else "no start-up pages released"), flush=True)
         if a.page_out_text:
             advised = page_out_text(proc.pid, a.agent)
             s1 = status(proc.pid)
