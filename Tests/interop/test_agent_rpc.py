@@ -331,6 +331,7 @@ def test_agent_serves_after_releasing_its_start_up_pages(start_agent, hosts, cli
     wait_for_stderr(agent, RELEASED)
     line = next(x for x in agent.stderr_text().splitlines() if RELEASED in x)
     assert "mappings=" in line and "rss_kb_before=" in line and "rss_kb_after=" in line, line
+    assert "=?" not in line, f"RSS unread: {line}"
     a = client_for(host_a)
     lv = f"volume-{uuid.uuid4()}"
     a.call({}, "create_lv", vg=VG, name=lv, size_gb=1)
