@@ -11,7 +11,10 @@ shared library). Then sends a burst of calls (creates, `list_lvs` of every LV cr
 
   .venv/bin/python bench/agent_footprint.py [--agent PATH] [--url AMQP_URL] [--idle 30]
       [--burst 500] [--lvs 300] [--after 30] [--concurrency 8] [--announce-interval 10]
-      [--label TEXT]
+      [--label TEXT] [--set SECTION.KEY=VALUE ...]
+
+`--set agent.release_startup_pages=false` keeps the start-up pages the agent otherwise pages out
+once it serves and has announced (the agent's log line saying what it released is printed).
 
 Prints `footprint label=… phase=idle|burst|after key=value…` lines (kB) and a summary line
 `footprint label=… idle_rss_kb=… after_rss_kb=… after/idle=…`. No timing is asserted.
@@ -252,6 +255,8 @@ def main() -> int:
     ap.add_argument("--concurrency", type=int, default=8)
     ap.add_argument("--announce-interval", type=float, default=10)
     ap.add_argument("--label", default="")
+    ap.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                    help="an agent option (repeatable), e.g. agent.release_startup_pages=false")
     ap.add_argument("--page-out-text", action="store_true",
                     help="after the idle report, page out the agent's code (MADV_PAGEOUT), idle again and report")
     a = ap.parse_args()
@@ -281,6 +286,8 @@ def run(a: argparse.Namespace, label: str, tmp: Path, url: str) -> int:
             "--set", "agent.lvm_backend=simulated", "--set", f"agent.simulated_state_file={tmp / 'cluster.json'}",
             "--set", f"agent.volume_groups={VG}", "--set", f"agent.state_dir={tmp / 'state'}",
             "--set", f"agent.announce_interval={a.announce_interval:g}", "--set", "auth.enforce=false"]
+    for option in a.set:
+        args += ["--set", option]
     # auth.enforce = false: oslo.messaging sets no AMQP user_id, so the burst would be refused
     # (the refusals are logged, not enforced; as in Tests/interop).
     # Fault-around maps only pages already in the page cache: read the whole binary first, so a
@@ -301,6 +308,9 @@ def run(a: argparse.Namespace, label: str, tmp: Path, url: str) -> int:
         ticks = status(proc.pid)["cpu_ticks"] - s0["cpu_ticks"]
         idle = report(label, "idle", proc.pid, f" idle_s={a.idle:g} idle_cpu_ticks={ticks} "
                       f"announcements={counter.full} heartbeats={counter.heartbeats}", a.agent)
+        released = [x for x in (tmp / "agent.stderr").read_text(errors="replace").splitlines()
+                    if "released the start-up pages" in x]
+        print("  agent: " + (released[0].split(": ", 1)[-1] if released else "no start-up pages released"), flush=True)
         if a.page_out_text:
             advised = page_out_text(proc.pid, a.agent)
             s1 = status(proc.pid)

@@ -77,10 +77,16 @@ public enum AgentOptions {
             "Start although fencing is configured (lvm.conf lvmlockctl_kill_command) and wdmd is not running. Without the watchdog, a host whose lease expired and whose fence failed keeps writing to LVs another host may activate: true accepts that risk (the start check then warns instead of failing)."
     )
 
+    public static let releaseStartupPages = OptionSpec(
+        "agent", "release_startup_pages", type: .boolean, default: .bool(true),
+        help:
+            "Once serving and announced, page out the agent's own executable's read-only pages (madvise MADV_PAGEOUT, a hint that changes no contents): the code only start-up ran leaves memory, what runs again is read back in. false keeps them resident."
+    )
+
     public static let options: [OptionSpec] = [
         volumeGroups, stateDir, lvmTimeout, maxConcurrentLVM, announceInterval, fullAnnounceEvery, pvWaitTimeout,
         lvmBackend, lvmlocalConf, logLevel, volumeClear, volumeClearSize, maxConcurrentJobs, volumeCopyBpsLimit,
-        controllerTopic, libvirtURI, lvNamePattern, maxRequestBytes, riskStaleWritesWithoutWatchdog,
+        controllerTopic, libvirtURI, lvNamePattern, maxRequestBytes, riskStaleWritesWithoutWatchdog, releaseStartupPages,
     ]
 
     /// Everything `aos-agent` reads. Other programs' sections in the same file are tolerated.
@@ -123,6 +129,7 @@ public enum AgentOptions {
         public var libvirtURI: String
         public var lvNamePatterns: [String]
         public var riskStaleWritesWithoutWatchdog: Bool
+        public var releaseStartupPages: Bool
 
         public init(_ c: Configuration) {
             messaging = CommonOptions.Messaging(c)
@@ -147,6 +154,7 @@ public enum AgentOptions {
             libvirtURI = c.string(AgentOptions.libvirtURI)
             lvNamePatterns = c.list(AgentOptions.lvNamePattern)
             riskStaleWritesWithoutWatchdog = c.bool(AgentOptions.riskStaleWritesWithoutWatchdog)
+            releaseStartupPages = c.bool(AgentOptions.releaseStartupPages)
         }
     }
 }

@@ -74,6 +74,8 @@ public final class AgentDaemon: Sendable {
     let fenceListener: FenceListener?
     /// `[agent] metrics_*`: exposition and the periodic samples (off by default).
     let metrics: MetricsExport
+    /// `[agent] release_startup_pages`: once serving and announced, page out start-up's code.
+    let startupRelease: Mutex<StartupReleaseGate>
 
     /// - Parameters:
     ///   - hostIdOverride: `--host-id`, accepted only with the simulated backend (the real
@@ -89,6 +91,7 @@ public final class AgentDaemon: Sendable {
         let m = settings.messaging
         self.logger = logger
         metrics = MetricsExport(settings: MetricsOptions.Settings(agent: c), program: "aos-agent")
+        startupRelease = Mutex(StartupReleaseGate(enabled: settings.releaseStartupPages))
         guard !settings.volumeGroups.isEmpty else {
             throw AgentStartupError("[agent] volume_groups is empty: name the shared VG(s) this agent serves")
         }
@@ -227,6 +230,7 @@ public final class AgentDaemon: Sendable {
                     try await server.run(onReady: { [notifier] in
                         notifier.notify("STATUS=serving")
                         onServing()
+                        self.startupMilestone(.serving)
                     })
                     return true
                 } catch {
@@ -287,6 +291,7 @@ public final class AgentDaemon: Sendable {
         do {
             try await client.fanoutCast(topic: announceTopic, method: method, args: args, timeout: .seconds(5))
             Counter(label: "aos_agent_announcements_total", dimensions: [("result", "sent")]).increment()
+            startupMilestone(.announced)
         } catch {
             planner.withLock { $0.sendFailed(announcement) }
             Counter(label: "aos_agent_announcements_total", dimensions: [("result", "failed")]).increment()
@@ -295,4 +300,64 @@ public final class AgentDaemon: Sendable {
     }
 
     public func close() async { await connection.close() }
+
+    /// Start-up is over once the agent serves and has announced itself: then (once) the pages of
+    /// its executable that only start-up touched are released (`[agent] release_startup_pages`).
+    func startupMilestone(_ milestone: StartupReleaseGate.Milestone) {
+        guard let enabled = startupRelease.withLock({ $0.reached(milestone) }) else { return }
+        let logger = self.logger
+        guard enabled else {
+            logger.debug("start-up pages kept resident ([agent] release_startup_pages = false)")
+            return
+        }
+        // Off the caller's thread (the RPC server's ready callback, an announcement).
+        Task.detached(priority: .background) { Self.releaseStartupPages(logger: logger) }
+    }
+
+    static func releaseStartupPages(logger: Logger) {
+        let outcome = StartupPages.release()
+        func kb(_ v: Int?) -> Logger.MetadataValue { "\(v.map(String.init) ?? "?")" }
+        if let code = outcome.failureCode {
+            // Before Linux 5.4 (EINVAL), no madvise (ENOSYS), or refused (EPERM): nothing to do about it.
+            logger.debug(
+                "cannot page out the executable's start-up pages",
+                metadata: ["errno": "\(code)", "error": "\(outcome.failureText ?? "")", "mappings_done": "\(outcome.mappings)"])
+            if outcome.unsupported { return }
+        }
+        guard outcome.mappings > 0 else {
+            if outcome.failureCode == nil { logger.debug("no read-only mapping of the executable found to page out") }
+            return
+        }
+        logger.info(
+            "released the start-up pages of the executable",
+            metadata: [
+                "mappings": "\(outcome.mappings)", "advised_kb": "\(outcome.bytesAdvised >> 10)",
+                "rss_kb_before": kb(outcome.rssBeforeKB), "rss_kb_after": kb(outcome.rssAfterKB),
+                "rss_file_kb_before": kb(outcome.rssFileBeforeKB), "rss_file_kb_after": kb(outcome.rssFileAfterKB),
+            ])
+    }
+}
+
+/// When the agent's start-up is over: it serves RPC and one announcement went out, in either
+/// order. `reached` answers once, when the second milestone arrives: nil before and after.
+struct StartupReleaseGate: Sendable {
+    enum Milestone: Sendable { case serving, announced }
+
+    let enabled: Bool
+    private var serving = false
+    private var announced = false
+    private var done = false
+
+    init(enabled: Bool) { self.enabled = enabled }
+
+    /// Whether to release (the key's value) the first time both milestones are reached; else nil.
+    mutating func reached(_ milestone: Milestone) -> Bool? {
+        switch milestone {
+        case .serving: serving = true
+        case .announced: announced = true
+        }
+        guard serving, announced, !done else { return nil }
+        done = true
+        return enabled
+    }
 }

@@ -317,6 +317,39 @@ def test_call_whose_caller_gave_up_is_not_executed(start_agent, hosts, client_fo
     assert info["size_bytes"] == GiB and info["mode"] == "exclusive"
 
 
+# ---- start-up pages ([agent] release_startup_pages) --------------------------------------
+
+RELEASED = "released the start-up pages of the executable"
+KEPT = "start-up pages kept resident ([agent] release_startup_pages = false)"
+
+
+def test_agent_serves_after_releasing_its_start_up_pages(start_agent, hosts, client_for):
+    """By default the agent pages out its executable's read-only pages once it serves and has
+    announced (madvise MADV_PAGEOUT: contents unchanged) and goes on serving: its code comes back."""
+    host_a, _ = hosts
+    agent = start_agent(host_a, 1)
+    wait_for_stderr(agent, RELEASED)
+    line = next(x for x in agent.stderr_text().splitlines() if RELEASED in x)
+    assert "mappings=" in line and "rss_kb_before=" in line and "rss_kb_after=" in line, line
+    assert "=?" not in line, f"RSS unread: {line}"
+    a = client_for(host_a)
+    lv = f"volume-{uuid.uuid4()}"
+    a.call({}, "create_lv", vg=VG, name=lv, size_gb=1)
+    a.call({}, "activate_lv", vg=VG, name=lv, mode="exclusive")
+    assert a.call({}, "lv_info", vg=VG, name=lv)["mode"] == "exclusive"
+    assert a.call({}, "health")["ready"] is True
+    assert agent.stderr_text().count(RELEASED) == 1, "released once only"
+
+
+def test_agent_keeps_its_start_up_pages_when_told(start_agent, hosts, client_for):
+    host_a, _ = hosts
+    agent = start_agent(host_a, 1, "--set", "agent.release_startup_pages=false")
+    # Logged (at debug) where the release would have happened: past that point, it did not.
+    wait_for_stderr(agent, KEPT)
+    assert client_for(host_a).call({}, "health")["ready"] is True
+    assert RELEASED not in agent.stderr_text()
+
+
 # ---- announcements -----------------------------------------------------------------------
 
 class AnnounceSink:
