@@ -74,6 +74,19 @@ import Testing
         }
     }
 
+    /// Inner text that is not printable ASCII (never from our writers) takes the general escaper.
+    @Test func wrappingNonASCIIInnerTextEscapesLikeTheStringWriter() throws {
+        for text in ["{\"a\": \"\u{e9}\"}", "{\"t\": \"\t\u{7f}\"}", "", "\"\\"] {
+            var expected = Array("{\"oslo.version\": \"2.0\", \"oslo.message\": ".utf8)
+            JSONWriter.writeString(text, into: &expected)
+            expected.append(UInt8(ascii: "}"))
+            #expect(OsloEnvelope.wrap(innerBytes: Array(text.utf8)) == expected)
+        }
+        // And decodes back to the same inner text.
+        let body = OsloEnvelope.wrap(innerBytes: Array("{\"method\": \"caf\u{e9}\"}".utf8))
+        #expect(try RPCRequest.decode(body: body, contentType: Self.json).method == "caf\u{e9}")
+    }
+
     @Test func duplicateKeysTheLastWinsInBothLevels() throws {
         let outer = Array(
             #"{"oslo.message": "{\"method\": \"a\"}", "oslo.version": "2.0", "oslo.message": "{\"method\": \"b\", \"method\": \"c\", \"_context_x\": 1, \"_context_x\": 2}"}"#
