@@ -2,8 +2,8 @@
 /// RPC parses two levels of JSON (the envelope, then `oslo.message`) and the
 /// generic Decodable path costs several times more on this hot path.
 struct JSONParser {
-    private let bytes: UnsafeBufferPointer<UInt8>
-    private var i = 0
+    let bytes: UnsafeBufferPointer<UInt8>
+    var i = 0
     private var depth = 0
     static let maxDepth = 512
 
@@ -16,11 +16,11 @@ struct JSONParser {
         return v
     }
 
-    private init(bytes: UnsafeBufferPointer<UInt8>) { self.bytes = bytes }
+    init(bytes: UnsafeBufferPointer<UInt8>) { self.bytes = bytes }
 
-    private func fail(_ what: String) -> JSONParseError { .invalid("\(what) at byte \(i)") }
+    func fail(_ what: String) -> JSONParseError { .invalid("\(what) at byte \(i)") }
 
-    private mutating func skipWhitespace() {
+    mutating func skipWhitespace() {
         while i < bytes.count {
             switch bytes[i] {
             case 0x20, 0x09, 0x0A, 0x0D: i += 1
@@ -29,7 +29,7 @@ struct JSONParser {
         }
     }
 
-    private mutating func value() throws(JSONParseError) -> JSONValue {
+    mutating func value() throws(JSONParseError) -> JSONValue {
         guard i < bytes.count else { throw fail("unexpected end") }
         switch bytes[i] {
         case UInt8(ascii: "{"): return try object()
@@ -75,6 +75,73 @@ struct JSONParser {
         }
     }
 
+    // MARK: Walking an object's members without building it (the oslo envelope's hot path)
+    // The same steps, checks and errors as `object()`, driven by the caller member by member.
+
+    /// At `{`: enters the object; false when it is empty (and already left).
+    mutating func enterObject() throws(JSONParseError) -> Bool {
+        depth += 1
+        guard depth <= Self.maxDepth else { throw fail("nesting too deep") }
+        i += 1
+        skipWhitespace()
+        if i < bytes.count && bytes[i] == UInt8(ascii: "}") {
+            i += 1
+            depth -= 1
+            return false
+        }
+        return true
+    }
+
+    /// Before a member's key: the key's bytes when it holds no escape or control character
+    /// (the parser then stands after its closing quote), or nil with the parser at its opening
+    /// quote, to be read with `string()`.
+    mutating func plainKey() throws(JSONParseError) -> UnsafeBufferPointer<UInt8>? {
+        skipWhitespace()
+        guard i < bytes.count, bytes[i] == UInt8(ascii: "\"") else { throw fail("expected a string key") }
+        var k = i + 1
+        while k < bytes.count {
+            let c = bytes[k]
+            if c == UInt8(ascii: "\"") {
+                let key = UnsafeBufferPointer(rebasing: bytes[(i + 1)..<k])
+                i = k + 1
+                return key
+            }
+            if c == UInt8(ascii: "\\") || c < 0x20 { return nil }
+            k += 1
+        }
+        return nil
+    }
+
+    /// Between a key and its value.
+    mutating func colon() throws(JSONParseError) {
+        skipWhitespace()
+        guard i < bytes.count, bytes[i] == UInt8(ascii: ":") else { throw fail("expected ':'") }
+        i += 1
+        skipWhitespace()
+    }
+
+    /// After a member's value: true when another member follows, false at the object's end (left).
+    mutating func nextMember() throws(JSONParseError) -> Bool {
+        skipWhitespace()
+        guard i < bytes.count else { throw fail("unexpected end") }
+        if bytes[i] == UInt8(ascii: ",") {
+            i += 1
+            return true
+        }
+        if bytes[i] == UInt8(ascii: "}") {
+            i += 1
+            depth -= 1
+            return false
+        }
+        throw fail("expected ',' or '}'")
+    }
+
+    /// After the top-level value: nothing but whitespace may follow.
+    mutating func end() throws(JSONParseError) {
+        skipWhitespace()
+        guard i == bytes.count else { throw fail("trailing characters") }
+    }
+
     private mutating func array() throws(JSONParseError) -> JSONValue {
         depth += 1
         guard depth <= Self.maxDepth else { throw fail("nesting too deep") }
@@ -94,14 +161,14 @@ struct JSONParser {
         }
     }
 
-    private mutating func string() throws(JSONParseError) -> String {
+    mutating func string() throws(JSONParseError) -> String {
         i += 1  // opening quote
         let start = i
         // Fast path: no escapes.
         while i < bytes.count {
             let c = bytes[i]
             if c == UInt8(ascii: "\"") {
-                let s = String(validating: UnsafeBufferPointer(rebasing: bytes[start..<i]), as: UTF8.self)
+                let s = Self.makeString(UnsafeBufferPointer(rebasing: bytes[start..<i]))
                 i += 1
                 guard let s else { throw fail("invalid UTF-8 in string") }
                 return s
@@ -110,13 +177,57 @@ struct JSONParser {
             i += 1
         }
         var out: [UInt8] = Array(bytes[start..<i])
+        try unescapeRest(into: &out)
+        guard let s = out.withUnsafeBufferPointer({ Self.makeString($0) }) else { throw fail("invalid UTF-8 in string") }
+        return s
+    }
+
+    /// `String(validating:as:)` with a fast path for ASCII (most of this traffic): the generic
+    /// validator looked its metadata up on every call.
+    static func makeString(_ b: UnsafeBufferPointer<UInt8>) -> String? {
+        for c in b where c >= 0x80 { return String(validating: b, as: UTF8.self) }
+        return String(decoding: b, as: UTF8.self)
+    }
+
+    /// `string()` without the String: the decoded bytes are appended to `out` (UTF-8 checked,
+    /// the same errors at the same positions). The envelope's `oslo.message` is read this way
+    /// and parsed in place.
+    mutating func stringBytes(into out: inout [UInt8]) throws(JSONParseError) {
+        i += 1  // opening quote
+        let start = i
+        while i < bytes.count {
+            let c = bytes[i]
+            if c == UInt8(ascii: "\"") || c == UInt8(ascii: "\\") || c < 0x20 { break }
+            i += 1
+        }
+        let base = out.count
+        out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[start..<i]))
+        if i < bytes.count, bytes[i] == UInt8(ascii: "\"") {
+            i += 1
+        } else {
+            try unescapeRest(into: &out)
+        }
+        guard Self.isValidUTF8(out, from: base) else { throw fail("invalid UTF-8 in string") }
+    }
+
+    /// Mostly ASCII on this path (oslo writes with ensure_ascii): checked a word's worth at a time.
+    private static func isValidUTF8(_ b: [UInt8], from start: Int) -> Bool {
+        b.withUnsafeBufferPointer { buf -> Bool in
+            var k = start
+            while k < buf.count, buf[k] < 0x80 { k += 1 }
+            if k == buf.count { return true }
+            return String(validating: UnsafeBufferPointer(rebasing: buf[start...]), as: UTF8.self) != nil
+        }
+    }
+
+    /// The rest of a string after its plain prefix, up to and past the closing quote.
+    private mutating func unescapeRest(into out: inout [UInt8]) throws(JSONParseError) {
         while i < bytes.count {
             let c = bytes[i]
             switch c {
             case UInt8(ascii: "\""):
                 i += 1
-                guard let s = String(validating: out, as: UTF8.self) else { throw fail("invalid UTF-8 in string") }
-                return s
+                return
             case UInt8(ascii: "\\"):
                 i += 1
                 guard i < bytes.count else { throw fail("unexpected end") }
@@ -144,14 +255,21 @@ struct JSONParser {
                     } else if (0xDC00...0xDFFF).contains(scalar) {
                         throw fail("unpaired surrogate")
                     }
-                    guard let u = Unicode.Scalar(scalar) else { throw fail("invalid \\u escape") }
-                    out.append(contentsOf: UTF8.encode(u)!)
+                    guard let u = Unicode.Scalar(scalar), let encoded = UTF8.encode(u) else { throw fail("invalid \\u escape") }
+                    out.append(contentsOf: encoded)
                 default: throw fail("invalid escape")
                 }
             default:
                 guard c >= 0x20 else { throw fail("control character in string") }
-                out.append(c)
+                // The plain run up to the next quote, escape or control character, at once.
+                let run = i
                 i += 1
+                while i < bytes.count {
+                    let d = bytes[i]
+                    if d == UInt8(ascii: "\"") || d == UInt8(ascii: "\\") || d < 0x20 { break }
+                    i += 1
+                }
+                out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[run..<i]))
             }
         }
         throw fail("unterminated string")

@@ -117,16 +117,25 @@ public enum JSONWriter {
                 write(e, into: &out)
             }
             out.append(UInt8(ascii: "]"))
-        case .object(let o):
-            out.append(UInt8(ascii: "{"))
-            for (n, k) in o.keys.sorted().enumerated() {
-                if n > 0 { out.append(contentsOf: ", ".utf8) }
-                writeString(k, into: &out)
-                out.append(contentsOf: ": ".utf8)
-                write(o[k]!, into: &out)
-            }
-            out.append(UInt8(ascii: "}"))
+        case .object(let o): writeObject(o, into: &out)
         }
+    }
+
+    /// Members in sorted key order; sorted once as pairs (no second lookup per key).
+    static func writeObject(_ o: [String: JSONValue], into out: inout [UInt8]) {
+        out.append(UInt8(ascii: "{"))
+        var first = true
+        for (k, v) in o.sorted(by: { $0.key < $1.key }) {
+            if first {
+                first = false
+            } else {
+                out.append(contentsOf: ", ".utf8)
+            }
+            writeString(k, into: &out)
+            out.append(contentsOf: ": ".utf8)
+            write(v, into: &out)
+        }
+        out.append(UInt8(ascii: "}"))
     }
 
     public static func writeString(_ s: String, into out: inout [UInt8]) {
@@ -134,9 +143,20 @@ public enum JSONWriter {
         s.withUTF8 { writeString(utf8: $0, into: &out) }
     }
 
+    /// `writeString` without the quotes.
+    static func writeStringContents(_ s: String, into out: inout [UInt8]) {
+        var s = s
+        s.withUTF8 { writeContents(utf8: $0, into: &out) }
+    }
+
     /// Escapes UTF-8 text as a JSON string literal with \u escapes for non-ASCII.
     public static func writeString(utf8: UnsafeBufferPointer<UInt8>, into out: inout [UInt8]) {
         out.append(UInt8(ascii: "\""))
+        writeContents(utf8: utf8, into: &out)
+        out.append(UInt8(ascii: "\""))
+    }
+
+    private static func writeContents(utf8: UnsafeBufferPointer<UInt8>, into out: inout [UInt8]) {
         var allPlain = true
         for b in utf8 where b < 0x20 || b >= 0x7F || b == 0x22 || b == 0x5C { allPlain = false; break }
         if allPlain {
@@ -166,7 +186,6 @@ public enum JSONWriter {
                 }
             }
         }
-        out.append(UInt8(ascii: "\""))
     }
 
     private static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)

@@ -6,15 +6,7 @@ public enum OsloEnvelope {
     public static let contentEncoding = "utf-8"
 
     /// Wraps an inner message the way oslo does: the inner JSON is itself a JSON string.
-    public static func wrap(_ inner: JSONValue) -> [UInt8] {
-        let innerBytes = JSONWriter.bytes(inner)
-        var out: [UInt8] = []
-        out.reserveCapacity(innerBytes.count + innerBytes.count / 4 + 48)
-        out.append(contentsOf: "{\"oslo.version\": \"2.0\", \"oslo.message\": ".utf8)
-        innerBytes.withUnsafeBufferPointer { JSONWriter.writeString(utf8: $0, into: &out) }
-        out.append(UInt8(ascii: "}"))
-        return out
-    }
+    public static func wrap(_ inner: JSONValue) -> [UInt8] { wrap(innerBytes: JSONWriter.bytes(inner)) }
 
     /// Accepts the 2.0 envelope and the un-enveloped 1.0 form, as oslo's receivers do.
     public static func unwrap(_ body: some Collection<UInt8>) throws(WireError) -> [String: JSONValue] {
@@ -101,30 +93,78 @@ public struct RPCRequest: Sendable, Equatable {
         return .object(o)
     }
 
-    public func encodeBody() -> [UInt8] { OsloEnvelope.wrap(innerMessage()) }
+    /// `OsloEnvelope.wrap(innerMessage())`, byte for byte, written without the tree: the
+    /// members in the order `JSONWriter` sorts them (`_context_*`, `_msg_id`, `_reply_q`,
+    /// `_timeout`, `_unique_id`, `args`, `method`, `namespace`, `version`).
+    public func encodeBody() -> [UInt8] {
+        var w = InnerWriter(capacity: 256)
+        for (k, v) in context.sorted(by: { $0.key < $1.key }) {
+            w.contextKey(k)
+            w.value(v)
+        }
+        if let msgID {
+            w.key("_msg_id")
+            w.string(msgID)
+            w.key("_reply_q")
+            if let replyQueue { w.string(replyQueue) } else { w.null() }
+            w.key("_timeout")
+            if let t = monitorTimeout {
+                w.value(t.rounded() == t && abs(t) < 9e15 ? .int(Int64(t)) : .double(t))
+            } else {
+                w.null()
+            }
+        }
+        if let uniqueID {
+            w.key("_unique_id")
+            w.string(uniqueID)
+        }
+        w.key("args")
+        w.object(args)
+        w.key("method")
+        w.string(method)
+        if let namespace {
+            w.key("namespace")
+            w.string(namespace)
+        }
+        if let version {
+            w.key("version")
+            w.string(version)
+        }
+        return OsloEnvelope.wrap(innerBytes: w.finish())
+    }
 
     /// Decodes a delivered request; `contentType` is the AMQP property (oslo rejects others).
     public static func decode(body: some Collection<UInt8>, contentType: String?) throws(WireError) -> RPCRequest {
         guard contentType == OsloEnvelope.contentType else { throw .wrongContentType(contentType) }
-        let o = try OsloEnvelope.unwrap(body)
-        guard case .string(let method) = o["method"] ?? .null, !method.isEmpty else {
+        return try build(InnerFields.read(body, request: true))
+    }
+
+    /// `decode` through a parsed tree of the whole message: the reference the envelope walk
+    /// is checked against (differential tests, `aos-bench wire`).
+    public static func decodeTree(body: some Collection<UInt8>, contentType: String?) throws(WireError) -> RPCRequest {
+        guard contentType == OsloEnvelope.contentType else { throw .wrongContentType(contentType) }
+        return try build(InnerFields(OsloEnvelope.unwrap(body), request: true))
+    }
+
+    private static func build(_ o: InnerFields) throws(WireError) -> RPCRequest {
+        guard case .string(let method) = o.method ?? .null, !method.isEmpty else {
             throw .malformed("'method' is missing or not a string")
         }
         var args: [String: JSONValue] = [:]
-        switch o["args"] ?? .null {
+        switch o.args ?? .null {
         case .null: break
         case .object(let a): args = a
         default: throw .malformed("'args' is not a JSON object")
         }
-        func optString(_ key: String) throws(WireError) -> String? {
-            switch o[key] ?? .null {
+        func optString(_ value: JSONValue?, _ key: String) throws(WireError) -> String? {
+            switch value ?? .null {
             case .null: return nil
             case .string(let s): return s
             default: throw .malformed("'\(key)' is not a string")
             }
         }
         var timeout: Double?
-        switch o["_timeout"] ?? .null {
+        switch o.timeout ?? .null {
         case .null: timeout = nil
         case .int(let i): timeout = Double(i)
         case .double(let d): timeout = d
@@ -137,11 +177,9 @@ public struct RPCRequest: Sendable, Equatable {
         if let t = timeout, !(t.isFinite && t >= 0 && t <= Self.maxMonitorTimeout) {
             throw .malformed("'_timeout' must be a number of seconds between 0 and \(Int(Self.maxMonitorTimeout))")
         }
-        var context: [String: JSONValue] = [:]
-        for (k, v) in o where k.hasPrefix("_context_") { context[String(k.dropFirst(9))] = v }
-        let msgID = try optString("_msg_id")
+        let msgID = try optString(o.msgID, "_msg_id")
         // A request without `_msg_id` is a cast: nobody waits for a reply, whatever `_reply_q` says.
-        let replyQ = msgID == nil ? nil : try optString("_reply_q")
+        let replyQ = msgID == nil ? nil : try optString(o.replyQ, "_reply_q")
         if msgID != nil && replyQ == nil { throw .malformed("'_msg_id' without '_reply_q'") }
         // Bounded and printable: echoed in the reply and in logs.
         if let msgID, !RPCReplyAddress.isValidMsgID(msgID) {
@@ -152,9 +190,9 @@ public struct RPCRequest: Sendable, Equatable {
             throw .malformed("'_reply_q' is not a reply queue name (reply_[A-Za-z0-9_.:-], at most 255 bytes)")
         }
         return RPCRequest(
-            method: method, args: args, namespace: try optString("namespace"),
-            version: try optString("version"), msgID: msgID, replyQueue: replyQ,
-            monitorTimeout: timeout, uniqueID: try optString("_unique_id"), context: context)
+            method: method, args: args, namespace: try optString(o.namespace, "namespace"),
+            version: try optString(o.version, "version"), msgID: msgID, replyQueue: replyQ,
+            monitorTimeout: timeout, uniqueID: try optString(o.uniqueID, "_unique_id"), context: o.context)
     }
 }
 
@@ -195,21 +233,46 @@ public struct RPCReply: Sendable, Equatable {
         return .object(o)
     }
 
-    public func encodeBody() -> [UInt8] { OsloEnvelope.wrap(innerMessage()) }
+    /// `OsloEnvelope.wrap(innerMessage())`, byte for byte, written without the tree.
+    public func encodeBody() -> [UInt8] {
+        var w = InnerWriter(capacity: 192)
+        w.key("_msg_id")
+        w.string(msgID)
+        if let uniqueID {
+            w.key("_unique_id")
+            w.string(uniqueID)
+        }
+        w.key("ending")
+        w.value(.bool(ending))
+        w.key("failure")
+        if let failure { w.string(failure.serialized()) } else { w.null() }
+        w.key("result")
+        w.value(result)
+        return OsloEnvelope.wrap(innerBytes: w.finish())
+    }
 
     public static func decode(body: some Collection<UInt8>, contentType: String?) throws(WireError) -> RPCReply {
         guard contentType == OsloEnvelope.contentType else { throw .wrongContentType(contentType) }
-        let o = try OsloEnvelope.unwrap(body)
-        guard case .string(let msgID) = o["_msg_id"] ?? .null else { throw .malformed("reply without '_msg_id'") }
+        return try build(InnerFields.read(body, request: false))
+    }
+
+    /// `decode` through a parsed tree of the whole message (the reference; see RPCRequest).
+    public static func decodeTree(body: some Collection<UInt8>, contentType: String?) throws(WireError) -> RPCReply {
+        guard contentType == OsloEnvelope.contentType else { throw .wrongContentType(contentType) }
+        return try build(InnerFields(OsloEnvelope.unwrap(body), request: false))
+    }
+
+    private static func build(_ o: InnerFields) throws(WireError) -> RPCReply {
+        guard case .string(let msgID) = o.msgID ?? .null else { throw .malformed("reply without '_msg_id'") }
         var failure: RPCFailure?
-        switch o["failure"] ?? .null {
+        switch o.failure ?? .null {
         case .null: failure = nil
         case .string(let s): failure = try RPCFailure.deserialize(s)
         default: throw .malformed("'failure' is not a JSON string")
         }
-        let ending = o["ending"]?.boolValue ?? false
+        let ending = o.ending?.boolValue ?? false
         return RPCReply(
-            result: o["result"] ?? .null, failure: failure, ending: ending, msgID: msgID,
-            uniqueID: o["_unique_id"]?.stringValue)
+            result: o.result ?? .null, failure: failure, ending: ending, msgID: msgID,
+            uniqueID: o.uniqueID?.stringValue)
     }
 }

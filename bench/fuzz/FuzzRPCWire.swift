@@ -6,8 +6,13 @@
 public func rpcWireFuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     let bytes: [UInt8] = data.map { Array(UnsafeBufferPointer(start: $0, count: size)) } ?? []
     let out = RPCWireDecoding.exercise(bytes)
+    // The envelope walk answers exactly as the tree path does: the same value or the same error.
+    let json = OsloEnvelope.contentType
+    precondition(out.request == Result { () throws(WireError) in try RPCRequest.decodeTree(body: bytes, contentType: json) })
+    precondition(out.reply == Result { () throws(WireError) in try RPCReply.decodeTree(body: bytes, contentType: json) })
     if case .success(let request) = out.request {
         precondition(RPCWireDecoding.roundTrips(request), "a decoded request does not survive re-encoding")
+        precondition(request.encodeBody() == OsloEnvelope.wrap(request.innerMessage()), "direct writer differs from the tree's")
         if let q = request.replyQueue { precondition(RPCReplyAddress.isValidReplyQueue(q)) }
         if let m = request.msgID { precondition(RPCReplyAddress.isValidMsgID(m)) }
         if let t = request.monitorTimeout { precondition(t.isFinite && t >= 0 && t <= RPCRequest.maxMonitorTimeout) }
@@ -15,6 +20,7 @@ public func rpcWireFuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     if case .success(let reply) = out.reply {
         // What a client decodes, a server could have sent: it must encode and decode again.
         precondition((try? RPCReply.decode(body: reply.encodeBody(), contentType: OsloEnvelope.contentType)) != nil)
+        precondition(reply.encodeBody() == OsloEnvelope.wrap(reply.innerMessage()), "direct writer differs from the tree's")
     }
     if let a = out.address {
         precondition(RPCReplyAddress.isValidReplyQueue(a.replyQueue) && RPCReplyAddress.isValidMsgID(a.msgID))
