@@ -25,8 +25,15 @@ public enum ControllerOptions {
             "Largest request body the controller takes (announcements of hosts with many LVs are the largest); a larger one is refused with a ValueError."
     )
 
+    public static let dispatchOnConnectionThread = OptionSpec(
+        "controller", "dispatch_on_connection_thread", type: .boolean, default: .bool(false),
+        help:
+            "Run each request, and the agent calls it makes, on the broker connection's I/O thread instead of the shared thread pool: no thread hand-off per message. Safe (no handler blocks a thread) but measured no faster, and its p99 worse on a loaded machine (docs/performance.md)."
+    )
+
     public static let options: [OptionSpec] = [
         topic, agentResponseTimeout, agentStaleAfter, agentDownAfter, preferredHosts, logLevel, maxRequestBytes,
+        dispatchOnConnectionThread,
     ]
 
     static let downAfterStale: @Sendable (Configuration) -> String? = { c in
@@ -52,6 +59,7 @@ public enum ControllerOptions {
         public var agentDownAfter: Int
         public var preferredHosts: [String]
         public var logLevel: String
+        public var dispatchOnConnectionThread: Bool
 
         public init(_ c: Configuration) {
             messaging = CommonOptions.Messaging(c)
@@ -63,6 +71,7 @@ public enum ControllerOptions {
             agentDownAfter = c.int(ControllerOptions.agentDownAfter)
             preferredHosts = c.list(ControllerOptions.preferredHosts)
             logLevel = c.string(ControllerOptions.logLevel)
+            dispatchOnConnectionThread = c.bool(ControllerOptions.dispatchOnConnectionThread)
         }
     }
 }

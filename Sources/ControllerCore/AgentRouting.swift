@@ -84,18 +84,11 @@ extension Controller {
         }
         let caller = self.caller
         let callTimeout = timeout
-        let instance = view.withLock { $0.agents[host]?.report.instanceID }
-        let result = try await firstOf(
-            { try await caller.call(host: host, method: name, args: args, timeout: callTimeout, instance: instance) },
-            orFailure: { [self] in
-                let t = now()
-                let (liveness, current) = view.withLock { ($0.liveness(of: host, now: t), $0.agents[host]?.report.instanceID) }
-                if liveness == .down { return wentDown(host, method: name, sentAt: start, timeout: callTimeout, at: t) }
-                if let instance, let current, current != instance {
-                    return restarted(host, method: name, from: instance, to: current, sentAt: start, at: t)
-                }
-                return nil
-            }, checkedEvery: settings.livenessPollInterval)
+        // Addressed to the run the view holds; ended by the watch when the host goes down or
+        // announces another run (AgentCallWatch).
+        let result = try await watched(host, method: name, timeout: callTimeout) { instance in
+            try await caller.call(host: host, method: name, args: args, timeout: callTimeout, instance: instance)
+        }
         let t = now()
         view.withLock { $0.touch(host, at: t) }
         return result
@@ -127,28 +120,6 @@ extension Controller {
             throw ServiceError(
                 .internal, "the agent on \(host) answered \(method.rawValue) with a result the controller cannot read: \(error)",
                 details: ["host": .string(host), "method": .string(method.rawValue)])
-        }
-    }
-
-    /// Runs `operation` while `failure` is checked every `interval`: the first to finish wins
-    /// (the operation's result or error, or the failure found) and the other is cancelled.
-    /// Both run as children of this task, so cancelling the caller cancels them too.
-    func firstOf<T: Sendable>(
-        _ operation: @escaping @Sendable () async throws -> T,
-        orFailure failure: @escaping @Sendable () -> ServiceError?,
-        checkedEvery interval: Duration
-    ) async throws -> T {
-        try await withThrowingTaskGroup(of: T.self) { group in
-            group.addTask { try await operation() }
-            group.addTask {
-                while true {
-                    try await Task.sleep(for: interval)
-                    if let e = failure() { throw e }
-                }
-            }
-            defer { group.cancelAll() }
-            guard let first = try await group.next() else { throw CancellationError() }
-            return first
         }
     }
 

@@ -9,7 +9,8 @@ public struct ControllerSettings: Sendable {
     public var agentResponseTimeout: Duration
     public var liveness: LivenessPolicy
     public var preferredHosts: [String]
-    /// How often a waiting agent call re-checks the agent's liveness.
+    /// How often the watcher of the waiting agent calls (one for all of them, running only
+    /// while some call waits: AgentCallWatch) looks whether their hosts went down.
     public var livenessPollInterval: Duration = .milliseconds(200)
     /// An announcement whose `sent_at` is further than this from the controller's clock is
     /// refused: a forged or replayed report must not pin a host's state ([auth] max_clock_skew).
@@ -41,12 +42,19 @@ public final class Controller: Sendable {
     let wallClock: @Sendable () -> Double
     let view: Mutex<ClusterView>
     let monitor: LivenessMonitor
+    /// The agent calls waiting for an answer, by host (AgentCallWatch).
+    let watch = AgentCallWatch()
+    /// Where agent calls run: the connection's I/O thread when the server's request tasks run
+    /// there too (ControllerService, `dispatch_on_connection_thread`), else nil (any thread).
+    let agentCallExecutor: (any TaskExecutor)?
 
     public init(
         caller: any AgentCaller, settings: ControllerSettings, logger: Logger,
         now: @escaping @Sendable () -> ContinuousClock.Instant = { .now },
-        wallClock: @escaping @Sendable () -> Double = RPCDeadline.wallClockNow
+        wallClock: @escaping @Sendable () -> Double = RPCDeadline.wallClockNow,
+        agentCallExecutor: (any TaskExecutor)? = nil
     ) {
+        self.agentCallExecutor = agentCallExecutor
         self.caller = caller
         self.settings = settings
         self.logger = logger

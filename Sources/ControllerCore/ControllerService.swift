@@ -40,8 +40,17 @@ public struct ControllerService: Sendable {
             preferredHosts: settings.preferredHosts)
         controllerSettings.maxClockSkew = .seconds(settings.auth.maxClockSkew)
         controllerSettings.selfCheck = ClusterCheck.controllerItems(settings)
-        controller = Controller(caller: caller, settings: controllerSettings, logger: logger)
+        // `dispatch_on_connection_thread` (off by default; docs/performance.md, "The controller's
+        // hop after the watcher and pinning"): request tasks, and the agent calls they make, run
+        // on the connection's I/O thread. Safe, as no handler blocks a thread (they read and
+        // change the in-memory view under short locks and wait for agents with `await`; no file,
+        // no database, no synchronous wait), but not faster on a loaded machine, p99 worse.
+        let pinned = settings.dispatchOnConnectionThread
+        controller = Controller(
+            caller: caller, settings: controllerSettings, logger: logger,
+            agentCallExecutor: pinned ? connection.executor : nil)
         var options = RPCServer.Options()
+        options.dispatchOnConnectionThread = pinned
         options.flavor = flavor
         options.maxRequestBytes = settings.maxRequestBytes
         options.admit =

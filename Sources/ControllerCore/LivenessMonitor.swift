@@ -135,11 +135,17 @@ extension Controller {
         // (indexed) host_id collisions only when this announcement can change them (a new
         // host, another host_id, back from down); every other change is found by the
         // service's 1 s `checkLiveness` timer.
+        var restartedCalls: [AgentCallWatch.Waiter] = []
         let (isNew, taken, change, logConflicts) = view.withLock { v in
             let isNew = !v.isKnown(report.host)
             let previousID = v.agents[report.host]?.report.hostID
+            let previousRun = v.agents[report.host]?.report.instanceID
             guard v.apply(report, sentAt: sentAt, receivedAt: t) else {
                 return (isNew, false, LivenessMonitor.Change?.none, [Int: [String]]?.none)
+            }
+            // A new run: the calls waiting on the old one cannot be answered (agent_restarted).
+            if let run = report.instanceID, previousRun != run {
+                restartedCalls = watch.takeOut(report.host) { $0.instance.map { $0 != run } ?? false }
             }
             let state = v.liveness(of: report.host, now: t)
             return monitor.state.withLock { m in
@@ -152,6 +158,9 @@ extension Controller {
             }
         }
         guard taken else { return }
+        if let run = report.instanceID {
+            for w in restartedCalls { endCall(w, restartedTo: run, at: t) }
+        }
         if isNew {
             logger.info(
                 "agent announced itself",

@@ -49,6 +49,9 @@ struct PathBench: AsyncParsableCommand {
     @Flag(inversion: .prefixedNo, help: "Run the C floor") var floor = true
     @Option(help: "bench/rpc_floor.c (default: found above this binary or in the current directory)")
     var floorSource: String?
+    @Option(help: "aos-controller binary (default: next to this one): to compare two builds, run each in turn")
+    var controller: String?
+    @Option(help: "An extra --set SECTION.KEY=VALUE for the controller (repeatable)") var controllerSet: [String] = []
 
     func validate() throws {
         guard rounds >= 1, calls >= 1, warmup >= 0, (1...8).contains(agents) else {
@@ -170,11 +173,11 @@ struct PathBench: AsyncParsableCommand {
         }
         children.append(
             try Child.start(
-                here.appendingPathComponent("aos-controller"),
+                controller.map { URL(fileURLWithPath: $0) } ?? here.appendingPathComponent("aos-controller"),
                 [
                     "--config", conf.path, "--set", "DEFAULT.host=pb-\(tag)-ctl", "--set", "controller.topic=\(topic)",
                     "--set", "controller.log_level=\(logLevel)",
-                ],
+                ] + controllerSet.flatMap { ["--set", $0] },
                 environment: childEnv(["AOS_DEFAULT_TRANSPORT_URL": userURL(ctlUser)]),
                 log: dir.appendingPathComponent("controller.log"), ready: "READY"))
         let controllerPID = children[children.count - 1].process.processIdentifier

@@ -159,6 +159,72 @@ import Testing
         #expect(agents.state.withLock { $0.cancelled } == ["host-a"])
     }
 
+    /// The watch (AgentCallWatch) keeps no call after it ended, whichever way it ended:
+    /// answered, timed out, cancelled by the caller, ended by its host going down.
+    @Test func noWaitingCallIsLeftBehind() async throws {
+        let c = try await ready()
+        _ = try await c.dispatch("create_volume", ["vg": "vg0", "name": "v", "size_gb": 1])
+        for _ in 0..<50 { _ = try await c.dispatch("get_volume", ["vg": "vg0", "name": "v"]) }
+        #expect(c.watch.count == 0)
+        agents.setHanging("host-a")
+        let sent = { agents.calls.filter { $0.host == "host-a" && $0.method == "activate_lv" }.count }
+        // Timed out: the caller's deadline leaves the agent call ~0.5 s.
+        _ = await expectCode("timed_out") {
+            _ = try await c.dispatch(
+                "activate_volume", ["vg": "vg0", "name": "v", "host": "host-a"], deadline: clock.now + .milliseconds(600))
+        }
+        #expect(c.watch.count == 0)
+        // Cancelled by its caller.
+        let cancelled = Task { try await c.dispatch("activate_volume", ["vg": "vg0", "name": "v", "host": "host-a"]) }
+        while sent() < 2 { try await Task.sleep(for: .milliseconds(5)) }
+        #expect(c.watch.count == 1)
+        cancelled.cancel()
+        _ = await cancelled.result
+        #expect(c.watch.count == 0)
+        // Two calls waiting on the host, both ended when it goes down.
+        let waiting = (0..<2).map { _ in
+            Task { try await c.dispatch("activate_volume", ["vg": "vg0", "name": "v", "host": "host-a"]) }
+        }
+        while sent() < 4 { try await Task.sleep(for: .milliseconds(5)) }
+        clock.advance(.seconds(61))
+        for t in waiting {
+            do {
+                _ = try await t.value
+                Issue.record("a call to a host gone down succeeded")
+            } catch let e as ServiceError {
+                #expect(e.code == "agent_unavailable")
+            }
+        }
+        #expect(c.watch.count == 0)
+        // Nothing waits: the watcher's next pass stops it.
+        #expect(c.checkWaitingCalls() == false)
+        #expect(agents.state.withLock { $0.cancelled }.count == 3)
+    }
+
+    /// A new run of one host ends the calls waiting on that host only.
+    @Test func aRestartEndsOnlyThatHostsCalls() async throws {
+        let c = try await ready()
+        agents.setHanging("host-a")
+        agents.setHanging("host-b")
+        let onB = Task { try await c.dispatch("activate_volume", ["vg": "vg0", "name": "v", "host": "host-b"]) }
+        let onA = Task { try await c.dispatch("activate_volume", ["vg": "vg0", "name": "v", "host": "host-a"]) }
+        while agents.calls.count < 2 { try await Task.sleep(for: .milliseconds(5)) }
+        let report = agents.report("host-a", hostID: 1, instance: "run-host-a-2")
+        _ = try await c.dispatch("agent_announce", ["report": report, "sent_at": 2.0])
+        do {
+            _ = try await onA.value
+            Issue.record("the call to the restarted agent succeeded")
+        } catch let e as ServiceError {
+            #expect(e.code == "agent_restarted")
+        }
+        // host-b's call still waits (the fake hangs for the whole timeout): only it is left.
+        #expect(c.watch.count == 1)
+        #expect(agents.state.withLock { $0.cancelled } == ["host-a"])
+        onB.cancel()
+        _ = await onB.result
+        #expect(c.watch.count == 0)
+    }
+
     @Test func cancellingTheCallerCancelsTheAgentCall() async throws {
         let c = try await ready()
         agents.setHanging("host-a")
