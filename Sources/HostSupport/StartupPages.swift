@@ -161,7 +161,7 @@ public enum StartupPages {
         guard let exe = executable(), let maps = text("/proc/self/maps", limit: 16 << 20) else { return outcome }
         for m in ProcMaps.executableReadOnly(ProcMaps.parse(maps), executablePath: exe.path, executableInode: exe.inode) {
             guard let address = UnsafeMutableRawPointer(bitPattern: m.start) else { continue }
-            if madvise(address, Int(m.size), madvPageout) == 0 {
+            if madvise(address, Int(clamping: m.size), madvPageout) == 0 {
                 outcome.mappings += 1
                 outcome.bytesAdvised += m.size
                 continue
