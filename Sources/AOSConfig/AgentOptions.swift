@@ -80,7 +80,7 @@ public enum AgentOptions {
     public static let releaseStartupPages = OptionSpec(
         "agent", "release_startup_pages", type: .boolean, default: .bool(true),
         help:
-            "Once serving and announced, page out the agent's own executable's read-only pages (madvise MADV_PAGEOUT, a hint that changes no contents): the code only start-up ran leaves memory, what runs again is read back in. false keeps them resident."
+            "Once serving and announced, page out the pages of the agent's own executable (its code and data; madvise MADV_PAGEOUT, a hint that changes no contents): what only start-up used leaves memory, what runs again is read back in. false keeps them resident."
     )
 
     public static let options: [OptionSpec] = [

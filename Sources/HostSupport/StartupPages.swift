@@ -82,16 +82,18 @@ public enum ProcMaps {
             device: String(dev), inode: inode, path: String(path))
     }
 
-    /// The mappings of the executable `executablePath` (inode `executableInode`) that are not
-    /// writable: its code, read-only data and the relocated RELRO. Identified by path and inode
-    /// both (a " (deleted)" suffix ignored on either side), never an anonymous mapping.
-    public static func executableReadOnly(
+    /// The mappings of the executable `executablePath` (inode `executableInode`): its code,
+    /// read-only data, the relocated RELRO and its writable segment (with lld that segment also
+    /// holds `.rodata`, ICU's data table among it: 1.8 MB the agent touched at start and reads
+    /// no more). Identified by path and inode both (a " (deleted)" suffix ignored on either
+    /// side), never an anonymous mapping (the heap, the stacks, `.bss`).
+    public static func executableMappings(
         _ mappings: [ProcMapping], executablePath: String, executableInode: UInt64
     ) -> [ProcMapping] {
         let exe = withoutDeleted(executablePath)
         guard executableInode != 0, !exe.isEmpty else { return [] }
         return mappings.filter {
-            !$0.writable && $0.inode == executableInode && !$0.path.isEmpty && withoutDeleted($0.path) == exe
+            $0.inode == executableInode && !$0.path.isEmpty && withoutDeleted($0.path) == exe
         }
     }
 
@@ -125,9 +127,11 @@ public enum ProcMaps {
 }
 
 /// Releasing the pages of the process's own executable that only start-up needed: after start,
-/// `madvise(MADV_PAGEOUT)` over its non-writable mappings. A hint that never changes contents
-/// (unlike `MADV_DONTNEED`, which would drop the relocation pass's writes to the RELRO pages):
-/// the kernel reclaims what nothing else maps, and a page touched again is read back in.
+/// `madvise(MADV_PAGEOUT)` over its executable's mappings. A hint that never changes contents
+/// (unlike `MADV_DONTNEED`, which would drop the relocation pass's writes to the RELRO pages
+/// and the data segment's): the kernel drops the clean file pages nothing else maps, a page
+/// touched again is read back in, and a page this process wrote (private, now anonymous)
+/// stays (no swap) or goes to swap like any other.
 public enum StartupPages {
     /// What one release did.
     public struct Outcome: Sendable, Equatable {
@@ -159,7 +163,7 @@ public enum StartupPages {
         outcome.rssBeforeKB = before.flatMap { ProcMaps.statusKilobytes("VmRSS", in: $0) }
         outcome.rssFileBeforeKB = before.flatMap { ProcMaps.statusKilobytes("RssFile", in: $0) }
         guard let exe = executable(), let maps = text("/proc/self/maps", limit: 16 << 20) else { return outcome }
-        for m in ProcMaps.executableReadOnly(ProcMaps.parse(maps), executablePath: exe.path, executableInode: exe.inode) {
+        for m in ProcMaps.executableMappings(ProcMaps.parse(maps), executablePath: exe.path, executableInode: exe.inode) {
             guard let address = UnsafeMutableRawPointer(bitPattern: m.start) else { continue }
             if madvise(address, Int(clamping: m.size), madvPageout) == 0 {
                 outcome.mappings += 1

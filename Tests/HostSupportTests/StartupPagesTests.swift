@@ -7,8 +7,7 @@ import Glibc
 #endif
 
 /// /proc/PID/maps parsing (hostile-ish input: every line the kernel might write, and some it
-/// does not) and the choice of what the agent pages out: only its executable's non-writable
-/// mappings.
+/// does not) and the choice of what the agent pages out: only its executable's mappings.
 struct StartupPagesTests {
     static let exe = "/usr/bin/aos-agent"
 
@@ -65,24 +64,24 @@ struct StartupPagesTests {
         #expect(ProcMaps.parseLine("1000-2000 rw-p 00000000 00:00 0")?.path == "")
     }
 
-    @Test func selectsOnlyTheExecutablesNonWritableMappings() {
-        let selected = ProcMaps.executableReadOnly(ProcMaps.parse(Self.maps), executablePath: Self.exe, executableInode: 4242)
-        #expect(selected.map(\.offset) == [0, 0x40_0000, 0x240_0000])
-        #expect(selected.allSatisfy { !$0.writable && $0.path == Self.exe })
+    @Test func selectsOnlyTheExecutablesMappings() {
+        let selected = ProcMaps.executableMappings(ProcMaps.parse(Self.maps), executablePath: Self.exe, executableInode: 4242)
+        #expect(selected.map(\.offset) == [0, 0x40_0000, 0x240_0000, 0x250_0000])
+        #expect(selected.allSatisfy { $0.path == Self.exe && $0.inode == 4242 })
     }
 
     @Test func selectionNeedsPathAndInode() {
         let m = ProcMaps.parse(Self.maps)
         // Another file at the same path (replaced binary: its inode differs): nothing.
-        #expect(ProcMaps.executableReadOnly(m, executablePath: Self.exe, executableInode: 4243).isEmpty)
+        #expect(ProcMaps.executableMappings(m, executablePath: Self.exe, executableInode: 4243).isEmpty)
         // The inode of a library, the executable's path: nothing.
-        #expect(ProcMaps.executableReadOnly(m, executablePath: Self.exe, executableInode: 777).isEmpty)
+        #expect(ProcMaps.executableMappings(m, executablePath: Self.exe, executableInode: 777).isEmpty)
         // Anonymous mappings have inode 0: never selected.
-        #expect(ProcMaps.executableReadOnly(m, executablePath: "", executableInode: 0).isEmpty)
-        #expect(ProcMaps.executableReadOnly(m, executablePath: "[heap]", executableInode: 0).isEmpty)
+        #expect(ProcMaps.executableMappings(m, executablePath: "", executableInode: 0).isEmpty)
+        #expect(ProcMaps.executableMappings(m, executablePath: "[heap]", executableInode: 0).isEmpty)
         // A path with spaces is matched whole.
-        #expect(ProcMaps.executableReadOnly(m, executablePath: "/dev/shm/a file with spaces", executableInode: 99).count == 1)
-        #expect(ProcMaps.executableReadOnly(m, executablePath: "/dev/shm/a file", executableInode: 99).isEmpty)
+        #expect(ProcMaps.executableMappings(m, executablePath: "/dev/shm/a file with spaces", executableInode: 99).count == 1)
+        #expect(ProcMaps.executableMappings(m, executablePath: "/dev/shm/a file", executableInode: 99).isEmpty)
     }
 
     @Test func aDeletedExecutableIsStillItself() {
@@ -94,7 +93,7 @@ struct StartupPagesTests {
             """
         let m = ProcMaps.parse(text)
         for path in [Self.exe + " (deleted)", Self.exe] {
-            #expect(ProcMaps.executableReadOnly(m, executablePath: path, executableInode: 4242).map(\.start) == [0x1000])
+            #expect(ProcMaps.executableMappings(m, executablePath: path, executableInode: 4242).map(\.start) == [0x1000, 0x2000])
         }
     }
 
@@ -109,17 +108,18 @@ struct StartupPagesTests {
     }
 
     /// This test process's own maps: the parser takes every line the kernel writes, and the
-    /// selection finds the test executable's read-only mappings (none of them writable).
+    /// selection finds the test executable's mappings, its code and its writable segment.
     @Test func ownMapsParseWhole() throws {
         let text = try #require(StartupPages.text("/proc/self/maps", limit: 16 << 20))
         let lines = text.split(separator: "\n").count
         let m = ProcMaps.parse(text)
         #expect(m.count == lines)
         let exe = try #require(StartupPages.executable())
-        let selected = ProcMaps.executableReadOnly(m, executablePath: exe.path, executableInode: exe.inode)
+        let selected = ProcMaps.executableMappings(m, executablePath: exe.path, executableInode: exe.inode)
         #expect(!selected.isEmpty)
         #expect(selected.contains { $0.executable })
-        #expect(m.contains { $0.writable && $0.inode == exe.inode })
+        #expect(selected.contains { $0.writable })
+        #expect(selected.allSatisfy { $0.inode == exe.inode })
     }
 
     /// Paging out this process's own code is harmless: the hint changes no contents, and the
