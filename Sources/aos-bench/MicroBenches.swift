@@ -17,41 +17,32 @@ struct WireBench: AsyncParsableCommand {
             msgID: makeUUIDHex(), replyQueue: "reply_\(makeUUIDHex())", uniqueID: makeUUIDHex(),
             context: ["request_id": "req-1", "user_id": "u1"])
         let body = req.encodeBody()
-        let clock = ContinuousClock()
-        var t = clock.now
-        for _ in 0..<iterations { _ = req.encodeBody() }
-        let enc = clock.now - t
-        t = clock.now
-        for _ in 0..<iterations { _ = try RPCRequest.decode(body: body, contentType: "application/json") }
-        let dec = clock.now - t
-        print("request body \(body.count) bytes: encode \(us(enc / iterations)) us, decode \(us(dec / iterations)) us")
+        let enc = try perMessage { _ = req.encodeBody() }
+        let dec = try perMessage { _ = try RPCRequest.decode(body: body, contentType: "application/json") }
+        print("request body \(body.count) bytes: encode \(enc) us, decode \(dec) us")
         // The same through JSONValue trees (the path before the envelope walk and direct writers).
-        t = clock.now
-        for _ in 0..<iterations { _ = OsloEnvelope.wrap(req.innerMessage()) }
-        let encTree = clock.now - t
-        t = clock.now
-        for _ in 0..<iterations { _ = try RPCRequest.decodeTree(body: body, contentType: "application/json") }
-        let decTree = clock.now - t
-        print("  through JSONValue trees: encode \(us(encTree / iterations)) us, decode \(us(decTree / iterations)) us")
+        let encTree = try perMessage { _ = OsloEnvelope.wrap(req.innerMessage()) }
+        let decTree = try perMessage { _ = try RPCRequest.decodeTree(body: body, contentType: "application/json") }
+        print("  through JSONValue trees: encode \(encTree) us, decode \(decTree) us")
         let reply = RPCReply(
             result: ["name": "volume-0d6c493f-697f-48d5-a2dd-8d7aa2c5542c", "active": true, "size": 1_073_741_824],
             msgID: makeUUIDHex(), uniqueID: makeUUIDHex())
         let replyBody = reply.encodeBody()
-        t = clock.now
-        for _ in 0..<iterations { _ = reply.encodeBody() }
-        let renc = clock.now - t
-        t = clock.now
-        for _ in 0..<iterations { _ = try RPCReply.decode(body: replyBody, contentType: "application/json") }
-        let rdec = clock.now - t
-        t = clock.now
-        for _ in 0..<iterations { _ = OsloEnvelope.wrap(reply.innerMessage()) }
-        let rencTree = clock.now - t
-        t = clock.now
-        for _ in 0..<iterations { _ = try RPCReply.decodeTree(body: replyBody, contentType: "application/json") }
-        let rdecTree = clock.now - t
+        let renc = try perMessage { _ = reply.encodeBody() }
+        let rdec = try perMessage { _ = try RPCReply.decode(body: replyBody, contentType: "application/json") }
+        let rencTree = try perMessage { _ = OsloEnvelope.wrap(reply.innerMessage()) }
+        let rdecTree = try perMessage { _ = try RPCReply.decodeTree(body: replyBody, contentType: "application/json") }
         print(
-            "reply body \(replyBody.count) bytes: encode \(us(renc / iterations)) us, decode \(us(rdec / iterations)) us; "
-                + "through trees: encode \(us(rencTree / iterations)) us, decode \(us(rdecTree / iterations)) us")
+            "reply body \(replyBody.count) bytes: encode \(renc) us, decode \(rdec) us; "
+                + "through trees: encode \(rencTree) us, decode \(rdecTree) us")
+    }
+
+    /// Runs `work` `iterations` times; the mean time of one run in µs, formatted.
+    func perMessage(_ work: () throws -> Void) throws -> String {
+        let clock = ContinuousClock()
+        let t = clock.now
+        for _ in 0..<iterations { try work() }
+        return us((clock.now - t) / iterations)
     }
     func us(_ d: Duration) -> String {
         String(format: "%.1f", Double(d.components.attoseconds) / 1e12 + Double(d.components.seconds) * 1e6)
