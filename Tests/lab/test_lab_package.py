@@ -35,10 +35,12 @@ def test_agent_installed_from_package(g1: Guest, g2: Guest) -> None:
             f"aos-common install ok installed {want}",
         ], status
         # Every installed file matches the package's md5sums (nothing replaced behind dpkg's back);
-        # the image's dpkg leaves /usr/share/doc out (build-image.sh: path-exclude).
+        # the image's dpkg leaves /usr/share/doc and /usr/share/man out (build-image.sh: path-exclude).
         verify = g.run_cmd(["dpkg", "-V", "aos-common", "aos-agent"])
         assert verify.exit == 0, verify
-        bad = [line for line in verify.stdout.splitlines() if not line.split()[-1].startswith("/usr/share/doc/")]
+        excluded = ("/usr/share/doc/", "/usr/share/man/")
+        bad = [line for line in verify.stdout.splitlines()
+               if not (line.split()[-1] + "/").startswith(excluded)]
         assert not bad, verify
         files = g.run_cmd(["dpkg", "-L", "aos-agent", "aos-common"], check=True).stdout.splitlines()
         for path in ("/usr/bin/aos-agent", "/lib/systemd/system/aos-agent.service",
