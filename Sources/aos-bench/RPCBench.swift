@@ -222,7 +222,7 @@ struct RPCBench: AsyncParsableCommand {
         var cpu = CPUPerCall()
 
         func summary(_ concurrency: Int) -> String {
-            "median \(fmt(median)) ms, p99 \(fmt(p99)) ms, \(Int(throughput)) calls/s with \(concurrency) in flight"
+            "median \(fmt(median)) ms, p99 \(fmt(p99)) ms, \(String(format: "%.0f", throughput)) calls/s with \(concurrency) in flight"
         }
     }
 
