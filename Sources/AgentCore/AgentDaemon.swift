@@ -325,7 +325,7 @@ public final class AgentDaemon: Sendable {
             if outcome.unsupported { return }
         }
         guard outcome.mappings > 0 else {
-            if outcome.failureCode == nil { logger.debug("no read-only mapping of the executable found to page out") }
+            if outcome.failureCode == nil { logger.debug("no mapping of the executable found to page out") }
             return
         }
         logger.info(
