@@ -35,6 +35,13 @@ struct WireBench: AsyncParsableCommand {
         print(
             "reply body \(replyBody.count) bytes: encode \(renc) us, decode \(rdec) us; "
                 + "through trees: encode \(rencTree) us, decode \(rdecTree) us")
+        // Three per call (msg_id and _unique_id by the caller, _unique_id of the reply).
+        let uuid = try perMessage { _ = makeUUIDHex() }
+        let uuidDirect = try perMessage {
+            var g = SystemRandomNumberGenerator()  // the way before the pool: two draws, a system call each
+            _ = (g.next() as UInt64, g.next() as UInt64)
+        }
+        print("identifier (uuid4 hex): \(uuid) us; its 16 bytes drawn directly from the system generator: \(uuidDirect) us")
     }
 
     /// Runs `work` `iterations` times; the mean time of one run in µs, formatted.

@@ -140,6 +140,40 @@ import Testing
         }
     }
 
+    /// The identifiers come from a pool refilled from the kernel: across several refills they
+    /// stay distinct, and no byte value is stuck (a pool handing out its zeroed bytes again, or
+    /// the same block twice, would fail here).
+    @Test func randomBytesAcrossRefillsAreFreshAndDistinct() {
+        let pool = RandomBytes(blockSize: 64)  // a refill every 4 identifiers
+        var seen = Set<[UInt8]>()
+        var counts = [Int](repeating: 0, count: 256)
+        for _ in 0..<4_000 {
+            var id = [UInt8](repeating: 0, count: 16)
+            id.withUnsafeMutableBytes { pool.fill($0) }
+            seen.insert(id)
+            for b in id { counts[Int(b)] += 1 }
+        }
+        #expect(seen.count == 4_000)
+        // 64,000 bytes: each value expected 250 times; a byte that never varies would put
+        // thousands in one bin (the chance of a fair bin above 400 is far below 1e-12).
+        #expect(counts.allSatisfy { $0 > 120 && $0 < 400 })
+        var ids = Set<String>()
+        for _ in 0..<2_000 { ids.insert(makeUUIDHex()) }
+        #expect(ids.count == 2_000)
+    }
+
+    @Test func randomBytesFillsAnySize() {
+        let pool = RandomBytes(blockSize: 64)
+        var none = [UInt8]()
+        none.withUnsafeMutableBytes { pool.fill($0) }  // nothing to fill: no trap
+        var big = [UInt8](repeating: 0, count: 10_000)  // larger than a block: straight from the kernel
+        big.withUnsafeMutableBytes { pool.fill($0) }
+        #expect(big.filter { $0 == 0 }.count < 200)  // ~39 zero bytes expected
+        var odd = [UInt8](repeating: 0, count: 13)
+        for _ in 0..<20 { odd.withUnsafeMutableBytes { pool.fill($0) } }  // sizes that do not divide the block
+        #expect(odd != [UInt8](repeating: 0, count: 13))
+    }
+
     @Test func jsonWriterOutputParsesBack() throws {
         let v: JSONValue = ["a": [1, 2.5, "x\u{1}", nil, true], "b": ["c": -7]]
         #expect(try JSONValue.parse(JSONWriter.serialize(v)) == v)
