@@ -8,8 +8,8 @@ import Glibc
 ///
 /// oslo's per-message TTL (`expiration`) only covers the time a request waits in
 /// the broker's queue; a server that counts it from receipt can overestimate by
-/// the time the message sat queued. Swift callers therefore also send
-/// `_context_aos_deadline`; Python callers do not, and get the TTL rule alone.
+/// the time the message sat queued. Swift callers and the Cinder driver therefore also send
+/// `_context_aos_deadline`; other Python callers get the TTL rule alone.
 /// Clocks are assumed NTP-synchronised; `skewAllowance` absorbs small offsets.
 public enum RPCDeadline {
     public static let contextKey = "aos_deadline"

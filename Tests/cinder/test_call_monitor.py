@@ -80,3 +80,29 @@ def test_calls_carry_the_time_by_which_the_controller_must_take_them(cinder_env)
         assert (sl_client.START_BY_KEY in ctxt) == expected, (monitor, ctxt)
         if expected:
             assert before + MONITOR - 2 <= ctxt[sl_client.START_BY_KEY] <= time.time() + MONITOR - 2
+
+
+def test_calls_carry_the_callers_deadline(cinder_env):
+    """aos_deadline (publish + the call's timeout: the query timeout for queries) lets the
+    controller refuse work its caller no longer waits for, as it does for Swift callers
+    (Tests/interop/test_rpc_interop.py shows a Swift server refusing a passed one)."""
+    sent: list[dict] = []
+
+    class FakeClient:
+        def prepare(self, **_kw):
+            return self
+
+        def call(self, ctxt, method, **kwargs):
+            sent.append(dict(ctxt))
+            return {"agents": []}
+
+    client = sl_client.ControllerClient(
+        cinder_env.CONF, "amqp://guest:guest@127.0.0.1:1/", topic="t", exchange="openstack",
+        response_timeout=2888, query_timeout=60, vg=VG, call_monitor_timeout=MONITOR)
+    client._rpc_client = lambda: FakeClient()  # type: ignore[method-assign]
+    for call, timeout in ((lambda: client.list_agents(what="list agents"), 60),
+                          (lambda: client.delete_volume("volume-1", what="delete"), 2888)):
+        before = time.time()
+        call()
+        deadline = sent[-1][sl_client.DEADLINE_KEY]
+        assert before + timeout <= deadline <= time.time() + timeout, (timeout, sent[-1])

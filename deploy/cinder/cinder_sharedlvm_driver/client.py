@@ -90,6 +90,10 @@ def _request_context() -> dict[str, Any]:
 # Context key (Sources/OsloRPC/RPCDeadline.swift): the wall-clock time by which the controller
 # must take a request, or it does not run it.
 START_BY_KEY = "aos_start_by"
+# Context key (same file): the wall-clock time at which this caller stops waiting. The message
+# TTL oslo sets covers only the broker's queue; with this the controller also does not start a
+# request that waited in its own backlog past it, and gives its agent calls no longer than it.
+DEADLINE_KEY = "aos_deadline"
 
 
 class ControllerClient:
@@ -158,6 +162,7 @@ class ControllerClient:
         ctxt = _request_context()
         if self._signer is not None:
             ctxt[signing.CONTEXT_KEY] = self._signer.sign(self.topic, method, args, version=API_VERSION)
+        ctxt[DEADLINE_KEY] = time.time() + timeout
         if self.call_monitor_timeout is not None and self.call_monitor_timeout >= 3:
             # The monitor gives up on a request no server took in time (no heartbeat came): the
             # controller must not run it later (restarted, it takes what is left in its queue).
