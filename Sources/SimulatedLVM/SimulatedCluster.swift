@@ -25,12 +25,12 @@ public struct SimulatedCall: Sendable, Hashable, CustomStringConvertible {
 /// lockspace drop a device can stay active without its lock, which is the dangerous state
 /// the recovery logic must handle.
 public final class SimulatedCluster: Sendable {
-    struct Device: Sendable, Codable {
+    struct Device: Sendable, Codable, Equatable {
         var sizeBytes: UInt64
         var open = false
     }
 
-    struct LV: Sendable, Codable {
+    struct LV: Sendable, Codable, Equatable {
         var name: String
         var uuid: String
         var extents: UInt64
@@ -53,7 +53,7 @@ public final class SimulatedCluster: Sendable {
         }
     }
 
-    struct VG: Sendable, Codable {
+    struct VG: Sendable, Codable, Equatable {
         var name: String
         var uuid: String
         var extentSize: UInt64
@@ -80,6 +80,10 @@ public final class SimulatedCluster: Sendable {
         var zeroOffload = true
         /// Job I/O (fill, copy) fails this many more times (a failing disk, for retry tests).
         var ioFailures = 0
+        /// File-backed mode: the state file's bytes that `vgs`, `hostIds` and `random` are known
+        /// to hold (last read or written by this process), so an operation that finds the file
+        /// unchanged decodes nothing; nil when they may differ (an operation failed halfway).
+        var fileSnapshot: [UInt8]?
     }
 
     let state: Mutex<State>

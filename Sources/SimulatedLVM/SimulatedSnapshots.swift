@@ -7,7 +7,7 @@ import SharedLVM
 // until more MiB blocks were overwritten than its COW area holds: then it is invalid.
 
 extension SimulatedCluster {
-    struct SnapshotState: Sendable, Codable {
+    struct SnapshotState: Sendable, Codable, Equatable {
         var origin: String
         /// Origin blocks overwritten since the snapshot was taken (each took a COW chunk).
         var usedBlocks: Set<UInt64> = []

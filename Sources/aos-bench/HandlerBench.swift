@@ -12,13 +12,15 @@ struct HandlerBench: AsyncParsableCommand {
         commandName: "handlers", abstract: "Per-call cost of the agent's handlers (simulated LVM, no broker)")
     @Option(help: "LVs in the VG (list_lvs returns them all).") var lvs = 50
     @Option(help: "Calls per method (list_lvs: a tenth).") var calls = 20000
+    @Flag(help: "Keep the simulated cluster in a state file, as agents sharing a VG do (aos-bench path)")
+    var stateFile = false
 
     func run() async throws {
-        let cluster = SimulatedCluster()
-        cluster.ensureVolumeGroup("vg1", sizeBytes: 1 << 40)
         let stateDir = FileManager.default.temporaryDirectory.appendingPathComponent("aos-bench-\(makeUUIDHex())").path
         try FileManager.default.createDirectory(atPath: stateDir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: stateDir) }
+        let cluster = stateFile ? SimulatedCluster(stateFile: stateDir + "/cluster.json") : SimulatedCluster()
+        cluster.ensureVolumeGroup("vg1", sizeBytes: 1 << 40)
         let config = AgentServiceConfiguration(
             host: "bench", hostId: 1, volumeGroups: ["vg1"], stateDirectory: stateDir, volumeClear: .none, lvNames: .all)
         let agent = try AgentService(

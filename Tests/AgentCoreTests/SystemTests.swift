@@ -6,6 +6,7 @@ import SimulatedLVM
 import Testing
 
 @testable import AgentCore
+@testable import SimulatedLVM
 
 #if canImport(Glibc)
 import Glibc
@@ -119,6 +120,26 @@ struct FileBackedClusterTests {
         #expect(try await a.lockspaceStarted(vg: "vol") == false)
         #expect(try await a.deviceSize(vg: "vol", name: "lv1") == nil)
         #expect(one.lockHolders(vg: "vol", lv: "lv1")?.exclusive == nil)
+    }
+
+    /// An operation decodes the file only when it differs from what this process last read
+    /// or wrote: one that failed after changing the state halfway must not leave its change
+    /// behind as if it were the file's.
+    @Test func aFailedOperationLeavesNothingBehind() {
+        let (one, two, _) = twoViews()
+        let e = #expect(throws: LVMError.self) {
+            try one.withState { (s: inout SimulatedCluster.State) throws(LVMError) -> Int in
+                s.hostIds["ghost"] = 42
+                throw LVMError(code: .internal, message: "failed halfway")
+            }
+        }
+        #expect(e?.message == "failed halfway")
+        #expect(one.hostId("ghost") == 0)  // the file's state again, not the half-done change
+        #expect(two.hostId("ghost") == 0)
+        // A change that succeeds is the file's, and another view sees it.
+        one.registerHost("host-z", hostId: 7)
+        #expect(one.hostId("host-z") == 7)
+        #expect(two.hostId("host-z") == 7)
     }
 
     @Test(arguments: LVMBehaviourSuite.scenarios)
