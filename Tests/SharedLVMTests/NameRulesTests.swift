@@ -5,6 +5,7 @@ import Testing
 struct ValidationTests {
     @Test(arguments: [
         "volume-0d6c493f-697f-48d5-a2dd-8d7aa2c5542c", "a", "A.b+c_d-e", "x..y", "_x", "+x",
+        "_mlo", "x_cme", "cdata", "x_tdat_a", "_",
         String(repeating: "v", count: 127),
     ])
     func validLVNames(_ name: String) throws {
@@ -18,6 +19,9 @@ struct ValidationTests {
         ("x_tmeta", "\"_tmeta\""), ("x_rimage_1", "\"_rimage\""), ("data_cdata", "\"_cdata\""),
         ("y_vorigin", "\"_vorigin\""), ("z_mlog", "\"_mlog\""), ("q_pmspare", "\"_pmspare\""), ("w_vdata", "\"_vdata\""),
         ("lvmlock", "reserved"), (String(repeating: "v", count: 128), "limit is 127"), ("a\nb", "U+A"),
+        // Where the byte search could slip: the whole name, a false start just before, the very end.
+        ("_cvol", "\"_cvol\""), ("__cmeta", "\"_cmeta\""), ("_c_cpool", "\"_cpool\""),
+        (String(repeating: "v", count: 121) + "_mlog", "\"_mlog\""),
     ])
     func invalidLVNames(_ name: String, _ reason: String) {
         do {
