@@ -17,6 +17,20 @@ from conftest import VG
 MONITOR = 4
 
 
+class RecordingClient:
+    """Stands in for oslo's RPC client: records the context of every call."""
+
+    def __init__(self) -> None:
+        self.sent: list[dict] = []
+
+    def prepare(self, **_kw):
+        return self
+
+    def call(self, ctxt, method, **kwargs):
+        self.sent.append(dict(ctxt))
+        return {"agents": []}
+
+
 def test_stopped_controller_is_noticed_by_the_call_monitor(cinder_env, private_cluster):
     c = private_cluster
     client = sl_client.ControllerClient(
@@ -59,24 +73,15 @@ def test_calls_carry_the_time_by_which_the_controller_must_take_them(cinder_env)
     """The monitor gives up on a request no controller took in time; aos_start_by (publish +
     monitor - 2 s) tells a controller restarted later not to run it (Tests/interop/
     test_chaos_controller.py shows the server side)."""
-    sent: list[dict] = []
-
-    class FakeClient:
-        def prepare(self, **_kw):
-            return self
-
-        def call(self, ctxt, method, **kwargs):
-            sent.append(dict(ctxt))
-            return {"agents": []}
-
+    fake = RecordingClient()
     for monitor, expected in ((MONITOR, True), (2, False), (0, False)):
         client = sl_client.ControllerClient(
             cinder_env.CONF, "amqp://guest:guest@127.0.0.1:1/", topic="t", exchange="openstack",
             response_timeout=2888, query_timeout=2888, vg=VG, call_monitor_timeout=monitor)
-        client._rpc_client = lambda: FakeClient()  # type: ignore[method-assign]
+        client._rpc_client = lambda: fake  # type: ignore[method-assign]
         before = time.time()
         client.list_agents(what="list agents")
-        ctxt = sent[-1]
+        ctxt = fake.sent[-1]
         assert (sl_client.START_BY_KEY in ctxt) == expected, (monitor, ctxt)
         if expected:
             assert before + MONITOR - 2 <= ctxt[sl_client.START_BY_KEY] <= time.time() + MONITOR - 2
@@ -86,23 +91,14 @@ def test_calls_carry_the_callers_deadline(cinder_env):
     """aos_deadline (publish + the call's timeout: the query timeout for queries) lets the
     controller refuse work its caller no longer waits for, as it does for Swift callers
     (Tests/interop/test_rpc_interop.py shows a Swift server refusing a passed one)."""
-    sent: list[dict] = []
-
-    class FakeClient:
-        def prepare(self, **_kw):
-            return self
-
-        def call(self, ctxt, method, **kwargs):
-            sent.append(dict(ctxt))
-            return {"agents": []}
-
+    fake = RecordingClient()
     client = sl_client.ControllerClient(
         cinder_env.CONF, "amqp://guest:guest@127.0.0.1:1/", topic="t", exchange="openstack",
         response_timeout=2888, query_timeout=60, vg=VG, call_monitor_timeout=MONITOR)
-    client._rpc_client = lambda: FakeClient()  # type: ignore[method-assign]
+    client._rpc_client = lambda: fake  # type: ignore[method-assign]
     for call, timeout in ((lambda: client.list_agents(what="list agents"), 60),
                           (lambda: client.delete_volume("volume-1", what="delete"), 2888)):
         before = time.time()
         call()
-        deadline = sent[-1][sl_client.DEADLINE_KEY]
-        assert before + timeout <= deadline <= time.time() + timeout, (timeout, sent[-1])
+        deadline = fake.sent[-1][sl_client.DEADLINE_KEY]
+        assert before + timeout <= deadline <= time.time() + timeout, (timeout, fake.sent[-1])
