@@ -31,7 +31,9 @@
  *       "FLOOR mode=bare|reliable[+oslo-routing] median_ms=M p99_ms=P throughput=T calls=N in_flight=K body=B cpu_client_seq_us=…"
  *       with the CPU time (user + system, all threads) per call of each phase: its own
  *       (CLOCK_PROCESS_CPUTIME_ID) and, given their pids, the server's and the broker's
- *       (the sum of /proc/PID/task/TID/schedstat over threads; -1 when not given).
+ *       (the sum of /proc/PID/task/TID/schedstat over threads; -1 when not given); then
+ *       "wake_client_seq=…" and the rest: how many times each process's threads were put on a
+ *       CPU per call (schedstat's third field), the same way.
  *
  * Build: cc -O2 -o rpc_floor bench/rpc_floor.c $(pkg-config --cflags --libs librabbitmq)
  * (aos-bench does this itself when the binary is missing or older than this file).
@@ -46,6 +48,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 static _Noreturn void die(const char *what) {
     fprintf(stderr, "rpc_floor: %s\n", what);
@@ -104,9 +107,10 @@ static double cpu_self_us(void) {
     return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
 }
 
-/* CPU time of every live thread of `pid` in µs (first field of schedstat, in ns); -1 without a pid.
- * A thread that ends between two readings loses its share: fine for the short phases timed here. */
-static double cpu_of_us(long pid) {
+/* Field `field` (0: CPU time in ns; 2: times put on a CPU) of schedstat, summed over every live
+ * thread of `pid`; -1 without a pid. A thread that ends between two readings loses its share:
+ * fine for the short phases timed here. */
+static double sched_sum(long pid, int field) {
     if (pid <= 0) return -1;
     char path[64];
     snprintf(path, sizeof path, "/proc/%ld/task", pid);
@@ -120,13 +124,24 @@ static double cpu_of_us(long pid) {
         snprintf(stat, sizeof stat, "/proc/%ld/task/%.20s/schedstat", pid, e->d_name);
         FILE *f = fopen(stat, "r");
         if (f == NULL) continue;
-        unsigned long long ns = 0;
-        if (fscanf(f, "%llu", &ns) == 1) total += (double)ns / 1e3;
+        unsigned long long v[3] = {0, 0, 0};
+        if (fscanf(f, "%llu %llu %llu", &v[0], &v[1], &v[2]) == 3) total += (double)v[field];
         fclose(f);
     }
     closedir(d);
     return total;
 }
+
+/* CPU time of every live thread of `pid` in µs; -1 without a pid. */
+static double cpu_of_us(long pid) {
+    double ns = sched_sum(pid, 0);
+    return ns < 0 ? -1 : ns / 1e3;
+}
+
+/* How many times the threads of `pid` were put on a CPU (schedstat's third field): a thread
+ * hand-off costs one, so per call it counts the wake-ups a design needs, which wall time on a
+ * shared machine does not show repeatably; -1 without a pid. */
+static double wakeups_of(long pid) { return sched_sum(pid, 2); }
 
 /* Per call, or -1 when either reading is missing. */
 static double per_call(double before, double after, long calls) {
@@ -353,7 +368,9 @@ static int run_client(const char *url, const char *queue, long calls, long warmu
     }
     double *samples = malloc(sizeof(double) * (size_t)calls);
     if (samples == NULL) die("out of memory");
+    long self_pid = (long)getpid();
     double c0 = cpu_self_us(), s0 = cpu_of_us(server_pid), b0 = cpu_of_us(broker_pid);
+    double wc0 = wakeups_of(self_pid), ws0 = wakeups_of(server_pid), wb0 = wakeups_of(broker_pid);
     for (long i = 0; i < calls; i++) {
         uint64_t id = next++;
         double t = now_ms();
@@ -362,6 +379,7 @@ static int run_client(const char *url, const char *queue, long calls, long warmu
         samples[i] = now_ms() - t;
     }
     double c1 = cpu_self_us(), s1 = cpu_of_us(server_pid), b1 = cpu_of_us(broker_pid);
+    double wc1 = wakeups_of(self_pid), ws1 = wakeups_of(server_pid), wb1 = wakeups_of(broker_pid);
     qsort(samples, (size_t)calls, sizeof(double), cmp_double);
     double median = samples[calls / 2];
     long p99i = (long)((double)calls * 0.99);
@@ -372,6 +390,7 @@ static int run_client(const char *url, const char *queue, long calls, long warmu
     long sent = 0, done0 = c.completed;
     double t0 = now_ms();
     double c1t = cpu_self_us(), s1t = cpu_of_us(server_pid), b1t = cpu_of_us(broker_pid);
+    double wc1t = wakeups_of(self_pid), ws1t = wakeups_of(server_pid), wb1t = wakeups_of(broker_pid);
     for (; sent < inflight && sent < tcalls; sent++) send_request(conn, queue, reply_to, next++, body, reliable);
     while (c.completed - done0 < tcalls) {
         long before = c.completed;
@@ -381,12 +400,17 @@ static int run_client(const char *url, const char *queue, long calls, long warmu
     }
     double elapsed = now_ms() - t0;
     double c2 = cpu_self_us(), s2 = cpu_of_us(server_pid), b2 = cpu_of_us(broker_pid);
+    double wc2 = wakeups_of(self_pid), ws2 = wakeups_of(server_pid), wb2 = wakeups_of(broker_pid);
     printf("FLOOR mode=%s%s median_ms=%.4f p99_ms=%.4f throughput=%.0f calls=%ld in_flight=%ld body=%ld"
            " cpu_client_seq_us=%.2f cpu_server_seq_us=%.2f cpu_broker_seq_us=%.2f"
-           " cpu_client_tput_us=%.2f cpu_server_tput_us=%.2f cpu_broker_tput_us=%.2f\n",
+           " cpu_client_tput_us=%.2f cpu_server_tput_us=%.2f cpu_broker_tput_us=%.2f"
+           " wake_client_seq=%.2f wake_server_seq=%.2f wake_broker_seq=%.2f"
+           " wake_client_tput=%.2f wake_server_tput=%.2f wake_broker_tput=%.2f\n",
            reliable ? "reliable" : "bare", oslo_routing ? "+oslo-routing" : "", median, p99, (double)tcalls / (elapsed / 1000.0), calls, inflight,
            body_bytes, per_call(c0, c1, calls), per_call(s0, s1, calls), per_call(b0, b1, calls),
-           per_call(c1t, c2, tcalls), per_call(s1t, s2, tcalls), per_call(b1t, b2, tcalls));
+           per_call(c1t, c2, tcalls), per_call(s1t, s2, tcalls), per_call(b1t, b2, tcalls),
+           per_call(wc0, wc1, calls), per_call(ws0, ws1, calls), per_call(wb0, wb1, calls),
+           per_call(wc1t, wc2, tcalls), per_call(ws1t, ws2, tcalls), per_call(wb1t, wb2, tcalls));
     fflush(stdout);
     free(c.state);
     free(samples);

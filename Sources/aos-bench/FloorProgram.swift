@@ -60,7 +60,11 @@ enum FloorProgram {
         let perCall = RPCBench.CPUPerCall(
             clientSeq: cpu("cpu_client_seq_us"), serverSeq: cpu("cpu_server_seq_us"),
             brokerSeq: cpu("cpu_broker_seq_us"), clientTput: cpu("cpu_client_tput_us"),
-            serverTput: cpu("cpu_server_tput_us"), brokerTput: cpu("cpu_broker_tput_us"))
+            serverTput: cpu("cpu_server_tput_us"), brokerTput: cpu("cpu_broker_tput_us"),
+            wakeups: RPCBench.WakeupsPerCall(
+                clientSeq: cpu("wake_client_seq"), serverSeq: cpu("wake_server_seq"),
+                brokerSeq: cpu("wake_broker_seq"), clientTput: cpu("wake_client_tput"),
+                serverTput: cpu("wake_server_tput"), brokerTput: cpu("wake_broker_tput")))
         return RPCBench.Figures(median: m, p99: p, throughput: t, cpu: perCall)
     }
 

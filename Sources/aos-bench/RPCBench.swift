@@ -171,6 +171,7 @@ struct RPCBench: AsyncParsableCommand {
                 let label = "C floor, \(f.name) (librabbitmq, \(bodyBytes)-byte body):"
                 print("  \(label.padding(toLength: 54, withPad: " ", startingAt: 0)) \(cf.summary(concurrency))")
                 print("    CPU per call: \(cf.cpu.describe())")
+                print("    wake-ups per call: \(cf.cpu.wakeups.describe())")
             }
             if floors.count == 2 {
                 print("    C reliable/bare: \(Self.ratios(c[1], to: c[0]))")
@@ -179,6 +180,7 @@ struct RPCBench: AsyncParsableCommand {
                 let label = "Swift RPCClient -> RPCServer, \(v.name):"
                 print("  \(label.padding(toLength: 54, withPad: " ", startingAt: 0)) \(s.summary(concurrency))")
                 print("    CPU per call: \(s.cpu.describe())")
+                print("    wake-ups per call: \(s.cpu.wakeups.describe())")
                 for (f, cf) in zip(floors, c) {
                     print("    Swift/C \(f.name.padding(toLength: 8, withPad: " ", startingAt: 0)): \(Self.ratios(s, to: cf))")
                 }
@@ -267,6 +269,9 @@ struct RPCBench: AsyncParsableCommand {
         var clientTput: Double?
         var serverTput: Double?
         var brokerTput: Double?
+        /// Times each process's threads were put on a CPU per call (schedstat's third field):
+        /// the wake-ups a design needs (a thread hand-off costs one), steadier than time here.
+        var wakeups = WakeupsPerCall()
 
         var sequentialTotal: Double? { clientSeq.flatMap { c in serverSeq.map { c + $0 } } }
         var throughputTotal: Double? { clientTput.flatMap { c in serverTput.map { c + $0 } } }
@@ -291,21 +296,44 @@ struct RPCBench: AsyncParsableCommand {
         }
     }
 
+    /// Per call, nil where a process was not measured.
+    struct WakeupsPerCall {
+        var clientSeq: Double?
+        var serverSeq: Double?
+        var brokerSeq: Double?
+        var clientTput: Double?
+        var serverTput: Double?
+        var brokerTput: Double?
+
+        func describe() -> String {
+            func f(_ v: Double?) -> String { v.map { String(format: "%.2f", $0) } ?? "-" }
+            return
+                "sequential client \(f(clientSeq)) + server \(f(serverSeq)) (broker \(f(brokerSeq))); in flight client \(f(clientTput)) + server \(f(serverTput)) (broker \(f(brokerTput)))"
+        }
+    }
+
     func measureSwift(_ client: RPCClient, _ target: RPCTarget, serverPID: Int32?) async throws -> Figures {
         var samples: [Double] = []
         samples.reserveCapacity(calls)
         let clock = ContinuousClock()
         var cpu = CPUPerCall()
+        let me = getpid()
         let c0 = ownCPUMicros(), s0 = serverPID.map(ThreadCPU.read), b0 = brokerPid.map(ThreadCPU.read)
+        let w0 = ThreadCPU.read(pid: me)
         for _ in 0..<calls {
             let t = clock.now
             _ = try await client.call(target, method: "ping", timeout: .seconds(10))
             samples.append(ms(clock.now - t))
         }
         let c1 = ownCPUMicros(), s1 = serverPID.map(ThreadCPU.read), b1 = brokerPid.map(ThreadCPU.read)
-        cpu.clientSeq = (c1 - c0) / Double(max(1, calls))
-        cpu.serverSeq = s1.flatMap { a in s0.map { a.micros(since: $0) / Double(max(1, calls)) } }
-        cpu.brokerSeq = b1.flatMap { a in b0.map { a.micros(since: $0) / Double(max(1, calls)) } }
+        let w1 = ThreadCPU.read(pid: me)
+        let sequential = Double(max(1, calls))
+        cpu.clientSeq = (c1 - c0) / sequential
+        cpu.serverSeq = s1.flatMap { a in s0.map { a.micros(since: $0) / sequential } }
+        cpu.brokerSeq = b1.flatMap { a in b0.map { a.micros(since: $0) / sequential } }
+        cpu.wakeups.clientSeq = w1.wakeups(since: w0) / sequential
+        cpu.wakeups.serverSeq = s1.flatMap { a in s0.map { a.wakeups(since: $0) / sequential } }
+        cpu.wakeups.brokerSeq = b1.flatMap { a in b0.map { a.wakeups(since: $0) / sequential } }
         samples.sort()
         let median = samples.isEmpty ? 0 : samples[samples.count / 2]
         let p99 = samples.isEmpty ? 0 : samples[min(samples.count - 1, Int(Double(samples.count) * 0.99))]
@@ -322,10 +350,14 @@ struct RPCBench: AsyncParsableCommand {
         }
         let elapsed = clock.now - t0
         let c2 = ownCPUMicros(), s2 = serverPID.map(ThreadCPU.read), b2 = brokerPid.map(ThreadCPU.read)
+        let w2 = ThreadCPU.read(pid: me)
         let n = Double(max(1, perWorker * concurrency))
         cpu.clientTput = (c2 - c1) / n
         cpu.serverTput = s2.flatMap { a in s1.map { a.micros(since: $0) / n } }
         cpu.brokerTput = b2.flatMap { a in b1.map { a.micros(since: $0) / n } }
+        cpu.wakeups.clientTput = w2.wakeups(since: w1) / n
+        cpu.wakeups.serverTput = s2.flatMap { a in s1.map { a.wakeups(since: $0) / n } }
+        cpu.wakeups.brokerTput = b2.flatMap { a in b1.map { a.wakeups(since: $0) / n } }
         return Figures(
             median: median, p99: p99, throughput: Double(perWorker * concurrency) / (ms(elapsed) / 1000), cpu: cpu)
     }
@@ -340,18 +372,21 @@ func ownCPUMicros() -> Double {
 }
 
 /// CPU time of each live thread of a process, in ns (`/proc/PID/task/TID/schedstat`, first
-/// field): precise where `/proc/PID/stat`'s clock ticks (10 ms) are not.
+/// field): precise where `/proc/PID/stat`'s clock ticks (10 ms) are not; and how many times
+/// each was put on a CPU (third field).
 struct ThreadCPU {
     var nanos: [Substring: UInt64] = [:]
+    var slices: [Substring: UInt64] = [:]
 
     static func read(pid: Int32) -> ThreadCPU {
         var out = ThreadCPU()
         let dir = "/proc/\(pid)/task"
         for tid in (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [] {
-            guard let text = try? String(contentsOfFile: "\(dir)/\(tid)/schedstat", encoding: .utf8),
-                let first = text.split(separator: " ").first, let ns = UInt64(first)
-            else { continue }
+            guard let text = try? String(contentsOfFile: "\(dir)/\(tid)/schedstat", encoding: .utf8) else { continue }
+            let fields = text.split(whereSeparator: { $0 == " " || $0 == "\n" })
+            guard fields.count >= 3, let ns = UInt64(fields[0]), let runs = UInt64(fields[2]) else { continue }
             out.nanos[Substring(tid)] = ns
+            out.slices[Substring(tid)] = runs
         }
         return out
     }
@@ -361,5 +396,13 @@ struct ThreadCPU {
         var total: UInt64 = 0
         for (tid, ns) in nanos { total &+= ns &- min(ns, earlier.nanos[tid] ?? 0) }
         return Double(total) / 1e3
+    }
+
+    /// Times put on a CPU since `earlier`, over the threads alive at both readings and those
+    /// started in between.
+    func wakeups(since earlier: ThreadCPU) -> Double {
+        var total: UInt64 = 0
+        for (tid, n) in slices { total &+= n &- min(n, earlier.slices[tid] ?? 0) }
+        return Double(total)
     }
 }

@@ -86,6 +86,12 @@ def test_reliable_floor_uses_confirms_manual_ack_and_mandatory(
         assert f" mode={mode} " in line, line
         figures = r" median_ms=\d+\.\d+ p99_ms=\d+\.\d+ throughput=\d+ calls=20 in_flight=4 body=250 "
         assert re.search(figures, line), line
+        # Wake-ups per call (schedstat's third field): its own always, no server or broker pid
+        # given here (-1). A client waiting for each reply sleeps and wakes at least once a call.
+        wake = re.search(r" wake_client_seq=(\d+\.\d\d) wake_server_seq=-1\.00 wake_broker_seq=-1\.00"
+                         r" wake_client_tput=(\d+\.\d\d) ", line)
+        assert wake is not None, line
+        assert float(wake.group(1)) >= 0.5, line
 
     # (rabbitmqctl prints the columns in its own order: these are in that order)
     consumers = {row[0]: row for row in ctl_rows(
@@ -130,6 +136,10 @@ def test_bench_rpc_prints_both_floors_and_every_ratio(swift_bin: Path, amqp_url:
         assert re.search(rf"Swift/C {mode}, default: median \d+\.\d\d–\d+\.\d\dx", out), out
     assert len(re.findall(r"C reliable/bare: median \d+\.\d\dx", out)) == 2, out
     assert re.search(r"over 2 rounds .*\n  C reliable/bare: median \d+\.\d\d–\d+\.\d\dx", out), out
+    # Wake-ups per call of client and server, for both floors and the Swift run, each round.
+    wakeups = re.findall(r"wake-ups per call: sequential client (\d+\.\d\d) \+ server (\d+\.\d\d) ", out)
+    assert len(wakeups) == 6, out
+    assert all(float(c) >= 0.5 and float(s) >= 0.5 for c, s in wakeups), out
 
 
 def test_bench_rpc_floor_choice(swift_bin: Path, amqp_url: str) -> None:
