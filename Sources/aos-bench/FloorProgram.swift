@@ -57,14 +57,12 @@ enum FloorProgram {
             throw ValidationError("rpc_floor: unreadable line \(line)")
         }
         func cpu(_ key: String) -> Double? { v[key].flatMap { $0 >= 0 ? $0 : nil } }
-        let perCall = RPCBench.CPUPerCall(
-            clientSeq: cpu("cpu_client_seq_us"), serverSeq: cpu("cpu_server_seq_us"),
-            brokerSeq: cpu("cpu_broker_seq_us"), clientTput: cpu("cpu_client_tput_us"),
-            serverTput: cpu("cpu_server_tput_us"), brokerTput: cpu("cpu_broker_tput_us"),
-            wakeups: RPCBench.WakeupsPerCall(
-                clientSeq: cpu("wake_client_seq"), serverSeq: cpu("wake_server_seq"),
-                brokerSeq: cpu("wake_broker_seq"), clientTput: cpu("wake_client_tput"),
-                serverTput: cpu("wake_server_tput"), brokerTput: cpu("wake_broker_tput")))
+        func perProcess(_ key: (String) -> String) -> RPCBench.PerProcess {
+            RPCBench.PerProcess(
+                clientSeq: cpu(key("client_seq")), serverSeq: cpu(key("server_seq")), brokerSeq: cpu(key("broker_seq")),
+                clientTput: cpu(key("client_tput")), serverTput: cpu(key("server_tput")), brokerTput: cpu(key("broker_tput")))
+        }
+        let perCall = RPCBench.CPUPerCall(time: perProcess { "cpu_\($0)_us" }, wakeups: perProcess { "wake_\($0)" })
         return RPCBench.Figures(median: m, p99: p, throughput: t, cpu: perCall)
     }
 

@@ -171,7 +171,7 @@ struct RPCBench: AsyncParsableCommand {
                 let label = "C floor, \(f.name) (librabbitmq, \(bodyBytes)-byte body):"
                 print("  \(label.padding(toLength: 54, withPad: " ", startingAt: 0)) \(cf.summary(concurrency))")
                 print("    CPU per call: \(cf.cpu.describe())")
-                print("    wake-ups per call: \(cf.cpu.wakeups.describe())")
+                print("    wake-ups per call: \(cf.cpu.wakeups.describe(decimals: 2))")
             }
             if floors.count == 2 {
                 print("    C reliable/bare: \(Self.ratios(c[1], to: c[0]))")
@@ -180,7 +180,7 @@ struct RPCBench: AsyncParsableCommand {
                 let label = "Swift RPCClient -> RPCServer, \(v.name):"
                 print("  \(label.padding(toLength: 54, withPad: " ", startingAt: 0)) \(s.summary(concurrency))")
                 print("    CPU per call: \(s.cpu.describe())")
-                print("    wake-ups per call: \(s.cpu.wakeups.describe())")
+                print("    wake-ups per call: \(s.cpu.wakeups.describe(decimals: 2))")
                 for (f, cf) in zip(floors, c) {
                     print("    Swift/C \(f.name.padding(toLength: 8, withPad: " ", startingAt: 0)): \(Self.ratios(s, to: cf))")
                 }
@@ -254,40 +254,61 @@ struct RPCBench: AsyncParsableCommand {
             + "throughput \(range(p.map { q($0.0.throughput, $0.1.throughput) }, percent: true)); "
             + "CPU client+server sequential \(range(p.map { q($0.0.cpu.sequentialTotal, $0.1.cpu.sequentialTotal) })), "
             + "in flight \(range(p.map { q($0.0.cpu.throughputTotal, $0.1.cpu.throughputTotal) })); "
-            + "broker sequential \(range(p.map { q($0.0.cpu.brokerSeq, $0.1.cpu.brokerSeq) })), "
-            + "in flight \(range(p.map { q($0.0.cpu.brokerTput, $0.1.cpu.brokerTput) }))"
+            + "broker sequential \(range(p.map { q($0.0.cpu.time.brokerSeq, $0.1.cpu.time.brokerSeq) })), "
+            + "in flight \(range(p.map { q($0.0.cpu.time.brokerTput, $0.1.cpu.time.brokerTput) }))"
     }
 
     static func x(_ a: Double, _ b: Double) -> String { b > 0 ? String(format: "%.2fx", a / b) : "-" }
 
-    /// CPU time (user + system) per call in µs, of the sequential and the concurrent run;
-    /// nil where a process was not measured.
-    struct CPUPerCall {
+    /// One figure per call for each process (client, server, broker) in each run (sequential,
+    /// 16 in flight); nil where a process was not measured.
+    struct PerProcess {
         var clientSeq: Double?
         var serverSeq: Double?
         var brokerSeq: Double?
         var clientTput: Double?
         var serverTput: Double?
         var brokerTput: Double?
-        /// Times each process's threads were put on a CPU per call (schedstat's third field):
-        /// the wake-ups a design needs (a thread hand-off costs one), steadier than time here.
-        var wakeups = WakeupsPerCall()
 
-        var sequentialTotal: Double? { clientSeq.flatMap { c in serverSeq.map { c + $0 } } }
-        var throughputTotal: Double? { clientTput.flatMap { c in serverTput.map { c + $0 } } }
-
-        func describe() -> String {
-            func f(_ v: Double?) -> String { v.map { String(format: "%.1f", $0) } ?? "-" }
-            return
-                "sequential client \(f(clientSeq)) µs + server \(f(serverSeq)) µs (broker \(f(brokerSeq)) µs); in flight client \(f(clientTput)) + server \(f(serverTput)) µs (broker \(f(brokerTput)) µs)"
+        init(
+            clientSeq: Double? = nil, serverSeq: Double? = nil, brokerSeq: Double? = nil, clientTput: Double? = nil,
+            serverTput: Double? = nil, brokerTput: Double? = nil
+        ) {
+            (self.clientSeq, self.serverSeq, self.brokerSeq) = (clientSeq, serverSeq, brokerSeq)
+            (self.clientTput, self.serverTput, self.brokerTput) = (clientTput, serverTput, brokerTput)
         }
+
+        init(sequential s: ProcessReadings.Figure, inFlight t: ProcessReadings.Figure) {
+            self.init(
+                clientSeq: s.client, serverSeq: s.server, brokerSeq: s.broker, clientTput: t.client, serverTput: t.server,
+                brokerTput: t.broker)
+        }
+
+        func describe(decimals: Int, unit: String = "") -> String {
+            func f(_ v: Double?) -> String { v.map { String(format: "%.\(decimals)f", $0) } ?? "-" }
+            return
+                "sequential client \(f(clientSeq))\(unit) + server \(f(serverSeq))\(unit) (broker \(f(brokerSeq))\(unit)); in flight client \(f(clientTput)) + server \(f(serverTput))\(unit) (broker \(f(brokerTput))\(unit))"
+        }
+    }
+
+    /// CPU time (user + system) per call in µs, and wake-ups per call: how many times each
+    /// process's threads were put on a CPU (schedstat's third field), the hand-offs a design
+    /// needs (one each), steadier than time on a shared machine.
+    struct CPUPerCall {
+        var time = PerProcess()
+        var wakeups = PerProcess()
+
+        var sequentialTotal: Double? { time.clientSeq.flatMap { c in time.serverSeq.map { c + $0 } } }
+        var throughputTotal: Double? { time.clientTput.flatMap { c in time.serverTput.map { c + $0 } } }
+
+        func describe() -> String { time.describe(decimals: 1, unit: " µs") }
 
         func ratio(to c: CPUPerCall) -> String {
             "sequential \(Self.times(sequentialTotal, c.sequentialTotal)), in flight \(Self.times(throughputTotal, c.throughputTotal))"
         }
 
         func brokerRatio(to c: CPUPerCall) -> String {
-            "sequential \(Self.times(brokerSeq, c.brokerSeq)), in flight \(Self.times(brokerTput, c.brokerTput))"
+            "sequential \(Self.times(time.brokerSeq, c.time.brokerSeq)), in flight \(Self.times(time.brokerTput, c.time.brokerTput))"
         }
 
         static func times(_ a: Double?, _ b: Double?) -> String {
@@ -296,44 +317,19 @@ struct RPCBench: AsyncParsableCommand {
         }
     }
 
-    /// Per call, nil where a process was not measured.
-    struct WakeupsPerCall {
-        var clientSeq: Double?
-        var serverSeq: Double?
-        var brokerSeq: Double?
-        var clientTput: Double?
-        var serverTput: Double?
-        var brokerTput: Double?
-
-        func describe() -> String {
-            func f(_ v: Double?) -> String { v.map { String(format: "%.2f", $0) } ?? "-" }
-            return
-                "sequential client \(f(clientSeq)) + server \(f(serverSeq)) (broker \(f(brokerSeq))); in flight client \(f(clientTput)) + server \(f(serverTput)) (broker \(f(brokerTput)))"
-        }
-    }
-
     func measureSwift(_ client: RPCClient, _ target: RPCTarget, serverPID: Int32?) async throws -> Figures {
         var samples: [Double] = []
         samples.reserveCapacity(calls)
         let clock = ContinuousClock()
         var cpu = CPUPerCall()
-        let me = getpid()
-        let c0 = ownCPUMicros(), s0 = serverPID.map(ThreadCPU.read), b0 = brokerPid.map(ThreadCPU.read)
-        let w0 = ThreadCPU.read(pid: me)
+        let r0 = ProcessReadings.take(serverPID: serverPID, brokerPID: brokerPid)
         for _ in 0..<calls {
             let t = clock.now
             _ = try await client.call(target, method: "ping", timeout: .seconds(10))
             samples.append(ms(clock.now - t))
         }
-        let c1 = ownCPUMicros(), s1 = serverPID.map(ThreadCPU.read), b1 = brokerPid.map(ThreadCPU.read)
-        let w1 = ThreadCPU.read(pid: me)
-        let sequential = Double(max(1, calls))
-        cpu.clientSeq = (c1 - c0) / sequential
-        cpu.serverSeq = s1.flatMap { a in s0.map { a.micros(since: $0) / sequential } }
-        cpu.brokerSeq = b1.flatMap { a in b0.map { a.micros(since: $0) / sequential } }
-        cpu.wakeups.clientSeq = w1.wakeups(since: w0) / sequential
-        cpu.wakeups.serverSeq = s1.flatMap { a in s0.map { a.wakeups(since: $0) / sequential } }
-        cpu.wakeups.brokerSeq = b1.flatMap { a in b0.map { a.wakeups(since: $0) / sequential } }
+        let r1 = ProcessReadings.take(serverPID: serverPID, brokerPID: brokerPid)
+        let sequential = r1.perCall(since: r0, calls: Double(max(1, calls)))
         samples.sort()
         let median = samples.isEmpty ? 0 : samples[samples.count / 2]
         let p99 = samples.isEmpty ? 0 : samples[min(samples.count - 1, Int(Double(samples.count) * 0.99))]
@@ -349,19 +345,52 @@ struct RPCBench: AsyncParsableCommand {
             try await group.waitForAll()
         }
         let elapsed = clock.now - t0
-        let c2 = ownCPUMicros(), s2 = serverPID.map(ThreadCPU.read), b2 = brokerPid.map(ThreadCPU.read)
-        let w2 = ThreadCPU.read(pid: me)
-        let n = Double(max(1, perWorker * concurrency))
-        cpu.clientTput = (c2 - c1) / n
-        cpu.serverTput = s2.flatMap { a in s1.map { a.micros(since: $0) / n } }
-        cpu.brokerTput = b2.flatMap { a in b1.map { a.micros(since: $0) / n } }
-        cpu.wakeups.clientTput = w2.wakeups(since: w1) / n
-        cpu.wakeups.serverTput = s2.flatMap { a in s1.map { a.wakeups(since: $0) / n } }
-        cpu.wakeups.brokerTput = b2.flatMap { a in b1.map { a.wakeups(since: $0) / n } }
+        let r2 = ProcessReadings.take(serverPID: serverPID, brokerPID: brokerPid)
+        let inFlight = r2.perCall(since: r1, calls: Double(max(1, perWorker * concurrency)))
+        cpu.time = PerProcess(sequential: sequential.time, inFlight: inFlight.time)
+        cpu.wakeups = PerProcess(sequential: sequential.wakeups, inFlight: inFlight.wakeups)
         return Figures(
             median: median, p99: p99, throughput: Double(perWorker * concurrency) / (ms(elapsed) / 1000), cpu: cpu)
     }
 
+}
+
+/// What `aos-bench rpc` reads of the client (this process), the server and the broker before
+/// and after a run.
+struct ProcessReadings {
+    /// Client, server, broker; nil where a process was not measured.
+    struct Figure {
+        var client: Double?
+        var server: Double?
+        var broker: Double?
+    }
+
+    var ownCPU: Double
+    var own: ThreadCPU
+    var server: ThreadCPU?
+    var broker: ThreadCPU?
+
+    static func take(serverPID: Int32?, brokerPID: Int32?) -> ProcessReadings {
+        ProcessReadings(
+            ownCPU: ownCPUMicros(), own: ThreadCPU.read(pid: getpid()), server: serverPID.map(ThreadCPU.read),
+            broker: brokerPID.map(ThreadCPU.read))
+    }
+
+    /// CPU time in µs and wake-ups, per call, since `earlier`.
+    func perCall(since earlier: ProcessReadings, calls: Double) -> (time: Figure, wakeups: Figure) {
+        func each(_ f: (ThreadCPU, ThreadCPU) -> Double) -> (Double?, Double?) {
+            (
+                server.flatMap { a in earlier.server.map { f(a, $0) / calls } },
+                broker.flatMap { a in earlier.broker.map { f(a, $0) / calls } }
+            )
+        }
+        let (serverTime, brokerTime) = each { $0.micros(since: $1) }
+        let (serverWakeups, brokerWakeups) = each { $0.wakeups(since: $1) }
+        return (
+            Figure(client: (ownCPU - earlier.ownCPU) / calls, server: serverTime, broker: brokerTime),
+            Figure(client: own.wakeups(since: earlier.own) / calls, server: serverWakeups, broker: brokerWakeups)
+        )
+    }
 }
 
 /// CPU time (user + system) of this process, all threads, in µs.
