@@ -68,12 +68,27 @@ final class InflightLimiter: Sendable {
     /// Like `start`, for a reply phase started without awaiting (`AfterCallback`): the task
     /// ends once the reply is handed on, and the reply slot is released by `done`, so a
     /// publisher confirm does not resume the task (a thread wake-up per request).
-    func startReplying(_ work: @escaping @Sendable () async -> AfterCallback?) { startTask(work) }
+    /// `holdingSlot`: the caller took the work slot with `tryAcquire` (the task must not wait
+    /// for another one).
+    func startReplying(holdingSlot: Bool = false, _ work: @escaping @Sendable () async -> AfterCallback?) {
+        startTask(holdingSlot: holdingSlot, work)
+    }
 
-    private func startTask(_ work: @escaping @Sendable () async -> AfterCallback?) {
+    /// Takes a work slot now if one is free and no task waits for one (they keep their turn);
+    /// never blocks. The server calls it on the I/O thread as a request arrives, so that it can
+    /// ack the request right there: the task it starts then holds the slot (`holdingSlot`).
+    func tryAcquire() -> Bool {
+        state.withLock { s -> Bool in
+            guard s.running < limit && s.replying < replyLimit && s.queued.isEmpty else { return false }
+            s.running += 1
+            return true
+        }
+    }
+
+    private func startTask(holdingSlot: Bool = false, _ work: @escaping @Sendable () async -> AfterCallback?) {
         _ = outstanding.enter()
         Task(executorPreference: executor) { [self] in
-            await acquire()
+            if !holdingSlot { await acquire() }
             let after = await work()
             let wake = state.withLock { s -> [CheckedContinuation<Void, Never>] in
                 s.running -= 1

@@ -138,10 +138,14 @@ public final class RPCServer: Sendable {
         for (q, route) in [(topic, RPCRoute.topic), ("\(topic).\(server)", .directed), (fanoutQueue, .fanout)] {
             tags.append(
                 try await connection.consume(queue: q, options: consume) { delivery in
-                    inflight.startReplying {
-                        // Acked once a slot is free, before execution (at-most-once). A copy
-                        // whose connection is gone was requeued by the broker: not ours to run.
-                        guard self.connection.ack(delivery) else {
+                    // On the I/O thread. Acked once a slot is free, before execution (at-most-once).
+                    // A slot is usually free now: then the ack is queued here, on this thread, and
+                    // leaves in this loop turn, before the task exists (no hand-off back to this
+                    // thread for it).
+                    let ackedHere: Bool? = inflight.tryAcquire() ? self.connection.ack(delivery) : nil
+                    inflight.startReplying(holdingSlot: ackedHere != nil) {
+                        // A copy whose connection is gone was requeued by the broker: not ours to run.
+                        guard ackedHere ?? self.connection.ack(delivery) else {
                             self.logger.debug("dropping a delivery from a lost connection (the broker redelivers it)")
                             return nil
                         }

@@ -271,6 +271,37 @@ final class FakeBroker: Sendable {
         await limiter.waitUntilIdle()
     }
 
+    /// The server takes a slot on the I/O thread as a request arrives (to ack it there): only
+    /// a free one, never ahead of a task already waiting, and the task it starts releases it.
+    @Test func slotTakenAtArrivalIsBoundedAndReleased() async {
+        let limiter = InflightLimiter(limit: 1, replyLimit: 1)
+        #expect(limiter.tryAcquire())
+        #expect(!limiter.tryAcquire())  // the one slot is taken
+        let (gate, open) = AsyncStream<Void>.makeStream(bufferingPolicy: .unbounded)
+        let (started, startedCont) = AsyncStream<Int>.makeStream(bufferingPolicy: .unbounded)
+        limiter.startReplying(holdingSlot: true) {
+            startedCont.yield(1)
+            for await _ in gate { break }
+            return nil
+        }
+        var it = started.makeAsyncIterator()
+        #expect(await it.next() == 1)  // ran at once on the slot taken for it
+        limiter.startReplying {  // no slot: this one waits in the queue
+            startedCont.yield(2)
+            return nil
+        }
+        while limiter.queuedCount == 0 { await Task.yield() }
+        open.yield()
+        open.finish()
+        #expect(await it.next() == 2)  // the first released its slot to the queued one
+        await limiter.waitUntilIdle()
+        #expect(limiter.runningCount == 0)
+        #expect(limiter.tryAcquire())
+        limiter.startReplying(holdingSlot: true) { nil }
+        await limiter.waitUntilIdle()
+        #expect(limiter.runningCount == 0)
+    }
+
     @Test func goingIdleRunsTheHook() async {
         let calls = Mutex(0)
         let limiter = InflightLimiter(limit: 2) { calls.withLock { $0 += 1 } }
