@@ -16,6 +16,13 @@ final class InflightLimiter: Sendable {
         var replying = 0
         var queued: [CheckedContinuation<Void, Never>] = []
 
+        /// Takes a slot if one is free and no task waits for one (they keep their turn).
+        mutating func take(limit: Int, replyLimit: Int) -> Bool {
+            guard running < limit && replying < replyLimit && queued.isEmpty else { return false }
+            running += 1
+            return true
+        }
+
         /// Hands free slots to waiting tasks; returns whom to resume.
         mutating func grant(limit: Int, replyLimit: Int) -> [CheckedContinuation<Void, Never>] {
             var out: [CheckedContinuation<Void, Never>] = []
@@ -78,11 +85,7 @@ final class InflightLimiter: Sendable {
     /// never blocks. The server calls it on the I/O thread as a request arrives, so that it can
     /// ack the request right there: the task it starts then holds the slot (`holdingSlot`).
     func tryAcquire() -> Bool {
-        state.withLock { s -> Bool in
-            guard s.running < limit && s.replying < replyLimit && s.queued.isEmpty else { return false }
-            s.running += 1
-            return true
-        }
+        state.withLock { $0.take(limit: limit, replyLimit: replyLimit) }
     }
 
     private func startTask(holdingSlot: Bool = false, _ work: @escaping @Sendable () async -> AfterCallback?) {
@@ -111,10 +114,7 @@ final class InflightLimiter: Sendable {
     private func acquire() async {
         await withCheckedContinuation { cont in
             let now = state.withLock { s -> Bool in
-                if s.running < limit && s.replying < replyLimit && s.queued.isEmpty {
-                    s.running += 1
-                    return true
-                }
+                if s.take(limit: limit, replyLimit: replyLimit) { return true }
                 s.queued.append(cont)
                 return false
             }
