@@ -7,9 +7,21 @@ import Glibc
 /// The frame pump: reads what the broker sends (deliveries, confirms, returns, consumer
 /// cancels, flow control, closes) and hands it on. On the I/O thread only.
 extension ConnectionCore {
+    /// Reads what the library has and what the socket holds. After the first read of a turn it
+    /// goes on only while the library holds more input: whether the socket has more is the next
+    /// poll's question (asking here costs a `recv` that fails and a `poll` inside the library).
+    /// Over TLS it reads until the library finds nothing, every turn, as before: what OpenSSL
+    /// has decrypted but not handed out is invisible to poll.
     func pump() {
+        lastPumpAt = .now
         var budget = 512  // let queued jobs (replies) run between bursts
+        var first = true
         while case .connected(let s) = link, budget > 0 {
+            if !first && !s.isTLS && !libraryHasInput(s) {
+                socketMayBeReadable = false
+                return
+            }
+            first = false
             budget -= 1
             let c = s.handle
             amqp_maybe_release_buffers(c)
@@ -22,7 +34,10 @@ extension ConnectionCore {
                 continue
             }
             if r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION {
-                if r.library_error == AMQP_STATUS_TIMEOUT.rawValue { return }
+                if r.library_error == AMQP_STATUS_TIMEOUT.rawValue {
+                    socketMayBeReadable = s.isTLS
+                    return
+                }
                 if r.library_error == AMQP_STATUS_UNEXPECTED_STATE.rawValue {
                     var frame = amqp_frame_t()
                     let w = amqp_simple_wait_frame(c, &frame)

@@ -45,6 +45,18 @@ final class ConnectionCore {
     private var waiting: [Waiting] = []
     /// The last poll found the mailbox's eventfd readable.
     private var eventFDSignalled = false
+    /// The socket may hold bytes the library has not read: the last poll said so (or timed
+    /// out: the library sends and checks heartbeats only inside its calls), or the pump stopped
+    /// before draining it. Cleared once the pump has read what there was, so that a loop turn
+    /// woken for queued work does not ask the socket again (each ask is a `recv` that fails with
+    /// EAGAIN and the library's `poll` with a zero timeout; docs/performance.md, "The frame pump
+    /// reads the socket only when poll says so").
+    var socketMayBeReadable = true
+    /// When the pump last ran: it runs at least once per heartbeat tick whatever the socket said.
+    var lastPumpAt = ContinuousClock.now
+    /// Loop turns that skipped the poll because work was queued: after a few, the socket is
+    /// looked at (without waiting) so that a steady stream of work cannot starve reading.
+    private var pollsSkipped = 0
 
     init(config: AMQPConfiguration, logger: Logger, mailbox: Mailbox, status: StatusBox, executor: ConnectionExecutor) {
         self.config = config
@@ -91,12 +103,24 @@ final class ConnectionCore {
             }
             if mailbox.isClosing { break }
             if !isConnected && ContinuousClock.now >= nextAttemptAt { connect() }
-            if isConnected { pump() }
+            if let s = session, socketMayBeReadable || libraryHasInput(s) || ContinuousClock.now - lastPumpAt >= heartbeatTick {
+                pump()
+            }
             expireDeadlines()
             pollOnce()
         }
         shutdown()
     }
+
+    /// Frames or bytes the library has already read off the socket.
+    func libraryHasInput(_ s: Session) -> Bool {
+        amqp_frames_enqueued(s.handle) != 0 || amqp_data_in_buffer(s.handle) != 0
+    }
+
+    /// How long the loop may wait without running the pump: often enough to send heartbeats
+    /// (the library only does it inside calls).
+    private var heartbeatTickMs: Int { config.heartbeat > 0 ? max(250, config.heartbeat * 1000 / 4) : 60_000 }
+    private var heartbeatTick: Duration { .milliseconds(heartbeatTickMs) }
 
     private func pollOnce() {
         var timeoutMs: Int
@@ -104,10 +128,14 @@ final class ConnectionCore {
         var sockfd: Int32 = -1
         switch link {
         case .connected(let s):
-            if amqp_frames_enqueued(s.handle) != 0 || amqp_data_in_buffer(s.handle) != 0 { return }
-            if mailbox.hasWork { return }  // posted on this thread (no eventfd write)
-            // Wake often enough to send heartbeats (the library only does it inside calls).
-            timeoutMs = config.heartbeat > 0 ? max(250, config.heartbeat * 1000 / 4) : 60_000
+            if libraryHasInput(s) { return }
+            if mailbox.hasWork {  // posted on this thread (no eventfd write)
+                pollsSkipped += 1
+                if socketMayBeReadable || pollsSkipped < 8 { return }
+                timeoutMs = 0
+            } else {
+                timeoutMs = heartbeatTickMs
+            }
             sockfd = s.sockfd
         case .disconnected:
             if mailbox.hasWork { return }
@@ -126,10 +154,14 @@ final class ConnectionCore {
             pollfd(fd: sockfd, events: Int16(POLLIN), revents: 0)
         )
         let count: nfds_t = sockfd >= 0 ? 2 : 1
-        _ = withUnsafeMutableBytes(of: &fds) { raw in
+        let ready = withUnsafeMutableBytes(of: &fds) { raw in
             poll(raw.baseAddress?.assumingMemoryBound(to: pollfd.self), count, Int32(timeoutMs))
         }
+        pollsSkipped = 0
         eventFDSignalled = fds.0.revents != 0
+        // Readable, closed or in error: the pump finds out which. A poll that waited its whole
+        // timeout lets the pump run too (heartbeats; a deadline may have been the reason).
+        if sockfd >= 0 && (fds.1.revents != 0 || (ready == 0 && timeoutMs > 0)) { socketMayBeReadable = true }
     }
 
     // MARK: - Connecting
@@ -144,6 +176,7 @@ final class ConnectionCore {
         case .failure(let f): return scheduleRetry(f.reason)
         }
         link = .connected(s)
+        socketMayBeReadable = true
         if let e = s.replay(topology.replaySteps, connectionPrefetch: topology.prefetch) {
             teardown(reason: e)
             return scheduleRetry(e)

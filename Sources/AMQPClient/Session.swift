@@ -19,6 +19,9 @@ struct Session {
     let loginUser: String
     /// "host:port", for logs and the connection state.
     let broker: String
+    /// Over TLS, OpenSSL may hold decrypted input that a poll of the socket does not show: the
+    /// pump then reads until the library reports nothing more (`ConnectionCore.pump`).
+    let isTLS: Bool
     /// The broker said connection.blocked (resource alarm): publishes wait.
     var blocked = false
 
@@ -71,7 +74,9 @@ struct Session {
         if let e = checkReply(c, "channel.open") { return fail(e) }
         _ = amqp_confirm_select(c, channel)
         if let e = checkReply(c, "confirm.select") { return fail(e) }
-        return .success(Session(handle: c, sockfd: amqp_get_sockfd(c), loginUser: host.username, broker: broker))
+        return .success(
+            Session(
+                handle: c, sockfd: amqp_get_sockfd(c), loginUser: host.username, broker: broker, isTLS: config.tls != nil))
     }
 
     /// What failed, as text for logs and errors.

@@ -74,6 +74,39 @@ private final class Counter: Sendable {
         #expect(!later)
     }
 
+    /// The loop reads the socket only when its last poll said so, and skips the poll while work
+    /// is queued on the I/O thread: a task that keeps queueing itself there (it yields in a loop)
+    /// must not starve reading. It waits for its own publish's confirm and for the message to
+    /// come back, both of which only a read brings; it gives up after 10 s (the failure).
+    @Test(.enabled(if: brokerURL != nil, "needs a broker (AOS_TEST_AMQP_URL): run through scripts/test.sh"))
+    func aTaskThatKeepsTheIOThreadBusyDoesNotStarveReading() async throws {
+        let url = try TransportURL(parsing: try #require(brokerURL))
+        let connection = AMQPConnection(configuration: try AMQPConfiguration(url: url), logger: quietLogger())
+        let queue = "busy_\(makeUUIDHex())"
+        try await connection.declare(queue: QueueDeclaration(name: queue, autoDelete: true))
+        let received = Counter()
+        try await connection.consume(queue: queue) { _ in received.value.add(1, ordering: .releasing) }
+        let confirmed = Counter()
+        let (turns, allArrived) = await Task(executorPreference: connection.executor) { () -> (Int, Bool) in
+            connection.publish([0x7B, 0x7D], exchange: "", routingKey: queue, mandatory: true) { result in
+                if case .success = result { confirmed.value.add(1, ordering: .releasing) }
+            }
+            let giveUp = ContinuousClock.now + .seconds(10)
+            var turns = 0
+            while received.value.load(ordering: .acquiring) == 0 || confirmed.value.load(ordering: .acquiring) == 0 {
+                if ContinuousClock.now > giveUp { return (turns, false) }
+                turns += 1
+                await Task.yield()  // back into the mailbox: the loop always has work
+            }
+            return (turns, connection.executor.isCurrent)
+        }.value
+        #expect(
+            allArrived,
+            "after \(turns) turns: confirmed \(confirmed.value.load(ordering: .acquiring)), received \(received.value.load(ordering: .acquiring))"
+        )
+        await connection.close()
+    }
+
     @Test(.enabled(if: brokerURL != nil, "needs a broker (AOS_TEST_AMQP_URL): run through scripts/test.sh"))
     func aServerDispatchingOnItsConnectionThreadServesPinnedAndUnpinnedCallers() async throws {
         let url = try TransportURL(parsing: try #require(brokerURL))
