@@ -85,6 +85,7 @@ final class ConnectionCore {
     func runLoop() {
         mailbox.registerIOThread()
         let taskExecutor = executor.asUnownedTaskExecutor()
+        var batch: [Work] = []
         while true {
             mailbox.drainWakeups(signalled: eventFDSignalled)
             eventFDSignalled = false
@@ -92,7 +93,7 @@ final class ConnectionCore {
             // resumes) runs in the same turn, without a poll in between; bounded so that
             // frames are still read under a flood of posts.
             for _ in 0..<64 {
-                let batch = mailbox.take()
+                mailbox.take(into: &batch)
                 if batch.isEmpty { break }
                 for work in batch {
                     switch work {
@@ -100,6 +101,7 @@ final class ConnectionCore {
                     case .task(let task): task.runSynchronously(on: taskExecutor)
                     }
                 }
+                batch.removeAll(keepingCapacity: true)  // what the jobs held (bodies) goes now
             }
             if mailbox.isClosing { break }
             if !isConnected && ContinuousClock.now >= nextAttemptAt { connect() }

@@ -80,11 +80,18 @@ final class Mailbox: Sendable {
     var hasWork: Bool { state.withLock { !$0.work.isEmpty } }
 
     func take() -> [Work] {
-        state.withLock { s in
-            let j = s.work
-            s.work.removeAll(keepingCapacity: true)
-            return j
-        }
+        var batch: [Work] = []
+        take(into: &batch)
+        return batch
+    }
+
+    /// Swaps the queue with `batch` (emptied first, its storage kept): the I/O thread's loop
+    /// passes the same array every turn, so taking work allocates nothing. (Copying the queue
+    /// out and then emptying it with `keepingCapacity` allocated a fresh buffer on every take,
+    /// the empty ones included: the copy still shared the old one.)
+    func take(into batch: inout [Work]) {
+        batch.removeAll(keepingCapacity: true)
+        state.withLock { swap(&$0.work, &batch) }
     }
 
     func wakeUp() {
