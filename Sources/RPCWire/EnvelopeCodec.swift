@@ -71,10 +71,7 @@ extension OsloEnvelope {
 
     static func checkVersion(_ v: JSONValue) throws(WireError) {
         guard case .string(let version) = v else { throw .malformed("oslo.version is not a string") }
-        let parts = version.split(separator: ".")
-        guard parts.count >= 1, parts[0] == "2", parts.count < 2 || parts[1] == "0" else {
-            throw .unsupportedEnvelope(version)
-        }
+        guard isSupported(version: version) else { throw .unsupportedEnvelope(version) }
     }
 
     /// Walks the inner message (an object), handing each member's key to `member`, which

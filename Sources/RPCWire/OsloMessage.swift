@@ -8,6 +8,25 @@ public enum OsloEnvelope {
     /// Wraps an inner message the way oslo does: the inner JSON is itself a JSON string.
     public static func wrap(_ inner: JSONValue) -> [UInt8] { wrap(innerBytes: JSONWriter.bytes(inner)) }
 
+    /// Whether `version` names the 2.0 envelope: its first dot-separated part is "2" and its
+    /// second, if any, "0" (empty parts skipped, as `split` skips them: "2", "2.0", "2.0.1").
+    /// A scan, not `split`: this runs for every message and `split` allocates its array.
+    static func isSupported(version: String) -> Bool {
+        let u = version.utf8
+        var i = u.startIndex
+        var parts = 0
+        while parts < 2 {
+            while i < u.endIndex && u[i] == UInt8(ascii: ".") { i = u.index(after: i) }
+            if i == u.endIndex { break }
+            let start = i
+            while i < u.endIndex && u[i] != UInt8(ascii: ".") { i = u.index(after: i) }
+            let expected = parts == 0 ? UInt8(ascii: "2") : UInt8(ascii: "0")
+            guard u.index(after: start) == i, u[start] == expected else { return false }
+            parts += 1
+        }
+        return parts >= 1
+    }
+
     /// Accepts the 2.0 envelope and the un-enveloped 1.0 form, as oslo's receivers do.
     public static func unwrap(_ body: some Collection<UInt8>) throws(WireError) -> [String: JSONValue] {
         let outer: JSONValue
@@ -15,10 +34,7 @@ public enum OsloEnvelope {
         guard case .object(let o) = outer else { throw .malformed("body is not a JSON object") }
         guard let v = o["oslo.version"] else { return o }  // 1.0: the message itself
         guard case .string(let version) = v else { throw .malformed("oslo.version is not a string") }
-        let parts = version.split(separator: ".")
-        guard parts.count >= 1, parts[0] == "2", parts.count < 2 || parts[1] == "0" else {
-            throw .unsupportedEnvelope(version)
-        }
+        guard isSupported(version: version) else { throw .unsupportedEnvelope(version) }
         guard case .string(let innerText) = o["oslo.message"] ?? .null else {
             throw .malformed("oslo.message is missing or not a string")
         }

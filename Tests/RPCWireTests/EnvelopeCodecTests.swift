@@ -127,6 +127,28 @@ import Testing
         Self.expectAgreement(Array(text.utf8))
     }
 
+    /// The version check scans instead of splitting; it must accept exactly what the rule
+    /// written with `split` accepts (first non-empty dot-separated part "2", second, if any, "0").
+    @Test func versionCheckAcceptsWhatTheSplitRuleAccepts() {
+        func rule(_ v: String) -> Bool {
+            let parts = v.split(separator: ".")
+            return parts.count >= 1 && parts[0] == "2" && (parts.count < 2 || parts[1] == "0")
+        }
+        var versions = [
+            "", ".", "..", "2", "2.", ".2", "2.0", "2.0.", "2.0.1", "2.0.x", "..2..0..", "2.1", "2.00", "20", "02",
+            "3.0", "2 .0", "2.0 ", "١.٠", "2.0\u{0}", "2\u{0}",
+        ]
+        var rng = SplitMix(seed: 42)
+        let alphabet: [Character] = ["2", "0", ".", "1", "x", " "]
+        for _ in 0..<2000 {
+            versions.append(String((0..<rng.below(7)).map { _ in alphabet[rng.below(alphabet.count)] }))
+        }
+        for v in versions {
+            #expect(OsloEnvelope.isSupported(version: v) == rule(v), "version \(v.debugDescription)")
+        }
+        #expect(versions.contains { rule($0) } && versions.contains { !rule($0) })
+    }
+
     @Test func invalidUTF8TruncationAndDepthAgree() {
         let good = RPCRequest(method: "m", args: ["a": "b"], msgID: "m1", replyQueue: "reply_q", context: ["k": "v"]).encodeBody()
         // Invalid UTF-8 in each place: an outer key, an inner key (raw, in oslo.message's bytes), a value.
