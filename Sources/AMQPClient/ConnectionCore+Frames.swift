@@ -97,10 +97,10 @@ extension ConnectionCore {
         switch m.id {
         case AOS_BASIC_ACK:
             let a = m.decoded.assumingMemoryBound(to: amqp_basic_ack_t.self).pointee
-            settle(confirms.confirmed(upTo: a.delivery_tag, multiple: a.multiple != 0, ok: true))
+            settle(upTo: a.delivery_tag, multiple: a.multiple != 0, ok: true)
         case AOS_BASIC_NACK:
             let a = m.decoded.assumingMemoryBound(to: amqp_basic_nack_t.self).pointee
-            settle(confirms.confirmed(upTo: a.delivery_tag, multiple: a.multiple != 0, ok: false))
+            settle(upTo: a.delivery_tag, multiple: a.multiple != 0, ok: false)
         case AOS_BASIC_RETURN:
             let r = m.decoded.assumingMemoryBound(to: amqp_basic_return_t.self).pointee
             let ex = r.exchange.string, rk = r.routing_key.string
@@ -134,6 +134,15 @@ extension ConnectionCore {
 
     private func settle(_ settled: [PublishConfirms<Completion>.Settled]) {
         for (completion, result) in settled { completion(result) }
+    }
+
+    /// Completions run after the bookkeeping (one may publish again).
+    private func settle(upTo tag: UInt64, multiple: Bool, ok: Bool) {
+        if multiple {
+            settle(confirms.confirmed(upTo: tag, multiple: true, ok: ok))
+        } else if let (completion, result) = confirms.confirmed(tag: tag, ok: ok) {
+            completion(result)
+        }
     }
 
     /// The broker cancelled a consumer (its queue was deleted): declare the queue

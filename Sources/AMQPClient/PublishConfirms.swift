@@ -64,20 +64,29 @@ struct PublishConfirms<Waiter> {
 
     /// basic.ack (`ok`) or basic.nack for `tag`, or for every tag up to it with `multiple`.
     mutating func confirmed(upTo tag: UInt64, multiple: Bool, ok: Bool) -> [Settled] {
-        let tags = multiple ? outstanding.keys.filter { $0 <= tag }.sorted() : [tag]
+        guard multiple else { return confirmed(tag: tag, ok: ok).map { [$0] } ?? [] }
+        let tags = outstanding.keys.filter { $0 <= tag }.sorted()
         var settled: [Settled] = []
         settled.reserveCapacity(tags.count)
         for t in tags {
             guard let p = outstanding.removeValue(forKey: t) else { continue }
-            if !ok {
-                settled.append((p.waiter, .failure(.nacked)))
-            } else if let r = p.returned {
-                settled.append((p.waiter, .failure(.unroutable(exchange: p.exchange, routingKey: p.routingKey, reply: r))))
-            } else {
-                settled.append((p.waiter, .success(())))
-            }
+            settled.append(Self.outcome(of: p, ok: ok))
         }
         return settled
+    }
+
+    /// basic.ack or basic.nack for `tag` alone (not `multiple`: what the broker sends for a
+    /// lone publish, once per call): no array, where the general form built two.
+    mutating func confirmed(tag: UInt64, ok: Bool) -> Settled? {
+        outstanding.removeValue(forKey: tag).map { Self.outcome(of: $0, ok: ok) }
+    }
+
+    private static func outcome(of p: Outstanding, ok: Bool) -> Settled {
+        if !ok { return (p.waiter, .failure(.nacked)) }
+        if let r = p.returned {
+            return (p.waiter, .failure(.unroutable(exchange: p.exchange, routingKey: p.routingKey, reply: r)))
+        }
+        return (p.waiter, .success(()))
     }
 
     /// Publishes whose deadline has passed without a confirm, oldest first.

@@ -69,6 +69,24 @@ import Testing
             ])
     }
 
+    /// The single-tag form the I/O thread uses for a lone ack or nack settles like the general one.
+    @Test func aLoneAckOrNackSettlesItsTagWithTheSameOutcomes() {
+        var c = Confirms()
+        _ = publish(&c, "kept")
+        _ = publish(&c, "returned", mandatory: true)
+        _ = publish(&c, "refused")
+        c.returned(exchange: "x", routingKey: "k", reply: "312 NO_ROUTE")
+        let returned = c.confirmed(tag: 2, ok: true)
+        #expect(returned?.waiter == "returned")
+        #expect(returned.map { Self.error($0.result) } == .unroutable(exchange: "x", routingKey: "k", reply: "312 NO_ROUTE"))
+        let refused = c.confirmed(tag: 3, ok: false)
+        #expect(refused?.waiter == "refused" && refused.map { Self.error($0.result) } == .nacked)
+        #expect(c.confirmed(tag: 3, ok: true) == nil)  // already settled
+        let kept = c.confirmed(tag: 1, ok: true)
+        #expect(kept?.waiter == "kept" && kept.map { Self.error($0.result) } == .some(nil))
+        #expect(c.isEmpty)
+    }
+
     @Test func aSecondReturnMarksTheNextOne() {
         var c = Confirms()
         _ = publish(&c, "first", mandatory: true)
