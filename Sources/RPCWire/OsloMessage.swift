@@ -10,7 +10,9 @@ public enum OsloEnvelope {
 
     /// Whether `version` names the 2.0 envelope: its first dot-separated part is "2" and its
     /// second, if any, "0" (empty parts skipped, as `split` skips them: "2", "2.0", "2.0.1").
-    /// A scan, not `split`: this runs for every message and `split` allocates its array.
+    /// A scan, not `split`: this runs for every message and `split` allocates its array. It
+    /// splits on the byte ".", as Python's `str.split` does, where a Swift `split` of the
+    /// String would not split at a "." that a combining mark follows.
     static func isSupported(version: String) -> Bool {
         let u = version.utf8
         var i = u.startIndex
