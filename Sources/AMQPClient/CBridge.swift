@@ -30,10 +30,6 @@ final class CArena {
         return s.withUTF8 { bytes(UnsafeRawBufferPointer($0)) }
     }
 
-    func bytes(_ b: inout [UInt8]) -> amqp_bytes_t {
-        b.withUnsafeBytes { bytes($0) }
-    }
-
     /// A copy that lives as long as the arena.
     private func bytes(_ src: UnsafeRawBufferPointer) -> amqp_bytes_t {
         let n = src.count
