@@ -53,3 +53,25 @@ struct ValidationTests {
         #expect(LVSize.roundUp(1, extentSize: 4 << 20) == 4 << 20)
     }
 }
+
+/// The byte search for reserved substrings against a plain `String.contains`, over names built
+/// from the allowed characters and pieces of the reserved words (so near misses are common).
+struct ReservedSubstringSearchTests {
+    @Test func byteSearchAgreesWithStringContains() {
+        let pieces = ["_", "c", "data", "_cdat", "meta", "_t", "x", "image", "_rimage", "v", "_mlog", "log", "-", "."]
+        var state: UInt64 = 0x1234_5678
+        func next() -> Int {
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return Int(truncatingIfNeeded: state >> 33)
+        }
+        var withReserved = 0
+        for _ in 0..<3000 {
+            let name = (0..<(1 + next() % 6)).map { _ in pieces[next() % pieces.count] }.joined()
+            let expected = LVName.reservedSubstrings.first { name.contains($0) }
+            #expect(LVName.firstReservedSubstring(in: name) == expected, "\(name)")
+            if expected != nil { withReserved += 1 }
+        }
+        // Both outcomes occur often enough for the comparison to mean something.
+        #expect(withReserved > 300 && withReserved < 2700, "\(withReserved)")
+    }
+}
