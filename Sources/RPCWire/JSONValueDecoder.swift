@@ -15,7 +15,7 @@ public struct JSONValueDecoder: Sendable {
         -> T
     {
         let tracker = KeyTracker()
-        let decoder = ValueDecoder(value: value, codingPath: [], tracker: rejectUnknownKeys ? tracker : nil)
+        let decoder = ValueDecoder(value: value, parentPath: [], key: nil, tracker: rejectUnknownKeys ? tracker : nil)
         let result: T
         do {
             result = try decoder.decodeValue(T.self)
@@ -126,23 +126,41 @@ private final class KeyTracker {
     var read: Set<String> = []
 }
 
-/// The coding key of a list element (its index), in the paths of both coders.
+/// The coding key of a list element (its index), in the paths of both coders. Only the index
+/// is stored, so the key fits an existential's inline buffer (no box per element).
 struct ListIndexKey: CodingKey {
-    var stringValue: String
-    var intValue: Int?
-    init(stringValue: String) { self.stringValue = stringValue }
-    init(intValue: Int) {
-        self.stringValue = String(intValue)
-        self.intValue = intValue
+    let index: Int
+    var stringValue: String { String(index) }
+    var intValue: Int? { index }
+    init?(stringValue: String) {
+        guard let i = Int(stringValue) else { return nil }
+        index = i
     }
+    init(intValue: Int) { index = intValue }
 }
 
+/// Decodes one value. Its path is kept as the parent's path and its own key, and joined only
+/// when asked (an error, a nested container, a type reading `codingPath`): a path array per
+/// field was two allocations per field decoded.
 private struct ValueDecoder: Decoder {
     let value: JSONValue
-    let codingPath: [any CodingKey]
+    let parentPath: [any CodingKey]
+    let key: (any CodingKey)?
     /// Only for the top-level object.
     let tracker: KeyTracker?
     var userInfo: [CodingUserInfoKey: Any] { [:] }
+
+    init(value: JSONValue, parentPath: [any CodingKey], key: (any CodingKey)?, tracker: KeyTracker?) {
+        self.value = value
+        self.parentPath = parentPath
+        self.key = key
+        self.tracker = tracker
+    }
+
+    var codingPath: [any CodingKey] {
+        guard let key else { return parentPath }
+        return parentPath + [key]
+    }
 
     func fail(_ problem: JSONValueDecodingError.Problem, at path: [any CodingKey]? = nil) -> JSONValueDecodingError {
         JSONValueDecodingError(path: (path ?? codingPath).map(\.stringValue), problem: problem)
@@ -150,18 +168,19 @@ private struct ValueDecoder: Decoder {
 
     func container<Key: CodingKey>(keyedBy type: Key.Type) throws -> KeyedDecodingContainer<Key> {
         guard case .object(let object) = value else { throw fail(.wrongType(expected: "an object", got: value.kindName)) }
-        return KeyedDecodingContainer(KeyedContainer<Key>(object: object, decoder: self))
+        return KeyedDecodingContainer(KeyedContainer<Key>(object: object, decoder: self, codingPath: codingPath))
     }
 
     func unkeyedContainer() throws -> any UnkeyedDecodingContainer {
         guard case .array(let array) = value else { throw fail(.wrongType(expected: "a list", got: value.kindName)) }
-        return UnkeyedContainer(array: array, decoder: self)
+        return UnkeyedContainer(array: array, decoder: self, codingPath: codingPath)
     }
 
     func singleValueContainer() throws -> any SingleValueDecodingContainer { SingleContainer(decoder: self) }
 
-    func child(_ value: JSONValue, key: any CodingKey) -> ValueDecoder {
-        ValueDecoder(value: value, codingPath: codingPath + [key], tracker: nil)
+    /// A child at `key` under `path` (this decoder's `codingPath`, which the container joined once).
+    func child(_ value: JSONValue, key: any CodingKey, under path: [any CodingKey]) -> ValueDecoder {
+        ValueDecoder(value: value, parentPath: path, key: key, tracker: nil)
     }
 
     // MARK: Scalars
@@ -209,8 +228,8 @@ private struct ValueDecoder: Decoder {
 private struct KeyedContainer<Key: CodingKey>: KeyedDecodingContainerProtocol {
     let object: [String: JSONValue]
     let decoder: ValueDecoder
-
-    var codingPath: [any CodingKey] { decoder.codingPath }
+    /// The decoder's path, joined once for all the fields.
+    let codingPath: [any CodingKey]
     var allKeys: [Key] { object.keys.compactMap { Key(stringValue: $0) } }
 
     private func note(_ key: Key) { decoder.tracker?.read.insert(key.stringValue) }
@@ -226,7 +245,7 @@ private struct KeyedContainer<Key: CodingKey>: KeyedDecodingContainerProtocol {
         guard let v = object[key.stringValue], v != .null else {
             throw decoder.fail(.missing, at: codingPath + [key])
         }
-        return decoder.child(v, key: key)
+        return decoder.child(v, key: key, under: codingPath)
     }
 
     func decodeNil(forKey key: Key) throws -> Bool {
@@ -240,7 +259,7 @@ private struct KeyedContainer<Key: CodingKey>: KeyedDecodingContainerProtocol {
     func decodeIfPresent<T: Decodable>(_ type: T.Type, forKey key: Key) throws -> T? {
         note(key)
         guard let v = object[key.stringValue], v != .null else { return nil }
-        return try decoder.child(v, key: key).decodeValue(T.self)
+        return try decoder.child(v, key: key, under: codingPath).decodeValue(T.self)
     }
 
     func nestedContainer<NestedKey: CodingKey>(keyedBy type: NestedKey.Type, forKey key: Key) throws -> KeyedDecodingContainer<NestedKey> {
@@ -256,14 +275,15 @@ private struct KeyedContainer<Key: CodingKey>: KeyedDecodingContainerProtocol {
 private struct UnkeyedContainer: UnkeyedDecodingContainer {
     let array: [JSONValue]
     let decoder: ValueDecoder
+    /// The decoder's path, joined once for all the elements.
+    let codingPath: [any CodingKey]
     var currentIndex = 0
 
-    init(array: [JSONValue], decoder: ValueDecoder) {
+    init(array: [JSONValue], decoder: ValueDecoder, codingPath: [any CodingKey]) {
         self.array = array
         self.decoder = decoder
+        self.codingPath = codingPath
     }
-
-    var codingPath: [any CodingKey] { decoder.codingPath }
     var count: Int? { array.count }
     var isAtEnd: Bool { currentIndex >= array.count }
 
@@ -271,7 +291,7 @@ private struct UnkeyedContainer: UnkeyedDecodingContainer {
         let key = ListIndexKey(intValue: currentIndex)
         guard !isAtEnd else { throw decoder.fail(.missing, at: codingPath + [key]) }
         defer { currentIndex += 1 }
-        return decoder.child(array[currentIndex], key: key)
+        return decoder.child(array[currentIndex], key: key, under: codingPath)
     }
 
     mutating func decodeNil() throws -> Bool {

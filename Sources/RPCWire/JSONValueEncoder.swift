@@ -16,13 +16,26 @@ public struct JSONValueEncoder: Sendable {
 }
 
 /// A place a value is written to; objects and arrays fill in as their children encode.
-/// (Members and items live in stored arrays, appended in place: no copy per element.)
+/// (Members and items live in stored arrays, appended in place: no copy per element.) A
+/// scalar member is stored as its value, without a slot of its own: most fields are scalars.
 private final class Slot {
     enum Kind { case value, object, array }
 
+    enum Member {
+        case value(JSONValue)
+        case slot(Slot)
+
+        var value: JSONValue {
+            switch self {
+            case .value(let v): return v
+            case .slot(let s): return s.value
+            }
+        }
+    }
+
     var kind = Kind.value
     private var scalar = JSONValue.null
-    private var members: [(String, Slot)] = []
+    private var members: [(String, Member)] = []
     private var items: [Slot] = []
 
     /// Writing a scalar (or a whole JSONValue) replaces whatever was there.
@@ -42,7 +55,7 @@ private final class Slot {
         case .object:
             var out: [String: JSONValue] = [:]
             out.reserveCapacity(members.count)
-            for (k, s) in members { out[k] = s.value }  // a later write of a key wins
+            for (k, m) in members { out[k] = m.value }  // a later write of a key wins
             return .object(out)
         case .array: return .array(items.map(\.value))
         }
@@ -51,8 +64,13 @@ private final class Slot {
     func member(_ key: String) -> Slot {
         beginObject()
         let slot = Slot()
-        members.append((key, slot))
+        members.append((key, .slot(slot)))
         return slot
+    }
+
+    func setMember(_ key: String, _ value: JSONValue) {
+        beginObject()
+        members.append((key, .value(value)))
     }
 
     func beginObject() {
@@ -89,19 +107,29 @@ private struct ValueEncoder: Encoder {
     func singleValueContainer() -> any SingleValueEncodingContainer { SingleEncoder(slot: slot, codingPath: codingPath) }
 }
 
+/// The JSON value of a scalar (nil for anything that encodes itself). `path` is built only
+/// for an error: a coding path per field was two array allocations per field encoded.
+private func scalar<T: Encodable>(_ value: T, path: () -> [any CodingKey]) throws -> JSONValue? {
+    switch value {
+    case let v as JSONValue: return v
+    case let v as String: return .string(v)
+    case let v as Bool: return .bool(v)
+    case let v as Double: return .double(v)
+    case let v as Int: return .int(Int64(v))
+    case let v as Int64: return .int(v)
+    case let v as Int32: return .int(Int64(v))
+    case let v as UInt32: return .int(Int64(v))
+    case let v as UInt64: return try integer(v, path: path())
+    default: return nil
+    }
+}
+
 /// Writes one value into a slot: scalars directly, everything else through its own encode(to:).
 private func write<T: Encodable>(_ value: T, into slot: Slot, path: [any CodingKey]) throws {
-    switch value {
-    case let v as JSONValue: slot.content = v
-    case let v as String: slot.content = .string(v)
-    case let v as Bool: slot.content = .bool(v)
-    case let v as Double: slot.content = .double(v)
-    case let v as Int: slot.content = .int(Int64(v))
-    case let v as Int64: slot.content = .int(v)
-    case let v as Int32: slot.content = .int(Int64(v))
-    case let v as UInt32: slot.content = .int(Int64(v))
-    case let v as UInt64: slot.content = try integer(v, path: path)
-    default: try value.encode(to: ValueEncoder(slot: slot, codingPath: path))
+    if let v = try scalar(value, path: { path }) {
+        slot.content = v
+    } else {
+        try value.encode(to: ValueEncoder(slot: slot, codingPath: path))
     }
 }
 
@@ -116,10 +144,25 @@ private struct KeyedEncoder<Key: CodingKey>: KeyedEncodingContainerProtocol {
     let slot: Slot
     let codingPath: [any CodingKey]
 
-    mutating func encodeNil(forKey key: Key) throws { slot.member(key.stringValue).content = .null }
+    mutating func encodeNil(forKey key: Key) throws { slot.setMember(key.stringValue, .null) }
+
+    // The common scalars directly (the synthesized encode(to:) calls these overloads; the
+    // generic one would find the type again by dynamic casts).
+    mutating func encode(_ value: String, forKey key: Key) throws { slot.setMember(key.stringValue, .string(value)) }
+    mutating func encode(_ value: Bool, forKey key: Key) throws { slot.setMember(key.stringValue, .bool(value)) }
+    mutating func encode(_ value: Int, forKey key: Key) throws { slot.setMember(key.stringValue, .int(Int64(value))) }
+    mutating func encode(_ value: Int64, forKey key: Key) throws { slot.setMember(key.stringValue, .int(value)) }
+    mutating func encode(_ value: Double, forKey key: Key) throws { slot.setMember(key.stringValue, .double(value)) }
+    mutating func encode(_ value: UInt64, forKey key: Key) throws {
+        slot.setMember(key.stringValue, try integer(value, path: codingPath + [key]))
+    }
 
     mutating func encode<T: Encodable>(_ value: T, forKey key: Key) throws {
-        try write(value, into: slot.member(key.stringValue), path: codingPath + [key])
+        if let v = try scalar(value, path: { codingPath + [key] }) {
+            slot.setMember(key.stringValue, v)
+        } else {
+            try value.encode(to: ValueEncoder(slot: slot.member(key.stringValue), codingPath: codingPath + [key]))
+        }
     }
 
     mutating func nestedContainer<NestedKey: CodingKey>(keyedBy keyType: NestedKey.Type, forKey key: Key) -> KeyedEncodingContainer<
@@ -151,7 +194,12 @@ private struct UnkeyedEncoder: UnkeyedEncodingContainer {
 
     mutating func encode<T: Encodable>(_ value: T) throws {
         let key = ListIndexKey(intValue: count)
-        try write(value, into: slot.appendItem(), path: codingPath + [key])
+        let item = slot.appendItem()
+        if let v = try scalar(value, path: { codingPath + [key] }) {
+            item.content = v
+        } else {
+            try value.encode(to: ValueEncoder(slot: item, codingPath: codingPath + [key]))
+        }
     }
 
     mutating func nestedContainer<NestedKey: CodingKey>(keyedBy keyType: NestedKey.Type) -> KeyedEncodingContainer<NestedKey> {
