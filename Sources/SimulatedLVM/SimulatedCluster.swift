@@ -91,11 +91,14 @@ public final class SimulatedCluster: Sendable {
     public let latency: Duration
     /// File-backed mode (`init(stateFile:)`): the cluster state shared by several processes.
     public let stateFile: String?
+    /// How many recorded calls `calls` keeps at least (see there).
+    public let callHistoryLimit: Int
 
-    public init(seed: UInt64 = 0x5EED, latency: Duration = .zero) {
+    public init(seed: UInt64 = 0x5EED, latency: Duration = .zero, callHistoryLimit: Int = 10_000) {
         self.state = Mutex(State(random: seed))
         self.latency = latency
         self.stateFile = nil
+        self.callHistoryLimit = max(1, callHistoryLimit)
     }
 
     /// A cluster whose state lives in `stateFile` (JSON), so several processes — e.g. two
@@ -103,10 +106,11 @@ public final class SimulatedCluster: Sendable {
     /// Every operation holds an exclusive `flock` on `<stateFile>.lock` while it loads the
     /// state, applies the change and writes it back (temp file + fsync + rename).
     /// Recorded calls stay in this process's memory. The file is created on first write.
-    public init(stateFile: String, seed: UInt64 = 0x5EED, latency: Duration = .zero) {
+    public init(stateFile: String, seed: UInt64 = 0x5EED, latency: Duration = .zero, callHistoryLimit: Int = 10_000) {
         self.state = Mutex(State(random: seed))
         self.latency = latency
         self.stateFile = stateFile
+        self.callHistoryLimit = max(1, callHistoryLimit)
     }
 
     // MARK: Setup and fault hooks
@@ -239,6 +243,8 @@ public final class SimulatedCluster: Sendable {
 
     // MARK: Inspection
 
+    /// The calls recorded, oldest first: the most recent `callHistoryLimit` at least, and at
+    /// most twice that (a long-running simulated agent must not keep every call it ever made).
     public var calls: [SimulatedCall] { state.withLock { $0.calls } }
     public func calls(host: String) -> [SimulatedCall] { calls.filter { $0.host == host } }
     public func clearCalls() { state.withLock { $0.calls = [] } }
@@ -253,7 +259,11 @@ public final class SimulatedCluster: Sendable {
     // MARK: Internals used by SimulatedLVMBackend
 
     func record(_ host: String, _ method: String, _ arguments: [String]) {
-        state.withLock { $0.calls.append(SimulatedCall(host: host, method: method, arguments: arguments)) }
+        state.withLock { s in
+            // Trimmed in halves, so the cost per call stays constant.
+            if s.calls.count >= 2 * callHistoryLimit { s.calls.removeFirst(s.calls.count - callHistoryLimit) }
+            s.calls.append(SimulatedCall(host: host, method: method, arguments: arguments))
+        }
     }
 
     func registerHost(_ host: String, hostId: Int) {

@@ -48,6 +48,18 @@ struct SimulatedLVMTests {
         #expect(cluster.calls(host: "compute-2").count == 1)
     }
 
+    /// A simulated agent runs for days: its call record keeps the newest calls, not all of them.
+    @Test func callRecordIsBoundedAndKeepsTheNewest() async throws {
+        let cluster = SimulatedCluster(callHistoryLimit: 5)
+        cluster.addVolumeGroup("vol", sizeBytes: 1 << 30)
+        let host = SimulatedLVMBackend(cluster: cluster, hostName: "compute-1", hostId: 1)
+        for i in 0..<23 { _ = try? await host.lvInfo(vg: "vol", name: "v\(i)") }
+        let kept = cluster.calls.map { $0.arguments.last ?? "" }
+        #expect(kept.count >= 5 && kept.count <= 10, "\(kept)")
+        #expect(kept.last == "v22")
+        #expect(kept == (23 - kept.count..<23).map { "v\($0)" })
+    }
+
     @Test func errorsCarryLVMTextsAndArgv() async throws {
         let (_, hosts) = try await simulatedHosts()
         _ = try await hosts.a.createLV(vg: "vol", name: "lv1", sizeBytes: 4 << 20, activate: true)
