@@ -24,6 +24,13 @@
  *       declares QUEUE (auto-delete), consumes it and answers each message with its own body,
  *       published to the default exchange with the message's reply_to as routing key and its
  *       correlation_id. Prints "READY" once it consumes.
+ *   rpc_floor relay URL QUEUE NEXT_QUEUE
+ *       bare mode only: the floor of a path with a middle hop (caller -> controller -> agent in
+ *       `aos-bench path`). Declares QUEUE (auto-delete) and a server-named reply queue, consumes
+ *       both with auto-ack; each request on QUEUE is sent on to NEXT_QUEUE (default exchange,
+ *       the relay's reply queue, its own correlation id), and each reply that comes back is
+ *       answered to the original caller with the caller's correlation id. Up to 4096 calls in
+ *       flight. Prints "READY" once it consumes.
  *   rpc_floor client URL QUEUE CALLS WARMUP THROUGHPUT_CALLS IN_FLIGHT BODY_BYTES [SERVER_PID [BROKER_PID]] [--reliable] [--oslo-routing]
  *       one connection, a server-named exclusive reply queue consumed with auto-ack; WARMUP
  *       untimed calls, CALLS timed sequential calls, then THROUGHPUT_CALLS with IN_FLIGHT
@@ -254,6 +261,84 @@ static int run_server(const char *url, const char *queue, int reliable) {
     return 0;
 }
 
+/* The correlation id the client and the relay send: decimal digits (0 when absent or not one). */
+static uint64_t numeric_correlation_id(const amqp_basic_properties_t *p) {
+    uint64_t id = 0;
+    if (p->_flags & AMQP_BASIC_CORRELATION_ID_FLAG) {
+        const char *s = p->correlation_id.bytes;
+        for (size_t i = 0; i < p->correlation_id.len && i < 19 && s[i] >= '0' && s[i] <= '9'; i++)
+            id = id * 10 + (uint64_t)(s[i] - '0');
+    }
+    return id;
+}
+
+static void send_request(amqp_connection_state_t conn, const char *queue, amqp_bytes_t reply_to, uint64_t id,
+                         amqp_bytes_t body, int mandatory);
+
+/* A call passing through the relay: where its answer goes. */
+#define RELAY_SLOTS 4096
+struct relay_slot {
+    uint64_t id; /* the relay's correlation id for it; 0: free */
+    amqp_bytes_t reply_to;
+    amqp_bytes_t correlation_id;
+    int has_correlation_id;
+};
+
+static int run_relay(const char *url, const char *queue, const char *next_queue) {
+    amqp_connection_state_t conn = open_connection(url);
+    amqp_queue_declare(conn, 1, amqp_cstring_bytes(queue), 0, 0, 0, 1, amqp_empty_table);
+    check_reply(amqp_get_rpc_reply(conn), "queue.declare failed");
+    amqp_queue_declare_ok_t *ok = amqp_queue_declare(conn, 1, amqp_empty_bytes, 0, 0, 1, 1, amqp_empty_table);
+    check_reply(amqp_get_rpc_reply(conn), "reply queue.declare failed");
+    amqp_bytes_t own_reply = amqp_bytes_malloc_dup(ok->queue);
+    amqp_basic_consume(conn, 1, amqp_cstring_bytes(queue), amqp_cstring_bytes("requests"), 0, 1, 0, amqp_empty_table);
+    check_reply(amqp_get_rpc_reply(conn), "basic.consume failed");
+    amqp_basic_consume(conn, 1, own_reply, amqp_cstring_bytes("replies"), 0, 1, 1, amqp_empty_table);
+    check_reply(amqp_get_rpc_reply(conn), "reply basic.consume failed");
+    static struct relay_slot slots[RELAY_SLOTS];
+    uint64_t next_id = 1;
+    printf("READY\n");
+    fflush(stdout);
+    for (;;) {
+        amqp_envelope_t env;
+        amqp_maybe_release_buffers(conn);
+        amqp_rpc_reply_t r = amqp_consume_message(conn, &env, NULL, 0);
+        if (r.reply_type != AMQP_RESPONSE_NORMAL) break; /* connection closed */
+        amqp_basic_properties_t *in = &env.message.properties;
+        if (env.consumer_tag.len == 8 && memcmp(env.consumer_tag.bytes, "requests", 8) == 0) {
+            if ((in->_flags & AMQP_BASIC_REPLY_TO_FLAG) && in->reply_to.len > 0) {
+                uint64_t id = next_id++;
+                struct relay_slot *slot = &slots[id % RELAY_SLOTS];
+                if (slot->id != 0) die("more than 4096 calls in flight through the relay");
+                slot->id = id;
+                slot->reply_to = amqp_bytes_malloc_dup(in->reply_to);
+                slot->has_correlation_id = (in->_flags & AMQP_BASIC_CORRELATION_ID_FLAG) && in->correlation_id.len > 0;
+                slot->correlation_id = slot->has_correlation_id ? amqp_bytes_malloc_dup(in->correlation_id) : amqp_empty_bytes;
+                send_request(conn, next_queue, own_reply, id, env.message.body, 0);
+            }
+        } else {
+            uint64_t id = numeric_correlation_id(in);
+            struct relay_slot *slot = &slots[id % RELAY_SLOTS];
+            if (id != 0 && slot->id == id) {
+                amqp_basic_properties_t out;
+                memset(&out, 0, sizeof out);
+                if (slot->has_correlation_id) {
+                    out._flags |= AMQP_BASIC_CORRELATION_ID_FLAG;
+                    out.correlation_id = slot->correlation_id;
+                }
+                amqp_basic_publish(conn, 1, amqp_empty_bytes, slot->reply_to, 0, 0, &out, env.message.body);
+                amqp_bytes_free(slot->reply_to);
+                if (slot->has_correlation_id) amqp_bytes_free(slot->correlation_id);
+                slot->id = 0;
+            }
+        }
+        amqp_destroy_envelope(&env);
+    }
+    amqp_bytes_free(own_reply);
+    amqp_destroy_connection(conn);
+    return 0;
+}
+
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
@@ -330,13 +415,7 @@ static void pump(struct calls *c) {
         }
     }
     check_reply(r, "consume failed");
-    uint64_t id = 0;
-    amqp_basic_properties_t *p = &env.message.properties;
-    if (p->_flags & AMQP_BASIC_CORRELATION_ID_FLAG) {
-        const char *s = p->correlation_id.bytes;
-        for (size_t i = 0; i < p->correlation_id.len && i < 20 && s[i] >= '0' && s[i] <= '9'; i++)
-            id = id * 10 + (uint64_t)(s[i] - '0');
-    }
+    uint64_t id = numeric_correlation_id(&env.message.properties);
     amqp_destroy_envelope(&env);
     mark(c, id, GOT_REPLY);
 }
@@ -443,12 +522,17 @@ int main(int argc, char **argv) {
     }
     argc = n;
     if (argc == 4 && strcmp(argv[1], "server") == 0) return run_server(argv[2], argv[3], reliable);
+    if (argc == 5 && strcmp(argv[1], "relay") == 0) {
+        if (reliable || oslo_routing) die("relay: bare mode only (no --reliable, no --oslo-routing)");
+        return run_relay(argv[2], argv[3], argv[4]);
+    }
     if (argc >= 9 && argc <= 11 && strcmp(argv[1], "client") == 0)
         return run_client(argv[2], argv[3], parse_count(argv[4], 1, 100000000), parse_count(argv[5], 0, 100000000),
                           parse_count(argv[6], 1, 100000000), parse_count(argv[7], 1, 10000),
                           parse_count(argv[8], 1, 1 << 20), argc > 9 ? parse_count(argv[9], 0, 1L << 30) : 0,
                           argc > 10 ? parse_count(argv[10], 0, 1L << 30) : 0, reliable);
     fprintf(stderr, "usage: rpc_floor server URL QUEUE [--reliable] [--oslo-routing]\n"
+                    "       rpc_floor relay URL QUEUE NEXT_QUEUE\n"
                     "       rpc_floor client URL QUEUE CALLS WARMUP THROUGHPUT_CALLS IN_FLIGHT BODY_BYTES [SERVER_PID "
                     "[BROKER_PID]] [--reliable] [--oslo-routing]\n");
     return 2;

@@ -16,9 +16,10 @@ struct PathBench: AsyncParsableCommand {
         commandName: "path", abstract: "Round trips through aos-controller to an aos-agent, as ratios to the C floor",
         discussion: """
             Starts, on one broker, an aos-controller and --agents aos-agent processes (next to \
-            this binary, lvm_backend = simulated) and the C floor server (bench/rpc_floor.c), \
-            creates one volume and activates it on the first agent, then alternates --rounds \
-            rounds of sequential calls: the C floor; Swift RPCClient (aosctl's client) → \
+            this binary, lvm_backend = simulated) and the C floor server and relay \
+            (bench/rpc_floor.c), creates one volume and activates it on the first agent, then \
+            alternates --rounds rounds of sequential calls: the C floor, one hop and two hops \
+            (client → relay → server: the floor of a path through the controller); Swift RPCClient (aosctl's client) → \
             controller: get_volume (→ the agent's lv_info), activate_volume of the active volume \
             (→ activate_lv, changed false), list_agents (the controller alone); Swift → agent \
             directly: lv_info, activate_lv; and the Cinder driver's own ControllerClient \
@@ -242,8 +243,10 @@ struct PathBench: AsyncParsableCommand {
         let driverMethods = ["get_volume", "activate_volume", "list_agents"]
 
         var floorServer: Process?
+        var floorRelay: Process?
         var floorBinary: URL?
         let floorQueue = "aos-bench-floor-\(tag)"
+        let relayQueue = "aos-bench-floor-relay-\(tag)"
         // As long as a Swift get_volume request to the controller.
         let bodyBytes = RPCRequest(
             method: "get_volume", args: lvArgs, version: "1.0", msgID: makeUUIDHex(), replyQueue: "reply_\(makeUUIDHex())",
@@ -253,8 +256,15 @@ struct PathBench: AsyncParsableCommand {
             let binary = try FloorProgram.ensure(next: here, source: floorSource)
             floorBinary = binary
             floorServer = try startChild(binary, ["server", userURL(adminUser), floorQueue])
+            // The like-for-like floor of a path with a middle hop: client → relay → server.
+            floorRelay = try startChild(binary, ["relay", userURL(adminUser), relayQueue, floorQueue])
         }
-        defer { if let f = floorServer { f.terminate(); f.waitUntilExit() } }
+        defer {
+            for case let f? in [floorRelay, floorServer] {
+                f.terminate()
+                f.waitUntilExit()
+            }
+        }
 
         var driverRun: DriverRun?
         if driver {
@@ -271,6 +281,7 @@ struct PathBench: AsyncParsableCommand {
             table[name, default: []].append(s)
         }
         let floorName = "C floor (librabbitmq, \(bodyBytes)-byte body)"
+        let twoHopName = "C floor, two hops (client → relay → server)"
         for round in 1...rounds {
             var floorMedian: Double?
             var lines: [(String, Sample)] = []
@@ -281,6 +292,10 @@ struct PathBench: AsyncParsableCommand {
                 let s = Sample(median: f.median, p99: f.p99)
                 floorMedian = f.median
                 lines.append((floorName, s))
+                let r = try FloorProgram.runClient(
+                    floorBinary, url: userURL(adminUser), queue: relayQueue, calls: calls, warmup: warmup, throughputCalls: 1,
+                    inFlight: 1, bodyBytes: bodyBytes)
+                lines.append((twoHopName, Sample(median: r.median, p99: r.p99)))
             }
             for p in swiftPaths {
                 for _ in 0..<warmup { _ = try await p.call() }
@@ -305,6 +320,7 @@ struct PathBench: AsyncParsableCommand {
         // Summary: each path's median over rounds, and its ratio to the floor's median of the same round.
         say("over \(rounds) round(s) of \(calls) sequential calls (\(warmup) warm-up), medians of the rounds' figures:")
         let floors = table[floorName]
+        let twoHopFloors = table[twoHopName]
         for name in order {
             let s = table[name] ?? []
             let med = middle(s.map(\.median)), p99 = middle(s.map(\.p99))
@@ -312,6 +328,11 @@ struct PathBench: AsyncParsableCommand {
             if let floors, floors.count == s.count {
                 let rs = zip(s, floors).map { $0.median / $1.median }
                 ratio = String(format: "  x floor: %.2f (%.2f–%.2f)", middle(rs), rs.min() ?? 0, rs.max() ?? 0)
+            }
+            // Paths through the controller cross the broker twice, as the relay floor does.
+            if name.contains("controller →"), let twoHopFloors, twoHopFloors.count == s.count {
+                let rs = zip(s, twoHopFloors).map { $0.median / $1.median }
+                ratio += String(format: "  x two-hop floor: %.2f (%.2f–%.2f)", middle(rs), rs.min() ?? 0, rs.max() ?? 0)
             }
             say("  \(name.padding(toLength: 54, withPad: " ", startingAt: 0)) median \(fmt(med)) ms  p99 \(fmt(p99)) ms\(ratio)")
         }
