@@ -74,7 +74,13 @@ private final class Slot {
     }
 
     func beginObject() {
-        if kind != .object { kind = .object; members = [] }
+        if kind != .object {
+            kind = .object
+            members = []
+            // Room for a typical result's fields at once, rather than growing 1, 2, 4, 8, 16
+            // (our own output, never sized by the wire).
+            members.reserveCapacity(8)
+        }
     }
 
     func beginArray() {
