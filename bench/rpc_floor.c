@@ -170,6 +170,18 @@ static void set_oslo_properties(amqp_basic_properties_t *p) {
     p->priority = 0;
 }
 
+/* Tells the parent (aos-bench's startChild waits for this line) that the queues are consumed. */
+static void say_ready(void) {
+    printf("READY\n");
+    fflush(stdout);
+}
+
+/* The next delivery, the library's buffers of the previous one released first. */
+static amqp_rpc_reply_t next_message(amqp_connection_state_t conn, amqp_envelope_t *env) {
+    amqp_maybe_release_buffers(conn);
+    return amqp_consume_message(conn, env, NULL, 0);
+}
+
 /* Puts the channel in confirm mode (--reliable). */
 static void select_confirms(amqp_connection_state_t conn) {
     amqp_confirm_select(conn, 1);
@@ -227,12 +239,10 @@ static int run_server(const char *url, const char *queue, int reliable) {
     amqp_basic_consume(conn, 1, amqp_cstring_bytes(queue), amqp_empty_bytes, 0, reliable ? 0 : 1, 0,
                        amqp_empty_table);
     check_reply(amqp_get_rpc_reply(conn), "basic.consume failed");
-    printf("READY\n");
-    fflush(stdout);
+    say_ready();
     for (;;) {
         amqp_envelope_t env;
-        amqp_maybe_release_buffers(conn);
-        amqp_rpc_reply_t r = amqp_consume_message(conn, &env, NULL, 0);
+        amqp_rpc_reply_t r = next_message(conn, &env);
         if (reliable && r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
             r.library_error == AMQP_STATUS_UNEXPECTED_STATE) {
             /* A reply's confirm, nack or return: RPCServer only logs those. */
@@ -297,12 +307,10 @@ static int run_relay(const char *url, const char *queue, const char *next_queue)
     check_reply(amqp_get_rpc_reply(conn), "reply basic.consume failed");
     static struct relay_slot slots[RELAY_SLOTS];
     uint64_t next_id = 1;
-    printf("READY\n");
-    fflush(stdout);
+    say_ready();
     for (;;) {
         amqp_envelope_t env;
-        amqp_maybe_release_buffers(conn);
-        amqp_rpc_reply_t r = amqp_consume_message(conn, &env, NULL, 0);
+        amqp_rpc_reply_t r = next_message(conn, &env);
         if (r.reply_type != AMQP_RESPONSE_NORMAL) break; /* connection closed */
         amqp_basic_properties_t *in = &env.message.properties;
         if (env.consumer_tag.len == 8 && memcmp(env.consumer_tag.bytes, "requests", 8) == 0) {
@@ -393,8 +401,7 @@ static void mark(struct calls *c, uint64_t id, unsigned char what) {
 /* Waits for the next reply or confirm and records it. */
 static void pump(struct calls *c) {
     amqp_envelope_t env;
-    amqp_maybe_release_buffers(c->conn);
-    amqp_rpc_reply_t r = amqp_consume_message(c->conn, &env, NULL, 0);
+    amqp_rpc_reply_t r = next_message(c->conn, &env);
     if (c->reliable && r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
         r.library_error == AMQP_STATUS_UNEXPECTED_STATE) {
         uint64_t tag = 0;
