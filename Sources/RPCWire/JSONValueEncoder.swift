@@ -131,11 +131,12 @@ private func scalar<T: Encodable>(_ value: T, path: () -> [any CodingKey]) throw
 }
 
 /// Writes one value into a slot: scalars directly, everything else through its own encode(to:).
-private func write<T: Encodable>(_ value: T, into slot: Slot, path: [any CodingKey]) throws {
-    if let v = try scalar(value, path: { path }) {
+/// `path` is built only for an error or a value that encodes itself.
+private func write<T: Encodable>(_ value: T, into slot: Slot, path: () -> [any CodingKey]) throws {
+    if let v = try scalar(value, path: path) {
         slot.content = v
     } else {
-        try value.encode(to: ValueEncoder(slot: slot, codingPath: path))
+        try value.encode(to: ValueEncoder(slot: slot, codingPath: path()))
     }
 }
 
@@ -200,12 +201,7 @@ private struct UnkeyedEncoder: UnkeyedEncodingContainer {
 
     mutating func encode<T: Encodable>(_ value: T) throws {
         let key = ListIndexKey(intValue: count)
-        let item = slot.appendItem()
-        if let v = try scalar(value, path: { codingPath + [key] }) {
-            item.content = v
-        } else {
-            try value.encode(to: ValueEncoder(slot: item, codingPath: codingPath + [key]))
-        }
+        try write(value, into: slot.appendItem(), path: { codingPath + [key] })
     }
 
     mutating func nestedContainer<NestedKey: CodingKey>(keyedBy keyType: NestedKey.Type) -> KeyedEncodingContainer<NestedKey> {
@@ -244,5 +240,5 @@ private struct SingleEncoder: SingleValueEncodingContainer {
     mutating func encode(_ value: UInt16) throws { slot.content = .int(Int64(value)) }
     mutating func encode(_ value: UInt32) throws { slot.content = .int(Int64(value)) }
     mutating func encode(_ value: UInt64) throws { slot.content = try integer(value, path: codingPath) }
-    mutating func encode<T: Encodable>(_ value: T) throws { try write(value, into: slot, path: codingPath) }
+    mutating func encode<T: Encodable>(_ value: T) throws { try write(value, into: slot, path: { codingPath }) }
 }
