@@ -50,7 +50,8 @@ public enum WireErrorCode: String, Sendable, Hashable, CaseIterable, Codable {
     // The controller.
     /// The agent of the host that must act is down, or no live agent serves the VG.
     case agentUnavailable = "agent_unavailable"
-    /// The controller (or aosctl) cannot reach the broker.
+    /// The controller (or aosctl) cannot reach the broker, or got a reply it does not accept
+    /// (over its size limit, or not an oslo reply).
     case messagingError = "messaging_error"
     /// Extended, but a host that has the LV active could not refresh it.
     case refreshFailed = "refresh_failed"

@@ -90,6 +90,12 @@ public struct RPCAgentCaller: AgentCaller {
                 .messagingError,
                 "could not reach the message broker to call the agent on \(host): \(amqp)",
                 details: ["host": .string(host), "method": .string(method)])
+        case .badReply(_, _, let reason):
+            // The agent may have done the work: like a timeout, the outcome is unknown.
+            return ServiceError(
+                .messagingError,
+                "the agent on \(host) answered \(method) with a reply the controller does not accept: \(reason)",
+                details: ["host": .string(host), "method": .string(method)])
         }
     }
 }

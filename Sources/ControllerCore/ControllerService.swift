@@ -18,6 +18,8 @@ public struct ControllerService: Sendable {
     let brokerEvents: AsyncStream<BrokerEvent>
     /// `[controller] metrics_*`: exposition and the periodic samples (off by default).
     let metrics: MetricsExport
+    /// The largest agent reply the controller accepts (see `init`).
+    public static let maxAgentReplyBytes = 16 << 20
 
     public init(
         settings: ControllerOptions.Settings, metrics: MetricsOptions.Settings = MetricsOptions.Settings(), logger: Logger
@@ -30,7 +32,11 @@ public struct ControllerService: Sendable {
         connection = broker.connection
         brokerEvents = broker.events
         let flavor = broker.flavor
-        let client = RPCClient(connection: connection, flavor: flavor, logger: logger)
+        // An agent's largest reply (`list_lvs` of a VG near LVM's practical limit of a few
+        // thousand LVs) is a few MiB: a reply far above that is refused, not decoded on the
+        // connection's thread (docs/security.md, "Replies").
+        let client = RPCClient(
+            connection: connection, flavor: flavor, logger: logger, maxReplyBytes: Self.maxAgentReplyBytes)
         let caller = RPCAgentCaller(client: client, exchange: m.controlExchange)
         var controllerSettings = ControllerSettings(
             agentResponseTimeout: .seconds(settings.agentResponseTimeout),

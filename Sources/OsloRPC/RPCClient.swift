@@ -13,6 +13,9 @@ public enum RPCCallError: Error, Sendable, CustomStringConvertible {
     case undeliverable(target: RPCTarget, reason: String)
     /// The broker could not be reached or refused the request.
     case transport(AMQPError)
+    /// A reply to this call arrived but was not accepted: larger than the client's
+    /// `maxReplyBytes`, or not an oslo reply. The server may have done the work.
+    case badReply(method: String, msgID: String, reason: String)
 
     public var description: String {
         switch self {
@@ -23,12 +26,19 @@ public enum RPCCallError: Error, Sendable, CustomStringConvertible {
                 : "timed out after \(after) waiting for a reply to '\(m)' (message ID \(id))"
         case .undeliverable(let t, _): return "no server is listening on \(t)"
         case .transport(let e): return "messaging error: \(e)"
+        case .badReply(let m, let id, let reason): return "unusable reply to '\(m)' (message ID \(id)): \(reason)"
         }
     }
 }
 
 /// An oslo.messaging-compatible RPC client (call, cast, fanout cast) on one
 /// AMQP connection, with one reply queue per client like oslo's per-transport one.
+///
+/// Replies are as hostile as requests: anyone who may publish to reply queues and learns
+/// this client's queue name (it is in every request) can send to it. A reply above
+/// `maxReplyBytes` is never copied whole, and one that is too large or does not decode
+/// fails the call it names (a `_msg_id` found by a tolerant scan) with `badReply` at once
+/// rather than leaving it to its timeout.
 public final class RPCClient: Sendable {
     private struct Pending {
         let continuation: CheckedContinuation<JSONValue, any Error>
@@ -56,12 +66,22 @@ public final class RPCClient: Sendable {
     private let logger: Logger
     private let state = Mutex(State())
     public let replyQueue: String
+    /// Replies larger than this fail their call (`badReply`) instead of being copied and decoded.
+    public let maxReplyBytes: Int
 
-    public init(connection: AMQPConnection, flavor: QueueFlavor = QueueFlavor(), logger: Logger) {
+    /// Above the largest reply our servers send (a `list_volumes` of a whole cloud), below the
+    /// broker's own message limit (128 MiB by default in RabbitMQ 3.10).
+    public static let defaultMaxReplyBytes = 64 << 20
+
+    public init(
+        connection: AMQPConnection, flavor: QueueFlavor = QueueFlavor(), logger: Logger,
+        maxReplyBytes: Int = RPCClient.defaultMaxReplyBytes
+    ) {
         self.connection = connection
         self.flavor = flavor
         self.logger = logger
         self.replyQueue = "reply_\(makeUUIDHex())"
+        self.maxReplyBytes = max(4096, maxReplyBytes)
     }
 
     // MARK: Call
@@ -186,12 +206,14 @@ public final class RPCClient: Sendable {
 
     /// Runs on the connection's I/O thread for every reply: must stay quick.
     private func onReply(_ d: AMQPDelivery) {
+        if d.isTruncated || d.bodySize > maxReplyBytes {
+            return reject(d, reason: "a reply of \(d.bodySize) bytes exceeds this client's limit of \(maxReplyBytes) bytes")
+        }
         let reply: RPCReply
         do {
             reply = try RPCReply.decode(body: d.body, contentType: d.properties.contentType)
         } catch {
-            logger.warning("dropping malformed reply", metadata: ["error": "\(error)"])
-            return
+            return reject(d, reason: "not a valid oslo reply: \(error)")
         }
         if !reply.ending {
             // A heartbeat (or the first half of a legacy two-message reply).
@@ -211,13 +233,29 @@ public final class RPCClient: Sendable {
         }
     }
 
+    /// A reply that cannot be used: fails the pending call it names, if any, else only logs.
+    private func reject(_ d: AMQPDelivery, reason: String) {
+        let msgID = RPCReplyAddress.scanMsgID(d.body) ?? RPCReplyAddress.scanMsgID(d.bodyTail)
+        let p = msgID.flatMap { id in state.withLock { $0.pending.removeValue(forKey: id) } }
+        logger.warning(
+            "dropping an unusable reply",
+            metadata: [
+                "error": "\(reason)", "msg_id": "\(msgID ?? "(none found)")", "call": "\(p?.method ?? "(none pending)")",
+                "user": "\(d.properties.userID ?? "-")",
+            ])
+        guard let p, let msgID else { return }
+        p.continuation.resume(throwing: RPCCallError.badReply(method: p.method, msgID: msgID, reason: reason))
+    }
+
     private func ensureReplyQueue(timeout: Duration) async throws {
         let task = state.withLock { s -> Task<Void, any Error>? in
             if s.replyQueueConsumed { return nil }
             if let t = s.replyQueueReady { return t }
             let t = Task {
                 try await self.connection.declare(queue: self.flavor.transientQueue(self.replyQueue), timeout: timeout)
-                try await self.connection.consume(queue: self.replyQueue, timeout: timeout) { [weak self] d in
+                try await self.connection.consume(
+                    queue: self.replyQueue, options: ConsumeOptions(maxBodyBytes: self.maxReplyBytes), timeout: timeout
+                ) { [weak self] d in
                     self?.onReply(d)
                 }
             }

@@ -78,6 +78,19 @@ public struct RPCReplyAddress: Sendable, Equatable {
         return RPCReplyAddress(msgID: msgID, replyQueue: replyQ)
     }
 
+    /// The `_msg_id` of a reply that cannot be decoded or was too large to keep whole: the first
+    /// `"_msg_id": "…"` (or its escaped form) in the first `limit` bytes, valid (see
+    /// `isValidMsgID`), or nil. Lets a client fail the one call such a reply answers at once
+    /// instead of leaving it to its timeout. Our servers write `_msg_id` first. Total and linear
+    /// in `limit`.
+    public static func scanMsgID(_ body: some Collection<UInt8>, limit: Int = 65_536) -> String? {
+        let bytes: [UInt8] = Array(body.prefix(max(0, limit)))
+        guard let id = scanValue(bytes, key: Array("_msg_id".utf8), valid: isMsgIDByte, maxBytes: maxMsgIDBytes),
+            isValidMsgID(id)
+        else { return nil }
+        return id
+    }
+
     /// The first occurrence of `"key"` (or `\"key\"`), then `:`, then a string value made of
     /// `valid` bytes closed by a quote (or escaped quote).
     static func scanValue(_ b: [UInt8], key: [UInt8], valid: (UInt8) -> Bool, maxBytes: Int) -> String? {
@@ -126,10 +139,12 @@ public enum RPCWireDecoding {
         public var request: Result<RPCRequest, WireError>
         public var reply: Result<RPCReply, WireError>
         public var address: RPCReplyAddress?
+        /// What a client scans an unusable reply for (`RPCReplyAddress.scanMsgID`).
+        public var replyMsgID: String?
     }
 
     /// Decodes `data` as a request and as a reply (never traps; each either decodes or throws
-    /// `WireError`), scans it for a reply address, and checks that what decodes encodes back
+    /// `WireError`), scans it for a reply address and a reply's message id, and checks that what decodes encodes back
     /// to the same value.
     public static func exercise(_ data: [UInt8]) -> Outcome {
         let request = Result { () throws(WireError) in
@@ -139,7 +154,7 @@ public enum RPCWireDecoding {
             try RPCReply.decode(body: data, contentType: OsloEnvelope.contentType)
         }
         let address = RPCReplyAddress.scan(data)
-        return Outcome(request: request, reply: reply, address: address)
+        return Outcome(request: request, reply: reply, address: address, replyMsgID: RPCReplyAddress.scanMsgID(data))
     }
 
     /// Round-trip property: a decoded request re-encodes and decodes to an equal request

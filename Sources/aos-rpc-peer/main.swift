@@ -174,6 +174,7 @@ struct Client: AsyncParsableCommand {
                 case .timedOut: out["error"] = "timeout"
                 case .undeliverable: out["error"] = "undeliverable"
                 case .transport: out["error"] = "transport"
+                case .badReply: out["error"] = "bad_reply"
                 }
                 emit(.object(out))
             } catch {

@@ -39,6 +39,8 @@ struct CLIError: Error {
             self.init(.unreachable, "nothing is listening: \(what) is not running")
         case .transport(let a):
             self.init(.messagingError, "cannot reach the message broker: \(a)")
+        case .badReply(_, _, let reason):
+            self.init(.messagingError, "the reply from \(what) was not accepted: \(reason)")
         }
     }
 

@@ -402,6 +402,11 @@ import Testing
         #expect(
             RPCAgentCaller.serviceError(.transport(.closed), host: "h", method: "m", timeout: .seconds(5)).code
                 == "messaging_error")
+        let bad = RPCAgentCaller.serviceError(
+            .badReply(method: "list_lvs", msgID: "x", reason: "a reply of 20000000 bytes exceeds this client's limit"),
+            host: "h", method: "list_lvs", timeout: .seconds(5))
+        #expect(bad.code == "messaging_error" && bad.details["host"] == "h")
+        #expect(bad.message.contains("20000000 bytes exceeds"))
     }
 }
 

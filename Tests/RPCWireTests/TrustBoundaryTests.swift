@@ -99,6 +99,19 @@ private func call(timeout raw: String) -> [UInt8] {
         #expect(RPCReplyAddress.scan(Array("{\"x_msg_id\": \"a\", \"_reply_q\": \"reply_x\"}".utf8)) == nil)
     }
 
+    /// What a client scans an unusable reply for: the call it answers.
+    @Test func scanMsgIDFindsTheReplysOwnIDFirst() {
+        // Our servers write `_msg_id` first, even when the result nests one.
+        let nested = RPCReply(result: ["_msg_id": "someone-else", "x": .string(String(repeating: "x", count: 100))], msgID: msgID)
+        #expect(RPCReplyAddress.scanMsgID(nested.encodeBody()) == msgID)
+        // oslo.messaging writes it last (Python's key order): found in the end a client keeps.
+        let python = "{\"oslo.version\": \"2.0\", \"oslo.message\": \"{\\\"result\\\": 1, \\\"_msg_id\\\": \\\"\(msgID)\\\"}\"}"
+        #expect(RPCReplyAddress.scanMsgID(Array(python.utf8).suffix(60)) == msgID)
+        #expect(RPCReplyAddress.scanMsgID(Array("{\"_msg_id\": \"a b\"}".utf8)) == nil)
+        #expect(RPCReplyAddress.scanMsgID(Array("{\"_msg_id\": 5}".utf8)) == nil)
+        #expect(RPCReplyAddress.scanMsgID(Array("not json".utf8)) == nil)
+    }
+
     @Test func scanSkipsAnInvalidFirstOccurrence() {
         let body = "{\"_reply_q\": 5, \"_msg_id\": \"m\", \"args\": {\"_reply_q\": \"reply_ok\"}}"
         #expect(RPCReplyAddress.scan(Array(body.utf8)) == RPCReplyAddress(msgID: "m", replyQueue: "reply_ok"))

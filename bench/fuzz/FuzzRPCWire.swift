@@ -25,5 +25,11 @@ public func rpcWireFuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     if let a = out.address {
         precondition(RPCReplyAddress.isValidReplyQueue(a.replyQueue) && RPCReplyAddress.isValidMsgID(a.msgID))
     }
+    if let m = out.replyMsgID { precondition(RPCReplyAddress.isValidMsgID(m)) }
+    // A reply as our servers write it can always be attributed: `_msg_id` comes first, so the
+    // scan a client makes of an unusable reply finds that one, not one nested in the result.
+    if case .success(let reply) = out.reply, RPCReplyAddress.isValidMsgID(reply.msgID) {
+        precondition(RPCReplyAddress.scanMsgID(reply.encodeBody()) == reply.msgID, "our reply's _msg_id is not found first")
+    }
     return 0
 }
