@@ -34,7 +34,7 @@ public struct ControllerService: Sendable {
         let flavor = broker.flavor
         // An agent's largest reply (`list_lvs` of a VG near LVM's practical limit of a few
         // thousand LVs) is a few MiB: a reply far above that is refused, not decoded on the
-        // connection's thread (docs/security.md, "Replies").
+        // connection's thread (docs/security.md, "Every byte is hostile").
         let client = RPCClient(
             connection: connection, flavor: flavor, logger: logger, maxReplyBytes: Self.maxAgentReplyBytes)
         let caller = RPCAgentCaller(client: client, exchange: m.controlExchange)

@@ -81,7 +81,7 @@ public final class RPCClient: Sendable {
         self.flavor = flavor
         self.logger = logger
         self.replyQueue = "reply_\(makeUUIDHex())"
-        self.maxReplyBytes = max(4096, maxReplyBytes)
+        self.maxReplyBytes = max(4096, maxReplyBytes)  // room for any failure reply
     }
 
     // MARK: Call
