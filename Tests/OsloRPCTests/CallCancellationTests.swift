@@ -6,15 +6,6 @@ import Testing
 
 @testable import OsloRPC
 
-/// Set by scripts/test.sh, which starts a private broker before `swift test`.
-private let brokerURL = ProcessInfo.processInfo.environment["AOS_TEST_AMQP_URL"]
-
-private func quietLogger() -> Logger {
-    var l = Logger(label: "call-cancellation-test")
-    l.logLevel = .critical
-    return l
-}
-
 /// A cancelled `RPCClient.call` ends with `CancellationError` instead of waiting out its
 /// timeout. The timeouts below are long: a call that ignored cancellation would end with
 /// `RPCCallError` (timed out, or not connected), and the outcome checks would fail.

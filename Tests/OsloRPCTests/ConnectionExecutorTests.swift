@@ -7,15 +7,6 @@ import Testing
 
 @testable import OsloRPC
 
-/// Set by scripts/test.sh, which starts a private broker before `swift test`.
-private let brokerURL = ProcessInfo.processInfo.environment["AOS_TEST_AMQP_URL"]
-
-private func quietLogger() -> Logger {
-    var l = Logger(label: "connection-executor-test")
-    l.logLevel = .critical
-    return l
-}
-
 /// Port 1 on loopback: nothing listens; the I/O thread runs (and retries) all the same.
 private func unreachableConnection() throws -> AMQPConnection {
     let url = try TransportURL(parsing: "amqp://guest:guest@127.0.0.1:1/")

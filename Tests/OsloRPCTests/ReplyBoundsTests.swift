@@ -6,15 +6,6 @@ import Testing
 
 @testable import OsloRPC
 
-/// Set by scripts/test.sh, which starts a private broker before `swift test`.
-private let brokerURL = ProcessInfo.processInfo.environment["AOS_TEST_AMQP_URL"]
-
-private func quietLogger() -> Logger {
-    var l = Logger(label: "reply-bounds-test")
-    l.logLevel = .critical
-    return l
-}
-
 /// What the fake server answers to each request, given the request's `_msg_id`: the bodies to
 /// publish to the caller's reply queue, in order.
 private typealias Answer = @Sendable (_ method: String, _ msgID: String) -> [[UInt8]]

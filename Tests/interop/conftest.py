@@ -28,6 +28,7 @@ Fixtures:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import shutil
@@ -150,6 +151,24 @@ def make_oslo_conf() -> object:
         conf.register_opts(opts, group=group)
     conf([], project="aos-interop-test")
     return conf
+
+
+@contextlib.contextmanager
+def stand_in_server(rabbit_url: str, topic: str, endpoint: object) -> Iterator[None]:
+    """An oslo.messaging RPC server (server name `stand-in`, threading executor) serving
+    `endpoint` on `topic` while the block runs: a stand-in for our controller or an agent."""
+    import oslo_messaging
+
+    transport = oslo_messaging.get_rpc_transport(make_oslo_conf(), url=rabbit_url)
+    server = oslo_messaging.get_rpc_server(
+        transport, oslo_messaging.Target(topic=topic, server="stand-in"), [endpoint], executor="threading")
+    server.start()
+    try:
+        yield
+    finally:
+        server.stop()
+        server.wait()
+        transport.cleanup()
 
 
 @pytest.fixture

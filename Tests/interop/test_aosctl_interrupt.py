@@ -14,10 +14,9 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-import oslo_messaging
 import pytest
 
-from conftest import make_oslo_conf
+from conftest import stand_in_server
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -44,15 +43,9 @@ class HoldingController:
 @pytest.fixture
 def holding_controller(unique_topic: str, rabbit_url: str) -> Iterator[tuple[str, HoldingController]]:
     endpoint = HoldingController()
-    transport = oslo_messaging.get_rpc_transport(make_oslo_conf(), url=rabbit_url)
-    server = oslo_messaging.get_rpc_server(
-        transport, oslo_messaging.Target(topic=unique_topic, server="stand-in"), [endpoint], executor="threading")
-    server.start()
-    yield unique_topic, endpoint
-    endpoint.release.set()
-    server.stop()
-    server.wait()
-    transport.cleanup()
+    with stand_in_server(rabbit_url, unique_topic, endpoint):
+        yield unique_topic, endpoint
+        endpoint.release.set()
 
 
 @pytest.mark.parametrize(("argv", "said"), [

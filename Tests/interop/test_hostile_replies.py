@@ -15,10 +15,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import oslo_messaging
 import pytest
 
-from conftest import make_oslo_conf
+from conftest import stand_in_server
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -41,14 +40,8 @@ class OversizedController:
 @pytest.fixture
 def oversized_controller(unique_topic: str, rabbit_url: str) -> Iterator[tuple[str, OversizedController]]:
     endpoint = OversizedController()
-    transport = oslo_messaging.get_rpc_transport(make_oslo_conf(), url=rabbit_url)
-    server = oslo_messaging.get_rpc_server(
-        transport, oslo_messaging.Target(topic=unique_topic, server="stand-in"), [endpoint], executor="threading")
-    server.start()
-    yield unique_topic, endpoint
-    server.stop()
-    server.wait()
-    transport.cleanup()
+    with stand_in_server(rabbit_url, unique_topic, endpoint):
+        yield unique_topic, endpoint
 
 
 def test_a_reply_above_the_limit_fails_the_call_at_once(
