@@ -24,18 +24,9 @@ import Testing
 
     @Test(.enabled(if: brokerURL != nil, "needs a broker (AOS_TEST_AMQP_URL): run through scripts/test.sh"))
     func aCallCancelledWhileWaitingForItsReplyEndsAtOnceAndReleasesItsEntry() async throws {
-        let url = try TransportURL(parsing: try #require(brokerURL))
-        let connection = AMQPConnection(configuration: try AMQPConfiguration(url: url), logger: quietLogger())
-        try await connection.waitUntilConnected(timeout: .seconds(30))
-        let target = RPCTarget(topic: "cancel_test_\(makeUUIDHex())")
-
+        let connection = try await connectedTestConnection()
         // A "server" that takes requests off the queue and never answers.
-        try await connection.declare(exchange: QueueFlavor().topicExchange(target.exchange))
-        try await connection.declare(queue: QueueDeclaration(name: target.topic, autoDelete: true))
-        try await connection.bind(
-            QueueBinding(
-                queue: target.topic, exchange: target.exchange,
-                routingKey: target.routingKey))
+        let target = try await declareRawServerQueue(on: connection, prefix: "cancel_test")
         let (arrivals, arrived) = AsyncStream<String>.makeStream()
         try await connection.consume(queue: target.topic) { d in
             arrived.yield((try? RPCRequest.decode(body: d.body, contentType: d.properties.contentType))?.method ?? "?")

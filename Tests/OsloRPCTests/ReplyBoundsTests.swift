@@ -25,13 +25,8 @@ struct ReplyBoundsTests {
     private func withPeers(
         _ answer: @escaping Answer, _ body: (RPCClient, RPCTarget) async throws -> Void
     ) async throws {
-        let url = try TransportURL(parsing: try #require(brokerURL))
-        let connection = AMQPConnection(configuration: try AMQPConfiguration(url: url), logger: quietLogger())
-        try await connection.waitUntilConnected(timeout: .seconds(30))
-        let target = RPCTarget(topic: "reply_bounds_\(makeUUIDHex())")
-        try await connection.declare(exchange: QueueFlavor().topicExchange(target.exchange))
-        try await connection.declare(queue: QueueDeclaration(name: target.topic, autoDelete: true))
-        try await connection.bind(QueueBinding(queue: target.topic, exchange: target.exchange, routingKey: target.routingKey))
+        let connection = try await connectedTestConnection()
+        let target = try await declareRawServerQueue(on: connection, prefix: "reply_bounds")
         try await connection.consume(queue: target.topic) { d in
             guard let r = try? RPCRequest.decode(body: d.body, contentType: d.properties.contentType),
                 let msgID = r.msgID, let replyQ = r.replyQueue
