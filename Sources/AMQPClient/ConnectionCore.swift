@@ -57,6 +57,9 @@ final class ConnectionCore {
     /// Loop turns that skipped the poll because work was queued: after a few, the socket is
     /// looked at (without waiting) so that a steady stream of work cannot starve reading.
     private var pollsSkipped = 0
+    /// The delivery whose frames the pump is reading (basic.deliver seen, header and body
+    /// frames still coming); nil between messages and after a teardown.
+    var inbound: InboundDelivery?
 
     init(config: AMQPConfiguration, logger: Logger, mailbox: Mailbox, status: StatusBox, executor: ConnectionExecutor) {
         self.config = config
@@ -333,6 +336,7 @@ final class ConnectionCore {
     }
 
     private func teardown(reason: String) {
+        inbound = nil  // its remaining frames died with the connection; the broker redelivers it
         if let s = session { s.destroy() }
         status.generation.add(1, ordering: .releasing)
         link = .disconnected
