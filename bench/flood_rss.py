@@ -19,12 +19,16 @@ import kombu
 from rawrpc import call_body, drain_until, reply_queue
 
 
-def rss_kb(pid):
+def status_kb(pid, field):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1])
-    raise RuntimeError("no VmRSS")
+    raise RuntimeError(f"no {field}")
+
+
+def rss_kb(pid):
+    return status_kb(pid, "VmRSS")
 
 
 def main():
@@ -68,8 +72,9 @@ def main():
     after = rss_kb(a.pid)
     time.sleep(a.wait)
     later = rss_kb(a.pid)
+    # VmHWM: the process's peak RSS since it started (earlier runs against the same PID count).
     print(f"rss_before_kb={before} rss_after_flood_kb={after} rss_after_{int(a.wait)}s_kb={later} "
-          f"replies={replies['n']}/{a.count} failures={replies['errors']}")
+          f"peak_rss_kb={status_kb(a.pid, 'VmHWM')} replies={replies['n']}/{a.count} failures={replies['errors']}")
     return 0
 
 
