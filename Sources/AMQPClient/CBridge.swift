@@ -101,17 +101,6 @@ extension amqp_bytes_t {
         guard len > 0, let b = bytes else { return "" }
         return String(decoding: UnsafeRawBufferPointer(start: b, count: len), as: UTF8.self)
     }
-
-    var array: [UInt8] {
-        guard len > 0, let b = bytes else { return [] }
-        return Array(UnsafeRawBufferPointer(start: b, count: len))
-    }
-
-    /// `count` bytes from `from`, clamped to the buffer.
-    func slice(from: Int, count: Int) -> [UInt8] {
-        guard len > 0, let b = bytes, from >= 0, from < len, count > 0 else { return [] }
-        return Array(UnsafeRawBufferPointer(start: b + from, count: min(count, len - from)))
-    }
 }
 
 func decodeTable(_ t: amqp_table_t) -> AMQPTable {
